@@ -1,0 +1,33 @@
+//! `cargo xtask`: project automation.
+//!
+//! - `bench-metrics`: throughput of the metrics crate on synthetic pairs, next to pysodmetrics.
+//! - `demo-data`: regenerates the small demo set shipped in `data/demo`.
+
+mod bench_metrics;
+mod demo_data;
+mod synthetic;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "scfnet-rs project automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score synthetic 300x400 pairs single-threaded and on all threads; optionally time
+    /// pysodmetrics on the same pairs in the same run.
+    BenchMetrics(bench_metrics::Args),
+    /// Regenerate data/demo (synthetic GT masks and two methods' predictions).
+    DemoData(demo_data::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::BenchMetrics(a) => bench_metrics::run(a),
+        Command::DemoData(a) => demo_data::run(a),
+    }
+}
