@@ -5,7 +5,7 @@ use crate::pair::SaliencyPair;
 use crate::smeasure::{combine, inputs_from_pixels, GtLayout, SInputs};
 use crate::sum::pairwise_sum_by;
 use crate::threshold::{Confusion, Curves, THRESHOLDS};
-use crate::wfmeasure::{weighted_f_measure, WfScratch};
+use crate::wfmeasure::{weighted_f_with, WfScratch};
 
 /// The scores of one prediction against its ground truth.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,7 +94,7 @@ impl Scorer {
         ImageScores {
             mae: gathered.mae,
             s_measure: combine(&layout, pair.width, pair.height, &gathered.s_inputs),
-            weighted_f: weighted_f_measure(pair, layout.fg, &mut self.wf),
+            weighted_f: weighted_f_with(pair, layout.fg, &mut self.wf),
             adaptive_f,
             adaptive_e: adaptive.e_measure(),
             curves: Curves::from_histograms(&gathered.quantised.0, &gathered.quantised.1),

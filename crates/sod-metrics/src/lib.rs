@@ -58,7 +58,7 @@ pub use parallel::score_parallel;
 pub use resize::{resize_bilinear, ResizeMode};
 pub use smeasure::{s_measure, S_ALPHA};
 pub use threshold::{f_from_pr, Confusion, Curves, F_BETA2, THRESHOLDS};
-pub use wfmeasure::{weighted_f_measure, WfScratch, WF_BETA2};
+pub use wfmeasure::{weighted_f_measure, WF_BETA2};
 
 /// The ε of every formula: `np.spacing(1)` = MATLAB `eps` = 2.220446049250313e-16.
 pub const EPS: f64 = f64::EPSILON;

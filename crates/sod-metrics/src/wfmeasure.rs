@@ -20,7 +20,7 @@ const WEIGHT_CACHE: usize = 1 << 18;
 
 /// Reusable buffers, so scoring many images does not allocate per image.
 #[derive(Default)]
-pub struct WfScratch {
+pub(crate) struct WfScratch {
     dt: DistanceTransform,
     /// `Et`: `E`, with the error of the nearest foreground pixel on the background.
     spread: Vec<f64>,
@@ -145,8 +145,13 @@ fn foreground_box(gt: &[bool], w: usize, h: usize) -> BoundingBox {
 
 /// Weighted F-measure of one pair; 0 when the GT has no foreground (pysodmetrics' rule).
 ///
-/// `fg_count` is the number of GT foreground pixels ([`SaliencyPair::foreground`]).
-pub fn weighted_f_measure(pair: &SaliencyPair, fg_count: usize, s: &mut WfScratch) -> f64 {
+/// Allocates its buffers per call; [`crate::Scorer`] reuses them across images.
+pub fn weighted_f_measure(pair: &SaliencyPair) -> f64 {
+    weighted_f_with(pair, pair.foreground(), &mut WfScratch::default())
+}
+
+/// [`weighted_f_measure`] with a known foreground count and reusable buffers.
+pub(crate) fn weighted_f_with(pair: &SaliencyPair, fg_count: usize, s: &mut WfScratch) -> f64 {
     let (w, h) = (pair.width, pair.height);
     if fg_count == 0 {
         return 0.0;
@@ -249,9 +254,8 @@ mod tests {
     fn perfect_prediction_scores_one_and_empty_gt_zero() {
         let gt: Vec<u8> = (0..100).map(|i| if i % 10 > 4 { 255 } else { 0 }).collect();
         let pair = SaliencyPair::from_u8(&gt, &gt, 10, 10).unwrap();
-        let mut s = WfScratch::default();
-        assert!((weighted_f_measure(&pair, pair.foreground(), &mut s) - 1.0).abs() < 1e-12);
+        assert!((weighted_f_measure(&pair) - 1.0).abs() < 1e-12);
         let pair = SaliencyPair::from_u8(&gt, &[0; 100], 10, 10).unwrap();
-        assert_eq!(weighted_f_measure(&pair, 0, &mut s), 0.0);
+        assert_eq!(weighted_f_measure(&pair), 0.0);
     }
 }
