@@ -1,0 +1,124 @@
+//! Hard-swish and hard-sigmoid, with the exact slopes of the reference backbone.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+
+use crate::elem::{map_float, map_float2, Real};
+
+/// Which piecewise-linear activation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    /// `x · clip(x + 3, 0, 6) / 6`.
+    HardSwish,
+    /// `clip(slope · x + offset, 0, 1)`.
+    HardSigmoid { slope: f64, offset: f64 },
+}
+
+impl Kind {
+    fn value<T: Real>(self, x: T) -> T {
+        let clip = |v: T, hi: T| {
+            if v < T::ZERO {
+                T::ZERO
+            } else if v > hi {
+                hi
+            } else {
+                v
+            }
+        };
+        match self {
+            Kind::HardSwish => x * clip(x + T::from_f64(3.0), T::from_f64(6.0)) / T::from_f64(6.0),
+            Kind::HardSigmoid { slope, offset } => {
+                clip(T::from_f64(slope) * x + T::from_f64(offset), T::ONE)
+            }
+        }
+    }
+
+    /// Derivative, following the reference frameworks at the kinks: PyTorch's hardswish
+    /// (`x < -3`: 0, `x <= 3`: `x / 3 + 0.5`, else 1) and Paddle's hardsigmoid (slope where the
+    /// output is strictly inside `(0, 1)`, else 0).
+    fn derivative<T: Real>(self, x: T) -> T {
+        match self {
+            Kind::HardSwish => {
+                if x < T::from_f64(-3.0) {
+                    T::ZERO
+                } else if x <= T::from_f64(3.0) {
+                    x / T::from_f64(3.0) + T::from_f64(0.5)
+                } else {
+                    T::ONE
+                }
+            }
+            Kind::HardSigmoid { slope, offset } => {
+                let y = T::from_f64(slope) * x + T::from_f64(offset);
+                if y > T::ZERO && y < T::ONE {
+                    T::from_f64(slope)
+                } else {
+                    T::ZERO
+                }
+            }
+        }
+    }
+}
+
+struct Activation(Kind);
+struct ActivationGrad(Kind);
+
+impl CustomOp1 for Activation {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            Kind::HardSwish => "hard-swish",
+            Kind::HardSigmoid { .. } => "hard-sigmoid",
+        }
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = map_float!(self.name(), storage, layout, |x| x
+            .iter()
+            .map(|&v| self.0.value(v))
+            .collect());
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.apply_op2_no_bwd(
+            &grad_res.contiguous()?,
+            &ActivationGrad(self.0),
+        )?))
+    }
+}
+
+impl CustomOp2 for ActivationGrad {
+    fn name(&self) -> &'static str {
+        "activation-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let out = map_float2!(self.name(), s1, l1, s2, l2, |x, g| x
+            .iter()
+            .zip(g)
+            .map(|(&v, &gv)| gv * self.0.derivative(v))
+            .collect());
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// Hard-swish `x · clip(x + 3, 0, 6) / 6` (MobileNetV3), differentiable, any shape.
+pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Activation(Kind::HardSwish))
+}
+
+/// Hard-sigmoid `clip(slope · x + offset, 0, 1)`, differentiable, any shape.
+pub fn hard_sigmoid(x: &Tensor, slope: f64, offset: f64) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op1(Activation(Kind::HardSigmoid { slope, offset }))
+}
+
+/// Paddle's hard-sigmoid as the PaddleClas MobileNetV3 SE block uses it: slope 0.2, offset 0.5
+/// (not PyTorch's `x / 6 + 0.5`).
+pub fn hard_sigmoid_paddle(x: &Tensor) -> Result<Tensor> {
+    hard_sigmoid(x, 0.2, 0.5)
+}

@@ -1,0 +1,134 @@
+//! The float element types our CPU kernels are generic over, and storage helpers.
+
+use candle_core::{bail, Layout, Result};
+
+/// `f32` or `f64`: the arithmetic the kernels need, without an extra dependency.
+pub(crate) trait Real:
+    Copy
+    + Default
+    + PartialOrd
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+    + std::ops::AddAssign
+    + 'static
+{
+    const ZERO: Self;
+    const ONE: Self;
+    const NEG_INFINITY: Self;
+    fn from_f64(v: f64) -> Self;
+    fn from_usize(v: usize) -> Self;
+    fn floor_to_usize(self) -> usize;
+    fn is_nan(self) -> bool;
+    fn exp(self) -> Self;
+    fn ln_1p(self) -> Self;
+    fn abs(self) -> Self;
+}
+
+macro_rules! impl_real {
+    ($t:ty) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            #[inline]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn from_usize(v: usize) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn floor_to_usize(self) -> usize {
+                self as usize
+            }
+            #[inline]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+            #[inline]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline]
+            fn ln_1p(self) -> Self {
+                <$t>::ln_1p(self)
+            }
+            #[inline]
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+        }
+    };
+}
+impl_real!(f32);
+impl_real!(f64);
+
+/// The contiguous part of `data` that `layout` describes.
+pub(crate) fn contiguous<'a, T>(op: &str, data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => bail!("{op}: input must be contiguous (call .contiguous() first)"),
+    }
+}
+
+/// Applies a generic kernel to an `f32` or `f64` storage; other dtypes are refused by name.
+macro_rules! map_float {
+    ($op:expr, $storage:expr, $layout:expr, |$data:ident| $body:expr) => {
+        match $storage {
+            candle_core::CpuStorage::F32(all) => {
+                let $data = $crate::elem::contiguous($op, all, $layout)?;
+                candle_core::CpuStorage::F32($body)
+            }
+            candle_core::CpuStorage::F64(all) => {
+                let $data = $crate::elem::contiguous($op, all, $layout)?;
+                candle_core::CpuStorage::F64($body)
+            }
+            other => candle_core::bail!(
+                "{}: unsupported dtype {:?} (use f32 or f64)",
+                $op,
+                candle_core::backend::BackendStorage::dtype(other)
+            ),
+        }
+    };
+}
+pub(crate) use map_float;
+
+/// Applies a generic two-input kernel to two `f32` or two `f64` storages.
+macro_rules! map_float2 {
+    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, |$a:ident, $b:ident| $body:expr) => {
+        match ($s1, $s2) {
+            (candle_core::CpuStorage::F32(x), candle_core::CpuStorage::F32(y)) => {
+                let $a = $crate::elem::contiguous($op, x, $l1)?;
+                let $b = $crate::elem::contiguous($op, y, $l2)?;
+                candle_core::CpuStorage::F32($body)
+            }
+            (candle_core::CpuStorage::F64(x), candle_core::CpuStorage::F64(y)) => {
+                let $a = $crate::elem::contiguous($op, x, $l1)?;
+                let $b = $crate::elem::contiguous($op, y, $l2)?;
+                candle_core::CpuStorage::F64($body)
+            }
+            (x, y) => candle_core::bail!(
+                "{}: unsupported dtypes {:?} and {:?} (use two f32 or two f64 tensors)",
+                $op,
+                candle_core::backend::BackendStorage::dtype(x),
+                candle_core::backend::BackendStorage::dtype(y)
+            ),
+        }
+    };
+}
+pub(crate) use map_float2;
+
+/// `(B, C, H, W)` of a rank-4 layout, with a clear error otherwise.
+pub(crate) fn dims4(op: &str, layout: &Layout) -> Result<(usize, usize, usize, usize)> {
+    match layout.shape().dims() {
+        &[b, c, h, w] => Ok((b, c, h, w)),
+        other => bail!("{op}: expected a (B, C, H, W) tensor, got shape {other:?}"),
+    }
+}

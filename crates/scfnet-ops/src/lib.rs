@@ -1,0 +1,28 @@
+//! Differentiable operations the SCFNet networks need that candle 0.11 lacks or gets wrong.
+//!
+//! All are candle custom ops with a CPU implementation for `f32` and `f64` and a backward pass,
+//! exposed as plain functions on [`candle_core::Tensor`]:
+//!
+//! - [`resize_bilinear`] — bilinear resize to any size, `align_corners` false (training, decoder)
+//!   or true (final map at the original image size); candle's own has no backward.
+//! - [`max_pool2d`] — max-pooling with kernel ≠ stride and padding (ResNet stem 3×3/2 pad 1, the
+//!   boundary loss's k×k/1 same padding); candle's backward needs kernel = stride.
+//! - [`hard_swish`], [`hard_sigmoid`] / [`hard_sigmoid_paddle`] — MobileNetV3's activations with
+//!   the Paddle slope (0.2) and offset (0.5).
+//! - [`bce_with_logits`] — binary cross-entropy with logits that stays finite for any logit.
+//!
+//! Every backward is tested against central finite differences in `f64` and against values
+//! computed by PyTorch (`tests/reference/ops/`).
+
+#![warn(missing_docs)]
+
+mod activation;
+mod elem;
+mod loss;
+mod pool;
+mod resize;
+
+pub use activation::{hard_sigmoid, hard_sigmoid_paddle, hard_swish};
+pub use loss::{bce_with_logits, bce_with_logits_mean};
+pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
+pub use resize::{resize_bilinear, resize_like};

@@ -1,0 +1,233 @@
+//! Differentiable bilinear resize of `(B, C, H, W)` tensors, PyTorch / Paddle semantics.
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::elem::{dims4, map_float, Real};
+
+/// One output coordinate's two source indices and weights.
+#[derive(Clone, Copy, Debug)]
+struct Tap<T> {
+    i0: usize,
+    i1: usize,
+    w0: T,
+    w1: T,
+}
+
+/// Source taps along one axis, as PyTorch's `upsample_bilinear2d` computes them (in the tensor's
+/// own float type): `align_corners` maps the corner pixel centres onto each other, otherwise
+/// half-pixel centres with the source index clamped at 0.
+fn taps<T: Real>(in_len: usize, out_len: usize, align_corners: bool) -> Vec<Tap<T>> {
+    let scale = if align_corners {
+        if out_len > 1 {
+            T::from_usize(in_len - 1) / T::from_usize(out_len - 1)
+        } else {
+            T::ZERO
+        }
+    } else {
+        T::from_usize(in_len) / T::from_usize(out_len)
+    };
+    (0..out_len)
+        .map(|d| {
+            let src = if align_corners {
+                scale * T::from_usize(d)
+            } else {
+                let s = scale * (T::from_usize(d) + T::from_f64(0.5)) - T::from_f64(0.5);
+                if s < T::ZERO {
+                    T::ZERO
+                } else {
+                    s
+                }
+            };
+            let i0 = src.floor_to_usize().min(in_len - 1);
+            let i1 = if i0 < in_len - 1 { i0 + 1 } else { i0 };
+            let w1 = src - T::from_usize(i0);
+            Tap {
+                i0,
+                i1,
+                w0: T::ONE - w1,
+                w1,
+            }
+        })
+        .collect()
+}
+
+/// Forward kernel: every `(in_h, in_w)` plane of `src` to `(out_h, out_w)`.
+fn resize_planes<T: Real>(
+    src: &[T],
+    in_hw: (usize, usize),
+    out_hw: (usize, usize),
+    align_corners: bool,
+) -> Vec<T> {
+    let (ih, iw) = in_hw;
+    let (oh, ow) = out_hw;
+    let ys = taps::<T>(ih, oh, align_corners);
+    let xs = taps::<T>(iw, ow, align_corners);
+    let planes = src.len() / (ih * iw);
+    let mut out = vec![T::ZERO; planes * oh * ow];
+    out.par_chunks_mut(oh * ow)
+        .zip(src.par_chunks(ih * iw))
+        .for_each(|(dst, plane)| {
+            for (oy, ty) in ys.iter().enumerate() {
+                let (r0, r1) = (
+                    &plane[ty.i0 * iw..(ty.i0 + 1) * iw],
+                    &plane[ty.i1 * iw..(ty.i1 + 1) * iw],
+                );
+                for (ox, tx) in xs.iter().enumerate() {
+                    dst[oy * ow + ox] = ty.w0 * (tx.w0 * r0[tx.i0] + tx.w1 * r0[tx.i1])
+                        + ty.w1 * (tx.w0 * r1[tx.i0] + tx.w1 * r1[tx.i1]);
+                }
+            }
+        });
+    out
+}
+
+/// Adjoint kernel: scatters `(out_h, out_w)` gradients back onto `(in_h, in_w)` planes.
+fn resize_planes_adjoint<T: Real>(
+    grad: &[T],
+    in_hw: (usize, usize),
+    out_hw: (usize, usize),
+    align_corners: bool,
+) -> Vec<T> {
+    let (ih, iw) = in_hw;
+    let (oh, ow) = out_hw;
+    let ys = taps::<T>(ih, oh, align_corners);
+    let xs = taps::<T>(iw, ow, align_corners);
+    let planes = grad.len() / (oh * ow);
+    let mut out = vec![T::ZERO; planes * ih * iw];
+    out.par_chunks_mut(ih * iw)
+        .zip(grad.par_chunks(oh * ow))
+        .for_each(|(dst, g)| {
+            for (oy, ty) in ys.iter().enumerate() {
+                for (ox, tx) in xs.iter().enumerate() {
+                    let v = g[oy * ow + ox];
+                    dst[ty.i0 * iw + tx.i0] += ty.w0 * tx.w0 * v;
+                    dst[ty.i0 * iw + tx.i1] += ty.w0 * tx.w1 * v;
+                    dst[ty.i1 * iw + tx.i0] += ty.w1 * tx.w0 * v;
+                    dst[ty.i1 * iw + tx.i1] += ty.w1 * tx.w1 * v;
+                }
+            }
+        });
+    out
+}
+
+/// The resize as a candle op: `(B, C, H, W)` → `(B, C, out_h, out_w)`.
+struct BilinearResize {
+    out_h: usize,
+    out_w: usize,
+    align_corners: bool,
+}
+
+/// Its adjoint (the gradient): `(B, C, out_h, out_w)` → `(B, C, in_h, in_w)`.
+struct BilinearResizeAdjoint {
+    in_h: usize,
+    in_w: usize,
+    align_corners: bool,
+}
+
+impl CustomOp1 for BilinearResize {
+    fn name(&self) -> &'static str {
+        "resize-bilinear"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = dims4(self.name(), layout)?;
+        let out = map_float!(self.name(), storage, layout, |x| resize_planes(
+            x,
+            (h, w),
+            (self.out_h, self.out_w),
+            self.align_corners
+        ));
+        Ok((out, Shape::from((b, c, self.out_h, self.out_w))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let (_, _, h, w) = arg.dims4()?;
+        let op = BilinearResizeAdjoint {
+            in_h: h,
+            in_w: w,
+            align_corners: self.align_corners,
+        };
+        Ok(Some(grad_res.contiguous()?.apply_op1(op)?))
+    }
+}
+
+impl CustomOp1 for BilinearResizeAdjoint {
+    fn name(&self) -> &'static str {
+        "resize-bilinear-adjoint"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, c, oh, ow) = dims4(self.name(), layout)?;
+        let out = map_float!(self.name(), storage, layout, |g| resize_planes_adjoint(
+            g,
+            (self.in_h, self.in_w),
+            (oh, ow),
+            self.align_corners
+        ));
+        Ok((out, Shape::from((b, c, self.in_h, self.in_w))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        // The adjoint is linear; its own adjoint is the forward resize.
+        let (_, _, oh, ow) = arg.dims4()?;
+        Ok(Some(resize_bilinear(
+            grad_res,
+            (oh, ow),
+            self.align_corners,
+        )?))
+    }
+}
+
+/// Bilinear resize of a `(B, C, H, W)` tensor to `(B, C, out_h, out_w)`, differentiable.
+///
+/// `align_corners = false` is the half-pixel mapping of PyTorch's and Paddle's default (used in
+/// training and inside the decoder); `true` maps corner pixel centres onto each other (used for
+/// the final map at the original image size). `f32` and `f64`, CPU.
+pub fn resize_bilinear(
+    x: &Tensor,
+    (out_h, out_w): (usize, usize),
+    align_corners: bool,
+) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    if (h, w) == (out_h, out_w) {
+        // PyTorch's resize to the same size is the identity for both modes.
+        return Ok(x.clone());
+    }
+    if out_h == 0 || out_w == 0 || h == 0 || w == 0 {
+        candle_core::bail!("resize-bilinear: cannot resize {h}x{w} to {out_h}x{out_w}");
+    }
+    x.contiguous()?.apply_op1(BilinearResize {
+        out_h,
+        out_w,
+        align_corners,
+    })
+}
+
+/// Resizes `x` to the spatial size of `like` (both `(B, C, H, W)`), `align_corners = false`.
+pub fn resize_like(x: &Tensor, like: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = like.dims4()?;
+    resize_bilinear(x, (h, w), false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_pixel_taps_match_pytorch_rules() {
+        // 4 → 2: sources at 0.5 and 2.5.
+        let t = taps::<f64>(4, 2, false);
+        assert_eq!((t[0].i0, t[0].i1, t[0].w1), (0, 1, 0.5));
+        assert_eq!((t[1].i0, t[1].i1, t[1].w1), (2, 3, 0.5));
+        // 2 → 4: the first source index -0.25 is clamped to 0.
+        let t = taps::<f64>(2, 4, false);
+        assert_eq!((t[0].i0, t[0].w1), (0, 0.0));
+        // The last source index 1.25 keeps its weight but both taps read pixel 1 (as PyTorch).
+        assert_eq!((t[3].i0, t[3].i1, t[3].w1), (1, 1, 0.25));
+        // align_corners: 3 → 5 puts sources at 0, 0.5, 1, 1.5, 2.
+        let t = taps::<f64>(3, 5, true);
+        assert_eq!((t[1].i0, t[1].w1), (0, 0.5));
+        assert_eq!((t[4].i0, t[4].i1), (2, 2));
+    }
+}

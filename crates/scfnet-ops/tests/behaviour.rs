@@ -1,0 +1,153 @@
+//! Properties of scfnet-ops that need no reference values.
+
+use candle_core::{DType, Device, Tensor, Var};
+use scfnet_ops::{bce_with_logits, max_pool2d, max_pool2d_same, resize_bilinear, Pool2d};
+
+fn ramp(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    Tensor::arange(0f32, n as f32, &Device::Cpu)
+        .unwrap()
+        .reshape(shape)
+        .unwrap()
+}
+
+#[test]
+fn resize_forward_matches_candles_own_forward() {
+    // candle's upsample_bilinear2d has a forward (no backward): ours must agree with it.
+    let x = (ramp(&[2, 3, 5, 7]).sin().unwrap() * 3.0).unwrap();
+    for (oh, ow) in [(11, 9), (3, 4), (10, 14)] {
+        for ac in [false, true] {
+            let ours = resize_bilinear(&x, (oh, ow), ac).unwrap();
+            let theirs = x.upsample_bilinear2d(oh, ow, ac).unwrap();
+            let diff = (ours - theirs)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(diff < 1e-5, "{oh}x{ow} ac={ac}: max diff {diff}");
+        }
+    }
+}
+
+#[test]
+fn align_corners_keeps_the_corners() {
+    let x = ramp(&[1, 1, 4, 6]);
+    let y = resize_bilinear(&x, (7, 11), true)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec3::<f32>()
+        .unwrap();
+    let y = &y[0];
+    assert_eq!(
+        (y[0][0], y[0][10], y[6][0], y[6][10]),
+        (0.0, 5.0, 18.0, 23.0)
+    );
+}
+
+#[test]
+fn max_pool_matches_candle_when_kernel_equals_stride() {
+    let x = (ramp(&[2, 2, 8, 6]).cos().unwrap() * 5.0).unwrap();
+    let ours = max_pool2d(
+        &x,
+        Pool2d {
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: (0, 0),
+        },
+    )
+    .unwrap();
+    let theirs = x.max_pool2d(2).unwrap();
+    let diff = (ours - theirs)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(diff, 0.0);
+}
+
+#[test]
+fn same_pooling_keeps_the_size_and_stem_pooling_halves_it() {
+    let x = ramp(&[1, 2, 9, 7]);
+    assert_eq!(
+        max_pool2d_same(&x, 3).unwrap().dims4().unwrap(),
+        (1, 2, 9, 7)
+    );
+    let stem = Pool2d {
+        kernel: (3, 3),
+        stride: (2, 2),
+        padding: (1, 1),
+    };
+    assert_eq!(max_pool2d(&x, stem).unwrap().dims4().unwrap(), (1, 2, 5, 4));
+}
+
+#[test]
+fn max_pool_gradient_goes_to_the_first_maximum() {
+    // A plateau: all equal, so the first pixel of each window receives the gradient.
+    let x =
+        Var::from_tensor(&Tensor::ones((1, 1, 2, 2), DType::F64, &Device::Cpu).unwrap()).unwrap();
+    let y = max_pool2d(
+        x.as_tensor(),
+        Pool2d {
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: (0, 0),
+        },
+    )
+    .unwrap();
+    let g = y.sum_all().unwrap().backward().unwrap();
+    let g = g
+        .get(x.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    assert_eq!(g, [1.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn bce_stays_finite_for_extreme_logits() {
+    let x = Var::new(&[1000f32, -1000.0, 20.0, -110.0, 0.0], &Device::Cpu).unwrap();
+    let t = Tensor::new(&[0f32, 1.0, 0.0, 0.0, 1.0], &Device::Cpu).unwrap();
+    let loss = bce_with_logits(x.as_tensor(), &t).unwrap();
+    let values = loss.to_vec1::<f32>().unwrap();
+    assert_eq!(values[0], 1000.0);
+    assert_eq!(values[1], 1000.0);
+    assert!((values[2] - 20.0).abs() < 1e-5 && values[3].abs() < 1e-30);
+    assert!((values[4] - std::f32::consts::LN_2).abs() < 1e-6);
+    let grads = loss.sum_all().unwrap().backward().unwrap();
+    let g = grads.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+    assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
+    assert_eq!(g[0], 1.0);
+    assert_eq!(g[1], -1.0);
+}
+
+#[test]
+fn bad_inputs_are_refused_with_a_message() {
+    let x = ramp(&[1, 1, 2, 2]);
+    let err = max_pool2d(
+        &x,
+        Pool2d {
+            kernel: (5, 5),
+            stride: (1, 1),
+            padding: (0, 0),
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("smaller than the window"), "{err}");
+    let ints = Tensor::new(&[[[[1u32]]]], &Device::Cpu).unwrap();
+    let err = resize_bilinear(&ints, (2, 2), false).unwrap_err();
+    assert!(err.to_string().contains("unsupported dtype"), "{err}");
+    let err = resize_bilinear(&ramp(&[4, 4]), (2, 2), false).unwrap_err();
+    assert!(
+        err.to_string().contains("rank") || err.to_string().contains("dims"),
+        "{err}"
+    );
+}
