@@ -1,0 +1,16 @@
+//! Multi-scale backbones for SCFNet on candle: ResNet-50, Swin-B and MobileNetV3-Large ×0.5.
+//!
+//! Each backbone returns the five feature maps `x1 … x5` the SCFNet decoder consumes (strides
+//! 2, 4, 8, 16, 32; `x1` is unused by the decoder), runs its BatchNorms in training or eval mode
+//! ([`candle_nn::ModuleT`]), and loads weights through [`candle_nn::VarBuilder`] with the
+//! checkpoint names of the reference implementation.
+
+#![warn(missing_docs)]
+
+mod features;
+mod resnet;
+pub mod synthetic;
+
+pub use features::{Backbone, Features};
+pub use resnet::ResNet50;
+pub use synthetic::{synthetic_image, synthetic_values, synthetic_var_builder, SyntheticWeights};

@@ -1,0 +1,160 @@
+//! ResNet-50 (v1.5: stride on the 3×3 conv) with torchvision / timm checkpoint names.
+//!
+//! Names: `conv1`, `bn1`, `layer{1..4}.{i}.{conv1,bn1,conv2,bn2,conv3,bn3}`,
+//! `layer{1..4}.0.downsample.{0,1}`; the classifier `fc` is not built. Checkpoints such as
+//! `timm/resnet50.tv_in1k` (`model.safetensors`) load as they are.
+
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
+use scfnet_ops::{max_pool2d, Pool2d};
+
+use crate::features::{Backbone, Features};
+
+/// BatchNorm ε of torchvision's ResNet.
+const BN_EPS: f64 = 1e-5;
+
+/// A bias-free convolution followed by BatchNorm.
+#[derive(Clone, Debug)]
+struct ConvBn {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+impl ConvBn {
+    fn new(
+        vb: &VarBuilder,
+        conv: &str,
+        bn: &str,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+    ) -> Result<Self> {
+        let cfg = Conv2dConfig {
+            stride,
+            padding: k / 2,
+            ..Default::default()
+        };
+        Ok(Self {
+            conv: conv2d_no_bias(c_in, c_out, k, cfg, vb.pp(conv))?,
+            bn: batch_norm(c_out, BN_EPS, vb.pp(bn))?,
+        })
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.conv.forward(x)?.apply_t(&self.bn, train)
+    }
+}
+
+/// One bottleneck block: 1×1 → 3×3 (stride) → 1×1 (×4), plus the shortcut.
+#[derive(Clone, Debug)]
+struct Bottleneck {
+    reduce: ConvBn,
+    spatial: ConvBn,
+    expand: ConvBn,
+    downsample: Option<ConvBn>,
+}
+
+impl Bottleneck {
+    fn new(vb: VarBuilder, c_in: usize, width: usize, stride: usize) -> Result<Self> {
+        let c_out = width * 4;
+        let downsample = if stride != 1 || c_in != c_out {
+            Some(ConvBn::new(
+                &vb,
+                "downsample.0",
+                "downsample.1",
+                c_in,
+                c_out,
+                1,
+                stride,
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            reduce: ConvBn::new(&vb, "conv1", "bn1", c_in, width, 1, 1)?,
+            spatial: ConvBn::new(&vb, "conv2", "bn2", width, width, 3, stride)?,
+            expand: ConvBn::new(&vb, "conv3", "bn3", width, c_out, 1, 1)?,
+            downsample,
+        })
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.reduce.forward_t(x, train)?.relu()?;
+        let y = self.spatial.forward_t(&y, train)?.relu()?;
+        let y = self.expand.forward_t(&y, train)?;
+        let shortcut = match &self.downsample {
+            Some(d) => d.forward_t(x, train)?,
+            None => x.clone(),
+        };
+        (y + shortcut)?.relu()
+    }
+}
+
+/// ResNet-50 returning its stem and four stage outputs.
+///
+/// `x1` = stem after ReLU (64 ch, stride 2, before the max-pool), `x2 … x5` = `layer1 … layer4`
+/// (256, 512, 1024, 2048 channels at strides 4, 8, 16, 32).
+#[derive(Clone, Debug)]
+pub struct ResNet50 {
+    stem: ConvBn,
+    stages: Vec<Vec<Bottleneck>>,
+}
+
+/// Blocks per stage of ResNet-50.
+const DEPTHS: [usize; 4] = [3, 4, 6, 3];
+
+impl ResNet50 {
+    /// Builds the network, reading weights from `vb` (root of a torchvision/timm checkpoint).
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        let stem = ConvBn::new(&vb, "conv1", "bn1", 3, 64, 7, 2)?;
+        let mut stages = Vec::with_capacity(4);
+        let mut c_in = 64;
+        for (s, &depth) in DEPTHS.iter().enumerate() {
+            let width = 64 << s;
+            let vb_stage = vb.pp(format!("layer{}", s + 1));
+            let mut blocks = Vec::with_capacity(depth);
+            for b in 0..depth {
+                let stride = if b == 0 && s > 0 { 2 } else { 1 };
+                blocks.push(Bottleneck::new(vb_stage.pp(b), c_in, width, stride)?);
+                c_in = width * 4;
+            }
+            stages.push(blocks);
+        }
+        Ok(Self { stem, stages })
+    }
+}
+
+impl Backbone for ResNet50 {
+    fn features(&self, x: &Tensor, train: bool) -> Result<Features> {
+        let x1 = self.stem.forward_t(x, train)?.relu()?;
+        let mut y = max_pool2d(
+            &x1,
+            Pool2d {
+                kernel: (3, 3),
+                stride: (2, 2),
+                padding: (1, 1),
+            },
+        )?;
+        let mut outs = Vec::with_capacity(4);
+        for stage in &self.stages {
+            for block in stage {
+                y = block.forward_t(&y, train)?;
+            }
+            outs.push(y.clone());
+        }
+        let [x2, x3, x4, x5]: [Tensor; 4] = outs.try_into().expect("four stages");
+        Ok(Features { x1, x2, x3, x4, x5 })
+    }
+
+    fn channels(&self) -> [usize; 5] {
+        [64, 256, 512, 1024, 2048]
+    }
+}
+
+impl ModuleT for ResNet50 {
+    /// The deepest map `x5`.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.features(x, train)?.x5)
+    }
+}
