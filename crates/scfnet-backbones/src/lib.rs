@@ -8,9 +8,11 @@
 #![warn(missing_docs)]
 
 mod features;
+mod mobilenetv3;
 mod resnet;
 pub mod synthetic;
 
 pub use features::{Backbone, Features};
+pub use mobilenetv3::{make_divisible, MobileNetV3};
 pub use resnet::ResNet50;
 pub use synthetic::{synthetic_image, synthetic_values, synthetic_var_builder, SyntheticWeights};

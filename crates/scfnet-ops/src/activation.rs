@@ -118,7 +118,11 @@ pub fn hard_sigmoid(x: &Tensor, slope: f64, offset: f64) -> Result<Tensor> {
 }
 
 /// Paddle's hard-sigmoid as the PaddleClas MobileNetV3 SE block uses it: slope 0.2, offset 0.5
-/// (not PyTorch's `x / 6 + 0.5`).
+/// (not PyTorch's `x / 6 + 0.5`). Paddle stores the slope as a `float32` attribute, so in `f64`
+/// it is `0.2f32` = 0.20000000298…; we use the same value to agree with Paddle in both precisions.
 pub fn hard_sigmoid_paddle(x: &Tensor) -> Result<Tensor> {
-    hard_sigmoid(x, 0.2, 0.5)
+    hard_sigmoid(x, PADDLE_HARDSIGMOID_SLOPE, 0.5)
 }
+
+/// The slope of Paddle's hard-sigmoid: 0.2 rounded to `f32`, as Paddle stores it.
+pub const PADDLE_HARDSIGMOID_SLOPE: f64 = 0.2f32 as f64;

@@ -22,7 +22,7 @@ mod loss;
 mod pool;
 mod resize;
 
-pub use activation::{hard_sigmoid, hard_sigmoid_paddle, hard_swish};
+pub use activation::{hard_sigmoid, hard_sigmoid_paddle, hard_swish, PADDLE_HARDSIGMOID_SLOPE};
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
 pub use resize::{resize_bilinear, resize_like};

@@ -1,13 +1,19 @@
 """Helpers shared by the backbone reference scripts."""
 
+import numpy as np
+
 SAMPLES = 512
 
 
-def summarise(t):
-    """Shape, statistics and a strided sample of a float32 tensor (flat, row-major)."""
-    flat = t.detach().double().reshape(-1)
-    n = flat.numel()
+def summarise_array(a):
+    """Shape, statistics and a strided sample of an array (flat, row-major)."""
+    flat = np.asarray(a, dtype=np.float64).reshape(-1)
+    n = flat.size
     step = max(1, n // SAMPLES)
-    idx = list(range(0, n, step))[:SAMPLES]
-    return dict(shape=list(t.shape), mean=float(flat.mean()), std=float(flat.std()), absmax=float(flat.abs().max()),
-                step=step, sample=[float(flat[i]) for i in idx])
+    return dict(shape=list(a.shape), mean=float(flat.mean()), std=float(flat.std(ddof=1)),
+                absmax=float(np.abs(flat).max()), step=step, sample=[float(v) for v in flat[::step][:SAMPLES]])
+
+
+def summarise(t):
+    """summarise_array for a torch tensor."""
+    return summarise_array(t.detach().double().cpu().numpy())

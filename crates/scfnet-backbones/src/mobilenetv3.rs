@@ -1,0 +1,309 @@
+//! MobileNetV3-Large ×0.5 as PaddleClas builds it ("legendary" model), the student's encoder.
+//!
+//! Differences from torchvision/timm, all from the PaddleClas code: every block has an expand
+//! 1×1 conv (also block 0), the SE hidden width is `mid / 4` without rounding, and the SE gate
+//! is Paddle's hard-sigmoid `clip(0.2 x + 0.5, 0, 1)`. The classifier tail is not built.
+//!
+//! Names follow the Paddle module paths with PyTorch BatchNorm suffixes (`running_mean`,
+//! `running_var`): `conv.{conv,bn}`, `blocks.{i}.expand_conv.{conv,bn}`,
+//! `blocks.{i}.bottleneck_conv.{conv,bn}`, `blocks.{i}.mid_se.conv{1,2}`,
+//! `blocks.{i}.linear_conv.{conv,bn}`. `scfnet convert` maps a PaddleClas checkpoint to them.
+
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::{batch_norm, conv2d, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
+use scfnet_ops::{hard_sigmoid_paddle, hard_swish};
+
+use crate::features::{Backbone, Features};
+
+/// BatchNorm ε of PaddleClas.
+const BN_EPS: f64 = 1e-5;
+
+/// The activation of a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Act {
+    None,
+    Relu,
+    HardSwish,
+}
+
+impl Act {
+    fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Act::None => Ok(x.clone()),
+            Act::Relu => x.relu(),
+            Act::HardSwish => hard_swish(x),
+        }
+    }
+}
+
+/// One row of the MobileNetV3-Large table: kernel, expansion, output, SE, activation, stride.
+struct BlockSpec {
+    k: usize,
+    exp: usize,
+    out: usize,
+    se: bool,
+    act: Act,
+    stride: usize,
+}
+
+const fn spec(k: usize, exp: usize, out: usize, se: bool, act: Act, stride: usize) -> BlockSpec {
+    BlockSpec {
+        k,
+        exp,
+        out,
+        se,
+        act,
+        stride,
+    }
+}
+
+/// The full-width (×1.0) MobileNetV3-Large blocks.
+const LARGE: [BlockSpec; 15] = [
+    spec(3, 16, 16, false, Act::Relu, 1),
+    spec(3, 64, 24, false, Act::Relu, 2),
+    spec(3, 72, 24, false, Act::Relu, 1),
+    spec(5, 72, 40, true, Act::Relu, 2),
+    spec(5, 120, 40, true, Act::Relu, 1),
+    spec(5, 120, 40, true, Act::Relu, 1),
+    spec(3, 240, 80, false, Act::HardSwish, 2),
+    spec(3, 200, 80, false, Act::HardSwish, 1),
+    spec(3, 184, 80, false, Act::HardSwish, 1),
+    spec(3, 184, 80, false, Act::HardSwish, 1),
+    spec(3, 480, 112, true, Act::HardSwish, 1),
+    spec(3, 672, 112, true, Act::HardSwish, 1),
+    spec(5, 672, 160, true, Act::HardSwish, 2),
+    spec(5, 960, 160, true, Act::HardSwish, 1),
+    spec(5, 960, 160, true, Act::HardSwish, 1),
+];
+
+/// Blocks after which the feature maps x2, x3, x4, x5 are taken.
+const TAPS: [usize; 4] = [2, 5, 11, 14];
+
+/// PaddleClas' channel rounding: nearest multiple of 8, at least 8, never below 90 % of `v`.
+pub fn make_divisible(v: f64) -> usize {
+    let divisor = 8.0;
+    let mut new_v = (((v + divisor / 2.0) as usize) / 8 * 8).max(8);
+    if (new_v as f64) < 0.9 * v {
+        new_v += 8;
+    }
+    new_v
+}
+
+/// Conv (no bias) + BatchNorm + optional activation (`ConvBNLayer`).
+#[derive(Clone, Debug)]
+struct ConvBnAct {
+    conv: Conv2d,
+    bn: BatchNorm,
+    act: Act,
+}
+
+impl ConvBnAct {
+    fn new(
+        vb: VarBuilder,
+        c_in: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        groups: usize,
+        act: Act,
+    ) -> Result<Self> {
+        let cfg = Conv2dConfig {
+            stride,
+            padding: (k - 1) / 2,
+            groups,
+            ..Default::default()
+        };
+        Ok(Self {
+            conv: conv2d_no_bias(c_in, c_out, k, cfg, vb.pp("conv"))?,
+            bn: batch_norm(c_out, BN_EPS, vb.pp("bn"))?,
+            act,
+        })
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.act
+            .apply(&self.conv.forward(x)?.apply_t(&self.bn, train)?)
+    }
+}
+
+/// Squeeze-and-excitation with Paddle's hard-sigmoid gate.
+#[derive(Clone, Debug)]
+struct SqueezeExcite {
+    conv1: Conv2d,
+    conv2: Conv2d,
+}
+
+impl SqueezeExcite {
+    fn new(vb: VarBuilder, channels: usize) -> Result<Self> {
+        let hidden = channels / 4;
+        Ok(Self {
+            conv1: conv2d(channels, hidden, 1, Default::default(), vb.pp("conv1"))?,
+            conv2: conv2d(hidden, channels, 1, Default::default(), vb.pp("conv2"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let s = x.mean_keepdim(3)?.mean_keepdim(2)?;
+        let s = self.conv1.forward(&s)?.relu()?;
+        let s = hard_sigmoid_paddle(&self.conv2.forward(&s)?)?;
+        x.broadcast_mul(&s)
+    }
+}
+
+/// An inverted residual block (`ResidualUnit`).
+#[derive(Clone, Debug)]
+struct Block {
+    expand: ConvBnAct,
+    depthwise: ConvBnAct,
+    se: Option<SqueezeExcite>,
+    project: ConvBnAct,
+    shortcut: bool,
+}
+
+impl Block {
+    fn new(vb: VarBuilder, c_in: usize, mid: usize, c_out: usize, s: &BlockSpec) -> Result<Self> {
+        Ok(Self {
+            expand: ConvBnAct::new(vb.pp("expand_conv"), c_in, mid, 1, 1, 1, s.act)?,
+            depthwise: ConvBnAct::new(
+                vb.pp("bottleneck_conv"),
+                mid,
+                mid,
+                s.k,
+                s.stride,
+                mid,
+                s.act,
+            )?,
+            se: if s.se {
+                Some(SqueezeExcite::new(vb.pp("mid_se"), mid)?)
+            } else {
+                None
+            },
+            project: ConvBnAct::new(vb.pp("linear_conv"), mid, c_out, 1, 1, 1, Act::None)?,
+            shortcut: s.stride == 1 && c_in == c_out,
+        })
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.expand.forward_t(x, train)?;
+        let y = self.depthwise.forward_t(&y, train)?;
+        let y = match &self.se {
+            Some(se) => se.forward(&y)?,
+            None => y,
+        };
+        let y = self.project.forward_t(&y, train)?;
+        if self.shortcut {
+            y + x
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+/// MobileNetV3-Large with a width multiplier (the student uses ×0.5).
+///
+/// `x1` = stem (8 ch at ×0.5, stride 2), `x2 … x5` = outputs of blocks 2, 5, 11, 14
+/// (16, 24, 56, 80 channels at ×0.5; strides 4, 8, 16, 32).
+#[derive(Clone, Debug)]
+pub struct MobileNetV3 {
+    stem: ConvBnAct,
+    blocks: Vec<Block>,
+    channels: [usize; 5],
+}
+
+impl MobileNetV3 {
+    /// MobileNetV3-Large ×`scale`, weights from `vb`.
+    pub fn large(vb: VarBuilder, scale: f64) -> Result<Self> {
+        let stem_out = make_divisible(16.0 * scale);
+        let stem = ConvBnAct::new(vb.pp("conv"), 3, stem_out, 3, 2, 1, Act::HardSwish)?;
+        let mut blocks = Vec::with_capacity(LARGE.len());
+        let mut c_in = stem_out;
+        let mut channels = [stem_out, 0, 0, 0, 0];
+        for (i, s) in LARGE.iter().enumerate() {
+            let (mid, c_out) = (
+                make_divisible(scale * s.exp as f64),
+                make_divisible(scale * s.out as f64),
+            );
+            blocks.push(Block::new(vb.pp("blocks").pp(i), c_in, mid, c_out, s)?);
+            if let Some(t) = TAPS.iter().position(|&t| t == i) {
+                channels[t + 1] = c_out;
+            }
+            c_in = c_out;
+        }
+        Ok(Self {
+            stem,
+            blocks,
+            channels,
+        })
+    }
+
+    /// The student's encoder: MobileNetV3-Large ×0.5.
+    pub fn large_x0_5(vb: VarBuilder) -> Result<Self> {
+        Self::large(vb, 0.5)
+    }
+}
+
+impl Backbone for MobileNetV3 {
+    fn features(&self, x: &Tensor, train: bool) -> Result<Features> {
+        let x1 = self.stem.forward_t(x, train)?;
+        let mut y = x1.clone();
+        let mut taps = Vec::with_capacity(4);
+        for (i, block) in self.blocks.iter().enumerate() {
+            y = block.forward_t(&y, train)?;
+            if TAPS.contains(&i) {
+                taps.push(y.clone());
+            }
+        }
+        let [x2, x3, x4, x5]: [Tensor; 4] = taps.try_into().expect("four taps");
+        Ok(Features { x1, x2, x3, x4, x5 })
+    }
+
+    fn channels(&self) -> [usize; 5] {
+        self.channels
+    }
+}
+
+impl ModuleT for MobileNetV3 {
+    /// The deepest map `x5`.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.features(x, train)?.x5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_width_channels_follow_the_spec() {
+        let widths: Vec<(usize, usize)> = LARGE
+            .iter()
+            .map(|s| {
+                (
+                    make_divisible(0.5 * s.exp as f64),
+                    make_divisible(0.5 * s.out as f64),
+                )
+            })
+            .collect();
+        assert_eq!(
+            widths,
+            [
+                (8, 8),
+                (32, 16),
+                (40, 16),
+                (40, 24),
+                (64, 24),
+                (64, 24),
+                (120, 40),
+                (104, 40),
+                (96, 40),
+                (96, 40),
+                (240, 56),
+                (336, 56),
+                (336, 80),
+                (480, 80),
+                (480, 80)
+            ]
+        );
+        assert_eq!(make_divisible(8.0), 8);
+    }
+}
