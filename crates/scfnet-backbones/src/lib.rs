@@ -10,9 +10,11 @@
 mod features;
 mod mobilenetv3;
 mod resnet;
+mod swin;
 pub mod synthetic;
 
 pub use features::{Backbone, Features};
 pub use mobilenetv3::{make_divisible, MobileNetV3};
 pub use resnet::ResNet50;
+pub use swin::{SwinConfig, SwinTransformer};
 pub use synthetic::{synthetic_image, synthetic_values, synthetic_var_builder, SyntheticWeights};

@@ -1,0 +1,457 @@
+//! Swin Transformer (Swin-B/384 by default) with timm checkpoint names, as a multi-scale backbone.
+//!
+//! Names (timm ≥ 0.9, e.g. `timm/swin_base_patch4_window12_384.ms_in22k_ft_in1k`):
+//! `patch_embed.{proj,norm}`, `layers.{i}.downsample.{norm,reduction}` (i ≥ 1: patch merging at
+//! the start of stage i), `layers.{i}.blocks.{j}.{norm1, attn.qkv, attn.proj,
+//! attn.relative_position_bias_table, norm2, mlp.fc1, mlp.fc2}`. The classifier and the final
+//! `norm` (never applied by SCFNet) are not built.
+//!
+//! Feature taps (KD-SCFNet's `SwinT.py`): `x2` = patch embedding after its LayerNorm (stride 4),
+//! `x3` = stage 1 output after patch merging (stride 8), `x4` = stage 2 output after patch merging
+//! (stride 16), `x5` = stage 4 output (stride 32). Swin has no stride-2 map: `x1` is `x2`.
+//!
+//! Any input whose sides are multiples of 32 is accepted. Windows stay `window × window`; a
+//! feature map that is not a multiple of the window is zero-padded after the cyclic shift, as
+//! timm does, and the shift is dropped along a dimension no longer than one window. Where a feature
+//! map is smaller than the window, timm would shrink the window and resample the relative-position
+//! table; we keep the window and pad, so a checkpoint's table is used unchanged. At 384×384 this
+//! is exactly the original model.
+
+use candle_core::{Device, Module, ModuleT, Result, Tensor, D};
+use candle_nn::{
+    conv2d, layer_norm, linear, linear_no_bias, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder,
+};
+
+use crate::features::{Backbone, Features};
+
+/// LayerNorm ε of Swin.
+const LN_EPS: f64 = 1e-5;
+
+/// Architecture hyper-parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SwinConfig {
+    /// Channels after the patch embedding (doubled at each stage).
+    pub embed_dim: usize,
+    /// Blocks per stage.
+    pub depths: [usize; 4],
+    /// Attention heads per stage.
+    pub heads: [usize; 4],
+    /// Window side.
+    pub window: usize,
+    /// Patch side of the embedding.
+    pub patch: usize,
+    /// MLP hidden width as a multiple of the channels.
+    pub mlp_ratio: usize,
+}
+
+impl SwinConfig {
+    /// Swin-B, patch 4, window 12 (the SCFNet_STB teacher's backbone).
+    pub fn base_window12() -> Self {
+        Self {
+            embed_dim: 128,
+            depths: [2, 2, 18, 2],
+            heads: [4, 8, 16, 32],
+            window: 12,
+            patch: 4,
+            mlp_ratio: 4,
+        }
+    }
+}
+
+/// Splits `(B, H, W, C)` into `(B · nW, ws², C)` windows (H, W multiples of `ws`).
+fn window_partition(x: &Tensor, ws: usize) -> Result<Tensor> {
+    let (b, h, w, c) = x.dims4()?;
+    x.reshape((b, h / ws, ws, w / ws, ws, c))?
+        .permute((0, 1, 3, 2, 4, 5))?
+        .contiguous()?
+        .reshape((b * (h / ws) * (w / ws), ws * ws, c))
+}
+
+/// Inverse of [`window_partition`].
+fn window_reverse(windows: &Tensor, ws: usize, b: usize, h: usize, w: usize) -> Result<Tensor> {
+    let c = windows.dim(D::Minus1)?;
+    windows
+        .reshape((b, h / ws, w / ws, ws, ws, c))?
+        .permute((0, 1, 3, 2, 4, 5))?
+        .contiguous()?
+        .reshape((b, h, w, c))
+}
+
+/// The shifted-window attention mask `(nW, ws², ws²)`: 0 within a region, −100 across regions
+/// (timm's values), for a padded map of `hp × wp`.
+fn shift_mask(
+    hp: usize,
+    wp: usize,
+    ws: usize,
+    shift: (usize, usize),
+    device: &Device,
+) -> Result<Tensor> {
+    let region = |pos: usize, len: usize, s: usize| -> usize {
+        if s == 0 || pos < len - ws {
+            0
+        } else if pos < len - s {
+            1
+        } else {
+            2
+        }
+    };
+    let mut img = vec![0f32; hp * wp];
+    for y in 0..hp {
+        for x in 0..wp {
+            img[y * wp + x] = (region(y, hp, shift.0) * 3 + region(x, wp, shift.1)) as f32;
+        }
+    }
+    let n = ws * ws;
+    let (nh, nw) = (hp / ws, wp / ws);
+    let mut mask = vec![0f32; nh * nw * n * n];
+    for wy in 0..nh {
+        for wx in 0..nw {
+            let ids: Vec<f32> = (0..n)
+                .map(|i| img[(wy * ws + i / ws) * wp + wx * ws + i % ws])
+                .collect();
+            let base = (wy * nw + wx) * n * n;
+            for i in 0..n {
+                for j in 0..n {
+                    mask[base + i * n + j] = if ids[i] == ids[j] { 0.0 } else { -100.0 };
+                }
+            }
+        }
+    }
+    Tensor::from_vec(mask, (nh * nw, n, n), device)
+}
+
+/// Window multi-head self-attention with a relative-position bias.
+#[derive(Clone, Debug)]
+struct WindowAttention {
+    qkv: Linear,
+    proj: Linear,
+    /// `(heads, ws², ws²)`, gathered once from the table.
+    bias: Tensor,
+    heads: usize,
+    scale: f64,
+}
+
+impl WindowAttention {
+    fn new(vb: VarBuilder, dim: usize, heads: usize, ws: usize) -> Result<Self> {
+        let side = 2 * ws - 1;
+        let table = vb.get((side * side, heads), "relative_position_bias_table")?;
+        let n = ws * ws;
+        let mut index = Vec::with_capacity(n * n);
+        for i in 0..n {
+            for j in 0..n {
+                let dy = (i / ws) as isize - (j / ws) as isize + ws as isize - 1;
+                let dx = (i % ws) as isize - (j % ws) as isize + ws as isize - 1;
+                index.push((dy as usize * side + dx as usize) as u32);
+            }
+        }
+        let index = Tensor::from_vec(index, n * n, table.device())?;
+        let bias = table
+            .index_select(&index, 0)?
+            .reshape((n, n, heads))?
+            .permute((2, 0, 1))?
+            .contiguous()?;
+        Ok(Self {
+            qkv: linear(dim, 3 * dim, vb.pp("qkv"))?,
+            proj: linear(dim, dim, vb.pp("proj"))?,
+            bias,
+            heads,
+            scale: ((dim / heads) as f64).powf(-0.5),
+        })
+    }
+
+    /// `x`: `(B · nW, N, C)`; `mask`: `(nW, N, N)`.
+    fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+        let (bw, n, c) = x.dims3()?;
+        let hd = c / self.heads;
+        let qkv = self
+            .qkv
+            .forward(x)?
+            .reshape((bw, n, 3, self.heads, hd))?
+            .permute((2, 0, 3, 1, 4))?;
+        let q = (qkv.get(0)?.contiguous()? * self.scale)?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let mut attn = q
+            .matmul(&k.t()?)?
+            .broadcast_add(&self.bias.to_dtype(q.dtype())?)?;
+        if let Some(mask) = mask {
+            let nw = mask.dim(0)?;
+            attn = attn
+                .reshape((bw / nw, nw, self.heads, n, n))?
+                .broadcast_add(&mask.to_dtype(attn.dtype())?.unsqueeze(1)?.unsqueeze(0)?)?
+                .reshape((bw, self.heads, n, n))?;
+        }
+        let attn = candle_nn::ops::softmax_last_dim(&attn)?;
+        let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((bw, n, c))?;
+        self.proj.forward(&y)
+    }
+}
+
+/// One Swin block: (shifted) window attention and MLP, each with a residual.
+#[derive(Clone, Debug)]
+struct SwinBlock {
+    norm1: LayerNorm,
+    attn: WindowAttention,
+    norm2: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    window: usize,
+    /// Shift requested by the block's position (window / 2 on odd blocks, else 0).
+    shift: usize,
+}
+
+impl SwinBlock {
+    fn new(
+        vb: VarBuilder,
+        dim: usize,
+        heads: usize,
+        cfg: &SwinConfig,
+        shifted: bool,
+    ) -> Result<Self> {
+        Ok(Self {
+            norm1: layer_norm(dim, LN_EPS, vb.pp("norm1"))?,
+            attn: WindowAttention::new(vb.pp("attn"), dim, heads, cfg.window)?,
+            norm2: layer_norm(dim, LN_EPS, vb.pp("norm2"))?,
+            fc1: linear(dim, cfg.mlp_ratio * dim, vb.pp("mlp").pp("fc1"))?,
+            fc2: linear(cfg.mlp_ratio * dim, dim, vb.pp("mlp").pp("fc2"))?,
+            window: cfg.window,
+            shift: if shifted { cfg.window / 2 } else { 0 },
+        })
+    }
+
+    /// `x`: `(B, H, W, C)`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, h, w, c) = x.dims4()?;
+        let ws = self.window;
+        // No shift along a dimension that fits in one window (timm's rule).
+        let shift = (
+            if h <= ws { 0 } else { self.shift },
+            if w <= ws { 0 } else { self.shift },
+        );
+        let mut y = self.norm1.forward(x)?;
+        if shift.0 > 0 {
+            y = y.roll(-(shift.0 as i32), 1)?;
+        }
+        if shift.1 > 0 {
+            y = y.roll(-(shift.1 as i32), 2)?;
+        }
+        let (pad_h, pad_w) = ((ws - h % ws) % ws, (ws - w % ws) % ws);
+        let y = y.pad_with_zeros(1, 0, pad_h)?.pad_with_zeros(2, 0, pad_w)?;
+        let (hp, wp) = (h + pad_h, w + pad_w);
+        let mask = if shift != (0, 0) {
+            Some(shift_mask(hp, wp, ws, shift, x.device())?)
+        } else {
+            None
+        };
+        let windows = self
+            .attn
+            .forward(&window_partition(&y, ws)?, mask.as_ref())?;
+        let mut y = window_reverse(&windows, ws, b, hp, wp)?
+            .narrow(1, 0, h)?
+            .narrow(2, 0, w)?;
+        if shift.0 > 0 {
+            y = y.roll(shift.0 as i32, 1)?;
+        }
+        if shift.1 > 0 {
+            y = y.roll(shift.1 as i32, 2)?;
+        }
+        let x = (x + y)?;
+        let m = self
+            .fc2
+            .forward(&self.fc1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?)?;
+        debug_assert_eq!(m.dims4()?, (b, h, w, c));
+        x + m
+    }
+}
+
+/// Patch merging: 2×2 neighbours concatenated (`x[0::2,0::2], x[1::2,0::2], x[0::2,1::2],
+/// x[1::2,1::2]`), LayerNorm, then a linear map `4C → 2C`.
+#[derive(Clone, Debug)]
+struct PatchMerging {
+    norm: LayerNorm,
+    reduction: Linear,
+}
+
+impl PatchMerging {
+    fn new(vb: VarBuilder, dim: usize) -> Result<Self> {
+        Ok(Self {
+            norm: layer_norm(4 * dim, LN_EPS, vb.pp("norm"))?,
+            reduction: linear_no_bias(4 * dim, 2 * dim, vb.pp("reduction"))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, h, w, c) = x.dims4()?;
+        let x = x.pad_with_zeros(1, 0, h % 2)?.pad_with_zeros(2, 0, w % 2)?;
+        let (h, w) = (h.div_ceil(2), w.div_ceil(2));
+        // (B, H/2, 2, W/2, 2, C) → (B, H/2, W/2, [w-offset, h-offset], C): timm's channel order.
+        let x = x
+            .reshape((b, h, 2, w, 2, c))?
+            .permute((0, 1, 3, 4, 2, 5))?
+            .contiguous()?
+            .reshape((b, h, w, 4 * c))?;
+        self.reduction.forward(&self.norm.forward(&x)?)
+    }
+}
+
+/// One stage: optional patch merging, then blocks alternating plain and shifted windows.
+#[derive(Clone, Debug)]
+struct Stage {
+    downsample: Option<PatchMerging>,
+    blocks: Vec<SwinBlock>,
+}
+
+/// The Swin Transformer backbone.
+#[derive(Clone, Debug)]
+pub struct SwinTransformer {
+    proj: Conv2d,
+    patch_norm: LayerNorm,
+    stages: Vec<Stage>,
+    config: SwinConfig,
+}
+
+impl SwinTransformer {
+    /// Builds the network with `config`, weights from `vb` (root of a timm checkpoint).
+    pub fn new(vb: VarBuilder, config: SwinConfig) -> Result<Self> {
+        let c = config.embed_dim;
+        let pe = vb.pp("patch_embed");
+        let proj = conv2d(
+            3,
+            c,
+            config.patch,
+            Conv2dConfig {
+                stride: config.patch,
+                ..Default::default()
+            },
+            pe.pp("proj"),
+        )?;
+        let patch_norm = layer_norm(c, LN_EPS, pe.pp("norm"))?;
+        let mut stages = Vec::with_capacity(4);
+        for i in 0..4 {
+            let vb_stage = vb.pp("layers").pp(i);
+            let dim = c << i;
+            let downsample = if i > 0 {
+                Some(PatchMerging::new(vb_stage.pp("downsample"), dim / 2)?)
+            } else {
+                None
+            };
+            let blocks = (0..config.depths[i])
+                .map(|j| {
+                    SwinBlock::new(
+                        vb_stage.pp("blocks").pp(j),
+                        dim,
+                        config.heads[i],
+                        &config,
+                        j % 2 == 1,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            stages.push(Stage { downsample, blocks });
+        }
+        Ok(Self {
+            proj,
+            patch_norm,
+            stages,
+            config,
+        })
+    }
+
+    /// Swin-B, patch 4, window 12.
+    pub fn base(vb: VarBuilder) -> Result<Self> {
+        Self::new(vb, SwinConfig::base_window12())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SwinConfig {
+        &self.config
+    }
+}
+
+/// `(B, H, W, C)` → `(B, C, H, W)`.
+fn to_nchw(x: &Tensor) -> Result<Tensor> {
+    x.permute((0, 3, 1, 2))?.contiguous()
+}
+
+impl Backbone for SwinTransformer {
+    fn features(&self, x: &Tensor, _train: bool) -> Result<Features> {
+        let (_, _, h, w) = x.dims4()?;
+        let side = 8 * self.config.patch;
+        if h % side != 0 || w % side != 0 || h == 0 || w == 0 {
+            candle_core::bail!(
+                "Swin: input {h}x{w} must be a positive multiple of {side} on both sides"
+            );
+        }
+        let y = self.proj.forward(x)?.permute((0, 2, 3, 1))?;
+        let mut y = self.patch_norm.forward(&y)?;
+        let x2 = to_nchw(&y)?;
+        let mut taps = Vec::with_capacity(3);
+        for (i, stage) in self.stages.iter().enumerate() {
+            if let Some(d) = &stage.downsample {
+                y = d.forward(&y)?;
+                if i <= 2 {
+                    taps.push(to_nchw(&y)?);
+                }
+            }
+            for block in &stage.blocks {
+                y = block.forward(&y)?;
+            }
+        }
+        let x5 = to_nchw(&y)?;
+        let [x3, x4]: [Tensor; 2] = taps.try_into().expect("two merged taps");
+        Ok(Features {
+            x1: x2.clone(),
+            x2,
+            x3,
+            x4,
+            x5,
+        })
+    }
+
+    fn channels(&self) -> [usize; 5] {
+        let c = self.config.embed_dim;
+        [c, c, 2 * c, 4 * c, 8 * c]
+    }
+}
+
+impl ModuleT for SwinTransformer {
+    /// The deepest map `x5`.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        Ok(self.features(x, train)?.x5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_and_reverse_are_inverse() {
+        let x = Tensor::arange(0f32, (2 * 4 * 6 * 3) as f32, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 4, 6, 3))
+            .unwrap();
+        let w = window_partition(&x, 2).unwrap();
+        assert_eq!(w.dims3().unwrap(), (12, 4, 3));
+        let back = window_reverse(&w, 2, 2, 4, 6).unwrap();
+        let diff = (back - &x)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(diff, 0.0);
+    }
+
+    #[test]
+    fn shift_mask_separates_the_rolled_regions() {
+        // 4×4 map, window 2, shift 1: the last window mixes three regions.
+        let m = shift_mask(4, 4, 2, (1, 1), &Device::Cpu).unwrap();
+        assert_eq!(m.dims3().unwrap(), (4, 4, 4));
+        let last = m.get(3).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(last[0], [0.0, -100.0, -100.0, -100.0]);
+        let first = m.get(0).unwrap().to_vec2::<f32>().unwrap();
+        assert!(first.iter().flatten().all(|&v| v == 0.0));
+    }
+}
