@@ -7,12 +7,15 @@
 
 #![warn(missing_docs)]
 
+mod error;
 mod features;
 mod mobilenetv3;
+pub mod paddle;
 mod resnet;
 mod swin;
 pub mod synthetic;
 
+pub use error::WeightsError;
 pub use features::{Backbone, Features};
 pub use mobilenetv3::{make_divisible, MobileNetV3};
 pub use resnet::ResNet50;
