@@ -9,6 +9,7 @@
 
 mod error;
 mod features;
+pub mod hub;
 mod mobilenetv3;
 pub mod paddle;
 mod resnet;
@@ -17,6 +18,7 @@ pub mod synthetic;
 
 pub use error::WeightsError;
 pub use features::{Backbone, Features};
+pub use hub::{check_safetensors, resolve, HubOptions, WeightSource};
 pub use mobilenetv3::{make_divisible, MobileNetV3};
 pub use resnet::ResNet50;
 pub use swin::{SwinConfig, SwinTransformer};

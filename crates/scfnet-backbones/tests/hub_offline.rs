@@ -1,0 +1,290 @@
+//! The hub loader without the internet: a loopback HTTP server that answers like the hub's
+//! `resolve` endpoint, and hand-built cache folders.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use candle_core::{DType, Device, Tensor};
+use scfnet_backbones::{check_safetensors, resolve, HubOptions, WeightSource, WeightsError};
+
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// How the fake hub answers a file.
+#[derive(Clone)]
+struct Served {
+    body: Vec<u8>,
+    /// Bytes actually sent on a full download (fewer than `body` simulates a cut connection).
+    send: usize,
+}
+
+/// A loopback server for at most `max_requests` requests; returns its URL and a request log.
+fn fake_hub(
+    files: HashMap<String, Served>,
+    max_requests: usize,
+) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(max_requests) {
+            let Ok(mut stream) = stream else { continue };
+            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).ok();
+            let mut range = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    range = Some(v.trim().to_owned());
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+            log2.lock().unwrap().push(format!("{path} {range:?}"));
+            let response = match files.get(path.trim_start_matches('/')) {
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_vec(),
+                Some(f) => {
+                    let n = f.body.len();
+                    let (start, body) = match range.as_deref() {
+                        Some("0-0") => (0, f.body[..1].to_vec()),
+                        Some(r) => {
+                            let start: usize = r.trim_end_matches('-').parse().unwrap_or(0);
+                            (start, f.body[start..f.send.max(start)].to_vec())
+                        }
+                        None => (0, f.body[..f.send].to_vec()),
+                    };
+                    let end = if range.as_deref() == Some("0-0") {
+                        0
+                    } else {
+                        n - 1
+                    };
+                    let mut head = format!(
+                        "HTTP/1.1 206 Partial Content\r\netag: \"blob-{n}\"\r\nx-repo-commit: {COMMIT}\r\n\
+                         content-range: bytes {start}-{end}/{n}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    head.extend(body);
+                    head
+                }
+            };
+            stream.write_all(&response).ok();
+            // Drain anything left so the client sees a clean close.
+            let _ = reader.read(&mut [0u8; 16]);
+        }
+    });
+    (url, log)
+}
+
+fn safetensors_bytes() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    let mut map = HashMap::new();
+    map.insert(
+        "conv1.weight".to_owned(),
+        Tensor::ones((4, 3, 1, 1), DType::F32, &Device::Cpu).unwrap(),
+    );
+    map.insert(
+        "bn1.bias".to_owned(),
+        Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&map, &path).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+fn options(endpoint: &str, cache: &Path) -> HubOptions {
+    HubOptions {
+        endpoint: Some(endpoint.to_owned()),
+        cache_dir: Some(cache.to_owned()),
+        offline: false,
+        progress: false,
+    }
+}
+
+fn hub(repo: &str, file: &str) -> WeightSource {
+    WeightSource::Hub {
+        repo: repo.into(),
+        revision: "main".into(),
+        file: file.into(),
+    }
+}
+
+#[test]
+fn downloads_into_the_cache_then_works_offline() {
+    let body = safetensors_bytes();
+    let mut files = HashMap::new();
+    files.insert(
+        "org/net/resolve/main/model.safetensors".to_owned(),
+        Served {
+            body: body.clone(),
+            send: body.len(),
+        },
+    );
+    let (url, log) = fake_hub(files, 4);
+    let cache = tempfile::tempdir().unwrap();
+    let path = resolve(
+        &hub("org/net", "model.safetensors"),
+        &options(&url, cache.path()),
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), body);
+    assert!(
+        path.starts_with(cache.path().join("models--org--net/snapshots").join(COMMIT)),
+        "{}",
+        path.display()
+    );
+    assert!(
+        log.lock().unwrap().len() >= 2,
+        "metadata and download requests"
+    );
+    // Offline, from the cache only: no request reaches a server (the endpoint is unreachable).
+    let mut offline = options("http://127.0.0.1:1", cache.path());
+    offline.offline = true;
+    assert_eq!(
+        resolve(&hub("org/net", "model.safetensors"), &offline).unwrap(),
+        path
+    );
+    check_safetensors(
+        &path,
+        &[("conv1.weight".into(), vec![4, 3, 1, 1])],
+        "org/net:model.safetensors",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_missing_file_names_repo_and_file() {
+    let (url, _) = fake_hub(HashMap::new(), 4);
+    let cache = tempfile::tempdir().unwrap();
+    let err = resolve(
+        &hub("org/absent", "model.safetensors"),
+        &options(&url, cache.path()),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, WeightsError::Hub { .. }), "{msg}");
+    assert!(
+        msg.contains("org/absent") && msg.contains("model.safetensors"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_cut_download_is_reported_and_not_left_in_the_cache() {
+    let body = safetensors_bytes();
+    let mut files = HashMap::new();
+    files.insert(
+        "org/cut/resolve/main/model.safetensors".to_owned(),
+        Served {
+            body: body.clone(),
+            send: body.len() / 2,
+        },
+    );
+    let (url, _) = fake_hub(files, 4);
+    let cache = tempfile::tempdir().unwrap();
+    let msg = resolve(
+        &hub("org/cut", "model.safetensors"),
+        &options(&url, cache.path()),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("org/cut") && (msg.contains("truncated") || msg.contains("failed")),
+        "{msg}"
+    );
+    let mut offline = options("http://127.0.0.1:1", cache.path());
+    offline.offline = true;
+    assert!(
+        resolve(&hub("org/cut", "model.safetensors"), &offline).is_err(),
+        "no partial file served from the cache"
+    );
+}
+
+#[test]
+fn a_hand_built_cache_resolves_offline_and_a_miss_says_so() {
+    let cache = tempfile::tempdir().unwrap();
+    let repo_dir = cache.path().join("models--timm--resnet50.tv_in1k");
+    std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
+    std::fs::write(repo_dir.join("refs/main"), COMMIT).unwrap();
+    let snap = repo_dir.join("snapshots").join(COMMIT);
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::write(snap.join("model.safetensors"), safetensors_bytes()).unwrap();
+    let opts = HubOptions {
+        offline: true,
+        ..HubOptions::from_vars(|k| {
+            (k == "HF_HUB_CACHE").then(|| cache.path().display().to_string())
+        })
+    };
+    let path = resolve(
+        &WeightSource::parse("timm/resnet50.tv_in1k", "model.safetensors"),
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(path, snap.join("model.safetensors"));
+    let msg = resolve(
+        &WeightSource::parse("timm/other", "model.safetensors"),
+        &opts,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("timm/other") && msg.contains("offline"),
+        "{msg}"
+    );
+    // HF_HOME points at <home>/hub.
+    let home = HubOptions::from_vars(|k| (k == "HF_HOME").then(|| "/data/hf".to_owned()));
+    assert_eq!(home.cache_dir.unwrap(), Path::new("/data/hf/hub"));
+}
+
+#[test]
+fn weight_files_are_checked_tensor_by_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("w.safetensors");
+    std::fs::write(&good, safetensors_bytes()).unwrap();
+    let label = "org/net:model.safetensors";
+    let msg = check_safetensors(
+        &good,
+        &[("layer1.0.conv1.weight".into(), vec![64, 64, 1, 1])],
+        label,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("layer1.0.conv1.weight") && msg.contains(label) && msg.contains("missing"),
+        "{msg}"
+    );
+    let msg = check_safetensors(&good, &[("bn1.bias".into(), vec![8])], label)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("bn1.bias") && msg.contains("[4]") && msg.contains("[8]"),
+        "{msg}"
+    );
+    let cut = dir.path().join("cut.safetensors");
+    let bytes = safetensors_bytes();
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let msg = check_safetensors(&cut, &[], label).unwrap_err().to_string();
+    assert!(
+        msg.contains("cut.safetensors") && msg.contains(label),
+        "{msg}"
+    );
+    let msg = resolve(
+        &WeightSource::File(dir.path().join("nope.safetensors")),
+        &HubOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("nope.safetensors") && msg.contains("not found"),
+        "{msg}"
+    );
+}
