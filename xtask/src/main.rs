@@ -1,13 +1,18 @@
 //! `cargo xtask`: project automation.
 //!
 //! - `bench-metrics`: throughput of the metrics crate on synthetic pairs, next to pysodmetrics.
+//! - `bench-backbones`: forward time of ResNet-50, MobileNetV3-Large ×0.5 and Swin-B, next to PyTorch.
 //! - `demo-data`: regenerates the small demo set shipped in `data/demo`.
 
+mod bench_backbones;
 mod bench_metrics;
 mod demo_data;
 mod synthetic;
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "scfnet-rs project automation")]
@@ -21,6 +26,8 @@ enum Command {
     /// Score synthetic 300x400 pairs single-threaded and on all threads; optionally time
     /// pysodmetrics on the same pairs in the same run.
     BenchMetrics(bench_metrics::Args),
+    /// Forward time of the three backbones at 1x3xSxS on this CPU, optionally next to PyTorch.
+    BenchBackbones(bench_backbones::Args),
     /// Regenerate data/demo (synthetic GT masks and two methods' predictions).
     DemoData(demo_data::Args),
 }
@@ -28,6 +35,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::BenchMetrics(a) => bench_metrics::run(a),
+        Command::BenchBackbones(a) => bench_backbones::run(a),
         Command::DemoData(a) => demo_data::run(a),
     }
 }
