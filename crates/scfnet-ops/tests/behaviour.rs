@@ -151,3 +151,73 @@ fn bad_inputs_are_refused_with_a_message() {
         "{err}"
     );
 }
+
+#[test]
+fn depthwise_conv_matches_candles_grouped_conv_and_its_gradients() {
+    use candle_core::Var;
+    use scfnet_ops::{depthwise_conv2d, DepthwiseConfig};
+    for (k, stride, padding) in [(3, 1, 1), (5, 2, 2), (3, 2, 1)] {
+        let x = Var::from_tensor(
+            &(ramp(&[2, 4, 9, 11])
+                .sin()
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap()),
+        )
+        .unwrap();
+        let w = Var::from_tensor(
+            &(ramp(&[4, 1, k, k])
+                .cos()
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap()),
+        )
+        .unwrap();
+        let cfg = DepthwiseConfig { stride, padding };
+        let ours = depthwise_conv2d(x.as_tensor(), w.as_tensor(), cfg).unwrap();
+        let theirs = x
+            .as_tensor()
+            .conv2d(w.as_tensor(), padding, stride, 1, 4)
+            .unwrap();
+        let max_diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        assert!(max_diff(&ours, &theirs) < 1e-12, "forward k{k} s{stride}");
+        let weight = ramp(ours.dims()).to_dtype(DType::F64).unwrap();
+        let ga = ours
+            .mul(&weight)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = theirs
+            .mul(&weight)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(
+            max_diff(
+                ga.get(x.as_tensor()).unwrap(),
+                gb.get(x.as_tensor()).unwrap()
+            ) < 1e-9,
+            "dx k{k} s{stride}"
+        );
+        assert!(
+            max_diff(
+                ga.get(w.as_tensor()).unwrap(),
+                gb.get(w.as_tensor()).unwrap()
+            ) < 1e-9,
+            "dw k{k} s{stride}"
+        );
+    }
+}

@@ -119,3 +119,45 @@ fn bce_backward_in_logits_and_targets() {
     let x = Tensor::from_vec(values(50, 52, 8.0), 50, &Device::Cpu).unwrap();
     check("bce d/dt", &[50], 53, 0.5, &|t| bce_with_logits(&x, t));
 }
+
+#[test]
+fn depthwise_conv_backward() {
+    use scfnet_ops::{depthwise_conv2d, DepthwiseConfig};
+    for (i, &(k, stride, padding, h, w)) in [
+        (3, 1, 1, 6, 7),
+        (5, 2, 2, 9, 8),
+        (3, 2, 1, 7, 7),
+        (3, 1, 0, 5, 6),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let cfg = DepthwiseConfig { stride, padding };
+        let wt = Tensor::from_vec(
+            values(3 * k * k, 60 + i as u64, 1.0),
+            (3, 1, k, k),
+            &Device::Cpu,
+        )
+        .unwrap();
+        check(
+            &format!("depthwise d/dx k{k} s{stride} p{padding}"),
+            &[2, 3, h, w],
+            70 + i as u64,
+            2.0,
+            &|x| depthwise_conv2d(x, &wt, cfg),
+        );
+        let x = Tensor::from_vec(
+            values(2 * 3 * h * w, 80 + i as u64, 2.0),
+            (2, 3, h, w),
+            &Device::Cpu,
+        )
+        .unwrap();
+        check(
+            &format!("depthwise d/dw k{k} s{stride} p{padding}"),
+            &[3, 1, k, k],
+            90 + i as u64,
+            1.0,
+            &|wt| depthwise_conv2d(&x, wt, cfg),
+        );
+    }
+}
