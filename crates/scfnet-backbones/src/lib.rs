@@ -10,6 +10,7 @@
 mod error;
 mod features;
 pub mod hub;
+pub mod macs;
 mod mobilenetv3;
 pub mod paddle;
 mod resnet;

@@ -14,6 +14,7 @@ use candle_nn::{batch_norm, conv2d, conv2d_no_bias, BatchNorm, Conv2d, Conv2dCon
 use scfnet_ops::{depthwise_conv2d, hard_sigmoid_paddle, hard_swish, DepthwiseConfig};
 
 use crate::features::{Backbone, Features};
+use crate::macs;
 
 /// BatchNorm ε of PaddleClas.
 const BN_EPS: f64 = 1e-5;
@@ -136,10 +137,13 @@ impl ConvBnAct {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = match &self.conv {
-            Conv::Dense(c) => c.forward(x)?,
-            Conv::Depthwise(w, cfg) => depthwise_conv2d(x, w, *cfg)?,
+        let (y, w) = match &self.conv {
+            Conv::Dense(c) => (c.forward(x)?, c.weight()),
+            Conv::Depthwise(w, cfg) => (depthwise_conv2d(x, w, *cfg)?, w),
         };
+        let w = w.dims();
+        macs::add_conv(y.elem_count(), w[1] * w[2] * w[3], false);
+        macs::add_batch_norm(y.elem_count());
         self.act.apply(&y.apply_t(&self.bn, train)?)
     }
 }
@@ -162,8 +166,11 @@ impl SqueezeExcite {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let s = x.mean_keepdim(3)?.mean_keepdim(2)?;
-        let s = self.conv1.forward(&s)?.relu()?;
-        let s = hard_sigmoid_paddle(&self.conv2.forward(&s)?)?;
+        let s = self.conv1.forward(&s)?;
+        macs::add_conv(s.elem_count(), self.conv1.weight().dim(1)?, true);
+        let s = self.conv2.forward(&s.relu()?)?;
+        macs::add_conv(s.elem_count(), self.conv2.weight().dim(1)?, true);
+        let s = hard_sigmoid_paddle(&s)?;
         x.broadcast_mul(&s)
     }
 }

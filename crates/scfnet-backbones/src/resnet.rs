@@ -9,6 +9,7 @@ use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, Var
 use scfnet_ops::{max_pool2d, Pool2d};
 
 use crate::features::{Backbone, Features};
+use crate::macs;
 
 /// BatchNorm ε of torchvision's ResNet.
 const BN_EPS: f64 = 1e-5;
@@ -42,7 +43,11 @@ impl ConvBn {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.conv.forward(x)?.apply_t(&self.bn, train)
+        let y = self.conv.forward(x)?;
+        let w = self.conv.weight().dims();
+        macs::add_conv(y.elem_count(), w[1] * w[2] * w[3], false);
+        macs::add_batch_norm(y.elem_count());
+        y.apply_t(&self.bn, train)
     }
 }
 

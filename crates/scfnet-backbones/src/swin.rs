@@ -23,6 +23,7 @@ use candle_nn::{
 };
 
 use crate::features::{Backbone, Features};
+use crate::macs;
 
 /// LayerNorm ε of Swin.
 const LN_EPS: f64 = 1e-5;
@@ -163,6 +164,8 @@ impl WindowAttention {
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (bw, n, c) = x.dims3()?;
         let hd = c / self.heads;
+        macs::add_linear(c, 3 * c, bw * n);
+        macs::add_linear(c, c, bw * n);
         let qkv = self
             .qkv
             .forward(x)?
@@ -256,6 +259,9 @@ impl SwinBlock {
             y = y.roll(shift.1 as i32, 2)?;
         }
         let x = (x + y)?;
+        let hidden = self.fc1.weight().dim(0)?;
+        macs::add_linear(c, hidden, b * h * w);
+        macs::add_linear(hidden, c, b * h * w);
         let m = self
             .fc2
             .forward(&self.fc1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?)?;
@@ -290,6 +296,7 @@ impl PatchMerging {
             .permute((0, 1, 3, 4, 2, 5))?
             .contiguous()?
             .reshape((b, h, w, 4 * c))?;
+        macs::add_linear(4 * c, 2 * c, b * h * w);
         self.reduction.forward(&self.norm.forward(&x)?)
     }
 }
@@ -381,7 +388,10 @@ impl Backbone for SwinTransformer {
                 "Swin: input {h}x{w} must be a positive multiple of {side} on both sides"
             );
         }
-        let y = self.proj.forward(x)?.permute((0, 2, 3, 1))?;
+        let y = self.proj.forward(x)?;
+        let pw = self.proj.weight().dims();
+        macs::add_conv(y.elem_count(), pw[1] * pw[2] * pw[3], true);
+        let y = y.permute((0, 2, 3, 1))?;
         let mut y = self.patch_norm.forward(&y)?;
         let x2 = to_nchw(&y)?;
         let mut taps = Vec::with_capacity(3);

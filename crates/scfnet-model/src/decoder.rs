@@ -1,0 +1,159 @@
+//! The SCFNet decoder: mapping convs, the dilated context conv, three SCFMs and four heads.
+//!
+//! Names follow the authors' Paddle modules (`net.py`) with PyTorch BatchNorm suffixes:
+//! `mp.cv{1..4}.{0,1}` (mapping conv, BN), `cv1.{0,1}` (dilated conv), `de{1,2,3}.cv{1,2,3}.{0,1}`
+//! (SCFMs), `linear{2..5}` (heads).
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{batch_norm, conv2d, BatchNorm, Conv2d, Conv2dConfig, ModuleT, VarBuilder};
+use scfnet_backbones::macs;
+use scfnet_ops::resize_like;
+
+/// BatchNorm ε of the decoder (Paddle default).
+const BN_EPS: f64 = 1e-5;
+
+/// 3×3 conv (with bias) + BatchNorm + ReLU, as `nn.Sequential(Conv2D, BatchNorm2D, ReLU)`.
+#[derive(Clone, Debug)]
+pub struct Cbr {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+impl Cbr {
+    /// `c_in → c_out`, 3×3, padding = dilation (same size).
+    pub fn new(vb: VarBuilder, c_in: usize, c_out: usize, dilation: usize) -> Result<Self> {
+        let cfg = Conv2dConfig {
+            padding: dilation,
+            dilation,
+            ..Default::default()
+        };
+        Ok(Self {
+            conv: conv2d(c_in, c_out, 3, cfg, vb.pp("0"))?,
+            bn: batch_norm(c_out, BN_EPS, vb.pp("1"))?,
+        })
+    }
+}
+
+impl ModuleT for Cbr {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.conv.forward(x)?;
+        macs::add_conv(y.elem_count(), self.conv.weight().dims()[1] * 9, true);
+        macs::add_batch_norm(y.elem_count());
+        y.apply_t(&self.bn, train)?.relu()
+    }
+}
+
+/// Semantics-guided contextual fusion module (the released code's wiring):
+/// `fdh = cv1(fh + fh·up(fd))`, `fhl = cv2(fl + fl·up(fh))`, `out = cv3(fhl + up(fdh))`.
+#[derive(Clone, Debug)]
+pub struct Scfm {
+    cv1: Cbr,
+    cv2: Cbr,
+    cv3: Cbr,
+}
+
+impl Scfm {
+    /// An SCFM on `c` channels.
+    pub fn new(vb: VarBuilder, c: usize) -> Result<Self> {
+        Ok(Self {
+            cv1: Cbr::new(vb.pp("cv1"), c, c, 1)?,
+            cv2: Cbr::new(vb.pp("cv2"), c, c, 1)?,
+            cv3: Cbr::new(vb.pp("cv3"), c, c, 1)?,
+        })
+    }
+
+    /// `fl` (finer), `fh` (previous decoder output), `fd` (deepest map); output at `fl`'s size.
+    pub fn forward_t(&self, fl: &Tensor, fh: &Tensor, fd: &Tensor, train: bool) -> Result<Tensor> {
+        let fdh = (fh + fh.mul(&resize_like(fd, fh)?)?)?;
+        let fdh = self.cv1.forward_t(&fdh, train)?;
+        let fhl = (fl + fl.mul(&resize_like(fh, fl)?)?)?;
+        let fhl = self.cv2.forward_t(&fhl, train)?;
+        self.cv3.forward_t(&(fhl + resize_like(&fdh, fl)?)?, train)
+    }
+}
+
+/// The four side outputs `p2 … p5`: logits `(B, 1, H, W)` at the input size (`p2` is the
+/// prediction; the others are deep-supervision outputs).
+#[derive(Clone, Debug)]
+pub struct SideOutputs {
+    /// Finest (the prediction).
+    pub p2: Tensor,
+    /// Stride-8 branch.
+    pub p3: Tensor,
+    /// Stride-16 branch.
+    pub p4: Tensor,
+    /// Stride-32 branch.
+    pub p5: Tensor,
+}
+
+impl SideOutputs {
+    /// `[p2, p3, p4, p5]`.
+    pub fn as_array(&self) -> [&Tensor; 4] {
+        [&self.p2, &self.p3, &self.p4, &self.p5]
+    }
+}
+
+/// The SCFNet decoder.
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    mapping: [Cbr; 4],
+    context: Cbr,
+    scfm: [Scfm; 3],
+    heads: [Conv2d; 4],
+}
+
+impl Decoder {
+    /// A decoder on backbone maps of `channels` (x2 … x5) with `c` decoder channels.
+    pub fn new(vb: VarBuilder, channels: [usize; 4], c: usize) -> Result<Self> {
+        let mp = vb.pp("mp");
+        let mapping =
+            [0, 1, 2, 3].map(|i| Cbr::new(mp.pp(format!("cv{}", i + 1)), channels[i], c, 1));
+        let scfm = [1, 2, 3].map(|i| Scfm::new(vb.pp(format!("de{i}")), c));
+        let pad = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let heads = [2, 3, 4, 5].map(|i| conv2d(c, 1, 3, pad, vb.pp(format!("linear{i}"))));
+        Ok(Self {
+            mapping: collect(mapping)?,
+            context: Cbr::new(vb.pp("cv1"), c, c, 5)?,
+            scfm: collect(scfm)?,
+            heads: collect(heads)?,
+        })
+    }
+
+    /// Runs the decoder on `x2 … x5`; outputs are resized to `size` (`align_corners = false`).
+    pub fn forward_t(
+        &self,
+        maps: [&Tensor; 4],
+        size: (usize, usize),
+        train: bool,
+    ) -> Result<SideOutputs> {
+        let m: Vec<Tensor> = maps
+            .iter()
+            .zip(&self.mapping)
+            .map(|(x, cbr)| cbr.forward_t(x, train))
+            .collect::<Result<_>>()?;
+        let x5 = self.context.forward_t(&m[3], train)?;
+        let x4 = self.scfm[2].forward_t(&m[2], &x5, &x5, train)?;
+        let x3 = self.scfm[1].forward_t(&m[1], &x4, &x5, train)?;
+        let x2 = self.scfm[0].forward_t(&m[0], &x3, &x5, train)?;
+        let head = |i: usize, x: &Tensor| -> Result<Tensor> {
+            let y = self.heads[i].forward(x)?;
+            macs::add_conv(y.elem_count(), self.heads[i].weight().dims()[1] * 9, true);
+            scfnet_ops::resize_bilinear(&y, size, false)
+        };
+        Ok(SideOutputs {
+            p2: head(0, &x2)?,
+            p3: head(1, &x3)?,
+            p4: head(2, &x4)?,
+            p5: head(3, &x5)?,
+        })
+    }
+}
+
+/// `[Result<T>; N]` → `Result<[T; N]>`.
+fn collect<T: std::fmt::Debug, const N: usize>(items: [Result<T>; N]) -> Result<[T; N]> {
+    let v: Vec<T> = items.into_iter().collect::<Result<_>>()?;
+    Ok(v.try_into().expect("N items"))
+}

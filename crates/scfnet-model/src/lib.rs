@@ -1,0 +1,20 @@
+//! The SCFNet networks of KD-SCFNet (ECCV 2022) on candle.
+//!
+//! One decoder ([`Decoder`]: mapping convs, a dilated context conv, three semantics-guided
+//! contextual fusion modules and four side-output heads) on three encoders, selected by
+//! [`ModelKind`]: the student (MobileNetV3-Large ×0.5, 16 channels), the ResNet-50 teacher and
+//! the Swin-B teacher (64 channels). [`Scfnet::side_outputs`] returns the four logit maps at the
+//! input size; `p2` is the prediction. Weight names are the authors' (`bkbone.…`, `mp.…`, `cv1`,
+//! `de1…3`, `linear2…5`), documented in `docs/model.md`.
+
+#![warn(missing_docs)]
+
+mod decoder;
+mod info;
+mod kind;
+mod scfnet;
+
+pub use decoder::{Cbr, Decoder, Scfm, SideOutputs};
+pub use info::{model_info, ModelInfo};
+pub use kind::ModelKind;
+pub use scfnet::Scfnet;
