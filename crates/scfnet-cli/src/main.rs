@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 mod atomic;
 mod eval;
+mod info;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -22,7 +23,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Score saliency maps against ground-truth masks (MAE, F, S, E, weighted F, curves).
-    Eval(eval::EvalArgs),
+    Eval(Box<eval::EvalArgs>),
+    /// Parameters and multiply-accumulates of a network (the paper's convention and the plain one).
+    Info(info::InfoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,7 +50,8 @@ fn main() -> std::process::ExitCode {
         }
     }
     let result = match cli.command {
-        Command::Eval(args) => eval::run(args),
+        Command::Eval(args) => eval::run(*args),
+        Command::Info(args) => info::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The three SCFNet variants of KD-SCFNet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// FS-SCFNet / KD-SCFNet: MobileNetV3-Large ×0.5 encoder, 16 decoder channels.
     Student,
