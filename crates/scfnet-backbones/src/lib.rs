@@ -13,6 +13,8 @@ pub mod hub;
 pub mod macs;
 mod mobilenetv3;
 pub mod paddle;
+#[cfg(feature = "reference")]
+pub mod reference;
 mod resnet;
 mod swin;
 pub mod synthetic;

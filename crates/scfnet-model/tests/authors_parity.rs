@@ -1,0 +1,54 @@
+//! The student and the ResNet-50 teacher against the authors' own Paddle `SCFNet` (`net.py`), with
+//! the same synthetic weights: the four side outputs in eval mode (f32) and train mode (f64), on a
+//! square and a non-square input, and the weight names.
+
+use candle_core::Device;
+use scfnet_backbones::reference::{compare, read, Run};
+use scfnet_backbones::{synthetic_image, synthetic_var_builder};
+use scfnet_model::{ModelKind, Scfnet};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+#[derive(Deserialize)]
+struct Network {
+    names: Vec<String>,
+    runs: Vec<Run>,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    networks: HashMap<String, Network>,
+}
+
+fn check(kind: ModelKind) {
+    let r: Reference = read(env!("CARGO_MANIFEST_DIR"), "model/authors_scfnet.json");
+    let net = &r.networks[kind.name()];
+    let mut worst = 0.0f64;
+    for run in &net.runs {
+        let (vb, weights) = synthetic_var_builder(run.dtype(), &Device::Cpu);
+        let model = Scfnet::new(kind, vb).unwrap();
+        let mut names: Vec<String> = weights.requested().into_iter().map(|(n, _)| n).collect();
+        names.sort();
+        assert_eq!(names, net.names, "{kind}: weight names");
+        let x = synthetic_image(&run.input, &run.shape, run.dtype(), &Device::Cpu).unwrap();
+        let out = model.side_outputs(&x, run.train).unwrap();
+        for (i, (got, want)) in out.as_array().into_iter().zip(&run.maps).enumerate() {
+            let what = format!("{kind} {} train={} p{}", run.input, run.train, i + 2);
+            let e = compare(&what, got, want, run.tolerance());
+            if !run.train {
+                worst = worst.max(e);
+            }
+        }
+    }
+    eprintln!("{kind} vs the authors' SCFNet: max relative error in f32 {worst:.2e}");
+}
+
+#[test]
+fn student_matches_the_authors_network() {
+    check(ModelKind::Student);
+}
+
+#[test]
+fn resnet50_teacher_matches_the_authors_network() {
+    check(ModelKind::R50);
+}
