@@ -28,7 +28,7 @@ fn save(path: &PathBuf, w: usize, h: usize, data: Vec<u8>) -> Result<()> {
         .with_context(|| format!("{}: cannot write", path.display()))
 }
 
-/// Writes `OUT/gt/NNNN.png` and `OUT/pred/METHOD/NNNN.png`.
+/// Writes `OUT/image/NNNN.jpg` (RGB scenes), `OUT/gt/NNNN.png` and `OUT/pred/METHOD/NNNN.png`.
 pub fn run(args: Args) -> Result<()> {
     for i in 0..args.n {
         let (w, h) = (160 + 8 * (i % 5), 120 + 6 * (i % 4));
@@ -36,6 +36,13 @@ pub fn run(args: Args) -> Result<()> {
         for (m, (method, quality)) in METHODS.iter().enumerate() {
             let pair = synthetic::pair(1000 + i as u64, w, h, *quality);
             if m == 0 {
+                let rgb = synthetic::rgb_scene(1000 + i as u64, w, h, &pair.gt);
+                let path = args.out.join("image").join(format!("{i:04}.jpg"));
+                std::fs::create_dir_all(path.parent().unwrap())?;
+                image::RgbImage::from_raw(w as u32, h as u32, rgb)
+                    .context("buffer size")?
+                    .save(&path)
+                    .with_context(|| format!("{}: cannot write", path.display()))?;
                 save(&args.out.join("gt").join(&name), w, h, pair.gt)?;
             }
             save(

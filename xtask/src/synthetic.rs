@@ -103,3 +103,37 @@ pub fn pair(seed: u64, width: usize, height: usize, quality: f64) -> SyntheticPa
     }
     SyntheticPair { pred, gt }
 }
+
+/// An RGB picture (row-major, 3 bytes a pixel) of the objects of `gt` (255 = object) on a
+/// textured background: what a saliency model would be asked to segment.
+pub fn rgb_scene(seed: u64, width: usize, height: usize, gt: &[u8]) -> Vec<u8> {
+    let mut rng = Rng::new(seed ^ 0x5EED);
+    let bg = [
+        rng.range(40.0, 140.0),
+        rng.range(40.0, 140.0),
+        rng.range(40.0, 140.0),
+    ];
+    let fg = [
+        rng.range(150.0, 255.0),
+        rng.range(0.0, 120.0),
+        rng.range(60.0, 255.0),
+    ];
+    let (fx, fy) = (rng.range(0.05, 0.2), rng.range(0.05, 0.2));
+    let mut out = Vec::with_capacity(width * height * 3);
+    for y in 0..height {
+        for x in 0..width {
+            let texture =
+                25.0 * ((x as f64 * fx).sin() * (y as f64 * fy).cos()) + 15.0 * (rng.unit() - 0.5);
+            let inside = gt[y * width + x] > 128;
+            for c in 0..3 {
+                let v = if inside {
+                    fg[c] - 0.15 * texture
+                } else {
+                    bg[c] + texture
+                };
+                out.push(v.clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    out
+}

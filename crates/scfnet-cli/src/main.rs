@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 mod atomic;
 mod eval;
 mod info;
+mod predict;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -26,6 +27,8 @@ enum Command {
     Eval(Box<eval::EvalArgs>),
     /// Parameters and multiply-accumulates of a network (the paper's convention and the plain one).
     Info(info::InfoArgs),
+    /// Saliency maps for images or folders (one 8-bit PNG per image, at the image's size).
+    Predict(Box<predict::PredictArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Eval(args) => eval::run(*args),
         Command::Info(args) => info::run(args),
+        Command::Predict(args) => predict::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,235 @@
+//! `scfnet predict`: saliency maps for images or folders of images.
+
+mod images;
+mod weights;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use scfnet_model::{ModelKind, Scfnet};
+
+use crate::atomic::write_atomic;
+use images::{collect_inputs, Decoded};
+
+/// Where the network runs.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// The CPU (always available).
+    Cpu,
+    /// The first CUDA GPU (needs a build with `--features cuda`).
+    Cuda,
+}
+
+/// `scfnet predict`: one 8-bit PNG saliency map per image, at the image's size.
+#[derive(Args, Debug, Clone)]
+pub struct PredictArgs {
+    /// Which network: student, r50 or swinb.
+    #[arg(long, default_value = "student")]
+    pub model: ModelKind,
+    /// Weights as a local safetensors file (our names; see docs/model.md).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["hub", "random_weights"])]
+    pub weights: Option<PathBuf>,
+    /// Weights from the Hugging Face hub: REPO_ID[@REVISION][:FILE] (cache first; HF_HUB_OFFLINE).
+    #[arg(long, value_name = "REPO_ID[:FILE]", conflicts_with = "random_weights")]
+    pub hub: Option<String>,
+    /// Untrained synthetic weights (for trying the pipeline; the maps are meaningless).
+    #[arg(long)]
+    pub random_weights: bool,
+    /// An image, or a folder searched recursively for jpg/png/bmp/webp files.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub input: PathBuf,
+    /// Output folder; the input folder's tree is kept.
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Network input side (default 352; 384 for swinb); a multiple of 32.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Also write `NAME_cutout.png`: the image with the map as alpha channel.
+    #[arg(long)]
+    pub cutout: bool,
+    /// Where to run the network.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+}
+
+/// Normalisation of the training code (RGB order; not the ImageNet constants).
+pub const MEAN: [f32; 3] = [124.55, 118.90, 102.94];
+/// See [`MEAN`].
+pub const STD: [f32; 3] = [56.77, 55.97, 57.50];
+
+fn device(arg: DeviceArg) -> Result<Device> {
+    match arg {
+        DeviceArg::Cpu => Ok(Device::Cpu),
+        #[cfg(feature = "cuda")]
+        DeviceArg::Cuda => Device::new_cuda(0).context("cannot open CUDA device 0"),
+        #[cfg(not(feature = "cuda"))]
+        DeviceArg::Cuda => bail!("--device cuda: this scfnet was built without CUDA support; rebuild with `cargo build --release -p scfnet-cli --features cuda`"),
+    }
+}
+
+/// `(1, 3, size, size)` normalised network input of one decoded image.
+fn to_input(img: &Decoded, size: usize, dev: &Device) -> Result<Tensor> {
+    let (w, h) = (img.width, img.height);
+    let mut planes = vec![0f32; 3 * w * h];
+    for (i, px) in img.rgb.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            planes[c * w * h + i] = (px[c] as f32 - MEAN[c]) / STD[c];
+        }
+    }
+    let t = Tensor::from_vec(planes, (1, 3, h, w), dev)?;
+    Ok(scfnet_ops::resize_bilinear(&t, (size, size), false)?)
+}
+
+/// The 8-bit map at the image's size: sigmoid, bilinear `align_corners = true`, ×255, rounded.
+fn to_map(logits: &Tensor, h: usize, w: usize) -> Result<Vec<u8>> {
+    let prob = candle_nn::ops::sigmoid(logits)?;
+    let full = scfnet_ops::resize_bilinear(&prob.to_device(&Device::Cpu)?, (h, w), true)?;
+    let values = full.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    Ok(values
+        .iter()
+        .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+        .collect())
+}
+
+fn encode_png(
+    width: usize,
+    height: usize,
+    data: Vec<u8>,
+    color: image::ColorType,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    image::write_buffer_with_format(
+        &mut std::io::Cursor::new(&mut out),
+        &data,
+        width as u32,
+        height as u32,
+        color,
+        image::ImageFormat::Png,
+    )?;
+    Ok(out)
+}
+
+/// Writes the map (and cutout) of one image.
+fn write_outputs(
+    img: &Decoded,
+    map: Vec<u8>,
+    out_dir: &std::path::Path,
+    cutout: bool,
+) -> Result<()> {
+    let base = out_dir.join(&img.relative);
+    let map_path = base.with_extension("png");
+    if cutout {
+        let mut rgba = Vec::with_capacity(map.len() * 4);
+        for (px, &a) in img.rgb.chunks_exact(3).zip(&map) {
+            rgba.extend_from_slice(&[px[0], px[1], px[2], a]);
+        }
+        let stem = base
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let cut = base.with_file_name(format!("{stem}_cutout.png"));
+        write_atomic(
+            &cut,
+            &encode_png(img.width, img.height, rgba, image::ColorType::Rgba8)?,
+        )?;
+    }
+    write_atomic(
+        &map_path,
+        &encode_png(img.width, img.height, map, image::ColorType::L8)?,
+    )
+}
+
+/// Runs `scfnet predict`.
+pub fn run(args: PredictArgs) -> Result<ExitCode> {
+    let size = args.size.unwrap_or(args.model.default_size());
+    if size == 0 || size % 32 != 0 {
+        bail!("--size {size}: the networks need a positive multiple of 32");
+    }
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let dev = device(args.device)?;
+    let vb = weights::var_builder(&args, &dev)?;
+    let net = Scfnet::new(args.model, vb).context("building the network")?;
+    let inputs = collect_inputs(&args.input)?;
+    tracing::info!(
+        "{} images, model {}, input {size}x{size}",
+        inputs.len(),
+        args.model
+    );
+
+    let pb = ProgressBar::new(inputs.len() as u64);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{spinner} predicting [{bar:40}] {pos}/{len} images, {per_sec}, ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let mut failures: Vec<String> = Vec::new();
+    for chunk in inputs.chunks(args.batch) {
+        let decoded: Vec<Result<Decoded>> = chunk
+            .par_iter()
+            .map(|(path, rel)| images::decode(path, rel))
+            .collect();
+        let mut ok = Vec::new();
+        for d in decoded {
+            match d {
+                Ok(img) => ok.push(img),
+                Err(e) => {
+                    failures.push(format!("{e:#}"));
+                    pb.inc(1);
+                }
+            }
+        }
+        if ok.is_empty() {
+            continue;
+        }
+        let batch = Tensor::cat(
+            &ok.iter()
+                .map(|img| to_input(img, size, &dev))
+                .collect::<Result<Vec<_>>>()?,
+            0,
+        )?;
+        let logits = candle_nn::ModuleT::forward_t(&net, &batch, false)?;
+        let results: Vec<Result<()>> = ok
+            .par_iter()
+            .enumerate()
+            .map(|(i, img)| {
+                let map = to_map(&logits.narrow(0, i, 1)?, img.height, img.width)
+                    .with_context(|| format!("{}: cannot make the map", img.path.display()))?;
+                write_outputs(img, map, &args.output, args.cutout)
+                    .with_context(|| format!("{}: cannot write the map", img.path.display()))
+            })
+            .collect();
+        for r in results {
+            if let Err(e) = r {
+                failures.push(format!("{e:#}"));
+            }
+            pb.inc(1);
+        }
+    }
+    pb.finish_and_clear();
+    let written = inputs.len() - failures.len();
+    tracing::info!("wrote {written} maps to {}", args.output.display());
+    if failures.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} images failed (the others were written):",
+            failures.len()
+        );
+        for f in &failures {
+            eprintln!("  {f}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,233 @@
+//! End-to-end tests of `scfnet predict` on the demo images.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candle_core::{DType, Device, Tensor};
+use scfnet_backbones::{synthetic_values, synthetic_var_builder};
+use scfnet_model::{ModelKind, Scfnet};
+
+fn scfnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scfnet"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn demo(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/demo/image")
+        .join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A nested input tree: a/0000.jpg, a/b/0001.jpg, a/b/0002.jpg and a corrupt a/b/broken.png.
+fn input_tree(root: &Path) -> PathBuf {
+    let a = root.join("a");
+    std::fs::create_dir_all(a.join("b")).unwrap();
+    std::fs::copy(demo("0000.jpg"), a.join("0000.jpg")).unwrap();
+    std::fs::copy(demo("0001.jpg"), a.join("b/0001.jpg")).unwrap();
+    std::fs::copy(demo("0002.jpg"), a.join("b/0002.jpg")).unwrap();
+    std::fs::write(a.join("b/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    a
+}
+
+#[test]
+fn maps_keep_the_tree_and_size_and_a_bad_image_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = input_tree(tmp.path());
+    let out = tmp.path().join("out");
+    let o = scfnet(&[
+        "predict",
+        "--random-weights",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+        "--batch",
+        "2",
+        "--cutout",
+    ]);
+    assert!(
+        !o.status.success(),
+        "a failed image must make the exit code non-zero"
+    );
+    let t = text(&o);
+    assert!(
+        t.contains("broken.png") && t.contains("1 images failed"),
+        "{t}"
+    );
+    for (rel, src) in [
+        ("0000", "0000.jpg"),
+        ("b/0001", "0001.jpg"),
+        ("b/0002", "0002.jpg"),
+    ] {
+        let map = image::open(out.join(format!("{rel}.png"))).unwrap();
+        let orig = image::open(demo(src)).unwrap();
+        assert_eq!(
+            (map.width(), map.height()),
+            (orig.width(), orig.height()),
+            "{rel}"
+        );
+        assert!(
+            matches!(map, image::DynamicImage::ImageLuma8(_)),
+            "{rel}: 8-bit grey"
+        );
+        let cut = image::open(out.join(format!("{rel}_cutout.png"))).unwrap();
+        assert!(
+            matches!(cut, image::DynamicImage::ImageRgba8(_)),
+            "{rel}: RGBA cutout"
+        );
+    }
+    assert!(!out.join("b/broken.png").exists());
+}
+
+/// Saves the student's synthetic weights as safetensors (what a converted checkpoint looks like).
+fn student_weights(path: &Path) {
+    let (vb, recorded) = synthetic_var_builder(DType::F32, &Device::Cpu);
+    Scfnet::new(ModelKind::Student, vb).unwrap();
+    let mut map = HashMap::new();
+    for (name, shape) in recorded.requested() {
+        let v: Vec<f32> = synthetic_values(&name, &shape)
+            .iter()
+            .map(|&x| x as f32)
+            .collect();
+        map.insert(name, Tensor::from_vec(v, shape, &Device::Cpu).unwrap());
+    }
+    candle_core::safetensors::save(&map, path).unwrap();
+}
+
+#[test]
+fn weights_from_a_file_give_the_same_maps_and_bad_files_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = tmp.path().join("student.safetensors");
+    student_weights(&weights);
+    let img = demo("0003.jpg");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let o = scfnet(&[
+        "predict",
+        "--weights",
+        s(&weights),
+        "--input",
+        s(&img),
+        "--output",
+        s(&a),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = scfnet(&[
+        "predict",
+        "--random-weights",
+        "--input",
+        s(&img),
+        "--output",
+        s(&b),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(a.join("0003.png")).unwrap(),
+        std::fs::read(b.join("0003.png")).unwrap()
+    );
+
+    let o = scfnet(&[
+        "predict",
+        "--weights",
+        s(&tmp.path().join("none.safetensors")),
+        "--input",
+        s(&img),
+        "--output",
+        s(&a),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("none.safetensors"),
+        "{}",
+        text(&o)
+    );
+    // A checkpoint of the wrong network: the first missing tensor is named.
+    let o = scfnet(&[
+        "predict",
+        "--model",
+        "r50",
+        "--weights",
+        s(&weights),
+        "--input",
+        s(&img),
+        "--output",
+        s(&a),
+    ]);
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("missing") && t.contains("bkbone.conv1.weight"),
+        "{t}"
+    );
+}
+
+#[test]
+fn cuda_without_the_feature_and_bad_arguments_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = demo("0000.jpg");
+    let out = tmp.path().join("o");
+    if !cfg!(feature = "cuda") {
+        let o = scfnet(&[
+            "predict",
+            "--random-weights",
+            "--device",
+            "cuda",
+            "--input",
+            s(&img),
+            "--output",
+            s(&out),
+        ]);
+        assert!(
+            !o.status.success() && text(&o).contains("without CUDA support"),
+            "{}",
+            text(&o)
+        );
+    }
+    let o = scfnet(&["predict", "--input", s(&img), "--output", s(&out)]);
+    assert!(
+        !o.status.success() && text(&o).contains("no weights"),
+        "{}",
+        text(&o)
+    );
+    let o = scfnet(&[
+        "predict",
+        "--random-weights",
+        "--size",
+        "300",
+        "--input",
+        s(&img),
+        "--output",
+        s(&out),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("multiple of 32"),
+        "{}",
+        text(&o)
+    );
+    let o = scfnet(&[
+        "predict",
+        "--random-weights",
+        "--input",
+        s(&tmp.path().join("nothing")),
+        "--output",
+        s(&out),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("no such file or folder"),
+        "{}",
+        text(&o)
+    );
+}
