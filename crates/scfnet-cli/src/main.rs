@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod atomic;
+mod convert;
 mod eval;
 mod info;
 mod predict;
@@ -27,6 +28,8 @@ enum Command {
     Eval(Box<eval::EvalArgs>),
     /// Parameters and multiply-accumulates of a network (the paper's convention and the plain one).
     Info(info::InfoArgs),
+    /// Convert the authors' checkpoints (Paddle `.pdparams`) to safetensors with our names.
+    Convert(convert::ConvertArgs),
     /// Saliency maps for images or folders (one 8-bit PNG per image, at the image's size).
     Predict(Box<predict::PredictArgs>),
 }
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => eval::run(*args),
         Command::Info(args) => info::run(args),
         Command::Predict(args) => predict::run(*args),
+        Command::Convert(args) => convert::run(args),
     };
     match result {
         Ok(code) => code,

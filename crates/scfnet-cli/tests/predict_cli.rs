@@ -231,3 +231,46 @@ fn cuda_without_the_feature_and_bad_arguments_are_clear_errors() {
         text(&o)
     );
 }
+
+#[test]
+fn convert_then_predict_with_the_authors_student_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pdparams = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/model/authors_student_f16.pdparams");
+    let st = tmp.path().join("student.safetensors");
+    let o = scfnet(&[
+        "convert",
+        "--from",
+        "paddle",
+        "--model",
+        "student",
+        s(&pdparams),
+        s(&st),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("tensors written"), "{}", text(&o));
+    let out = tmp.path().join("maps");
+    let o = scfnet(&[
+        "predict",
+        "--weights",
+        s(&st),
+        "--input",
+        s(&demo("0004.jpg")),
+        "--output",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(out.join("0004.png").exists());
+    let o = scfnet(&[
+        "convert",
+        "--model",
+        "swinb",
+        s(&pdparams),
+        s(&tmp.path().join("bad.safetensors")),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("authors_student_f16.pdparams"),
+        "{}",
+        text(&o)
+    );
+}

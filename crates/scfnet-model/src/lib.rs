@@ -9,11 +9,13 @@
 
 #![warn(missing_docs)]
 
+mod convert;
 mod decoder;
 mod info;
 mod kind;
 mod scfnet;
 
+pub use convert::{convert_paddle_checkpoint, expected_tensors, paddle_mapping};
 pub use decoder::{Cbr, Decoder, Scfm, SideOutputs};
 pub use info::{model_info, ModelInfo};
 pub use kind::ModelKind;

@@ -73,6 +73,66 @@ pub const MOBILENETV3_PADDLECLAS: Mapping = Mapping {
     transpose: |_| false,
 };
 
+/// Splits an optional `bkbone.` prefix (the SCFNet wrapper's) from a name.
+fn split_prefix(name: &str) -> (&str, &str) {
+    match name.strip_prefix("bkbone.") {
+        Some(rest) => ("bkbone.", rest),
+        None => ("", name),
+    }
+}
+
+/// The mapping of the KD-SCFNet authors' Paddle Swin Transformer (`SwinT.py`, the original
+/// Microsoft layout) to our timm layout, with or without the `bkbone.` prefix: patch merging moves
+/// from the end of stage i (`layers.i.downsample`) to the start of stage i + 1, `Linear` weights
+/// (`qkv`, `proj`, `fc1`, `fc2`, `reduction`) are transposed, and the `relative_position_index`
+/// and `attn_mask` buffers, the unused final `norm` and the classifier `head` are dropped. BatchNorm names (of
+/// the decoder) are renamed as in [`paddle_bn_names`].
+pub const SWIN_PADDLE: Mapping = Mapping {
+    rename: |name| {
+        let (prefix, rest) = split_prefix(name);
+        let swin_part = ["patch_embed.", "layers.", "norm.", "head."];
+        if !swin_part.iter().any(|p| rest.starts_with(p)) {
+            // The decoder (or anything else): only BatchNorm names change.
+            return Some(paddle_bn_names(name));
+        }
+        if rest.ends_with("relative_position_index")
+            || rest.starts_with("norm.")
+            || rest.starts_with("head.")
+        {
+            return None;
+        }
+        if let Some(after) = rest.strip_prefix("layers.") {
+            if let Some((stage, tail)) = after.split_once('.') {
+                if let (Ok(i), Some(d)) = (stage.parse::<usize>(), tail.strip_prefix("downsample."))
+                {
+                    return Some(format!("{prefix}layers.{}.downsample.{d}", i + 1));
+                }
+            }
+        }
+        Some(format!("{prefix}{rest}"))
+    },
+    transpose: |name| {
+        let (prefix, rest) = split_prefix(name);
+        let linear = [
+            "qkv.weight",
+            "proj.weight",
+            "fc1.weight",
+            "fc2.weight",
+            "reduction.weight",
+        ];
+        (prefix == "bkbone." || rest.starts_with("layers."))
+            && linear.iter().any(|l| rest.ends_with(l))
+            && !rest.starts_with("patch_embed.")
+    },
+};
+
+/// The mapping of the authors' checkpoints of the student and the ResNet-50 teacher: the
+/// names are already ours but for Paddle's BatchNorm statistics.
+pub const PADDLE_BN_ONLY: Mapping = Mapping {
+    rename: |name| Some(paddle_bn_names(name)),
+    transpose: |_| false,
+};
+
 /// What [`convert`] did.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConversionReport {

@@ -1,0 +1,40 @@
+//! Converting the authors' released Paddle checkpoints to safetensors with our names.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use scfnet_backbones::paddle::{
+    convert_file, ConversionReport, Mapping, PADDLE_BN_ONLY, SWIN_PADDLE,
+};
+use scfnet_backbones::{synthetic_var_builder, WeightsError};
+
+use crate::kind::ModelKind;
+use crate::scfnet::Scfnet;
+
+/// How the authors' checkpoint of `kind` maps to our names: BatchNorm statistics renamed; for the
+/// Swin-B teacher also the original Swin layout moved to timm's (see
+/// [`scfnet_backbones::paddle::SWIN_PADDLE`]).
+pub fn paddle_mapping(kind: ModelKind) -> Mapping {
+    match kind {
+        ModelKind::Student | ModelKind::R50 => PADDLE_BN_ONLY,
+        ModelKind::SwinB => SWIN_PADDLE,
+    }
+}
+
+/// `(name, shape)` of every tensor `kind` needs.
+pub fn expected_tensors(kind: ModelKind) -> candle_core::Result<Vec<(String, Vec<usize>)>> {
+    let (vb, recorded) = synthetic_var_builder(DType::F32, &Device::Cpu);
+    Scfnet::new(kind, vb)?;
+    Ok(recorded.requested())
+}
+
+/// Converts the authors' `.pdparams` of `kind` at `input` to safetensors at `output`, refusing a
+/// missing, extra or mis-shaped tensor by name.
+pub fn convert_paddle_checkpoint(
+    kind: ModelKind,
+    input: &Path,
+    output: &Path,
+) -> Result<ConversionReport, WeightsError> {
+    let expected = expected_tensors(kind)?;
+    convert_file(input, output, &expected, paddle_mapping(kind))
+}
