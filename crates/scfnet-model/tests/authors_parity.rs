@@ -1,6 +1,6 @@
-//! The student and the ResNet-50 teacher against the authors' own Paddle `SCFNet` (`net.py`), with
-//! the same synthetic weights: the four side outputs in eval mode (f32) and train mode (f64), on a
-//! square and a non-square input, and the weight names.
+//! The three networks against the authors' own Paddle `SCFNet` (`net.py`), with the same synthetic
+//! weights: the four side outputs in eval mode (f32; student and R50 also at 352×352 and on a
+//! non-square input, Swin-B at its fixed 384×384) and train mode (f64), and the weight names.
 
 use candle_core::Device;
 use scfnet_backbones::reference::{compare, read, Run};
@@ -51,4 +51,9 @@ fn student_matches_the_authors_network() {
 #[test]
 fn resnet50_teacher_matches_the_authors_network() {
     check(ModelKind::R50);
+}
+
+#[test]
+fn swin_teacher_matches_the_authors_network() {
+    check(ModelKind::SwinB);
 }
