@@ -2,10 +2,12 @@
 //!
 //! - `bench-metrics`: throughput of the metrics crate on synthetic pairs, next to pysodmetrics.
 //! - `bench-backbones`: forward time of ResNet-50, MobileNetV3-Large ×0.5 and Swin-B, next to PyTorch.
+//! - `bench-models`: images/s of the student and the R50 teacher, next to PyTorch.
 //! - `demo-data`: regenerates the small demo set shipped in `data/demo`.
 
 mod bench_backbones;
 mod bench_metrics;
+mod bench_models;
 mod demo_data;
 mod synthetic;
 
@@ -28,6 +30,9 @@ enum Command {
     BenchMetrics(bench_metrics::Args),
     /// Forward time of the three backbones at 1x3xSxS on this CPU, optionally next to PyTorch.
     BenchBackbones(bench_backbones::Args),
+    /// Images/s of the student and the ResNet-50 teacher (network + sigmoid) at batch 1 and 8,
+    /// optionally next to a PyTorch eager re-creation in the same run.
+    BenchModels(bench_models::Args),
     /// Regenerate data/demo (synthetic GT masks and two methods' predictions).
     DemoData(demo_data::Args),
 }
@@ -36,6 +41,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::BenchMetrics(a) => bench_metrics::run(a),
         Command::BenchBackbones(a) => bench_backbones::run(a),
+        Command::BenchModels(a) => bench_models::run(a),
         Command::DemoData(a) => demo_data::run(a),
     }
 }
