@@ -1,10 +1,9 @@
 //! `cargo xtask bench-backbones`: forward time of each backbone, next to PyTorch in the same run.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use crate::torch_timing::torch_timings;
+use anyhow::Result;
 use candle_core::{DType, Device};
 use scfnet_backbones::{
     synthetic_image, synthetic_var_builder, Backbone, MobileNetV3, ResNet50, SwinTransformer,
@@ -61,34 +60,7 @@ pub fn run(args: Args) -> Result<()> {
         time_backbone(&SwinTransformer::base(vb)?, 384, args.repeat)?,
     ));
     let torch: Vec<(String, f64)> = if args.python {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/reference/backbones/bench_torch.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .args([
-                "--threads",
-                &threads.to_string(),
-                "--size",
-                &args.size.to_string(),
-                "--repeat",
-                &args.repeat.to_string(),
-            ])
-            .output()
-            .with_context(|| format!("running {}", script.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} failed:\n{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                let (name, ms) = l.strip_prefix("torch ")?.split_once(": ")?;
-                Some((name.to_owned(), ms.trim_end_matches(" ms").parse().ok()?))
-            })
-            .collect()
+        torch_timings("backbones/bench_torch.py", threads, args.size, args.repeat)?
     } else {
         Vec::new()
     };

@@ -1,14 +1,14 @@
 //! `cargo xtask bench-models`: images/s of the SCFNet networks, next to PyTorch in the same run.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use candle_core::{DType, Device};
 use candle_nn::ModuleT;
 use scfnet_backbones::{synthetic_image, synthetic_var_builder};
 use scfnet_model::{ModelKind, Scfnet};
+
+use crate::torch_timing::torch_timings;
 
 /// Arguments of `bench-models`.
 #[derive(clap::Args)]
@@ -52,38 +52,13 @@ pub fn run(args: Args) -> Result<()> {
             ));
         }
     }
+    // Labels are "NAME bBATCH".
     let torch: Vec<(String, usize, f64)> = if args.python {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/reference/model/bench_torch.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .args([
-                "--threads",
-                &threads.to_string(),
-                "--size",
-                &args.size.to_string(),
-                "--repeat",
-                &args.repeat.to_string(),
-            ])
-            .output()
-            .with_context(|| format!("running {}", script.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{} failed:\n{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                let (head, ms) = l.strip_prefix("torch ")?.split_once(": ")?;
-                let (name, b) = head.split_once(" b")?;
-                Some((
-                    name.to_owned(),
-                    b.parse().ok()?,
-                    ms.trim_end_matches(" ms").parse().ok()?,
-                ))
+        torch_timings("model/bench_torch.py", threads, args.size, args.repeat)?
+            .into_iter()
+            .filter_map(|(label, ms)| {
+                let (name, b) = label.split_once(" b")?;
+                Some((name.to_owned(), b.parse().ok()?, ms))
             })
             .collect()
     } else {

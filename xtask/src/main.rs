@@ -10,6 +10,7 @@ mod bench_metrics;
 mod bench_models;
 mod demo_data;
 mod synthetic;
+mod torch_timing;
 
 use clap::{Parser, Subcommand};
 

@@ -1,0 +1,45 @@
+//! Running a PyTorch timing script of `tests/reference/` in the same benchmark run.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Runs `tests/reference/<script>` with `--threads --size --repeat` and returns its
+/// `torch LABEL: X ms` lines as `(LABEL, X)`.
+pub fn torch_timings(
+    script: &str,
+    threads: usize,
+    size: usize,
+    repeat: usize,
+) -> Result<Vec<(String, f64)>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/reference")
+        .join(script);
+    let out = Command::new("python3")
+        .arg(&path)
+        .args([
+            "--threads",
+            &threads.to_string(),
+            "--size",
+            &size.to_string(),
+            "--repeat",
+            &repeat.to_string(),
+        ])
+        .output()
+        .with_context(|| format!("running {}", path.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (label, ms) = l.strip_prefix("torch ")?.split_once(": ")?;
+            Some((label.to_owned(), ms.trim_end_matches(" ms").parse().ok()?))
+        })
+        .collect())
+}
