@@ -4,10 +4,10 @@
 //! `mp.cv{1..4}.{0,1}` (mapping conv, BN), `cv1.{0,1}` (dilated conv), `de{1,2,3}.cv{1,2,3}.{0,1}`
 //! (SCFMs), `linear{2..5}` (heads).
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{batch_norm, conv2d, BatchNorm, Conv2d, Conv2dConfig, ModuleT, VarBuilder};
 use scfnet_backbones::macs;
-use scfnet_ops::resize_like;
+use scfnet_ops::{conv2d_im2col, resize_like, ConvGeometry};
 
 /// BatchNorm ε of the decoder (Paddle default).
 const BN_EPS: f64 = 1e-5;
@@ -16,7 +16,26 @@ const BN_EPS: f64 = 1e-5;
 #[derive(Clone, Debug)]
 pub struct Cbr {
     conv: Conv2d,
+    geometry: ConvGeometry,
     bn: BatchNorm,
+}
+
+/// A 3×3 same-size convolution through `scfnet_ops::conv2d_im2col` (several times faster than
+/// candle's for the decoder's few channels), reporting its MACs.
+fn conv3x3(conv: &Conv2d, x: &Tensor, geometry: ConvGeometry) -> Result<Tensor> {
+    let y = conv2d_im2col(x, conv.weight(), conv.bias(), geometry)?;
+    macs::add_conv(y.elem_count(), conv.weight().dims()[1] * 9, true);
+    Ok(y)
+}
+
+/// The geometry of a same-size 3×3 convolution with `dilation`.
+fn same3x3(dilation: usize) -> ConvGeometry {
+    ConvGeometry {
+        kernel: 3,
+        stride: 1,
+        padding: dilation,
+        dilation,
+    }
 }
 
 impl Cbr {
@@ -29,6 +48,7 @@ impl Cbr {
         };
         Ok(Self {
             conv: conv2d(c_in, c_out, 3, cfg, vb.pp("0"))?,
+            geometry: same3x3(dilation),
             bn: batch_norm(c_out, BN_EPS, vb.pp("1"))?,
         })
     }
@@ -36,8 +56,7 @@ impl Cbr {
 
 impl ModuleT for Cbr {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.conv.forward(x)?;
-        macs::add_conv(y.elem_count(), self.conv.weight().dims()[1] * 9, true);
+        let y = conv3x3(&self.conv, x, self.geometry)?;
         macs::add_batch_norm(y.elem_count());
         y.apply_t(&self.bn, train)?.relu()
     }
@@ -139,8 +158,7 @@ impl Decoder {
         let x3 = self.scfm[1].forward_t(&m[1], &x4, &x5, train)?;
         let x2 = self.scfm[0].forward_t(&m[0], &x3, &x5, train)?;
         let head = |i: usize, x: &Tensor| -> Result<Tensor> {
-            let y = self.heads[i].forward(x)?;
-            macs::add_conv(y.elem_count(), self.heads[i].weight().dims()[1] * 9, true);
+            let y = conv3x3(&self.heads[i], x, same3x3(1))?;
             scfnet_ops::resize_bilinear(&y, size, false)
         };
         Ok(SideOutputs {

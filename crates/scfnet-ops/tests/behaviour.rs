@@ -221,3 +221,110 @@ fn depthwise_conv_matches_candles_grouped_conv_and_its_gradients() {
         );
     }
 }
+
+#[test]
+fn im2col_conv_matches_candles_conv_and_its_gradients() {
+    use candle_core::Var;
+    use scfnet_ops::{conv2d_im2col, ConvGeometry};
+    for (k, stride, padding, dilation, co) in [
+        (3, 1, 1, 1, 4),
+        (3, 1, 5, 5, 3),
+        (3, 2, 1, 1, 2),
+        (1, 1, 0, 1, 5),
+        (3, 1, 1, 1, 1),
+        (3, 1, 9, 9, 2), // dilation larger than the input: some taps see only padding
+    ] {
+        // Even sides: candle's own conv2d backward mis-sizes the input gradient for stride 2 on
+        // odd sides (our op is checked there by finite differences).
+        let x = Var::from_tensor(
+            &ramp(&[2, 3, 12, 14])
+                .sin()
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap(),
+        )
+        .unwrap();
+        let w = Var::from_tensor(
+            &ramp(&[co, 3, k, k])
+                .cos()
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap(),
+        )
+        .unwrap();
+        let b = Var::from_tensor(&ramp(&[co]).to_dtype(DType::F64).unwrap()).unwrap();
+        let g = ConvGeometry {
+            kernel: k,
+            stride,
+            padding,
+            dilation,
+        };
+        let ours = conv2d_im2col(x.as_tensor(), w.as_tensor(), Some(b.as_tensor()), g).unwrap();
+        let theirs = x
+            .as_tensor()
+            .conv2d(w.as_tensor(), padding, stride, dilation, 1)
+            .unwrap()
+            .broadcast_add(&b.as_tensor().reshape((1, co, 1, 1)).unwrap())
+            .unwrap();
+        let max_diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        assert!(max_diff(&ours, &theirs) < 1e-12, "forward {g:?}");
+        let weight = ramp(ours.dims()).to_dtype(DType::F64).unwrap();
+        let ga = ours
+            .mul(&weight)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = theirs
+            .mul(&weight)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in [&x, &w, &b] {
+            assert!(
+                max_diff(
+                    ga.get(v.as_tensor()).unwrap(),
+                    gb.get(v.as_tensor()).unwrap()
+                ) < 1e-9,
+                "grad {g:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn im2col_conv_on_maps_smaller_than_the_dilation() {
+    // The student's context conv at stride 32 of a 64×64 input: 2×2 maps, dilation 5, padding 5.
+    use scfnet_ops::{conv2d_im2col, ConvGeometry};
+    let x = ramp(&[1, 2, 2, 2]).sin().unwrap();
+    let w = ramp(&[3, 2, 3, 3]).cos().unwrap();
+    let g = ConvGeometry {
+        kernel: 3,
+        stride: 1,
+        padding: 5,
+        dilation: 5,
+    };
+    let ours = conv2d_im2col(&x, &w, None, g).unwrap();
+    let theirs = x.conv2d(&w, 5, 1, 5, 1).unwrap();
+    let diff = (ours - theirs)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff < 1e-6, "{diff}");
+}

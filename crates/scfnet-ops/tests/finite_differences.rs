@@ -161,3 +161,18 @@ fn depthwise_conv_backward() {
         );
     }
 }
+
+#[test]
+fn im2col_backward() {
+    use scfnet_ops::{conv2d_im2col, ConvGeometry};
+    let g = ConvGeometry {
+        kernel: 3,
+        stride: 2,
+        padding: 2,
+        dilation: 2,
+    };
+    let w = Tensor::from_vec(values(2 * 3 * 9, 100, 1.0), (2, 3, 3, 3), &Device::Cpu).unwrap();
+    check("im2col conv d/dx", &[1, 3, 7, 8], 101, 2.0, &|x| {
+        conv2d_im2col(x, &w, None, g)
+    });
+}
