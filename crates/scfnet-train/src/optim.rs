@@ -1,0 +1,71 @@
+//! SGD with momentum as Paddle's `Momentum` optimiser applies it (candle 0.11 has none).
+//!
+//! Per step, for every parameter `w` with gradient `g`: `g ← g + λ·w` (coupled L2 weight decay,
+//! λ per parameter group: 5e-4, or 0 where a parameter opts out), `v ← μ·v + g`,
+//! `w ← w − lr·m·v` with `m` the group's learning-rate multiplier (0.1 for the backbone).
+
+use candle_core::backprop::GradStore;
+use candle_core::{Result, Tensor, Var};
+
+/// Parameters sharing a learning-rate multiplier and a weight decay.
+pub struct ParamGroup {
+    /// The parameters.
+    pub vars: Vec<Var>,
+    /// Multiplier of the global learning rate.
+    pub lr_mult: f64,
+    /// Coupled L2 weight decay.
+    pub weight_decay: f64,
+}
+
+/// SGD with momentum, Paddle semantics.
+pub struct SgdMomentum {
+    groups: Vec<ParamGroup>,
+    momentum: f64,
+    velocity: Vec<Vec<Option<Tensor>>>,
+}
+
+impl SgdMomentum {
+    /// An optimiser over `groups` with `momentum` (0.9 in the paper).
+    pub fn new(groups: Vec<ParamGroup>, momentum: f64) -> Self {
+        let velocity = groups.iter().map(|g| vec![None; g.vars.len()]).collect();
+        Self {
+            groups,
+            momentum,
+            velocity,
+        }
+    }
+
+    /// One update with the global learning rate `lr`. Parameters without a gradient are left as
+    /// they are (and keep their velocity).
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        for (group, velocities) in self.groups.iter().zip(self.velocity.iter_mut()) {
+            for (var, v) in group.vars.iter().zip(velocities.iter_mut()) {
+                let Some(g) = grads.get(var.as_tensor()) else {
+                    continue;
+                };
+                let g = if group.weight_decay != 0.0 {
+                    (g + (var.as_tensor() * group.weight_decay)?)?
+                } else {
+                    g.clone()
+                };
+                let new_v = match v.take() {
+                    Some(old) => ((old * self.momentum)? + g)?,
+                    None => g,
+                };
+                var.set(&(var.as_tensor() - (&new_v * (lr * group.lr_mult))?)?)?;
+                *v = Some(new_v.detach());
+            }
+        }
+        Ok(())
+    }
+
+    /// The velocity buffers (for checkpoints), group by group; `None` before the first update.
+    pub fn velocities(&self) -> &[Vec<Option<Tensor>>] {
+        &self.velocity
+    }
+
+    /// The parameter groups.
+    pub fn groups(&self) -> &[ParamGroup] {
+        &self.groups
+    }
+}
