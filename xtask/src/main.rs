@@ -3,11 +3,13 @@
 //! - `bench-metrics`: throughput of the metrics crate on synthetic pairs, next to pysodmetrics.
 //! - `bench-backbones`: forward time of ResNet-50, MobileNetV3-Large ×0.5 and Swin-B, next to PyTorch.
 //! - `bench-models`: images/s of the student and the R50 teacher, next to PyTorch.
+//! - `bench-train`: one training step of the student and the R50 teacher, next to PyTorch.
 //! - `demo-data`: regenerates the small demo set shipped in `data/demo`.
 
 mod bench_backbones;
 mod bench_metrics;
 mod bench_models;
+mod bench_train;
 mod demo_data;
 mod synthetic;
 mod torch_timing;
@@ -34,6 +36,9 @@ enum Command {
     /// Images/s of the student and the ResNet-50 teacher (network + sigmoid) at batch 1 and 8,
     /// optionally next to a PyTorch eager re-creation in the same run.
     BenchModels(bench_models::Args),
+    /// Time of one training step (student at batch 16, R50 at batch 4), optionally next to
+    /// PyTorch in the same run.
+    BenchTrain(bench_train::Args),
     /// Regenerate data/demo (synthetic GT masks and two methods' predictions).
     DemoData(demo_data::Args),
 }
@@ -43,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchMetrics(a) => bench_metrics::run(a),
         Command::BenchBackbones(a) => bench_backbones::run(a),
         Command::BenchModels(a) => bench_models::run(a),
+        Command::BenchTrain(a) => bench_train::run(a),
         Command::DemoData(a) => demo_data::run(a),
     }
 }

@@ -1,0 +1,65 @@
+"""PyTorch timing of one SCFNet training step (`cargo xtask bench-train --python`; by hand).
+
+    python3 tests/reference/train/bench_torch_step.py --threads 2 --size 352 --repeat 3
+
+The eager re-creation of tests/reference/model/bench_torch.py in train mode: forward, the
+deep-supervision Dice + boundary Dice loss (band 13), backward, SGD with momentum 0.9 and weight
+decay 5e-4. Student at batch 16, R50 at batch 4. Prints `torch NAME bB: X ms`.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
+from bench_torch import build  # noqa: E402
+
+
+def dice(a, b):
+    n = a.shape[0]
+    a, b = a.reshape(n, -1), b.reshape(n, -1)
+    return (1 - (2 * (a * b).sum(1) + 1) / (a.sum(1) + b.sum(1) + 1)).mean()
+
+
+def boundary(m, k=13):
+    e = F.max_pool2d(1 - m, 3, 1, 1) - (1 - m)
+    return F.max_pool2d(e, k, 1, k // 2)
+
+
+def loss_fn(outs, mask):
+    total = 0
+    for w, p in zip((1, 0.5, 0.25, 0.125), outs):
+        q = torch.sigmoid(p)
+        total = total + w * (dice(q, mask) + dice(boundary(q), boundary(mask)))
+    return total
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--size", type=int, default=352)
+    p.add_argument("--repeat", type=int, default=3)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    for kind, batch in (("student", 16), ("r50", 4)):
+        m = build(kind).train()
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        x = torch.randn(batch, 3, a.size, a.size)
+        mask = (torch.rand(batch, 1, a.size, a.size) > 0.5).float()
+        best = float("inf")
+        for i in range(a.repeat + 1):
+            t = time.perf_counter()
+            opt.zero_grad()
+            loss_fn(m(x), mask).backward()
+            opt.step()
+            if i > 0:
+                best = min(best, time.perf_counter() - t)
+        print(f"torch {kind} b{batch}: {best * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+//! `cargo xtask bench-train`: one full training step, next to PyTorch in the same run.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use scfnet_backbones::synthetic_image;
+use scfnet_model::{ModelKind, Scfnet};
+use scfnet_train::{supervised_loss, ParamGroup, SgdMomentum};
+
+use crate::torch_timing::torch_timings;
+
+/// Arguments of `bench-train`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Input side.
+    #[arg(long, default_value_t = 352)]
+    size: usize,
+    /// Timed steps (after one warm-up); the best is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Also time the PyTorch re-creation (tests/reference/train/bench_torch_step.py).
+    #[arg(long)]
+    python: bool,
+}
+
+/// Best ms of a train-mode forward, the deep-supervision loss, backward and an SGD step.
+fn time_step(kind: ModelKind, batch: usize, size: usize, repeat: usize) -> Result<f64> {
+    let dev = Device::Cpu;
+    let varmap = VarMap::new();
+    let net = Scfnet::new(kind, VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
+    let vars: Vec<_> = varmap.all_vars();
+    let mut opt = SgdMomentum::new(
+        vec![ParamGroup {
+            vars,
+            lr_mult: 1.0,
+            weight_decay: 5e-4,
+        }],
+        0.9,
+    );
+    let x = synthetic_image("x", &[batch, 3, size, size], DType::F32, &dev)?;
+    let mask = synthetic_image("m", &[batch, 1, size, size], DType::F32, &dev)?
+        .ge(0.0)?
+        .to_dtype(DType::F32)?;
+    let mut best = f64::INFINITY;
+    for i in 0..=repeat.max(1) {
+        let t = Instant::now();
+        let out = net.side_outputs(&x, true)?;
+        let (loss, _) = supervised_loss(out.as_array(), &mask, 0)?;
+        opt.step(&loss.backward()?, 0.01)?;
+        if i > 0 {
+            best = best.min(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(best)
+}
+
+/// Runs the benchmark.
+pub fn run(args: Args) -> Result<()> {
+    let threads = candle_core::utils::get_num_threads();
+    let ours = [
+        (
+            "student",
+            16,
+            time_step(ModelKind::Student, 16, args.size, args.repeat)?,
+        ),
+        (
+            "r50",
+            4,
+            time_step(ModelKind::R50, 4, args.size, args.repeat)?,
+        ),
+    ];
+    let torch = if args.python {
+        torch_timings("train/bench_torch_step.py", threads, args.size, args.repeat)?
+    } else {
+        Vec::new()
+    };
+    println!(
+        "training step (forward, loss, backward, SGD), {s}x{s}, {threads} threads (best of {})",
+        args.repeat,
+        s = args.size
+    );
+    println!(
+        "{:<8} {:>5} {:>12} {:>12} {:>8}",
+        "model", "batch", "candle s", "torch s", "ratio"
+    );
+    for (name, batch, ms) in ours {
+        let t = torch
+            .iter()
+            .find(|(l, _)| *l == format!("{name} b{batch}"))
+            .map(|(_, t)| *t);
+        let (ts, ratio) = match t {
+            Some(t) => (format!("{:.2}", t / 1e3), format!("{:.2}x", ms / t)),
+            None => ("-".into(), "-".into()),
+        };
+        println!(
+            "{name:<8} {batch:>5} {:>12.2} {ts:>12} {ratio:>8}",
+            ms / 1e3
+        );
+    }
+    Ok(())
+}
