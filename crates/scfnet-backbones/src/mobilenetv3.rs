@@ -11,7 +11,9 @@
 
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::{batch_norm, conv2d, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
-use scfnet_ops::{depthwise_conv2d, hard_sigmoid_paddle, hard_swish, DepthwiseConfig};
+use scfnet_ops::{
+    conv2d_im2col, depthwise_conv2d, hard_sigmoid_paddle, hard_swish, ConvGeometry, DepthwiseConfig,
+};
 
 use crate::features::{Backbone, Features};
 use crate::macs;
@@ -138,7 +140,16 @@ impl ConvBnAct {
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (y, w) = match &self.conv {
-            Conv::Dense(c) => (c.forward(x)?, c.weight()),
+            Conv::Dense(c) => {
+                let k = c.weight().dim(2)?;
+                let g = ConvGeometry {
+                    kernel: k,
+                    stride: c.config().stride,
+                    padding: c.config().padding,
+                    dilation: 1,
+                };
+                (conv2d_im2col(x, c.weight(), None, g)?, c.weight())
+            }
             Conv::Depthwise(w, cfg) => (depthwise_conv2d(x, w, *cfg)?, w),
         };
         let w = w.dims();
