@@ -1,0 +1,319 @@
+//! Pixel operations on float images, with OpenCV's conventions where the original code used
+//! OpenCV: bilinear resize as `cv2.INTER_LINEAR` (half-pixel centres, no anti-aliasing) and
+//! Gaussian blur as `cv2.GaussianBlur(img, (k, k), 0)` (reflect-101 border).
+
+use std::path::Path;
+
+use crate::error::{DataError, Result};
+
+/// A float image, row-major, channels interleaved: `(H, W, C)`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Planar {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Channels (3 for RGB, 1 for a mask).
+    pub channels: usize,
+    /// `height · width · channels` values.
+    pub data: Vec<f32>,
+}
+
+impl Planar {
+    /// An image of zeros.
+    pub fn zeros(width: usize, height: usize, channels: usize) -> Self {
+        Self {
+            width,
+            height,
+            channels,
+            data: vec![0.0; width * height * channels],
+        }
+    }
+
+    /// Wraps 8-bit interleaved pixels as floats in `[0, 255]`.
+    pub fn from_u8(width: usize, height: usize, channels: usize, bytes: &[u8]) -> Self {
+        Self {
+            width,
+            height,
+            channels,
+            data: bytes.iter().map(|&b| b as f32).collect(),
+        }
+    }
+
+    fn at(&self, y: usize, x: usize) -> usize {
+        (y * self.width + x) * self.channels
+    }
+}
+
+fn open_image(path: &Path) -> Result<image::DynamicImage> {
+    let decode_err = |e: image::ImageError| DataError::Decode {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let img = image::ImageReader::open(path)
+        .map_err(|e| DataError::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?
+        .decode()
+        .map_err(decode_err)?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(DataError::Decode {
+            path: path.to_owned(),
+            message: "empty image".into(),
+        });
+    }
+    Ok(img)
+}
+
+/// Decodes an image file to RGB floats in `[0, 255]`; the error names the file.
+pub fn read_rgb(path: &Path) -> Result<Planar> {
+    let img = open_image(path)?.to_rgb8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    Ok(Planar::from_u8(w, h, 3, img.as_raw()))
+}
+
+/// Decodes a mask file to one channel in `[0, 255]`: the mean of its colour channels, as the
+/// original reads masks as 3-channel images and averages them (16-bit masks are scaled to 8 bits).
+pub fn read_mask(path: &Path) -> Result<Planar> {
+    let img = open_image(path)?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let data = match img {
+        image::DynamicImage::ImageLuma8(g) => g.into_raw().into_iter().map(f32::from).collect(),
+        other => other
+            .to_rgb8()
+            .pixels()
+            .map(|p| (p[0] as f32 + p[1] as f32 + p[2] as f32) / 3.0)
+            .collect(),
+    };
+    Ok(Planar {
+        width: w,
+        height: h,
+        channels: 1,
+        data,
+    })
+}
+
+/// Size of an image file without decoding its pixels; the error names the file.
+pub fn image_size(path: &Path) -> Result<(usize, usize)> {
+    let (w, h) = image::ImageReader::open(path)
+        .map_err(|e| DataError::io(path, e))?
+        .with_guessed_format()
+        .map_err(|e| DataError::io(path, e))?
+        .into_dimensions()
+        .map_err(|e| DataError::Decode {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    Ok((w as usize, h as usize))
+}
+
+/// Source index pairs and weights of a half-pixel bilinear axis (`cv2.INTER_LINEAR`).
+fn axis(inp: usize, out: usize) -> Vec<(usize, usize, f32)> {
+    let scale = inp as f64 / out as f64;
+    (0..out)
+        .map(|o| {
+            let src = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
+            let i0 = (src.floor() as usize).min(inp - 1);
+            let i1 = (i0 + 1).min(inp - 1);
+            (i0, i1, (src - i0 as f64).min(1.0) as f32)
+        })
+        .collect()
+}
+
+/// Bilinear resize to `width × height` with OpenCV's `INTER_LINEAR` mapping.
+pub fn resize_bilinear(img: &Planar, width: usize, height: usize) -> Planar {
+    if img.width == width && img.height == height {
+        return img.clone();
+    }
+    let c = img.channels;
+    let (ax, ay) = (axis(img.width, width), axis(img.height, height));
+    let mut out = Planar::zeros(width, height, c);
+    let mut row0 = vec![0f32; width * c];
+    let mut row1 = vec![0f32; width * c];
+    let horizontal = |y: usize, row: &mut [f32]| {
+        for (x, &(x0, x1, fx)) in ax.iter().enumerate() {
+            let (a, b) = (img.at(y, x0), img.at(y, x1));
+            for k in 0..c {
+                row[x * c + k] = img.data[a + k] * (1.0 - fx) + img.data[b + k] * fx;
+            }
+        }
+    };
+    for (y, &(y0, y1, fy)) in ay.iter().enumerate() {
+        horizontal(y0, &mut row0);
+        horizontal(y1, &mut row1);
+        let dst = &mut out.data[y * width * c..(y + 1) * width * c];
+        for i in 0..width * c {
+            dst[i] = row0[i] * (1.0 - fy) + row1[i] * fy;
+        }
+    }
+    out
+}
+
+/// The 1-D Gaussian kernel OpenCV uses for an odd size `k` and `sigma = 0`: fixed tables up to
+/// 7, else `σ = 0.3·((k − 1)/2 − 1) + 0.8`.
+pub fn gaussian_kernel(k: usize) -> Vec<f32> {
+    match k {
+        1 => vec![1.0],
+        3 => vec![0.25, 0.5, 0.25],
+        5 => vec![0.0625, 0.25, 0.375, 0.25, 0.0625],
+        7 => vec![
+            0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125,
+        ],
+        _ => {
+            let sigma = 0.3 * ((k as f64 - 1.0) * 0.5 - 1.0) + 0.8;
+            let r = (k / 2) as f64;
+            let w: Vec<f64> = (0..k)
+                .map(|i| (-(i as f64 - r).powi(2) / (2.0 * sigma * sigma)).exp())
+                .collect();
+            let s: f64 = w.iter().sum();
+            w.into_iter().map(|v| (v / s) as f32).collect()
+        }
+    }
+}
+
+/// Reflect-101 index (`dcb|abcd|cba`) into `0..n`.
+fn reflect101(i: isize, n: usize) -> usize {
+    if n == 1 {
+        return 0;
+    }
+    let n = n as isize;
+    let period = 2 * (n - 1);
+    let mut i = i.rem_euclid(period);
+    if i >= n {
+        i = period - i;
+    }
+    i as usize
+}
+
+/// Separable Gaussian blur with an odd `k × k` kernel (`cv2.GaussianBlur(img, (k, k), 0)`).
+pub fn gaussian_blur(img: &Planar, k: usize) -> Planar {
+    let kernel = gaussian_kernel(k);
+    let r = (k / 2) as isize;
+    let (w, h, c) = (img.width, img.height, img.channels);
+    let mut tmp = Planar::zeros(w, h, c);
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                let mut s = 0f32;
+                for (j, kv) in kernel.iter().enumerate() {
+                    let xx = reflect101(x as isize + j as isize - r, w);
+                    s += kv * img.data[img.at(y, xx) + ch];
+                }
+                let i = tmp.at(y, x) + ch;
+                tmp.data[i] = s;
+            }
+        }
+    }
+    let mut out = Planar::zeros(w, h, c);
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                let mut s = 0f32;
+                for (j, kv) in kernel.iter().enumerate() {
+                    let yy = reflect101(y as isize + j as isize - r, h);
+                    s += kv * tmp.data[tmp.at(yy, x) + ch];
+                }
+                let i = out.at(y, x) + ch;
+                out.data[i] = s;
+            }
+        }
+    }
+    out
+}
+
+/// Rows `[top, top + height)` and columns `[left, left + width)`.
+pub fn crop(img: &Planar, left: usize, top: usize, width: usize, height: usize) -> Planar {
+    let c = img.channels;
+    let mut data = Vec::with_capacity(width * height * c);
+    for y in top..top + height {
+        let a = img.at(y, left);
+        data.extend_from_slice(&img.data[a..a + width * c]);
+    }
+    Planar {
+        width,
+        height,
+        channels: c,
+        data,
+    }
+}
+
+/// Mirror left–right.
+pub fn flip_horizontal(img: &mut Planar) {
+    let c = img.channels;
+    let row = img.width * c;
+    for line in img.data.chunks_mut(row) {
+        for x in 0..img.width / 2 {
+            let (a, b) = (x * c, (img.width - 1 - x) * c);
+            for k in 0..c {
+                line.swap(a + k, b + k);
+            }
+        }
+    }
+}
+
+/// Mirror top–bottom.
+pub fn flip_vertical(img: &mut Planar) {
+    let row = img.width * img.channels;
+    for y in 0..img.height / 2 {
+        let (top, bottom) = img.data.split_at_mut((img.height - 1 - y) * row);
+        top[y * row..(y + 1) * row].swap_with_slice(&mut bottom[..row]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(w: usize, h: usize) -> Planar {
+        Planar {
+            width: w,
+            height: h,
+            channels: 1,
+            data: (0..w * h).map(|i| i as f32).collect(),
+        }
+    }
+
+    #[test]
+    fn resize_matches_opencv_on_a_small_case() {
+        // cv2.resize(np.arange(16, dtype=np.float32).reshape(4, 4), (2, 2)) == [[2.5, 4.5], [10.5, 12.5]]
+        let r = resize_bilinear(&ramp(4, 4), 2, 2);
+        assert_eq!(r.data, vec![2.5, 4.5, 10.5, 12.5]);
+        // Upsampling 2 → 4 in one row: cv2 gives [0, 0.25, 0.75, 1].
+        let r = resize_bilinear(&ramp(2, 1), 4, 1);
+        assert_eq!(r.data, vec![0.0, 0.25, 0.75, 1.0]);
+    }
+
+    #[test]
+    fn blur_keeps_constants_and_mass() {
+        let img = Planar {
+            width: 9,
+            height: 7,
+            channels: 3,
+            data: vec![42.0; 9 * 7 * 3],
+        };
+        for k in [3, 5, 7, 9] {
+            let b = gaussian_blur(&img, k);
+            assert!(b.data.iter().all(|v| (v - 42.0).abs() < 1e-3), "k={k}");
+            let s: f32 = gaussian_kernel(k).iter().sum();
+            assert!((s - 1.0).abs() < 1e-6);
+        }
+        let mut impulse = Planar::zeros(9, 9, 1);
+        impulse.data[4 * 9 + 4] = 1.0;
+        let b = gaussian_blur(&impulse, 3);
+        assert_eq!(b.data[4 * 9 + 4], 0.25);
+        assert_eq!(b.data[3 * 9 + 3], 0.0625);
+    }
+
+    #[test]
+    fn flips_and_crop() {
+        let mut img = ramp(3, 2);
+        flip_horizontal(&mut img);
+        assert_eq!(img.data, vec![2.0, 1.0, 0.0, 5.0, 4.0, 3.0]);
+        flip_vertical(&mut img);
+        assert_eq!(img.data, vec![5.0, 4.0, 3.0, 2.0, 1.0, 0.0]);
+        let c = crop(&ramp(4, 3), 1, 1, 2, 2);
+        assert_eq!(c.data, vec![5.0, 6.0, 9.0, 10.0]);
+        assert_eq!(reflect101(-2, 5), 2);
+        assert_eq!(reflect101(6, 5), 2);
+    }
+}

@@ -1,0 +1,29 @@
+//! Data for KD-SCFNet training on candle.
+//!
+//! - [`SodDataset`]: the benchmark layout `NAME/image/*.jpg` + `NAME/mask/*.png` with an optional
+//!   list file, and plain folders of unlabeled images for distillation;
+//! - [`validate`]: every image and mask decodes and sizes agree, all problems reported together;
+//! - [`Augment`]: the original augmentation chain (blur, contrast/brightness, normalisation, crop,
+//!   flips), and [`test_input`] for test time;
+//! - [`Loader`]: seeded, reproducible batches with the per-batch multi-scale resize, prepared by
+//!   worker threads ahead of use;
+//! - [`synth`]: a synthetic SOD generator, the embedded default data (no download needed).
+
+#![warn(missing_docs)]
+
+mod augment;
+mod error;
+pub mod image_ops;
+mod layout;
+mod loader;
+mod rng;
+pub mod synth;
+mod validate;
+
+pub use augment::{normalize, Augment, MEAN, STD};
+pub use error::{DataError, Result};
+pub use image_ops::{read_mask, read_rgb, resize_bilinear, Planar};
+pub use layout::{Sample, SodDataset, IMAGE_EXTENSIONS};
+pub use loader::{test_input, Batch, EpochBatches, Loader, LoaderConfig, OnError, PAPER_SIZES};
+pub use rng::Rng;
+pub use validate::{validate, ValidationReport};

@@ -1,0 +1,318 @@
+//! A synthetic salient-object dataset: textured, gradient backgrounds with one to three foreground
+//! objects of varied shape (ellipses, rounded rectangles, stars, irregular blobs), colour and size,
+//! with soft, anti-aliased edges. Written in the benchmark layout (`image/`, `mask/`, `train.txt`,
+//! `test.txt`), it is the embedded default data of the demo and the tests: no download needed.
+
+use std::f64::consts::PI;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::error::{DataError, Result};
+use crate::rng::Rng;
+
+/// Settings of the generator.
+#[derive(Clone, Debug)]
+pub struct SynthConfig {
+    /// Number of images.
+    pub count: usize,
+    /// Seed: the same seed gives the same files.
+    pub seed: u64,
+    /// Smallest and largest image side (each side drawn independently).
+    pub side: (usize, usize),
+    /// Fraction of the images listed in `test.txt` (the rest in `train.txt`).
+    pub test_fraction: f64,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        Self {
+            count: 200,
+            seed: 0,
+            side: (160, 256),
+            test_fraction: 0.2,
+        }
+    }
+}
+
+/// One generated scene: RGB pixels and the soft mask, `width × height`.
+#[derive(Clone, Debug)]
+pub struct SynthScene {
+    /// Width.
+    pub width: usize,
+    /// Height.
+    pub height: usize,
+    /// RGB, row-major, 3 bytes a pixel.
+    pub rgb: Vec<u8>,
+    /// Mask, 0–255, soft on the boundary.
+    pub mask: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    Ellipse,
+    RoundedRect { corner: f64 },
+    Star { points: usize, depth: f64 },
+    Blob { phases: [f64; 3], amps: [f64; 3] },
+}
+
+/// A foreground object: a shape in a rotated frame, with a colour and a stripe pattern.
+#[derive(Clone, Copy, Debug)]
+struct Object {
+    shape: Shape,
+    cx: f64,
+    cy: f64,
+    rx: f64,
+    ry: f64,
+    angle: f64,
+    colour: [f64; 3],
+    stripes: f64,
+}
+
+impl Object {
+    fn random(rng: &mut Rng, w: f64, h: f64, scale: f64) -> Self {
+        let s = w.min(h);
+        let shape = match rng.below(4) {
+            0 => Shape::Ellipse,
+            1 => Shape::RoundedRect {
+                corner: rng.uniform(0.1, 0.5),
+            },
+            2 => Shape::Star {
+                points: 4 + rng.below(4),
+                depth: rng.uniform(0.2, 0.45),
+            },
+            _ => Shape::Blob {
+                phases: [
+                    rng.uniform(0.0, 2.0 * PI),
+                    rng.uniform(0.0, 2.0 * PI),
+                    rng.uniform(0.0, 2.0 * PI),
+                ],
+                amps: [
+                    rng.uniform(0.05, 0.2),
+                    rng.uniform(0.05, 0.15),
+                    rng.uniform(0.0, 0.1),
+                ],
+            },
+        };
+        // Saturated, bright colours: one channel high, one low.
+        let hue = rng.uniform(0.0, 1.0);
+        let colour = hsv(hue, rng.uniform(0.6, 1.0), rng.uniform(0.7, 1.0));
+        Self {
+            shape,
+            cx: rng.uniform(0.25, 0.75) * w,
+            cy: rng.uniform(0.25, 0.75) * h,
+            rx: rng.uniform(0.12, 0.3) * s * scale,
+            ry: rng.uniform(0.12, 0.3) * s * scale,
+            angle: rng.uniform(0.0, PI),
+            colour,
+            stripes: rng.uniform(0.0, 0.35),
+        }
+    }
+
+    /// Approximate signed distance in pixels (negative inside).
+    fn distance(&self, x: f64, y: f64) -> f64 {
+        let (dx, dy) = (x - self.cx, y - self.cy);
+        let (c, s) = (self.angle.cos(), self.angle.sin());
+        let (u, v) = (c * dx + s * dy, -s * dx + c * dy);
+        let (nu, nv) = (u / self.rx, v / self.ry);
+        let r = (nu * nu + nv * nv).sqrt();
+        let theta = nv.atan2(nu);
+        let scale = self.rx.min(self.ry);
+        let boundary = match self.shape {
+            Shape::Ellipse => 1.0,
+            Shape::RoundedRect { corner } => {
+                // Superellipse: exponent from the corner roundness (2 = ellipse, large = box).
+                let p = 2.0 + 8.0 * (1.0 - corner);
+                let (ct, st) = (theta.cos().abs(), theta.sin().abs());
+                (ct.powf(p) + st.powf(p)).powf(-1.0 / p)
+            }
+            Shape::Star { points, depth } => {
+                1.0 - depth * (0.5 + 0.5 * (points as f64 * theta).cos())
+            }
+            Shape::Blob { phases, amps } => {
+                1.0 + amps[0] * (2.0 * theta + phases[0]).sin()
+                    + amps[1] * (3.0 * theta + phases[1]).sin()
+                    + amps[2] * (5.0 * theta + phases[2]).sin()
+            }
+        };
+        (r - boundary) * scale
+    }
+}
+
+/// HSV (all in `[0, 1]`) to RGB in `[0, 255]`.
+fn hsv(h: f64, s: f64, v: f64) -> [f64; 3] {
+    let i = (h * 6.0).floor();
+    let f = h * 6.0 - i;
+    let (p, q, t) = (v * (1.0 - s), v * (1.0 - f * s), v * (1.0 - (1.0 - f) * s));
+    let rgb = match i as i64 % 6 {
+        0 => [v, t, p],
+        1 => [q, v, p],
+        2 => [p, v, t],
+        3 => [p, q, v],
+        4 => [t, p, v],
+        _ => [v, p, q],
+    };
+    rgb.map(|c| c * 255.0)
+}
+
+/// Scene number `index` of the stream `seed`.
+pub fn scene(seed: u64, index: usize, side: (usize, usize)) -> SynthScene {
+    let mut rng = Rng::stream(seed, &[0x5953_4e54, index as u64]);
+    let span = side.1.saturating_sub(side.0) + 1;
+    let width = side.0 + rng.below(span);
+    let height = side.0 + rng.below(span);
+    let (w, h) = (width as f64, height as f64);
+    // Background: a muted two-colour gradient, a sinusoidal texture and grain.
+    let base = hsv(rng.unit(), rng.uniform(0.05, 0.35), rng.uniform(0.25, 0.6));
+    let other = hsv(rng.unit(), rng.uniform(0.05, 0.35), rng.uniform(0.25, 0.6));
+    let (fx, fy) = (rng.uniform(0.03, 0.25), rng.uniform(0.03, 0.25));
+    let texture = rng.uniform(5.0, 25.0);
+    let tilt = rng.uniform(0.0, PI);
+    let n = 1 + rng.below(3);
+    let scale = if n == 1 { 1.2 } else { 0.85 };
+    let objects: Vec<Object> = (0..n)
+        .map(|_| Object::random(&mut rng, w, h, scale))
+        .collect();
+    let softness = rng.uniform(0.6, 2.0); // edge width in pixels
+    let mut grain = Rng::stream(seed, &[0x4752_4149, index as u64]);
+    let mut rgb = Vec::with_capacity(width * height * 3);
+    let mut mask = Vec::with_capacity(width * height);
+    for y in 0..height {
+        for x in 0..width {
+            let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
+            let g = ((px * tilt.cos() + py * tilt.sin()) / (w + h)).clamp(0.0, 1.0);
+            let t = texture * ((px * fx).sin() * (py * fy).cos());
+            let mut colour = [0.0; 3];
+            for c in 0..3 {
+                colour[c] = base[c] * (1.0 - g) + other[c] * g + t + 8.0 * (grain.unit() - 0.5);
+            }
+            // Objects later in the list are in front.
+            let mut alpha_total = 0.0f64;
+            for o in &objects {
+                let a = (0.5 - o.distance(px, py) / softness).clamp(0.0, 1.0);
+                if a > 0.0 {
+                    let stripe = 1.0 - o.stripes * (0.5 + 0.5 * ((px + py) * 0.15).sin());
+                    for c in 0..3 {
+                        colour[c] = colour[c] * (1.0 - a) + o.colour[c] * stripe * a;
+                    }
+                    alpha_total = alpha_total + a - alpha_total * a;
+                }
+            }
+            rgb.extend(colour.iter().map(|v| v.round().clamp(0.0, 255.0) as u8));
+            mask.push((alpha_total * 255.0).round() as u8);
+        }
+    }
+    SynthScene {
+        width,
+        height,
+        rgb,
+        mask,
+    }
+}
+
+/// What [`generate`] wrote.
+#[derive(Clone, Debug)]
+pub struct SynthSummary {
+    /// The dataset root.
+    pub root: PathBuf,
+    /// Stems listed in `train.txt`.
+    pub train: Vec<String>,
+    /// Stems listed in `test.txt`.
+    pub test: Vec<String>,
+}
+
+fn write_png_gray(path: &Path, w: usize, h: usize, data: Vec<u8>) -> Result<()> {
+    let img = image::GrayImage::from_raw(w as u32, h as u32, data).expect("buffer size");
+    save_atomic(path, |tmp| {
+        img.save_with_format(tmp, image::ImageFormat::Png)
+    })
+}
+
+fn write_jpeg(path: &Path, w: usize, h: usize, data: Vec<u8>) -> Result<()> {
+    let img = image::RgbImage::from_raw(w as u32, h as u32, data).expect("buffer size");
+    save_atomic(path, |tmp| {
+        let file = std::fs::File::create(tmp)?;
+        let mut enc =
+            image::codecs::jpeg::JpegEncoder::new_with_quality(std::io::BufWriter::new(file), 95);
+        enc.encode_image(&img)
+    })
+}
+
+/// Writes through a temporary file in the same folder, then renames.
+fn save_atomic(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::result::Result<(), image::ImageError>,
+) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    write(&tmp).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        DataError::Write {
+            path: path.to_owned(),
+            message: e.to_string(),
+        }
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| DataError::io(path, e))
+}
+
+/// Generates `config.count` scenes into `root` (`image/NNNNN.jpg`, `mask/NNNNN.png`, `train.txt`,
+/// `test.txt`), in parallel, calling `progress` after each file pair.
+pub fn generate(
+    root: impl AsRef<Path>,
+    config: &SynthConfig,
+    progress: impl Fn() + Sync,
+) -> Result<SynthSummary> {
+    let root = root.as_ref();
+    if !(0.0..=1.0).contains(&config.test_fraction) {
+        return Err(DataError::Config(format!(
+            "test fraction must be in [0, 1], got {}",
+            config.test_fraction
+        )));
+    }
+    if config.side.0 < 32 || config.side.0 > config.side.1 {
+        return Err(DataError::Config(format!(
+            "image sides must satisfy 32 <= min <= max, got {:?}",
+            config.side
+        )));
+    }
+    for dir in ["image", "mask"] {
+        let d = root.join(dir);
+        std::fs::create_dir_all(&d).map_err(|e| DataError::io(&d, e))?;
+    }
+    let stems: Vec<String> = (0..config.count).map(|i| format!("{i:05}")).collect();
+    stems
+        .par_iter()
+        .enumerate()
+        .try_for_each(|(i, stem)| -> Result<()> {
+            let s = scene(config.seed, i, config.side);
+            write_jpeg(
+                &root.join("image").join(format!("{stem}.jpg")),
+                s.width,
+                s.height,
+                s.rgb,
+            )?;
+            write_png_gray(
+                &root.join("mask").join(format!("{stem}.png")),
+                s.width,
+                s.height,
+                s.mask,
+            )?;
+            progress();
+            Ok(())
+        })?;
+    let n_test = (config.count as f64 * config.test_fraction).round() as usize;
+    let (train, test) = stems.split_at(config.count - n_test);
+    write_text(&root.join("train.txt"), &(train.join("\n") + "\n"))?;
+    write_text(&root.join("test.txt"), &(test.join("\n") + "\n"))?;
+    Ok(SynthSummary {
+        root: root.to_owned(),
+        train: train.to_vec(),
+        test: test.to_vec(),
+    })
+}
