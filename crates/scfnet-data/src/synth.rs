@@ -192,8 +192,8 @@ pub fn scene(seed: u64, index: usize, side: (usize, usize)) -> SynthScene {
                 let a = (0.5 - o.distance(px, py) / softness).clamp(0.0, 1.0);
                 if a > 0.0 {
                     let stripe = 1.0 - o.stripes * (0.5 + 0.5 * ((px + py) * 0.15).sin());
-                    for c in 0..3 {
-                        colour[c] = colour[c] * (1.0 - a) + o.colour[c] * stripe * a;
+                    for (v, oc) in colour.iter_mut().zip(o.colour) {
+                        *v = *v * (1.0 - a) + oc * stripe * a;
                     }
                     alpha_total = alpha_total + a - alpha_total * a;
                 }
