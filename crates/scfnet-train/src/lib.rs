@@ -1,17 +1,32 @@
-//! Training pieces of KD-SCFNet on candle: the losses ([`supervised_loss`], [`distillation_loss`]),
-//! SGD with momentum in Paddle's semantics ([`SgdMomentum`]) and the warm-up + cosine schedule
-//! ([`WarmupCosine`]). Each is checked against the authors' Paddle code
-//! (`tests/reference/train/`).
+//! Training of KD-SCFNet on candle: the losses ([`supervised_loss`], [`distillation_loss`]),
+//! SGD with momentum in Paddle's semantics ([`SgdMomentum`]), the warm-up + cosine schedule
+//! ([`WarmupCosine`]), the parameter groups of the recipe ([`param_groups`]), the step shared by
+//! full supervision and distillation ([`Trainer`]), checkpoints with exact resume
+//! ([`checkpoint`]), per-epoch validation ([`evaluate`]) and the loop ([`fit`]). Losses, optimiser
+//! and one whole step are checked against the authors' Paddle code (`tests/reference/train/`).
 
 #![warn(missing_docs)]
 
+pub mod checkpoint;
+mod config;
+mod engine;
+mod error;
+mod evaluate;
+mod fit;
 mod loss;
 mod optim;
+pub mod params;
 mod schedule;
 
+pub use config::TrainConfig;
+pub use engine::{StepOutcome, Target, Teacher, Trainer};
+pub use error::{Result, TrainError};
+pub use evaluate::{evaluate, predict_map};
+pub use fit::{fit, EpochScores, FitOptions, FitSummary};
 pub use loss::{
     boundary_band, boundary_dice_loss, dice_loss, distillation_loss, kd_dice_loss, side_loss,
     supervised_loss, SIDE_WEIGHTS,
 };
 pub use optim::{ParamGroup, SgdMomentum};
+pub use params::{init_fresh, load_backbone, param_groups};
 pub use schedule::WarmupCosine;

@@ -64,6 +64,19 @@ impl SgdMomentum {
         &self.velocity
     }
 
+    /// Restores the velocity of parameter `index` of group `group` (from a checkpoint).
+    pub fn set_velocity(&mut self, group: usize, index: usize, velocity: Tensor) -> Result<()> {
+        let slot = self
+            .velocity
+            .get_mut(group)
+            .and_then(|g| g.get_mut(index))
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!("no parameter {index} in group {group}"))
+            })?;
+        *slot = Some(velocity);
+        Ok(())
+    }
+
     /// The parameter groups.
     pub fn groups(&self) -> &[ParamGroup] {
         &self.groups

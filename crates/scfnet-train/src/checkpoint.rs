@@ -1,0 +1,187 @@
+//! Checkpoints: weights (safetensors, BatchNorm running statistics included), optimiser velocities
+//! (safetensors, by parameter name) and the run state (JSON: epoch, batch, step, settings).
+//!
+//! Each checkpoint is written into a temporary folder and renamed into place
+//! (`OUT/checkpoints/step-NNNNNNNN`); `OUT/checkpoints/latest` names the newest and is replaced
+//! atomically, so an interrupted write never damages the last good checkpoint. The newest weights
+//! are also kept as `OUT/model.safetensors` for `scfnet predict`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::engine::Trainer;
+use crate::error::{Result, TrainError};
+
+/// Where a run stands (saved with every checkpoint).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// The epoch to run next (0-based).
+    pub epoch: usize,
+    /// The batch of that epoch to run next.
+    pub batch: usize,
+    /// Optimiser steps done so far.
+    pub step: usize,
+    /// Samples skipped so far because they failed to load.
+    pub skipped: usize,
+    /// The settings of the run.
+    pub config: TrainConfig,
+    /// `supervised` or `distill:<teacher>`.
+    pub mode: String,
+}
+
+const WEIGHTS: &str = "weights.safetensors";
+const OPTIMIZER: &str = "optimizer.safetensors";
+const STATE: &str = "state.json";
+const LATEST: &str = "latest";
+/// Checkpoints kept besides the newest.
+const KEEP_OLDER: usize = 1;
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            TrainError::io(path, e)
+        })
+}
+
+fn velocities_by_name(trainer: &Trainer) -> Result<HashMap<String, Tensor>> {
+    let mut out = HashMap::new();
+    for (names, vels) in trainer
+        .param_names()
+        .iter()
+        .zip(trainer.optimizer().velocities())
+    {
+        for (name, v) in names.iter().zip(vels) {
+            if let Some(v) = v {
+                out.insert(name.clone(), v.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Saves a checkpoint of `trainer` at `state` under `out`; returns its folder.
+pub fn save(out: &Path, trainer: &Trainer, state: &RunState) -> Result<PathBuf> {
+    let root = out.join("checkpoints");
+    std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
+    let name = format!("step-{:08}", state.step);
+    let tmp = root.join(format!(".{name}.tmp{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+    trainer
+        .varmap()
+        .save(tmp.join(WEIGHTS))
+        .map_err(|e| TrainError::checkpoint(tmp.join(WEIGHTS), e.to_string()))?;
+    candle_core::safetensors::save(&velocities_by_name(trainer)?, tmp.join(OPTIMIZER))
+        .map_err(|e| TrainError::checkpoint(tmp.join(OPTIMIZER), e.to_string()))?;
+    let json = serde_json::to_vec_pretty(state).expect("state serialises");
+    std::fs::write(tmp.join(STATE), json).map_err(|e| TrainError::io(tmp.join(STATE), e))?;
+    let dir = root.join(&name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+    }
+    std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))?;
+    write_atomic(&root.join(LATEST), name.as_bytes())?;
+    // The newest weights, where `scfnet predict --weights` expects a file.
+    let model = out.join("model.safetensors");
+    let tmp_model = out.join(format!(".model.safetensors.tmp{}", std::process::id()));
+    std::fs::copy(dir.join(WEIGHTS), &tmp_model)
+        .and_then(|_| std::fs::rename(&tmp_model, &model))
+        .map_err(|e| TrainError::io(&model, e))?;
+    prune(&root, &name)?;
+    Ok(dir)
+}
+
+/// Removes all but the newest [`KEEP_OLDER`] + 1 checkpoints.
+fn prune(root: &Path, newest: &str) -> Result<()> {
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .map_err(|e| TrainError::io(root, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("step-") && n.as_str() <= newest)
+        .collect();
+    names.sort();
+    let drop = names.len().saturating_sub(KEEP_OLDER + 1);
+    for n in &names[..drop] {
+        let _ = std::fs::remove_dir_all(root.join(n));
+    }
+    Ok(())
+}
+
+/// The newest checkpoint folder under `out`, if any.
+pub fn latest(out: &Path) -> Result<Option<PathBuf>> {
+    let pointer = out.join("checkpoints").join(LATEST);
+    if !pointer.exists() {
+        return Ok(None);
+    }
+    let name = std::fs::read_to_string(&pointer).map_err(|e| TrainError::io(&pointer, e))?;
+    let dir = out.join("checkpoints").join(name.trim());
+    if !dir.join(STATE).is_file() {
+        return Err(TrainError::checkpoint(
+            &dir,
+            format!("named by {} but incomplete", pointer.display()),
+        ));
+    }
+    Ok(Some(dir))
+}
+
+/// Reads the run state of checkpoint folder `dir`.
+pub fn read_state(dir: &Path) -> Result<RunState> {
+    let path = dir.join(STATE);
+    let text = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| TrainError::checkpoint(&path, format!("unreadable state: {e}")))
+}
+
+/// Restores weights, running statistics and optimiser velocities of checkpoint `dir` into
+/// `trainer` (built for the same network).
+pub fn restore(dir: &Path, trainer: &mut Trainer) -> Result<()> {
+    let weights = dir.join(WEIGHTS);
+    let saved = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu)
+        .map_err(|e| TrainError::checkpoint(&weights, e.to_string()))?;
+    let mut problems = Vec::new();
+    for (name, var) in crate::params::sorted_vars(trainer.varmap()) {
+        match saved.get(&name) {
+            Some(t) if t.dims() == var.dims() => {
+                var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?
+            }
+            Some(t) => problems.push(format!(
+                "{name}: shape {:?}, the network needs {:?}",
+                t.dims(),
+                var.dims()
+            )),
+            None => problems.push(format!("{name}: missing")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(TrainError::checkpoint(
+            &weights,
+            format!("does not fit the network:\n  {}", problems.join("\n  ")),
+        ));
+    }
+    let optimizer = dir.join(OPTIMIZER);
+    let vels = candle_core::safetensors::load(&optimizer, &candle_core::Device::Cpu)
+        .map_err(|e| TrainError::checkpoint(&optimizer, e.to_string()))?;
+    let device = trainer.device().clone();
+    let names = trainer.param_names().to_vec();
+    for (g, group) in names.iter().enumerate() {
+        for (i, name) in group.iter().enumerate() {
+            if let Some(v) = vels.get(name) {
+                let var_dtype = trainer.optimizer().groups()[g].vars[i].dtype();
+                trainer.optimizer_mut().set_velocity(
+                    g,
+                    i,
+                    v.to_dtype(var_dtype)?.to_device(&device)?,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}

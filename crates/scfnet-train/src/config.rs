@@ -1,0 +1,130 @@
+//! The settings of a training run; [`TrainConfig::paper`] is the authors' recipe (spec §3.5, §4).
+
+use scfnet_data::PAPER_SIZES;
+use scfnet_model::ModelKind;
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::WarmupCosine;
+
+/// Everything that defines a run (saved in every checkpoint, so a resume continues with it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// The network being trained.
+    pub model: ModelKind,
+    /// Epochs.
+    pub epochs: usize,
+    /// Samples per batch.
+    pub batch: usize,
+    /// Input sides; each batch draws one.
+    pub sizes: Vec<usize>,
+    /// Peak learning rate (after warm-up).
+    pub max_lr: f64,
+    /// Learning rate at the start of warm-up and at the end of the cosine.
+    pub min_lr: f64,
+    /// Warm-up length in epochs (the original: `5 · (N / B + 1)` iterations).
+    pub warmup_epochs: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Coupled L2 weight decay.
+    pub weight_decay: f64,
+    /// Learning-rate multiplier of the backbone.
+    pub backbone_lr_mult: f64,
+    /// Seed of data order, augmentation and fresh weights.
+    pub seed: u64,
+    /// Run the original augmentation chain (off: normalisation and resize only).
+    pub augment: bool,
+    /// Side of the validation input.
+    pub test_size: usize,
+    /// Also checkpoint every this many steps (0: only at the end of each epoch).
+    pub checkpoint_every: usize,
+    /// Skip (and count) samples that fail to load instead of stopping.
+    pub skip_bad_samples: bool,
+    /// Loader worker threads.
+    pub workers: usize,
+}
+
+impl TrainConfig {
+    /// The authors' recipe for `model`: 69 epochs, batch 128, sides 224–352, lr 6.4e-4 → 6.4e-2 →
+    /// 6.4e-4 with 5 warm-up epochs, momentum 0.9, weight decay 5e-4, backbone lr × 0.1.
+    pub fn paper(model: ModelKind) -> Self {
+        Self {
+            model,
+            epochs: 69,
+            batch: 128,
+            sizes: PAPER_SIZES.to_vec(),
+            max_lr: 6.4e-2,
+            min_lr: 6.4e-4,
+            warmup_epochs: 5.0,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            backbone_lr_mult: 0.1,
+            seed: 0,
+            augment: true,
+            test_size: model.default_size(),
+            checkpoint_every: 0,
+            skip_bad_samples: true,
+            workers: 2,
+        }
+    }
+
+    /// Batches per epoch for `samples` training samples (the last, partial batch kept).
+    pub fn batches_per_epoch(&self, samples: usize) -> usize {
+        samples.div_ceil(self.batch.max(1))
+    }
+
+    /// The per-iteration learning-rate schedule for `samples` training samples: the paper's
+    /// formula, generalised to any warm-up length and epoch count.
+    pub fn schedule(&self, samples: usize) -> WarmupCosine {
+        let per_epoch = self.batches_per_epoch(samples) as f64;
+        WarmupCosine {
+            min_lr: self.min_lr,
+            max_lr: self.max_lr,
+            warmup: self.warmup_epochs * (samples as f64 / self.batch as f64 + 1.0),
+            t_max: (per_epoch * (self.epochs as f64 - self.warmup_epochs)).max(1.0),
+        }
+    }
+
+    /// Refuses settings that cannot run.
+    pub fn check(&self) -> Result<(), String> {
+        if self.epochs == 0 || self.batch == 0 {
+            return Err("epochs and batch size must be at least 1".into());
+        }
+        if self.sizes.is_empty() || self.sizes.iter().any(|s| *s == 0 || s % 32 != 0) {
+            return Err(format!(
+                "input sizes must be positive multiples of 32, got {:?}",
+                self.sizes
+            ));
+        }
+        if self.test_size == 0 || self.test_size % 32 != 0 {
+            return Err(format!(
+                "test size must be a positive multiple of 32, got {}",
+                self.test_size
+            ));
+        }
+        if self.model == ModelKind::SwinB && self.sizes.iter().any(|&s| s != 384) {
+            return Err("the Swin-B teacher takes 384x384 input only: use --sizes 384".into());
+        }
+        if !(self.max_lr > 0.0 && self.min_lr >= 0.0) {
+            return Err("learning rates must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_schedule_is_the_authors() {
+        let c = TrainConfig::paper(ModelKind::Student);
+        assert_eq!(c.schedule(10553), WarmupCosine::paper(10553, 128, 69));
+        assert_eq!(c.schedule(80000), WarmupCosine::paper(80000, 128, 69));
+        assert!(c.check().is_ok());
+        let bad = TrainConfig {
+            sizes: vec![100],
+            ..c
+        };
+        assert!(bad.check().unwrap_err().contains("32"));
+    }
+}

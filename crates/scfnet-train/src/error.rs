@@ -1,0 +1,64 @@
+//! Errors of training: each names the step, file or tensor at fault.
+
+use std::path::PathBuf;
+
+/// What stopped a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// Data could not be found, validated or loaded.
+    #[error(transparent)]
+    Data(#[from] scfnet_data::DataError),
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A checkpoint is missing, incomplete or does not fit the network.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The checkpoint folder or file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The loss became NaN or infinite; the last good checkpoint is left intact.
+    #[error("step {step} (epoch {epoch}): the loss part {part} is {value}; stopping (the last good checkpoint is kept)")]
+    NonFinite {
+        /// Global step (0-based).
+        step: usize,
+        /// Epoch (0-based).
+        epoch: usize,
+        /// Which part: `total`, `p2` … `p5`.
+        part: String,
+        /// The value.
+        value: f64,
+    },
+    /// An inconsistent setting.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Result with a [`TrainError`].
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+impl TrainError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Self::Checkpoint {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The training loop on a tiny synthetic set: resuming gives bit-identical weights, a NaN loss
+//! stops the run naming step and part and leaves the last checkpoint intact, the log has a line
+//! per step, and distillation runs on unlabeled images.
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use scfnet_data::synth::{generate, SynthConfig};
+use scfnet_data::SodDataset;
+use scfnet_model::ModelKind;
+use scfnet_train::{checkpoint, fit, FitOptions, Teacher, TrainConfig, TrainError, Trainer};
+
+fn synth(dir: &Path) -> SodDataset {
+    let cfg = SynthConfig {
+        count: 6,
+        seed: 5,
+        side: (64, 80),
+        test_fraction: 0.0,
+    };
+    generate(dir, &cfg, || {}).unwrap();
+    SodDataset::labeled(dir, None).unwrap()
+}
+
+fn config() -> TrainConfig {
+    TrainConfig {
+        epochs: 2,
+        batch: 3,
+        sizes: vec![64],
+        warmup_epochs: 1.0,
+        test_size: 64,
+        seed: 17,
+        workers: 2,
+        ..TrainConfig::paper(ModelKind::Student)
+    }
+}
+
+fn options(out: &Path) -> FitOptions {
+    FitOptions {
+        out: out.to_owned(),
+        resume: false,
+        validation: Vec::new(),
+        stop_after_epochs: None,
+        progress: false,
+    }
+}
+
+fn weights(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("model.safetensors")).unwrap()
+}
+
+#[test]
+fn two_epochs_equal_one_plus_resume_bit_for_bit() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = synth(data_dir.path());
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dev = Device::Cpu;
+
+    let mut straight = Trainer::fresh(config(), &dev, DType::F32).unwrap();
+    let s = fit(&mut straight, data.clone(), None, &options(a.path())).unwrap();
+    assert_eq!((s.steps, s.epochs_done), (4, 2));
+
+    let mut first = Trainer::fresh(config(), &dev, DType::F32).unwrap();
+    let half = FitOptions {
+        stop_after_epochs: Some(1),
+        ..options(b.path())
+    };
+    let s1 = fit(&mut first, data.clone(), None, &half).unwrap();
+    assert_eq!((s1.steps, s1.epochs_done), (2, 1));
+    assert_ne!(weights(a.path()), weights(b.path()));
+    // A new process would build a fresh trainer and resume.
+    let mut second = Trainer::fresh(config(), &dev, DType::F32).unwrap();
+    let resume = FitOptions {
+        resume: true,
+        ..options(b.path())
+    };
+    let s2 = fit(&mut second, data, None, &resume).unwrap();
+    assert_eq!((s2.steps, s2.epochs_done), (4, 2));
+    assert_eq!(
+        weights(a.path()),
+        weights(b.path()),
+        "resumed weights differ"
+    );
+
+    // One JSON line per step, steps 0..4, in both logs.
+    for dir in [a.path(), b.path()] {
+        let log = std::fs::read_to_string(dir.join("log.jsonl")).unwrap();
+        let steps: Vec<u64> = log
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter_map(|v| v["step"].as_u64().filter(|_| v.get("loss").is_some()))
+            .collect();
+        assert_eq!(steps, [0, 1, 2, 3]);
+    }
+    let state = checkpoint::read_state(&checkpoint::latest(b.path()).unwrap().unwrap()).unwrap();
+    assert_eq!((state.epoch, state.step), (2, 4));
+}
+
+#[test]
+fn a_nan_loss_stops_and_keeps_the_last_checkpoint() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = synth(data_dir.path());
+    let out = tempfile::tempdir().unwrap();
+    // One batch an epoch; an absurd learning rate wrecks the weights in the first update.
+    let cfg = TrainConfig {
+        batch: 6,
+        epochs: 3,
+        max_lr: 1e30,
+        min_lr: 1e30,
+        ..config()
+    };
+    let mut t = Trainer::fresh(cfg, &Device::Cpu, DType::F32).unwrap();
+    let err = fit(&mut t, data, None, &options(out.path())).unwrap_err();
+    match &err {
+        TrainError::NonFinite { step, part, .. } => {
+            assert_eq!(*step, 1);
+            assert!(part.starts_with('p') || part == "total", "{part}");
+        }
+        other => panic!("expected a non-finite loss, got {other}"),
+    }
+    assert!(err.to_string().contains("step 1"), "{err}");
+    let dir = checkpoint::latest(out.path()).unwrap().unwrap();
+    let state = checkpoint::read_state(&dir).unwrap();
+    assert_eq!((state.epoch, state.step), (1, 1));
+    assert!(out.path().join("model.safetensors").is_file());
+}
+
+#[test]
+fn distillation_trains_the_student_on_unlabeled_images() {
+    let data_dir = tempfile::tempdir().unwrap();
+    synth(data_dir.path());
+    let unlabeled = SodDataset::unlabeled(data_dir.path().join("image")).unwrap();
+    let dev = Device::Cpu;
+    // A (random) student as the frozen teacher: only the mechanics are under test here.
+    let teacher_trainer = Trainer::fresh(
+        TrainConfig {
+            seed: 99,
+            ..config()
+        },
+        &dev,
+        DType::F32,
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let teacher_file = out.path().join("teacher.safetensors");
+    teacher_trainer.varmap().save(&teacher_file).unwrap();
+    let vb = unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(&[&teacher_file], DType::F32, &dev).unwrap()
+    };
+    let teacher = Teacher::new(scfnet_model::Scfnet::new(ModelKind::Student, vb).unwrap());
+    let mut student = Trainer::fresh(
+        TrainConfig {
+            epochs: 1,
+            ..config()
+        },
+        &dev,
+        DType::F32,
+    )
+    .unwrap();
+    let s = fit(
+        &mut student,
+        unlabeled.clone(),
+        Some(&teacher),
+        &options(out.path()),
+    )
+    .unwrap();
+    assert_eq!(s.steps, 2);
+    assert!(s.last_epoch_loss.is_finite() && s.last_epoch_loss > 0.0);
+    // Full supervision refuses data without masks.
+    let mut fs = Trainer::fresh(config(), &dev, DType::F32).unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let e = fit(&mut fs, unlabeled, None, &options(other.path())).unwrap_err();
+    assert!(e.to_string().contains("needs masks"), "{e}");
+}
