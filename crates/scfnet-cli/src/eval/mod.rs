@@ -5,7 +5,7 @@ mod curves;
 mod matching;
 mod plan;
 mod plot;
-mod report;
+pub(crate) mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

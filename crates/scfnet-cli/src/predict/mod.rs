@@ -8,22 +8,14 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use scfnet_model::{ModelKind, Scfnet};
 
 use crate::atomic::write_atomic;
+use crate::device::{device, DeviceArg};
 use images::{collect_inputs, Decoded};
-
-/// Where the network runs.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum DeviceArg {
-    /// The CPU (always available).
-    Cpu,
-    /// The first CUDA GPU (needs a build with `--features cuda`).
-    Cuda,
-}
 
 /// `scfnet predict`: one 8-bit PNG saliency map per image, at the image's size.
 #[derive(Args, Debug, Clone)]
@@ -64,16 +56,6 @@ pub struct PredictArgs {
 pub const MEAN: [f32; 3] = [124.55, 118.90, 102.94];
 /// See [`MEAN`].
 pub const STD: [f32; 3] = [56.77, 55.97, 57.50];
-
-fn device(arg: DeviceArg) -> Result<Device> {
-    match arg {
-        DeviceArg::Cpu => Ok(Device::Cpu),
-        #[cfg(feature = "cuda")]
-        DeviceArg::Cuda => Device::new_cuda(0).context("cannot open CUDA device 0"),
-        #[cfg(not(feature = "cuda"))]
-        DeviceArg::Cuda => bail!("--device cuda: this scfnet was built without CUDA support; rebuild with `cargo build --release -p scfnet-cli --features cuda`"),
-    }
-}
 
 /// `(1, 3, size, size)` normalised network input of one decoded image.
 fn to_input(img: &Decoded, size: usize, dev: &Device) -> Result<Tensor> {

@@ -1,0 +1,287 @@
+//! `scfnet train` (full supervision on masks) and `scfnet distill` (the student learns from a
+//! frozen teacher's maps on unlabeled images). Defaults are the paper's recipe.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use candle_core::DType;
+use candle_nn::VarBuilder;
+use clap::Args;
+use scfnet_backbones::{
+    check_safetensors, resolve, synthetic_var_builder, HubOptions, WeightSource,
+};
+use scfnet_data::SodDataset;
+use scfnet_model::{ModelKind, Scfnet};
+use scfnet_train::{
+    checkpoint, fit, load_backbone, FitOptions, FitSummary, Teacher, TrainConfig, Trainer,
+};
+
+use crate::device::{device, DeviceArg};
+
+/// Options shared by `train` and `distill`.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Output folder: checkpoints/, model.safetensors (newest weights), log.jsonl (every step).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Epochs (paper: 69).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size (paper: 128).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Input sides, one drawn per batch (paper: 224,256,288,320,352).
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<usize>>,
+    /// Peak learning rate after warm-up (paper: 0.064).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning rate at the start of warm-up and the end of the cosine (paper: 0.00064).
+    #[arg(long)]
+    pub min_lr: Option<f64>,
+    /// Warm-up length in epochs (paper: 5).
+    #[arg(long)]
+    pub warmup_epochs: Option<f64>,
+    /// Seed of data order, augmentation and fresh weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Backbone ImageNet weights: a safetensors file or REPO_ID[@REV][:FILE] on the Hugging Face
+    /// hub (cache first). Without it the backbone starts from random weights.
+    #[arg(long, value_name = "PATH|REPO_ID[:FILE]")]
+    pub backbone_weights: Option<String>,
+    /// Labeled benchmark folders (ROOT/image, ROOT/mask, optional test.txt) scored after every
+    /// epoch: NAME=DIR, repeatable.
+    #[arg(long = "val", value_name = "NAME=DIR")]
+    pub val: Vec<String>,
+    /// Continue from the newest checkpoint in --out (its saved settings are used).
+    #[arg(long)]
+    pub resume: bool,
+    /// Also checkpoint every N steps (default: every epoch only).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: usize,
+    /// Stop after N epochs of this invocation (with a checkpoint); --resume continues the schedule.
+    #[arg(long)]
+    pub stop_after_epochs: Option<usize>,
+    /// Turn augmentation off (normalisation and resize only).
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Stop on a sample that fails to load instead of skipping and counting it.
+    #[arg(long)]
+    pub fail_on_bad_sample: bool,
+    /// Loader worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Side of the validation input (default 352; 384 for swinb).
+    #[arg(long)]
+    pub test_size: Option<usize>,
+    /// Where to train.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `scfnet train`: full supervision.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Which network: student, r50 or swinb.
+    #[arg(long, default_value = "student")]
+    pub model: ModelKind,
+    /// Training set in the benchmark layout (ROOT/image/*.jpg, ROOT/mask/*.png).
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// List of stems under --data (default: train.txt if present, else every image).
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `scfnet distill`: knowledge distillation into the student.
+#[derive(Args, Debug, Clone)]
+pub struct DistillArgs {
+    /// The frozen teacher: r50 or swinb (or student).
+    #[arg(long, default_value = "r50")]
+    pub teacher: ModelKind,
+    /// The teacher's trained weights: a safetensors file (e.g. OUT/model.safetensors of
+    /// `scfnet train`) or REPO_ID[@REV][:FILE] on the hub.
+    #[arg(long, value_name = "PATH|REPO_ID[:FILE]")]
+    pub teacher_weights: String,
+    /// Unlabeled images: ROOT/image (+ train.txt) or any folder of images, searched recursively.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// The network distilled into (the paper's: student).
+    #[arg(long, default_value = "student")]
+    pub model: ModelKind,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The settings of a new run from the paper's recipe and the overrides of `args`.
+fn config(model: ModelKind, args: &CommonArgs) -> TrainConfig {
+    let paper = TrainConfig::paper(model);
+    TrainConfig {
+        epochs: args.epochs.unwrap_or(paper.epochs),
+        batch: args.batch.unwrap_or(paper.batch),
+        sizes: args.sizes.clone().unwrap_or(if model == ModelKind::SwinB {
+            vec![384]
+        } else {
+            paper.sizes.clone()
+        }),
+        max_lr: args.lr.unwrap_or(paper.max_lr),
+        min_lr: args.min_lr.unwrap_or(paper.min_lr),
+        warmup_epochs: args.warmup_epochs.unwrap_or(paper.warmup_epochs),
+        seed: args.seed,
+        augment: !args.no_augment,
+        test_size: args.test_size.unwrap_or(paper.test_size),
+        checkpoint_every: args.checkpoint_every,
+        skip_bad_samples: !args.fail_on_bad_sample,
+        workers: args.workers,
+        ..paper
+    }
+}
+
+/// `NAME=DIR` validation sets (each with its test.txt if present).
+fn validation_sets(specs: &[String]) -> Result<Vec<(String, SodDataset)>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, dir) = spec
+                .split_once('=')
+                .with_context(|| format!("--val {spec:?}: expected NAME=DIR"))?;
+            let dir = Path::new(dir);
+            let list = dir.join("test.txt");
+            let ds = SodDataset::labeled(dir, list.is_file().then_some(list.as_path()))
+                .with_context(|| format!("--val {name}"))?;
+            Ok((name.to_string(), ds))
+        })
+        .collect()
+}
+
+/// A local path for a file or hub spec.
+fn weight_file(spec: &str) -> Result<PathBuf> {
+    let source = if Path::new(spec).exists() {
+        WeightSource::File(spec.into())
+    } else {
+        WeightSource::parse(spec, "model.safetensors")
+    };
+    Ok(resolve(&source, &HubOptions::from_env())?)
+}
+
+/// The trainer of a run: the saved settings when resuming, else `fresh` (+ backbone weights).
+fn trainer(fresh: TrainConfig, args: &CommonArgs) -> Result<Trainer> {
+    let dev = device(args.device)?;
+    let config = match args
+        .resume
+        .then(|| checkpoint::latest(&args.out))
+        .transpose()?
+        .flatten()
+    {
+        Some(dir) => {
+            let saved = checkpoint::read_state(&dir)?.config;
+            if saved != fresh {
+                tracing::info!("--resume: using the settings saved in {}", dir.display());
+            }
+            saved
+        }
+        None => fresh,
+    };
+    let t = Trainer::fresh(config, &dev, DType::F32)?;
+    if !args.resume {
+        match &args.backbone_weights {
+            Some(spec) => {
+                let path = weight_file(spec)?;
+                let n = load_backbone(t.varmap(), &path)?;
+                tracing::info!("backbone: {n} tensors from {}", path.display());
+            }
+            None => tracing::warn!(
+                "no --backbone-weights: the {} backbone starts from random weights (the paper starts from ImageNet)",
+                t.config().model
+            ),
+        }
+    }
+    Ok(t)
+}
+
+fn options(args: &CommonArgs) -> Result<FitOptions> {
+    Ok(FitOptions {
+        out: args.out.clone(),
+        resume: args.resume,
+        validation: validation_sets(&args.val)?,
+        stop_after_epochs: args.stop_after_epochs,
+        progress: !args.quiet,
+    })
+}
+
+fn report(summary: &FitSummary, out: &Path) {
+    tracing::info!(
+        "{} steps, {} epochs done, last epoch's mean loss {:.4}; weights: {}",
+        summary.steps,
+        summary.epochs_done,
+        summary.last_epoch_loss,
+        out.join("model.safetensors").display()
+    );
+}
+
+/// Runs `scfnet train`.
+pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
+    let list = args.list.clone().or_else(|| {
+        let t = args.data.join("train.txt");
+        t.is_file().then_some(t)
+    });
+    let data = SodDataset::labeled(&args.data, list.as_deref())?;
+    let mut t = trainer(config(args.model, &args.common), &args.common)?;
+    tracing::info!(
+        "training {} on {} ({} samples), {} epochs of batch {}",
+        t.config().model,
+        args.data.display(),
+        data.len(),
+        t.config().epochs,
+        t.config().batch
+    );
+    let summary = fit(&mut t, data, None, &options(&args.common)?)?;
+    report(&summary, &args.common.out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The frozen teacher from a weight file, checked name by name first.
+pub fn load_teacher(kind: ModelKind, spec: &str, dev: &candle_core::Device) -> Result<Teacher> {
+    let path = weight_file(spec)?;
+    let (probe, recorded) = synthetic_var_builder(DType::F32, &candle_core::Device::Cpu);
+    Scfnet::new(kind, probe)?;
+    check_safetensors(&path, &recorded.requested(), &path.display().to_string())?;
+    // SAFETY: the weight file is memory-mapped read-only for the life of the process.
+    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, dev) }
+        .with_context(|| format!("{}: cannot load teacher weights", path.display()))?;
+    Ok(Teacher::new(Scfnet::new(kind, vb)?))
+}
+
+/// Runs `scfnet distill`.
+pub fn run_distill(args: DistillArgs) -> Result<ExitCode> {
+    if args.teacher == ModelKind::SwinB
+        && args
+            .common
+            .sizes
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|&v| v != 384))
+    {
+        bail!("the Swin-B teacher takes 384x384 input only: add --sizes 384");
+    }
+    let data = SodDataset::unlabeled(&args.data)?;
+    let dev = device(args.common.device)?;
+    let teacher = load_teacher(args.teacher, &args.teacher_weights, &dev)?;
+    let mut t = trainer(config(args.model, &args.common), &args.common)?;
+    tracing::info!(
+        "distilling {} into {} on {} unlabeled images, {} epochs of batch {}",
+        args.teacher,
+        t.config().model,
+        data.len(),
+        t.config().epochs,
+        t.config().batch
+    );
+    let summary = fit(&mut t, data, Some(&teacher), &options(&args.common)?)?;
+    report(&summary, &args.common.out);
+    Ok(ExitCode::SUCCESS)
+}
