@@ -79,10 +79,13 @@ fn open_log(out: &std::path::Path, resume_step: Option<usize>) -> Result<std::fs
             .map_err(|e| TrainError::io(&path, e))?
             .lines()
             .filter(|l| {
+                // Step lines before the checkpoint, and the validations that ended at it.
                 serde_json::from_str::<serde_json::Value>(l)
                     .ok()
-                    .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                    .is_some_and(|s| (s as usize) < step)
+                    .is_some_and(|v| {
+                        let s = v.get("step").and_then(|s| s.as_u64()).unwrap_or(u64::MAX) as usize;
+                        s < step || (s == step && v.get("validation").is_some())
+                    })
             })
             .map(|l| format!("{l}\n"))
             .collect::<String>(),
