@@ -185,33 +185,22 @@ fn reflect101(i: isize, n: usize) -> usize {
     i as usize
 }
 
-/// Separable Gaussian blur with an odd `k × k` kernel (`cv2.GaussianBlur(img, (k, k), 0)`).
-pub fn gaussian_blur(img: &Planar, k: usize) -> Planar {
-    let kernel = gaussian_kernel(k);
-    let r = (k / 2) as isize;
+/// One 1-D convolution pass with reflect-101 borders, along rows (`vertical = false`) or columns.
+fn convolve_axis(img: &Planar, kernel: &[f32], vertical: bool) -> Planar {
+    let r = (kernel.len() / 2) as isize;
     let (w, h, c) = (img.width, img.height, img.channels);
-    let mut tmp = Planar::zeros(w, h, c);
-    for y in 0..h {
-        for x in 0..w {
-            for ch in 0..c {
-                let mut s = 0f32;
-                for (j, kv) in kernel.iter().enumerate() {
-                    let xx = reflect101(x as isize + j as isize - r, w);
-                    s += kv * img.data[img.at(y, xx) + ch];
-                }
-                let i = tmp.at(y, x) + ch;
-                tmp.data[i] = s;
-            }
-        }
-    }
     let mut out = Planar::zeros(w, h, c);
     for y in 0..h {
         for x in 0..w {
             for ch in 0..c {
                 let mut s = 0f32;
                 for (j, kv) in kernel.iter().enumerate() {
-                    let yy = reflect101(y as isize + j as isize - r, h);
-                    s += kv * tmp.data[tmp.at(yy, x) + ch];
+                    let src = if vertical {
+                        img.at(reflect101(y as isize + j as isize - r, h), x)
+                    } else {
+                        img.at(y, reflect101(x as isize + j as isize - r, w))
+                    };
+                    s += kv * img.data[src + ch];
                 }
                 let i = out.at(y, x) + ch;
                 out.data[i] = s;
@@ -219,6 +208,12 @@ pub fn gaussian_blur(img: &Planar, k: usize) -> Planar {
         }
     }
     out
+}
+
+/// Separable Gaussian blur with an odd `k × k` kernel (`cv2.GaussianBlur(img, (k, k), 0)`).
+pub fn gaussian_blur(img: &Planar, k: usize) -> Planar {
+    let kernel = gaussian_kernel(k);
+    convolve_axis(&convolve_axis(img, &kernel, false), &kernel, true)
 }
 
 /// Rows `[top, top + height)` and columns `[left, left + width)`.
