@@ -19,6 +19,15 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Keeps freed memory mapped (mimalloc's `purge_delay` = -1), as the `scfnet` binary does, so that
+/// benchmarks measure what users run.
+fn keep_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a plain integer option of the allocator (15 = mi_option_purge_delay).
+        unsafe { libmimalloc_sys::mi_option_set(15, -1) };
+    }
+}
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "scfnet-rs project automation")]
 struct Cli {
@@ -44,6 +53,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    keep_freed_memory();
     match Cli::parse().command {
         Command::BenchMetrics(a) => bench_metrics::run(a),
         Command::BenchBackbones(a) => bench_backbones::run(a),

@@ -165,13 +165,26 @@ pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
 }
 
 /// `k × k` max-pooling with stride 1 and padding `k / 2`: same output size for odd `k`.
+///
+/// Computed as a `1 × k` pool along rows followed by a `k × 1` pool along columns (`2k`
+/// comparisons a pixel instead of `k²`). The gradient still reaches the window's first maximum in
+/// row-major order: the row pass keeps the leftmost maximum of each row, the column pass the
+/// topmost row holding the maximum.
 pub fn max_pool2d_same(x: &Tensor, k: usize) -> Result<Tensor> {
-    max_pool2d(
+    let rows = max_pool2d(
         x,
         Pool2d {
-            kernel: (k, k),
+            kernel: (1, k),
             stride: (1, 1),
-            padding: (k / 2, k / 2),
+            padding: (0, k / 2),
+        },
+    )?;
+    max_pool2d(
+        &rows,
+        Pool2d {
+            kernel: (k, 1),
+            stride: (1, 1),
+            padding: (k / 2, 0),
         },
     )
 }

@@ -36,12 +36,19 @@ fn inner_boundary(m: &Tensor) -> Result<Tensor> {
     max_pool2d_same(&inv, 3)? - inv
 }
 
+/// The inner boundary of a map in `[0, 1]` thickened by a `k × k` max-pool.
+fn thick_boundary(m: &Tensor, k: usize) -> Result<Tensor> {
+    max_pool2d_same(&inner_boundary(m)?, k)
+}
+
 /// Boundary Dice loss: Dice between the inner boundaries of `sigmoid(pred)` and `mask`, both
 /// thickened by a `k × k` max-pool with `k` = [`boundary_band`]`(epoch)`.
 pub fn boundary_dice_loss(pred: &Tensor, mask: &Tensor, epoch: usize) -> Result<Tensor> {
     let k = boundary_band(epoch);
-    let thick = |m: &Tensor| -> Result<Tensor> { max_pool2d_same(&inner_boundary(m)?, k) };
-    dice(&thick(&sigmoid(pred)?)?, &thick(mask)?)
+    dice(
+        &thick_boundary(&sigmoid(pred)?, k)?,
+        &thick_boundary(mask, k)?,
+    )
 }
 
 /// Full-supervision loss of one side output: Dice + boundary Dice.
@@ -50,12 +57,17 @@ pub fn side_loss(pred: &Tensor, mask: &Tensor, epoch: usize) -> Result<Tensor> {
 }
 
 /// Deep supervision: `L2 + L3/2 + L4/4 + L5/8`; returns the total and the four side losses.
+/// The mask's thickened boundary is computed once for the four outputs.
 pub fn supervised_loss(
     outputs: [&Tensor; 4],
     mask: &Tensor,
     epoch: usize,
 ) -> Result<(Tensor, [Tensor; 4])> {
-    weighted(outputs, |p| side_loss(p, mask, epoch))
+    let k = boundary_band(epoch);
+    let mask_edge = thick_boundary(&mask.detach(), k)?;
+    weighted(outputs, |p| {
+        dice_loss(p, mask)? + dice(&thick_boundary(&sigmoid(p)?, k)?, &mask_edge)?
+    })
 }
 
 /// KD loss of one student output against the teacher's `p2` logits: soft Dice between
