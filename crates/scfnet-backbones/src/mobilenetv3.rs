@@ -10,9 +10,10 @@
 //! `blocks.{i}.linear_conv.{conv,bn}`. `scfnet convert` maps a PaddleClas checkpoint to them.
 
 use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{batch_norm, conv2d, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
 use scfnet_ops::{
-    conv2d_im2col, depthwise_conv2d, hard_sigmoid_paddle, hard_swish, ConvGeometry, DepthwiseConfig,
+    batch_norm, conv2d_im2col, depthwise_conv2d, hard_sigmoid_paddle, hard_swish, BatchNorm,
+    ConvGeometry, DepthwiseConfig,
 };
 
 use crate::features::{Backbone, Features};

@@ -5,7 +5,8 @@
 //! `timm/resnet50.tv_in1k` (`model.safetensors`) load as they are.
 
 use candle_core::{Module, ModuleT, Result, Tensor};
-use candle_nn::{batch_norm, conv2d_no_bias, BatchNorm, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
+use scfnet_ops::{batch_norm, BatchNorm};
 use scfnet_ops::{max_pool2d, Pool2d};
 
 use crate::features::{Backbone, Features};

@@ -5,8 +5,9 @@
 //! (SCFMs), `linear{2..5}` (heads).
 
 use candle_core::{Result, Tensor};
-use candle_nn::{batch_norm, conv2d, BatchNorm, Conv2d, Conv2dConfig, ModuleT, VarBuilder};
+use candle_nn::{conv2d, Conv2d, Conv2dConfig, ModuleT, VarBuilder};
 use scfnet_backbones::macs;
+use scfnet_ops::{batch_norm, BatchNorm};
 use scfnet_ops::{conv2d_im2col, resize_like, ConvGeometry};
 
 /// BatchNorm ε of the decoder (Paddle default).

@@ -13,6 +13,8 @@
 //!   convolution on MobileNetV3 (which runs one convolution per channel).
 //! - [`conv2d_im2col`] — convolution through explicit columns and a matrix product, several
 //!   times faster than candle's for the decoder's 16-channel and 1-channel layers.
+//! - [`BatchNorm`] — 2-D BatchNorm with fused statistics, normalisation and backward kernels,
+//!   a drop-in for `candle_nn::BatchNorm` several times faster in training.
 //! - [`bce_with_logits`] — binary cross-entropy with logits that stays finite for any logit.
 //!
 //! Every backward is tested against central finite differences in `f64` and against values
@@ -21,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod activation;
+mod batch_norm;
 mod depthwise;
 mod elem;
 mod im2col;
@@ -29,6 +32,7 @@ mod pool;
 mod resize;
 
 pub use activation::{hard_sigmoid, hard_sigmoid_paddle, hard_swish, PADDLE_HARDSIGMOID_SLOPE};
+pub use batch_norm::{batch_norm, BatchNorm};
 pub use depthwise::{depthwise_conv2d, DepthwiseConfig};
 pub use im2col::{conv2d_im2col, ConvGeometry};
 pub use loss::{bce_with_logits, bce_with_logits_mean};

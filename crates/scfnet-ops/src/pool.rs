@@ -45,6 +45,43 @@ impl Pool2d {
     /// one in row-major order; a NaN wins (PyTorch's rule).
     fn argmax<T: Real>(&self, plane: &[T], h: usize, w: usize, out: &mut [usize]) {
         let (oh, ow) = self.output_size(h, w);
+        // One-dimensional stride-1 windows (the separable same-size pool): a sliding maximum,
+        // O(1) a pixel whatever the kernel. NaNs take the general path below.
+        if self.stride == (1, 1) && !plane.iter().any(|v| v.is_nan()) {
+            if self.kernel.0 == 1 && self.padding.0 == 0 {
+                for y in 0..h {
+                    sliding_first_max(plane, y * w, 1, w, self.kernel.1, self.padding.1, |o, i| {
+                        out[y * ow + o] = i
+                    });
+                }
+                return;
+            }
+            if self.kernel.1 == 1 && self.padding.1 == 0 {
+                // Down the columns, a whole row at a time (contiguous, vectorisable): the first
+                // row holding each column's maximum wins.
+                let (k, p) = (self.kernel.0, self.padding.0);
+                let mut best_v = vec![T::ZERO; w];
+                for o in 0..oh {
+                    let lo = o.saturating_sub(p);
+                    let hi = (o + k - p).min(h);
+                    let dst = &mut out[o * ow..o * ow + w];
+                    best_v.copy_from_slice(&plane[lo * w..lo * w + w]);
+                    for (x, d) in dst.iter_mut().enumerate() {
+                        *d = lo * w + x;
+                    }
+                    for y in lo + 1..hi {
+                        let row = &plane[y * w..y * w + w];
+                        for (x, (&v, b)) in row.iter().zip(best_v.iter_mut()).enumerate() {
+                            if v > *b {
+                                *b = v;
+                                dst[x] = y * w + x;
+                            }
+                        }
+                    }
+                }
+                return;
+            }
+        }
         for oy in 0..oh {
             let y_start = (oy * self.stride.0) as isize - self.padding.0 as isize;
             let ys = y_start.max(0) as usize..((y_start + self.kernel.0 as isize) as usize).min(h);
@@ -74,6 +111,44 @@ impl Pool2d {
                 out[oy * ow + ox] = best;
             }
         }
+    }
+}
+
+/// Sliding-window first maximum along one row of `n` values `plane[start + i·step]`, window `k`,
+/// `-inf` padding `p` each side, stride 1: calls `emit(output position, flat index of the first
+/// maximum)` for every output. A monotonic queue keeps candidates with non-increasing values;
+/// equal values keep their order, so the front is the earliest maximum.
+fn sliding_first_max<T: Real>(
+    plane: &[T],
+    start: usize,
+    step: usize,
+    n: usize,
+    k: usize,
+    p: usize,
+    mut emit: impl FnMut(usize, usize),
+) {
+    let n_out = n + 2 * p + 1 - k;
+    let mut queue = std::collections::VecDeque::with_capacity(k);
+    let mut next = 0usize; // next position to enqueue
+    for o in 0..n_out {
+        let lo = o.saturating_sub(p);
+        let hi = (o + k - p).min(n); // exclusive
+        while next < hi {
+            let v = plane[start + next * step];
+            while queue
+                .back()
+                .is_some_and(|&j: &usize| plane[start + j * step] < v)
+            {
+                queue.pop_back();
+            }
+            queue.push_back(next);
+            next += 1;
+        }
+        while queue.front().is_some_and(|&j| j < lo) {
+            queue.pop_front();
+        }
+        let best = *queue.front().expect("a window holds at least one value");
+        emit(o, start + best * step);
     }
 }
 

@@ -1,0 +1,416 @@
+//! BatchNorm over `(B, C, H, W)` with fused CPU kernels: one pass for the batch statistics, one
+//! for the normalisation, two for the backward — instead of candle-nn's transposed copies and
+//! half a dozen broadcast operations each way, which dominated a training step. Same weight
+//! names, same arithmetic and the same running-statistics update as `candle_nn::BatchNorm`
+//! (biased variance to normalise, unbiased in the running variance, momentum 0.1).
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, Var};
+use candle_nn::{Init, ModuleT, VarBuilder};
+use rayon::prelude::*;
+
+use crate::elem::{contiguous, dims4, Real};
+
+/// A 2-D BatchNorm layer with learnable scale and shift and running statistics.
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    weight: Tensor,
+    bias: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    eps: f64,
+    momentum: f64,
+}
+
+/// A BatchNorm on `channels` channels under `vb` (`weight`, `bias`, `running_mean`,
+/// `running_var`, initialised to 1, 0, 0, 1), like `candle_nn::batch_norm`.
+pub fn batch_norm(channels: usize, eps: f64, vb: VarBuilder) -> Result<BatchNorm> {
+    let running_mean = vb.get_with_hints(channels, "running_mean", Init::Const(0.0))?;
+    let running_var = vb.get_with_hints(channels, "running_var", Init::Const(1.0))?;
+    let weight = vb.get_with_hints(channels, "weight", Init::Const(1.0))?;
+    let bias = vb.get_with_hints(channels, "bias", Init::Const(0.0))?;
+    Ok(BatchNorm {
+        weight,
+        bias,
+        // Shares the storage when the builder hands out variables (training), copies otherwise.
+        running_mean: Var::from_tensor(&running_mean)?,
+        running_var: Var::from_tensor(&running_var)?,
+        eps,
+        momentum: 0.1,
+    })
+}
+
+impl BatchNorm {
+    /// The scale γ, `(C)`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The shift β, `(C)`.
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+
+    /// The running mean, `(C)`.
+    pub fn running_mean(&self) -> &Tensor {
+        self.running_mean.as_tensor()
+    }
+
+    /// The running variance, `(C)`.
+    pub fn running_var(&self) -> &Tensor {
+        self.running_var.as_tensor()
+    }
+
+    fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let n = (b * h * w) as f64;
+        if !x.device().is_cpu() {
+            return self.forward_train_composed(x);
+        }
+        let x = x.contiguous()?;
+        // (2, C): batch mean and biased variance.
+        let stats = x.detach().apply_op1_no_bwd(&ChannelStats)?;
+        let mean = stats.get(0)?;
+        let var = stats.get(1)?;
+        let m = self.momentum;
+        self.running_mean
+            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (&mean * m)?)?)?;
+        let unbiased = if n > 1.0 { m * n / (n - 1.0) } else { m };
+        self.running_var
+            .set(&((self.running_var.as_tensor() * (1.0 - m))? + (&var * unbiased)?)?)?;
+        let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;
+        x.apply_op3(
+            &affine,
+            &stats.to_dtype(x.dtype())?,
+            BnTrain {
+                eps: self.eps,
+                channels: c,
+            },
+        )
+    }
+
+    /// The same computation from candle operations (devices without the fused kernel).
+    fn forward_train_composed(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        let n = (b * h * w) as f64;
+        let mean = x.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred
+            .sqr()?
+            .mean_keepdim(0)?
+            .mean_keepdim(2)?
+            .mean_keepdim(3)?;
+        let m = self.momentum;
+        self.running_mean.set(
+            &((self.running_mean.as_tensor() * (1.0 - m))? + (mean.flatten_all()?.detach() * m)?)?,
+        )?;
+        let unbiased = if n > 1.0 { m * n / (n - 1.0) } else { m };
+        self.running_var.set(
+            &((self.running_var.as_tensor() * (1.0 - m))?
+                + (var.flatten_all()?.detach() * unbiased)?)?,
+        )?;
+        let scale = (self.weight.reshape((1, c, 1, 1))? / (var + self.eps)?.sqrt()?)?;
+        centred
+            .broadcast_mul(&scale)?
+            .broadcast_add(&self.bias.reshape((1, c, 1, 1))?)
+    }
+
+    fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
+        let c = x.dim(1)?;
+        let inv = (self.running_var.as_detached_tensor() + self.eps)?
+            .sqrt()?
+            .recip()?;
+        let scale = (&self.weight * inv)?;
+        let shift = (&self.bias - (self.running_mean.as_detached_tensor() * &scale)?)?;
+        x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
+            .broadcast_add(&shift.reshape((1, c, 1, 1))?)
+    }
+}
+
+impl ModuleT for BatchNorm {
+    /// Batch statistics (and a running-statistics update) when `train`, running statistics
+    /// otherwise.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if train {
+            self.forward_train(x)
+        } else {
+            self.forward_eval(x)
+        }
+    }
+}
+
+/// Per-channel mean and biased variance of a contiguous `(B, C, H, W)` tensor, as `(2, C)`;
+/// sums in f64.
+struct ChannelStats;
+
+fn channel_stats<T: Real + Into<f64>>(x: &[T], b: usize, c: usize, hw: usize) -> Vec<T> {
+    let n = (b * hw) as f64;
+    let per: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let mut s = 0f64;
+            for bi in 0..b {
+                let plane = &x[(bi * c + ch) * hw..(bi * c + ch + 1) * hw];
+                s += plane.iter().map(|&v| v.into()).sum::<f64>();
+            }
+            let mean = s / n;
+            let mut q = 0f64;
+            for bi in 0..b {
+                let plane = &x[(bi * c + ch) * hw..(bi * c + ch + 1) * hw];
+                q += plane
+                    .iter()
+                    .map(|&v| {
+                        let d = v.into() - mean;
+                        d * d
+                    })
+                    .sum::<f64>();
+            }
+            (mean, q / n)
+        })
+        .collect();
+    let mut out: Vec<T> = per.iter().map(|p| T::from_f64(p.0)).collect();
+    out.extend(per.iter().map(|p| T::from_f64(p.1)));
+    out
+}
+
+impl CustomOp1 for ChannelStats {
+    fn name(&self) -> &'static str {
+        "batch-norm-stats"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = dims4(self.name(), l)?;
+        let out = match s {
+            CpuStorage::F32(d) => {
+                CpuStorage::F32(channel_stats(contiguous(self.name(), d, l)?, b, c, h * w))
+            }
+            CpuStorage::F64(d) => {
+                CpuStorage::F64(channel_stats(contiguous(self.name(), d, l)?, b, c, h * w))
+            }
+            other => candle_core::bail!(
+                "{}: unsupported dtype {:?} (use f32 or f64)",
+                self.name(),
+                candle_core::backend::BackendStorage::dtype(other)
+            ),
+        };
+        Ok((out, Shape::from((2, c))))
+    }
+}
+
+/// `y = (x − mean) / √(var + ε) · γ + β` with the batch's `stats` = `[mean; var]` and
+/// `affine` = `[γ; β]`, both `(2, C)`.
+struct BnTrain {
+    eps: f64,
+    channels: usize,
+}
+
+/// Per-channel `(scale, shift)` so that `y = x · scale + shift`, and `1 / √(var + ε)`.
+fn coefficients<T: Real + Into<f64>>(
+    affine: &[T],
+    stats: &[T],
+    c: usize,
+    eps: f64,
+) -> Vec<(T, T, f64)> {
+    (0..c)
+        .map(|ch| {
+            let (g, bt) = (affine[ch].into(), affine[c + ch].into());
+            let (mean, var) = (stats[ch].into(), stats[c + ch].into());
+            let inv = 1.0 / (var + eps).sqrt();
+            (T::from_f64(g * inv), T::from_f64(bt - mean * g * inv), inv)
+        })
+        .collect()
+}
+
+fn bn_apply<T: Real + Into<f64>>(
+    x: &[T],
+    affine: &[T],
+    stats: &[T],
+    c: usize,
+    hw: usize,
+    eps: f64,
+) -> Vec<T> {
+    let coef = coefficients(affine, stats, c, eps);
+    let mut y = vec![T::ZERO; x.len()];
+    y.par_chunks_mut(hw)
+        .zip(x.par_chunks(hw))
+        .enumerate()
+        .for_each(|(i, (dst, src))| {
+            let (s, t, _) = coef[i % c];
+            for (d, &v) in dst.iter_mut().zip(src) {
+                *d = v * s + t;
+            }
+        });
+    y
+}
+
+/// The gradients of [`BnTrain`], packed: `dx` (B·C·H·W values), then `dγ` and `dβ` (C each).
+fn bn_backward<T: Real + Into<f64>>(
+    x: &[T],
+    dy: &[T],
+    params: &[T],
+    b: usize,
+    c: usize,
+    hw: usize,
+    eps: f64,
+) -> Vec<T> {
+    // params = [γ; β; mean; var], (4, C).
+    let (affine, stats) = params.split_at(2 * c);
+    let coef = coefficients(affine, stats, c, eps);
+    let n = (b * hw) as f64;
+    // Per channel: Σ dy and Σ dy · x̂.
+    let sums: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let mean: f64 = stats[ch].into();
+            let inv = coef[ch].2;
+            let (mut sd, mut sdx) = (0f64, 0f64);
+            for bi in 0..b {
+                let o = (bi * c + ch) * hw;
+                for (&v, &g) in x[o..o + hw].iter().zip(&dy[o..o + hw]) {
+                    let g: f64 = g.into();
+                    sd += g;
+                    sdx += g * (v.into() - mean) * inv;
+                }
+            }
+            (sd, sdx)
+        })
+        .collect();
+    let mut out = vec![T::ZERO; x.len() + 2 * c];
+    let (dx, dparams) = out.split_at_mut(x.len());
+    dx.par_chunks_mut(hw).enumerate().for_each(|(i, dst)| {
+        let ch = i % c;
+        let gamma: f64 = affine[ch].into();
+        let mean: f64 = stats[ch].into();
+        let inv = coef[ch].2;
+        let (sd, sdx) = sums[ch];
+        let k = gamma * inv;
+        let (a, m) = (sd / n, sdx / n);
+        let o = i * hw;
+        for ((d, &v), &g) in dst.iter_mut().zip(&x[o..o + hw]).zip(&dy[o..o + hw]) {
+            let xhat = (v.into() - mean) * inv;
+            *d = T::from_f64(k * (g.into() - a - xhat * m));
+        }
+    });
+    for ch in 0..c {
+        dparams[ch] = T::from_f64(sums[ch].1);
+        dparams[c + ch] = T::from_f64(sums[ch].0);
+    }
+    out
+}
+
+impl CustomOp3 for BnTrain {
+    fn name(&self) -> &'static str {
+        "batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, c, h, w) = dims4(self.name(), l1)?;
+        let op = self.name();
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(a), CpuStorage::F32(s)) => {
+                CpuStorage::F32(bn_apply(
+                    contiguous(op, x, l1)?,
+                    contiguous(op, a, l2)?,
+                    contiguous(op, s, l3)?,
+                    c,
+                    h * w,
+                    self.eps,
+                ))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(a), CpuStorage::F64(s)) => {
+                CpuStorage::F64(bn_apply(
+                    contiguous(op, x, l1)?,
+                    contiguous(op, a, l2)?,
+                    contiguous(op, s, l3)?,
+                    c,
+                    h * w,
+                    self.eps,
+                ))
+            }
+            _ => candle_core::bail!("{op}: inputs must all be f32 or all f64"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        affine: &Tensor,
+        stats: &Tensor,
+        _res: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let params = Tensor::cat(&[affine, stats], 0)?.contiguous()?;
+        let packed = x.apply_op3_no_bwd(
+            &dy.contiguous()?,
+            &params,
+            &BnBackward {
+                eps: self.eps,
+                channels: self.channels,
+            },
+        )?;
+        let n = x.elem_count();
+        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        let daffine = packed
+            .narrow(0, n, 2 * self.channels)?
+            .reshape((2, self.channels))?;
+        Ok((Some(dx), Some(daffine), None))
+    }
+}
+
+struct BnBackward {
+    eps: f64,
+    channels: usize,
+}
+
+impl CustomOp3 for BnBackward {
+    fn name(&self) -> &'static str {
+        "batch-norm-train-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = dims4(self.name(), l1)?;
+        let op = self.name();
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(p)) => {
+                CpuStorage::F32(bn_backward(
+                    contiguous(op, x, l1)?,
+                    contiguous(op, g, l2)?,
+                    contiguous(op, p, l3)?,
+                    b,
+                    c,
+                    h * w,
+                    self.eps,
+                ))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(p)) => {
+                CpuStorage::F64(bn_backward(
+                    contiguous(op, x, l1)?,
+                    contiguous(op, g, l2)?,
+                    contiguous(op, p, l3)?,
+                    b,
+                    c,
+                    h * w,
+                    self.eps,
+                ))
+            }
+            _ => candle_core::bail!("{op}: inputs must all be f32 or all f64"),
+        };
+        Ok((out, Shape::from(b * c * h * w + 2 * self.channels)))
+    }
+}

@@ -1,0 +1,113 @@
+//! The fused BatchNorm against `candle_nn::BatchNorm` in f64: outputs in training and eval mode,
+//! the running statistics after a training step, and the gradients of x, γ and β.
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{ModuleT, VarBuilder, VarMap};
+
+fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let b = b.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let scale = b.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
+/// Two BatchNorms with the same random γ, β and running statistics.
+fn pair(c: usize) -> (VarMap, scfnet_ops::BatchNorm, VarMap, candle_nn::BatchNorm) {
+    let dev = Device::Cpu;
+    let ours_map = VarMap::new();
+    let ours = scfnet_ops::batch_norm(
+        c,
+        1e-5,
+        VarBuilder::from_varmap(&ours_map, DType::F64, &dev),
+    )
+    .unwrap();
+    let theirs_map = VarMap::new();
+    let theirs = candle_nn::batch_norm(
+        c,
+        1e-5,
+        VarBuilder::from_varmap(&theirs_map, DType::F64, &dev),
+    )
+    .unwrap();
+    for (i, name) in ["weight", "bias", "running_mean", "running_var"]
+        .iter()
+        .enumerate()
+    {
+        let v = Tensor::rand(0.5f64, 1.5, c, &dev).unwrap();
+        let v = if i == 1 || i == 2 {
+            (v - 1.0).unwrap()
+        } else {
+            v
+        };
+        for map in [&ours_map, &theirs_map] {
+            map.data().lock().unwrap()[*name].set(&v).unwrap();
+        }
+    }
+    (ours_map, ours, theirs_map, theirs)
+}
+
+#[test]
+fn training_step_matches_candle_nn() {
+    let dev = Device::Cpu;
+    let (ours_map, ours, theirs_map, theirs) = pair(5);
+    let x0 =
+        ((Tensor::randn(0f64, 1.0, (3, 5, 7, 6), &dev).unwrap() * 3.0).unwrap() + 2.0).unwrap();
+    let r = Tensor::randn(0f64, 1.0, (3, 5, 7, 6), &dev).unwrap();
+    let mut grads = Vec::new();
+    let mut outs = Vec::new();
+    for (map, bn) in [
+        (&ours_map, &ours as &dyn ModuleT),
+        (&theirs_map, &theirs as &dyn ModuleT),
+    ] {
+        let x = Var::from_tensor(&x0).unwrap();
+        let y = bn.forward_t(x.as_tensor(), true).unwrap();
+        let loss = (&y * &r).unwrap().sum_all().unwrap();
+        let g = loss.backward().unwrap();
+        let vars = map.data().lock().unwrap();
+        grads.push([
+            g.get(x.as_tensor()).unwrap().clone(),
+            g.get(vars["weight"].as_tensor()).unwrap().clone(),
+            g.get(vars["bias"].as_tensor()).unwrap().clone(),
+        ]);
+        outs.push([
+            y,
+            vars["running_mean"].as_tensor().clone(),
+            vars["running_var"].as_tensor().clone(),
+        ]);
+    }
+    for (what, a, b) in [
+        ("output", &outs[0][0], &outs[1][0]),
+        ("running mean", &outs[0][1], &outs[1][1]),
+        ("running var", &outs[0][2], &outs[1][2]),
+        ("dx", &grads[0][0], &grads[1][0]),
+        ("dgamma", &grads[0][1], &grads[1][1]),
+        ("dbeta", &grads[0][2], &grads[1][2]),
+    ] {
+        let e = max_rel(a, b);
+        assert!(e < 1e-10, "{what}: relative error {e:.2e}");
+    }
+    // The running statistics really moved.
+    assert!(max_rel(&outs[0][1], &Tensor::zeros(5, DType::F64, &dev).unwrap()) > 0.0);
+}
+
+#[test]
+fn eval_mode_matches_candle_nn_and_f32_works() {
+    let dev = Device::Cpu;
+    let (_, ours, _, theirs) = pair(4);
+    let x = Tensor::randn(0f64, 2.0, (2, 4, 5, 3), &dev).unwrap();
+    let e = max_rel(
+        &ours.forward_t(&x, false).unwrap(),
+        &theirs.forward_t(&x, false).unwrap(),
+    );
+    assert!(e < 1e-12, "eval: {e:.2e}");
+    // f32 training mode runs and normalises.
+    let map = VarMap::new();
+    let bn =
+        scfnet_ops::batch_norm(4, 1e-5, VarBuilder::from_varmap(&map, DType::F32, &dev)).unwrap();
+    let x = (Tensor::randn(0f32, 1.0, (2, 4, 5, 3), &dev).unwrap() * 4.0).unwrap();
+    let y = bn.forward_t(&x, true).unwrap();
+    let mean = y.mean_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(mean.abs() < 1e-5, "{mean}");
+}
