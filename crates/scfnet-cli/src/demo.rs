@@ -36,7 +36,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 96)]
     pub size: usize,
     /// Teacher (ResNet-50) epochs.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 12)]
     pub teacher_epochs: usize,
     /// Student epochs with full supervision; distillation runs as many steps on its larger pool.
     #[arg(long, default_value_t = 20)]

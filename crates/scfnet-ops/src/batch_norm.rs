@@ -84,6 +84,7 @@ impl BatchNorm {
             BnTrain {
                 eps: self.eps,
                 channels: c,
+                batch_stats: true,
             },
         )
     }
@@ -116,6 +117,28 @@ impl BatchNorm {
 
     fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
         let c = x.dim(1)?;
+        if x.device().is_cpu() {
+            // One fused pass with the running statistics in place of the batch's.
+            let x = x.contiguous()?;
+            let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;
+            let stats = Tensor::stack(
+                &[
+                    self.running_mean.as_detached_tensor(),
+                    self.running_var.as_detached_tensor(),
+                ],
+                0,
+            )?
+            .to_dtype(x.dtype())?;
+            return x.apply_op3(
+                &affine,
+                &stats,
+                BnTrain {
+                    eps: self.eps,
+                    channels: c,
+                    batch_stats: false,
+                },
+            );
+        }
         let inv = (self.running_var.as_detached_tensor() + self.eps)?
             .sqrt()?
             .recip()?;
@@ -196,11 +219,13 @@ impl CustomOp1 for ChannelStats {
     }
 }
 
-/// `y = (x − mean) / √(var + ε) · γ + β` with the batch's `stats` = `[mean; var]` and
-/// `affine` = `[γ; β]`, both `(2, C)`.
+/// `y = (x − mean) / √(var + ε) · γ + β` with `stats` = `[mean; var]` and `affine` = `[γ; β]`,
+/// both `(2, C)`: the batch's statistics (training; the backward goes through them) or the
+/// running ones (eval; constants).
 struct BnTrain {
     eps: f64,
     channels: usize,
+    batch_stats: bool,
 }
 
 /// Per-channel `(scale, shift)` so that `y = x · scale + shift`, and `1 / √(var + ε)`.
@@ -347,6 +372,23 @@ impl CustomOp3 for BnTrain {
         _res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let c = self.channels;
+        if !self.batch_stats {
+            // Fixed statistics: y = x̂·γ + β with x̂ = (x − mean)·inv, a per-channel affine map.
+            let shape = (1, c, 1, 1);
+            let inv = (stats.get(1)? + self.eps)?
+                .sqrt()?
+                .recip()?
+                .reshape(shape)?;
+            let xhat = x
+                .broadcast_sub(&stats.get(0)?.reshape(shape)?)?
+                .broadcast_mul(&inv)?;
+            let dx = dy.broadcast_mul(&(affine.get(0)?.reshape(shape)? * &inv)?)?;
+            let per_channel = |t: Tensor| -> Result<Tensor> { t.sum(0)?.sum(1)?.sum(1) };
+            let dgamma = per_channel((dy * xhat)?)?;
+            let dbeta = per_channel(dy.clone())?;
+            return Ok((Some(dx), Some(Tensor::stack(&[dgamma, dbeta], 0)?), None));
+        }
         let params = Tensor::cat(&[affine, stats], 0)?.contiguous()?;
         let packed = x.apply_op3_no_bwd(
             &dy.contiguous()?,

@@ -93,15 +93,22 @@ fn training_step_matches_candle_nn() {
 }
 
 #[test]
-fn eval_mode_matches_candle_nn_and_f32_works() {
+fn eval_mode_matches_candle_nn_with_gradients_and_f32_works() {
     let dev = Device::Cpu;
     let (_, ours, _, theirs) = pair(4);
-    let x = Tensor::randn(0f64, 2.0, (2, 4, 5, 3), &dev).unwrap();
-    let e = max_rel(
-        &ours.forward_t(&x, false).unwrap(),
-        &theirs.forward_t(&x, false).unwrap(),
-    );
+    let x0 = Tensor::randn(0f64, 2.0, (2, 4, 5, 3), &dev).unwrap();
+    let r = Tensor::randn(0f64, 1.0, (2, 4, 5, 3), &dev).unwrap();
+    let mut results = Vec::new();
+    for bn in [&ours as &dyn ModuleT, &theirs as &dyn ModuleT] {
+        let x = Var::from_tensor(&x0).unwrap();
+        let y = bn.forward_t(x.as_tensor(), false).unwrap();
+        let g = (&y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        results.push((y, g.get(x.as_tensor()).unwrap().clone()));
+    }
+    let e = max_rel(&results[0].0, &results[1].0);
     assert!(e < 1e-12, "eval: {e:.2e}");
+    let e = max_rel(&results[0].1, &results[1].1);
+    assert!(e < 1e-12, "eval dx: {e:.2e}");
     // f32 training mode runs and normalises.
     let map = VarMap::new();
     let bn =
