@@ -54,6 +54,14 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     keep_freed_memory();
+    // candle reads RAYON_NUM_THREADS before every matrix product and queries the CPU topology
+    // each time it is unset: fix it once, as the `scfnet` binary does.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var(
+            "RAYON_NUM_THREADS",
+            candle_core::utils::get_num_threads().to_string(),
+        );
+    }
     match Cli::parse().command {
         Command::BenchMetrics(a) => bench_metrics::run(a),
         Command::BenchBackbones(a) => bench_backbones::run(a),
