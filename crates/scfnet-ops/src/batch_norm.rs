@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tenso
 use candle_nn::{Init, ModuleT, VarBuilder};
 use rayon::prelude::*;
 
-use crate::elem::{contiguous, dims4, Real};
+use crate::elem::{dims4, map_float, map_float3, Real};
 
 /// A 2-D BatchNorm layer with learnable scale and shift and running statistics.
 #[derive(Clone, Debug)]
@@ -202,19 +202,7 @@ impl CustomOp1 for ChannelStats {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = dims4(self.name(), l)?;
-        let out = match s {
-            CpuStorage::F32(d) => {
-                CpuStorage::F32(channel_stats(contiguous(self.name(), d, l)?, b, c, h * w))
-            }
-            CpuStorage::F64(d) => {
-                CpuStorage::F64(channel_stats(contiguous(self.name(), d, l)?, b, c, h * w))
-            }
-            other => candle_core::bail!(
-                "{}: unsupported dtype {:?} (use f32 or f64)",
-                self.name(),
-                candle_core::backend::BackendStorage::dtype(other)
-            ),
-        };
+        let out = map_float!(self.name(), s, l, |d| channel_stats(d, b, c, h * w));
         Ok((out, Shape::from((2, c))))
     }
 }
@@ -337,30 +325,9 @@ impl CustomOp3 for BnTrain {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, h, w) = dims4(self.name(), l1)?;
-        let op = self.name();
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(a), CpuStorage::F32(s)) => {
-                CpuStorage::F32(bn_apply(
-                    contiguous(op, x, l1)?,
-                    contiguous(op, a, l2)?,
-                    contiguous(op, s, l3)?,
-                    c,
-                    h * w,
-                    self.eps,
-                ))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(a), CpuStorage::F64(s)) => {
-                CpuStorage::F64(bn_apply(
-                    contiguous(op, x, l1)?,
-                    contiguous(op, a, l2)?,
-                    contiguous(op, s, l3)?,
-                    c,
-                    h * w,
-                    self.eps,
-                ))
-            }
-            _ => candle_core::bail!("{op}: inputs must all be f32 or all f64"),
-        };
+        let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, affine, stats| {
+            bn_apply(x, affine, stats, c, h * w, self.eps)
+        });
         Ok((out, l1.shape().clone()))
     }
 
@@ -427,32 +394,9 @@ impl CustomOp3 for BnBackward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = dims4(self.name(), l1)?;
-        let op = self.name();
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(g), CpuStorage::F32(p)) => {
-                CpuStorage::F32(bn_backward(
-                    contiguous(op, x, l1)?,
-                    contiguous(op, g, l2)?,
-                    contiguous(op, p, l3)?,
-                    b,
-                    c,
-                    h * w,
-                    self.eps,
-                ))
-            }
-            (CpuStorage::F64(x), CpuStorage::F64(g), CpuStorage::F64(p)) => {
-                CpuStorage::F64(bn_backward(
-                    contiguous(op, x, l1)?,
-                    contiguous(op, g, l2)?,
-                    contiguous(op, p, l3)?,
-                    b,
-                    c,
-                    h * w,
-                    self.eps,
-                ))
-            }
-            _ => candle_core::bail!("{op}: inputs must all be f32 or all f64"),
-        };
+        let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, dy, params| {
+            bn_backward(x, dy, params, b, c, h * w, self.eps)
+        });
         Ok((out, Shape::from(b * c * h * w + 2 * self.channels)))
     }
 }

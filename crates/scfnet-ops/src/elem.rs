@@ -125,6 +125,36 @@ macro_rules! map_float2 {
 }
 pub(crate) use map_float2;
 
+/// Applies a generic three-input kernel to three `f32` or three `f64` storages.
+macro_rules! map_float3 {
+    ($op:expr, $s1:expr, $l1:expr, $s2:expr, $l2:expr, $s3:expr, $l3:expr, |$a:ident, $b:ident, $c:ident| $body:expr) => {
+        match ($s1, $s2, $s3) {
+            (
+                candle_core::CpuStorage::F32(x),
+                candle_core::CpuStorage::F32(y),
+                candle_core::CpuStorage::F32(z),
+            ) => {
+                let $a = $crate::elem::contiguous($op, x, $l1)?;
+                let $b = $crate::elem::contiguous($op, y, $l2)?;
+                let $c = $crate::elem::contiguous($op, z, $l3)?;
+                candle_core::CpuStorage::F32($body)
+            }
+            (
+                candle_core::CpuStorage::F64(x),
+                candle_core::CpuStorage::F64(y),
+                candle_core::CpuStorage::F64(z),
+            ) => {
+                let $a = $crate::elem::contiguous($op, x, $l1)?;
+                let $b = $crate::elem::contiguous($op, y, $l2)?;
+                let $c = $crate::elem::contiguous($op, z, $l3)?;
+                candle_core::CpuStorage::F64($body)
+            }
+            _ => candle_core::bail!("{}: inputs must all be f32 or all f64", $op),
+        }
+    };
+}
+pub(crate) use map_float3;
+
 /// `(B, C, H, W)` of a rank-4 layout, with a clear error otherwise.
 pub(crate) fn dims4(op: &str, layout: &Layout) -> Result<(usize, usize, usize, usize)> {
     match layout.shape().dims() {
