@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use candle_core::DType;
+use candle_core::{DType, Device};
 use clap::Args;
 use scfnet_data::synth::{generate, SynthConfig};
 use scfnet_data::{read_mask, SodDataset};
@@ -112,14 +112,25 @@ fn train_config(model: ModelKind, args: &DemoArgs, epochs: usize) -> TrainConfig
     }
 }
 
-fn options(out: PathBuf) -> FitOptions {
-    FitOptions {
+/// A fresh network trained on `data` (with `teacher`: distilled) into `out`, and the seconds it took.
+fn train_timed(
+    config: TrainConfig,
+    dev: &Device,
+    data: SodDataset,
+    teacher: Option<&Teacher>,
+    out: PathBuf,
+) -> Result<(Trainer, f64)> {
+    let t0 = Instant::now();
+    let mut trainer = Trainer::fresh(config, dev, DType::F32)?;
+    let options = FitOptions {
         out,
         resume: false,
         validation: Vec::new(),
         stop_after_epochs: None,
         progress: true,
-    }
+    };
+    fit(&mut trainer, data, teacher, &options)?;
+    Ok((trainer, t0.elapsed().as_secs_f64()))
 }
 
 /// Predicts `test` with the network of `trainer`, writes the maps under `maps`, and scores them.
@@ -184,38 +195,30 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         "2/5 training the ResNet-50 teacher ({} epochs)",
         args.teacher_epochs
     );
-    let t0 = Instant::now();
-    let mut teacher = Trainer::fresh(
+    let (teacher, teacher_secs) = train_timed(
         train_config(ModelKind::R50, &args, args.teacher_epochs),
         &dev,
-        DType::F32,
-    )?;
-    fit(
-        &mut teacher,
         train.clone(),
         None,
-        &options(out.join("teacher")),
+        out.join("teacher"),
     )?;
-    let teacher_secs = t0.elapsed().as_secs_f64();
 
     tracing::info!(
         "3/5 training the student with full supervision ({} epochs)",
         args.student_epochs
     );
-    let t0 = Instant::now();
-    let mut fs = Trainer::fresh(
+    let (fs, fs_secs) = train_timed(
         train_config(ModelKind::Student, &args, args.student_epochs),
         &dev,
-        DType::F32,
+        train.clone(),
+        None,
+        out.join("student"),
     )?;
-    fit(&mut fs, train.clone(), None, &options(out.join("student")))?;
-    let fs_secs = t0.elapsed().as_secs_f64();
 
     tracing::info!(
         "4/5 distilling the teacher into a fresh student on {} unlabeled images",
         pool.len() + train.len()
     );
-    let t0 = Instant::now();
     let frozen = crate::train::load_teacher(
         ModelKind::R50,
         &out.join("teacher/model.safetensors").display().to_string(),
@@ -231,18 +234,13 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     // As many steps as the supervised student made.
     let fs_steps = args.student_epochs * train.len().div_ceil(args.batch);
     let kd_epochs = fs_steps.div_ceil(kd_data.len().div_ceil(args.batch)).max(1);
-    let mut kd = Trainer::fresh(
+    let (kd, kd_secs) = train_timed(
         train_config(ModelKind::Student, &args, kd_epochs),
         &dev,
-        DType::F32,
-    )?;
-    fit(
-        &mut kd,
         kd_data,
-        Some(&frozen as &Teacher),
-        &options(out.join("kd-student")),
+        Some(&frozen),
+        out.join("kd-student"),
     )?;
-    let kd_secs = t0.elapsed().as_secs_f64();
 
     tracing::info!(
         "5/5 predicting and scoring the {} held-out images",

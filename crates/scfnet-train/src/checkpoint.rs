@@ -51,7 +51,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         })
 }
 
-fn velocities_by_name(trainer: &Trainer) -> Result<HashMap<String, Tensor>> {
+fn velocities_by_name(trainer: &Trainer) -> HashMap<String, Tensor> {
     let mut out = HashMap::new();
     for (names, vels) in trainer
         .param_names()
@@ -64,7 +64,7 @@ fn velocities_by_name(trainer: &Trainer) -> Result<HashMap<String, Tensor>> {
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// Saves a checkpoint of `trainer` at `state` under `out`; returns its folder.
@@ -79,7 +79,7 @@ pub fn save(out: &Path, trainer: &Trainer, state: &RunState) -> Result<PathBuf> 
         .varmap()
         .save(tmp.join(WEIGHTS))
         .map_err(|e| TrainError::checkpoint(tmp.join(WEIGHTS), e.to_string()))?;
-    candle_core::safetensors::save(&velocities_by_name(trainer)?, tmp.join(OPTIMIZER))
+    candle_core::safetensors::save(&velocities_by_name(trainer), tmp.join(OPTIMIZER))
         .map_err(|e| TrainError::checkpoint(tmp.join(OPTIMIZER), e.to_string()))?;
     let json = serde_json::to_vec_pretty(state).expect("state serialises");
     std::fs::write(tmp.join(STATE), json).map_err(|e| TrainError::io(tmp.join(STATE), e))?;

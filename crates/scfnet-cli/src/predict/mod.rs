@@ -16,6 +16,7 @@ use scfnet_model::{ModelKind, Scfnet};
 use crate::atomic::write_atomic;
 use crate::device::{device, DeviceArg};
 use images::{collect_inputs, Decoded};
+use scfnet_data::{MEAN, STD};
 
 /// `scfnet predict`: one 8-bit PNG saliency map per image, at the image's size.
 #[derive(Args, Debug, Clone)]
@@ -51,11 +52,6 @@ pub struct PredictArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
 }
-
-/// Normalisation of the training code (RGB order; not the ImageNet constants).
-pub const MEAN: [f32; 3] = [124.55, 118.90, 102.94];
-/// See [`MEAN`].
-pub const STD: [f32; 3] = [56.77, 55.97, 57.50];
 
 /// `(1, 3, size, size)` normalised network input of one decoded image.
 fn to_input(img: &Decoded, size: usize, dev: &Device) -> Result<Tensor> {
