@@ -9,7 +9,7 @@
 //! `blocks.{i}.bottleneck_conv.{conv,bn}`, `blocks.{i}.mid_se.conv{1,2}`,
 //! `blocks.{i}.linear_conv.{conv,bn}`. `scfnet convert` maps a PaddleClas checkpoint to them.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
 use scfnet_ops::{
     batch_norm, conv2d_im2col, depthwise_conv2d, hard_sigmoid_paddle, hard_swish, BatchNorm,
@@ -178,9 +178,9 @@ impl SqueezeExcite {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let s = x.mean_keepdim(3)?.mean_keepdim(2)?;
-        let s = self.conv1.forward(&s)?;
+        let s = scfnet_ops::conv2d(&s, &self.conv1)?;
         macs::add_conv(s.elem_count(), self.conv1.weight().dim(1)?, true);
-        let s = self.conv2.forward(&s.relu()?)?;
+        let s = scfnet_ops::conv2d(&s.relu()?, &self.conv2)?;
         macs::add_conv(s.elem_count(), self.conv2.weight().dim(1)?, true);
         let s = hard_sigmoid_paddle(&s)?;
         x.broadcast_mul(&s)

@@ -4,7 +4,7 @@
 //! `layer{1..4}.0.downsample.{0,1}`; the classifier `fc` is not built. Checkpoints such as
 //! `timm/resnet50.tv_in1k` (`model.safetensors`) load as they are.
 
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
 use scfnet_ops::{batch_norm, BatchNorm};
 use scfnet_ops::{max_pool2d, Pool2d};
@@ -44,7 +44,7 @@ impl ConvBn {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.conv.forward(x)?;
+        let y = scfnet_ops::conv2d(x, &self.conv)?;
         let w = self.conv.weight().dims();
         macs::add_conv(y.elem_count(), w[1] * w[2] * w[3], false);
         macs::add_batch_norm(y.elem_count());

@@ -28,6 +28,40 @@ use crate::macs;
 /// LayerNorm ε of Swin.
 const LN_EPS: f64 = 1e-5;
 
+/// Whether a backward pass may follow: the input or the weights are (derived from) variables.
+/// candle's fused softmax and LayerNorm kernels have no backward, so they are used only when no
+/// graph is being recorded (inference, frozen teachers).
+fn recording(x: &Tensor, weights: &Tensor) -> bool {
+    x.track_op() || weights.track_op()
+}
+
+/// LayerNorm over the last axis: candle's fused kernel for inference, the same arithmetic from
+/// differentiable primitives when a graph is being recorded.
+fn layer_norm_t(ln: &LayerNorm, x: &Tensor) -> Result<Tensor> {
+    if !recording(x, ln.weight()) {
+        return ln.forward(x);
+    }
+    let mean = x.mean_keepdim(D::Minus1)?;
+    let centred = x.broadcast_sub(&mean)?;
+    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+    let y = centred
+        .broadcast_div(&(var + LN_EPS)?.sqrt()?)?
+        .broadcast_mul(ln.weight())?;
+    match ln.bias() {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+/// Softmax over the last axis: candle's fused kernel for inference, `exp(x − max) / Σ` from
+/// differentiable primitives when a graph is being recorded.
+fn softmax_t(x: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    if !recording(x, weights) {
+        return candle_nn::ops::softmax_last_dim(x);
+    }
+    candle_nn::ops::softmax(x, D::Minus1)
+}
+
 /// Architecture hyper-parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SwinConfig {
@@ -184,7 +218,7 @@ impl WindowAttention {
                 .broadcast_add(&mask.to_dtype(attn.dtype())?.unsqueeze(1)?.unsqueeze(0)?)?
                 .reshape((bw, self.heads, n, n))?;
         }
-        let attn = candle_nn::ops::softmax_last_dim(&attn)?;
+        let attn = softmax_t(&attn, self.qkv.weight())?;
         let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((bw, n, c))?;
         self.proj.forward(&y)
     }
@@ -231,7 +265,7 @@ impl SwinBlock {
             if h <= ws { 0 } else { self.shift },
             if w <= ws { 0 } else { self.shift },
         );
-        let mut y = self.norm1.forward(x)?;
+        let mut y = layer_norm_t(&self.norm1, x)?;
         if shift.0 > 0 {
             y = y.roll(-(shift.0 as i32), 1)?;
         }
@@ -262,9 +296,12 @@ impl SwinBlock {
         let hidden = self.fc1.weight().dim(0)?;
         macs::add_linear(c, hidden, b * h * w);
         macs::add_linear(hidden, c, b * h * w);
-        let m = self
-            .fc2
-            .forward(&self.fc1.forward(&self.norm2.forward(&x)?)?.gelu_erf()?)?;
+        let m = self.fc2.forward(
+            &self
+                .fc1
+                .forward(&layer_norm_t(&self.norm2, &x)?)?
+                .gelu_erf()?,
+        )?;
         debug_assert_eq!(m.dims4()?, (b, h, w, c));
         x + m
     }
@@ -297,7 +334,7 @@ impl PatchMerging {
             .contiguous()?
             .reshape((b, h, w, 4 * c))?;
         macs::add_linear(4 * c, 2 * c, b * h * w);
-        self.reduction.forward(&self.norm.forward(&x)?)
+        self.reduction.forward(&layer_norm_t(&self.norm, &x)?)
     }
 }
 
@@ -388,11 +425,11 @@ impl Backbone for SwinTransformer {
                 "Swin: input {h}x{w} must be a positive multiple of {side} on both sides"
             );
         }
-        let y = self.proj.forward(x)?;
+        let y = scfnet_ops::conv2d(x, &self.proj)?;
         let pw = self.proj.weight().dims();
         macs::add_conv(y.elem_count(), pw[1] * pw[2] * pw[3], true);
         let y = y.permute((0, 2, 3, 1))?;
-        let mut y = self.patch_norm.forward(&y)?;
+        let mut y = layer_norm_t(&self.patch_norm, &y)?;
         let x2 = to_nchw(&y)?;
         let mut taps = Vec::with_capacity(3);
         for (i, stage) in self.stages.iter().enumerate() {

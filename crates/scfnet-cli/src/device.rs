@@ -1,29 +1,101 @@
-//! `--device cpu|cuda`, shared by the commands that run a network.
+//! `--device cpu|cuda|cuda:N`, shared by the commands that run a network.
 
-#[cfg(not(feature = "cuda"))]
-use anyhow::bail;
-#[cfg(feature = "cuda")]
-use anyhow::Context;
-use anyhow::Result;
+use anyhow::{bail, Result};
 use candle_core::Device;
-use clap::ValueEnum;
 
 /// Where the network runs.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceArg {
     /// The CPU (always available).
     Cpu,
-    /// The first CUDA GPU (needs a build with `--features cuda`).
-    Cuda,
+    /// CUDA GPU number `N` (`cuda` is `cuda:0`); needs a build with `--features cuda`.
+    Cuda(usize),
 }
 
-/// Opens the device `arg` names, with a clear error when CUDA is not compiled in.
+impl DeviceArg {
+    /// Parses `cpu`, `cuda` or `cuda:N` (clap value parser).
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            other => match other.strip_prefix("cuda:").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(Self::Cuda(n)),
+                _ => Err(format!(
+                    "unknown device `{s}`: use cpu, cuda or cuda:N (N = GPU number, from 0)"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Cpu => write!(f, "cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// Opens the device `arg` names. Never falls back to the CPU: a binary built without CUDA, or a
+/// machine where the GPU cannot be opened, is an error that says which and why.
 pub fn device(arg: DeviceArg) -> Result<Device> {
     match arg {
         DeviceArg::Cpu => Ok(Device::Cpu),
-        #[cfg(feature = "cuda")]
-        DeviceArg::Cuda => Device::new_cuda(0).context("cannot open CUDA device 0"),
-        #[cfg(not(feature = "cuda"))]
-        DeviceArg::Cuda => bail!("--device cuda: this scfnet was built without CUDA support; rebuild with `cargo build --release -p scfnet-cli --features cuda`"),
+        DeviceArg::Cuda(n) => open_cuda(n),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn open_cuda(n: usize) -> Result<Device> {
+    // cudarc panics (rather than returning an error) when the driver library cannot be loaded
+    // or lacks a symbol; turn that into an error too.
+    let opened = std::panic::catch_unwind(|| Device::new_cuda(n));
+    match opened {
+        Ok(Ok(device)) => Ok(device),
+        Ok(Err(e)) => bail!(
+            "--device cuda:{n}: cannot open CUDA GPU {n}: {e}. Check that an NVIDIA GPU and driver \
+             are present (`nvidia-smi`) and that N is below the number of GPUs."
+        ),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("the CUDA driver could not be loaded");
+            bail!(
+                "--device cuda:{n}: no usable CUDA driver on this machine ({why}). An NVIDIA GPU \
+                 with its driver (libcuda.so.1) is needed; use --device cpu otherwise."
+            )
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda(n: usize) -> Result<Device> {
+    bail!(
+        "--device cuda:{n}: this scfnet was built without CUDA support; build one with \
+         `cargo xtask build-cuda` (see docs/cuda.md), or use --device cpu"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_devices() {
+        assert_eq!(DeviceArg::parse("cpu"), Ok(DeviceArg::Cpu));
+        assert_eq!(DeviceArg::parse("cuda"), Ok(DeviceArg::Cuda(0)));
+        assert_eq!(DeviceArg::parse("CUDA:3"), Ok(DeviceArg::Cuda(3)));
+        assert!(DeviceArg::parse("cuda:x").is_err());
+        assert!(DeviceArg::parse("metal").is_err());
+    }
+
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_without_the_feature_is_an_error() {
+        let e = device(DeviceArg::Cuda(1)).unwrap_err().to_string();
+        assert!(e.contains("built without CUDA"), "{e}");
     }
 }

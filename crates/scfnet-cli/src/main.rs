@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 mod atomic;
+mod check_device;
 mod convert;
 mod demo;
 mod device;
@@ -58,6 +59,9 @@ enum Command {
     /// The whole method on embedded synthetic data: train a teacher and the student, distill a
     /// second student, predict and score all three against a baseline (about 10 minutes on 2 cores).
     Demo(Box<demo::DemoArgs>),
+    /// Compare a GPU with the CPU (every op, each network's map and training step) and time it;
+    /// writes a JSON report.
+    CheckDevice(Box<check_device::CheckDeviceArgs>),
 }
 
 /// Fixes the thread count once for rayon and candle: candle reads `RAYON_NUM_THREADS` before every
@@ -101,6 +105,7 @@ fn main() -> std::process::ExitCode {
         Command::Distill(args) => train::run_distill(*args),
         Command::Synth(args) => synth::run(args),
         Command::Demo(args) => demo::run(*args),
+        Command::CheckDevice(args) => check_device::run(*args),
     };
     match result {
         Ok(code) => code,

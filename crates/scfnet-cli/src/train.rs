@@ -76,7 +76,7 @@ pub struct CommonArgs {
     #[arg(long)]
     pub test_size: Option<usize>,
     /// Where to train.
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
     pub device: DeviceArg,
     /// No progress bar.
     #[arg(long)]

@@ -2,6 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
+use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{map_float, map_float2, Real};
 
 /// Which piecewise-linear activation.
@@ -108,11 +109,18 @@ impl CustomOp2 for ActivationGrad {
 
 /// Hard-swish `x · clip(x + 3, 0, 6) / 6` (MobileNetV3), differentiable, any shape.
 pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
+    if !uses_cpu_kernels(x) {
+        // x · relu6(x + 3) / 6: the same derivative away from the kinks at ±3.
+        return (x * (x + 3.0)?.clamp(0.0, 6.0)?)? / 6.0;
+    }
     x.contiguous()?.apply_op1(Activation(Kind::HardSwish))
 }
 
 /// Hard-sigmoid `clip(slope · x + offset, 0, 1)`, differentiable, any shape.
 pub fn hard_sigmoid(x: &Tensor, slope: f64, offset: f64) -> Result<Tensor> {
+    if !uses_cpu_kernels(x) {
+        return x.affine(slope, offset)?.clamp(0.0, 1.0);
+    }
     x.contiguous()?
         .apply_op1(Activation(Kind::HardSigmoid { slope, offset }))
 }

@@ -8,6 +8,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tenso
 use candle_nn::{Init, ModuleT, VarBuilder};
 use rayon::prelude::*;
 
+use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float, map_float3, Real};
 
 /// A 2-D BatchNorm layer with learnable scale and shift and running statistics.
@@ -63,7 +64,7 @@ impl BatchNorm {
     fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let n = (b * h * w) as f64;
-        if !x.device().is_cpu() {
+        if !uses_cpu_kernels(x) {
             return self.forward_train_composed(x);
         }
         let x = x.contiguous()?;
@@ -117,7 +118,7 @@ impl BatchNorm {
 
     fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
         let c = x.dim(1)?;
-        if x.device().is_cpu() {
+        if uses_cpu_kernels(x) {
             // One fused pass with the running statistics in place of the batch's.
             let x = x.contiguous()?;
             let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;

@@ -7,7 +7,9 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float2, Real};
+use crate::views::{pad2d, tap};
 
 /// Stride and zero padding of a depthwise convolution (square kernel taken from the weight).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,6 +277,33 @@ impl CustomOp2 for DepthwiseGradWeight {
 /// Depthwise convolution of `x` `(B, C, H, W)` with `weight` `(C, 1, k, k)`, no bias,
 /// differentiable in both. Output `(B, C, (H + 2p − k)/s + 1, (W + 2p − k)/s + 1)`.
 pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, cfg: DepthwiseConfig) -> Result<Tensor> {
+    if !uses_cpu_kernels(x) {
+        return depthwise_generic(x, weight, cfg);
+    }
     x.contiguous()?
         .apply_op2(&weight.contiguous()?, DepthwiseConv(cfg))
+}
+
+/// The device-generic depthwise convolution: the sum, over the kernel taps in row-major order,
+/// of a strided view of the zero-padded input times that tap's per-channel weight.
+fn depthwise_generic(x: &Tensor, weight: &Tensor, cfg: DepthwiseConfig) -> Result<Tensor> {
+    let (g, c) = geometry("depthwise-conv2d", x.layout(), weight.layout(), cfg)?;
+    let p = g.pad;
+    let padded = pad2d(x, (p, p), (p, p), 0.0)?;
+    let mut sum: Option<Tensor> = None;
+    for ky in 0..g.k {
+        for kx in 0..g.k {
+            let view = tap(&padded, (ky, kx), (g.stride, g.stride), 1, (g.oh, g.ow))?;
+            let wk = weight
+                .narrow(2, ky, 1)?
+                .narrow(3, kx, 1)?
+                .reshape((1, c, 1, 1))?;
+            let term = view.broadcast_mul(&wk)?;
+            sum = Some(match sum {
+                None => term,
+                Some(s) => (s + term)?,
+            });
+        }
+    }
+    Ok(sum.expect("the kernel holds at least one tap"))
 }

@@ -9,7 +9,9 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float, Real};
+use crate::views::{pad2d, tap};
 
 /// Geometry of a 2-D convolution window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,7 +154,9 @@ impl CustomOp1 for Col2Im {
 
 /// 2-D convolution of `x` `(B, C, H, W)` with `weight` `(Co, C, k, k)` and an optional `bias`
 /// `(Co)`, through explicit columns and a matrix product; differentiable in all inputs.
-/// Same result as `Tensor::conv2d` (groups = 1), faster for few channels.
+/// Same result as `Tensor::conv2d` (groups = 1), faster for few channels on the CPU; on other
+/// devices the columns are strided views and the product one plain matrix product, so the
+/// input gradient is a matrix product too (candle's own goes through a transposed convolution).
 pub fn conv2d_im2col(
     x: &Tensor,
     weight: &Tensor,
@@ -168,6 +172,9 @@ pub fn conv2d_im2col(
             g.kernel
         );
     }
+    if !uses_cpu_kernels(x) {
+        return conv_generic(x, weight, bias, g);
+    }
     let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
     let y = weight
         .reshape((1, co, ci * kh * kw))?
@@ -177,4 +184,80 @@ pub fn conv2d_im2col(
         Some(bias) => y.broadcast_add(&bias.reshape((1, co, 1, 1))?),
         None => Ok(y),
     }
+}
+
+/// The device-generic convolution: columns `(C·k·k, B·Ho·Wo)` from strided views of the
+/// zero-padded input (channel-major, so one plain matrix product with the `(Co, C·k·k)` weights
+/// covers the whole batch).
+fn conv_generic(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: ConvGeometry,
+) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (co, ci, k, _) = weight.dims4()?;
+    if ci != c {
+        candle_core::bail!(
+            "conv2d-im2col: weight {:?} expects {ci} input channels, the input has {c}",
+            weight.dims()
+        );
+    }
+    let span = g.dilation * (k - 1) + 1;
+    if h + 2 * g.padding < span || w + 2 * g.padding < span {
+        candle_core::bail!("conv2d-im2col: input {h}x{w} is smaller than the window {g:?}");
+    }
+    let (oh, ow) = (g.output(h), g.output(w));
+    // (C, B, H, W): channels first, so each tap's view flattens to (C, B·Ho·Wo).
+    let xc = x.transpose(0, 1)?;
+    let cols = if k == 1 && g.stride == 1 && g.padding == 0 {
+        xc.contiguous()?.reshape((c, b * h * w))?
+    } else {
+        let p = g.padding;
+        let padded = pad2d(&xc, (p, p), (p, p), 0.0)?;
+        let mut taps = Vec::with_capacity(k * k);
+        for ky in 0..k {
+            for kx in 0..k {
+                taps.push(tap(
+                    &padded,
+                    (ky, kx),
+                    (g.stride, g.stride),
+                    g.dilation,
+                    (oh, ow),
+                )?);
+            }
+        }
+        // (C, k·k, B, Ho, Wo) → (C·k·k, B·Ho·Wo), rows in the weights' (c, ky, kx) order.
+        Tensor::stack(&taps, 1)?.reshape((c * k * k, b * oh * ow))?
+    };
+    let y = weight.reshape((co, c * k * k))?.matmul(&cols)?; // (Co, B·Ho·Wo)
+    let y = y.reshape((co, b, oh, ow))?.transpose(0, 1)?.contiguous()?;
+    match bias {
+        Some(bias) => y.broadcast_add(&bias.reshape((1, co, 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+/// A `candle_nn::Conv2d` (groups = 1, square kernel) applied to `x` `(B, C, H, W)`: candle's own
+/// convolution on the CPU (its tiled kernel is the fastest there for wide layers), the explicit
+/// columns of [`conv2d_im2col`] on other devices (a matrix-product backward, and no dependence on
+/// candle's conv2d backward, which takes the output padding from the height alone).
+pub fn conv2d(x: &Tensor, conv: &candle_nn::Conv2d) -> Result<Tensor> {
+    use candle_core::Module;
+    let cfg = conv.config();
+    let (_, _, kh, kw) = conv.weight().dims4()?;
+    if uses_cpu_kernels(x) || cfg.groups != 1 || kh != kw {
+        return conv.forward(x);
+    }
+    conv_generic(
+        x,
+        conv.weight(),
+        conv.bias(),
+        ConvGeometry {
+            kernel: kh,
+            stride: cfg.stride,
+            padding: cfg.padding,
+            dilation: cfg.dilation,
+        },
+    )
 }

@@ -13,9 +13,16 @@
 //!   convolution on MobileNetV3 (which runs one convolution per channel).
 //! - [`conv2d_im2col`] — convolution through explicit columns and a matrix product, several
 //!   times faster than candle's for the decoder's 16-channel and 1-channel layers.
+//! - [`conv2d`] — a `candle_nn::Conv2d` through candle's kernel on the CPU and explicit columns
+//!   elsewhere.
 //! - [`BatchNorm`] — 2-D BatchNorm with fused statistics, normalisation and backward kernels,
 //!   a drop-in for `candle_nn::BatchNorm` several times faster in training.
 //! - [`bce_with_logits`] — binary cross-entropy with logits that stays finite for any logit.
+//!
+//! On the CPU each op runs a fused kernel of this crate; on any other device (CUDA) it runs a
+//! composition of candle primitives that have kernels there and correct backward passes
+//! (matrix products, strided views, element-wise selections). [`force_generic_path`] makes the
+//! CPU take that path too, which is how the tests compare the two without a GPU.
 //!
 //! Every backward is tested against central finite differences in `f64` and against values
 //! computed by PyTorch (`tests/reference/ops/`).
@@ -24,17 +31,21 @@
 
 mod activation;
 mod batch_norm;
+pub mod check;
 mod depthwise;
+mod dispatch;
 mod elem;
 mod im2col;
 mod loss;
 mod pool;
 mod resize;
+mod views;
 
 pub use activation::{hard_sigmoid, hard_sigmoid_paddle, hard_swish, PADDLE_HARDSIGMOID_SLOPE};
 pub use batch_norm::{batch_norm, BatchNorm};
 pub use depthwise::{depthwise_conv2d, DepthwiseConfig};
-pub use im2col::{conv2d_im2col, ConvGeometry};
+pub use dispatch::{force_generic_path, uses_cpu_kernels, GenericPathGuard};
+pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
 pub use resize::{resize_bilinear, resize_like};

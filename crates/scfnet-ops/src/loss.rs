@@ -2,6 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
+use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{map_float2, Real};
 
 /// `max(x, 0) − x·t + ln(1 + exp(−|x|))`, finite for every finite logit.
@@ -57,6 +58,18 @@ impl CustomOp2 for BceWithLogits {
 /// Element-wise binary cross-entropy between logits `x` and targets `t` in `[0, 1]` (same shape),
 /// differentiable in both, stable for any logit (candle's own version overflows for |x| ≳ 17).
 pub fn bce_with_logits(x: &Tensor, t: &Tensor) -> Result<Tensor> {
+    if !uses_cpu_kernels(x) {
+        if x.shape() != t.shape() {
+            candle_core::bail!(
+                "bce-with-logits: logits {:?} and targets {:?} differ in shape",
+                x.shape(),
+                t.shape()
+            );
+        }
+        // relu(x) − x·t + ln(1 + e^−|x|), from candle primitives.
+        let softplus = (x.abs()?.neg()?.exp()? + 1.0)?.log()?;
+        return (x.relu()? - (x * t)?)? + softplus;
+    }
     x.contiguous()?.apply_op2(&t.contiguous()?, BceWithLogits)
 }
 

@@ -3,7 +3,9 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float, map_float2, Real};
+use crate::views::{pad2d, tap};
 
 /// Kernel, stride and padding of a pooling window, per axis `(h, w)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,7 +238,37 @@ impl CustomOp2 for MaxPoolGrad {
 /// first maximum of each window in row-major order, as in PyTorch. Examples: the ResNet stem
 /// (`kernel 3, stride 2, padding 1`) and the boundary loss's same-size pooling ([`max_pool2d_same`]).
 pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
+    if !uses_cpu_kernels(x) {
+        return max_pool_generic(x, pool);
+    }
     x.contiguous()?.apply_op1(MaxPool(pool))
+}
+
+/// The device-generic max-pool: the window's taps as strided views of the `-inf`-padded input,
+/// folded in row-major order with a selection that replaces the running maximum only by a
+/// strictly greater value or a NaN. The value is the window's maximum and the gradient reaches
+/// its first maximum, as with the CPU kernel.
+fn max_pool_generic(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    pool.check(h, w)?;
+    let out = pool.output_size(h, w);
+    let (ph, pw) = pool.padding;
+    let padded = pad2d(x, (ph, ph), (pw, pw), f64::NEG_INFINITY)?;
+    let mut best: Option<Tensor> = None;
+    for ky in 0..pool.kernel.0 {
+        for kx in 0..pool.kernel.1 {
+            let v = tap(&padded, (ky, kx), pool.stride, 1, out)?;
+            best = Some(match best {
+                None => v,
+                Some(b) => {
+                    let (vd, bd) = (v.detach(), b.detach());
+                    let take = vd.gt(&bd)?.maximum(&vd.ne(&vd)?)?;
+                    take.where_cond(&v, &b)?
+                }
+            });
+        }
+    }
+    Ok(best.expect("the window holds at least one tap"))
 }
 
 /// `k × k` max-pooling with stride 1 and padding `k / 2`: same output size for odd `k`.

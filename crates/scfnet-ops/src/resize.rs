@@ -3,6 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float, Real};
 
 /// One output coordinate's two source indices and weights.
@@ -111,6 +112,56 @@ fn resize_planes_adjoint<T: Real>(
     out
 }
 
+/// The `(out_len, in_len)` interpolation matrix of one axis: row `d` holds the weights of output
+/// coordinate `d`'s two taps (added when both taps read the same pixel).
+fn interpolation_matrix<T: Real>(in_len: usize, out_len: usize, align_corners: bool) -> Vec<T> {
+    let mut m = vec![T::ZERO; out_len * in_len];
+    for (d, t) in taps::<T>(in_len, out_len, align_corners).iter().enumerate() {
+        m[d * in_len + t.i0] += t.w0;
+        m[d * in_len + t.i1] += t.w1;
+    }
+    m
+}
+
+/// The interpolation matrix as a tensor in `x`'s dtype and device, transposed: `(in, out)`.
+fn interpolation_tensor(
+    x: &Tensor,
+    in_len: usize,
+    out_len: usize,
+    align_corners: bool,
+) -> Result<Tensor> {
+    let m = match x.dtype() {
+        candle_core::DType::F64 => Tensor::from_vec(
+            interpolation_matrix::<f64>(in_len, out_len, align_corners),
+            (out_len, in_len),
+            x.device(),
+        )?,
+        dtype => Tensor::from_vec(
+            interpolation_matrix::<f32>(in_len, out_len, align_corners),
+            (out_len, in_len),
+            x.device(),
+        )?
+        .to_dtype(dtype)?,
+    };
+    m.t()?.contiguous()
+}
+
+/// The device-generic resize: two plain matrix products with the interpolation matrices (one
+/// per axis), so the backward is a matrix product as well.
+fn resize_generic(x: &Tensor, (oh, ow): (usize, usize), align_corners: bool) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let along_w = interpolation_tensor(x, w, ow, align_corners)?; // (W, ow)
+    let along_h = interpolation_tensor(x, h, oh, align_corners)?; // (H, oh)
+    let rows = x.contiguous()?.reshape((b * c * h, w))?.matmul(&along_w)?; // (B·C·H, ow)
+    let cols = rows
+        .reshape((b * c, h, ow))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b * c * ow, h))?
+        .matmul(&along_h)?; // (B·C·ow, oh)
+    cols.reshape((b, c, ow, oh))?.transpose(2, 3)?.contiguous()
+}
+
 /// The resize as a candle op: `(B, C, H, W)` → `(B, C, out_h, out_w)`.
 struct BilinearResize {
     out_h: usize,
@@ -183,7 +234,8 @@ impl CustomOp1 for BilinearResizeAdjoint {
 ///
 /// `align_corners = false` is the half-pixel mapping of PyTorch's and Paddle's default (used in
 /// training and inside the decoder); `true` maps corner pixel centres onto each other (used for
-/// the final map at the original image size). `f32` and `f64`, CPU.
+/// the final map at the original image size). `f32` and `f64` on the CPU (fused kernel); any
+/// float type on other devices (two matrix products).
 pub fn resize_bilinear(
     x: &Tensor,
     (out_h, out_w): (usize, usize),
@@ -196,6 +248,9 @@ pub fn resize_bilinear(
     }
     if out_h == 0 || out_w == 0 || h == 0 || w == 0 {
         candle_core::bail!("resize-bilinear: cannot resize {h}x{w} to {out_h}x{out_w}");
+    }
+    if !uses_cpu_kernels(x) {
+        return resize_generic(x, (out_h, out_w), align_corners);
     }
     x.contiguous()?.apply_op1(BilinearResize {
         out_h,

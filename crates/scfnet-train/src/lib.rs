@@ -9,6 +9,7 @@
 
 pub mod checkpoint;
 mod config;
+pub mod cross_device;
 mod engine;
 mod error;
 mod evaluate;

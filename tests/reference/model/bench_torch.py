@@ -4,7 +4,8 @@
 
 The SCFNet decoder (as in the authors' net.py) on timm backbones: resnet50 for the R50 teacher and
 timm's MobileNetV3-Large generator at channel multiplier 0.5 for the student (close to, not the
-same as, PaddleClas'). Random weights, eval mode, no autograd. Prints `torch NAME bB: X ms`.
+same as, PaddleClas'). Random weights, eval mode, no autograd; the map is copied to the host. Prints `torch NAME bB: X ms`.
+`--device cuda` times it on a GPU (tests/gpu/check.sh).
 """
 
 import argparse
@@ -64,18 +65,28 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--size", type=int, default=352)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check)")
+    p.add_argument("--models", default="student,r50")
+    p.add_argument("--batches", default="1,8")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    for kind in ("student", "r50"):
-        m = build(kind).eval()
-        for batch in (1, 8):
-            x = torch.randn(batch, 3, a.size, a.size)
+    dev = torch.device(a.device)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    for kind in a.models.split(","):
+        m = build(kind).eval().to(dev)
+        for batch in map(int, a.batches.split(",")):
+            x = torch.randn(batch, 3, a.size, a.size, device=dev)
             with torch.no_grad():
-                torch.sigmoid(m(x)[0])
+                torch.sigmoid(m(x)[0]).cpu()
                 best = float("inf")
                 for _ in range(a.repeat):
+                    sync()
                     t = time.perf_counter()
-                    torch.sigmoid(m(x)[0])
+                    torch.sigmoid(m(x)[0]).cpu()
                     best = min(best, time.perf_counter() - t)
             print(f"torch {kind} b{batch}: {best * 1e3:.1f} ms")
 

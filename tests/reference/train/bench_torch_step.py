@@ -4,7 +4,8 @@
 
 The eager re-creation of tests/reference/model/bench_torch.py in train mode: forward, the
 deep-supervision Dice + boundary Dice loss (band 13), backward, SGD with momentum 0.9 and weight
-decay 5e-4. Student at batch 16, R50 at batch 4. Prints `torch NAME bB: X ms`.
+decay 5e-4. Student at batch 16, R50 at batch 4 (`--runs`). Prints `torch NAME bB: X ms`.
+`--device cuda` times it on a GPU (tests/gpu/check.sh).
 """
 
 import argparse
@@ -43,19 +44,33 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--size", type=int, default=352)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check)")
+    p.add_argument("--runs", default="student:16,r50:4", help="MODEL:BATCH pairs")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    for kind, batch in (("student", 16), ("r50", 4)):
-        m = build(kind).train()
+    dev = torch.device(a.device)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    for run in a.runs.split(","):
+        kind, batch = run.split(":")
+        batch = int(batch)
+        m = build(kind).train().to(dev)
         opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        x = torch.randn(batch, 3, a.size, a.size)
-        mask = (torch.rand(batch, 1, a.size, a.size) > 0.5).float()
+        x = torch.randn(batch, 3, a.size, a.size, device=dev)
+        mask = (torch.rand(batch, 1, a.size, a.size, device=dev) > 0.5).float()
         best = float("inf")
         for i in range(a.repeat + 1):
+            sync()
             t = time.perf_counter()
             opt.zero_grad()
-            loss_fn(m(x), mask).backward()
+            loss = loss_fn(m(x), mask)
+            loss.backward()
             opt.step()
+            loss.item()
+            sync()
             if i > 0:
                 best = min(best, time.perf_counter() - t)
         print(f"torch {kind} b{batch}: {best * 1e3:.1f} ms")

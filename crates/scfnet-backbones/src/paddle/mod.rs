@@ -96,6 +96,7 @@ pub const SWIN_PADDLE: Mapping = Mapping {
             return Some(paddle_bn_names(name));
         }
         if rest.ends_with("relative_position_index")
+            || rest.ends_with("attn_mask")
             || rest.starts_with("norm.")
             || rest.starts_with("head.")
         {

@@ -49,7 +49,7 @@ pub struct PredictArgs {
     #[arg(long)]
     pub cutout: bool,
     /// Where to run the network.
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
     pub device: DeviceArg,
 }
 

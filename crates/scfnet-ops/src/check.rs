@@ -1,0 +1,281 @@
+//! Cross-implementation checks: a fixed list of cases covering every op of this crate (odd
+//! sizes, non-square inputs, strides, dilations, ties for the max-pool), and a harness that
+//! evaluates a case's output and input gradients on any device. The tests compare the CPU kernels
+//! with the device-generic path; `scfnet check-device` compares the CPU with a GPU.
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::{Conv2d, Conv2dConfig, ModuleT, VarBuilder, VarMap};
+
+use crate::{
+    bce_with_logits, conv2d, conv2d_im2col, depthwise_conv2d, hard_sigmoid_paddle, hard_swish,
+    max_pool2d, max_pool2d_same, resize_bilinear, ConvGeometry, DepthwiseConfig, Pool2d,
+};
+
+/// The function a case evaluates on its inputs (tensors on the device under test).
+pub type CaseFn = Box<dyn Fn(&[Tensor]) -> Result<Tensor> + Send + Sync>;
+
+/// One op call with fixed inputs.
+pub struct OpCase {
+    /// What it is, e.g. `max-pool 3x3/2 pad 1 (ties)`.
+    pub name: String,
+    /// The inputs as host values and shapes (converted to the device and dtype under test).
+    pub inputs: Vec<(Vec<f64>, Vec<usize>)>,
+    /// The call.
+    pub f: CaseFn,
+}
+
+/// `n` deterministic values in `[-scale, scale)` (xorshift64*), distinct almost surely.
+pub fn values(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            let u = (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+            (2.0 * u - 1.0) * scale
+        })
+        .collect()
+}
+
+fn input(shape: &[usize], seed: u64, scale: f64) -> (Vec<f64>, Vec<usize>) {
+    (values(shape.iter().product(), seed, scale), shape.to_vec())
+}
+
+/// Values on a grid of 0.5, so that pooling windows hold ties.
+fn tied(shape: &[usize], seed: u64) -> (Vec<f64>, Vec<usize>) {
+    let (v, s) = input(shape, seed, 2.0);
+    (v.iter().map(|x| (x * 2.0).round() / 2.0).collect(), s)
+}
+
+fn case(
+    name: String,
+    inputs: Vec<(Vec<f64>, Vec<usize>)>,
+    f: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static,
+) -> OpCase {
+    OpCase {
+        name,
+        inputs,
+        f: Box::new(f),
+    }
+}
+
+/// A BatchNorm on `c` channels with fixed γ, β and running statistics, on `device` in `dtype`.
+fn fixed_batch_norm(c: usize, dtype: DType, device: &Device) -> Result<crate::BatchNorm> {
+    let map = VarMap::new();
+    let bn = crate::batch_norm(c, 1e-5, VarBuilder::from_varmap(&map, dtype, device))?;
+    let data = map.data().lock().expect("not poisoned");
+    for (i, name) in ["weight", "bias", "running_mean", "running_var"]
+        .iter()
+        .enumerate()
+    {
+        let offset = if i == 0 || i == 3 { 1.0 } else { 0.0 };
+        let v: Vec<f64> = values(c, 20 + i as u64, 0.5)
+            .iter()
+            .map(|x| x + offset)
+            .collect();
+        data[*name].set(&Tensor::from_vec(v, c, device)?.to_dtype(dtype)?)?;
+    }
+    Ok(bn)
+}
+
+/// Every op of the crate in the configurations the networks and losses use, and more.
+pub fn op_cases() -> Vec<OpCase> {
+    let mut cases = Vec::new();
+    for &(h, w, oh, ow) in &[
+        (5, 7, 11, 9),
+        (9, 8, 4, 5),
+        (6, 6, 12, 12),
+        (3, 5, 1, 7),
+        (8, 8, 2, 2),
+    ] {
+        for ac in [false, true] {
+            cases.push(case(
+                format!("resize {h}x{w}->{oh}x{ow} align_corners={ac}"),
+                vec![input(&[2, 3, h, w], 1, 2.0)],
+                move |t| resize_bilinear(&t[0], (oh, ow), ac),
+            ));
+        }
+    }
+    let pool = |k: (usize, usize), s: (usize, usize), p: (usize, usize)| Pool2d {
+        kernel: k,
+        stride: s,
+        padding: p,
+    };
+    for (i, p) in [
+        pool((3, 3), (2, 2), (1, 1)),
+        pool((2, 2), (2, 2), (0, 0)),
+        pool((3, 2), (1, 2), (1, 0)),
+        pool((1, 5), (1, 1), (0, 2)),
+        pool((5, 1), (1, 1), (2, 0)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seed = 30 + i as u64;
+        cases.push(case(
+            format!("max-pool {p:?}"),
+            vec![input(&[2, 2, 9, 7], seed, 3.0)],
+            move |t| max_pool2d(&t[0], p),
+        ));
+        cases.push(case(
+            format!("max-pool {p:?} (ties)"),
+            vec![tied(&[2, 2, 9, 7], seed)],
+            move |t| max_pool2d(&t[0], p),
+        ));
+    }
+    for k in [3, 5] {
+        cases.push(case(
+            format!("same-size max-pool k={k} (ties)"),
+            vec![tied(&[2, 3, 8, 10], 7)],
+            move |t| max_pool2d_same(&t[0], k),
+        ));
+    }
+    for &(k, stride, padding) in &[(3, 1, 1), (3, 2, 1), (5, 2, 2), (5, 1, 2), (3, 1, 0)] {
+        cases.push(case(
+            format!("depthwise k={k} stride={stride} padding={padding}"),
+            vec![input(&[2, 4, 9, 11], 3, 2.0), input(&[4, 1, k, k], 4, 1.0)],
+            move |t| depthwise_conv2d(&t[0], &t[1], DepthwiseConfig { stride, padding }),
+        ));
+    }
+    for &(kernel, stride, padding, dilation) in &[
+        (3, 1, 1, 1),
+        (3, 2, 1, 1),
+        (3, 1, 2, 2),
+        (3, 1, 5, 5),
+        (1, 1, 0, 1),
+        (1, 2, 0, 1),
+        (7, 2, 3, 1),
+    ] {
+        let g = ConvGeometry {
+            kernel,
+            stride,
+            padding,
+            dilation,
+        };
+        cases.push(case(
+            format!("conv2d-im2col {g:?}"),
+            vec![
+                input(&[2, 3, 10, 13], 5, 2.0),
+                input(&[4, 3, kernel, kernel], 6, 0.5),
+                input(&[4], 8, 1.0),
+            ],
+            move |t| conv2d_im2col(&t[0], &t[1], Some(&t[2]), g),
+        ));
+    }
+    for &(k, stride, padding) in &[(7, 2, 3), (1, 2, 0), (3, 1, 1), (4, 4, 0)] {
+        cases.push(case(
+            format!("conv2d module k={k} stride={stride} padding={padding}"),
+            vec![
+                input(&[2, 3, 16, 12], 9, 2.0),
+                input(&[5, 3, k, k], 10, 0.5),
+                input(&[5], 11, 1.0),
+            ],
+            move |t| {
+                let cfg = Conv2dConfig {
+                    padding,
+                    stride,
+                    ..Default::default()
+                };
+                conv2d(&t[0], &Conv2d::new(t[1].clone(), Some(t[2].clone()), cfg))
+            },
+        ));
+    }
+    let x = input(&[2, 3, 5, 7], 12, 5.0);
+    cases.push(case("hard-swish".into(), vec![x.clone()], |t| {
+        hard_swish(&t[0])
+    }));
+    cases.push(case("hard-sigmoid (Paddle)".into(), vec![x], |t| {
+        hard_sigmoid_paddle(&t[0])
+    }));
+    let (t, s) = input(&[2, 1, 6, 6], 14, 0.5);
+    cases.push(case(
+        "bce-with-logits (logits up to ±60)".into(),
+        vec![
+            input(&[2, 1, 6, 6], 13, 60.0),
+            (t.iter().map(|v| v + 0.5).collect(), s),
+        ],
+        |t| bce_with_logits(&t[0], &t[1]),
+    ));
+    for train in [true, false] {
+        cases.push(case(
+            format!("batch-norm train={train}"),
+            vec![input(&[3, 4, 5, 6], 15, 3.0)],
+            move |t| {
+                let bn = fixed_batch_norm(4, t[0].dtype(), t[0].device())?;
+                bn.forward_t(&(&t[0] + 1.0)?, train)
+            },
+        ));
+    }
+    cases
+}
+
+/// The output of `case` and the gradient of `sum(output · w)` (fixed random `w`) for each input,
+/// on `device` in `dtype`, as host f64 vectors: `[output, d input 0, d input 1, …]`.
+pub fn evaluate(case: &OpCase, device: &Device, dtype: DType) -> Result<Vec<Vec<f64>>> {
+    let vars: Vec<Var> = case
+        .inputs
+        .iter()
+        .map(|(v, s)| {
+            let t = Tensor::from_vec(v.clone(), s.as_slice(), &Device::Cpu)?
+                .to_dtype(dtype)?
+                .to_device(device)?;
+            Var::from_tensor(&t)
+        })
+        .collect::<Result<_>>()?;
+    let tensors: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let y = (case.f)(&tensors)?;
+    let w = Tensor::from_vec(values(y.elem_count(), 99, 1.0), y.shape(), &Device::Cpu)?
+        .to_dtype(dtype)?
+        .to_device(device)?;
+    let grads = (&y * &w)?.sum_all()?.backward()?;
+    let host = |t: &Tensor| -> Result<Vec<f64>> {
+        t.to_device(&Device::Cpu)?
+            .to_dtype(DType::F64)?
+            .flatten_all()?
+            .to_vec1()
+    };
+    let mut out = vec![host(&y)?];
+    for t in &tensors {
+        match grads.get(t) {
+            Some(g) => out.push(host(g)?),
+            None => candle_core::bail!("{}: an input received no gradient", case.name),
+        }
+    }
+    Ok(out)
+}
+
+/// The largest difference between two [`evaluate`] results, each vector's differences relative
+/// to its largest magnitude (at least 1), and where it is (`"output"` or `"gradient N"`).
+pub fn max_relative_difference(a: &[Vec<f64>], b: &[Vec<f64>]) -> (f64, String) {
+    let mut worst = (0.0, String::from("output"));
+    if a.len() != b.len() {
+        return (f64::INFINITY, "number of gradients".into());
+    }
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let label = if i == 0 {
+            "output".to_string()
+        } else {
+            format!("gradient {}", i - 1)
+        };
+        if x.len() != y.len() {
+            return (f64::INFINITY, format!("{label}: length"));
+        }
+        let scale = x.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        for (p, q) in x.iter().zip(y) {
+            let d = (p - q).abs() / scale;
+            // A NaN on one side only is the largest difference there is.
+            let d = if d.is_nan() && !(p.is_nan() && q.is_nan()) {
+                f64::INFINITY
+            } else if d.is_nan() {
+                0.0
+            } else {
+                d
+            };
+            if d > worst.0 {
+                worst = (d, label.clone());
+            }
+        }
+    }
+    worst
+}
