@@ -5,11 +5,13 @@
 //! - `bench-models`: images/s of the student and the R50 teacher, next to PyTorch.
 //! - `bench-train`: one training step of the student and the R50 teacher, next to PyTorch.
 //! - `demo-data`: regenerates the small demo set shipped in `data/demo`.
+//! - `build-cuda`: builds the CUDA `scfnet` binary with a CUDA toolkit fetched from PyPI.
 
 mod bench_backbones;
 mod bench_metrics;
 mod bench_models;
 mod bench_train;
+mod build_cuda;
 mod demo_data;
 mod synthetic;
 mod torch_timing;
@@ -50,6 +52,9 @@ enum Command {
     BenchTrain(bench_train::Args),
     /// Regenerate data/demo (synthetic GT masks and two methods' predictions).
     DemoData(demo_data::Args),
+    /// Build the CUDA-enabled `scfnet` into target/cuda with the CUDA 13.0 toolkit fetched
+    /// from PyPI (no GPU or system toolkit needed).
+    BuildCuda(build_cuda::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,5 +73,6 @@ fn main() -> anyhow::Result<()> {
         Command::BenchModels(a) => bench_models::run(a),
         Command::BenchTrain(a) => bench_train::run(a),
         Command::DemoData(a) => demo_data::run(a),
+        Command::BuildCuda(a) => build_cuda::run(a),
     }
 }
