@@ -4,6 +4,9 @@
 #
 #   SCFNET=path/to/scfnet OUT=out/gpu bash tests/gpu/check.sh
 #
+# DEVICE (default cuda), N_IMAGES (512) and CHECK_ARGS (extra `check-device` flags) let the
+# script's own logic be tried on a CPU: DEVICE=cpu N_IMAGES=8 CHECK_ARGS="--ops-only ..." .
+#
 # 1. `scfnet check-device --bench`: every op and each network's map and training step on the GPU
 #    against the CPU, then the student's inference images/s (batch 1, 32) and training-step times
 #    (student batch 128, R50 batch 32) at 352.
@@ -18,8 +21,10 @@ OUT=${OUT:-out/gpu-check}
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
 PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+N_IMAGES=${N_IMAGES:-512}
 
-# The CUDA 13 libraries scfnet links (cuBLAS, cuRAND, NVRTC) from pip's nvidia wheels, if present.
+# The CUDA 13 libraries scfnet links (cudart, cuBLAS, cuBLASLt, cuRAND) from pip's nvidia wheels.
 for d in $($PY -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
   for l in "$d"/nvidia/cu13/lib "$d"/nvidia/*/lib; do
     [ -d "$l" ] && LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$l"
@@ -30,29 +35,29 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/nvi
 "$BIN" --version > "$OUT/version.txt" 2>&1
 
 t0=$(date +%s)
-"$BIN" check-device --device cuda --bench --json "$OUT/check.json" 2>&1 | tee "$OUT/check.log"
+"$BIN" check-device --device "$DEVICE" --bench ${CHECK_ARGS:-} --json "$OUT/check.json" 2>&1 | tee "$OUT/check.log"
 status=${PIPESTATUS[0]}
 t1=$(date +%s)
 
 # End-to-end predict on a folder (PNG decode/encode included), the network on the GPU.
-"$BIN" synth --out "$WORK/synth" --n 512 --min-side 300 --max-side 400 --test-fraction 0 > /dev/null 2>&1
+"$BIN" synth --out "$WORK/synth" --n "$N_IMAGES" --min-side 300 --max-side 400 --test-fraction 0 > /dev/null 2>&1
 for b in 1 32; do
   s=$(date +%s%N)
-  "$BIN" predict --random-weights --model student --device cuda --batch $b \
+  "$BIN" predict --random-weights --model student --device "$DEVICE" --batch $b \
     --input "$WORK/synth/image" --output "$WORK/pred$b" > "$OUT/predict_b$b.log" 2>&1
   rc=$?
   echo "predict b$b rc=$rc ms=$(( ($(date +%s%N) - s) / 1000000 ))" >> "$OUT/predict.txt"
 done
 
 # PyTorch eager on the same GPU.
-if $PY -c 'import torch, timm; assert torch.cuda.is_available()' 2>/dev/null; then
+if [ "$DEVICE" != cpu ] && $PY -c 'import torch, timm; assert torch.cuda.is_available()' 2>/dev/null; then
   $PY tests/reference/model/bench_torch.py --device cuda --models student --batches 1,32 \
     --repeat 5 > "$OUT/torch_infer.txt" 2>&1
   $PY tests/reference/train/bench_torch_step.py --device cuda --runs student:128,r50:32 \
     --repeat 5 > "$OUT/torch_train.txt" 2>&1
 fi
 
-$PY - "$OUT" "$((t1 - t0))" <<'PYEOF'
+$PY - "$OUT" "$((t1 - t0))" "$N_IMAGES" <<'PYEOF'
 import json, re, sys, pathlib
 out = pathlib.Path(sys.argv[1])
 def read(name):
@@ -63,7 +68,7 @@ try:
     report["check"] = json.loads(read("check.json"))
 except ValueError:
     report["check"] = None
-n = 512
+n = int(sys.argv[3])
 report["predict"] = [
     {"batch": int(m[0]), "rc": int(m[1]), "seconds": int(m[2]) / 1e3, "images_per_s": n * 1e3 / int(m[2])}
     for m in re.findall(r"predict b(\d+) rc=(\d+) ms=(\d+)", read("predict.txt"))

@@ -222,12 +222,29 @@ fn bench_train_step(args: &CheckDeviceArgs, dev: &Device, spec: &str) -> Result<
         trainer.step(&x, Target::Mask(&mask), 0, 0, 1e-3)?;
         Ok(())
     })?;
+    // Where the time goes: the train-mode forward alone, then with the loss; the rest of the
+    // step is the backward pass and the update.
+    let forward = best_seconds(dev, args.repeat, || {
+        trainer.net().side_outputs(&x, true)?;
+        Ok(())
+    })?;
+    let with_loss = best_seconds(dev, args.repeat, || {
+        let out = trainer.net().side_outputs(&x, true)?;
+        scfnet_train::supervised_loss(out.as_array(), &mask, 0)?;
+        Ok(())
+    })?;
     tracing::info!(
-        "{} training step b{batch}: {:.1} ms",
+        "{} training step b{batch}: {:.1} ms (forward {:.1}, loss {:.1}, backward + update {:.1})",
         kind.name(),
-        secs * 1e3
+        secs * 1e3,
+        forward * 1e3,
+        (with_loss - forward) * 1e3,
+        (secs - with_loss) * 1e3
     );
-    Ok(json!({"model": kind.name(), "batch": batch, "size": s, "seconds": secs}))
+    Ok(
+        json!({"model": kind.name(), "batch": batch, "size": s, "seconds": secs,
+              "forward_seconds": forward, "forward_and_loss_seconds": with_loss}),
+    )
 }
 
 /// Every timing; one that fails is reported in place and the others still run.

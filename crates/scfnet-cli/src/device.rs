@@ -53,10 +53,15 @@ fn open_cuda(n: usize) -> Result<Device> {
     let opened = std::panic::catch_unwind(|| Device::new_cuda(n));
     match opened {
         Ok(Ok(device)) => Ok(device),
-        Ok(Err(e)) => bail!(
-            "--device cuda:{n}: cannot open CUDA GPU {n}: {e}. Check that an NVIDIA GPU and driver \
-             are present (`nvidia-smi`) and that N is below the number of GPUs."
-        ),
+        Ok(Err(e)) => {
+            // candle appends a backtrace when RUST_BACKTRACE is set: keep the message.
+            let e = e.to_string();
+            let why = e.lines().next().unwrap_or_default();
+            bail!(
+                "--device cuda:{n}: cannot open CUDA GPU {n}: {why}. Check that an NVIDIA GPU and \
+                 driver are present (`nvidia-smi`) and that N is below the number of GPUs."
+            )
+        }
         Err(panic) => {
             let why = panic
                 .downcast_ref::<String>()

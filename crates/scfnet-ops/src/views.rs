@@ -39,7 +39,33 @@ pub(crate) fn pad2d(
     pad_axis(x, 3, cols)
 }
 
-/// `n` positions `start, start + step, …` of axis `axis`. Differentiable.
+thread_local! {
+    /// Index tensors already on a device (by start, step, count and device): made once, so a
+    /// forward pass uploads nothing.
+    static INDICES: std::cell::RefCell<std::collections::HashMap<String, Tensor>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The `u32` indices `start, start + step, …` (`n` of them) on `device`, cached.
+fn indices(start: usize, step: usize, n: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let key = format!("{start}:{step}:{n}:{:?}", device.location());
+    if let Some(t) = INDICES.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(t);
+    }
+    let ids: Vec<u32> = (0..n).map(|i| (start + i * step) as u32).collect();
+    let t = Tensor::from_vec(ids, n, device)?;
+    INDICES.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 4096 {
+            c.clear(); // many distinct sizes: keep the cache bounded
+        }
+        c.insert(key, t.clone());
+    });
+    Ok(t)
+}
+
+/// `n` positions `start, start + step, …` of axis `axis`. Differentiable (an index-select, whose
+/// backward is an index-add).
 pub(crate) fn strided(
     x: &Tensor,
     axis: usize,
@@ -50,8 +76,7 @@ pub(crate) fn strided(
     if step == 1 || n == 1 {
         return x.narrow(axis, start, n);
     }
-    let ids: Vec<u32> = (0..n).map(|i| (start + i * step) as u32).collect();
-    let ids = Tensor::from_vec(ids, n, x.device())?;
+    let ids = indices(start, step, n, x.device())?;
     x.contiguous()?.index_select(&ids, axis)
 }
 

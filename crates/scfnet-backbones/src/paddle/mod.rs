@@ -321,4 +321,21 @@ mod tests {
             Some("blocks.3.mid_se.conv1.bias")
         );
     }
+
+    #[test]
+    fn swin_buffers_of_the_authors_checkpoints_are_dropped() {
+        // The authors' SwinT.py registers `attn_mask` (shifted blocks) and
+        // `relative_position_index` as persistable buffers: their state dicts hold both.
+        for name in [
+            "bkbone.layers.0.blocks.1.attn_mask",
+            "layers.2.blocks.17.attn_mask",
+            "bkbone.layers.1.blocks.0.attn.relative_position_index",
+        ] {
+            assert_eq!((SWIN_PADDLE.rename)(name), None, "{name}");
+        }
+        assert_eq!(
+            (SWIN_PADDLE.rename)("bkbone.layers.0.blocks.1.attn.qkv.weight").as_deref(),
+            Some("bkbone.layers.0.blocks.1.attn.qkv.weight")
+        );
+    }
 }
