@@ -2,10 +2,11 @@
 //! primitives that run on any device.
 //!
 //! On the CPU the custom kernels of this crate are used (they are several times faster than
-//! the compositions). On every other device (CUDA) the ops are built from candle primitives that
-//! have kernels there and correct backward passes: matrix products, strided views, element-wise
-//! maxima and selections. [`force_generic_path`] makes the CPU take the device-generic path as
-//! well, so that the two can be compared on a machine without a GPU.
+//! the compositions). On every other device the ops are built from candle primitives that have
+//! kernels there and correct backward passes: matrix products, strided views, element-wise
+//! maxima and selections; on CUDA the max-pool has its own kernel ([`uses_cuda_kernels`]).
+//! [`force_generic_path`] makes every device take the composed path, so that it can be compared
+//! with the CPU kernels on a machine without a GPU.
 
 use std::cell::Cell;
 
@@ -19,6 +20,12 @@ thread_local! {
 /// this thread).
 pub fn uses_cpu_kernels(t: &Tensor) -> bool {
     t.device().is_cpu() && !FORCE_GENERIC.with(Cell::get)
+}
+
+/// Whether an op on `t` runs this crate's own CUDA kernel, for the ops that have one (the
+/// max-pool): a CUDA tensor in a build with the `cuda` feature, generic path not forced.
+pub fn uses_cuda_kernels(t: &Tensor) -> bool {
+    cfg!(feature = "cuda") && t.device().is_cuda() && !FORCE_GENERIC.with(Cell::get)
 }
 
 /// While alive, every op of this crate called from this thread takes the device-generic path,

@@ -21,7 +21,8 @@
 //!
 //! On the CPU each op runs a fused kernel of this crate; on any other device (CUDA) it runs a
 //! composition of candle primitives that have kernels there and correct backward passes
-//! (matrix products, strided views, element-wise selections). [`force_generic_path`] makes the
+//! (matrix products, strided views, element-wise selections), except the max-pool, which has a
+//! native CUDA kernel with the `cuda` feature. [`force_generic_path`] makes the
 //! CPU take that path too, which is how the tests compare the two without a GPU.
 //!
 //! Every backward is tested against central finite differences in `f64` and against values
@@ -44,7 +45,7 @@ mod views;
 pub use activation::{hard_sigmoid, hard_sigmoid_paddle, hard_swish, PADDLE_HARDSIGMOID_SLOPE};
 pub use batch_norm::{batch_norm, BatchNorm};
 pub use depthwise::{depthwise_conv2d, DepthwiseConfig};
-pub use dispatch::{force_generic_path, uses_cpu_kernels, GenericPathGuard};
+pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};

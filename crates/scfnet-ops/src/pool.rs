@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::dispatch::uses_cpu_kernels;
+use crate::dispatch::{uses_cpu_kernels, uses_cuda_kernels};
 use crate::elem::{dims4, map_float, map_float2, Real};
 use crate::views::{pad2d, tap};
 
@@ -210,6 +210,19 @@ impl CustomOp1 for MaxPool {
             &MaxPoolGrad(self.0),
         )?))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (b, c, h, w) = dims4(self.name(), layout)?;
+        self.0.check(h, w)?;
+        let (oh, ow) = self.0.output_size(h, w);
+        let out = cuda::forward(&self.0, storage, layout, (b * c, h, w))?;
+        Ok((out, Shape::from((b, c, oh, ow))))
+    }
 }
 
 impl CustomOp2 for MaxPoolGrad {
@@ -230,6 +243,135 @@ impl CustomOp2 for MaxPoolGrad {
         ));
         Ok((out, l1.shape().clone()))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (b, c, h, w) = dims4(self.name(), l1)?;
+        let out = cuda::backward(&self.0, (s1, l1), (s2, l2), (b * c, h, w))?;
+        Ok((out, l1.shape().clone()))
+    }
+}
+
+/// The CUDA kernels (`src/cuda/pool.cu`, PTX compiled by build.rs): one thread per output.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::WrapErr;
+    use candle_core::{CudaStorage, DType, Layout, Result};
+
+    use super::Pool2d;
+
+    const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/pool.ptx"));
+    const MODULE: &str = "scfnet_ops_pool";
+
+    fn start(layout: &Layout) -> Result<usize> {
+        match layout.contiguous_offsets() {
+            Some((start, _)) => Ok(start),
+            None => candle_core::bail!("max-pool2d (cuda): input must be contiguous"),
+        }
+    }
+
+    /// The pooled maps of `planes` `(h, w)` planes.
+    pub(super) fn forward(
+        p: &Pool2d,
+        storage: &CudaStorage,
+        layout: &Layout,
+        (planes, h, w): (usize, usize, usize),
+    ) -> Result<CudaStorage> {
+        let dev = storage.device();
+        let (oh, ow) = p.output_size(h, w);
+        let n = planes * oh * ow;
+        let cfg = LaunchConfig::for_num_elems(n as u32);
+        let at = start(layout)?;
+        macro_rules! run {
+            ($t:ty, $name:expr) => {{
+                let src = storage.as_cuda_slice::<$t>()?.slice(at..);
+                // SAFETY: every element is written by the kernel.
+                let out = unsafe { dev.alloc::<$t>(n)? };
+                let func = dev.get_or_load_custom_func($name, MODULE, PTX)?;
+                let mut builder = func.builder();
+                builder.arg(&src);
+                builder.arg(&out);
+                candle_core::builder_arg!(
+                    builder,
+                    planes,
+                    h,
+                    w,
+                    oh,
+                    ow,
+                    p.kernel.0,
+                    p.kernel.1,
+                    p.stride.0,
+                    p.stride.1,
+                    p.padding.0,
+                    p.padding.1
+                );
+                // SAFETY: the arguments match the kernel's signature.
+                unsafe { builder.launch(cfg) }.w()?;
+                CudaStorage::wrap_cuda_slice(out, dev.clone())
+            }};
+        }
+        Ok(match storage.dtype() {
+            DType::F32 => run!(f32, "max_pool_fwd_f32"),
+            DType::F64 => run!(f64, "max_pool_fwd_f64"),
+            other => candle_core::bail!("max-pool2d (cuda): unsupported dtype {other:?}"),
+        })
+    }
+
+    /// The input gradient: each output's gradient added to its window's first maximum.
+    pub(super) fn backward(
+        p: &Pool2d,
+        (xs, xl): (&CudaStorage, &Layout),
+        (gs, gl): (&CudaStorage, &Layout),
+        (planes, h, w): (usize, usize, usize),
+    ) -> Result<CudaStorage> {
+        let dev = xs.device();
+        let (oh, ow) = p.output_size(h, w);
+        let n = planes * oh * ow;
+        let cfg = LaunchConfig::for_num_elems(n as u32);
+        let (xa, ga) = (start(xl)?, start(gl)?);
+        macro_rules! run {
+            ($t:ty, $name:expr) => {{
+                let x = xs.as_cuda_slice::<$t>()?.slice(xa..);
+                let g = gs.as_cuda_slice::<$t>()?.slice(ga..);
+                let dx = dev.alloc_zeros::<$t>(planes * h * w)?;
+                let func = dev.get_or_load_custom_func($name, MODULE, PTX)?;
+                let mut builder = func.builder();
+                builder.arg(&x);
+                builder.arg(&g);
+                builder.arg(&dx);
+                candle_core::builder_arg!(
+                    builder,
+                    planes,
+                    h,
+                    w,
+                    oh,
+                    ow,
+                    p.kernel.0,
+                    p.kernel.1,
+                    p.stride.0,
+                    p.stride.1,
+                    p.padding.0,
+                    p.padding.1
+                );
+                // SAFETY: the arguments match the kernel's signature.
+                unsafe { builder.launch(cfg) }.w()?;
+                CudaStorage::wrap_cuda_slice(dx, dev.clone())
+            }};
+        }
+        Ok(match xs.dtype() {
+            DType::F32 => run!(f32, "max_pool_bwd_f32"),
+            DType::F64 => run!(f64, "max_pool_bwd_f64"),
+            other => candle_core::bail!("max-pool2d (cuda): unsupported dtype {other:?}"),
+        })
+    }
 }
 
 /// Max-pooling of a `(B, C, H, W)` tensor with any window, differentiable.
@@ -238,7 +380,7 @@ impl CustomOp2 for MaxPoolGrad {
 /// first maximum of each window in row-major order, as in PyTorch. Examples: the ResNet stem
 /// (`kernel 3, stride 2, padding 1`) and the boundary loss's same-size pooling ([`max_pool2d_same`]).
 pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
-    if !uses_cpu_kernels(x) {
+    if !uses_cpu_kernels(x) && !uses_cuda_kernels(x) {
         return max_pool_generic(x, pool);
     }
     x.contiguous()?.apply_op1(MaxPool(pool))
