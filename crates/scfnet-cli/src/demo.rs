@@ -127,6 +127,7 @@ fn train_timed(
         resume: false,
         validation: Vec::new(),
         stop_after_epochs: None,
+        max_steps: None,
         progress: true,
     };
     fit(&mut trainer, data, teacher, &options)?;

@@ -14,7 +14,8 @@ use scfnet_backbones::{
 use scfnet_data::SodDataset;
 use scfnet_model::{ModelKind, Scfnet};
 use scfnet_train::{
-    checkpoint, fit, load_backbone, FitOptions, FitSummary, Teacher, TrainConfig, Trainer,
+    checkpoint, fit, load_backbone, load_weights, FitOptions, FitSummary, Teacher, TrainConfig,
+    Trainer,
 };
 
 use crate::device::{device, DeviceArg};
@@ -50,6 +51,11 @@ pub struct CommonArgs {
     /// hub (cache first). Without it the backbone starts from random weights.
     #[arg(long, value_name = "PATH|REPO_ID[:FILE]")]
     pub backbone_weights: Option<String>,
+    /// Start the whole network from these weights (our names, e.g. the authors' checkpoint
+    /// converted by `scfnet convert`, or an earlier run's model.safetensors) instead of fresh
+    /// ones: a safetensors file or REPO_ID[@REV][:FILE]. Checked name by name first.
+    #[arg(long, value_name = "PATH|REPO_ID[:FILE]", conflicts_with_all = ["backbone_weights", "resume"])]
+    pub init_weights: Option<String>,
     /// Labeled benchmark folders (ROOT/image, ROOT/mask, optional test.txt) scored after every
     /// epoch: NAME=DIR, repeatable.
     #[arg(long = "val", value_name = "NAME=DIR")]
@@ -63,6 +69,10 @@ pub struct CommonArgs {
     /// Stop after N epochs of this invocation (with a checkpoint); --resume continues the schedule.
     #[arg(long)]
     pub stop_after_epochs: Option<usize>,
+    /// Stop after N optimiser steps of this invocation, with a checkpoint and model.safetensors
+    /// (a smoke test of a set-up, or a short fine-tune); --resume continues.
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
     /// Turn augmentation off (normalisation and resize only).
     #[arg(long)]
     pub no_augment: bool,
@@ -189,7 +199,11 @@ fn trainer(fresh: TrainConfig, args: &CommonArgs) -> Result<Trainer> {
         None => fresh,
     };
     let t = Trainer::fresh(config, &dev, DType::F32)?;
-    if !args.resume {
+    if let Some(spec) = &args.init_weights {
+        let path = weight_file(spec)?;
+        let n = load_weights(t.varmap(), &path)?;
+        tracing::info!("initial weights: {n} tensors from {}", path.display());
+    } else if !args.resume {
         match &args.backbone_weights {
             Some(spec) => {
                 let path = weight_file(spec)?;
@@ -206,11 +220,15 @@ fn trainer(fresh: TrainConfig, args: &CommonArgs) -> Result<Trainer> {
 }
 
 fn options(args: &CommonArgs) -> Result<FitOptions> {
+    if args.max_steps == Some(0) {
+        bail!("--max-steps must be at least 1");
+    }
     Ok(FitOptions {
         out: args.out.clone(),
         resume: args.resume,
         validation: validation_sets(&args.val)?,
         stop_after_epochs: args.stop_after_epochs,
+        max_steps: args.max_steps,
         progress: !args.quiet,
     })
 }

@@ -161,3 +161,145 @@ fn clear_errors() {
         "{e}"
     );
 }
+
+/// The trainable tensors (no BatchNorm statistics) of a safetensors file.
+fn trainable(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let mut t: Vec<(String, Vec<f32>)> =
+        candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+            .unwrap()
+            .into_iter()
+            .filter(|(n, _)| !n.ends_with("running_mean") && !n.ends_with("running_var"))
+            .map(|(n, v)| (n, v.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+            .collect();
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    t
+}
+
+#[test]
+fn max_steps_and_init_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(scfnet(&[
+        "synth",
+        "--out",
+        s(&data),
+        "--n",
+        "6",
+        "--min-side",
+        "64",
+        "--max-side",
+        "72",
+    ]));
+    let common = [
+        "--batch",
+        "2",
+        "--sizes",
+        "64",
+        "--no-augment",
+        "--epochs",
+        "3",
+        "--quiet",
+        "--test-size",
+        "64",
+    ];
+    // One step, then stop inside the first epoch: a checkpoint, model.safetensors, one log line.
+    let first = dir.path().join("first");
+    let mut args = vec![
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&first),
+        "--max-steps",
+        "1",
+    ];
+    args.extend(common);
+    ok(scfnet(&args));
+    assert!(first.join("model.safetensors").is_file());
+    let log = std::fs::read_to_string(first.join("log.jsonl")).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| l.contains("\"loss\"")).count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        std::fs::read_dir(first.join("checkpoints"))
+            .unwrap()
+            .count()
+            >= 1
+    );
+
+    // A second run from those weights at a negligible learning rate (1e-30): its trainable
+    // tensors are the first run's (a zero may become a denormal), so the whole network was
+    // loaded; a fresh start would differ everywhere.
+    let second = dir.path().join("second");
+    let init = first.join("model.safetensors");
+    let mut args = vec![
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&second),
+        "--max-steps",
+        "1",
+        "--init-weights",
+        s(&init),
+        "--lr",
+        "1e-30",
+        "--min-lr",
+        "1e-30",
+    ];
+    args.extend(common);
+    ok(scfnet(&args));
+    let (a, b) = (
+        trainable(&init),
+        trainable(&second.join("model.safetensors")),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((na, va), (nb, vb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        for (x, y) in va.iter().zip(vb) {
+            assert!(
+                (x - y).abs() <= 1e-30 + 1e-6 * x.abs(),
+                "{na} changed: {x} -> {y}"
+            );
+        }
+    }
+
+    // The student's weights do not fit the R50 teacher: a named error, nothing trained.
+    let third = dir.path().join("third");
+    let mut args = vec![
+        "train",
+        "--model",
+        "r50",
+        "--data",
+        s(&data),
+        "--out",
+        s(&third),
+        "--max-steps",
+        "1",
+        "--init-weights",
+        s(&init),
+    ];
+    args.extend(common);
+    let o = scfnet(&args);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("model.safetensors") && err.contains("missing tensor"),
+        "{err}"
+    );
+    assert!(!third.join("model.safetensors").exists());
+    // --max-steps 0 is refused.
+    let mut args = vec![
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&third),
+        "--max-steps",
+        "0",
+    ];
+    args.extend(common);
+    assert!(!scfnet(&args).status.success());
+}

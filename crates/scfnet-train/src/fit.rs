@@ -26,6 +26,9 @@ pub struct FitOptions {
     /// Stop (with a checkpoint) after this many epochs of this invocation; the schedule still
     /// spans all epochs, so a later `resume` continues it.
     pub stop_after_epochs: Option<usize>,
+    /// Stop (with a checkpoint and `model.safetensors`) after this many optimiser steps of this
+    /// invocation, wherever in an epoch; a later `resume` continues from there.
+    pub max_steps: Option<usize>,
     /// Draw a progress bar on standard error.
     pub progress: bool,
 }
@@ -217,10 +220,14 @@ pub fn fit(
     let mut last_epoch_loss = f64::NAN;
     let mut checkpoint_dir = checkpoint::latest(out)?.unwrap_or_default();
     let first_epoch = state.epoch;
+    let first_step = state.step;
+    let step_limit_reached =
+        |step: usize| options.max_steps.is_some_and(|n| step >= first_step + n);
     while state.epoch < config.epochs {
         if options
             .stop_after_epochs
             .is_some_and(|n| state.epoch >= first_epoch + n)
+            || step_limit_reached(state.step)
         {
             break;
         }
@@ -261,12 +268,22 @@ pub fn fit(
                 pb.set_message(format!("loss {:.4}, lr {lr:.2e}", outcome.loss));
             }
             pb.inc(1);
+            if step_limit_reached(state.step) && state.batch < per_epoch {
+                break;
+            }
             if config.checkpoint_every > 0
                 && state.step % config.checkpoint_every == 0
                 && state.batch < per_epoch
             {
                 checkpoint::save(out, trainer, &state)?;
             }
+        }
+        if step_limit_reached(state.step) && state.batch < per_epoch {
+            // Stopped inside the epoch: checkpoint there (resume continues with the next batch).
+            last_epoch_loss = loss_sum / loss_n.max(1) as f64;
+            checkpoint_dir = checkpoint::save(out, trainer, &state)?;
+            pb.suspend(|| tracing::info!("stopped after {} steps", state.step - first_step));
+            break;
         }
         last_epoch_loss = loss_sum / loss_n.max(1) as f64;
         for (name, set) in &options.validation {

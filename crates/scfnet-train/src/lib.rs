@@ -29,5 +29,5 @@ pub use loss::{
     supervised_loss, SIDE_WEIGHTS,
 };
 pub use optim::{ParamGroup, SgdMomentum};
-pub use params::{init_fresh, load_backbone, param_groups};
+pub use params::{init_fresh, load_backbone, load_weights, param_groups};
 pub use schedule::WarmupCosine;

@@ -161,6 +161,59 @@ pub fn load_backbone(varmap: &VarMap, path: &Path) -> Result<usize> {
     Ok(loaded)
 }
 
+/// Loads a whole network's weights (every variable, BatchNorm statistics included) into
+/// `varmap` from a safetensors file with our names, e.g. the authors' converted checkpoint or
+/// an earlier run's `model.safetensors`: the starting point of a fine-tuning run. Every missing
+/// tensor and wrong shape is reported together; extra tensors are refused too (a file of another
+/// network). Returns the number of tensors loaded.
+pub fn load_weights(varmap: &VarMap, path: &Path) -> Result<usize> {
+    let file = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+        .map_err(|e| TrainError::checkpoint(path, format!("cannot read safetensors: {e}")))?;
+    let vars = sorted_vars(varmap);
+    let mut problems = Vec::new();
+    for (name, var) in &vars {
+        match file.get(name) {
+            None => problems.push(format!("missing tensor {name}")),
+            Some(t) if t.dims() != var.dims() => problems.push(format!(
+                "tensor {name} has shape {:?}, the network needs {:?}",
+                t.dims(),
+                var.dims()
+            )),
+            Some(_) => {}
+        }
+    }
+    let known: std::collections::HashSet<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+    let mut extra: Vec<&String> = file
+        .keys()
+        .filter(|n| !known.contains(n.as_str()))
+        .collect();
+    extra.sort();
+    for name in extra {
+        problems.push(format!("unexpected tensor {name}"));
+    }
+    if !problems.is_empty() {
+        let shown = problems.len().min(20);
+        return Err(TrainError::checkpoint(
+            path,
+            format!(
+                "not a checkpoint of this network ({} problems):\n  {}{}",
+                problems.len(),
+                problems[..shown].join("\n  "),
+                if problems.len() > shown {
+                    "\n  …"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    for (name, var) in &vars {
+        let t = &file[name];
+        var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
+    }
+    Ok(vars.len())
+}
+
 /// Number of scalars in the trainable parameters.
 pub fn trainable_count(varmap: &VarMap) -> usize {
     sorted_vars(varmap)

@@ -40,6 +40,7 @@ fn options(out: &Path) -> FitOptions {
         resume: false,
         validation: Vec::new(),
         stop_after_epochs: None,
+        max_steps: None,
         progress: false,
     }
 }
@@ -62,6 +63,7 @@ fn two_epochs_equal_one_plus_resume_bit_for_bit() {
     let mut first = Trainer::fresh(config(), &dev, DType::F32).unwrap();
     let half = FitOptions {
         stop_after_epochs: Some(1),
+        max_steps: None,
         ..options(b.path())
     };
     let s1 = fit(&mut first, data.clone(), None, &half).unwrap();
