@@ -4,6 +4,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use scfnet_model::ModelKind;
+use scfnet_ops::check::values;
 
 use crate::config::TrainConfig;
 use crate::engine::{Target, Trainer};
@@ -55,7 +56,7 @@ pub fn record_step(
     let mut trainer = Trainer::fresh(config, device, dtype)?;
     let host = |seed: u64, dims: &[usize]| -> Result<Tensor> {
         let n = dims.iter().product();
-        Ok(Tensor::from_vec(uniform(seed, n), dims, &Device::Cpu)?
+        Ok(Tensor::from_vec(values(n, seed, 1.0), dims, &Device::Cpu)?
             .to_dtype(dtype)?
             .to_device(device)?)
     };
@@ -136,18 +137,4 @@ pub fn max_differences(a: &StepRecord, b: &StepRecord) -> (f64, f64, f64, String
         }
     }
     (loss, map, worst.0, worst.1)
-}
-
-/// `n` deterministic values in `[-1, 1)` (xorshift64*).
-fn uniform(seed: u64, n: usize) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            let u = (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
-            2.0 * u - 1.0
-        })
-        .collect()
 }

@@ -61,19 +61,8 @@ pub fn numeric(
         .collect()
 }
 
-/// Deterministic pseudo-random values in `[-scale, scale)` (xorshift), distinct almost surely.
-pub fn values(n: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            let u = (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
-            (2.0 * u - 1.0) * scale
-        })
-        .collect()
-}
+#[allow(unused_imports)] // not every test crate draws values
+pub use scfnet_ops::check::values;
 
 /// Asserts two vectors agree within `tol` (absolute, scaled by max(1, |want|)).
 pub fn assert_close(what: &str, got: &[f64], want: &[f64], tol: f64) {
