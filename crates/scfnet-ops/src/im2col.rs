@@ -179,9 +179,13 @@ pub fn conv2d_im2col(
     let y = weight
         .reshape((1, co, ci * kh * kw))?
         .broadcast_matmul(&cols)?;
-    let y = y.reshape((b, co, g.output(h), g.output(w)))?;
+    add_bias(y.reshape((b, co, g.output(h), g.output(w)))?, bias)
+}
+
+/// `y` `(B, Co, H, W)` plus an optional per-channel `bias` `(Co)`.
+fn add_bias(y: Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
     match bias {
-        Some(bias) => y.broadcast_add(&bias.reshape((1, co, 1, 1))?),
+        Some(bias) => y.broadcast_add(&bias.reshape((1, bias.elem_count(), 1, 1))?),
         None => Ok(y),
     }
 }
@@ -231,11 +235,10 @@ fn conv_generic(
         Tensor::stack(&taps, 1)?.reshape((c * k * k, b * oh * ow))?
     };
     let y = weight.reshape((co, c * k * k))?.matmul(&cols)?; // (Co, B·Ho·Wo)
-    let y = y.reshape((co, b, oh, ow))?.transpose(0, 1)?.contiguous()?;
-    match bias {
-        Some(bias) => y.broadcast_add(&bias.reshape((1, co, 1, 1))?),
-        None => Ok(y),
-    }
+    add_bias(
+        y.reshape((co, b, oh, ow))?.transpose(0, 1)?.contiguous()?,
+        bias,
+    )
 }
 
 /// A `candle_nn::Conv2d` (groups = 1, square kernel) applied to `x` `(B, C, H, W)`: candle's own

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float, Real};
+use crate::views::cached_constant;
 
 /// One output coordinate's two source indices and weights.
 #[derive(Clone, Copy, Debug)]
@@ -123,14 +124,8 @@ fn interpolation_matrix<T: Real>(in_len: usize, out_len: usize, align_corners: b
     m
 }
 
-thread_local! {
-    /// Interpolation matrices already on a device, by size, mode, dtype and device: made once,
-    /// so a forward pass uploads nothing.
-    static MATRICES: std::cell::RefCell<std::collections::HashMap<String, Tensor>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-}
-
-/// The interpolation matrix as a tensor in `x`'s dtype and device, transposed: `(in, out)`.
+/// The interpolation matrix as a tensor in `x`'s dtype and device, transposed: `(in, out)`;
+/// made once per size, mode, dtype and device.
 fn interpolation_tensor(
     x: &Tensor,
     in_len: usize,
@@ -138,22 +133,13 @@ fn interpolation_tensor(
     align_corners: bool,
 ) -> Result<Tensor> {
     let key = format!(
-        "{in_len}:{out_len}:{align_corners}:{:?}:{:?}",
+        "interpolation:{in_len}:{out_len}:{align_corners}:{:?}:{:?}",
         x.dtype(),
         x.device().location()
     );
-    if let Some(m) = MATRICES.with(|c| c.borrow().get(&key).cloned()) {
-        return Ok(m);
-    }
-    let m = interpolation_tensor_uncached(x, in_len, out_len, align_corners)?;
-    MATRICES.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= 256 {
-            c.clear(); // many distinct sizes: keep the cache bounded
-        }
-        c.insert(key, m.clone());
-    });
-    Ok(m)
+    cached_constant(key, || {
+        interpolation_tensor_uncached(x, in_len, out_len, align_corners)
+    })
 }
 
 fn interpolation_tensor_uncached(
