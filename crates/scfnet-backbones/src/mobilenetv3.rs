@@ -12,7 +12,7 @@
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
 use scfnet_ops::{
-    batch_norm, conv2d_im2col, depthwise_conv2d, hard_sigmoid_paddle, hard_swish, BatchNorm,
+    conv2d_im2col, depthwise_conv2d, hard_sigmoid_paddle, hard_swish, paddle_batch_norm, BatchNorm,
     ConvGeometry, DepthwiseConfig,
 };
 
@@ -134,7 +134,7 @@ impl ConvBnAct {
         };
         Ok(Self {
             conv,
-            bn: batch_norm(c_out, BN_EPS, vb.pp("bn"))?,
+            bn: paddle_batch_norm(c_out, BN_EPS, vb.pp("bn"))?,
             act,
         })
     }

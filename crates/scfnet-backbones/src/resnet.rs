@@ -3,11 +3,15 @@
 //! Names: `conv1`, `bn1`, `layer{1..4}.{i}.{conv1,bn1,conv2,bn2,conv3,bn3}`,
 //! `layer{1..4}.0.downsample.{0,1}`; the classifier `fc` is not built. Checkpoints such as
 //! `timm/resnet50.tv_in1k` (`model.safetensors`) load as they are.
+//!
+//! In training mode its BatchNorms update the running variance as Paddle does (the batch's biased
+//! variance, [`scfnet_ops::RunningVariance::Biased`]), since SCFNet-R50 is trained as the authors'
+//! Paddle code trains it.
 
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
-use scfnet_ops::{batch_norm, BatchNorm};
 use scfnet_ops::{max_pool2d, Pool2d};
+use scfnet_ops::{paddle_batch_norm, BatchNorm};
 
 use crate::features::{Backbone, Features};
 use crate::macs;
@@ -39,7 +43,7 @@ impl ConvBn {
         };
         Ok(Self {
             conv: conv2d_no_bias(c_in, c_out, k, cfg, vb.pp(conv))?,
-            bn: batch_norm(c_out, BN_EPS, vb.pp(bn))?,
+            bn: paddle_batch_norm(c_out, BN_EPS, vb.pp(bn))?,
         })
     }
 

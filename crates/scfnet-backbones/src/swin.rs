@@ -16,6 +16,10 @@
 //! map is smaller than the window, timm would shrink the window and resample the relative-position
 //! table; we keep the window and pad, so a checkpoint's table is used unchanged. At 384×384 this
 //! is exactly the original model.
+//!
+//! Training: stochastic depth per [`SwinConfig::drop_path_rate`] (off by default; the authors
+//! train SCFNet-Swin-B with 0.5), and gradients through every softmax, LayerNorm and
+//! relative-position table (the tables are gathered at every call, so updates reach the network).
 
 use candle_core::{Device, Module, ModuleT, Result, Tensor, D};
 use candle_nn::{
@@ -77,10 +81,13 @@ pub struct SwinConfig {
     pub patch: usize,
     /// MLP hidden width as a multiple of the channels.
     pub mlp_ratio: usize,
+    /// Stochastic depth of the last block; block `i` of `n` drops its residual branches with
+    /// probability `rate · i / (n − 1)` per sample, in training only.
+    pub drop_path_rate: f64,
 }
 
 impl SwinConfig {
-    /// Swin-B, patch 4, window 12 (the SCFNet_STB teacher's backbone).
+    /// Swin-B, patch 4, window 12 (the SCFNet_STB teacher's backbone), without stochastic depth.
     pub fn base_window12() -> Self {
         Self {
             embed_dim: 128,
@@ -89,8 +96,40 @@ impl SwinConfig {
             window: 12,
             patch: 4,
             mlp_ratio: 4,
+            drop_path_rate: 0.0,
         }
     }
+
+    /// The stochastic-depth probability of every block, stage by stage: `linspace(0, rate, n)`
+    /// over all `n` blocks (timm's and the authors' rule).
+    pub fn drop_path_probabilities(&self) -> Vec<f64> {
+        let n: usize = self.depths.iter().sum();
+        (0..n)
+            .map(|i| {
+                if n > 1 {
+                    self.drop_path_rate * i as f64 / (n - 1) as f64
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+}
+
+/// Stochastic depth: in training, each sample's residual branch `y` `(B, …)` is zeroed with
+/// probability `p` and the kept ones are scaled by `1 / (1 − p)` (the authors' `drop_path`:
+/// `floor(1 − p + U[0, 1))` per sample).
+fn drop_path(y: &Tensor, p: f64, train: bool) -> Result<Tensor> {
+    if !train || p <= 0.0 {
+        return Ok(y.clone());
+    }
+    let keep = 1.0 - p;
+    let mut shape = vec![1usize; y.rank()];
+    shape[0] = y.dim(0)?;
+    let mask = (Tensor::rand(0f32, 1f32, shape, y.device())? + keep)?
+        .floor()?
+        .to_dtype(y.dtype())?;
+    (y / keep)?.broadcast_mul(&mask)
 }
 
 /// Splits `(B, H, W, C)` into `(B · nW, ws², C)` windows (H, W multiples of `ws`).
@@ -160,8 +199,10 @@ fn shift_mask(
 struct WindowAttention {
     qkv: Linear,
     proj: Linear,
-    /// `(heads, ws², ws²)`, gathered once from the table.
-    bias: Tensor,
+    /// `((2·ws − 1)², heads)` learned relative-position biases.
+    table: Tensor,
+    /// `(ws⁴)` row of `table` for every (query, key) pair of a window.
+    index: Tensor,
     heads: usize,
     scale: f64,
 }
@@ -180,15 +221,11 @@ impl WindowAttention {
             }
         }
         let index = Tensor::from_vec(index, n * n, table.device())?;
-        let bias = table
-            .index_select(&index, 0)?
-            .reshape((n, n, heads))?
-            .permute((2, 0, 1))?
-            .contiguous()?;
         Ok(Self {
             qkv: linear(dim, 3 * dim, vb.pp("qkv"))?,
             proj: linear(dim, dim, vb.pp("proj"))?,
-            bias,
+            table,
+            index,
             heads,
             scale: ((dim / heads) as f64).powf(-0.5),
         })
@@ -208,9 +245,15 @@ impl WindowAttention {
         let q = (qkv.get(0)?.contiguous()? * self.scale)?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let mut attn = q
-            .matmul(&k.t()?)?
-            .broadcast_add(&self.bias.to_dtype(q.dtype())?)?;
+        // Gathered at every call, so an optimiser step on the table is seen by the next forward.
+        let bias = self
+            .table
+            .index_select(&self.index, 0)?
+            .reshape((n, n, self.heads))?
+            .permute((2, 0, 1))?
+            .contiguous()?
+            .to_dtype(q.dtype())?;
+        let mut attn = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
         if let Some(mask) = mask {
             let nw = mask.dim(0)?;
             attn = attn
@@ -235,6 +278,8 @@ struct SwinBlock {
     window: usize,
     /// Shift requested by the block's position (window / 2 on odd blocks, else 0).
     shift: usize,
+    /// Stochastic-depth probability of both residual branches.
+    drop_path: f64,
 }
 
 impl SwinBlock {
@@ -244,6 +289,7 @@ impl SwinBlock {
         heads: usize,
         cfg: &SwinConfig,
         shifted: bool,
+        drop_path: f64,
     ) -> Result<Self> {
         Ok(Self {
             norm1: layer_norm(dim, LN_EPS, vb.pp("norm1"))?,
@@ -253,11 +299,12 @@ impl SwinBlock {
             fc2: linear(cfg.mlp_ratio * dim, dim, vb.pp("mlp").pp("fc2"))?,
             window: cfg.window,
             shift: if shifted { cfg.window / 2 } else { 0 },
+            drop_path,
         })
     }
 
-    /// `x`: `(B, H, W, C)`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x`: `(B, H, W, C)`; `train` enables stochastic depth.
+    fn forward(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (b, h, w, c) = x.dims4()?;
         let ws = self.window;
         // No shift along a dimension that fits in one window (timm's rule).
@@ -292,7 +339,7 @@ impl SwinBlock {
         if shift.1 > 0 {
             y = y.roll(shift.1 as i32, 2)?;
         }
-        let x = (x + y)?;
+        let x = (x + drop_path(&y, self.drop_path, train)?)?;
         let hidden = self.fc1.weight().dim(0)?;
         macs::add_linear(c, hidden, b * h * w);
         macs::add_linear(hidden, c, b * h * w);
@@ -303,7 +350,7 @@ impl SwinBlock {
                 .gelu_erf()?,
         )?;
         debug_assert_eq!(m.dims4()?, (b, h, w, c));
-        x + m
+        x + drop_path(&m, self.drop_path, train)?
     }
 }
 
@@ -371,6 +418,7 @@ impl SwinTransformer {
         )?;
         let patch_norm = layer_norm(c, LN_EPS, pe.pp("norm"))?;
         let mut stages = Vec::with_capacity(4);
+        let mut drop_paths = config.drop_path_probabilities().into_iter();
         for i in 0..4 {
             let vb_stage = vb.pp("layers").pp(i);
             let dim = c << i;
@@ -387,6 +435,7 @@ impl SwinTransformer {
                         config.heads[i],
                         &config,
                         j % 2 == 1,
+                        drop_paths.next().unwrap_or(0.0),
                     )
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -417,7 +466,7 @@ fn to_nchw(x: &Tensor) -> Result<Tensor> {
 }
 
 impl Backbone for SwinTransformer {
-    fn features(&self, x: &Tensor, _train: bool) -> Result<Features> {
+    fn features(&self, x: &Tensor, train: bool) -> Result<Features> {
         let (_, _, h, w) = x.dims4()?;
         let side = 8 * self.config.patch;
         if h % side != 0 || w % side != 0 || h == 0 || w == 0 {
@@ -440,7 +489,7 @@ impl Backbone for SwinTransformer {
                 }
             }
             for block in &stage.blocks {
-                y = block.forward(&y)?;
+                y = block.forward(&y, train)?;
             }
         }
         let x5 = to_nchw(&y)?;
@@ -489,6 +538,47 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert_eq!(diff, 0.0);
+    }
+
+    #[test]
+    fn drop_path_drops_whole_samples_and_keeps_the_expectation() {
+        let y = Tensor::ones((4000, 3, 2), candle_core::DType::F64, &Device::Cpu).unwrap();
+        assert_eq!(
+            drop_path(&y, 0.5, false)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap(),
+            24000.0
+        );
+        let d = drop_path(&y, 0.25, true)
+            .unwrap()
+            .flatten_from(1)
+            .unwrap()
+            .to_vec2::<f64>()
+            .unwrap();
+        let keep = 1.0 / 0.75;
+        let mut kept = 0;
+        for row in &d {
+            // One draw per sample: all of a sample's values are dropped or all kept (scaled).
+            assert!(row.iter().all(|&v| v == 0.0) || row.iter().all(|&v| (v - keep).abs() < 1e-12));
+            kept += usize::from(row[0] != 0.0);
+        }
+        // 3000 expected; binomial standard deviation ≈ 27.
+        assert!((2800..3200).contains(&kept), "{kept} of 4000 kept");
+    }
+
+    #[test]
+    fn drop_path_probabilities_rise_linearly_over_all_blocks() {
+        let c = SwinConfig {
+            drop_path_rate: 0.5,
+            ..SwinConfig::base_window12()
+        };
+        let p = c.drop_path_probabilities();
+        assert_eq!(p.len(), 24);
+        assert_eq!((p[0], p[23]), (0.0, 0.5));
+        assert!((p[1] - 0.5 / 23.0).abs() < 1e-15);
     }
 
     #[test]

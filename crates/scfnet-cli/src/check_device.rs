@@ -211,6 +211,8 @@ fn bench_train_step(args: &CheckDeviceArgs, dev: &Device, spec: &str) -> Result<
     let config = TrainConfig {
         batch,
         sizes: vec![s],
+        // Deterministic: no stochastic depth.
+        drop_path: 0.0,
         ..TrainConfig::paper(kind)
     };
     let mut trainer = Trainer::fresh(config, dev, DType::F32)?;

@@ -44,6 +44,10 @@ pub struct CommonArgs {
     /// Warm-up length in epochs (paper: 5).
     #[arg(long)]
     pub warmup_epochs: Option<f64>,
+    /// Stochastic depth in the backbone (swinb only; paper: 0.5, the authors' SwinT.py). 0 turns
+    /// it off, which makes a training step deterministic.
+    #[arg(long, value_name = "RATE")]
+    pub drop_path: Option<f64>,
     /// Seed of data order, augmentation and fresh weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -143,6 +147,7 @@ fn config(model: ModelKind, args: &CommonArgs) -> TrainConfig {
         max_lr: args.lr.unwrap_or(paper.max_lr),
         min_lr: args.min_lr.unwrap_or(paper.min_lr),
         warmup_epochs: args.warmup_epochs.unwrap_or(paper.warmup_epochs),
+        drop_path: args.drop_path.unwrap_or(paper.drop_path),
         seed: args.seed,
         augment: !args.no_augment,
         test_size: args.test_size.unwrap_or(paper.test_size),

@@ -7,8 +7,8 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{conv2d, Conv2d, Conv2dConfig, ModuleT, VarBuilder};
 use scfnet_backbones::macs;
-use scfnet_ops::{batch_norm, BatchNorm};
 use scfnet_ops::{conv2d_im2col, resize_like, ConvGeometry};
+use scfnet_ops::{paddle_batch_norm, BatchNorm};
 
 /// BatchNorm ε of the decoder (Paddle default).
 const BN_EPS: f64 = 1e-5;
@@ -50,7 +50,7 @@ impl Cbr {
         Ok(Self {
             conv: conv2d(c_in, c_out, 3, cfg, vb.pp("0"))?,
             geometry: same3x3(dilation),
-            bn: batch_norm(c_out, BN_EPS, vb.pp("1"))?,
+            bn: paddle_batch_norm(c_out, BN_EPS, vb.pp("1"))?,
         })
     }
 }

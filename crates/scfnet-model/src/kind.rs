@@ -35,6 +35,15 @@ impl ModelKind {
         }
     }
 
+    /// The stochastic-depth rate the authors train with: 0.5 for Swin-B (`SwinT.py`:
+    /// `drop_path_rate=0.5`, "do not appear in official code"), 0 for the others (none built).
+    pub fn paper_drop_path(self) -> f64 {
+        match self {
+            ModelKind::SwinB => 0.5,
+            _ => 0.0,
+        }
+    }
+
     /// The input side the authors use (352; 384 for Swin-B).
     pub fn default_size(self) -> usize {
         match self {

@@ -2,7 +2,7 @@
 
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
-use scfnet_backbones::{Backbone, MobileNetV3, ResNet50, SwinTransformer};
+use scfnet_backbones::{Backbone, MobileNetV3, ResNet50, SwinConfig, SwinTransformer};
 
 use crate::decoder::{Decoder, SideOutputs};
 use crate::kind::ModelKind;
@@ -15,13 +15,27 @@ pub struct Scfnet {
 }
 
 impl Scfnet {
-    /// Builds `kind` with weights from `vb`.
+    /// Builds `kind` with weights from `vb`, without stochastic depth (deterministic in training
+    /// mode too).
     pub fn new(kind: ModelKind, vb: VarBuilder) -> Result<Self> {
+        Self::with_drop_path(kind, vb, 0.0)
+    }
+
+    /// Builds `kind` with stochastic depth of rate `drop_path_rate` in its backbone, applied in
+    /// training mode only. Only Swin-B has it (the authors train it with
+    /// [`ModelKind::paper_drop_path`] = 0.5); the other backbones ignore the rate.
+    pub fn with_drop_path(kind: ModelKind, vb: VarBuilder, drop_path_rate: f64) -> Result<Self> {
         let bb = vb.pp("bkbone");
         let backbone: Box<dyn Backbone> = match kind {
             ModelKind::Student => Box::new(MobileNetV3::large_x0_5(bb)?),
             ModelKind::R50 => Box::new(ResNet50::new(bb)?),
-            ModelKind::SwinB => Box::new(SwinTransformer::base(bb)?),
+            ModelKind::SwinB => Box::new(SwinTransformer::new(
+                bb,
+                SwinConfig {
+                    drop_path_rate,
+                    ..SwinConfig::base_window12()
+                },
+            )?),
         };
         let decoder = Decoder::new(vb, kind.backbone_channels(), kind.decoder_channels())?;
         Ok(Self {

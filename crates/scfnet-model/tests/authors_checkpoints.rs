@@ -109,6 +109,7 @@ fn the_authors_swin_converts_to_our_layout_and_matches_their_forward() {
         window: r.config.window_size,
         patch: 4,
         mlp_ratio: 4,
+        drop_path_rate: 0.0,
     };
     let (vb, recorded) = synthetic_var_builder(DType::F32, &Device::Cpu);
     SwinTransformer::new(vb, config.clone()).unwrap();

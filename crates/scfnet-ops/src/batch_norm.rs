@@ -2,7 +2,8 @@
 //! for the normalisation, two for the backward — instead of candle-nn's transposed copies and
 //! half a dozen broadcast operations each way, which dominated a training step. Same weight
 //! names, same arithmetic and the same running-statistics update as `candle_nn::BatchNorm`
-//! (biased variance to normalise, unbiased in the running variance, momentum 0.1).
+//! (biased variance to normalise, unbiased in the running variance, momentum 0.1);
+//! [`paddle_batch_norm`] keeps Paddle's update instead (biased variance in the running variance).
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, Var};
 use candle_nn::{Init, ModuleT, VarBuilder};
@@ -20,6 +21,17 @@ pub struct BatchNorm {
     running_var: Var,
     eps: f64,
     momentum: f64,
+    running_variance: RunningVariance,
+}
+
+/// Which batch variance a training step blends into the running variance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunningVariance {
+    /// `Σ(x − μ)² / (n − 1)`: PyTorch and `candle_nn`.
+    Unbiased,
+    /// `Σ(x − μ)² / n`, the variance that normalises the batch: Paddle (`paddle.nn.BatchNorm2D`),
+    /// hence the authors' training.
+    Biased,
 }
 
 /// A BatchNorm on `channels` channels under `vb` (`weight`, `bias`, `running_mean`,
@@ -37,6 +49,16 @@ pub fn batch_norm(channels: usize, eps: f64, vb: VarBuilder) -> Result<BatchNorm
         running_var: Var::from_tensor(&running_var)?,
         eps,
         momentum: 0.1,
+        running_variance: RunningVariance::Unbiased,
+    })
+}
+
+/// [`batch_norm`] with Paddle's running-variance update ([`RunningVariance::Biased`]), as the
+/// authors' networks train; inference is the same.
+pub fn paddle_batch_norm(channels: usize, eps: f64, vb: VarBuilder) -> Result<BatchNorm> {
+    Ok(BatchNorm {
+        running_variance: RunningVariance::Biased,
+        ..batch_norm(channels, eps, vb)?
     })
 }
 
@@ -61,6 +83,14 @@ impl BatchNorm {
         self.running_var.as_tensor()
     }
 
+    /// The running-variance update's weight of the batch's biased variance over `n` values.
+    fn variance_weight(&self, n: f64) -> f64 {
+        match self.running_variance {
+            RunningVariance::Unbiased if n > 1.0 => self.momentum * n / (n - 1.0),
+            _ => self.momentum,
+        }
+    }
+
     fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let n = (b * h * w) as f64;
@@ -75,7 +105,7 @@ impl BatchNorm {
         let m = self.momentum;
         self.running_mean
             .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (&mean * m)?)?)?;
-        let unbiased = if n > 1.0 { m * n / (n - 1.0) } else { m };
+        let unbiased = self.variance_weight(n);
         self.running_var
             .set(&((self.running_var.as_tensor() * (1.0 - m))? + (&var * unbiased)?)?)?;
         let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;
@@ -105,7 +135,7 @@ impl BatchNorm {
         self.running_mean.set(
             &((self.running_mean.as_tensor() * (1.0 - m))? + (mean.flatten_all()?.detach() * m)?)?,
         )?;
-        let unbiased = if n > 1.0 { m * n / (n - 1.0) } else { m };
+        let unbiased = self.variance_weight(n);
         self.running_var.set(
             &((self.running_var.as_tensor() * (1.0 - m))?
                 + (var.flatten_all()?.detach() * unbiased)?)?,

@@ -43,7 +43,7 @@ mod resize;
 mod views;
 
 pub use activation::{hard_sigmoid, hard_sigmoid_paddle, hard_swish, PADDLE_HARDSIGMOID_SLOPE};
-pub use batch_norm::{batch_norm, BatchNorm};
+pub use batch_norm::{batch_norm, paddle_batch_norm, BatchNorm, RunningVariance};
 pub use depthwise::{depthwise_conv2d, DepthwiseConfig};
 pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};

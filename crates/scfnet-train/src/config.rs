@@ -29,6 +29,10 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Learning-rate multiplier of the backbone.
     pub backbone_lr_mult: f64,
+    /// Stochastic depth of the backbone in training (Swin-B only; see
+    /// [`ModelKind::paper_drop_path`]). Absent from older checkpoints, where it reads as 0.
+    #[serde(default)]
+    pub drop_path: f64,
     /// Seed of data order, augmentation and fresh weights.
     pub seed: u64,
     /// Run the original augmentation chain (off: normalisation and resize only).
@@ -58,6 +62,7 @@ impl TrainConfig {
             momentum: 0.9,
             weight_decay: 5e-4,
             backbone_lr_mult: 0.1,
+            drop_path: model.paper_drop_path(),
             seed: 0,
             augment: true,
             test_size: model.default_size(),
@@ -106,6 +111,12 @@ impl TrainConfig {
         }
         if !(self.max_lr > 0.0 && self.min_lr >= 0.0) {
             return Err("learning rates must be positive".into());
+        }
+        if !(0.0..1.0).contains(&self.drop_path) {
+            return Err(format!(
+                "the stochastic-depth rate must be in [0, 1), got {}",
+                self.drop_path
+            ));
         }
         Ok(())
     }

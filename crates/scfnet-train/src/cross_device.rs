@@ -51,6 +51,8 @@ pub fn record_step(
     let config = TrainConfig {
         batch,
         sizes: vec![side],
+        // Deterministic: no stochastic depth.
+        drop_path: 0.0,
         ..TrainConfig::paper(kind)
     };
     let mut trainer = Trainer::fresh(config, device, dtype)?;

@@ -64,13 +64,14 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A fresh network of `config.model` on `device` in `dtype`, initialised from `config.seed`
-    /// (see [`init_fresh`]).
+    /// A fresh network of `config.model` (stochastic depth `config.drop_path`) on `device` in
+    /// `dtype`, initialised from `config.seed` (see [`init_fresh`]).
     pub fn fresh(config: TrainConfig, device: &Device, dtype: DType) -> Result<Self> {
         let varmap = VarMap::new();
-        let net = Scfnet::new(
+        let net = Scfnet::with_drop_path(
             config.model,
             VarBuilder::from_varmap(&varmap, dtype, device),
+            config.drop_path,
         )?;
         init_fresh(&varmap, config.seed)?;
         Ok(Self::from_parts(config, varmap, net, device))

@@ -11,6 +11,8 @@ fn tensors_without_gradient(kind: ModelKind) -> (usize, Vec<String>) {
     let config = TrainConfig {
         batch: 2,
         sizes: vec![64],
+        // Deterministic: no stochastic depth.
+        drop_path: 0.0,
         ..TrainConfig::paper(kind)
     };
     let trainer = Trainer::fresh(config, &Device::Cpu, DType::F32).unwrap();

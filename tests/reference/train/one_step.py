@@ -1,9 +1,10 @@
 """One full training step of the authors' own SCFNet, loss and optimiser (run by hand).
 
     pip install paddlepaddle==3.3.1 numpy==2.3.4
-    KDSCFNET_DIR=/tmp/kd/SCFNet python3 tests/reference/train/one_step.py
+    KDSCFNET_DIR=/tmp/kd/SCFNet python3 tests/reference/train/one_step.py          # small cases
+    KDSCFNET_DIR=/tmp/kd/SCFNet python3 tests/reference/train/one_step.py --full   # teachers, full size
 
-Builds the authors' `SCFNet` (net.py; student `M3_0.5`, teacher `R50`) with the synthetic weights of
+Builds the authors' `SCFNet` (net.py; student `M3_0.5`, teachers `R50` and `ST`) with the synthetic weights of
 tests/reference/model/authors_scfnet.py in float64, on the CPU, and runs one iteration exactly as the
 authors' loops do (clear_grad, set_lr, forward, loss, backward, step), with the authors' optimiser:
 `paddle.optimizer.Momentum(parameters=net.parameters(), learning_rate=cag.Max_LR, momentum=cag.momen,
@@ -16,13 +17,18 @@ carrying their own `L2Decay(0.0)`; the learning rate is set to 0.01 with `optimi
   `boundary_dice_loss`, band 13), total L2 + L3/2 + L4/4 + L5/8;
 - case "kd": teacher R50 (eval, stop_gradient as train_KD.py sets it), student as above (same
   synthetic weights), the KD `dice_loss` of train_KD.py of each student side against the teacher's p2
-  logits, weights 1, 1/2, 1/4, 1/8.
+  logits, weights 1, 1/2, 1/4, 1/8;
+- case "fs_r50_small": the R50 teacher trained like "fs" (same input, mask and epoch);
+- with --full, cases "fs_r50" (R50 on input:2x3x352x352, mask:2x1x352x352) and "fs_swinb" (Swin-B on
+  input:1x3x384x384, mask:1x1x384x384; stochastic depth off: every DropPath's drop_prob set to 0,
+  since the authors' rate 0.5 draws a random mask that no other implementation can reproduce).
 
 For each case it writes the loss and the four side losses (before the step) and, for every trainable
-parameter (our names; BN running statistics are not trainable), the learning-rate multiplier and
-weight decay the optimiser applies to it and a summary of `w_after - w_before` (the summary format of
-tests/reference/backbones/common.py, with 64 samples instead of 512 and std 0 for one element).
-Output: tests/data/train/one_step.json.
+parameter (our names), the learning-rate multiplier and weight decay the optimiser applies to it and
+a summary of `w_after - w_before` (the summary format of tests/reference/backbones/common.py, with
+32 samples instead of 512 and std 0 for one element); and the same summary
+(32 samples) of the change of every BatchNorm running statistic (`running_stats`).
+Output: tests/data/train/one_step.json, with --full tests/data/train/one_step_full.json.
 """
 
 import json
@@ -39,19 +45,18 @@ sys.path.insert(0, str(HERE.parent / "model"))
 sys.path.insert(0, str(HERE))
 import synthetic  # noqa: E402
 from common import summarise_array  # noqa: E402
-from authors_scfnet import build, load_authors_net, scfnet_our_name  # noqa: E402
+from authors_scfnet import SWIN_LINEAR, build, load_authors_net, scfnet_our_name  # noqa: E402
 
-OUT = HERE.parents[1] / "data" / "train" / "one_step.json"
+DATA = HERE.parents[1] / "data" / "train"
 LR = 0.01
 EPOCH = 0
-SAMPLES = 64
-INPUT = "input:2x3x64x64"
-MASK = "mask:2x1x64x64"
+SAMPLES = 32
 SHAPE = (2, 3, 64, 64)
 
 
-def summary(a, samples=SAMPLES):
+def summary(a, samples=None):
     """summarise_array with fewer samples (std 0 for a single element instead of NaN)."""
+    samples = samples or SAMPLES
     flat = np.asarray(a, dtype=np.float64).reshape(-1)
     n = flat.size
     step = max(1, n // samples)
@@ -95,11 +100,24 @@ def trainable(model):
     return [(k, p) for k, p in model.named_parameters() if not p.stop_gradient]
 
 
+def paddle_linear(name):
+    """Whether `name` is a Linear weight of the authors' Swin (stored [in, out])."""
+    return name.startswith("bkbone.layers.") and name.endswith(SWIN_LINEAR)
+
+
+def running_stats(model):
+    """Our name -> value of every BatchNorm running statistic (Paddle `_mean` / `_variance`)."""
+    return {scfnet_our_name(k): v.numpy().copy() for k, v in model.state_dict().items()
+            if k.endswith(("._mean", "._variance"))}
+
+
 def step(fs, model, loss_fn):
-    """One iteration; returns loss, parts, per-parameter records and a consistency check."""
+    """One iteration; returns loss, parts, per-parameter records, running-statistic changes and a
+    consistency check."""
     opt = optimiser(fs, model)
     params = trainable(model)
     before = {k: p.numpy().copy() for k, p in params}
+    stats_before = running_stats(model)
     parts = loss_fn(model)
     loss = parts[0] + parts[1] / 2 + parts[2] / 4 + parts[3] / 8
     loss.backward()
@@ -108,6 +126,8 @@ def step(fs, model, loss_fn):
     records, worst, no_grad = {}, 0.0, []
     for k, p in params:
         ours = scfnet_our_name(k)
+        if ours is None:
+            continue  # Swin's final norm: never applied, not built by us
         lr_mult = float(p.optimize_attr["learning_rate"])
         wd = decay_of(opt, p)
         delta = p.numpy() - before[k]
@@ -120,40 +140,70 @@ def step(fs, model, loss_fn):
         want = -LR * lr_mult * (g + float(np.float32(wd)) * before[k])
         err = float(np.abs(delta - want).max())
         worst = max(worst, err / max(float(np.abs(want).max()), 1e-300) if np.abs(want).max() > 1e-15 else 0.0)
+        if paddle_linear(k):
+            delta = delta.T  # Paddle Linear [in, out] -> our (timm's) [out, in]
         records[ours] = dict(lr_mult=lr_mult, weight_decay=wd, delta=summary(delta),
                              _grad_absmax=float(np.abs(g).max()))
-    return float(loss), [float(x) for x in parts], records, worst, no_grad
+    stats = {k: summary(v - stats_before[k], 32) for k, v in running_stats(model).items()}
+    return float(loss), [float(x) for x in parts], records, stats, worst, no_grad
+
+
+def no_drop_path(model):
+    """Stochastic depth off (the authors' Swin-B trains with drop_path_rate 0.5)."""
+    n = 0
+    for layer in model.sublayers():
+        if hasattr(layer, "drop_prob"):
+            layer.drop_prob = 0.0
+            n += 1
+    return n
 
 
 def main():
+    full = "--full" in sys.argv[1:]
     paddle.set_device("cpu")
     paddle.set_default_dtype("float64")
     net = load_authors_net()
     fs, kd = load_losses()
-    x = paddle.to_tensor(synthetic.image(INPUT, SHAPE).astype("float64"))
-    mask = paddle.to_tensor(((synthetic.image(MASK, (2, 1, 64, 64)) + 2) / 4).astype("float64"))
-    out = dict(generator="tests/reference/train/one_step.py", paddle=paddle.__version__, lr=LR,
-               momentum=float(fs.cag.momen), weight_decay=float(fs.cag.decay), cases={})
+    out = dict(generator="tests/reference/train/one_step.py" + (" --full" if full else ""),
+               paddle=paddle.__version__, lr=LR, momentum=float(fs.cag.momen),
+               weight_decay=float(fs.cag.decay), cases={})
 
-    def fs_loss(model):
-        return [fs.dice_loss(p, mask) + 1 * fs.boundary_dice_loss(p, mask, EPOCH) for p in model(x)]
+    def batch(shape):
+        n, _, h, w = shape
+        name, mask_name = "input:" + "x".join(map(str, shape)), f"mask:{n}x1x{h}x{w}"
+        x = paddle.to_tensor(synthetic.image(name, shape).astype("float64"))
+        m = paddle.to_tensor(((synthetic.image(mask_name, (n, 1, h, w)) + 2) / 4).astype("float64"))
+        return name, mask_name, x, m
 
-    teacher, _ = build(net, "R50", "float64")
-    for p in teacher.parameters():
-        p.stop_gradient = True
-    teacher.eval()
-    t2 = teacher(x)[0]
+    def fs_loss(x, mask):
+        return lambda model: [fs.dice_loss(p, mask) + 1 * fs.boundary_dice_loss(p, mask, EPOCH) for p in model(x)]
 
-    def kd_loss(model):
-        return [kd.dice_loss(p, t2) for p in model(x)]
-
-    for case, loss_fn in (("fs", fs_loss), ("kd", kd_loss)):
-        student, _ = build(net, "M3_0.5", "float64")
-        student.train()
-        loss, parts, records, worst, no_grad = step(fs, student, loss_fn)
-        entry = dict(input=INPUT, shape=list(SHAPE))
-        if case == "fs":
-            entry.update(mask=MASK, epoch=EPOCH)
+    if full:
+        plan = [("fs_r50", "R50", (2, 3, 352, 352)), ("fs_swinb", "ST", (1, 3, 384, 384))]
+    else:
+        plan = [("fs", "M3_0.5", SHAPE), ("kd", "M3_0.5", SHAPE), ("fs_r50_small", "R50", SHAPE)]
+    for case, model_type, shape in plan:
+        name, mask_name, x, mask = batch(shape)
+        entry = dict(input=name, shape=list(shape))
+        if case == "kd":
+            teacher, _ = build(net, "R50", "float64")
+            for p in teacher.parameters():
+                p.stop_gradient = True
+            teacher.eval()
+            t2 = teacher(x)[0]
+            loss_fn = lambda model, t2=t2: [kd.dice_loss(p, t2) for p in model(x)]  # noqa: E731
+        else:
+            entry.update(mask=mask_name, epoch=EPOCH)
+            loss_fn = fs_loss(x, mask)
+        model, _ = build(net, model_type, "float64")
+        model.train()
+        if model_type == "ST":
+            # `model.to(dtype=float64)` also converts the integer index buffers.
+            for layer in model.sublayers():
+                if hasattr(layer, "relative_position_index"):
+                    layer.relative_position_index = layer.relative_position_index.astype("int64")
+            print(f"[{case}] stochastic depth off in {no_drop_path(model)} DropPath layers")
+        loss, parts, records, stats, worst, no_grad = step(fs, model, loss_fn)
         entry.update(loss=loss, parts=parts)
         if case == "kd":
             entry.update(teacher="r50", teacher_p2=summarise_array(t2.numpy()))
@@ -161,10 +211,13 @@ def main():
         for r in records.values():
             del r["_grad_absmax"]
         entry["params"] = records
+        entry["running_stats"] = stats
         out["cases"][case] = entry
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(out, separators=(",", ":"), allow_nan=False) + "\n")
-    print(f"-> {OUT} ({OUT.stat().st_size} bytes)")
+        del model
+    path = DATA / ("one_step_full.json" if full else "one_step.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, separators=(",", ":"), allow_nan=False) + "\n")
+    print(f"-> {path} ({path.stat().st_size} bytes)")
 
 
 def report(case, loss, parts, records, worst, no_grad):
