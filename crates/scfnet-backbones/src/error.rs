@@ -62,6 +62,30 @@ pub enum WeightsError {
         /// The numpy dtype code.
         dtype: String,
     },
+    /// Tensors hold NaN or infinite values.
+    #[error("{}: {} tensor(s) hold NaN or infinite values: {}", path.display(), names.len(), names.join(", "))]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The tensors.
+        names: Vec<String>,
+    },
+    /// A tensor's data is shorter or longer than its shape and dtype need.
+    #[error("{}: tensor {name} of shape {shape:?} ({dtype}) needs {expected} bytes, the file holds {found}", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// The numpy dtype code.
+        dtype: String,
+        /// Bytes the shape needs (`usize::MAX` when the product overflows).
+        expected: usize,
+        /// Bytes present.
+        found: usize,
+    },
     /// A download or cache lookup failed.
     #[error("{repo} ({revision}) file {file}: {message}")]
     Hub {

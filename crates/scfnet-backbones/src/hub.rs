@@ -239,6 +239,22 @@ pub fn check_safetensors(
             });
         }
     }
+    // Values enter here: a NaN or infinity would give black maps without a word.
+    let mut bad = Vec::new();
+    for (name, _) in expected {
+        let t = st
+            .load(name, &candle_core::Device::Cpu)
+            .map_err(|e| wrap(format!("{label}: tensor {name}: {e}")))?;
+        if !scfnet_ops::all_finite(&t)? {
+            bad.push(format!("{label}: {name}"));
+        }
+    }
+    if !bad.is_empty() {
+        return Err(WeightsError::NonFinite {
+            path: path.to_owned(),
+            names: bad,
+        });
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 
 mod error;
 mod features;
+pub mod files;
 pub mod hub;
 pub mod macs;
 mod mobilenetv3;

@@ -32,6 +32,7 @@ pub struct ConvertArgs {
 /// Runs `scfnet convert`.
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let FromFormat::Paddle = args.from;
+    crate::paths::ensure_distinct(&[(args.input.clone(), vec![args.output.clone()])])?;
     let report = convert_paddle_checkpoint(args.model, &args.input, &args.output)?;
     println!(
         "{} tensors written to {} ({} dropped, {} Linear weights transposed)",

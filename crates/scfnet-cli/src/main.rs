@@ -9,6 +9,7 @@ mod demo;
 mod device;
 mod eval;
 mod info;
+mod paths;
 mod predict;
 mod synth;
 mod train;

@@ -67,6 +67,10 @@ pub struct CommonArgs {
     /// Continue from the newest checkpoint in --out (its saved settings are used).
     #[arg(long)]
     pub resume: bool,
+    /// Start a new run in an --out folder that holds an earlier run: its log.jsonl, checkpoints/
+    /// and model.safetensors are deleted first. Without it that is refused.
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Also checkpoint every N steps (default: every epoch only).
     #[arg(long, default_value_t = 0)]
     pub checkpoint_every: usize,
@@ -185,8 +189,52 @@ fn weight_file(spec: &str) -> Result<PathBuf> {
     Ok(resolve(&source, &HubOptions::from_env())?)
 }
 
+/// Refuses to start a new run in a folder that holds an earlier run's outputs (its log would be
+/// truncated and its weights replaced), unless `--overwrite`.
+fn ensure_new_run_folder(args: &CommonArgs) -> Result<()> {
+    if args.resume {
+        return Ok(());
+    }
+    let found: Vec<&str> = ["log.jsonl", "model.safetensors", "checkpoints"]
+        .into_iter()
+        .filter(|n| args.out.join(n).exists())
+        .collect();
+    if args.overwrite {
+        for name in &found {
+            let p = args.out.join(name);
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            }
+            .with_context(|| format!("{}: cannot remove the earlier run's file", p.display()))?;
+        }
+        if !found.is_empty() {
+            tracing::warn!(
+                "--overwrite: removed the earlier run's {} in {}",
+                found.join(", "),
+                args.out.display()
+            );
+        }
+        return Ok(());
+    }
+    if !found.is_empty() {
+        bail!(
+            "{}: holds an earlier run ({}); pass --resume to continue it, --overwrite to start \
+             over there, or choose another --out",
+            args.out.display(),
+            found.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// The trainer of a run: the saved settings when resuming, else `fresh` (+ backbone weights).
 fn trainer(fresh: TrainConfig, args: &CommonArgs) -> Result<Trainer> {
+    ensure_new_run_folder(args)?;
+    fresh
+        .check()
+        .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
     let dev = device(args.device)?;
     let config = match args
         .resume

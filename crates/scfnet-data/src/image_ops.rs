@@ -45,24 +45,87 @@ impl Planar {
     }
 }
 
-fn open_image(path: &Path) -> Result<image::DynamicImage> {
-    let decode_err = |e: image::ImageError| DataError::Decode {
+/// Most pixels an image may have unless `SCFNET_MAX_PIXELS` says otherwise: 64 million
+/// (8000 × 8000, ~200 MB as RGB). A file declaring more is refused before anything is allocated.
+pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
+
+/// The pixel limit in force: `SCFNET_MAX_PIXELS` (a positive integer) if set, else
+/// [`DEFAULT_MAX_PIXELS`].
+pub fn max_pixels() -> u64 {
+    std::env::var("SCFNET_MAX_PIXELS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_MAX_PIXELS)
+}
+
+/// Whether a JPEG file's end-of-image marker (`FF D9`) is in its last 4 KiB: a file cut short
+/// has none (a stuffed scan never contains `FF D9`), and the decoder would fill the missing
+/// rows with grey without a word.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(4096)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+/// Decodes an image file, the one decoder of the workspace (training, validation, `scfnet
+/// predict`). Refused with an error naming the file: unreadable or unknown formats, images
+/// larger than [`max_pixels`] (checked from the header, before decoding), truncated JPEGs, and
+/// empty images.
+pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
+    let decode_err = |message: String| DataError::Decode {
         path: path.to_owned(),
-        message: e.to_string(),
+        message,
     };
-    let img = image::ImageReader::open(path)
-        .map_err(|e| DataError::io(path, e))?
-        .with_guessed_format()
-        .map_err(|e| DataError::io(path, e))?
-        .decode()
-        .map_err(decode_err)?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(DataError::Decode {
-            path: path.to_owned(),
-            message: "empty image".into(),
-        });
+    let limit = max_pixels();
+    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(decode_err("not a regular file".into()));
     }
-    Ok(img)
+    // No image format needs more than ~5 bytes a pixel on disk.
+    if meta.len() > limit.saturating_mul(5).saturating_add(1 << 20) {
+        return Err(decode_err(format!(
+            "file of {} bytes is larger than any image of at most {limit} pixels \
+             (set SCFNET_MAX_PIXELS to raise the limit)",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+            .with_guessed_format()
+            .map_err(|e| DataError::io(path, e))
+    };
+    let format = reader()?
+        .format()
+        .ok_or_else(|| decode_err("not an image in a known format".into()))?;
+    let (w, h) = reader()?
+        .into_dimensions()
+        .map_err(|e| decode_err(e.to_string()))?;
+    if w == 0 || h == 0 {
+        return Err(decode_err("empty image".into()));
+    }
+    if w as u64 * h as u64 > limit {
+        return Err(decode_err(format!(
+            "{w}x{h} = {} pixels, more than the limit of {limit} (set SCFNET_MAX_PIXELS to raise it)",
+            w as u64 * h as u64
+        )));
+    }
+    if format == image::ImageFormat::Jpeg && !jpeg_is_complete(&bytes) {
+        return Err(decode_err(
+            "truncated JPEG (no end-of-image marker): the file is incomplete".into(),
+        ));
+    }
+    let mut r = reader()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some(limit.saturating_mul(16).max(512 << 20));
+    r.limits(limits);
+    r.decode().map_err(|e| decode_err(e.to_string()))
+}
+
+fn open_image(path: &Path) -> Result<image::DynamicImage> {
+    decode_image(path)
 }
 
 /// Decodes an image file to RGB floats in `[0, 255]`; the error names the file.
@@ -310,5 +373,33 @@ mod tests {
         assert_eq!(c.data, vec![5.0, 6.0, 9.0, 10.0]);
         assert_eq!(reflect101(-2, 5), 2);
         assert_eq!(reflect101(6, 5), 2);
+    }
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+
+    #[test]
+    fn a_jpeg_without_its_end_marker_is_truncated() {
+        // SOI, then scan-like bytes (no FF D9), then EOI only in the complete file.
+        let mut full = vec![0xFF, 0xD8];
+        full.extend((0..10_000u32).map(|i| (i * 31 % 251) as u8));
+        let cut = full.clone();
+        full.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(jpeg_is_complete(&full));
+        assert!(!jpeg_is_complete(&cut));
+        // Trailing bytes after the marker (some cameras) are fine.
+        full.extend_from_slice(&[0u8; 100]);
+        assert!(jpeg_is_complete(&full));
+    }
+
+    #[test]
+    fn the_pixel_limit_is_checked_from_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.png");
+        image::GrayImage::new(300, 200).save(&path).unwrap();
+        assert!(decode_image(&path).is_ok());
+        assert!(max_pixels() >= 60_000);
     }
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{DataError, Result};
+use crate::walk::{image_files, utf8_stem};
 
 /// Extensions read as images (case-insensitive), in lookup order.
 pub const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "webp"];
@@ -27,12 +28,6 @@ pub struct SodDataset {
     samples: Vec<Sample>,
 }
 
-fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
-
 /// The first `dir/stem.EXT` that exists, trying [`IMAGE_EXTENSIONS`] (lower and upper case).
 fn find_with_stem(dir: &Path, stem: &str) -> Option<PathBuf> {
     IMAGE_EXTENSIONS
@@ -42,46 +37,58 @@ fn find_with_stem(dir: &Path, stem: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Image files directly in `dir` (or below it, if `recursive`), sorted.
-fn list_images(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
-    for entry in entries {
-        let path = entry.map_err(|e| DataError::io(dir, e))?.path();
-        if path.is_dir() {
-            if recursive {
-                list_images(&path, true, out)?;
-            }
-        } else if is_image(&path) {
-            out.push(path);
+/// Image files in `dir` (or below it, if `recursive`) through the shared walker, with the
+/// non-UTF-8 names as problems and the skipped entries logged.
+fn list_images(
+    dir: &Path,
+    recursive: bool,
+    problems: &mut Vec<String>,
+) -> Result<Vec<(String, PathBuf)>> {
+    let (files, skipped) = image_files(dir, recursive)?;
+    for line in skipped.lines() {
+        tracing::warn!("{line}");
+    }
+    let mut out = Vec::with_capacity(files.len());
+    for path in files {
+        match utf8_stem(&path) {
+            Ok(stem) => out.push((stem, path)),
+            Err(e) => problems.push(e.to_string()),
         }
     }
-    out.sort();
-    Ok(())
+    Ok(out)
 }
 
 /// Stems of a list file: one a line, blank lines and `#` comments ignored, extensions dropped.
+/// A stem must stay inside the dataset: absolute paths and `..` are errors naming the line.
 fn read_list(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let p = Path::new(l);
-            match p.extension().and_then(|e| e.to_str()) {
-                Some(e) if IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()) => {
-                    l[..l.len() - e.len() - 1].to_string()
-                }
-                _ => l.to_string(),
+    let mut out = Vec::new();
+    for (no, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let p = Path::new(l);
+        if !p
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(DataError::layout(
+                path,
+                format!(
+                    "line {}: {l:?} is not a name inside the dataset (absolute paths and .. are refused)",
+                    no + 1
+                ),
+            ));
+        }
+        out.push(match p.extension().and_then(|e| e.to_str()) {
+            Some(e) if IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()) => {
+                l[..l.len() - e.len() - 1].to_string()
             }
-        })
-        .collect())
-}
-
-fn stem_of(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+            _ => l.to_string(),
+        });
+    }
+    Ok(out)
 }
 
 impl SodDataset {
@@ -126,11 +133,10 @@ impl SodDataset {
                     })
                     .collect()
             }
-            None => {
-                let mut files = Vec::new();
-                list_images(&image_dir, false, &mut files)?;
-                files.into_iter().map(|p| (stem_of(&p), Some(p))).collect()
-            }
+            None => list_images(&image_dir, false, &mut problems)?
+                .into_iter()
+                .map(|(stem, p)| (stem, Some(p)))
+                .collect(),
         };
         let mut samples = Vec::with_capacity(stems.len());
         for (stem, image) in stems {
@@ -202,16 +208,22 @@ impl SodDataset {
             samples
         } else {
             let dir = if image_dir.is_dir() { &image_dir } else { root };
-            let mut files = Vec::new();
-            list_images(dir, true, &mut files)?;
-            files
+            let mut problems = Vec::new();
+            let samples = list_images(dir, true, &mut problems)?
                 .into_iter()
-                .map(|p| Sample {
-                    stem: stem_of(&p),
-                    image: p,
+                .map(|(stem, image)| Sample {
+                    stem,
+                    image,
                     mask: None,
                 })
-                .collect()
+                .collect();
+            if !problems.is_empty() {
+                return Err(DataError::Invalid {
+                    root: root.to_owned(),
+                    problems,
+                });
+            }
+            samples
         };
         if samples.is_empty() {
             return Err(DataError::layout(root, "no images found"));

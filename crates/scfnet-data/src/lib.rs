@@ -7,7 +7,8 @@
 //!   flips), and [`test_input`] for test time;
 //! - [`Loader`]: seeded, reproducible batches with the per-batch multi-scale resize, prepared by
 //!   worker threads ahead of use;
-//! - [`synth`]: a synthetic SOD generator, the embedded default data (no download needed).
+//! - [`synth`]: a synthetic SOD generator, the embedded default data (no download needed);
+//! - [`walk`]: the one folder walker (links followed once, only regular files).
 
 #![warn(missing_docs)]
 
@@ -19,10 +20,13 @@ mod loader;
 mod rng;
 pub mod synth;
 mod validate;
+pub mod walk;
 
 pub use augment::{normalize, Augment, MEAN, STD};
 pub use error::{DataError, Result};
-pub use image_ops::{read_mask, read_rgb, resize_bilinear, Planar};
+pub use image_ops::{
+    decode_image, max_pixels, read_mask, read_rgb, resize_bilinear, Planar, DEFAULT_MAX_PIXELS,
+};
 pub use layout::{Sample, SodDataset, IMAGE_EXTENSIONS};
 pub use loader::{test_input, Batch, EpochBatches, Loader, LoaderConfig, OnError, PAPER_SIZES};
 pub use rng::Rng;

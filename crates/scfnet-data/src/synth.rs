@@ -238,28 +238,23 @@ fn write_jpeg(path: &Path, w: usize, h: usize, data: Vec<u8>) -> Result<()> {
     })
 }
 
-/// Writes through a temporary file in the same folder, then renames.
+/// Writes through [`scfnet_backbones::files::write_with`] (temporary, fsync, rename).
 fn save_atomic(
     path: &Path,
     write: impl FnOnce(&Path) -> std::result::Result<(), image::ImageError>,
 ) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    write(&tmp).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        DataError::Write {
-            path: path.to_owned(),
-            message: e.to_string(),
-        }
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    scfnet_backbones::files::write_with(path, write).map_err(|e| DataError::Write {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| DataError::io(path, e))
+    scfnet_backbones::files::write_bytes(path, text.as_bytes()).map_err(|e| DataError::io(path, e))
 }
+
+/// Largest side of a synthetic image.
+pub const MAX_SYNTH_SIDE: usize = 4096;
 
 /// Generates `config.count` scenes into `root` (`image/NNNNN.jpg`, `mask/NNNNN.png`, `train.txt`,
 /// `test.txt`), in parallel, calling `progress` after each file pair.
@@ -275,9 +270,9 @@ pub fn generate(
             config.test_fraction
         )));
     }
-    if config.side.0 < 32 || config.side.0 > config.side.1 {
+    if config.side.0 < 32 || config.side.0 > config.side.1 || config.side.1 > MAX_SYNTH_SIDE {
         return Err(DataError::Config(format!(
-            "image sides must satisfy 32 <= min <= max, got {:?}",
+            "image sides must satisfy 32 <= min <= max <= {MAX_SYNTH_SIDE}, got {:?}",
             config.side
         )));
     }

@@ -2,6 +2,20 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Largest network input side accepted: far above any use (the paper's is 352 / 384; R50 at
+/// 4096×4096 is ~1.8 TMAC an image), and small enough that no tensor size overflows.
+pub const MAX_INPUT_SIDE: usize = 4096;
+
+/// Checks a network input side: a positive multiple of 32, at most [`MAX_INPUT_SIDE`].
+pub fn check_input_side(side: usize) -> Result<(), String> {
+    if side == 0 || side % 32 != 0 || side > MAX_INPUT_SIDE {
+        return Err(format!(
+            "input side {side}: the networks need a positive multiple of 32, at most {MAX_INPUT_SIDE}"
+        ));
+    }
+    Ok(())
+}
+
 /// The three SCFNet variants of KD-SCFNet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

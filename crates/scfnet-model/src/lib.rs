@@ -18,5 +18,5 @@ mod scfnet;
 pub use convert::{convert_paddle_checkpoint, expected_tensors, paddle_mapping};
 pub use decoder::{Cbr, Decoder, Scfm, SideOutputs};
 pub use info::{model_info, ModelInfo};
-pub use kind::ModelKind;
+pub use kind::{check_input_side, ModelKind, MAX_INPUT_SIDE};
 pub use scfnet::Scfnet;

@@ -18,6 +18,7 @@
 //! - [`BatchNorm`] — 2-D BatchNorm with fused statistics, normalisation and backward kernels,
 //!   a drop-in for `candle_nn::BatchNorm` several times faster in training.
 //! - [`bce_with_logits`] — binary cross-entropy with logits that stays finite for any logit.
+//! - [`all_finite`] — the finiteness check used wherever values enter or leave the workspace.
 //!
 //! On the CPU each op runs a fused kernel of this crate; on any other device (CUDA) it runs a
 //! composition of candle primitives that have kernels there and correct backward passes
@@ -36,6 +37,7 @@ pub mod check;
 mod depthwise;
 mod dispatch;
 mod elem;
+pub mod finite;
 mod im2col;
 mod loss;
 mod pool;
@@ -46,6 +48,7 @@ pub use activation::{hard_sigmoid, hard_sigmoid_paddle, hard_swish, PADDLE_HARDS
 pub use batch_norm::{batch_norm, paddle_batch_norm, BatchNorm, RunningVariance};
 pub use depthwise::{depthwise_conv2d, DepthwiseConfig};
 pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
+pub use finite::{all_finite, non_finite_names};
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use scfnet_backbones::files;
+
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -40,15 +42,18 @@ const LATEST: &str = "latest";
 /// Checkpoints kept besides the newest.
 const KEEP_OLDER: usize = 1;
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` atomically and durably ([`scfnet_backbones::files::write_bytes`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            TrainError::io(path, e)
-        })
+    files::write_bytes(path, bytes).map_err(|e| TrainError::io(path, e))
+}
+
+/// Flushes every file of checkpoint folder `dir`, then the folder itself.
+fn sync_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        std::fs::File::open(&path)?.sync_all()?;
+    }
+    files::sync_dir(dir)
 }
 
 fn velocities_by_name(trainer: &Trainer) -> HashMap<String, Tensor> {
@@ -67,12 +72,22 @@ fn velocities_by_name(trainer: &Trainer) -> HashMap<String, Tensor> {
     out
 }
 
-/// Saves a checkpoint of `trainer` at `state` under `out`; returns its folder.
+/// Saves a checkpoint of `trainer` at `state` under `out`; returns its folder. Refuses
+/// ([`TrainError::NonFiniteWeights`]) weights holding NaN or infinities.
 pub fn save(out: &Path, trainer: &Trainer, state: &RunState) -> Result<PathBuf> {
+    // Values leave here: never write NaN weights over a good checkpoint.
+    let vars = crate::params::sorted_vars(trainer.varmap());
+    let bad = scfnet_ops::non_finite_names(vars.iter().map(|(n, v)| (n.as_str(), v.as_tensor())))?;
+    if !bad.is_empty() {
+        return Err(TrainError::NonFiniteWeights {
+            step: state.step,
+            names: bad,
+        });
+    }
     let root = out.join("checkpoints");
     std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
     let name = format!("step-{:08}", state.step);
-    let tmp = root.join(format!(".{name}.tmp{}", std::process::id()));
+    let tmp = files::temp_path(&root.join(&name));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     trainer
@@ -83,18 +98,22 @@ pub fn save(out: &Path, trainer: &Trainer, state: &RunState) -> Result<PathBuf> 
         .map_err(|e| TrainError::checkpoint(tmp.join(OPTIMIZER), e.to_string()))?;
     let json = serde_json::to_vec_pretty(state).expect("state serialises");
     std::fs::write(tmp.join(STATE), json).map_err(|e| TrainError::io(tmp.join(STATE), e))?;
+    // On disk before the folder gets its name, and the name before `latest` points at it: a
+    // power cut leaves the previous checkpoint and `latest` intact.
+    sync_tree(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     let dir = root.join(&name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
     }
     std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))?;
+    files::sync_dir(&root).map_err(|e| TrainError::io(&root, e))?;
     write_atomic(&root.join(LATEST), name.as_bytes())?;
     // The newest weights, where `scfnet predict --weights` expects a file.
     let model = out.join("model.safetensors");
-    let tmp_model = out.join(format!(".model.safetensors.tmp{}", std::process::id()));
-    std::fs::copy(dir.join(WEIGHTS), &tmp_model)
-        .and_then(|_| std::fs::rename(&tmp_model, &model))
-        .map_err(|e| TrainError::io(&model, e))?;
+    files::write_with(&model, |tmp| {
+        std::fs::copy(dir.join(WEIGHTS), tmp).map(|_| ())
+    })
+    .map_err(|e| TrainError::io(&model, e))?;
     prune(&root, &name)?;
     Ok(dir)
 }

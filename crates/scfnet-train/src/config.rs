@@ -1,7 +1,7 @@
 //! The settings of a training run; [`TrainConfig::paper`] is the authors' recipe (spec §3.5, §4).
 
 use scfnet_data::PAPER_SIZES;
-use scfnet_model::ModelKind;
+use scfnet_model::{check_input_side, ModelKind};
 use serde::{Deserialize, Serialize};
 
 use crate::schedule::WarmupCosine;
@@ -94,23 +94,38 @@ impl TrainConfig {
         if self.epochs == 0 || self.batch == 0 {
             return Err("epochs and batch size must be at least 1".into());
         }
-        if self.sizes.is_empty() || self.sizes.iter().any(|s| *s == 0 || s % 32 != 0) {
-            return Err(format!(
-                "input sizes must be positive multiples of 32, got {:?}",
-                self.sizes
-            ));
+        if self.sizes.is_empty() {
+            return Err("at least one input size is needed".into());
         }
-        if self.test_size == 0 || self.test_size % 32 != 0 {
-            return Err(format!(
-                "test size must be a positive multiple of 32, got {}",
-                self.test_size
-            ));
+        for &s in self.sizes.iter().chain([&self.test_size]) {
+            check_input_side(s)?;
         }
         if self.model == ModelKind::SwinB && self.sizes.iter().any(|&s| s != 384) {
-            return Err("the Swin-B teacher takes 384x384 input only: use --sizes 384".into());
+            return Err("the Swin-B teacher takes 384x384 input only".into());
         }
-        if !(self.max_lr > 0.0 && self.min_lr >= 0.0) {
-            return Err("learning rates must be positive".into());
+        let finite = [
+            ("peak learning rate", self.max_lr),
+            ("minimum learning rate", self.min_lr),
+            ("warm-up length", self.warmup_epochs),
+            ("momentum", self.momentum),
+            ("weight decay", self.weight_decay),
+            ("backbone learning-rate multiplier", self.backbone_lr_mult),
+            ("stochastic-depth rate", self.drop_path),
+        ];
+        if let Some((name, v)) = finite.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(format!("the {name} must be a finite number, got {v}"));
+        }
+        if !(self.max_lr > 0.0 && self.min_lr >= 0.0 && self.min_lr <= self.max_lr) {
+            return Err(format!(
+                "learning rates must satisfy 0 <= minimum <= peak, peak > 0; got {} and {}",
+                self.min_lr, self.max_lr
+            ));
+        }
+        if self.warmup_epochs < 0.0 || self.weight_decay < 0.0 || self.backbone_lr_mult < 0.0 {
+            return Err("the warm-up, weight decay and backbone multiplier must be >= 0".into());
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(format!("momentum must be in [0, 1), got {}", self.momentum));
         }
         if !(0.0..1.0).contains(&self.drop_path) {
             return Err(format!(

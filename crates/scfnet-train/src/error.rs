@@ -39,6 +39,15 @@ pub enum TrainError {
         /// The value.
         value: f64,
     },
+    /// The weights became NaN or infinite (e.g. a learning rate far too large); nothing was
+    /// written, the last good checkpoint is left intact.
+    #[error("step {step}: {} tensor(s) hold NaN or infinite values after the update ({}); nothing written, the last good checkpoint is kept", names.len(), names.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
+    NonFiniteWeights {
+        /// Global step (the number of updates made).
+        step: usize,
+        /// The tensors.
+        names: Vec<String>,
+    },
     /// An inconsistent setting.
     #[error("{0}")]
     Config(String),

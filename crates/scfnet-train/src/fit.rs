@@ -111,6 +111,15 @@ pub fn fit(
 ) -> Result<FitSummary> {
     let out = &options.out;
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
+    // Temporaries of a killed earlier run (half-written checkpoints, weights) go first.
+    let mut stale = 0;
+    for dir in [out.clone(), out.join("checkpoints")] {
+        stale += scfnet_backbones::files::remove_stale_temporaries(&dir)
+            .map_err(|e| TrainError::io(&dir, e))?;
+    }
+    if stale > 0 {
+        tracing::info!("removed {stale} temporary file(s) left by an interrupted run");
+    }
     let mode = mode_name(teacher);
     let mut state = RunState {
         epoch: 0,

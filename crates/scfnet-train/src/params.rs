@@ -207,6 +207,17 @@ pub fn load_weights(varmap: &VarMap, path: &Path) -> Result<usize> {
             ),
         ));
     }
+    let bad = scfnet_ops::non_finite_names(vars.iter().map(|(n, _)| (n.as_str(), &file[n])))?;
+    if !bad.is_empty() {
+        return Err(TrainError::checkpoint(
+            path,
+            format!(
+                "{} tensor(s) hold NaN or infinite values: {}",
+                bad.len(),
+                bad.join(", ")
+            ),
+        ));
+    }
     for (name, var) in &vars {
         let t = &file[name];
         var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;

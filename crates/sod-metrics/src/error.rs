@@ -19,8 +19,11 @@ pub enum MetricsError {
         /// Declared height.
         height: usize,
     },
-    /// A map with no pixels.
-    #[error("{what} map is empty ({width}x{height})")]
+    /// A map with fewer than 2 pixels (none to score, or one: the E-measure divides by N − 1,
+    /// which pysodmetrics turns into ~1e15).
+    #[error(
+        "{what} map of {width}x{height} pixels cannot be scored: at least 2 pixels are needed"
+    )]
     EmptyMap {
         /// Which map.
         what: &'static str,

@@ -140,7 +140,10 @@ pub fn load_pair(
             }
         }
     }
-    let pair = SaliencyPair::from_maps(&pred_map, &g.map)?;
+    let pair = SaliencyPair::from_maps(&pred_map, &g.map).map_err(|e| MetricsError::InFile {
+        path: gt.as_ref().to_owned(),
+        source: Box::new(e),
+    })?;
     Ok(LoadedPair {
         pair,
         pred_source: p.source,

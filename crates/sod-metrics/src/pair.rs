@@ -39,7 +39,7 @@ fn check_len(what: &'static str, len: usize, width: usize, height: usize) -> Res
             max: crate::edt::MAX_SIDE,
         });
     }
-    if len == 0 {
+    if len < 2 {
         return Err(MetricsError::EmptyMap {
             what,
             width,

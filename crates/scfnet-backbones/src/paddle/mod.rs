@@ -9,7 +9,7 @@
 pub mod pickle;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
@@ -36,6 +36,26 @@ pub fn read_pdparams(path: impl AsRef<Path>) -> Result<Vec<(String, NdArray)>> {
     let mut out = Vec::with_capacity(items.len());
     for (k, v) in items {
         if let (Value::Str(name), Value::Array(a)) = (k, v) {
+            let Some(width) = pickle::dtype_width(&a.dtype) else {
+                // Reported by the conversion if the tensor is used.
+                out.push((name, a));
+                continue;
+            };
+            let expected = a
+                .shape
+                .iter()
+                .try_fold(width, |acc, &d| acc.checked_mul(d))
+                .unwrap_or(usize::MAX);
+            if expected != a.data.len() {
+                return Err(WeightsError::Truncated {
+                    path: path.to_owned(),
+                    name,
+                    shape: a.shape,
+                    dtype: a.dtype,
+                    expected,
+                    found: a.data.len(),
+                });
+            }
             out.push((name, a));
         }
     }
@@ -262,27 +282,17 @@ pub fn convert(
     Ok((out, report))
 }
 
-/// Writes `tensors` as safetensors to `path` atomically (temporary file, then rename).
+/// Writes `tensors` as safetensors to `path` atomically ([`crate::files::write_with`]).
 pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let io = |source| WeightsError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).map_err(io)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    if let Err(e) = candle_core::safetensors::save(tensors, &tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::files::write_with(path, |tmp| candle_core::safetensors::save(tensors, tmp)).map_err(
+        |e| match e {
+            candle_core::Error::Io(source) => WeightsError::Io {
+                path: path.to_owned(),
+                source,
+            },
+            other => other.into(),
+        },
+    )
 }
 
 /// Reads `input`, converts it for a model that needs `expected`, and writes `output`.

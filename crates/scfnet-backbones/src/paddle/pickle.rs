@@ -4,6 +4,11 @@
 //! integers, floats, memo, globals and REDUCE/BUILD, with numpy arrays
 //! (`numpy.core.multiarray._reconstruct` + `ndarray.__setstate__`), numpy dtypes, and protocol-2
 //! byte strings (`_codecs.encode(s, "latin1")`). Anything else is reported, not guessed.
+//!
+//! Bounded against hostile files: containers nest at most [`MAX_DEPTH`] deep, and the values
+//! built — memo references count in full, since they are copied — total at most [`MAX_NODES`]
+//! (strings weigh one per 8 bytes). A `.pdparams` of the networks here has a few thousand values
+//! at depth ≤ 4; a 285-byte "billion laughs" file would otherwise grow without bound.
 
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -52,6 +57,12 @@ pub struct NdArray {
     pub data: Rc<Vec<u8>>,
 }
 
+/// Deepest nesting of containers accepted.
+pub const MAX_DEPTH: usize = 256;
+
+/// Most values a pickle may build (memo references counted in full).
+pub const MAX_NODES: usize = 2_000_000;
+
 /// Parses a pickle; errors are `(byte offset, message)`.
 pub fn parse(bytes: &[u8]) -> Result<Value, (usize, String)> {
     let mut m = Machine {
@@ -59,15 +70,40 @@ pub fn parse(bytes: &[u8]) -> Result<Value, (usize, String)> {
         pos: 0,
         stack: Vec::new(),
         memo: HashMap::new(),
+        nodes: 0,
     };
     m.run().map_err(|msg| (m.pos, msg))
+}
+
+/// Nesting depth and number of values of a stack entry.
+#[derive(Clone, Copy, Debug)]
+struct Size {
+    depth: usize,
+    nodes: usize,
+}
+
+impl Size {
+    const LEAF: Size = Size { depth: 0, nodes: 1 };
+
+    /// A container holding values of these sizes.
+    fn container<'a>(items: impl IntoIterator<Item = &'a Size>) -> Size {
+        items
+            .into_iter()
+            .fold(Size { depth: 1, nodes: 1 }, |acc, s| Size {
+                depth: acc.depth.max(s.depth + 1),
+                nodes: acc.nodes.saturating_add(s.nodes),
+            })
+    }
 }
 
 struct Machine<'a> {
     bytes: &'a [u8],
     pos: usize,
-    stack: Vec<Value>,
-    memo: HashMap<u64, Value>,
+    /// Values with their sizes.
+    stack: Vec<(Value, Size)>,
+    memo: HashMap<u64, (Value, Size)>,
+    /// Values built so far.
+    nodes: usize,
 }
 
 impl Machine<'_> {
@@ -102,19 +138,84 @@ impl Machine<'_> {
         Ok(s)
     }
 
-    fn pop(&mut self) -> Result<Value, String> {
+    /// Counts `size` against [`MAX_NODES`] and [`MAX_DEPTH`].
+    fn charge(&mut self, size: Size) -> Result<(), String> {
+        self.nodes = self.nodes.saturating_add(size.nodes);
+        if self.nodes > MAX_NODES {
+            return Err(format!(
+                "more than {MAX_NODES} values (memo references expand without bound?): \
+                 refusing a pickle bomb"
+            ));
+        }
+        if size.depth > MAX_DEPTH {
+            return Err(format!("containers nested more than {MAX_DEPTH} deep"));
+        }
+        Ok(())
+    }
+
+    /// Pushes a new value of `size` (counted).
+    fn push_sized(&mut self, v: Value, size: Size) -> Result<(), String> {
+        self.charge(Size { nodes: 1, ..size })?;
+        self.stack.push((v, size));
+        Ok(())
+    }
+
+    fn push(&mut self, v: Value) -> Result<(), String> {
+        let size = match &v {
+            Value::Str(s) => Size {
+                depth: 0,
+                nodes: 1 + s.len() / 8,
+            },
+            _ => Size::LEAF,
+        };
+        self.charge(size)?;
+        self.stack.push((v, size));
+        Ok(())
+    }
+
+    /// Pushes a container built from `items`.
+    fn push_container(
+        &mut self,
+        items: &[Size],
+        make: impl FnOnce() -> Value,
+    ) -> Result<(), String> {
+        let size = Size::container(items);
+        self.push_sized(make(), size)
+    }
+
+    fn pop(&mut self) -> Result<(Value, Size), String> {
         self.stack.pop().ok_or_else(|| "stack underflow".to_owned())
     }
 
-    fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
+    fn pop_value(&mut self) -> Result<Value, String> {
+        Ok(self.pop()?.0)
+    }
+
+    fn pop_mark(&mut self) -> Result<(Vec<Value>, Vec<Size>), String> {
         let at = self
             .stack
             .iter()
-            .rposition(|v| matches!(v, Value::Mark))
+            .rposition(|(v, _)| matches!(v, Value::Mark))
             .ok_or("no MARK on the stack")?;
         let items = self.stack.split_off(at + 1);
         self.stack.pop();
-        Ok(items)
+        Ok(items.into_iter().unzip())
+    }
+
+    /// Adds `extra` to the size of the container on top of the stack.
+    fn grow_top(&mut self, extra: &[Size]) -> Result<(), String> {
+        let top = self.stack.last().ok_or("stack underflow")?.1;
+        let grown = Size::container(extra.iter().chain([&Size {
+            depth: top.depth.saturating_sub(1),
+            nodes: top.nodes.saturating_sub(1),
+        }]));
+        if grown.depth > MAX_DEPTH {
+            return Err(format!("containers nested more than {MAX_DEPTH} deep"));
+        }
+        if let Some(last) = self.stack.last_mut() {
+            last.1 = grown;
+        }
+        Ok(())
     }
 
     fn string(&mut self, n: usize) -> Result<Value, String> {
@@ -138,22 +239,22 @@ impl Machine<'_> {
                 0x95 => {
                     self.le(8)?; // FRAME
                 }
-                b'.' => return self.pop(),
-                b'(' => self.stack.push(Value::Mark),
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
+                b'.' => return self.pop_value(),
+                b'(' => self.stack.push((Value::Mark, Size::LEAF)),
+                b'N' => self.push(Value::None)?,
+                0x88 => self.push(Value::Bool(true))?,
+                0x89 => self.push(Value::Bool(false))?,
                 b'K' => {
                     let v = self.le(1)? as i64;
-                    self.stack.push(Value::Int(v));
+                    self.push(Value::Int(v))?;
                 }
                 b'M' => {
                     let v = self.le(2)? as i64;
-                    self.stack.push(Value::Int(v));
+                    self.push(Value::Int(v))?;
                 }
                 b'J' => {
                     let v = self.le(4)? as u32 as i32 as i64;
-                    self.stack.push(Value::Int(v));
+                    self.push(Value::Int(v))?;
                 }
                 0x8a => {
                     // LONG1: little-endian two's complement of n bytes.
@@ -169,105 +270,113 @@ impl Machine<'_> {
                     if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
                         v -= 1i64 << (8 * n);
                     }
-                    self.stack.push(Value::Int(v));
+                    self.push(Value::Int(v))?;
                 }
                 b'G' => {
                     let b = self.take(8)?;
                     let v = f64::from_be_bytes(b.try_into().expect("8 bytes"));
-                    self.stack.push(Value::Float(v));
+                    self.push(Value::Float(v))?;
                 }
                 0x8c => {
                     let n = self.u8()? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v)?;
                 }
                 b'X' => {
                     let n = self.le(4)? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v)?;
                 }
                 0x8d => {
                     let n = self.le(8)? as usize;
                     let v = self.string(n)?;
-                    self.stack.push(v);
+                    self.push(v)?;
                 }
                 b'C' => {
                     let n = self.u8()? as usize;
                     let v = self.bytes_value(n)?;
-                    self.stack.push(v);
+                    self.push(v)?;
                 }
                 b'B' => {
                     let n = self.le(4)? as usize;
                     let v = self.bytes_value(n)?;
-                    self.stack.push(v);
+                    self.push(v)?;
                 }
                 0x8e => {
                     let n = self.le(8)? as usize;
                     let v = self.bytes_value(n)?;
-                    self.stack.push(v);
+                    self.push(v)?;
                 }
                 b'U' => {
                     // SHORT_BINSTRING (protocol 2 str): latin-1 text.
                     let n = self.u8()? as usize;
                     let s: String = self.take(n)?.iter().map(|&c| c as char).collect();
-                    self.stack.push(Value::Str(s));
+                    self.push(Value::Str(s))?;
                 }
                 b'T' => {
                     let n = self.le(4)? as usize;
                     let s: String = self.take(n)?.iter().map(|&c| c as char).collect();
-                    self.stack.push(Value::Str(s));
+                    self.push(Value::Str(s))?;
                 }
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
+                b')' => self.push(Value::Tuple(Vec::new()))?,
                 b't' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    let (items, sizes) = self.pop_mark()?;
+                    self.push_container(&sizes, || Value::Tuple(items))?;
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
                     if self.stack.len() < n {
                         return Err("stack underflow".into());
                     }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items));
+                    let (items, sizes): (Vec<Value>, Vec<Size>) = self
+                        .stack
+                        .split_off(self.stack.len() - n)
+                        .into_iter()
+                        .unzip();
+                    self.push_container(&sizes, || Value::Tuple(items))?;
                 }
-                b']' => self.stack.push(Value::List(Vec::new())),
+                b']' => self.push(Value::List(Vec::new()))?,
                 b'l' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::List(items));
+                    let (items, sizes) = self.pop_mark()?;
+                    self.push_container(&sizes, || Value::List(items))?;
                 }
-                b'}' => self.stack.push(Value::Dict(Vec::new())),
+                b'}' => self.push(Value::Dict(Vec::new()))?,
                 b'd' => {
-                    let items = self.pop_mark()?;
+                    let (items, sizes) = self.pop_mark()?;
                     let pairs = pairs(items)?;
-                    self.stack.push(Value::Dict(pairs));
+                    self.push_container(&sizes, || Value::Dict(pairs))?;
                 }
                 b'a' => {
-                    let v = self.pop()?;
+                    let (v, size) = self.pop()?;
+                    self.grow_top(&[size])?;
                     match self.stack.last_mut() {
-                        Some(Value::List(l)) => l.push(v),
+                        Some((Value::List(l), _)) => l.push(v),
                         _ => return Err("APPEND on a non-list".into()),
                     }
                 }
                 b'e' => {
-                    let items = self.pop_mark()?;
+                    let (items, sizes) = self.pop_mark()?;
+                    self.grow_top(&sizes)?;
                     match self.stack.last_mut() {
-                        Some(Value::List(l)) => l.extend(items),
+                        Some((Value::List(l), _)) => l.extend(items),
                         _ => return Err("APPENDS on a non-list".into()),
                     }
                 }
                 b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
+                    let (v, vs) = self.pop()?;
+                    let (k, ks) = self.pop()?;
+                    self.grow_top(&[vs, ks])?;
                     match self.stack.last_mut() {
-                        Some(Value::Dict(d)) => d.push((k, v)),
+                        Some((Value::Dict(d), _)) => d.push((k, v)),
                         _ => return Err("SETITEM on a non-dict".into()),
                     }
                 }
                 b'u' => {
-                    let items = self.pop_mark()?;
+                    let (items, sizes) = self.pop_mark()?;
+                    self.grow_top(&sizes)?;
                     let new = pairs(items)?;
                     match self.stack.last_mut() {
-                        Some(Value::Dict(d)) => d.extend(new),
+                        Some((Value::Dict(d), _)) => d.extend(new),
                         _ => return Err("SETITEMS on a non-dict".into()),
                     }
                 }
@@ -287,51 +396,68 @@ impl Machine<'_> {
                 }
                 b'h' | b'j' => {
                     let id = if op == b'h' { self.le(1)? } else { self.le(4)? };
-                    let v = self
+                    let (_, size) = *self
                         .memo
                         .get(&id)
-                        .ok_or_else(|| format!("memo {id} not found"))?
-                        .clone();
+                        .ok_or_else(|| format!("memo {id} not found"))?;
+                    // The copy costs as much as the value: count it before making it.
+                    self.charge(size)?;
+                    let v = self.memo[&id].clone();
                     self.stack.push(v);
                 }
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
-                    self.stack.push(Value::Global(module, name));
+                    self.push(Value::Global(module, name))?;
                 }
                 0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
+                    let name = self.pop_value()?;
+                    let module = self.pop_value()?;
                     match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(m, n)),
+                        (Value::Str(m), Value::Str(n)) => self.push(Value::Global(m, n))?,
                         _ => return Err("STACK_GLOBAL needs two strings".into()),
                     }
                 }
                 b'R' => {
-                    let args = self.pop()?;
-                    let func = self.pop()?;
+                    let (args, a) = self.pop()?;
+                    let (func, f) = self.pop()?;
                     let v = reduce(func, args)?;
-                    self.stack.push(v);
+                    self.push_container(&[a, f], || v)?;
                 }
                 0x81 => {
-                    let args = self.pop()?;
-                    let cls = self.pop()?;
-                    self.stack.push(Value::Opaque(
-                        format!("{cls:?}.__new__{args:?}")
-                            .chars()
-                            .take(80)
-                            .collect(),
-                    ));
+                    let (args, _) = self.pop()?;
+                    let (cls, _) = self.pop()?;
+                    self.push(Value::Opaque(format!(
+                        "{}.__new__({})",
+                        describe(&cls),
+                        describe(&args)
+                    )))?;
                 }
                 b'b' => {
-                    let state = self.pop()?;
-                    let obj = self.pop()?;
+                    let (state, s) = self.pop()?;
+                    let (obj, o) = self.pop()?;
                     let v = build(obj, state)?;
-                    self.stack.push(v);
+                    self.push_container(&[s, o], || v)?;
                 }
                 other => return Err(format!("unsupported pickle opcode 0x{other:02x}")),
             }
         }
+    }
+}
+
+/// A short description of a value (never its whole contents).
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Global(m, n) => format!("{m}.{n}"),
+        Value::Str(s) => format!("{:?}", s.chars().take(40).collect::<String>()),
+        Value::Int(i) => i.to_string(),
+        Value::Tuple(t) => format!("tuple of {}", t.len()),
+        Value::List(l) => format!("list of {}", l.len()),
+        Value::Dict(d) => format!("dict of {}", d.len()),
+        Value::Bytes(b) => format!("{} bytes", b.len()),
+        Value::Array(a) => format!("array {:?} {}", a.shape, a.dtype),
+        Value::Opaque(o) => o.chars().take(60).collect(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -358,7 +484,12 @@ fn reduce(func: Value, args: Value) -> Result<Value, String> {
     };
     let args = match args {
         Value::Tuple(a) => a,
-        other => return Err(format!("REDUCE arguments are not a tuple: {other:?}")),
+        other => {
+            return Err(format!(
+                "REDUCE arguments are not a tuple: {}",
+                describe(&other)
+            ))
+        }
     };
     match (module.as_str(), name.as_str()) {
         (m, "_reconstruct") if is_numpy(m) => Ok(Value::Array(NdArray {
@@ -393,10 +524,8 @@ fn build(obj: Value, state: Value) -> Result<Value, String> {
             let [_, Value::Tuple(shape), Value::Dtype(code, big_endian), Value::Bool(fortran), data] =
                 s.as_slice()
             else {
-                return Err(format!("unexpected ndarray state {s:?}")
-                    .chars()
-                    .take(200)
-                    .collect());
+                let parts: Vec<String> = s.iter().map(describe).collect();
+                return Err(format!("unexpected ndarray state ({})", parts.join(", ")));
             };
             if *fortran {
                 return Err("Fortran-ordered arrays are not supported".into());
@@ -453,5 +582,63 @@ pub fn dtype_width(code: &str) -> Option<usize> {
         "f8" | "i8" | "u8" => Some(8),
         "b1" | "i1" | "u1" => Some(1),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Protocol-2 header.
+    fn pickle(body: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, 2];
+        p.extend_from_slice(body);
+        p.push(b'.');
+        p
+    }
+
+    #[test]
+    fn memo_bomb_is_refused_quickly() {
+        // "Billion laughs": a list memoised as 0, then 64 times `[m0, m0]` stored back as 0.
+        let mut body = vec![b']', b'q', 0];
+        for _ in 0..64 {
+            body.extend_from_slice(&[b'(', b'h', 0, b'h', 0, b'l', b'q', 0]);
+        }
+        let bytes = pickle(&body);
+        assert!(bytes.len() < 600);
+        let started = std::time::Instant::now();
+        let (_, msg) = parse(&bytes).unwrap_err();
+        assert!(msg.contains("pickle bomb"), "{msg}");
+        assert!(started.elapsed().as_secs() < 10);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let n = 200_000;
+        let mut body = vec![b'('; n];
+        body.extend(std::iter::repeat_n(b'l', n));
+        let (_, msg) = parse(&pickle(&body)).unwrap_err();
+        assert!(msg.contains("nested more than"), "{msg}");
+        // The same through APPEND: [[[…]]] built from the inside out.
+        let mut body = vec![b']'];
+        for _ in 0..n {
+            body.extend_from_slice(&[b']', 0x86_u8]); // (inner, []) tuple, nesting grows
+        }
+        let (_, msg) = parse(&pickle(&body)).unwrap_err();
+        assert!(msg.contains("nested more than"), "{msg}");
+    }
+
+    #[test]
+    fn ordinary_nesting_and_sharing_still_parse() {
+        // {"a": [1, 2], "b": <memo of the list>} nested 10 deep.
+        let mut body = vec![
+            b'}', b'(', 0x8c, 1, b'a', b']', b'q', 1, b'(', b'K', 1, b'K', 2,
+        ];
+        body.extend_from_slice(&[b'e', 0x8c, 1, b'b', b'h', 1, b'u']);
+        for _ in 0..10 {
+            body.extend_from_slice(&[0x85]); // wrap in a 1-tuple
+        }
+        let v = parse(&pickle(&body)).unwrap();
+        assert!(matches!(v, Value::Tuple(_)));
     }
 }

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
-/// File extensions read as images (case-insensitive).
-pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "bmp", "webp"];
+use scfnet_data::walk::image_files;
+use scfnet_data::IMAGE_EXTENSIONS;
 
 /// Prefix/suffix rules that turn a file stem into the key used for matching.
 #[derive(Clone, Debug, Default)]
@@ -31,19 +31,11 @@ pub fn list_images(dir: &Path, rule: &NameRule) -> Result<BTreeMap<String, PathB
         bail!("{}: folder not found", dir.display());
     }
     let mut out: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("{}: cannot list folder", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("{}: cannot list folder", dir.display()))?
-            .path();
-        let is_image = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-        if !is_image || !path.is_file() {
-            continue;
-        }
+    let (files, skipped) = image_files(dir, false)?;
+    for line in skipped.lines() {
+        tracing::warn!("{line}");
+    }
+    for path in files {
         let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
             bail!("{}: file name is not valid UTF-8", path.display());
         };

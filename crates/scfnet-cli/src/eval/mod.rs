@@ -196,6 +196,19 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 .collect(),
         })
         .collect();
+    let unscored: Vec<String> = results
+        .iter()
+        .filter(|r| r.scores.images == 0)
+        .map(|r| format!("{} on {}", r.method, r.dataset))
+        .collect();
+    if !unscored.is_empty() {
+        // A table of NaN would look like a result; it is not one.
+        bail!(
+            "nothing could be scored for {} (every pair was missing or invalid, listed above); \
+             no table written",
+            unscored.join(", ")
+        );
+    }
     for r in &results {
         if r.scores.nan_s_measure > 0 {
             tracing::warn!(

@@ -3,7 +3,7 @@
 mod images;
 mod weights;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -11,10 +11,11 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use scfnet_model::{ModelKind, Scfnet};
+use scfnet_model::{check_input_side, ModelKind, Scfnet};
 
 use crate::atomic::write_atomic;
 use crate::device::{device, DeviceArg};
+use crate::paths::{ensure_distinct, ensure_outside};
 use images::{collect_inputs, Decoded};
 use scfnet_data::{MEAN, STD};
 
@@ -95,32 +96,37 @@ fn encode_png(
     Ok(out)
 }
 
-/// Writes the map (and cutout) of one image.
-fn write_outputs(
-    img: &Decoded,
-    map: Vec<u8>,
-    out_dir: &std::path::Path,
-    cutout: bool,
-) -> Result<()> {
-    let base = out_dir.join(&img.relative);
-    let map_path = base.with_extension("png");
+/// Where the map of the image at `relative` (and its cutout) go under `out_dir`:
+/// `REL.png` and `REL_cutout.png` (extension replaced).
+fn output_paths(out_dir: &Path, relative: &Path, cutout: bool) -> Vec<PathBuf> {
+    let base = out_dir.join(relative);
+    let mut out = vec![base.with_extension("png")];
     if cutout {
-        let mut rgba = Vec::with_capacity(map.len() * 4);
-        for (px, &a) in img.rgb.chunks_exact(3).zip(&map) {
-            rgba.extend_from_slice(&[px[0], px[1], px[2], a]);
-        }
         let stem = base
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let cut = base.with_file_name(format!("{stem}_cutout.png"));
+        out.push(base.with_file_name(format!("{stem}_cutout.png")));
+    }
+    out
+}
+
+/// Writes the map (and cutout) of one image.
+fn write_outputs(img: &Decoded, map: Vec<u8>, out_dir: &Path, cutout: bool) -> Result<()> {
+    let paths = output_paths(out_dir, &img.relative, cutout);
+    let map_path = &paths[0];
+    if let Some(cut) = paths.get(1) {
+        let mut rgba = Vec::with_capacity(map.len() * 4);
+        for (px, &a) in img.rgb.chunks_exact(3).zip(&map) {
+            rgba.extend_from_slice(&[px[0], px[1], px[2], a]);
+        }
         write_atomic(
-            &cut,
+            cut,
             &encode_png(img.width, img.height, rgba, image::ColorType::Rgba8)?,
         )?;
     }
     write_atomic(
-        &map_path,
+        map_path,
         &encode_png(img.width, img.height, map, image::ColorType::L8)?,
     )
 }
@@ -128,9 +134,7 @@ fn write_outputs(
 /// Runs `scfnet predict`.
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let size = args.size.unwrap_or(args.model.default_size());
-    if size == 0 || size % 32 != 0 {
-        bail!("--size {size}: the networks need a positive multiple of 32");
-    }
+    check_input_side(size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -138,6 +142,13 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let vb = weights::var_builder(&args, &dev)?;
     let net = Scfnet::new(args.model, vb).context("building the network")?;
     let inputs = collect_inputs(&args.input)?;
+    // Nothing may be written over an input, into the input folder, or twice.
+    ensure_outside(&args.output, &args.input, "--output")?;
+    let plan: Vec<(PathBuf, Vec<PathBuf>)> = inputs
+        .iter()
+        .map(|(path, rel)| (path.clone(), output_paths(&args.output, rel, args.cutout)))
+        .collect();
+    ensure_distinct(&plan)?;
     tracing::info!(
         "{} images, model {}, input {size}x{size}",
         inputs.len(),
@@ -182,7 +193,14 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
             .par_iter()
             .enumerate()
             .map(|(i, img)| {
-                let map = to_map(&logits.narrow(0, i, 1)?, img.height, img.width)
+                let one = logits.narrow(0, i, 1)?;
+                if !scfnet_ops::all_finite(&one)? {
+                    bail!(
+                        "{}: the network's output holds NaN or infinite values; no map written",
+                        img.path.display()
+                    );
+                }
+                let map = to_map(&one, img.height, img.width)
                     .with_context(|| format!("{}: cannot make the map", img.path.display()))?;
                 write_outputs(img, map, &args.output, args.cutout)
                     .with_context(|| format!("{}: cannot write the map", img.path.display()))

@@ -1,0 +1,147 @@
+//! Atomic, durable file writes, shared by every crate of the workspace that writes files
+//! (converted weights, checkpoints, maps, synthetic datasets).
+//!
+//! A file is written to a temporary name in its own folder (`.NAME.PID.tmp`), flushed to disk
+//! (`fsync`), renamed over `NAME`, and the folder is flushed too, so after a crash or power cut
+//! `NAME` is either the old file or the complete new one. On any error the temporary is removed
+//! and `NAME` is untouched. Temporaries left by killed processes are found by
+//! [`remove_stale_temporaries`].
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// Suffix of every temporary this module creates.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// The folder `path` lives in (`.` for a bare name).
+pub fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The temporary name used for `path` by this process: `.NAME.PID.tmp` next to it.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parent_dir(path).join(format!(".{name}.{}{TEMP_SUFFIX}", std::process::id()))
+}
+
+/// Flushes a folder's entries (the renames in it) to disk. A no-op where folders cannot be opened.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Writes `path` by calling `write` on a temporary path next to it, then flushes, renames and
+/// flushes the folder. `path` must not be a folder. On failure the temporary is removed.
+pub fn write_with<E: From<io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    if path.is_dir() {
+        return Err(
+            io::Error::new(io::ErrorKind::IsADirectory, "is a folder; give a file name").into(),
+        );
+    }
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(&dir)?;
+    let tmp = temp_path(path);
+    let result = write(&tmp).and_then(|()| {
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(&dir)?;
+        Ok(())
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes `bytes` to `path` atomically (see [`write_with`]).
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_with(path, |tmp| {
+        let mut f = std::fs::File::create(tmp)?;
+        f.write_all(bytes)
+    })
+}
+
+/// Removes the temporaries (files or folders named `.*.tmp`, or `.*.tmpPID`) that processes
+/// other than this one left in `dir`; returns how many. Call it where a new run starts writing,
+/// so a `kill -9` in the middle of a write costs nothing lasting.
+pub fn remove_stale_temporaries(dir: &Path) -> io::Result<usize> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
+    let own = std::process::id().to_string();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale = name.starts_with('.')
+            && (name.ends_with(TEMP_SUFFIX) || name.contains(".tmp"))
+            && !name.contains(&format!(".{own}{TEMP_SUFFIX}"))
+            && !name.ends_with(&format!(".tmp{own}"));
+        if !stale {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if gone.is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_neither_temporary_nor_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.bin");
+        write_bytes(&path, b"old").unwrap();
+        let failed: Result<(), io::Error> = write_with(&path, |tmp| {
+            std::fs::write(tmp, b"half")?;
+            Err(io::Error::other("disk full"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_folder_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write_bytes(dir.path(), b"x").unwrap_err();
+        assert!(err.to_string().contains("folder"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn stale_temporaries_of_other_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".model.safetensors.1.tmp"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join(".step-00000004.tmp99")).unwrap();
+        std::fs::write(dir.path().join("keep.txt"), b"x").unwrap();
+        std::fs::write(temp_path(&dir.path().join("mine")), b"x").unwrap();
+        assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 2);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+}

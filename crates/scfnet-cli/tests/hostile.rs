@@ -1,0 +1,741 @@
+//! Hostile and careless inputs on the command line (docs/robustness.md). Every bad input is built
+//! here at test time. For each case: the command ends within a time limit (no hang), never
+//! panics, fails with a message naming the file and the problem when nothing useful could be done,
+//! and leaves every file that existed before unchanged.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use scfnet_backbones::synthetic_values;
+use scfnet_model::{ModelKind, Scfnet};
+
+/// Outcome of one command.
+struct Run {
+    code: i32,
+    text: String,
+    args: Vec<String>,
+}
+
+impl Run {
+    /// Failed cleanly (not a panic, not a kill) and said every one of `needles`.
+    fn refused(&self, needles: &[&str]) {
+        assert!(
+            self.code != 0 && self.code != 101,
+            "expected a clean failure, got exit {} for {:?}:\n{}",
+            self.code,
+            self.args,
+            self.text
+        );
+        self.no_panic();
+        for n in needles {
+            assert!(
+                self.text.contains(n),
+                "{n:?} missing from the message of {:?}:\n{}",
+                self.args,
+                self.text
+            );
+        }
+    }
+
+    fn succeeded(&self) {
+        assert_eq!(self.code, 0, "{:?}:\n{}", self.args, self.text);
+        self.no_panic();
+    }
+
+    fn no_panic(&self) {
+        assert!(
+            !self.text.contains("panicked"),
+            "{:?} panicked:\n{}",
+            self.args,
+            self.text
+        );
+    }
+}
+
+/// Runs `scfnet ARGS`; a run longer than `limit` is killed and fails the test (a hang).
+fn scfnet_within(args: &[&str], limit: Duration, envs: &[(&str, &str)]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scfnet"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("scfnet {args:?} hung (killed after {limit:?})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        text: format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        args: args.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn scfnet(args: &[&str]) -> Run {
+    scfnet_within(args, Duration::from_secs(120), &[])
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every regular file under `dir` with its bytes (links are not followed).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(d) = pending.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                pending.push(e.path());
+            } else if t.is_file() {
+                out.insert(e.path(), std::fs::read(e.path()).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Every file of `before` is still there, byte for byte.
+fn unchanged(before: &BTreeMap<PathBuf, Vec<u8>>) {
+    for (path, bytes) in before {
+        let now = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(&now == bytes, "{} was changed", path.display());
+    }
+}
+
+/// A small RGB PNG.
+fn png(path: &Path, w: u32, h: u32) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]))
+        .save(path)
+        .unwrap();
+}
+
+/// The student's synthetic weights as safetensors, with `poison` (if any) set to NaN.
+fn student_weights(path: &Path, poison: Option<&str>) {
+    let varmap = VarMap::new();
+    Scfnet::new(
+        ModelKind::Student,
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    for (name, var) in varmap.data().lock().unwrap().iter() {
+        let mut v = synthetic_values(name, var.dims());
+        if poison == Some(name.as_str()) {
+            v[0] = f64::NAN;
+        }
+        let t = Tensor::from_vec(v, var.dims(), &Device::Cpu)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
+        var.set(&t).unwrap();
+    }
+    varmap.save(path).unwrap();
+}
+
+/// A labeled synthetic dataset of `n` 64×64 images.
+fn synth(root: &Path, n: usize) {
+    scfnet(&[
+        "synth",
+        "--out",
+        s(root),
+        "--n",
+        &n.to_string(),
+        "--min-side",
+        "64",
+        "--max-side",
+        "64",
+        "--test-fraction",
+        "0",
+    ])
+    .succeeded();
+}
+
+const TINY_TRAIN: [&str; 10] = [
+    "--batch",
+    "2",
+    "--sizes",
+    "64",
+    "--test-size",
+    "64",
+    "--epochs",
+    "1",
+    "--quiet",
+    "--no-augment",
+];
+
+// ---------------------------------------------------------------- class 1: pickle bombs
+
+/// A protocol-2 pickle around `body`, as a `.pdparams` file.
+fn pdparams(path: &Path, body: &[u8]) {
+    let mut p = vec![0x80, 2];
+    p.extend_from_slice(body);
+    p.push(b'.');
+    std::fs::write(path, p).unwrap();
+}
+
+fn convert(input: &Path, output: &Path) -> Run {
+    scfnet_within(
+        &[
+            "convert",
+            "--from",
+            "paddle",
+            "--model",
+            "student",
+            s(input),
+            s(output),
+        ],
+        Duration::from_secs(30),
+        &[],
+    )
+}
+
+#[test]
+fn pickle_bombs_are_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Memo references copied 2^64 times.
+    let mut body = vec![b']', b'q', 0];
+    for _ in 0..64 {
+        body.extend_from_slice(&[b'(', b'h', 0, b'h', 0, b'l', b'q', 0]);
+    }
+    let bomb = dir.path().join("bomb.pdparams");
+    pdparams(&bomb, &body);
+    let out = dir.path().join("out.safetensors");
+    convert(&bomb, &out).refused(&["bomb.pdparams", "pickle bomb"]);
+    // A million nested lists (a stack overflow in a recursive reader).
+    let mut body = vec![b'('; 1_000_000];
+    body.extend(std::iter::repeat_n(b'l', 1_000_000));
+    let deep = dir.path().join("deep.pdparams");
+    pdparams(&deep, &body);
+    convert(&deep, &out).refused(&["deep.pdparams", "nested more than"]);
+    assert!(!out.exists());
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "no temporaries"
+    );
+}
+
+/// `{"w": ndarray(shape (2, 3), float32)}` whose data holds `bytes` bytes.
+fn one_array_pdparams(bytes: usize) -> Vec<u8> {
+    let mut b = vec![b'}', b'('];
+    b.extend_from_slice(&[0x8c, 1, b'w']);
+    b.extend_from_slice(b"cnumpy.core.multiarray\n_reconstruct\n");
+    b.extend_from_slice(b"cnumpy\nndarray\n");
+    b.extend_from_slice(&[b'K', 0, 0x85, b'C', 1, b'b', 0x87, b'R']);
+    // state: (1, (2, 3), dtype('f4'), False, data)
+    b.extend_from_slice(&[b'(', b'K', 1, b'K', 2, b'K', 3, 0x86]);
+    b.extend_from_slice(b"cnumpy\ndtype\n");
+    b.extend_from_slice(&[0x8c, 2, b'f', b'4', 0x89, 0x88, 0x87, b'R']);
+    b.extend_from_slice(&[b'(', b'K', 3, 0x8c, 1, b'<', b'N', b'N', b'N', b'J']);
+    b.extend_from_slice(&(-1i32).to_le_bytes());
+    b.push(b'J');
+    b.extend_from_slice(&(-1i32).to_le_bytes());
+    b.extend_from_slice(&[b'K', 0, b't', b'b', 0x89, b'C', bytes as u8]);
+    b.extend(std::iter::repeat_n(0u8, bytes));
+    b.extend_from_slice(b"tbu");
+    b
+}
+
+#[test]
+fn a_short_tensor_names_the_file_and_the_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short.pdparams");
+    pdparams(&short, &one_array_pdparams(8));
+    let out = dir.path().join("out.safetensors");
+    convert(&short, &out).refused(&["short.pdparams", "tensor w", "needs 24 bytes", "holds 8"]);
+    // The same file with all 24 bytes is read (and then refused as not the student's tensors).
+    let whole = dir.path().join("whole.pdparams");
+    pdparams(&whole, &one_array_pdparams(24));
+    convert(&whole, &out).refused(&["whole.pdparams", "unexpected tensor(s): w"]);
+}
+
+// ---------------------------------------------------------------- class 2: folder walks
+
+#[cfg(unix)]
+#[test]
+fn link_loops_and_fifos_in_an_input_folder_neither_hang_nor_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    png(&input.join("a.png"), 40, 30);
+    std::os::unix::fs::symlink(".", input.join("loop")).unwrap();
+    std::os::unix::fs::symlink(&input, input.join("back")).unwrap();
+    assert!(Command::new("mkfifo")
+        .arg(input.join("blocked.png"))
+        .status()
+        .unwrap()
+        .success());
+    let out = dir.path().join("out");
+    let r = scfnet_within(
+        &[
+            "predict",
+            "--random-weights",
+            "--size",
+            "64",
+            "--input",
+            s(&input),
+            "--output",
+            s(&out),
+        ],
+        Duration::from_secs(60),
+        &[],
+    );
+    r.succeeded();
+    assert!(
+        r.text.contains("blocked.png"),
+        "the FIFO is reported:\n{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("not followed"),
+        "the loop is reported:\n{}",
+        r.text
+    );
+    let written: Vec<_> = snapshot(&out).into_keys().collect();
+    assert_eq!(written, [out.join("a.png")]);
+}
+
+// ---------------------------------------------------------------- class 3: predict's outputs
+
+#[test]
+fn predict_never_writes_over_or_into_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    png(&input.join("x.png"), 32, 32);
+    png(&input.join("sub/y.png"), 32, 32);
+    let before = snapshot(dir.path());
+    let predict = |output: &Path, extra: &[&str]| {
+        let mut a = vec![
+            "predict",
+            "--random-weights",
+            "--size",
+            "64",
+            "--input",
+            s(&input),
+            "--output",
+            s(output),
+        ];
+        a.extend_from_slice(extra);
+        scfnet(&a)
+    };
+    predict(&input, &[]).refused(&["in", "input folder"]);
+    predict(&input.join("maps"), &[]).refused(&["maps", "inside the input folder"]);
+    predict(&input.join("sub"), &[]).refused(&["inside the input folder"]);
+    // One image as input, its own folder as output: x.png would be replaced by its map.
+    let one = scfnet(&[
+        "predict",
+        "--random-weights",
+        "--size",
+        "64",
+        "--input",
+        s(&input.join("x.png")),
+        "--output",
+        s(&input),
+    ]);
+    one.refused(&["x.png", "overwrite this input"]);
+    unchanged(&before);
+    assert_eq!(
+        snapshot(dir.path()).len(),
+        before.len(),
+        "nothing new written"
+    );
+}
+
+#[test]
+fn colliding_output_names_are_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    png(&input.join("a.png"), 32, 32);
+    image::RgbImage::new(32, 32)
+        .save(input.join("a.jpg"))
+        .unwrap();
+    png(&input.join("b.png"), 32, 32);
+    png(&input.join("b_cutout.png"), 32, 32);
+    let out = dir.path().join("out");
+    let r = scfnet(&[
+        "predict",
+        "--random-weights",
+        "--size",
+        "64",
+        "--cutout",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+    ]);
+    r.refused(&["a.jpg", "a.png", "b_cutout.png", "collision"]);
+    assert!(!out.exists(), "nothing written");
+}
+
+// ---------------------------------------------------------------- class 4: non-finite values
+
+#[test]
+fn nan_weights_are_refused_where_they_enter() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("nan.safetensors");
+    student_weights(&weights, Some("de1.cv2.0.weight"));
+    png(&dir.path().join("in/a.png"), 32, 32);
+    let out = dir.path().join("out");
+    scfnet(&[
+        "predict",
+        "--weights",
+        s(&weights),
+        "--size",
+        "64",
+        "--input",
+        s(&dir.path().join("in")),
+        "--output",
+        s(&out),
+    ])
+    .refused(&["nan.safetensors", "de1.cv2.0.weight", "NaN"]);
+    assert!(!out.exists());
+
+    let data = dir.path().join("data");
+    synth(&data, 4);
+    let run = dir.path().join("run");
+    let mut a = vec![
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--init-weights",
+        s(&weights),
+    ];
+    a.extend_from_slice(&TINY_TRAIN);
+    scfnet(&a).refused(&["nan.safetensors", "de1.cv2.0.weight", "NaN"]);
+    assert!(!run.join("model.safetensors").exists());
+}
+
+#[test]
+fn non_finite_settings_and_diverging_runs_fail_without_writing_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 4);
+    for (flag, value, needle) in [
+        ("--warmup-epochs", "NaN", "warm-up"),
+        ("--lr", "inf", "learning rate"),
+        ("--lr", "0", "learning rate"),
+        ("--min-lr", "1", "learning rate"),
+        ("--drop-path", "1.5", "stochastic-depth"),
+    ] {
+        let run = dir.path().join(format!("run{flag}{value}"));
+        let mut a = vec!["train", "--data", s(&data), "--out", s(&run), flag, value];
+        a.extend_from_slice(&TINY_TRAIN);
+        scfnet(&a).refused(&[needle]);
+        assert!(!run.exists(), "{flag} {value}: nothing written");
+    }
+    // A finite but absurd learning rate: the weights overflow; nothing NaN is written.
+    let run = dir.path().join("diverge");
+    let mut a = vec![
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--lr",
+        "1e30",
+        "--warmup-epochs",
+        "0",
+        "--epochs",
+        "2",
+    ];
+    a.extend_from_slice(&TINY_TRAIN[..6]);
+    a.extend_from_slice(&["--quiet", "--no-augment"]);
+    scfnet(&a).refused(&["stopping"]);
+    assert!(
+        !run.join("model.safetensors").exists(),
+        "no non-finite model.safetensors"
+    );
+}
+
+// ---------------------------------------------------------------- class 5: earlier runs
+
+#[test]
+fn a_new_run_does_not_replace_an_earlier_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 4);
+    let run = dir.path().join("run");
+    let mut a = vec![
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--max-steps",
+        "1",
+    ];
+    a.extend_from_slice(&TINY_TRAIN);
+    scfnet(&a).succeeded();
+    let before = snapshot(&run);
+    assert!(before.contains_key(&run.join("model.safetensors")));
+    scfnet(&a).refused(&["earlier run", "--resume", "--overwrite"]);
+    unchanged(&before);
+    let mut over = a.clone();
+    over.push("--overwrite");
+    scfnet(&over).succeeded();
+}
+
+// ---------------------------------------------------------------- class 6: absurd sizes
+
+/// CRC-32 of PNG chunks.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A PNG whose header declares `w`×`h` pixels but which holds a single row.
+fn lying_png(path: &Path, w: u32, h: u32) {
+    let mut small = Vec::new();
+    image::RgbImage::new(1, 1)
+        .write_to(
+            &mut std::io::Cursor::new(&mut small),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    // IHDR data starts after the 8-byte signature, length and type: bytes 16..29, CRC 29..33.
+    small[16..20].copy_from_slice(&w.to_be_bytes());
+    small[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&small[12..29]);
+    small[29..33].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(path, small).unwrap();
+}
+
+#[test]
+fn absurd_sizes_are_errors_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    png(&input.join("a.png"), 32, 32);
+    let out = dir.path().join("out");
+    for size in ["4294967296", "65536", "0", "33"] {
+        scfnet(&[
+            "predict",
+            "--random-weights",
+            "--size",
+            size,
+            "--input",
+            s(&input),
+            "--output",
+            s(&out),
+        ])
+        .refused(&["--size", "multiple of 32"]);
+    }
+    let data = dir.path().join("data");
+    synth(&data, 2);
+    let run = dir.path().join("run");
+    scfnet(&[
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--sizes",
+        "65536",
+        "--quiet",
+    ])
+    .refused(&["65536", "at most 4096"]);
+    scfnet(&[
+        "synth",
+        "--out",
+        s(&dir.path().join("huge")),
+        "--n",
+        "1",
+        "--max-side",
+        "18446744073709551615",
+    ])
+    .refused(&["18446744073709551615", "4096"]);
+    // 13000 × 13000 declared in 70 bytes: refused from the header, nothing allocated.
+    let bomb = dir.path().join("bomb");
+    std::fs::create_dir_all(&bomb).unwrap();
+    lying_png(&bomb.join("big.png"), 13000, 13000);
+    let r = scfnet_within(
+        &[
+            "predict",
+            "--random-weights",
+            "--size",
+            "64",
+            "--input",
+            s(&bomb),
+            "--output",
+            s(&out),
+        ],
+        Duration::from_secs(30),
+        &[],
+    );
+    r.refused(&["big.png", "13000x13000", "SCFNET_MAX_PIXELS"]);
+}
+
+// ---------------------------------------------------------------- class 7: temporaries
+
+#[test]
+fn temporaries_are_never_left_and_stale_ones_are_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("student.pdparams");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/data/model/authors_student_f16.pdparams"),
+        &checkpoint,
+    )
+    .unwrap();
+    let onto = dir.path().join("a-folder");
+    std::fs::create_dir(&onto).unwrap();
+    convert(&checkpoint, &onto).refused(&["a-folder", "folder"]);
+    convert(&checkpoint, &checkpoint).refused(&["overwrite this input"]);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "no temporary left: {names:?}");
+    assert_eq!(std::fs::read_dir(&onto).unwrap().count(), 0);
+
+    // A run killed while writing leaves temporaries; the next run of that folder removes them.
+    let data = dir.path().join("data");
+    synth(&data, 4);
+    let run = dir.path().join("run");
+    let mut a = vec![
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--max-steps",
+        "1",
+    ];
+    a.extend_from_slice(&TINY_TRAIN);
+    scfnet(&a).succeeded();
+    let stale_dir = run.join("checkpoints/.step-00000007.tmp4242");
+    std::fs::create_dir_all(&stale_dir).unwrap();
+    std::fs::write(stale_dir.join("weights.safetensors"), b"half").unwrap();
+    let stale_file = run.join(".model.safetensors.4242.tmp");
+    std::fs::write(&stale_file, b"half").unwrap();
+    let mut resume = a.clone();
+    resume.push("--resume");
+    scfnet(&resume).succeeded();
+    assert!(!stale_dir.exists() && !stale_file.exists());
+}
+
+// ---------------------------------------------------------------- class 8: the rest
+
+#[test]
+fn truncated_jpegs_are_reported_not_decoded_as_grey() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let mut jpeg = Vec::new();
+    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 77]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    std::fs::write(input.join("cut.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
+    png(&input.join("fine.png"), 32, 32);
+    let out = dir.path().join("out");
+    let r = scfnet(&[
+        "predict",
+        "--random-weights",
+        "--size",
+        "64",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+    ]);
+    // The good image is written, the run still fails and names the bad one (our end-of-image
+    // check or the decoder's header parser, whichever sees the cut first).
+    r.refused(&["cut.jpg", "cannot decode image"]);
+    assert!(out.join("fine.png").is_file() && !out.join("cut.png").exists());
+}
+
+#[test]
+fn list_files_cannot_point_outside_the_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 2);
+    for bad in ["../../etc/passwd", "/etc/passwd"] {
+        std::fs::write(data.join("train.txt"), format!("00000\n{bad}\n")).unwrap();
+        let run = dir.path().join("run");
+        let mut a = vec!["train", "--data", s(&data), "--out", s(&run)];
+        a.extend_from_slice(&TINY_TRAIN);
+        scfnet(&a).refused(&["train.txt", "line 2", "inside the dataset"]);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_non_utf8_file_name_is_named_as_such() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 2);
+    std::fs::remove_file(data.join("train.txt")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    png(&data.join("image").join(odd), 64, 64);
+    png(&data.join("mask").join(odd), 64, 64);
+    let run = dir.path().join("run");
+    let mut a = vec!["train", "--data", s(&data), "--out", s(&run)];
+    a.extend_from_slice(&TINY_TRAIN);
+    let r = scfnet(&a);
+    r.refused(&["not valid UTF-8"]);
+    assert!(!r.text.contains("no mask"), "{}", r.text);
+}
+
+#[test]
+fn eval_with_nothing_scorable_is_an_error_and_tiny_maps_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pred, gt) = (dir.path().join("pred"), dir.path().join("gt"));
+    std::fs::create_dir_all(&pred).unwrap();
+    std::fs::create_dir_all(&gt).unwrap();
+    image::GrayImage::new(1, 1)
+        .save(pred.join("a.png"))
+        .unwrap();
+    image::GrayImage::new(1, 1).save(gt.join("a.png")).unwrap();
+    std::fs::write(pred.join("b.png"), b"not a png").unwrap();
+    image::GrayImage::new(8, 8).save(gt.join("b.png")).unwrap();
+    let r = scfnet(&[
+        "eval",
+        "--pred",
+        s(&pred),
+        "--gt",
+        s(&gt),
+        "--allow-missing",
+    ]);
+    r.refused(&[
+        "a.png",
+        "at least 2 pixels",
+        "b.png",
+        "nothing could be scored",
+    ]);
+    assert!(!r.text.contains("NaN"), "no NaN table:\n{}", r.text);
+}
