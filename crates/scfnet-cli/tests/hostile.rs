@@ -594,6 +594,23 @@ fn absurd_sizes_are_errors_not_crashes() {
         &[],
     );
     r.refused(&["big.png", "13000x13000", "SCFNET_MAX_PIXELS"]);
+    // The same file as a map to score.
+    let gt = dir.path().join("gt");
+    std::fs::create_dir_all(&gt).unwrap();
+    image::GrayImage::new(8, 8).save(gt.join("big.png")).unwrap();
+    let r = scfnet_within(
+        &["eval", "--pred", s(&bomb), "--gt", s(&gt)],
+        Duration::from_secs(30),
+        &[],
+    );
+    r.refused(&["big.png", "13000x13000"]);
+    // The limit comes from SCFNET_MAX_PIXELS (lowered here to 1).
+    let r = scfnet_within(
+        &["eval", "--pred", s(&bomb), "--gt", s(&gt)],
+        Duration::from_secs(30),
+        &[("SCFNET_MAX_PIXELS", "1")],
+    );
+    r.refused(&["big.png", "limit of 1"]);
 }
 
 // ---------------------------------------------------------------- class 7: temporaries

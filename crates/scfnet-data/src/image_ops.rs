@@ -45,19 +45,7 @@ impl Planar {
     }
 }
 
-/// Most pixels an image may have unless `SCFNET_MAX_PIXELS` says otherwise: 64 million
-/// (8000 × 8000, ~200 MB as RGB). A file declaring more is refused before anything is allocated.
-pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
-
-/// The pixel limit in force: `SCFNET_MAX_PIXELS` (a positive integer) if set, else
-/// [`DEFAULT_MAX_PIXELS`].
-pub fn max_pixels() -> u64 {
-    std::env::var("SCFNET_MAX_PIXELS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_MAX_PIXELS)
-}
+pub use sod_metrics::{max_pixels, DEFAULT_MAX_PIXELS};
 
 /// Whether a JPEG file's end-of-image marker (`FF D9`) is in its last 4 KiB: a file cut short
 /// has none (a stuffed scan never contains `FF D9`), and the decoder would fill the missing

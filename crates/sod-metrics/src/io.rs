@@ -9,6 +9,21 @@ use crate::gray::GrayMap;
 use crate::pair::SaliencyPair;
 use crate::resize::{resize_bilinear, ResizeMode};
 
+/// Most pixels an image file may have unless `SCFNET_MAX_PIXELS` says otherwise: 64 million
+/// (8000 × 8000). A file declaring more is refused from its header, before anything is
+/// allocated (a 70-byte PNG can declare 13000 × 13000). The scfnet tools share this limit.
+pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
+
+/// The pixel limit in force: `SCFNET_MAX_PIXELS` (a positive integer) if set, else
+/// [`DEFAULT_MAX_PIXELS`].
+pub fn max_pixels() -> u64 {
+    std::env::var("SCFNET_MAX_PIXELS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_MAX_PIXELS)
+}
+
 /// How a file's pixels became grey levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraySource {
@@ -63,17 +78,33 @@ pub fn load_gray(path: impl AsRef<Path>) -> Result<LoadedGray> {
         path: path.to_owned(),
         source,
     })?;
-    let decoded = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| MetricsError::Decode {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?
-        .decode()
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+            .with_guessed_format()
+            .map_err(|e| MetricsError::Decode {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })
+    };
+    let (w, h) = reader()?
+        .into_dimensions()
         .map_err(|e| MetricsError::Decode {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
+    let limit = max_pixels();
+    if w as u64 * h as u64 > limit {
+        return Err(MetricsError::Decode {
+            path: path.to_owned(),
+            message: format!(
+                "{w}x{h} pixels, more than the limit of {limit} (set SCFNET_MAX_PIXELS to raise it)"
+            ),
+        });
+    }
+    let decoded = reader()?.decode().map_err(|e| MetricsError::Decode {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
     let (w, h) = (decoded.width(), decoded.height());
     let (data, source) = match decoded {
         DynamicImage::ImageLuma8(img) => (img.into_raw(), GraySource::Gray),
