@@ -467,6 +467,17 @@ fn non_finite_settings_and_diverging_runs_fail_without_writing_weights() {
         !run.join("model.safetensors").exists(),
         "no non-finite model.safetensors"
     );
+    // The same with a checkpoint due right after the diverging update: its (finite but huge)
+    // weights give the NaN loss of the next step, so that checkpoint is removed again and
+    // neither `latest` nor model.safetensors holds the diverged step.
+    let run = dir.path().join("diverge-checkpoint");
+    let mut b = a.clone();
+    b[4] = s(&run);
+    b.extend_from_slice(&["--checkpoint-every", "1"]);
+    scfnet(&b).refused(&["stopping", "diverged"]);
+    assert!(!run.join("model.safetensors").exists());
+    assert!(!run.join("checkpoints/latest").exists());
+    assert!(!run.join("checkpoints/step-00000001").exists());
 }
 
 // ---------------------------------------------------------------- class 5: earlier runs
@@ -597,7 +608,9 @@ fn absurd_sizes_are_errors_not_crashes() {
     // The same file as a map to score.
     let gt = dir.path().join("gt");
     std::fs::create_dir_all(&gt).unwrap();
-    image::GrayImage::new(8, 8).save(gt.join("big.png")).unwrap();
+    image::GrayImage::new(8, 8)
+        .save(gt.join("big.png"))
+        .unwrap();
     let r = scfnet_within(
         &["eval", "--pred", s(&bomb), "--gt", s(&gt)],
         Duration::from_secs(30),

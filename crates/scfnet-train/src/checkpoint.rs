@@ -134,6 +134,56 @@ fn prune(root: &Path, newest: &str) -> Result<()> {
     Ok(())
 }
 
+/// Removes the checkpoints of step `step` and later (weights that turned out to give a
+/// non-finite loss), points `latest` and `model.safetensors` back at the newest one left, or
+/// removes them if none is left.
+pub fn discard_from(out: &Path, step: usize) -> Result<()> {
+    let root = out.join("checkpoints");
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(());
+    };
+    let mut kept: Vec<String> = Vec::new();
+    for name in entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+    {
+        let Some(n) = name
+            .strip_prefix("step-")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if n >= step {
+            let dir = root.join(&name);
+            std::fs::remove_dir_all(&dir).map_err(|e| TrainError::io(&dir, e))?;
+            tracing::warn!(
+                "removed checkpoint {} (its weights diverged)",
+                dir.display()
+            );
+        } else {
+            kept.push(name);
+        }
+    }
+    kept.sort();
+    let model = out.join("model.safetensors");
+    match kept.last() {
+        Some(newest) => {
+            write_atomic(&root.join(LATEST), newest.as_bytes())?;
+            let weights = root.join(newest).join(WEIGHTS);
+            files::write_with(&model, |tmp| std::fs::copy(&weights, tmp).map(|_| ()))
+                .map_err(|e| TrainError::io(&model, e))?;
+        }
+        None => {
+            for p in [root.join(LATEST), model] {
+                if p.exists() {
+                    std::fs::remove_file(&p).map_err(|e| TrainError::io(&p, e))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The newest checkpoint folder under `out`, if any.
 pub fn latest(out: &Path) -> Result<Option<PathBuf>> {
     let pointer = out.join("checkpoints").join(LATEST);

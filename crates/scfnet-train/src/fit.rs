@@ -251,18 +251,27 @@ pub fn fit(
                 let t0 = Instant::now();
                 let images = batch.images_tensor(&device)?.to_dtype(dtype)?;
                 let lr = schedule.lr(state.step);
-                let outcome = match teacher {
+                let stepped = match teacher {
                     Some(t) => {
                         let p2 = t.p2(&images)?;
-                        trainer.step(&images, Target::Teacher(&p2), epoch, state.step, lr)?
+                        trainer.step(&images, Target::Teacher(&p2), epoch, state.step, lr)
                     }
                     None => {
                         let masks = batch
                             .masks_tensor(&device)?
                             .expect("labeled data has masks")
                             .to_dtype(dtype)?;
-                        trainer.step(&images, Target::Mask(&masks), epoch, state.step, lr)?
+                        trainer.step(&images, Target::Mask(&masks), epoch, state.step, lr)
                     }
+                };
+                let outcome = match stepped {
+                    Err(e @ TrainError::NonFinite { .. }) => {
+                        // The weights of this step gave a non-finite loss: a checkpoint written
+                        // with them is not a good one.
+                        checkpoint::discard_from(out, state.step)?;
+                        return Err(e);
+                    }
+                    other => other?,
                 };
                 let line = json!({
                     "step": state.step, "epoch": epoch, "batch": batch.index, "size": batch.size,
