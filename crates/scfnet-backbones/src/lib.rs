@@ -27,3 +27,8 @@ pub use mobilenetv3::{make_divisible, MobileNetV3};
 pub use resnet::ResNet50;
 pub use swin::{SwinConfig, SwinTransformer};
 pub use synthetic::{synthetic_image, synthetic_values, synthetic_var_builder, SyntheticWeights};
+
+/// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -122,15 +122,17 @@ fn train_timed(
 ) -> Result<(Trainer, f64)> {
     let t0 = Instant::now();
     let mut trainer = Trainer::fresh(config, dev, DType::F32)?;
-    let options = FitOptions {
+    let mut options = FitOptions {
         out,
         resume: false,
         validation: Vec::new(),
         stop_after_epochs: None,
         max_steps: None,
-        progress: true,
+        progress: Some(crate::progress::training_bar(false)),
+        workers: 2,
+        checkpoint_every: 0,
     };
-    fit(&mut trainer, data, teacher, &options)?;
+    fit(&mut trainer, data, teacher, &mut options)?;
     Ok((trainer, t0.elapsed().as_secs_f64()))
 }
 

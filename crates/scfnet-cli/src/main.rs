@@ -11,6 +11,7 @@ mod eval;
 mod info;
 mod paths;
 mod predict;
+mod progress;
 mod synth;
 mod train;
 

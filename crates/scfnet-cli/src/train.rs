@@ -6,11 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
-use candle_nn::VarBuilder;
 use clap::Args;
-use scfnet_backbones::{
-    check_safetensors, resolve, synthetic_var_builder, HubOptions, WeightSource,
-};
+use scfnet_backbones::{resolve, HubOptions, WeightSource};
 use scfnet_data::SodDataset;
 use scfnet_model::{ModelKind, Scfnet};
 use scfnet_train::{
@@ -143,11 +140,7 @@ fn config(model: ModelKind, args: &CommonArgs) -> TrainConfig {
     TrainConfig {
         epochs: args.epochs.unwrap_or(paper.epochs),
         batch: args.batch.unwrap_or(paper.batch),
-        sizes: args.sizes.clone().unwrap_or(if model == ModelKind::SwinB {
-            vec![384]
-        } else {
-            paper.sizes.clone()
-        }),
+        sizes: args.sizes.clone().unwrap_or(paper.sizes.clone()),
         max_lr: args.lr.unwrap_or(paper.max_lr),
         min_lr: args.min_lr.unwrap_or(paper.min_lr),
         warmup_epochs: args.warmup_epochs.unwrap_or(paper.warmup_epochs),
@@ -155,9 +148,7 @@ fn config(model: ModelKind, args: &CommonArgs) -> TrainConfig {
         seed: args.seed,
         augment: !args.no_augment,
         test_size: args.test_size.unwrap_or(paper.test_size),
-        checkpoint_every: args.checkpoint_every,
         skip_bad_samples: !args.fail_on_bad_sample,
-        workers: args.workers,
         ..paper
     }
 }
@@ -282,7 +273,9 @@ fn options(args: &CommonArgs) -> Result<FitOptions> {
         validation: validation_sets(&args.val)?,
         stop_after_epochs: args.stop_after_epochs,
         max_steps: args.max_steps,
-        progress: !args.quiet,
+        progress: Some(crate::progress::training_bar(args.quiet)),
+        workers: args.workers,
+        checkpoint_every: args.checkpoint_every,
     })
 }
 
@@ -312,7 +305,7 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
         t.config().epochs,
         t.config().batch
     );
-    let summary = fit(&mut t, data, None, &options(&args.common)?)?;
+    let summary = fit(&mut t, data, None, &mut options(&args.common)?)?;
     report(&summary, &args.common.out);
     Ok(ExitCode::SUCCESS)
 }
@@ -320,12 +313,7 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
 /// The frozen teacher from a weight file, checked name by name first.
 pub fn load_teacher(kind: ModelKind, spec: &str, dev: &candle_core::Device) -> Result<Teacher> {
     let path = weight_file(spec)?;
-    let (probe, recorded) = synthetic_var_builder(DType::F32, &candle_core::Device::Cpu);
-    Scfnet::new(kind, probe)?;
-    check_safetensors(&path, &recorded.requested(), &path.display().to_string())?;
-    // SAFETY: the weight file is memory-mapped read-only for the life of the process.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, dev) }
-        .with_context(|| format!("{}: cannot load teacher weights", path.display()))?;
+    let vb = scfnet_model::load_weights(kind, &path, &path.display().to_string(), dev)?;
     Ok(Teacher::new(Scfnet::new(kind, vb)?))
 }
 
@@ -352,7 +340,7 @@ pub fn run_distill(args: DistillArgs) -> Result<ExitCode> {
         t.config().epochs,
         t.config().batch
     );
-    let summary = fit(&mut t, data, Some(&teacher), &options(&args.common)?)?;
+    let summary = fit(&mut t, data, Some(&teacher), &mut options(&args.common)?)?;
     report(&summary, &args.common.out);
     Ok(ExitCode::SUCCESS)
 }

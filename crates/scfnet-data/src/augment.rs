@@ -5,10 +5,9 @@
 use crate::image_ops::{crop, flip_horizontal, flip_vertical, gaussian_blur, Planar};
 use crate::rng::Rng;
 
-/// Per-channel mean of the original code (RGB order; not the ImageNet constants).
-pub const MEAN: [f32; 3] = [124.55, 118.90, 102.94];
-/// Per-channel standard deviation of the original code (RGB order).
-pub const STD: [f32; 3] = [56.77, 55.97, 57.50];
+/// The normalisation of the original code (RGB order; not the ImageNet constants), defined once
+/// with the networks' inference path.
+pub use scfnet_model::{MEAN, STD};
 
 /// Which augmentations run; [`Augment::paper`] is the original chain, [`Augment::none`] only
 /// normalises (fixed batches, parity tests, validation).

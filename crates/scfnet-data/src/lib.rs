@@ -4,7 +4,7 @@
 //!   list file, and plain folders of unlabeled images for distillation;
 //! - [`validate`]: every image and mask decodes and sizes agree, all problems reported together;
 //! - [`Augment`]: the original augmentation chain (blur, contrast/brightness, normalisation, crop,
-//!   flips), and [`test_input`] for test time;
+//!   flips) (test-time input: `scfnet_model::preprocess`, the one inference path);
 //! - [`Loader`]: seeded, reproducible batches with the per-batch multi-scale resize, prepared by
 //!   worker threads ahead of use;
 //! - [`synth`]: a synthetic SOD generator, the embedded default data (no download needed);
@@ -28,6 +28,11 @@ pub use image_ops::{
     decode_image, max_pixels, read_mask, read_rgb, resize_bilinear, Planar, DEFAULT_MAX_PIXELS,
 };
 pub use layout::{Sample, SodDataset, IMAGE_EXTENSIONS};
-pub use loader::{test_input, Batch, EpochBatches, Loader, LoaderConfig, OnError, PAPER_SIZES};
+pub use loader::{Batch, EpochBatches, Loader, LoaderConfig, OnError, PAPER_SIZES};
 pub use rng::Rng;
 pub use validate::{validate, ValidationReport};
+
+/// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 
 use candle_core::{Device, Tensor};
 
-use crate::augment::{normalize, Augment};
+use crate::augment::Augment;
 use crate::error::{DataError, Result};
 use crate::image_ops::{read_mask, read_rgb, resize_bilinear, Planar};
 use crate::layout::{Sample, SodDataset};
@@ -126,17 +126,6 @@ fn push_chw(img: &Planar, out: &mut Vec<f32>) {
     for c in 0..img.channels {
         out.extend((0..hw).map(|i| img.data[i * img.channels + c]));
     }
-}
-
-/// The network input of one test image: RGB in `[0, 255]` normalised and resized to `size × size`
-/// (bilinear), as `(3, size, size)` row-major.
-pub fn test_input(rgb: &Planar, size: usize) -> Vec<f32> {
-    let mut img = rgb.clone();
-    normalize(&mut img);
-    let img = resize_bilinear(&img, size, size);
-    let mut out = Vec::with_capacity(3 * size * size);
-    push_chw(&img, &mut out);
-    out
 }
 
 /// Decodes one sample (mask required when the sample has one) and checks that sizes agree.

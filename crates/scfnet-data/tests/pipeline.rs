@@ -98,9 +98,35 @@ fn no_augmentation_gives_the_normalised_resized_image() {
     };
     let loader = Loader::new(ds.clone(), cfg).unwrap();
     let b = loader.batch(0, 0).unwrap();
-    let rgb = scfnet_data::read_rgb(&ds.samples()[0].image).unwrap();
-    let want = scfnet_data::test_input(&rgb, 48);
-    assert_eq!(&b.images[..want.len()], &want[..]);
+    // Without augmentation, a training batch is what the inference path feeds the network.
+    let rgb = scfnet_data::decode_image(&ds.samples()[0].image)
+        .unwrap()
+        .to_rgb8();
+    let image = scfnet_model::RgbRef {
+        pixels: rgb.as_raw(),
+        width: rgb.width() as usize,
+        height: rgb.height() as usize,
+    };
+    let want = scfnet_model::preprocess(
+        image,
+        48,
+        &candle_core::Device::Cpu,
+        candle_core::DType::F32,
+    )
+    .unwrap()
+    .flatten_all()
+    .unwrap()
+    .to_vec1::<f32>()
+    .unwrap();
+    let worst = b.images[..want.len()]
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst < 1e-4,
+        "training and inference inputs differ by {worst}"
+    );
     let m = b.masks.unwrap();
     assert!(m.iter().all(|v| (0.0..=1.0).contains(v)));
 }

@@ -4,20 +4,30 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 use scfnet_backbones::paddle::{
-    convert_file, ConversionReport, Mapping, PADDLE_BN_ONLY, SWIN_PADDLE,
+    convert_file, paddle_bn_names, ConversionReport, Mapping, PADDLE_BN_ONLY, SWIN_PADDLE,
 };
 use scfnet_backbones::{synthetic_var_builder, WeightsError};
 
 use crate::kind::ModelKind;
-use crate::scfnet::Scfnet;
+use crate::scfnet::{backbone_name, Scfnet, BACKBONE_PREFIX};
+
+/// The authors' whole SCFNet-Swin-B checkpoint: names under [`BACKBONE_PREFIX`] mapped by
+/// [`SWIN_PADDLE`] (and kept under the prefix), the decoder's BatchNorm statistics renamed.
+const SCFNET_SWIN_PADDLE: Mapping = Mapping {
+    rename: |name| match backbone_name(name) {
+        Some(rest) => (SWIN_PADDLE.rename)(rest).map(|r| format!("{BACKBONE_PREFIX}.{r}")),
+        None => Some(paddle_bn_names(name)),
+    },
+    transpose: |name| backbone_name(name).is_some_and(SWIN_PADDLE.transpose),
+};
 
 /// How the authors' checkpoint of `kind` maps to our names: BatchNorm statistics renamed; for the
 /// Swin-B teacher also the original Swin layout moved to timm's (see
-/// [`scfnet_backbones::paddle::SWIN_PADDLE`]).
+/// [`scfnet_backbones::paddle::SWIN_PADDLE`], applied under [`BACKBONE_PREFIX`]).
 pub fn paddle_mapping(kind: ModelKind) -> Mapping {
     match kind {
         ModelKind::Student | ModelKind::R50 => PADDLE_BN_ONLY,
-        ModelKind::SwinB => SWIN_PADDLE,
+        ModelKind::SwinB => SCFNET_SWIN_PADDLE,
     }
 }
 

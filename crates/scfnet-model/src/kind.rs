@@ -40,15 +40,6 @@ impl ModelKind {
         }
     }
 
-    /// Channels of the backbone maps `x2 … x5` that the decoder consumes.
-    pub fn backbone_channels(self) -> [usize; 4] {
-        match self {
-            ModelKind::Student => [16, 24, 56, 80],
-            ModelKind::R50 => [256, 512, 1024, 2048],
-            ModelKind::SwinB => [128, 256, 512, 1024],
-        }
-    }
-
     /// The stochastic-depth rate the authors train with: 0.5 for Swin-B (`SwinT.py`:
     /// `drop_path_rate=0.5`, "do not appear in official code"), 0 for the others (none built).
     pub fn paper_drop_path(self) -> f64 {

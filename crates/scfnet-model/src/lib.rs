@@ -13,10 +13,14 @@ mod convert;
 mod decoder;
 mod info;
 mod kind;
+mod predictor;
 mod scfnet;
 
 pub use convert::{convert_paddle_checkpoint, expected_tensors, paddle_mapping};
 pub use decoder::{Cbr, Decoder, Scfm, SideOutputs};
 pub use info::{model_info, ModelInfo};
 pub use kind::{check_input_side, ModelKind, MAX_INPUT_SIDE};
-pub use scfnet::Scfnet;
+pub use predictor::{
+    load_weights, predict_maps, preprocess, PredictError, Predictor, RgbRef, MEAN, STD,
+};
+pub use scfnet::{backbone_name, Scfnet, BACKBONE_PREFIX};

@@ -7,7 +7,18 @@ use scfnet_backbones::{Backbone, MobileNetV3, ResNet50, SwinConfig, SwinTransfor
 use crate::decoder::{Decoder, SideOutputs};
 use crate::kind::ModelKind;
 
-/// SCFNet with its backbone under `bkbone.` and the decoder at the root (the authors' names).
+/// Where the backbone's weights are in a whole network's checkpoint (the authors' `self.bkbone`):
+/// `bkbone.<backbone name>`; the decoder's names are at the root.
+pub const BACKBONE_PREFIX: &str = "bkbone";
+
+/// The backbone's own name of a whole-network tensor name (`bkbone.conv1.weight` →
+/// `conv1.weight`), or `None` for a decoder tensor.
+pub fn backbone_name(name: &str) -> Option<&str> {
+    name.strip_prefix(BACKBONE_PREFIX)?.strip_prefix('.')
+}
+
+/// SCFNet with its backbone under [`BACKBONE_PREFIX`] and the decoder at the root (the authors'
+/// names).
 pub struct Scfnet {
     kind: ModelKind,
     backbone: Box<dyn Backbone>,
@@ -25,7 +36,7 @@ impl Scfnet {
     /// training mode only. Only Swin-B has it (the authors train it with
     /// [`ModelKind::paper_drop_path`] = 0.5); the other backbones ignore the rate.
     pub fn with_drop_path(kind: ModelKind, vb: VarBuilder, drop_path_rate: f64) -> Result<Self> {
-        let bb = vb.pp("bkbone");
+        let bb = vb.pp(BACKBONE_PREFIX);
         let backbone: Box<dyn Backbone> = match kind {
             ModelKind::Student => Box::new(MobileNetV3::large_x0_5(bb)?),
             ModelKind::R50 => Box::new(ResNet50::new(bb)?),
@@ -37,7 +48,9 @@ impl Scfnet {
                 },
             )?),
         };
-        let decoder = Decoder::new(vb, kind.backbone_channels(), kind.decoder_channels())?;
+        // The decoder sizes itself from the backbone's own feature description.
+        let [_, c2, c3, c4, c5] = backbone.channels();
+        let decoder = Decoder::new(vb, [c2, c3, c4, c5], kind.decoder_channels())?;
         Ok(Self {
             kind,
             backbone,

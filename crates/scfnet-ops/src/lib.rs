@@ -53,3 +53,8 @@ pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
 pub use resize::{resize_bilinear, resize_like};
+
+/// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

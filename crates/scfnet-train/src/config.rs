@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::schedule::WarmupCosine;
 
-/// Everything that defines a run (saved in every checkpoint, so a resume continues with it).
+/// Everything that defines a run's result (saved in every checkpoint, so a resume continues with
+/// it). How a run is executed — loader threads, checkpoint frequency, output folder — is in
+/// [`crate::FitOptions`] and may change between invocations.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// The network being trained.
@@ -39,12 +41,8 @@ pub struct TrainConfig {
     pub augment: bool,
     /// Side of the validation input.
     pub test_size: usize,
-    /// Also checkpoint every this many steps (0: only at the end of each epoch).
-    pub checkpoint_every: usize,
     /// Skip (and count) samples that fail to load instead of stopping.
     pub skip_bad_samples: bool,
-    /// Loader worker threads.
-    pub workers: usize,
 }
 
 impl TrainConfig {
@@ -55,7 +53,12 @@ impl TrainConfig {
             model,
             epochs: 69,
             batch: 128,
-            sizes: PAPER_SIZES.to_vec(),
+            // The authors' Swin-B takes 384×384 only.
+            sizes: if model == ModelKind::SwinB {
+                vec![384]
+            } else {
+                PAPER_SIZES.to_vec()
+            },
             max_lr: 6.4e-2,
             min_lr: 6.4e-4,
             warmup_epochs: 5.0,
@@ -66,9 +69,7 @@ impl TrainConfig {
             seed: 0,
             augment: true,
             test_size: model.default_size(),
-            checkpoint_every: 0,
             skip_bad_samples: true,
-            workers: 2,
         }
     }
 
@@ -152,5 +153,12 @@ mod tests {
             ..c
         };
         assert!(bad.check().unwrap_err().contains("32"));
+    }
+
+    #[test]
+    fn the_paper_recipe_is_valid_for_every_model() {
+        for kind in ModelKind::ALL {
+            assert_eq!(TrainConfig::paper(kind).check(), Ok(()), "{kind}");
+        }
     }
 }

@@ -48,6 +48,14 @@ pub enum TrainError {
         /// The tensors.
         names: Vec<String>,
     },
+    /// The network could not produce a map for an image.
+    #[error("{path}: {source}")]
+    Inference {
+        /// The image.
+        path: PathBuf,
+        /// What went wrong.
+        source: Box<scfnet_model::PredictError>,
+    },
     /// An inconsistent setting.
     #[error("{0}")]
     Config(String),

@@ -1,32 +1,13 @@
-//! Test-time maps and scores: the original test procedure (normalise, resize to the test side,
-//! eval mode, `sigmoid(p2)`, bilinear `align_corners = true` back to the image size, ×255) and the
-//! metrics of `sod-metrics` on a labeled dataset.
+//! Scores on a labeled dataset: the maps of the one inference path
+//! ([`scfnet_model::predict_maps`], the authors' test procedure) against the masks, with the
+//! metrics of `sod-metrics`.
 
-use candle_core::{DType, Device, Tensor};
-use scfnet_data::{read_mask, read_rgb, test_input, Planar, SodDataset};
-use scfnet_model::Scfnet;
+use candle_core::{DType, Device};
+use scfnet_data::{decode_image, read_mask, SodDataset};
+use scfnet_model::{predict_maps, RgbRef, Scfnet};
 use sod_metrics::{Accumulator, DatasetScores, GrayMap};
 
 use crate::error::{Result, TrainError};
-
-/// The 8-bit saliency map of one RGB image (`[0, 255]`), at the image's own size.
-pub fn predict_map(
-    net: &Scfnet,
-    rgb: &Planar,
-    size: usize,
-    device: &Device,
-    dtype: DType,
-) -> Result<Vec<u8>> {
-    let x = Tensor::from_vec(test_input(rgb, size), (1, 3, size, size), device)?.to_dtype(dtype)?;
-    let logits = net.side_outputs(&x, false)?.p2;
-    let prob = candle_nn::ops::sigmoid(&logits)?.to_device(&Device::Cpu)?;
-    let full = scfnet_ops::resize_bilinear(&prob, (rgb.height, rgb.width), true)?;
-    let values = full.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    Ok(values
-        .iter()
-        .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-        .collect())
-}
 
 /// Scores `net` on a labeled `dataset` at input side `size`; `each` sees every map with its
 /// sample's stem (to write it, say).
@@ -46,10 +27,21 @@ pub fn evaluate(
                 sample.image.display()
             ))
         })?;
-        let rgb = read_rgb(&sample.image)?;
+        let rgb = decode_image(&sample.image)?.to_rgb8();
+        let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         let mask = read_mask(mask_path)?;
-        let map = predict_map(net, &rgb, size, device, dtype)?;
-        let pred = GrayMap::new(rgb.width, rgb.height, map)
+        let image = RgbRef {
+            pixels: rgb.as_raw(),
+            width: w,
+            height: h,
+        };
+        let map = predict_maps(net, size, device, dtype, &[image])
+            .map_err(|source| TrainError::Inference {
+                path: sample.image.clone(),
+                source: Box::new(source),
+            })?
+            .remove(0);
+        let pred = GrayMap::new(w, h, map)
             .map_err(|e| TrainError::Config(format!("{}: {e}", sample.image.display())))?;
         let gt = GrayMap::new(
             mask.width,

@@ -1,19 +1,21 @@
 //! The training loop shared by full supervision and distillation: epochs of batches from the
-//! seeded loader, the per-iteration schedule, checkpoints, resume, per-epoch validation, a
-//! progress bar and a JSONL log of every step.
+//! seeded loader around one loop, with its pieces apart — resume ([`resume_state`]), the log
+//! ([`crate::run_log`]), validation ([`validate_epoch`]), checkpoints ([`crate::checkpoint`]) and
+//! progress events ([`crate::progress`]).
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use candle_core::{DType, Device};
 use scfnet_data::{validate, Augment, Loader, LoaderConfig, OnError, SodDataset};
-use serde_json::json;
 
 use crate::checkpoint::{self, RunState};
+use crate::config::TrainConfig;
 use crate::engine::{Target, Teacher, Trainer};
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
+use crate::progress::{FitEvent, ProgressCallback, Reporter};
+use crate::run_log::{RunLog, StepLine};
 
 /// How to run [`fit`].
 pub struct FitOptions {
@@ -29,8 +31,12 @@ pub struct FitOptions {
     /// Stop (with a checkpoint and `model.safetensors`) after this many optimiser steps of this
     /// invocation, wherever in an epoch; a later `resume` continues from there.
     pub max_steps: Option<usize>,
-    /// Draw a progress bar on standard error.
-    pub progress: bool,
+    /// Receives progress events (the CLI draws a bar from them); `None`: notes go to `tracing`.
+    pub progress: Option<ProgressCallback>,
+    /// Loader threads decoding and augmenting ahead of the network (at least 1).
+    pub workers: usize,
+    /// Also checkpoint every this many steps (0: only at the end of each epoch).
+    pub checkpoint_every: usize,
 }
 
 /// Validation scores of one epoch on one dataset.
@@ -74,31 +80,121 @@ fn mode_name(teacher: Option<&Teacher>) -> String {
     }
 }
 
-/// Opens `out/log.jsonl` for appending; on resume keeps only the lines of steps before `step`.
-fn open_log(out: &std::path::Path, resume_step: Option<usize>) -> Result<std::fs::File> {
-    let path = out.join("log.jsonl");
-    let kept = match resume_step {
-        Some(step) if path.exists() => std::fs::read_to_string(&path)
-            .map_err(|e| TrainError::io(&path, e))?
-            .lines()
-            .filter(|l| {
-                // Step lines before the checkpoint, and the validations that ended at it.
-                serde_json::from_str::<serde_json::Value>(l)
-                    .ok()
-                    .is_some_and(|v| {
-                        let s = v.get("step").and_then(|s| s.as_u64()).unwrap_or(u64::MAX) as usize;
-                        s < step || (s == step && v.get("validation").is_some())
-                    })
-            })
-            .map(|l| format!("{l}\n"))
-            .collect::<String>(),
-        _ => String::new(),
+/// Removes temporaries of a killed earlier run (half-written checkpoints, weights) from `out`.
+fn clean_stale(out: &Path) -> Result<()> {
+    let mut stale = 0;
+    for dir in [out.to_owned(), out.join("checkpoints")] {
+        stale += scfnet_backbones::files::remove_stale_temporaries(&dir)
+            .map_err(|e| TrainError::io(&dir, e))?;
+    }
+    if stale > 0 {
+        tracing::info!("removed {stale} temporary file(s) left by an interrupted run");
+    }
+    Ok(())
+}
+
+/// The state a run starts from: the newest checkpoint of `out` when resuming (restored into
+/// `trainer`, which must have been built with its settings), else step 0. Returns whether it
+/// resumed.
+pub fn resume_state(
+    trainer: &mut Trainer,
+    out: &Path,
+    mode: &str,
+    resume: bool,
+) -> Result<(RunState, bool)> {
+    let fresh = RunState {
+        epoch: 0,
+        batch: 0,
+        step: 0,
+        skipped: 0,
+        config: trainer.config().clone(),
+        mode: mode.to_owned(),
     };
-    checkpoint::write_atomic(&path, kept.as_bytes())?;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .map_err(|e| TrainError::io(&path, e))
+    if !resume {
+        return Ok((fresh, false));
+    }
+    let Some(dir) = checkpoint::latest(out)? else {
+        tracing::warn!(
+            "resume: no checkpoint in {}; starting afresh",
+            out.display()
+        );
+        return Ok((fresh, false));
+    };
+    let saved = checkpoint::read_state(&dir)?;
+    if saved.config != *trainer.config() || saved.mode != mode {
+        return Err(TrainError::checkpoint(
+            &dir,
+            format!(
+                "was written by a different run ({} {:?}); build the trainer from its saved settings",
+                saved.mode, saved.config.model
+            ),
+        ));
+    }
+    checkpoint::restore(&dir, trainer)?;
+    tracing::info!(
+        "resuming from {} (epoch {}, batch {}, step {})",
+        dir.display(),
+        saved.epoch + 1,
+        saved.batch,
+        saved.step
+    );
+    Ok((saved, true))
+}
+
+/// The seeded loader of `data` for `config`, with `workers` threads.
+fn build_loader(data: SodDataset, config: &TrainConfig, workers: usize) -> Result<Loader> {
+    Ok(Loader::new(
+        data,
+        LoaderConfig {
+            batch: config.batch,
+            sizes: config.sizes.clone(),
+            shuffle: true,
+            drop_last: false,
+            seed: config.seed,
+            workers: workers.max(1),
+            prefetch: 2,
+            augment: if config.augment {
+                Augment::paper()
+            } else {
+                Augment::none()
+            },
+            on_error: if config.skip_bad_samples {
+                OnError::Skip
+            } else {
+                OnError::Fail
+            },
+        },
+    )?)
+}
+
+/// Scores the network of `trainer` on every validation set after `epoch`.
+pub fn validate_epoch(
+    trainer: &Trainer,
+    sets: &[(String, SodDataset)],
+    epoch: usize,
+    dtype: DType,
+) -> Result<Vec<EpochScores>> {
+    let device: &Device = trainer.device();
+    sets.iter()
+        .map(|(name, set)| {
+            let s = evaluate(
+                trainer.net(),
+                set,
+                trainer.config().test_size,
+                device,
+                dtype,
+                |_, _| Ok(()),
+            )?;
+            Ok(EpochScores {
+                epoch,
+                dataset: name.clone(),
+                mae: s.mae,
+                max_f: s.max_f,
+                s_measure: s.s_measure,
+                mean_e: s.mean_e,
+            })
+        })
+        .collect()
 }
 
 /// Trains `trainer` on `data` (masks for full supervision; with a `teacher`, images only and the
@@ -107,59 +203,14 @@ pub fn fit(
     trainer: &mut Trainer,
     data: SodDataset,
     teacher: Option<&Teacher>,
-    options: &FitOptions,
+    options: &mut FitOptions,
 ) -> Result<FitSummary> {
-    let out = &options.out;
+    let out = options.out.clone();
+    let out = out.as_path();
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
-    // Temporaries of a killed earlier run (half-written checkpoints, weights) go first.
-    let mut stale = 0;
-    for dir in [out.clone(), out.join("checkpoints")] {
-        stale += scfnet_backbones::files::remove_stale_temporaries(&dir)
-            .map_err(|e| TrainError::io(&dir, e))?;
-    }
-    if stale > 0 {
-        tracing::info!("removed {stale} temporary file(s) left by an interrupted run");
-    }
+    clean_stale(out)?;
     let mode = mode_name(teacher);
-    let mut state = RunState {
-        epoch: 0,
-        batch: 0,
-        step: 0,
-        skipped: 0,
-        config: trainer.config().clone(),
-        mode: mode.clone(),
-    };
-    let mut resumed = false;
-    if options.resume {
-        match checkpoint::latest(out)? {
-            Some(dir) => {
-                let saved = checkpoint::read_state(&dir)?;
-                if saved.config != *trainer.config() || saved.mode != mode {
-                    return Err(TrainError::checkpoint(
-                        &dir,
-                        format!(
-                            "was written by a different run ({} {:?}); build the trainer from its saved settings",
-                            saved.mode, saved.config.model
-                        ),
-                    ));
-                }
-                checkpoint::restore(&dir, trainer)?;
-                tracing::info!(
-                    "resuming from {} (epoch {}, batch {}, step {})",
-                    dir.display(),
-                    saved.epoch + 1,
-                    saved.batch,
-                    saved.step
-                );
-                state = saved;
-                resumed = true;
-            }
-            None => tracing::warn!(
-                "--resume: no checkpoint in {}; starting afresh",
-                out.display()
-            ),
-        }
-    }
+    let (mut state, resumed) = resume_state(trainer, out, &mode, options.resume)?;
     let config = trainer.config().clone();
     config.check().map_err(TrainError::Config)?;
     if teacher.is_none() && !data.is_labeled() {
@@ -181,55 +232,21 @@ pub fn fit(
         );
     }
     let samples = data.len();
-    let loader = Loader::new(
-        data,
-        LoaderConfig {
-            batch: config.batch,
-            sizes: config.sizes.clone(),
-            shuffle: true,
-            drop_last: false,
-            seed: config.seed,
-            workers: config.workers.max(1),
-            prefetch: 2,
-            augment: if config.augment {
-                Augment::paper()
-            } else {
-                Augment::none()
-            },
-            on_error: if config.skip_bad_samples {
-                OnError::Skip
-            } else {
-                OnError::Fail
-            },
-        },
-    )?;
+    let loader = build_loader(data, &config, options.workers)?;
     let schedule = config.schedule(samples);
     let per_epoch = loader.batches_per_epoch();
-    let mut log = open_log(out, resumed.then_some(state.step))?;
-    let log_path = out.join("log.jsonl");
-    let pb = if options.progress {
-        ProgressBar::with_draw_target(
-            Some((config.epochs * per_epoch) as u64),
-            ProgressDrawTarget::stderr(),
-        )
-    } else {
-        ProgressBar::hidden()
-    };
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} steps, {msg}, {elapsed} elapsed, ETA {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    pb.set_position((state.epoch * per_epoch + state.batch) as u64);
+    let mut log = RunLog::open(out, resumed.then_some(state.step))?;
+    let mut progress = Reporter::new(options.progress.as_mut());
+    progress.emit(FitEvent::Start {
+        position: state.epoch * per_epoch + state.batch,
+        total: config.epochs * per_epoch,
+    });
     let dtype = crate::params::var_dtype(trainer.varmap());
     let device = trainer.device().clone();
     let mut validation = Vec::new();
     let mut last_epoch_loss = f64::NAN;
     let mut checkpoint_dir = checkpoint::latest(out)?.unwrap_or_default();
-    let first_epoch = state.epoch;
-    let first_step = state.step;
+    let (first_epoch, first_step) = (state.epoch, state.step);
     let step_limit_reached =
         |step: usize| options.max_steps.is_some_and(|n| step >= first_step + n);
     while state.epoch < config.epochs {
@@ -241,16 +258,20 @@ pub fn fit(
             break;
         }
         let epoch = state.epoch;
-        pb.set_prefix(format!("epoch {}/{}", epoch + 1, config.epochs));
+        progress.emit(FitEvent::Epoch {
+            epoch,
+            epochs: config.epochs,
+        });
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
         for batch in loader.epoch(epoch, state.batch) {
             let batch = batch?;
             state.skipped += batch.skipped.len();
             state.batch = batch.index + 1;
+            let lr = schedule.lr(state.step);
+            let mut loss = None;
             if !batch.is_empty() {
                 let t0 = Instant::now();
                 let images = batch.images_tensor(&device)?.to_dtype(dtype)?;
-                let lr = schedule.lr(state.step);
                 let stepped = match teacher {
                     Some(t) => {
                         let p2 = t.p2(&images)?;
@@ -273,83 +294,67 @@ pub fn fit(
                     }
                     other => other?,
                 };
-                let line = json!({
-                    "step": state.step, "epoch": epoch, "batch": batch.index, "size": batch.size,
-                    "images": batch.len(), "lr": lr, "loss": outcome.loss,
-                    "p2": outcome.parts[0], "p3": outcome.parts[1], "p4": outcome.parts[2],
-                    "p5": outcome.parts[3], "secs": t0.elapsed().as_secs_f64(),
-                });
-                writeln!(log, "{line}").map_err(|e| TrainError::io(&log_path, e))?;
+                log.step(&StepLine {
+                    step: state.step,
+                    epoch,
+                    batch: batch.index,
+                    size: batch.size,
+                    images: batch.len(),
+                    lr,
+                    loss: outcome.loss,
+                    parts: outcome.parts,
+                    secs: t0.elapsed().as_secs_f64(),
+                })?;
                 state.step += 1;
                 loss_sum += outcome.loss;
                 loss_n += 1;
-                pb.set_message(format!("loss {:.4}, lr {lr:.2e}", outcome.loss));
+                loss = Some(outcome.loss);
             }
-            pb.inc(1);
+            progress.emit(FitEvent::Step {
+                position: epoch * per_epoch + state.batch,
+                loss,
+                lr,
+            });
             if step_limit_reached(state.step) && state.batch < per_epoch {
                 break;
             }
-            if config.checkpoint_every > 0
-                && state.step % config.checkpoint_every == 0
+            if options.checkpoint_every > 0
+                && state.step % options.checkpoint_every == 0
                 && state.batch < per_epoch
             {
                 checkpoint::save(out, trainer, &state)?;
             }
         }
+        last_epoch_loss = loss_sum / loss_n.max(1) as f64;
         if step_limit_reached(state.step) && state.batch < per_epoch {
             // Stopped inside the epoch: checkpoint there (resume continues with the next batch).
-            last_epoch_loss = loss_sum / loss_n.max(1) as f64;
             checkpoint_dir = checkpoint::save(out, trainer, &state)?;
-            pb.suspend(|| tracing::info!("stopped after {} steps", state.step - first_step));
+            progress.note(format!("stopped after {} steps", state.step - first_step));
             break;
         }
-        last_epoch_loss = loss_sum / loss_n.max(1) as f64;
-        for (name, set) in &options.validation {
-            let s = evaluate(
-                trainer.net(),
-                set,
-                config.test_size,
-                &device,
-                dtype,
-                |_, _| Ok(()),
-            )?;
-            let scores = EpochScores {
-                epoch,
-                dataset: name.clone(),
-                mae: s.mae,
-                max_f: s.max_f,
-                s_measure: s.s_measure,
-                mean_e: s.mean_e,
-            };
-            pb.suspend(|| {
-                tracing::info!(
-                    "epoch {} {name}: MAE {:.4} maxF {:.4} Sm {:.4} meanE {:.4}",
-                    epoch + 1,
-                    s.mae,
-                    s.max_f,
-                    s.s_measure,
-                    s.mean_e
-                )
-            });
-            let line = json!({
-                "epoch": epoch, "step": state.step, "validation": name, "mae": s.mae,
-                "max_f": s.max_f, "s_measure": s.s_measure, "mean_e": s.mean_e,
-            });
-            writeln!(log, "{line}").map_err(|e| TrainError::io(&log_path, e))?;
+        for scores in validate_epoch(trainer, &options.validation, epoch, dtype)? {
+            progress.note(format!(
+                "epoch {} {}: MAE {:.4} maxF {:.4} Sm {:.4} meanE {:.4}",
+                epoch + 1,
+                scores.dataset,
+                scores.mae,
+                scores.max_f,
+                scores.s_measure,
+                scores.mean_e
+            ));
+            log.validation(state.step, &scores)?;
             validation.push(scores);
         }
         state.epoch += 1;
         state.batch = 0;
         checkpoint_dir = checkpoint::save(out, trainer, &state)?;
-        pb.suspend(|| {
-            tracing::info!(
-                "epoch {}/{} done: mean loss {last_epoch_loss:.4}",
-                epoch + 1,
-                config.epochs
-            )
-        });
+        progress.note(format!(
+            "epoch {}/{} done: mean loss {last_epoch_loss:.4}",
+            epoch + 1,
+            config.epochs
+        ));
     }
-    pb.finish_and_clear();
+    progress.emit(FitEvent::End);
     if state.skipped > 0 {
         tracing::warn!(
             "{} samples were skipped because they failed to load",

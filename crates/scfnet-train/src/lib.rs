@@ -17,17 +17,20 @@ mod fit;
 mod loss;
 mod optim;
 pub mod params;
+pub mod progress;
+pub mod run_log;
 mod schedule;
 
 pub use config::TrainConfig;
 pub use engine::{StepOutcome, Target, Teacher, Trainer};
 pub use error::{Result, TrainError};
-pub use evaluate::{evaluate, predict_map};
-pub use fit::{fit, EpochScores, FitOptions, FitSummary};
+pub use evaluate::evaluate;
+pub use fit::{fit, resume_state, validate_epoch, EpochScores, FitOptions, FitSummary};
 pub use loss::{
     boundary_band, boundary_dice_loss, dice_loss, distillation_loss, kd_dice_loss, side_loss,
     supervised_loss, SIDE_WEIGHTS,
 };
 pub use optim::{ParamGroup, SgdMomentum};
 pub use params::{init_fresh, load_backbone, load_weights, param_groups};
+pub use progress::{FitEvent, ProgressCallback};
 pub use schedule::WarmupCosine;

@@ -26,7 +26,7 @@ pub fn is_running_stat(name: &str) -> bool {
 
 /// True for a backbone tensor.
 pub fn is_backbone(name: &str) -> bool {
-    name.starts_with("bkbone.")
+    scfnet_model::backbone_name(name).is_some()
 }
 
 /// Whether weight decay applies to parameter `name` of `kind`.
@@ -131,7 +131,7 @@ pub fn load_backbone(varmap: &VarMap, path: &Path) -> Result<usize> {
     let mut problems = Vec::new();
     let mut loaded = 0;
     for (name, var) in sorted_vars(varmap) {
-        let Some(short) = name.strip_prefix("bkbone.") else {
+        let Some(short) = scfnet_model::backbone_name(&name) else {
             continue;
         };
         let Some(t) = file.get(short).or_else(|| file.get(&name)) else {
@@ -144,6 +144,10 @@ pub fn load_backbone(varmap: &VarMap, path: &Path) -> Result<usize> {
                 t.dims(),
                 var.dims()
             ));
+            continue;
+        }
+        if !scfnet_ops::all_finite(t)? {
+            problems.push(format!("tensor {short} holds NaN or infinite values"));
             continue;
         }
         var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;

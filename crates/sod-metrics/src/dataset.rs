@@ -154,7 +154,7 @@ impl Accumulator {
         scores
     }
 
-    /// Adds scores computed elsewhere (e.g. in parallel with [`crate::score_pairs`]).
+    /// Adds scores computed elsewhere (e.g. in parallel with [`crate::score_parallel`]).
     ///
     /// Returns false when the image was excluded by the options.
     pub fn push(&mut self, scores: &ImageScores) -> bool {

@@ -70,7 +70,8 @@ fn isqrt(v: u64) -> u64 {
 
 /// Computes the squared distance transform of a foreground mask of `width * height` pixels.
 ///
-/// Both sides must be at most [`MAX_SIDE`] (checked when a [`crate::SaliencyPair`] is built).
+/// Both sides must be at most 46 340, so that squared distances fit a `u32` (checked when a
+/// [`crate::SaliencyPair`] is built); a larger side panics.
 pub fn distance_transform(mask: &[bool], width: usize, height: usize, out: &mut DistanceTransform) {
     assert!(
         width <= MAX_SIDE && height <= MAX_SIDE,

@@ -8,7 +8,7 @@
 //! with the pixel-by-pixel path to rounding (well inside the parity tolerances).
 
 use crate::pair::SaliencyPair;
-use crate::smeasure::{GtLayout, Moments, RegionSums, SInputs};
+use crate::s_inputs::{GtLayout, Moments, RegionSums, SInputs};
 use crate::threshold::THRESHOLDS;
 
 /// Byte-level counts per quadrant and GT class.

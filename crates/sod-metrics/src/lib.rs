@@ -41,6 +41,7 @@ mod levels;
 mod pair;
 mod parallel;
 mod resize;
+mod s_inputs;
 mod smeasure;
 pub mod sum;
 mod threshold;
@@ -64,3 +65,9 @@ pub use wfmeasure::{weighted_f_measure, WF_BETA2};
 
 /// The ε of every formula: `np.spacing(1)` = MATLAB `eps` = 2.220446049250313e-16.
 pub const EPS: f64 = f64::EPSILON;
+
+/// The examples of the crate's README.md, compiled and run by `cargo test --doc` (one of them
+/// reads files, so they need the `io` feature).
+#[cfg(all(doctest, feature = "io"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

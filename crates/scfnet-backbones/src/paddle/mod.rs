@@ -93,47 +93,33 @@ pub const MOBILENETV3_PADDLECLAS: Mapping = Mapping {
     transpose: |_| false,
 };
 
-/// Splits an optional `bkbone.` prefix (the SCFNet wrapper's) from a name.
-fn split_prefix(name: &str) -> (&str, &str) {
-    match name.strip_prefix("bkbone.") {
-        Some(rest) => ("bkbone.", rest),
-        None => ("", name),
-    }
-}
-
-/// The mapping of the KD-SCFNet authors' Paddle Swin Transformer (`SwinT.py`, the original
-/// Microsoft layout) to our timm layout, with or without the `bkbone.` prefix: patch merging moves
-/// from the end of stage i (`layers.i.downsample`) to the start of stage i + 1, `Linear` weights
-/// (`qkv`, `proj`, `fc1`, `fc2`, `reduction`) are transposed, and the `relative_position_index`
-/// and `attn_mask` buffers, the unused final `norm` and the classifier `head` are dropped. BatchNorm names (of
-/// the decoder) are renamed as in [`paddle_bn_names`].
+/// The KD-SCFNet authors' Paddle Swin Transformer (`SwinT.py`, the original Microsoft layout)
+/// mapped to our timm layout, for the names of a bare backbone: patch merging moves from the end
+/// of stage i (`layers.i.downsample`) to the start of stage i + 1, `Linear` weights (`qkv`,
+/// `proj`, `fc1`, `fc2`, `reduction`) are transposed, and the `relative_position_index` and
+/// `attn_mask` buffers, the unused final `norm` and the classifier `head` are dropped. (A whole
+/// SCFNet-Swin-B checkpoint, backbone under a prefix plus decoder, is mapped by `scfnet-model`,
+/// which knows its names.)
 pub const SWIN_PADDLE: Mapping = Mapping {
     rename: |name| {
-        let (prefix, rest) = split_prefix(name);
-        let swin_part = ["patch_embed.", "layers.", "norm.", "head."];
-        if !swin_part.iter().any(|p| rest.starts_with(p)) {
-            // The decoder (or anything else): only BatchNorm names change.
-            return Some(paddle_bn_names(name));
-        }
-        if rest.ends_with("relative_position_index")
-            || rest.ends_with("attn_mask")
-            || rest.starts_with("norm.")
-            || rest.starts_with("head.")
+        if name.ends_with("relative_position_index")
+            || name.ends_with("attn_mask")
+            || name.starts_with("norm.")
+            || name.starts_with("head.")
         {
             return None;
         }
-        if let Some(after) = rest.strip_prefix("layers.") {
+        if let Some(after) = name.strip_prefix("layers.") {
             if let Some((stage, tail)) = after.split_once('.') {
                 if let (Ok(i), Some(d)) = (stage.parse::<usize>(), tail.strip_prefix("downsample."))
                 {
-                    return Some(format!("{prefix}layers.{}.downsample.{d}", i + 1));
+                    return Some(format!("layers.{}.downsample.{d}", i + 1));
                 }
             }
         }
-        Some(format!("{prefix}{rest}"))
+        Some(name.to_owned())
     },
     transpose: |name| {
-        let (prefix, rest) = split_prefix(name);
         let linear = [
             "qkv.weight",
             "proj.weight",
@@ -141,9 +127,7 @@ pub const SWIN_PADDLE: Mapping = Mapping {
             "fc2.weight",
             "reduction.weight",
         ];
-        (prefix == "bkbone." || rest.starts_with("layers."))
-            && linear.iter().any(|l| rest.ends_with(l))
-            && !rest.starts_with("patch_embed.")
+        name.starts_with("layers.") && linear.iter().any(|l| name.ends_with(l))
     },
 };
 
@@ -337,15 +321,24 @@ mod tests {
         // The authors' SwinT.py registers `attn_mask` (shifted blocks) and
         // `relative_position_index` as persistable buffers: their state dicts hold both.
         for name in [
-            "bkbone.layers.0.blocks.1.attn_mask",
+            "layers.0.blocks.1.attn_mask",
             "layers.2.blocks.17.attn_mask",
-            "bkbone.layers.1.blocks.0.attn.relative_position_index",
+            "layers.1.blocks.0.attn.relative_position_index",
+            "norm.weight",
         ] {
             assert_eq!((SWIN_PADDLE.rename)(name), None, "{name}");
         }
         assert_eq!(
-            (SWIN_PADDLE.rename)("bkbone.layers.0.blocks.1.attn.qkv.weight").as_deref(),
-            Some("bkbone.layers.0.blocks.1.attn.qkv.weight")
+            (SWIN_PADDLE.rename)("layers.0.blocks.1.attn.qkv.weight").as_deref(),
+            Some("layers.0.blocks.1.attn.qkv.weight")
         );
+        assert_eq!(
+            (SWIN_PADDLE.rename)("layers.0.downsample.reduction.weight").as_deref(),
+            Some("layers.1.downsample.reduction.weight")
+        );
+        assert!((SWIN_PADDLE.transpose)(
+            "layers.1.downsample.reduction.weight"
+        ));
+        assert!(!(SWIN_PADDLE.transpose)("patch_embed.proj.weight"));
     }
 }

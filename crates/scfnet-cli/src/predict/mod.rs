@@ -7,17 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::DType;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use scfnet_model::{check_input_side, ModelKind, Scfnet};
+use scfnet_model::{check_input_side, ModelKind, PredictError, Predictor, RgbRef, Scfnet};
 
 use crate::atomic::write_atomic;
 use crate::device::{device, DeviceArg};
 use crate::paths::{ensure_distinct, ensure_outside};
 use images::{collect_inputs, Decoded};
-use scfnet_data::{MEAN, STD};
 
 /// `scfnet predict`: one 8-bit PNG saliency map per image, at the image's size.
 #[derive(Args, Debug, Clone)]
@@ -52,30 +51,6 @@ pub struct PredictArgs {
     /// Where to run the network.
     #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
     pub device: DeviceArg,
-}
-
-/// `(1, 3, size, size)` normalised network input of one decoded image.
-fn to_input(img: &Decoded, size: usize, dev: &Device) -> Result<Tensor> {
-    let (w, h) = (img.width, img.height);
-    let mut planes = vec![0f32; 3 * w * h];
-    for (i, px) in img.rgb.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            planes[c * w * h + i] = (px[c] as f32 - MEAN[c]) / STD[c];
-        }
-    }
-    let t = Tensor::from_vec(planes, (1, 3, h, w), dev)?;
-    Ok(scfnet_ops::resize_bilinear(&t, (size, size), false)?)
-}
-
-/// The 8-bit map at the image's size: sigmoid, bilinear `align_corners = true`, ×255, rounded.
-fn to_map(logits: &Tensor, h: usize, w: usize) -> Result<Vec<u8>> {
-    let prob = candle_nn::ops::sigmoid(logits)?;
-    let full = scfnet_ops::resize_bilinear(&prob.to_device(&Device::Cpu)?, (h, w), true)?;
-    let values = full.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-    Ok(values
-        .iter()
-        .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-        .collect())
 }
 
 fn encode_png(
@@ -140,7 +115,12 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     }
     let dev = device(args.device)?;
     let vb = weights::var_builder(&args, &dev)?;
-    let net = Scfnet::new(args.model, vb).context("building the network")?;
+    let predictor = Predictor::new(
+        Scfnet::new(args.model, vb).context("building the network")?,
+        size,
+        &dev,
+        DType::F32,
+    )?;
     let inputs = collect_inputs(&args.input)?;
     // Nothing may be written over an input, into the input folder, or twice.
     ensure_outside(&args.output, &args.input, "--output")?;
@@ -182,26 +162,28 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         if ok.is_empty() {
             continue;
         }
-        let batch = Tensor::cat(
-            &ok.iter()
-                .map(|img| to_input(img, size, &dev))
-                .collect::<Result<Vec<_>>>()?,
-            0,
-        )?;
-        let logits = candle_nn::ModuleT::forward_t(&net, &batch, false)?;
+        let refs: Vec<RgbRef> = ok
+            .iter()
+            .map(|img| RgbRef {
+                pixels: &img.rgb,
+                width: img.width,
+                height: img.height,
+            })
+            .collect();
+        let maps = match predictor.maps(&refs) {
+            Ok(maps) => maps.into_iter().map(Ok).collect(),
+            // One image whose output is not finite: redo the batch one by one, so that only it
+            // fails.
+            Err(PredictError::NonFinite { .. }) if refs.len() > 1 => {
+                refs.iter().map(|r| predictor.map(*r)).collect::<Vec<_>>()
+            }
+            Err(e) => return Err(e.into()),
+        };
         let results: Vec<Result<()>> = ok
             .par_iter()
-            .enumerate()
-            .map(|(i, img)| {
-                let one = logits.narrow(0, i, 1)?;
-                if !scfnet_ops::all_finite(&one)? {
-                    bail!(
-                        "{}: the network's output holds NaN or infinite values; no map written",
-                        img.path.display()
-                    );
-                }
-                let map = to_map(&one, img.height, img.width)
-                    .with_context(|| format!("{}: cannot make the map", img.path.display()))?;
+            .zip(maps)
+            .map(|(img, map)| {
+                let map = map.with_context(|| format!("{}: no map", img.path.display()))?;
                 write_outputs(img, map, &args.output, args.cutout)
                     .with_context(|| format!("{}: cannot write the map", img.path.display()))
             })

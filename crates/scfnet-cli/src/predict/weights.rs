@@ -1,12 +1,9 @@
 //! Choosing and checking the network's weights.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use scfnet_backbones::{
-    check_safetensors, resolve, synthetic_var_builder, HubOptions, WeightSource,
-};
-use scfnet_model::Scfnet;
+use scfnet_backbones::{resolve, synthetic_var_builder, HubOptions, WeightSource};
 
 use super::PredictArgs;
 
@@ -27,11 +24,10 @@ pub fn var_builder(args: &PredictArgs, dev: &Device) -> Result<VarBuilder<'stati
         }
     };
     let path = resolve(&source, &HubOptions::from_env())?;
-    // The names and shapes the network needs, from a dry build on recorded synthetic weights.
-    let (probe, recorded) = synthetic_var_builder(DType::F32, &Device::Cpu);
-    Scfnet::new(args.model, probe)?;
-    check_safetensors(&path, &recorded.requested(), &source.to_string())?;
-    // SAFETY: the weight file is memory-mapped read-only for the life of the process.
-    unsafe { VarBuilder::from_mmaped_safetensors(&[&path], DType::F32, dev) }
-        .with_context(|| format!("{}: cannot load weights", path.display()))
+    Ok(scfnet_model::load_weights(
+        args.model,
+        &path,
+        &source.to_string(),
+        dev,
+    )?)
 }

@@ -1,0 +1,213 @@
+//! The one inference path of the workspace: weights checked and loaded, images preprocessed as
+//! the authors' test code does, the network, and the 8-bit map at the image's own size. `scfnet
+//! predict`, validation during training, the demo and the sweep all call it, so their maps are
+//! the same bytes.
+//!
+//! The authors' test procedure (`lib/dataset.py`, `test.py`): RGB in `[0, 255]`, normalised with
+//! [`MEAN`] / [`STD`], resized to `size × size` with `cv2.INTER_LINEAR` (half-pixel centres, no
+//! anti-aliasing: the same arithmetic as a bilinear resize with `align_corners = false`), the
+//! network in eval mode, `sigmoid(p2)`, resized back to the image's size with `align_corners =
+//! true`, ×255, rounded.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use scfnet_backbones::{check_safetensors, synthetic_var_builder, WeightsError};
+
+use crate::kind::{check_input_side, ModelKind};
+use crate::scfnet::Scfnet;
+
+/// Per-channel mean of the RGB normalisation (`[0, 255]` scale), the authors' `Normalize`.
+pub const MEAN: [f32; 3] = [124.55, 118.90, 102.94];
+/// Per-channel standard deviation of the RGB normalisation.
+pub const STD: [f32; 3] = [56.77, 55.97, 57.50];
+
+/// An RGB image: `height · width · 3` bytes, row-major, channels interleaved.
+#[derive(Clone, Copy, Debug)]
+pub struct RgbRef<'a> {
+    /// The pixels.
+    pub pixels: &'a [u8],
+    /// Width.
+    pub width: usize,
+    /// Height.
+    pub height: usize,
+}
+
+/// What can go wrong in inference.
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    /// The weights could not be read or do not fit the network.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// The input side is not usable.
+    #[error("{0}")]
+    Size(String),
+    /// An image buffer does not match its stated size.
+    #[error("image buffer of {len} bytes, but {width}x{height} RGB needs {}", width * height * 3)]
+    Buffer {
+        /// Bytes given.
+        len: usize,
+        /// Stated width.
+        width: usize,
+        /// Stated height.
+        height: usize,
+    },
+    /// The network produced NaN or infinite values for image `index` of a batch.
+    #[error("the network's output for image {index} of the batch holds NaN or infinite values")]
+    NonFinite {
+        /// Position in the batch.
+        index: usize,
+    },
+}
+
+/// Weights of `kind` from a safetensors file: every tensor checked by name, shape and
+/// finiteness first (`label` names the source in errors), then memory-mapped onto `device`.
+pub fn load_weights(
+    kind: ModelKind,
+    path: &Path,
+    label: &str,
+    device: &Device,
+) -> Result<VarBuilder<'static>, WeightsError> {
+    // The names and shapes the network needs, from a dry build on recorded synthetic weights.
+    let (probe, recorded) = synthetic_var_builder(DType::F32, &Device::Cpu);
+    Scfnet::new(kind, probe)?;
+    check_safetensors(path, &recorded.requested(), label)?;
+    // SAFETY: the file is only read; it was just checked, and a concurrent writer could at worst
+    // change values under the map (reported as wrong maps, not undefined behaviour in safe code
+    // here).
+    Ok(unsafe { VarBuilder::from_mmaped_safetensors(&[path], DType::F32, device) }?)
+}
+
+/// A network ready to turn images into saliency maps.
+pub struct Predictor {
+    net: Scfnet,
+    size: usize,
+    device: Device,
+    dtype: DType,
+}
+
+impl Predictor {
+    /// Wraps a built network; `size` is the network input side (the authors': 352, 384 for
+    /// Swin-B, [`ModelKind::default_size`]).
+    pub fn new(
+        net: Scfnet,
+        size: usize,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, PredictError> {
+        check_input_side(size).map_err(PredictError::Size)?;
+        Ok(Self {
+            net,
+            size,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    /// `kind` with the weights of the safetensors file `path` (checked first, see
+    /// [`load_weights`]), in f32 on `device`.
+    pub fn from_file(
+        kind: ModelKind,
+        path: &Path,
+        label: &str,
+        size: usize,
+        device: &Device,
+    ) -> Result<Self, PredictError> {
+        let vb = load_weights(kind, path, label, device)?;
+        Self::new(Scfnet::new(kind, vb)?, size, device, DType::F32)
+    }
+
+    /// The network.
+    pub fn net(&self) -> &Scfnet {
+        &self.net
+    }
+
+    /// The network input side.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The normalised, resized input of one image, `(1, 3, size, size)`.
+    pub fn input(&self, image: RgbRef) -> Result<Tensor, PredictError> {
+        preprocess(image, self.size, &self.device, self.dtype)
+    }
+
+    /// The 8-bit maps of a batch of images (any sizes), each at its image's size, in order.
+    pub fn maps(&self, images: &[RgbRef]) -> Result<Vec<Vec<u8>>, PredictError> {
+        predict_maps(&self.net, self.size, &self.device, self.dtype, images)
+    }
+
+    /// The 8-bit map of one image, at its size.
+    pub fn map(&self, image: RgbRef) -> Result<Vec<u8>, PredictError> {
+        Ok(self.maps(&[image])?.remove(0))
+    }
+}
+
+/// The network input of one image, `(1, 3, size, size)` in `dtype` on `device`: normalised,
+/// then resized with `cv2.INTER_LINEAR`'s arithmetic.
+pub fn preprocess(
+    image: RgbRef,
+    size: usize,
+    device: &Device,
+    dtype: DType,
+) -> Result<Tensor, PredictError> {
+    let (w, h) = (image.width, image.height);
+    if image.pixels.len() != w * h * 3 || w == 0 || h == 0 {
+        return Err(PredictError::Buffer {
+            len: image.pixels.len(),
+            width: w,
+            height: h,
+        });
+    }
+    let mut planes = vec![0f32; 3 * w * h];
+    for (i, px) in image.pixels.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            planes[c * w * h + i] = (px[c] as f32 - MEAN[c]) / STD[c];
+        }
+    }
+    let t = Tensor::from_vec(planes, (1, 3, h, w), device)?;
+    let t = scfnet_ops::resize_bilinear(&t, (size, size), false)?;
+    Ok(t.to_dtype(dtype)?)
+}
+
+/// The 8-bit maps of `images` by `net` (eval mode) at input side `size`, each at its image's
+/// size: the one implementation behind [`Predictor::maps`] and validation during training.
+pub fn predict_maps(
+    net: &Scfnet,
+    size: usize,
+    device: &Device,
+    dtype: DType,
+    images: &[RgbRef],
+) -> Result<Vec<Vec<u8>>, PredictError> {
+    check_input_side(size).map_err(PredictError::Size)?;
+    if images.is_empty() {
+        return Ok(Vec::new());
+    }
+    let inputs = images
+        .iter()
+        .map(|im| preprocess(*im, size, device, dtype))
+        .collect::<Result<Vec<_>, _>>()?;
+    let batch = Tensor::cat(&inputs, 0)?;
+    let logits = net.side_outputs(&batch, false)?.p2;
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, im)| {
+            let one = logits.narrow(0, i, 1)?;
+            if !scfnet_ops::all_finite(&one)? {
+                return Err(PredictError::NonFinite { index: i });
+            }
+            let prob = candle_nn::ops::sigmoid(&one)?.to_device(&Device::Cpu)?;
+            let full = scfnet_ops::resize_bilinear(&prob, (im.height, im.width), true)?;
+            let values = full.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            Ok(values
+                .iter()
+                .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+                .collect())
+        })
+        .collect()
+}
