@@ -3,9 +3,33 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use scfnet_model::{convert_paddle_checkpoint, ModelKind};
+use scfnet_model::{
+    convert_paddle_checkpoint, HubConfig, ModelKind, WeightsSource, CONFIG_FILE, WEIGHTS_FILE,
+};
+use sha2::{Digest, Sha256};
+
+use crate::atomic::write_atomic;
+
+/// SHA-256 of a file, hex, read in 1 MiB pieces.
+fn sha256_hex(path: &std::path::Path) -> Result<String> {
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
 
 /// Checkpoint formats `scfnet convert` reads.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -25,21 +49,63 @@ pub struct ConvertArgs {
     pub model: ModelKind,
     /// The checkpoint to read.
     pub input: PathBuf,
-    /// The safetensors file to write (atomically).
-    pub output: PathBuf,
+    /// The safetensors file to write (atomically); optional with --hub-dir.
+    #[arg(required_unless_present = "hub_dir")]
+    pub output: Option<PathBuf>,
+    /// Also write a folder that can be uploaded as a Hugging Face model repository as it is:
+    /// model.safetensors, config.json (network, input side, normalisation, source file and its
+    /// SHA-256) and a model card README.md. `scfnet predict --weights DIR` or `--hub ORG/REPO`
+    /// then need no --model.
+    #[arg(long, value_name = "DIR")]
+    pub hub_dir: Option<PathBuf>,
 }
 
 /// Runs `scfnet convert`.
 pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let FromFormat::Paddle = args.from;
-    crate::paths::ensure_distinct(&[(args.input.clone(), vec![args.output.clone()])])?;
-    let report = convert_paddle_checkpoint(args.model, &args.input, &args.output)?;
+    let weights_in_dir = args.hub_dir.as_ref().map(|d| d.join(WEIGHTS_FILE));
+    let outputs: Vec<PathBuf> = args.output.iter().chain(&weights_in_dir).cloned().collect();
+    crate::paths::ensure_distinct(&[(args.input.clone(), outputs.clone())])?;
+    let first = &outputs[0];
+    let report = convert_paddle_checkpoint(args.model, &args.input, first)?;
     println!(
         "{} tensors written to {} ({} dropped, {} Linear weights transposed)",
         report.written,
-        args.output.display(),
+        first.display(),
         report.dropped.len(),
         report.transposed.len()
     );
+    if let Some(dir) = &args.hub_dir {
+        let weights = dir.join(WEIGHTS_FILE);
+        if &weights != first {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create folder", dir.display()))?;
+            scfnet_backbones::files::write_with(&weights, |tmp| {
+                std::fs::copy(first, tmp).map(|_| ())
+            })
+            .with_context(|| format!("{}: cannot write", weights.display()))?;
+        }
+        let config = HubConfig::new(
+            args.model,
+            Some(WeightsSource {
+                file: args
+                    .input
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: sha256_hex(&args.input)?,
+                format: "paddle".into(),
+            }),
+        );
+        write_atomic(&dir.join(CONFIG_FILE), config.to_json().as_bytes())?;
+        write_atomic(
+            &dir.join("README.md"),
+            crate::model_card::render(&config).as_bytes(),
+        )?;
+        println!(
+            "hub folder {}: {WEIGHTS_FILE}, {CONFIG_FILE}, README.md (upload it as it is)",
+            dir.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,8 @@
 //! `scfnet`: the command line of scfnet-rs.
 
+// The doc comments of the arguments are clap's --help text, where `REPO_ID[:FILE]` is literal.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use clap::{Parser, Subcommand};
 
 mod atomic;
@@ -9,6 +12,7 @@ mod demo;
 mod device;
 mod eval;
 mod info;
+mod model_card;
 mod paths;
 mod predict;
 mod progress;

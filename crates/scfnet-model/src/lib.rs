@@ -11,6 +11,7 @@
 
 mod convert;
 mod decoder;
+mod hub_config;
 mod info;
 mod kind;
 mod predictor;
@@ -18,9 +19,15 @@ mod scfnet;
 
 pub use convert::{convert_paddle_checkpoint, expected_tensors, paddle_mapping};
 pub use decoder::{Cbr, Decoder, Scfm, SideOutputs};
+pub use hub_config::{HubConfig, HubConfigError, WeightsSource, CONFIG_FILE, WEIGHTS_FILE};
 pub use info::{model_info, ModelInfo};
 pub use kind::{check_input_side, ModelKind, MAX_INPUT_SIDE};
 pub use predictor::{
     load_weights, predict_maps, preprocess, PredictError, Predictor, RgbRef, MEAN, STD,
 };
 pub use scfnet::{backbone_name, Scfnet, BACKBONE_PREFIX};
+
+/// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

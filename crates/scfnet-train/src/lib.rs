@@ -34,3 +34,8 @@ pub use optim::{ParamGroup, SgdMomentum};
 pub use params::{init_fresh, load_backbone, load_weights, param_groups};
 pub use progress::{FitEvent, ProgressCallback};
 pub use schedule::WarmupCosine;
+
+/// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -21,11 +21,13 @@ use images::{collect_inputs, Decoded};
 /// `scfnet predict`: one 8-bit PNG saliency map per image, at the image's size.
 #[derive(Args, Debug, Clone)]
 pub struct PredictArgs {
-    /// Which network: student, r50 or swinb.
-    #[arg(long, default_value = "student")]
-    pub model: ModelKind,
-    /// Weights as a local safetensors file (our names; see docs/model.md).
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["hub", "random_weights"])]
+    /// Which network: student, r50 or swinb (default: the config.json of a weights folder or hub
+    /// repository; else student).
+    #[arg(long)]
+    pub model: Option<ModelKind>,
+    /// Weights as a local safetensors file (our names; see docs/model.md), or a folder written
+    /// by `scfnet convert --hub-dir` (model.safetensors + config.json).
+    #[arg(long, value_name = "PATH|DIR", conflicts_with_all = ["hub", "random_weights"])]
     pub weights: Option<PathBuf>,
     /// Weights from the Hugging Face hub: REPO_ID[@REVISION][:FILE] (cache first; HF_HUB_OFFLINE).
     #[arg(long, value_name = "REPO_ID[:FILE]", conflicts_with = "random_weights")]
@@ -108,15 +110,18 @@ fn write_outputs(img: &Decoded, map: Vec<u8>, out_dir: &Path, cutout: bool) -> R
 
 /// Runs `scfnet predict`.
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
-    let size = args.size.unwrap_or(args.model.default_size());
-    check_input_side(size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+    if let Some(size) = args.size {
+        check_input_side(size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+    }
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
     let dev = device(args.device)?;
-    let vb = weights::var_builder(&args, &dev)?;
+    let chosen = weights::choose(&args, &dev)?;
+    let model = chosen.model;
+    let size = args.size.or(chosen.size).unwrap_or(model.default_size());
     let predictor = Predictor::new(
-        Scfnet::new(args.model, vb).context("building the network")?,
+        Scfnet::new(model, chosen.vb).context("building the network")?,
         size,
         &dev,
         DType::F32,
@@ -132,7 +137,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     tracing::info!(
         "{} images, model {}, input {size}x{size}",
         inputs.len(),
-        args.model
+        model
     );
 
     let pb = ProgressBar::new(inputs.len() as u64);
