@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod blocks;
 mod error;
 mod features;
 pub mod files;

@@ -11,34 +11,14 @@
 
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
-use scfnet_ops::{
-    conv2d_im2col, depthwise_conv2d, hard_sigmoid_paddle, hard_swish, paddle_batch_norm, BatchNorm,
-    ConvGeometry, DepthwiseConfig,
-};
+use scfnet_ops::{hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig};
 
+use crate::blocks::{Activation, BlockConv, ConvBnAct};
 use crate::features::{Backbone, Features};
 use crate::macs;
 
-/// BatchNorm ε of PaddleClas.
-const BN_EPS: f64 = 1e-5;
-
-/// The activation of a layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Act {
-    None,
-    Relu,
-    HardSwish,
-}
-
-impl Act {
-    fn apply(self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Act::None => Ok(x.clone()),
-            Act::Relu => x.relu(),
-            Act::HardSwish => hard_swish(x),
-        }
-    }
-}
+/// The activations of the table (the shared block's).
+type Act = Activation;
 
 /// One row of the MobileNetV3-Large table: kernel, expansion, output, SE, activation, stride.
 struct BlockSpec {
@@ -93,71 +73,41 @@ pub fn make_divisible(v: f64) -> usize {
     new_v
 }
 
-/// A bias-free convolution: dense, or depthwise (one filter per channel, `scfnet_ops` kernel).
-#[derive(Clone, Debug)]
-enum Conv {
-    Dense(Conv2d),
-    Depthwise(Tensor, DepthwiseConfig),
-}
-
-/// Conv (no bias) + BatchNorm + optional activation (`ConvBNLayer`).
-#[derive(Clone, Debug)]
-struct ConvBnAct {
-    conv: Conv,
-    bn: BatchNorm,
+/// PaddleClas' `ConvBNLayer` under `vb` (`conv.weight`, `bn.*`): a bias-free convolution,
+/// dense through explicit columns (few channels) or depthwise (`groups` = `c_in` = `c_out`),
+/// BatchNorm and `act`.
+fn conv_bn_act(
+    vb: VarBuilder,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    groups: usize,
     act: Act,
-}
-
-impl ConvBnAct {
-    /// `groups` is 1 (dense) or `c_in` = `c_out` (depthwise).
-    fn new(
-        vb: VarBuilder,
-        c_in: usize,
-        c_out: usize,
-        k: usize,
-        stride: usize,
-        groups: usize,
-        act: Act,
-    ) -> Result<Self> {
-        let padding = (k - 1) / 2;
-        let conv = if groups == 1 {
-            let cfg = Conv2dConfig {
-                stride,
-                padding,
-                ..Default::default()
-            };
-            Conv::Dense(conv2d_no_bias(c_in, c_out, k, cfg, vb.pp("conv"))?)
-        } else {
-            debug_assert!(groups == c_in && c_in == c_out);
-            let w = vb.pp("conv").get((c_out, 1, k, k), "weight")?;
-            Conv::Depthwise(w, DepthwiseConfig { stride, padding })
+) -> Result<ConvBnAct> {
+    let padding = (k - 1) / 2;
+    let conv = if groups == 1 {
+        let cfg = Conv2dConfig {
+            stride,
+            padding,
+            ..Default::default()
         };
-        Ok(Self {
-            conv,
-            bn: paddle_batch_norm(c_out, BN_EPS, vb.pp("bn"))?,
-            act,
-        })
-    }
-
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let (y, w) = match &self.conv {
-            Conv::Dense(c) => {
-                let k = c.weight().dim(2)?;
-                let g = ConvGeometry {
-                    kernel: k,
-                    stride: c.config().stride,
-                    padding: c.config().padding,
-                    dilation: 1,
-                };
-                (conv2d_im2col(x, c.weight(), None, g)?, c.weight())
-            }
-            Conv::Depthwise(w, cfg) => (depthwise_conv2d(x, w, *cfg)?, w),
+        let geometry = ConvGeometry {
+            kernel: k,
+            stride,
+            padding,
+            dilation: 1,
         };
-        let w = w.dims();
-        macs::add_conv(y.elem_count(), w[1] * w[2] * w[3], false);
-        macs::add_batch_norm(y.elem_count());
-        self.act.apply(&y.apply_t(&self.bn, train)?)
-    }
+        BlockConv::Im2col(
+            conv2d_no_bias(c_in, c_out, k, cfg, vb.pp("conv"))?,
+            geometry,
+        )
+    } else {
+        debug_assert!(groups == c_in && c_in == c_out);
+        let w = vb.pp("conv").get((c_out, 1, k, k), "weight")?;
+        BlockConv::Depthwise(w, DepthwiseConfig { stride, padding })
+    };
+    ConvBnAct::new(conv, vb.pp("bn"), act)
 }
 
 /// Squeeze-and-excitation with Paddle's hard-sigmoid gate.
@@ -200,8 +150,8 @@ struct Block {
 impl Block {
     fn new(vb: VarBuilder, c_in: usize, mid: usize, c_out: usize, s: &BlockSpec) -> Result<Self> {
         Ok(Self {
-            expand: ConvBnAct::new(vb.pp("expand_conv"), c_in, mid, 1, 1, 1, s.act)?,
-            depthwise: ConvBnAct::new(
+            expand: conv_bn_act(vb.pp("expand_conv"), c_in, mid, 1, 1, 1, s.act)?,
+            depthwise: conv_bn_act(
                 vb.pp("bottleneck_conv"),
                 mid,
                 mid,
@@ -215,7 +165,7 @@ impl Block {
             } else {
                 None
             },
-            project: ConvBnAct::new(vb.pp("linear_conv"), mid, c_out, 1, 1, 1, Act::None)?,
+            project: conv_bn_act(vb.pp("linear_conv"), mid, c_out, 1, 1, 1, Act::None)?,
             shortcut: s.stride == 1 && c_in == c_out,
         })
     }
@@ -251,7 +201,7 @@ impl MobileNetV3 {
     /// MobileNetV3-Large ×`scale`, weights from `vb`.
     pub fn large(vb: VarBuilder, scale: f64) -> Result<Self> {
         let stem_out = make_divisible(16.0 * scale);
-        let stem = ConvBnAct::new(vb.pp("conv"), 3, stem_out, 3, 2, 1, Act::HardSwish)?;
+        let stem = conv_bn_act(vb.pp("conv"), 3, stem_out, 3, 2, 1, Act::HardSwish)?;
         let mut blocks = Vec::with_capacity(LARGE.len());
         let mut c_in = stem_out;
         let mut channels = [stem_out, 0, 0, 0, 0];

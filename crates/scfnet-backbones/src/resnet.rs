@@ -9,67 +9,50 @@
 //! Paddle code trains it.
 
 use candle_core::{ModuleT, Result, Tensor};
-use candle_nn::{conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
+use candle_nn::{conv2d_no_bias, Conv2dConfig, VarBuilder};
 use scfnet_ops::{max_pool2d, Pool2d};
-use scfnet_ops::{paddle_batch_norm, BatchNorm};
 
+use crate::blocks::{Activation, BlockConv, ConvBnAct};
 use crate::features::{Backbone, Features};
-use crate::macs;
 
-/// BatchNorm ε of torchvision's ResNet.
-const BN_EPS: f64 = 1e-5;
-
-/// A bias-free convolution followed by BatchNorm.
-#[derive(Clone, Debug)]
-struct ConvBn {
-    conv: Conv2d,
-    bn: BatchNorm,
-}
-
-impl ConvBn {
-    fn new(
-        vb: &VarBuilder,
-        conv: &str,
-        bn: &str,
-        c_in: usize,
-        c_out: usize,
-        k: usize,
-        stride: usize,
-    ) -> Result<Self> {
-        let cfg = Conv2dConfig {
-            stride,
-            padding: k / 2,
-            ..Default::default()
-        };
-        Ok(Self {
-            conv: conv2d_no_bias(c_in, c_out, k, cfg, vb.pp(conv))?,
-            bn: paddle_batch_norm(c_out, BN_EPS, vb.pp(bn))?,
-        })
-    }
-
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = scfnet_ops::conv2d(x, &self.conv)?;
-        let w = self.conv.weight().dims();
-        macs::add_conv(y.elem_count(), w[1] * w[2] * w[3], false);
-        macs::add_batch_norm(y.elem_count());
-        y.apply_t(&self.bn, train)
-    }
+/// A bias-free convolution (`conv`) followed by BatchNorm (`bn`) and `act`.
+#[allow(clippy::too_many_arguments)]
+fn conv_bn(
+    vb: &VarBuilder,
+    conv: &str,
+    bn: &str,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    act: Activation,
+) -> Result<ConvBnAct> {
+    let cfg = Conv2dConfig {
+        stride,
+        padding: k / 2,
+        ..Default::default()
+    };
+    ConvBnAct::new(
+        BlockConv::Candle(conv2d_no_bias(c_in, c_out, k, cfg, vb.pp(conv))?),
+        vb.pp(bn),
+        act,
+    )
 }
 
 /// One bottleneck block: 1×1 → 3×3 (stride) → 1×1 (×4), plus the shortcut.
 #[derive(Clone, Debug)]
 struct Bottleneck {
-    reduce: ConvBn,
-    spatial: ConvBn,
-    expand: ConvBn,
-    downsample: Option<ConvBn>,
+    reduce: ConvBnAct,
+    spatial: ConvBnAct,
+    expand: ConvBnAct,
+    downsample: Option<ConvBnAct>,
 }
 
 impl Bottleneck {
     fn new(vb: VarBuilder, c_in: usize, width: usize, stride: usize) -> Result<Self> {
         let c_out = width * 4;
         let downsample = if stride != 1 || c_in != c_out {
-            Some(ConvBn::new(
+            Some(conv_bn(
                 &vb,
                 "downsample.0",
                 "downsample.1",
@@ -77,21 +60,31 @@ impl Bottleneck {
                 c_out,
                 1,
                 stride,
+                Activation::None,
             )?)
         } else {
             None
         };
         Ok(Self {
-            reduce: ConvBn::new(&vb, "conv1", "bn1", c_in, width, 1, 1)?,
-            spatial: ConvBn::new(&vb, "conv2", "bn2", width, width, 3, stride)?,
-            expand: ConvBn::new(&vb, "conv3", "bn3", width, c_out, 1, 1)?,
+            reduce: conv_bn(&vb, "conv1", "bn1", c_in, width, 1, 1, Activation::Relu)?,
+            spatial: conv_bn(
+                &vb,
+                "conv2",
+                "bn2",
+                width,
+                width,
+                3,
+                stride,
+                Activation::Relu,
+            )?,
+            expand: conv_bn(&vb, "conv3", "bn3", width, c_out, 1, 1, Activation::None)?,
             downsample,
         })
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.reduce.forward_t(x, train)?.relu()?;
-        let y = self.spatial.forward_t(&y, train)?.relu()?;
+        let y = self.reduce.forward_t(x, train)?;
+        let y = self.spatial.forward_t(&y, train)?;
         let y = self.expand.forward_t(&y, train)?;
         let shortcut = match &self.downsample {
             Some(d) => d.forward_t(x, train)?,
@@ -107,7 +100,7 @@ impl Bottleneck {
 /// (256, 512, 1024, 2048 channels at strides 4, 8, 16, 32).
 #[derive(Clone, Debug)]
 pub struct ResNet50 {
-    stem: ConvBn,
+    stem: ConvBnAct,
     stages: Vec<Vec<Bottleneck>>,
 }
 
@@ -117,7 +110,7 @@ const DEPTHS: [usize; 4] = [3, 4, 6, 3];
 impl ResNet50 {
     /// Builds the network, reading weights from `vb` (root of a torchvision/timm checkpoint).
     pub fn new(vb: VarBuilder) -> Result<Self> {
-        let stem = ConvBn::new(&vb, "conv1", "bn1", 3, 64, 7, 2)?;
+        let stem = conv_bn(&vb, "conv1", "bn1", 3, 64, 7, 2, Activation::Relu)?;
         let mut stages = Vec::with_capacity(4);
         let mut c_in = 64;
         for (s, &depth) in DEPTHS.iter().enumerate() {
@@ -137,7 +130,7 @@ impl ResNet50 {
 
 impl Backbone for ResNet50 {
     fn features(&self, x: &Tensor, train: bool) -> Result<Features> {
-        let x1 = self.stem.forward_t(x, train)?.relu()?;
+        let x1 = self.stem.forward_t(x, train)?;
         let mut y = max_pool2d(
             &x1,
             Pool2d {

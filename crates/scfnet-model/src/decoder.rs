@@ -5,29 +5,9 @@
 //! (SCFMs), `linear{2..5}` (heads).
 
 use candle_core::{Result, Tensor};
-use candle_nn::{conv2d, Conv2d, Conv2dConfig, ModuleT, VarBuilder};
-use scfnet_backbones::macs;
-use scfnet_ops::{conv2d_im2col, resize_like, ConvGeometry};
-use scfnet_ops::{paddle_batch_norm, BatchNorm};
-
-/// BatchNorm ε of the decoder (Paddle default).
-const BN_EPS: f64 = 1e-5;
-
-/// 3×3 conv (with bias) + BatchNorm + ReLU, as `nn.Sequential(Conv2D, BatchNorm2D, ReLU)`.
-#[derive(Clone, Debug)]
-pub struct Cbr {
-    conv: Conv2d,
-    geometry: ConvGeometry,
-    bn: BatchNorm,
-}
-
-/// A 3×3 same-size convolution through `scfnet_ops::conv2d_im2col` (several times faster than
-/// candle's for the decoder's few channels), reporting its MACs.
-fn conv3x3(conv: &Conv2d, x: &Tensor, geometry: ConvGeometry) -> Result<Tensor> {
-    let y = conv2d_im2col(x, conv.weight(), conv.bias(), geometry)?;
-    macs::add_conv(y.elem_count(), conv.weight().dims()[1] * 9, true);
-    Ok(y)
-}
+use candle_nn::{conv2d, Conv2dConfig, ModuleT, VarBuilder};
+use scfnet_backbones::blocks::{Activation, BlockConv, ConvBnAct};
+use scfnet_ops::{resize_like, ConvGeometry};
 
 /// The geometry of a same-size 3×3 convolution with `dilation`.
 fn same3x3(dilation: usize) -> ConvGeometry {
@@ -39,46 +19,43 @@ fn same3x3(dilation: usize) -> ConvGeometry {
     }
 }
 
-impl Cbr {
-    /// `c_in → c_out`, 3×3, padding = dilation (same size).
-    pub fn new(vb: VarBuilder, c_in: usize, c_out: usize, dilation: usize) -> Result<Self> {
-        let cfg = Conv2dConfig {
-            padding: dilation,
-            dilation,
-            ..Default::default()
-        };
-        Ok(Self {
-            conv: conv2d(c_in, c_out, 3, cfg, vb.pp("0"))?,
-            geometry: same3x3(dilation),
-            bn: paddle_batch_norm(c_out, BN_EPS, vb.pp("1"))?,
-        })
-    }
-}
-
-impl ModuleT for Cbr {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = conv3x3(&self.conv, x, self.geometry)?;
-        macs::add_batch_norm(y.elem_count());
-        y.apply_t(&self.bn, train)?.relu()
-    }
+/// `nn.Sequential(Conv2D(c_in, c_out, 3, padding = dilation, dilation), BatchNorm2D, ReLU)`
+/// under `vb` (`0.weight`, `0.bias`, `1.*`): same-size, through explicit columns (the decoder's
+/// few channels, where candle's kernel is several times slower).
+pub fn conv_bn_relu(
+    vb: VarBuilder,
+    c_in: usize,
+    c_out: usize,
+    dilation: usize,
+) -> Result<ConvBnAct> {
+    let cfg = Conv2dConfig {
+        padding: dilation,
+        dilation,
+        ..Default::default()
+    };
+    ConvBnAct::new(
+        BlockConv::Im2col(conv2d(c_in, c_out, 3, cfg, vb.pp("0"))?, same3x3(dilation)),
+        vb.pp("1"),
+        Activation::Relu,
+    )
 }
 
 /// Semantics-guided contextual fusion module (the released code's wiring):
 /// `fdh = cv1(fh + fh·up(fd))`, `fhl = cv2(fl + fl·up(fh))`, `out = cv3(fhl + up(fdh))`.
 #[derive(Clone, Debug)]
 pub struct Scfm {
-    cv1: Cbr,
-    cv2: Cbr,
-    cv3: Cbr,
+    cv1: ConvBnAct,
+    cv2: ConvBnAct,
+    cv3: ConvBnAct,
 }
 
 impl Scfm {
     /// An SCFM on `c` channels.
     pub fn new(vb: VarBuilder, c: usize) -> Result<Self> {
         Ok(Self {
-            cv1: Cbr::new(vb.pp("cv1"), c, c, 1)?,
-            cv2: Cbr::new(vb.pp("cv2"), c, c, 1)?,
-            cv3: Cbr::new(vb.pp("cv3"), c, c, 1)?,
+            cv1: conv_bn_relu(vb.pp("cv1"), c, c, 1)?,
+            cv2: conv_bn_relu(vb.pp("cv2"), c, c, 1)?,
+            cv3: conv_bn_relu(vb.pp("cv3"), c, c, 1)?,
         })
     }
 
@@ -116,10 +93,10 @@ impl SideOutputs {
 /// The SCFNet decoder.
 #[derive(Clone, Debug)]
 pub struct Decoder {
-    mapping: [Cbr; 4],
-    context: Cbr,
+    mapping: [ConvBnAct; 4],
+    context: ConvBnAct,
     scfm: [Scfm; 3],
-    heads: [Conv2d; 4],
+    heads: [BlockConv; 4],
 }
 
 impl Decoder {
@@ -127,16 +104,19 @@ impl Decoder {
     pub fn new(vb: VarBuilder, channels: [usize; 4], c: usize) -> Result<Self> {
         let mp = vb.pp("mp");
         let mapping =
-            [0, 1, 2, 3].map(|i| Cbr::new(mp.pp(format!("cv{}", i + 1)), channels[i], c, 1));
+            [0, 1, 2, 3].map(|i| conv_bn_relu(mp.pp(format!("cv{}", i + 1)), channels[i], c, 1));
         let scfm = [1, 2, 3].map(|i| Scfm::new(vb.pp(format!("de{i}")), c));
         let pad = Conv2dConfig {
             padding: 1,
             ..Default::default()
         };
-        let heads = [2, 3, 4, 5].map(|i| conv2d(c, 1, 3, pad, vb.pp(format!("linear{i}"))));
+        let heads = [2, 3, 4, 5].map(|i| {
+            conv2d(c, 1, 3, pad, vb.pp(format!("linear{i}")))
+                .map(|conv| BlockConv::Im2col(conv, same3x3(1)))
+        });
         Ok(Self {
             mapping: collect(mapping)?,
-            context: Cbr::new(vb.pp("cv1"), c, c, 5)?,
+            context: conv_bn_relu(vb.pp("cv1"), c, c, 5)?,
             scfm: collect(scfm)?,
             heads: collect(heads)?,
         })
@@ -159,7 +139,7 @@ impl Decoder {
         let x3 = self.scfm[1].forward_t(&m[1], &x4, &x5, train)?;
         let x2 = self.scfm[0].forward_t(&m[0], &x3, &x5, train)?;
         let head = |i: usize, x: &Tensor| -> Result<Tensor> {
-            let y = conv3x3(&self.heads[i], x, same3x3(1))?;
+            let y = self.heads[i].forward(x)?;
             scfnet_ops::resize_bilinear(&y, size, false)
         };
         Ok(SideOutputs {
