@@ -1,6 +1,6 @@
 //! The one Conv → BatchNorm → activation block the networks are built from: ResNet's
 //! `conv`/`bn` pairs, MobileNetV3's `ConvBNLayer`, and the SCFNet decoder's
-//! `Sequential(Conv2D, BatchNorm2D, ReLU)`. It also reports its MACs (`crate::macs`).
+//! `Sequential(Conv2D, BatchNorm2D, ReLU)`.
 
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{Conv2d, VarBuilder};
@@ -8,8 +8,6 @@ use scfnet_ops::{
     conv2d_im2col, depthwise_conv2d, hard_swish, paddle_batch_norm, BatchNorm, ConvGeometry,
     DepthwiseConfig,
 };
-
-use crate::macs;
 
 /// BatchNorm ε of every network here (Paddle's and torchvision's default).
 pub const BN_EPS: f64 = 1e-5;
@@ -65,16 +63,13 @@ impl BlockConv {
         }
     }
 
-    /// Convolves `x`, `(B, C_in, H, W)` → `(B, C_out, H', W')`, and counts its MACs.
+    /// Convolves `x`, `(B, C_in, H, W)` → `(B, C_out, H', W')`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match self {
-            BlockConv::Candle(c) => scfnet_ops::conv2d(x, c)?,
-            BlockConv::Im2col(c, g) => conv2d_im2col(x, c.weight(), c.bias(), *g)?,
-            BlockConv::Depthwise(w, cfg) => depthwise_conv2d(x, w, *cfg)?,
-        };
-        let w = self.weight().dims();
-        macs::add_conv(y.elem_count(), w[1] * w[2] * w[3], self.bias().is_some());
-        Ok(y)
+        match self {
+            BlockConv::Candle(c) => scfnet_ops::conv2d(x, c),
+            BlockConv::Im2col(c, g) => conv2d_im2col(x, c.weight(), c.bias(), *g),
+            BlockConv::Depthwise(w, cfg) => depthwise_conv2d(x, w, *cfg),
+        }
     }
 }
 
@@ -118,7 +113,6 @@ impl ModuleT for ConvBnAct {
     /// `(B, C_in, H, W)` → `(B, C_out, H', W')`; `train` selects batch statistics.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.conv.forward(x)?;
-        macs::add_batch_norm(y.elem_count());
         self.act.apply(&y.apply_t(&self.bn, train)?)
     }
 }

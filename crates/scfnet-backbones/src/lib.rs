@@ -12,7 +12,8 @@ mod error;
 mod features;
 pub mod files;
 pub mod hub;
-pub mod macs;
+/// MAC counting (moved to `scfnet_ops::macs`, where the ops count themselves).
+pub use scfnet_ops::macs;
 mod mobilenetv3;
 pub mod paddle;
 #[cfg(feature = "reference")]

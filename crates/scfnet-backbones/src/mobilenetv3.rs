@@ -15,7 +15,6 @@ use scfnet_ops::{hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig};
 
 use crate::blocks::{Activation, BlockConv, ConvBnAct};
 use crate::features::{Backbone, Features};
-use crate::macs;
 
 /// The activations of the table (the shared block's).
 type Act = Activation;
@@ -129,9 +128,7 @@ impl SqueezeExcite {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let s = x.mean_keepdim(3)?.mean_keepdim(2)?;
         let s = scfnet_ops::conv2d(&s, &self.conv1)?;
-        macs::add_conv(s.elem_count(), self.conv1.weight().dim(1)?, true);
         let s = scfnet_ops::conv2d(&s.relu()?, &self.conv2)?;
-        macs::add_conv(s.elem_count(), self.conv2.weight().dim(1)?, true);
         let s = hard_sigmoid_paddle(&s)?;
         x.broadcast_mul(&s)
     }

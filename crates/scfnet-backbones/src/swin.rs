@@ -27,7 +27,6 @@ use candle_nn::{
 };
 
 use crate::features::{Backbone, Features};
-use crate::macs;
 
 /// LayerNorm ε of Swin.
 const LN_EPS: f64 = 1e-5;
@@ -235,11 +234,7 @@ impl WindowAttention {
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (bw, n, c) = x.dims3()?;
         let hd = c / self.heads;
-        macs::add_linear(c, 3 * c, bw * n);
-        macs::add_linear(c, c, bw * n);
-        let qkv = self
-            .qkv
-            .forward(x)?
+        let qkv = scfnet_ops::linear(x, &self.qkv)?
             .reshape((bw, n, 3, self.heads, hd))?
             .permute((2, 0, 3, 1, 4))?;
         let q = (qkv.get(0)?.contiguous()? * self.scale)?;
@@ -263,7 +258,7 @@ impl WindowAttention {
         }
         let attn = softmax_t(&attn, self.qkv.weight())?;
         let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((bw, n, c))?;
-        self.proj.forward(&y)
+        scfnet_ops::linear(&y, &self.proj)
     }
 }
 
@@ -340,14 +335,9 @@ impl SwinBlock {
             y = y.roll(shift.1 as i32, 2)?;
         }
         let x = (x + drop_path(&y, self.drop_path, train)?)?;
-        let hidden = self.fc1.weight().dim(0)?;
-        macs::add_linear(c, hidden, b * h * w);
-        macs::add_linear(hidden, c, b * h * w);
-        let m = self.fc2.forward(
-            &self
-                .fc1
-                .forward(&layer_norm_t(&self.norm2, &x)?)?
-                .gelu_erf()?,
+        let m = scfnet_ops::linear(
+            &scfnet_ops::linear(&layer_norm_t(&self.norm2, &x)?, &self.fc1)?.gelu_erf()?,
+            &self.fc2,
         )?;
         debug_assert_eq!(m.dims4()?, (b, h, w, c));
         x + drop_path(&m, self.drop_path, train)?
@@ -380,8 +370,7 @@ impl PatchMerging {
             .permute((0, 1, 3, 4, 2, 5))?
             .contiguous()?
             .reshape((b, h, w, 4 * c))?;
-        macs::add_linear(4 * c, 2 * c, b * h * w);
-        self.reduction.forward(&layer_norm_t(&self.norm, &x)?)
+        scfnet_ops::linear(&layer_norm_t(&self.norm, &x)?, &self.reduction)
     }
 }
 
@@ -475,8 +464,6 @@ impl Backbone for SwinTransformer {
             );
         }
         let y = scfnet_ops::conv2d(x, &self.proj)?;
-        let pw = self.proj.weight().dims();
-        macs::add_conv(y.elem_count(), pw[1] * pw[2] * pw[3], true);
         let y = y.permute((0, 2, 3, 1))?;
         let mut y = layer_norm_t(&self.patch_norm, &y)?;
         let x2 = to_nchw(&y)?;

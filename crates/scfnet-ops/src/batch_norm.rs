@@ -184,6 +184,7 @@ impl ModuleT for BatchNorm {
     /// Batch statistics (and a running-statistics update) when `train`, running statistics
     /// otherwise.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        crate::macs::add_batch_norm(x.elem_count());
         if train {
             self.forward_train(x)
         } else {

@@ -277,11 +277,15 @@ impl CustomOp2 for DepthwiseGradWeight {
 /// Depthwise convolution of `x` `(B, C, H, W)` with `weight` `(C, 1, k, k)`, no bias,
 /// differentiable in both. Output `(B, C, (H + 2p − k)/s + 1, (W + 2p − k)/s + 1)`.
 pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, cfg: DepthwiseConfig) -> Result<Tensor> {
-    if !uses_cpu_kernels(x) {
-        return depthwise_generic(x, weight, cfg);
-    }
-    x.contiguous()?
-        .apply_op2(&weight.contiguous()?, DepthwiseConv(cfg))
+    let y = if !uses_cpu_kernels(x) {
+        depthwise_generic(x, weight, cfg)?
+    } else {
+        x.contiguous()?
+            .apply_op2(&weight.contiguous()?, DepthwiseConv(cfg))?
+    };
+    let w = weight.dims();
+    crate::macs::add_conv(y.elem_count(), w.iter().skip(1).product(), false);
+    Ok(y)
 }
 
 /// The device-generic depthwise convolution: the sum, over the kernel taps in row-major order,

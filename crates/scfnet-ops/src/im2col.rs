@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float, Real};
+use crate::macs;
 use crate::views::{pad2d, tap};
 
 /// Geometry of a 2-D convolution window.
@@ -172,14 +173,17 @@ pub fn conv2d_im2col(
             g.kernel
         );
     }
-    if !uses_cpu_kernels(x) {
-        return conv_generic(x, weight, bias, g);
-    }
-    let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
-    let y = weight
-        .reshape((1, co, ci * kh * kw))?
-        .broadcast_matmul(&cols)?;
-    add_bias(y.reshape((b, co, g.output(h), g.output(w)))?, bias)
+    let y = if !uses_cpu_kernels(x) {
+        conv_generic(x, weight, bias, g)?
+    } else {
+        let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
+        let y = weight
+            .reshape((1, co, ci * kh * kw))?
+            .broadcast_matmul(&cols)?;
+        add_bias(y.reshape((b, co, g.output(h), g.output(w)))?, bias)?
+    };
+    macs::add_conv(y.elem_count(), ci * kh * kw, bias.is_some());
+    Ok(y)
 }
 
 /// `y` `(B, Co, H, W)` plus an optional per-channel `bias` `(Co)`.
@@ -248,19 +252,22 @@ fn conv_generic(
 pub fn conv2d(x: &Tensor, conv: &candle_nn::Conv2d) -> Result<Tensor> {
     use candle_core::Module;
     let cfg = conv.config();
-    let (_, _, kh, kw) = conv.weight().dims4()?;
-    if uses_cpu_kernels(x) || cfg.groups != 1 || kh != kw {
-        return conv.forward(x);
-    }
-    conv_generic(
-        x,
-        conv.weight(),
-        conv.bias(),
-        ConvGeometry {
-            kernel: kh,
-            stride: cfg.stride,
-            padding: cfg.padding,
-            dilation: cfg.dilation,
-        },
-    )
+    let (_, ci, kh, kw) = conv.weight().dims4()?;
+    let y = if uses_cpu_kernels(x) || cfg.groups != 1 || kh != kw {
+        conv.forward(x)?
+    } else {
+        conv_generic(
+            x,
+            conv.weight(),
+            conv.bias(),
+            ConvGeometry {
+                kernel: kh,
+                stride: cfg.stride,
+                padding: cfg.padding,
+                dilation: cfg.dilation,
+            },
+        )?
+    };
+    macs::add_conv(y.elem_count(), ci * kh * kw, conv.bias().is_some());
+    Ok(y)
 }

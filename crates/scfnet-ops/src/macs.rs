@@ -3,8 +3,13 @@
 //! The paper's "FLOPs" are Paddle's `paddle.flops`: convolutions count `out_elements × (C_in /
 //! groups) × kh × kw`, plus one per output element when the conv has a bias; BatchNorm counts
 //! `2 × elements`; a linear layer `in × out × tokens`. Activations, resizes, element-wise ops,
-//! LayerNorm and attention matrix products count zero. Layers report themselves through
-//! [`add_conv`], [`add_batch_norm`] and [`add_linear`]; [`count_macs`] collects them.
+//! LayerNorm and attention matrix products count zero.
+//!
+//! The counting lives in the ops, not in the networks' forward code: [`crate::conv2d`],
+//! [`crate::conv2d_im2col`], [`crate::depthwise_conv2d`], [`crate::BatchNorm`] and
+//! [`crate::linear`] report what they compute through [`add_conv`], [`add_batch_norm`] and
+//! [`add_linear`]; [`count_macs`] collects it for one forward pass (a counting pass), and costs
+//! nothing outside one.
 
 use std::cell::Cell;
 
