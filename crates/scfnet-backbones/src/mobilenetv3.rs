@@ -195,6 +195,12 @@ pub struct MobileNetV3 {
 }
 
 impl MobileNetV3 {
+    /// Whether PaddleClas trains tensor `name` (this backbone's own name) with weight decay: not
+    /// the BatchNorm scales and shifts, which its `ConvBNLayer` gives `L2Decay(0.0)`.
+    pub fn decays(name: &str) -> bool {
+        !name.contains("bn.")
+    }
+
     /// MobileNetV3-Large ×`scale`, weights from `vb`.
     pub fn large(vb: VarBuilder, scale: f64) -> Result<Self> {
         let stem_out = make_divisible(16.0 * scale);

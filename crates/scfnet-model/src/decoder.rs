@@ -99,9 +99,19 @@ pub struct Decoder {
     heads: [BlockConv; 4],
 }
 
+/// The shape of a decoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecoderConfig {
+    /// Channels of the backbone maps `x2 … x5` it consumes (the backbone's own description).
+    pub in_channels: [usize; 4],
+    /// Its own width `C` (16 for the student, 64 for the teachers).
+    pub channels: usize,
+}
+
 impl Decoder {
-    /// A decoder on backbone maps of `channels` (x2 … x5) with `c` decoder channels.
-    pub fn new(vb: VarBuilder, channels: [usize; 4], c: usize) -> Result<Self> {
+    /// A decoder of shape `config`, weights from `vb`.
+    pub fn new(vb: VarBuilder, config: DecoderConfig) -> Result<Self> {
+        let (channels, c) = (config.in_channels, config.channels);
         let mp = vb.pp("mp");
         let mapping =
             [0, 1, 2, 3].map(|i| conv_bn_relu(mp.pp(format!("cv{}", i + 1)), channels[i], c, 1));

@@ -40,6 +40,16 @@ impl ModelKind {
         }
     }
 
+    /// Whether the authors' optimiser decays tensor `name` of this network (our whole-network
+    /// name): everything except the student backbone's BatchNorm scales and shifts
+    /// ([`scfnet_backbones::MobileNetV3::decays`]).
+    pub fn decays(self, name: &str) -> bool {
+        match (self, crate::scfnet::backbone_name(name)) {
+            (ModelKind::Student, Some(own)) => scfnet_backbones::MobileNetV3::decays(own),
+            _ => true,
+        }
+    }
+
     /// The stochastic-depth rate the authors train with: 0.5 for Swin-B (`SwinT.py`:
     /// `drop_path_rate=0.5`, "do not appear in official code"), 0 for the others (none built).
     pub fn paper_drop_path(self) -> f64 {

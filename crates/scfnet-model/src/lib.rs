@@ -18,7 +18,7 @@ mod predictor;
 mod scfnet;
 
 pub use convert::{convert_paddle_checkpoint, expected_tensors, paddle_mapping};
-pub use decoder::{conv_bn_relu, Decoder, Scfm, SideOutputs};
+pub use decoder::{conv_bn_relu, Decoder, DecoderConfig, Scfm, SideOutputs};
 pub use hub_config::{HubConfig, HubConfigError, WeightsSource, CONFIG_FILE, WEIGHTS_FILE};
 pub use info::{model_info, ModelInfo};
 pub use kind::{check_input_side, ModelKind, MAX_INPUT_SIDE};

@@ -4,7 +4,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
 use scfnet_backbones::{Backbone, MobileNetV3, ResNet50, SwinConfig, SwinTransformer};
 
-use crate::decoder::{Decoder, SideOutputs};
+use crate::decoder::{Decoder, DecoderConfig, SideOutputs};
 use crate::kind::ModelKind;
 
 /// Where the backbone's weights are in a whole network's checkpoint (the authors' `self.bkbone`):
@@ -50,7 +50,13 @@ impl Scfnet {
         };
         // The decoder sizes itself from the backbone's own feature description.
         let [_, c2, c3, c4, c5] = backbone.channels();
-        let decoder = Decoder::new(vb, [c2, c3, c4, c5], kind.decoder_channels())?;
+        let decoder = Decoder::new(
+            vb,
+            DecoderConfig {
+                in_channels: [c2, c3, c4, c5],
+                channels: kind.decoder_channels(),
+            },
+        )?;
         Ok(Self {
             kind,
             backbone,

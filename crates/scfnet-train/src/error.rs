@@ -56,6 +56,14 @@ pub enum TrainError {
         /// What went wrong.
         source: Box<scfnet_model::PredictError>,
     },
+    /// A map or mask could not be scored.
+    #[error("{path}: {source}")]
+    Metrics {
+        /// The image or mask.
+        path: PathBuf,
+        /// What the metrics said.
+        source: sod_metrics::MetricsError,
+    },
     /// An inconsistent setting.
     #[error("{0}")]
     Config(String),

@@ -41,8 +41,11 @@ pub fn evaluate(
                 source: Box::new(source),
             })?
             .remove(0);
-        let pred = GrayMap::new(w, h, map)
-            .map_err(|e| TrainError::Config(format!("{}: {e}", sample.image.display())))?;
+        let metrics = |path: &std::path::Path| {
+            let path = path.to_owned();
+            move |source| TrainError::Metrics { path, source }
+        };
+        let pred = GrayMap::new(w, h, map).map_err(metrics(&sample.image))?;
         let gt = GrayMap::new(
             mask.width,
             mask.height,
@@ -51,10 +54,9 @@ pub fn evaluate(
                 .map(|v| v.round().clamp(0.0, 255.0) as u8)
                 .collect(),
         )
-        .map_err(|e| TrainError::Config(format!("{}: {e}", mask_path.display())))?;
+        .map_err(metrics(mask_path))?;
         each(&sample.stem, &pred)?;
-        acc.add(&pred, &gt)
-            .map_err(|e| TrainError::Config(format!("{}: {e}", sample.image.display())))?;
+        acc.add(&pred, &gt).map_err(metrics(mask_path))?;
     }
     Ok(acc.finish())
 }

@@ -29,9 +29,9 @@ pub fn is_backbone(name: &str) -> bool {
     scfnet_model::backbone_name(name).is_some()
 }
 
-/// Whether weight decay applies to parameter `name` of `kind`.
+/// Whether weight decay applies to parameter `name` of `kind` ([`ModelKind::decays`]).
 pub fn decays(kind: ModelKind, name: &str) -> bool {
-    !(kind == ModelKind::Student && is_backbone(name) && name.contains(".bn."))
+    kind.decays(name)
 }
 
 /// The variables of `varmap` sorted by name.
