@@ -48,3 +48,42 @@ pub fn convert_paddle_checkpoint(
     let expected = expected_tensors(kind)?;
     convert_file(input, output, &expected, paddle_mapping(kind))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_authors_swin_b_checkpoint_names_map_to_ours() {
+        let m = paddle_mapping(ModelKind::SwinB);
+        let rename = |n: &str| (m.rename)(n);
+        // Persistable buffers of SwinT.py and the unused final norm are dropped.
+        for n in [
+            "bkbone.layers.0.blocks.1.attn_mask",
+            "bkbone.layers.2.blocks.3.attn.relative_position_index",
+            "bkbone.norm.weight",
+        ] {
+            assert_eq!(rename(n), None, "{n}");
+        }
+        // Patch merging moves to the next stage, under the backbone prefix.
+        assert_eq!(
+            rename("bkbone.layers.0.downsample.reduction.weight").as_deref(),
+            Some("bkbone.layers.1.downsample.reduction.weight")
+        );
+        assert_eq!(
+            rename("bkbone.layers.3.blocks.1.attn.qkv.weight").as_deref(),
+            Some("bkbone.layers.3.blocks.1.attn.qkv.weight")
+        );
+        // Decoder BatchNorm statistics get PyTorch's names; nothing else changes.
+        assert_eq!(
+            rename("mp.cv1.1._variance").as_deref(),
+            Some("mp.cv1.1.running_var")
+        );
+        assert_eq!(rename("linear2.weight").as_deref(), Some("linear2.weight"));
+        // Only the backbone's Linear weights are transposed (by our name).
+        assert!((m.transpose)("bkbone.layers.1.downsample.reduction.weight"));
+        assert!((m.transpose)("bkbone.layers.2.blocks.0.mlp.fc1.weight"));
+        assert!(!(m.transpose)("bkbone.patch_embed.proj.weight"));
+        assert!(!(m.transpose)("de1.cv1.0.weight"));
+    }
+}
