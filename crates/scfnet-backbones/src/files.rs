@@ -89,7 +89,7 @@ pub fn remove_stale_temporaries(dir: &Path) -> io::Result<usize> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let stale = name.starts_with('.')
-            && (name.ends_with(TEMP_SUFFIX) || name.contains(".tmp"))
+            && name.contains(TEMP_SUFFIX)
             && !name.contains(&format!(".{own}{TEMP_SUFFIX}"))
             && !name.ends_with(&format!(".tmp{own}"));
         if !stale {

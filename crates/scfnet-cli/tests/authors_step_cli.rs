@@ -23,12 +23,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_core::{DType, Device};
 use scfnet_backbones::reference::{read, MapSummary};
-use scfnet_backbones::{synthetic_image, synthetic_values};
-use scfnet_model::{ModelKind, Scfnet};
+use scfnet_backbones::synthetic_image;
+use scfnet_model::ModelKind;
 use serde::Deserialize;
+
+mod common;
 
 #[derive(Deserialize)]
 struct Entry {
@@ -120,27 +121,6 @@ fn write_data(root: &Path, size: usize) {
     }
 }
 
-/// The synthetic weights of `kind` in float32, saved as safetensors; returns them by name.
-fn write_weights(kind: ModelKind, path: &Path) -> HashMap<String, Tensor> {
-    let varmap = VarMap::new();
-    Scfnet::new(
-        kind,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .unwrap();
-    let mut out = HashMap::new();
-    for (name, var) in varmap.data().lock().unwrap().iter() {
-        let t = Tensor::from_vec(synthetic_values(name, var.dims()), var.dims(), &Device::Cpu)
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap();
-        var.set(&t).unwrap();
-        out.insert(name.clone(), t);
-    }
-    varmap.save(path).unwrap();
-    out
-}
-
 fn run(file: &str, kind: ModelKind, extra: &[&str]) {
     let r: Reference = read(env!("CARGO_MANIFEST_DIR"), file);
     let want = &r.networks[kind.name()];
@@ -148,7 +128,7 @@ fn run(file: &str, kind: ModelKind, extra: &[&str]) {
     let data = dir.path().join("data");
     write_data(&data, want.size);
     let init = dir.path().join("init.safetensors");
-    let before = write_weights(kind, &init);
+    let before = common::synthetic_weights_file(kind, &init, None);
     let out = dir.path().join("run");
     let size = want.size.to_string();
     let batch = want.batch.to_string();

@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
-use scfnet_backbones::synthetic_values;
-use scfnet_model::{ModelKind, Scfnet};
+use scfnet_model::ModelKind;
+
+mod common;
 
 /// Outcome of one command.
 struct Run {
@@ -129,28 +128,6 @@ fn png(path: &Path, w: u32, h: u32) {
     image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]))
         .save(path)
         .unwrap();
-}
-
-/// The student's synthetic weights as safetensors, with `poison` (if any) set to NaN.
-fn student_weights(path: &Path, poison: Option<&str>) {
-    let varmap = VarMap::new();
-    Scfnet::new(
-        ModelKind::Student,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .unwrap();
-    for (name, var) in varmap.data().lock().unwrap().iter() {
-        let mut v = synthetic_values(name, var.dims());
-        if poison == Some(name.as_str()) {
-            v[0] = f64::NAN;
-        }
-        let t = Tensor::from_vec(v, var.dims(), &Device::Cpu)
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap();
-        var.set(&t).unwrap();
-    }
-    varmap.save(path).unwrap();
 }
 
 /// A labeled synthetic dataset of `n` 64×64 images.
@@ -393,7 +370,7 @@ fn colliding_output_names_are_refused_before_writing() {
 fn nan_weights_are_refused_where_they_enter() {
     let dir = tempfile::tempdir().unwrap();
     let weights = dir.path().join("nan.safetensors");
-    student_weights(&weights, Some("de1.cv2.0.weight"));
+    common::synthetic_weights_file(ModelKind::Student, &weights, Some("de1.cv2.0.weight"));
     png(&dir.path().join("in/a.png"), 32, 32);
     let out = dir.path().join("out");
     scfnet(&[

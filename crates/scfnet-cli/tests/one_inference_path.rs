@@ -4,11 +4,11 @@
 
 use std::process::Command;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
-use scfnet_backbones::synthetic_values;
+use candle_core::{DType, Device};
 use scfnet_data::SodDataset;
 use scfnet_model::{ModelKind, Scfnet};
+
+mod common;
 
 #[test]
 fn predict_and_validation_give_byte_identical_maps() {
@@ -31,20 +31,7 @@ fn predict_and_validation_give_byte_identical_maps() {
 
     // Synthetic student weights, as a file for the command line.
     let weights = dir.path().join("w.safetensors");
-    let varmap = VarMap::new();
-    Scfnet::new(
-        ModelKind::Student,
-        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-    )
-    .unwrap();
-    for (name, var) in varmap.data().lock().unwrap().iter() {
-        let t = Tensor::from_vec(synthetic_values(name, var.dims()), var.dims(), &Device::Cpu)
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap();
-        var.set(&t).unwrap();
-    }
-    varmap.save(&weights).unwrap();
+    common::synthetic_weights_file(ModelKind::Student, &weights, None);
 
     let maps = dir.path().join("maps");
     let o = Command::new(env!("CARGO_BIN_EXE_scfnet"))

@@ -92,12 +92,7 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
     if w == 0 || h == 0 {
         return Err(decode_err("empty image".into()));
     }
-    if w as u64 * h as u64 > limit {
-        return Err(decode_err(format!(
-            "{w}x{h} = {} pixels, more than the limit of {limit} (set SCFNET_MAX_PIXELS to raise it)",
-            w as u64 * h as u64
-        )));
-    }
+    sod_metrics::check_pixels(w, h).map_err(decode_err)?;
     if format == image::ImageFormat::Jpeg && !jpeg_is_complete(&bytes) {
         return Err(decode_err(
             "truncated JPEG (no end-of-image marker): the file is incomplete".into(),

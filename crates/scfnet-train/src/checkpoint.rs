@@ -47,6 +47,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     files::write_bytes(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
+/// Copies the weights of checkpoint folder `dir` to `out/model.safetensors` (atomically), where
+/// `scfnet predict --weights` expects the newest weights.
+fn publish_model(out: &Path, dir: &Path) -> Result<()> {
+    let model = out.join("model.safetensors");
+    files::write_with(&model, |tmp| {
+        std::fs::copy(dir.join(WEIGHTS), tmp).map(|_| ())
+    })
+    .map_err(|e| TrainError::io(&model, e))
+}
+
 /// Flushes every file of checkpoint folder `dir`, then the folder itself.
 fn sync_tree(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
@@ -108,12 +118,7 @@ pub fn save(out: &Path, trainer: &Trainer, state: &RunState) -> Result<PathBuf> 
     std::fs::rename(&tmp, &dir).map_err(|e| TrainError::io(&dir, e))?;
     files::sync_dir(&root).map_err(|e| TrainError::io(&root, e))?;
     write_atomic(&root.join(LATEST), name.as_bytes())?;
-    // The newest weights, where `scfnet predict --weights` expects a file.
-    let model = out.join("model.safetensors");
-    files::write_with(&model, |tmp| {
-        std::fs::copy(dir.join(WEIGHTS), tmp).map(|_| ())
-    })
-    .map_err(|e| TrainError::io(&model, e))?;
+    publish_model(out, &dir)?;
     prune(&root, &name)?;
     Ok(dir)
 }
@@ -169,9 +174,7 @@ pub fn discard_from(out: &Path, step: usize) -> Result<()> {
     match kept.last() {
         Some(newest) => {
             write_atomic(&root.join(LATEST), newest.as_bytes())?;
-            let weights = root.join(newest).join(WEIGHTS);
-            files::write_with(&model, |tmp| std::fs::copy(&weights, tmp).map(|_| ()))
-                .map_err(|e| TrainError::io(&model, e))?;
+            publish_model(out, &root.join(newest))?;
         }
         None => {
             for p in [root.join(LATEST), model] {

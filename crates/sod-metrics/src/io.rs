@@ -24,6 +24,18 @@ pub fn max_pixels() -> u64 {
         .unwrap_or(DEFAULT_MAX_PIXELS)
 }
 
+/// `Err(message)` when a `width × height` image exceeds [`max_pixels`]: the one check of every
+/// image decoder of the workspace, made from the header before anything is allocated.
+pub fn check_pixels(width: u32, height: u32) -> std::result::Result<(), String> {
+    let (pixels, limit) = (width as u64 * height as u64, max_pixels());
+    if pixels > limit {
+        return Err(format!(
+            "{width}x{height} = {pixels} pixels, more than the limit of {limit} (set SCFNET_MAX_PIXELS to raise it)"
+        ));
+    }
+    Ok(())
+}
+
 /// How a file's pixels became grey levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GraySource {
@@ -92,15 +104,10 @@ pub fn load_gray(path: impl AsRef<Path>) -> Result<LoadedGray> {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-    let limit = max_pixels();
-    if w as u64 * h as u64 > limit {
-        return Err(MetricsError::Decode {
-            path: path.to_owned(),
-            message: format!(
-                "{w}x{h} pixels, more than the limit of {limit} (set SCFNET_MAX_PIXELS to raise it)"
-            ),
-        });
-    }
+    check_pixels(w, h).map_err(|message| MetricsError::Decode {
+        path: path.to_owned(),
+        message,
+    })?;
     let decoded = reader()?.decode().map_err(|e| MetricsError::Decode {
         path: path.to_owned(),
         message: e.to_string(),
