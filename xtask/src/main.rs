@@ -6,6 +6,7 @@
 //! - `bench-train`: one training step of the student and the R50 teacher, next to PyTorch.
 //! - `demo-data`: regenerates the small demo set shipped in `data/demo`.
 //! - `build-cuda`: builds the CUDA `scfnet` binary with a CUDA toolkit fetched from PyPI.
+//! - `download`: the benchmarks and ImageNet backbones from `data/manifest.toml`.
 
 mod bench_backbones;
 mod bench_metrics;
@@ -13,6 +14,7 @@ mod bench_models;
 mod bench_train;
 mod build_cuda;
 mod demo_data;
+mod download;
 mod synthetic;
 mod torch_timing;
 
@@ -55,6 +57,9 @@ enum Command {
     /// Build the CUDA-enabled `scfnet` into target/cuda with the CUDA 13.0 toolkit fetched
     /// from PyPI (no GPU or system toolkit needed).
     BuildCuda(build_cuda::Args),
+    /// Fetch, verify and lay out the benchmarks, the ImageNet backbones and (by hand, --from)
+    /// the distillation pool, from data/manifest.toml; resumable and idempotent.
+    Download(download::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +72,14 @@ fn main() -> anyhow::Result<()> {
             candle_core::utils::get_num_threads().to_string(),
         );
     }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
     match Cli::parse().command {
         Command::BenchMetrics(a) => bench_metrics::run(a),
         Command::BenchBackbones(a) => bench_backbones::run(a),
@@ -74,5 +87,6 @@ fn main() -> anyhow::Result<()> {
         Command::BenchTrain(a) => bench_train::run(a),
         Command::DemoData(a) => demo_data::run(a),
         Command::BuildCuda(a) => build_cuda::run(a),
+        Command::Download(a) => download::run(a),
     }
 }

@@ -229,15 +229,6 @@ pub fn load_weights(varmap: &VarMap, path: &Path) -> Result<usize> {
     Ok(vars.len())
 }
 
-/// Number of scalars in the trainable parameters.
-pub fn trainable_count(varmap: &VarMap) -> usize {
-    sorted_vars(varmap)
-        .iter()
-        .filter(|(n, _)| !is_running_stat(n))
-        .map(|(_, v)| v.elem_count())
-        .sum()
-}
-
 /// The dtype of the variables (F32 unless built otherwise).
 pub fn var_dtype(varmap: &VarMap) -> DType {
     sorted_vars(varmap)

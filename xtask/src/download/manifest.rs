@@ -1,0 +1,272 @@
+//! The download manifest (`data/manifest.toml`): files to fetch and the items they make.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// The whole manifest.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Files to fetch.
+    #[serde(rename = "file", default)]
+    pub files: Vec<FileSpec>,
+    /// What lands in the repository.
+    #[serde(rename = "item", default)]
+    pub items: Vec<Item>,
+}
+
+/// How a file is unpacked.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Archive {
+    /// A zip archive, extracted into its own folder.
+    Zip,
+    /// Used as it is.
+    None,
+}
+
+/// One file to fetch.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    /// Local name under `data/cache/downloads/`.
+    pub name: String,
+    /// Where from, best first (`https://`, `http://`, `hf://`, `gdrive://`).
+    pub urls: Vec<String>,
+    /// Size in bytes, where published.
+    pub size: Option<u64>,
+    /// SHA-256 (hex), where published.
+    pub sha256: Option<String>,
+    /// MD5 (hex), where that is all the source publishes.
+    pub md5: Option<String>,
+    /// How it is unpacked.
+    pub archive: Archive,
+}
+
+/// What an item is.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemKind {
+    /// Images with masks and a list file: `data/NAME/{image,mask,LIST}`.
+    Dataset,
+    /// Images only: `data/NAME/image`.
+    Unlabeled,
+    /// One weights file at `target`.
+    Weights,
+}
+
+/// One alternative way to make an item.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Names of [`FileSpec`]s it needs.
+    pub files: Vec<String>,
+    /// Folder patterns of the images (datasets).
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// Folder patterns of the masks (datasets).
+    #[serde(default)]
+    pub masks: Vec<String>,
+}
+
+/// Something that lands in the repository.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    /// Name (the folder under `data/` for datasets).
+    pub name: String,
+    /// What it is.
+    pub kind: ItemKind,
+    /// The list file of a dataset (`train.txt` or `test.txt`).
+    pub list: Option<String>,
+    /// Published number of images.
+    pub count: Option<usize>,
+    /// Where weights land, relative to the repository root.
+    pub target: Option<String>,
+    /// Conversion on arrival (`paddleclas-mobilenetv3-x0.5`).
+    pub convert: Option<String>,
+    /// Only by hand (`--from DIR`).
+    #[serde(default)]
+    pub manual: bool,
+    /// Fetched when no names are given.
+    #[serde(default = "yes")]
+    pub default: bool,
+    /// Alternatives, best first.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Manifest {
+    /// Reads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let m: Self =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        m.check()
+            .with_context(|| format!("checking {}", path.display()))?;
+        Ok(m)
+    }
+
+    /// Every name unique, every file named by a source declared, every field an item's kind needs
+    /// present.
+    pub fn check(&self) -> Result<()> {
+        let mut files = BTreeSet::new();
+        for f in &self.files {
+            if !files.insert(f.name.as_str()) {
+                bail!("file {} is declared twice", f.name);
+            }
+            if f.urls.is_empty() {
+                bail!("file {} has no URL", f.name);
+            }
+            if f.name.contains(['/', '\\']) || f.name.starts_with('.') {
+                bail!("file name {:?} must be a plain name", f.name);
+            }
+        }
+        let mut items = BTreeSet::new();
+        for it in &self.items {
+            if !items.insert(it.name.as_str()) {
+                bail!("item {} is declared twice", it.name);
+            }
+            if it.name.contains(['/', '\\']) || it.name.starts_with('.') {
+                bail!("item name {:?} must be a plain name", it.name);
+            }
+            for s in &it.sources {
+                for f in &s.files {
+                    if !files.contains(f.as_str()) {
+                        bail!("item {} needs file {f}, which is not declared", it.name);
+                    }
+                }
+                if it.kind == ItemKind::Dataset && (s.images.is_empty() || s.masks.is_empty()) {
+                    bail!(
+                        "item {}: a dataset source needs image and mask patterns",
+                        it.name
+                    );
+                }
+                if it.kind == ItemKind::Weights && s.files.len() != 1 {
+                    bail!("item {}: a weights source is one file", it.name);
+                }
+            }
+            match it.kind {
+                ItemKind::Dataset if it.list.is_none() || it.count.is_none() => {
+                    bail!("dataset {} needs `list` and `count`", it.name)
+                }
+                ItemKind::Unlabeled if it.count.is_none() => {
+                    bail!("unlabeled set {} needs `count`", it.name)
+                }
+                ItemKind::Weights if it.target.is_none() => {
+                    bail!("weights {} need a `target`", it.name)
+                }
+                _ => {}
+            }
+            if it.sources.is_empty() && !it.manual {
+                bail!("item {} has no source and is not manual", it.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// The file called `name`.
+    pub fn file(&self, name: &str) -> Option<&FileSpec> {
+        self.files.iter().find(|f| f.name == name)
+    }
+
+    /// The items `names` select: item names, or `datasets`, `weights`, `all`; none: the defaults.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Item>> {
+        if names.is_empty() {
+            return Ok(self.items.iter().filter(|i| i.default).collect());
+        }
+        let mut out: Vec<&Item> = Vec::new();
+        for n in names {
+            let chosen: Vec<&Item> = match n.as_str() {
+                "all" => self.items.iter().collect(),
+                "datasets" => self
+                    .items
+                    .iter()
+                    .filter(|i| i.kind == ItemKind::Dataset)
+                    .collect(),
+                "weights" => self
+                    .items
+                    .iter()
+                    .filter(|i| i.kind == ItemKind::Weights && i.default)
+                    .collect(),
+                _ => match self.items.iter().find(|i| i.name.eq_ignore_ascii_case(n)) {
+                    Some(i) => vec![i],
+                    None => bail!(
+                        "no item {n:?} in the manifest; known: {}, or datasets, weights, all",
+                        self.items
+                            .iter()
+                            .map(|i| i.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+            };
+            for c in chosen {
+                if !out.iter().any(|o| o.name == c.name) {
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_manifest_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/manifest.toml");
+        let m = Manifest::load(&path).unwrap();
+        let datasets: Vec<&str> = m
+            .select(&["datasets".into()])
+            .unwrap()
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert_eq!(
+            datasets,
+            [
+                "DUTS-TR",
+                "DUTS-TE",
+                "ECSSD",
+                "HKU-IS",
+                "DUT-OMRON",
+                "PASCAL-S"
+            ]
+        );
+        let counts: usize = m
+            .select(&["datasets".into()])
+            .unwrap()
+            .iter()
+            .map(|i| i.count.unwrap())
+            .sum();
+        assert_eq!(counts, 10553 + 5019 + 1000 + 4447 + 5168 + 850);
+        assert!(m.select(&["kd-sod80k".into()]).unwrap()[0].manual);
+        assert!(m.select(&["nonsense".into()]).is_err());
+    }
+
+    #[test]
+    fn undeclared_files_are_refused() {
+        let text = r#"
+[[item]]
+name = "X"
+kind = "weights"
+target = "weights/x.safetensors"
+[[item.sources]]
+files = ["missing.bin"]
+"#;
+        let m: Manifest = toml::from_str(text).unwrap();
+        let e = m.check().unwrap_err().to_string();
+        assert!(e.contains("missing.bin"), "{e}");
+    }
+}
