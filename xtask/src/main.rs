@@ -7,6 +7,7 @@
 //! - `demo-data`: regenerates the small demo set shipped in `data/demo`.
 //! - `build-cuda`: builds the CUDA `scfnet` binary with a CUDA toolkit fetched from PyPI.
 //! - `download`: the benchmarks and ImageNet backbones from `data/manifest.toml`.
+//! - `sweep`: a plan's whole experiment (`sweeps/*.toml`) as resumable `scfnet` stages, and its report.
 
 mod bench_backbones;
 mod bench_metrics;
@@ -15,6 +16,7 @@ mod bench_train;
 mod build_cuda;
 mod demo_data;
 mod download;
+mod sweep;
 mod synthetic;
 mod torch_timing;
 
@@ -60,6 +62,10 @@ enum Command {
     /// Fetch, verify and lay out the benchmarks, the ImageNet backbones and (by hand, --from)
     /// the distillation pool, from data/manifest.toml; resumable and idempotent.
     Download(download::Args),
+    /// Run a plan's experiment (default sweeps/paper.toml): data, trainings, distillations,
+    /// predictions, scores and results.md, each stage skipped when done and resumed when partial;
+    /// or emit it as chained Slurm jobs.
+    Sweep(sweep::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -88,5 +94,6 @@ fn main() -> anyhow::Result<()> {
         Command::DemoData(a) => demo_data::run(a),
         Command::BuildCuda(a) => build_cuda::run(a),
         Command::Download(a) => download::run(a),
+        Command::Sweep(a) => sweep::run(a),
     }
 }

@@ -1,0 +1,396 @@
+//! `cargo xtask sweep`: a plan's whole experiment (data, trainings, distillations, predictions,
+//! scores, report) as `scfnet` commands, each stage skipped when complete and resumed when
+//! partial, so a killed sweep started again loses at most one checkpoint interval.
+
+mod plan;
+mod report;
+mod slurm;
+mod stages;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use plan::Plan;
+use stages::{shell_line, stages, Kind, Paths, Stage, State, MARKER};
+
+/// Arguments of `sweep`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The plan (default: sweeps/paper.toml).
+    #[arg(long, value_name = "FILE")]
+    plan: Option<PathBuf>,
+    /// The sweep's folder (runs/, maps/, logs/, scores, results.*); default out/sweep-PLAN.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Only these prepare steps / runs (with their predictions), or `score` (scores and report);
+    /// comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Print every command of the plan with its state, and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Device of every command (`cpu`, `cuda`, `cuda:N`), instead of the plan's.
+    #[arg(long)]
+    device: Option<String>,
+    /// Extra arguments for one run, e.g. `--run-args 'SCFNet-R50=--epochs 10 --batch 32'`.
+    #[arg(long = "run-args", value_name = "RUN=ARGS")]
+    run_args: Vec<String>,
+    /// The `scfnet` binary (default: built with `cargo build --release -p scfnet-cli`, with
+    /// `--features cuda` when the device is a GPU).
+    #[arg(long, value_name = "PATH")]
+    scfnet: Option<PathBuf>,
+    /// Write one Slurm batch script per run and a submit.sh that chains them
+    /// (`--emit slurm DIR`), and run nothing.
+    #[arg(long, num_args = 2, value_names = ["slurm", "DIR"])]
+    emit: Option<Vec<String>>,
+    /// With --emit: also submit the chain with sbatch.
+    #[arg(long, requires = "emit")]
+    submit: bool,
+    /// With --emit: the generic resources each run asks for ("" for none).
+    #[arg(long, default_value = "gpu:1")]
+    gres: String,
+}
+
+/// A resolved sweep.
+pub struct Sweep {
+    /// The plan.
+    pub plan: Plan,
+    /// Its plan file.
+    pub plan_path: PathBuf,
+    /// Where things go.
+    pub paths: Paths,
+    /// Its stages.
+    pub stages: Vec<Stage>,
+    /// The device of every command.
+    pub device: String,
+}
+
+impl Sweep {
+    /// Reads `plan_path` and lays the sweep out under `out`.
+    pub fn new(
+        root: &Path,
+        plan_path: &Path,
+        out: &Path,
+        device: Option<&str>,
+        run_args: &[String],
+    ) -> Result<Self> {
+        let plan = Plan::load(plan_path)?;
+        let mut extra = Vec::new();
+        for spec in run_args {
+            let (name, args) = spec
+                .split_once('=')
+                .with_context(|| format!("--run-args {spec:?}: expected RUN=ARGS"))?;
+            if plan.run(name).is_none() {
+                bail!("--run-args: no run {name:?} in {}", plan_path.display());
+            }
+            extra.push((
+                name.to_owned(),
+                args.split_whitespace().map(str::to_owned).collect(),
+            ));
+        }
+        let device = device.unwrap_or(&plan.sweep.device).to_owned();
+        let paths = Paths {
+            root: root.to_owned(),
+            out: out.to_owned(),
+        };
+        let stages = stages(&plan, &paths, &device, &extra);
+        Ok(Self {
+            plan,
+            plan_path: plan_path.to_owned(),
+            paths,
+            stages,
+            device,
+        })
+    }
+
+    /// The stages `only` selects (all when empty); unknown names are an error.
+    pub fn selected(&self, only: &[String]) -> Result<Vec<&Stage>> {
+        for o in only {
+            if !self.stages.iter().any(|s| &s.owner == o) {
+                bail!(
+                    "--only {o:?}: not a prepare step, a run or `score`; the plan has {}",
+                    self.stages
+                        .iter()
+                        .map(|s| s.owner.as_str())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
+        Ok(self
+            .stages
+            .iter()
+            .filter(|s| only.is_empty() || only.contains(&s.owner))
+            .collect())
+    }
+
+    /// The commands with their states, one line each (`--dry-run`).
+    pub fn plan_lines(&self, scfnet: &Path, only: &[String]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for s in self.selected(only)? {
+            let state = s.state(&self.stages);
+            let what = match (state, &s.kind) {
+                (State::Complete, _) => "done, skipped",
+                (State::Partial, Kind::Train) => "partial, resumed",
+                (State::Partial, _) => "partial, redone",
+                (State::Missing, _) => "to run",
+            };
+            out.push(format!("# {} ({what})", s.label));
+            out.push(shell_line(scfnet, &s.args_now(state)));
+        }
+        if only.is_empty() || only.iter().any(|o| o == "score") {
+            out.push(format!(
+                "# report: {}",
+                self.paths.out.join("results.{md,tex,json}").display()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Runs every selected stage that is not complete, then the report when everything is
+    /// scored. Returns the seconds spent.
+    pub fn execute(&self, scfnet: &Path, only: &[String]) -> Result<f64> {
+        let start = Instant::now();
+        let logs = self.paths.out.join("logs");
+        std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+        let selected = self.selected(only)?;
+        let total = selected.len();
+        let mut timings = read_timings(&self.paths.out);
+        for (k, s) in selected.into_iter().enumerate() {
+            let state = s.state(&self.stages);
+            if state == State::Complete {
+                println!("[{}/{total}] {}: done, skipped", k + 1, s.label);
+                continue;
+            }
+            for need in &s.needs {
+                if !need.is_file() {
+                    bail!(
+                        "{}: the run in {} has not finished (run the sweep without --only, or that run first)",
+                        s.label,
+                        need.parent().unwrap_or(need).display()
+                    );
+                }
+            }
+            if state == State::Partial && matches!(s.kind, Kind::Prepare | Kind::Predict) {
+                std::fs::remove_dir_all(&s.output)
+                    .with_context(|| format!("removing the partial {}", s.output.display()))?;
+            }
+            let args = s.args_now(state);
+            println!(
+                "[{}/{total}] {}{}",
+                k + 1,
+                s.label,
+                if state == State::Partial && s.kind == Kind::Train {
+                    " (resuming)"
+                } else {
+                    ""
+                }
+            );
+            let log = logs.join(format!("{}.log", s.label.replace(' ', "_")));
+            let t = Instant::now();
+            run_logged(scfnet, &args, &log).with_context(|| s.label.clone())?;
+            let secs = t.elapsed().as_secs_f64();
+            if s.kind != Kind::Score {
+                std::fs::write(s.output.join(MARKER), format!("{secs:.1}\n"))
+                    .with_context(|| format!("marking {}", s.output.display()))?;
+            }
+            *timings.entry(s.label.clone()).or_default() += secs;
+            write_timings(&self.paths.out, &timings)?;
+            println!("    {:.1} s", secs);
+        }
+        let wall = start.elapsed().as_secs_f64();
+        let scored = self
+            .stages
+            .iter()
+            .all(|s| s.state(&self.stages) == State::Complete);
+        if scored {
+            self.report(scfnet, wall)?;
+        } else if only.is_empty() {
+            bail!("some stages are still incomplete; run the sweep again");
+        }
+        Ok(wall)
+    }
+
+    /// Writes `results.md`, `results.tex`, `results.json`.
+    pub fn report(&self, scfnet: &Path, wall: f64) -> Result<()> {
+        let scores = report::read_scores(&self.paths.scores())?;
+        let mut info = BTreeMap::new();
+        for r in &self.plan.runs {
+            if info.contains_key(&r.model) {
+                continue;
+            }
+            let out = Command::new(scfnet)
+                .args(["info", "--model", &r.model, "--json"])
+                .output()
+                .with_context(|| format!("running {} info", scfnet.display()))?;
+            if !out.status.success() {
+                bail!(
+                    "scfnet info --model {} failed: {}",
+                    r.model,
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .context("parsing the output of scfnet info --json")?;
+            info.insert(
+                r.model.clone(),
+                (
+                    v["paddle_params"].as_u64().unwrap_or(0),
+                    v["macs"].as_u64().unwrap_or(0),
+                ),
+            );
+        }
+        let rows = report::rows(&self.plan, &scores, &info, &read_timings(&self.paths.out));
+        let write = |name: &str, text: String| -> Result<()> {
+            let p = self.paths.out.join(name);
+            scfnet_backbones::files::write_bytes(&p, text.as_bytes())
+                .with_context(|| format!("writing {}", p.display()))
+        };
+        write("results.md", report::markdown(&self.plan, &rows, wall))?;
+        write("results.tex", report::latex(&self.plan, &rows))?;
+        write(
+            "results.json",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "sweep": self.plan.sweep.name,
+                "test_sets": self.plan.sweep.test_sets,
+                "wall_seconds_last_invocation": wall,
+                "runs": rows,
+            }))?,
+        )?;
+        println!("report: {}", self.paths.out.join("results.md").display());
+        Ok(())
+    }
+}
+
+/// Runs `program args`, its output into `log`; an error carries the log's last lines.
+fn run_logged(program: &Path, args: &[String], log: &Path) -> Result<()> {
+    let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let status = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .status()
+        .with_context(|| format!("starting {}", program.display()))?;
+    if !status.success() {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(15).collect();
+        bail!(
+            "{} failed ({status}); last lines of {}:\n{}",
+            shell_line(program, args),
+            log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    Ok(())
+}
+
+fn read_timings(out: &Path) -> BTreeMap<String, f64> {
+    std::fs::read_to_string(out.join("timings.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+fn write_timings(out: &Path, t: &BTreeMap<String, f64>) -> Result<()> {
+    scfnet_backbones::files::write_bytes(
+        &out.join("timings.json"),
+        serde_json::to_string_pretty(t)?.as_bytes(),
+    )
+    .context("writing timings.json")
+}
+
+/// The `scfnet` binary: the one given, or a release build (with CUDA for a GPU device).
+fn scfnet_binary(
+    root: &Path,
+    given: Option<PathBuf>,
+    device: &str,
+    build: bool,
+) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    let cuda = device.starts_with("cuda");
+    if build {
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(root)
+            .args(["build", "--release", "-p", "scfnet-cli"]);
+        if cuda {
+            cmd.args(["--features", "cuda"]);
+        }
+        let status = cmd.status().context("running cargo build")?;
+        if !status.success() {
+            bail!("building scfnet failed");
+        }
+    }
+    Ok(root.join("target/release/scfnet"))
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = root.canonicalize().unwrap_or(root);
+    let plan_path = args.plan.unwrap_or_else(|| root.join("sweeps/paper.toml"));
+    let stem = plan_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plan".into());
+    let out = args
+        .out
+        .unwrap_or_else(|| root.join("out").join(format!("sweep-{stem}")));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let out = out.canonicalize()?;
+    let sweep = Sweep::new(
+        &root,
+        &plan_path.canonicalize().unwrap_or(plan_path.clone()),
+        &out,
+        args.device.as_deref(),
+        &args.run_args,
+    )?;
+    if let Some(emit) = &args.emit {
+        if emit[0] != "slurm" {
+            bail!("--emit {}: only `slurm` is known", emit[0]);
+        }
+        let scfnet = scfnet_binary(&root, args.scfnet.clone(), &sweep.device, false)?;
+        let dir = PathBuf::from(&emit[1]);
+        let xtask = std::env::current_exe().context("locating the xtask binary")?;
+        let written = slurm::emit(&sweep, &dir, &xtask, &scfnet, &args.gres)?;
+        println!(
+            "wrote {} job scripts and {}",
+            written,
+            dir.join("submit.sh").display()
+        );
+        if args.submit {
+            let status = Command::new("bash")
+                .arg(dir.join("submit.sh"))
+                .status()
+                .context("running submit.sh")?;
+            if !status.success() {
+                bail!("submit.sh failed");
+            }
+        } else {
+            println!("submit with: bash {}", dir.join("submit.sh").display());
+        }
+        return Ok(());
+    }
+    if args.dry_run {
+        let scfnet = scfnet_binary(&root, args.scfnet, &sweep.device, false)?;
+        for l in sweep.plan_lines(&scfnet, &args.only)? {
+            println!("{l}");
+        }
+        return Ok(());
+    }
+    let scfnet = scfnet_binary(&root, args.scfnet, &sweep.device, true)?;
+    let wall = sweep.execute(&scfnet, &args.only)?;
+    println!("sweep finished in {wall:.0} s");
+    Ok(())
+}

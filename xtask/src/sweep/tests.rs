@@ -1,0 +1,307 @@
+//! The sweep's orchestration with a stand-in `scfnet` (a shell script that records its calls
+//! and can fail once, like a killed training), the Slurm chain with a stand-in `sbatch`, and the
+//! tiny profile end to end with the real binary.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::stages::{Kind, State};
+use super::Sweep;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A stand-in `scfnet`: logs every call to `$SWEEP_LOG`, makes the outputs each command would,
+/// and fails a training whose `--out` ends with `$FAIL_RUN` once (after writing a checkpoint)
+/// unless it was given `--resume`.
+const FAKE_SCFNET: &str = r#"#!/usr/bin/env bash
+set -e
+echo "$*" >> "$SWEEP_LOG"
+cmd=$1; shift
+get() { local k=$1; shift; while [ $# -gt 0 ]; do if [ "$1" = "$k" ]; then echo "$2"; return; fi; shift; done; }
+case $cmd in
+  synth) out=$(get --out "$@"); mkdir -p "$out/image" "$out/mask"; touch "$out/image/a.jpg" "$out/mask/a.png";;
+  train|distill)
+    out=$(get --out "$@"); mkdir -p "$out/checkpoints"; touch "$out/checkpoints/epoch-1.safetensors"
+    if [ -n "$FAIL_RUN" ] && [ "${out%$FAIL_RUN}" != "$out" ] && [[ " $* " != *" --resume "* ]]; then exit 3; fi
+    touch "$out/model.safetensors";;
+  predict) out=$(get --output "$@"); mkdir -p "$out"; touch "$out/a.png";;
+  eval)
+    json=$(get --json "$@"); rows=""; m=""
+    for a in "$@"; do
+      if [ "$m" = method ]; then methods="$methods ${a%%=*}"; fi
+      if [ "$m" = dataset ]; then sets="$sets ${a%%=*}"; fi
+      m=""; [ "$a" = --method ] && m=method; [ "$a" = --dataset ] && m=dataset
+    done
+    for x in $methods; do for s in $sets; do
+      rows="$rows{\"method\":\"$x\",\"dataset\":\"$s\",\"MAE\":0.05,\"maxF\":0.9,\"Sm\":0.88,\"meanE\":0.91,\"images\":1},"
+    done; done
+    echo "{\"results\":[${rows%,}]}" > "$json";;
+  info) echo '{"paddle_params": 800154, "macs": 250000000}';;
+esac
+"#;
+
+fn write_exe(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The stand-in behind a wrapper that sets its SWEEP_LOG and FAIL_RUN (tests run in parallel,
+/// so nothing goes through this process's environment); returns the wrapper and the call log.
+fn fake(dir: &Path, fail_run: &str) -> (PathBuf, PathBuf) {
+    let log = dir.join("calls.log");
+    let inner = dir.join("scfnet-inner");
+    write_exe(&inner, FAKE_SCFNET);
+    let outer = dir.join("scfnet");
+    write_exe(
+        &outer,
+        &format!(
+            "#!/usr/bin/env bash\nSWEEP_LOG='{}' FAIL_RUN='{fail_run}' exec '{}' \"$@\"\n",
+            log.display(),
+            inner.display()
+        ),
+    );
+    (outer, log)
+}
+
+fn calls(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_killed_training_resumes_and_finished_stages_are_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = repo().join("sweeps/tiny.toml");
+    let out = tmp.path().join("out");
+    let sweep = Sweep::new(&repo(), &plan, &out, None, &[]).unwrap();
+    // The first attempt dies in the middle of the distillation, after a checkpoint.
+    let (scfnet, log) = fake(tmp.path(), "KD-student");
+    let err = sweep.execute(&scfnet, &[]).unwrap_err();
+    assert!(format!("{err:#}").contains("run KD-student"), "{err:#}");
+    let first = calls(&log);
+    // 5 data sets; teacher and FS student with 2 predictions each; the failed distillation.
+    assert_eq!(first.len(), 5 + 2 * (1 + 2) + 1, "{first:#?}");
+    assert!(first[5].starts_with("train --model r50"), "{}", first[5]);
+    let kd = first.last().unwrap();
+    assert!(
+        kd.starts_with("distill --teacher r50 --teacher-weights"),
+        "{kd}"
+    );
+    assert!(kd.contains("runs/teacher-R50/model.safetensors"));
+    let kd_stage = sweep
+        .stages
+        .iter()
+        .find(|s| s.label == "run KD-student")
+        .unwrap();
+    assert_eq!(kd_stage.state(&sweep.stages), State::Partial);
+    // Started again, only the unfinished stages run; the distillation resumes.
+    std::fs::remove_file(&log).unwrap();
+    let (scfnet, log) = fake(tmp.path(), "");
+    sweep.execute(&scfnet, &[]).unwrap();
+    let second = calls(&log);
+    assert!(
+        second[0].starts_with("distill ") && second[0].ends_with(" --resume"),
+        "{second:#?}"
+    );
+    assert_eq!(
+        second.len(),
+        1 + 2 + 1 + 2,
+        "distill, 2 predictions, eval, 2 × info: {second:#?}"
+    );
+    let results = std::fs::read_to_string(out.join("results.md")).unwrap();
+    for name in [
+        "teacher-R50",
+        "FS-student",
+        "KD-student",
+        "test-a",
+        "test-b",
+    ] {
+        assert!(results.contains(name), "{results}");
+    }
+    assert!(out.join("results.tex").is_file() && out.join("results.json").is_file());
+    // A third run has nothing to do but the report.
+    std::fs::remove_file(&log).unwrap();
+    sweep.execute(&scfnet, &[]).unwrap();
+    assert!(
+        calls(&log).iter().all(|c| c.starts_with("info")),
+        "{:?}",
+        calls(&log)
+    );
+    // A prediction made later makes the scores stale.
+    let predict = sweep
+        .stages
+        .iter()
+        .find(|s| s.kind == Kind::Predict)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(predict.output.join(super::stages::MARKER), "1\n").unwrap();
+    let score = sweep.stages.iter().find(|s| s.kind == Kind::Score).unwrap();
+    assert_eq!(score.state(&sweep.stages), State::Partial);
+}
+
+#[test]
+fn dry_run_prints_every_command_in_order_and_runs_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let sweep = Sweep::new(
+        &repo(),
+        &repo().join("sweeps/paper.toml"),
+        &out,
+        Some("cuda"),
+        &["FS-SCFNet=--epochs 2 --batch 4".into()],
+    )
+    .unwrap();
+    let lines = sweep.plan_lines(Path::new("scfnet"), &[]).unwrap();
+    let commands: Vec<&String> = lines.iter().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(commands.len(), 5 + 5 * 5 + 1, "{lines:#?}");
+    let pos = |needle: &str| commands.iter().position(|c| c.contains(needle)).unwrap();
+    assert!(pos("runs/SCFNet-R50 --device") < pos("runs/KD-SCFNet-R50 --device"));
+    assert!(pos("runs/SCFNet-SwinB --device") < pos("runs/KD-SCFNet-SwinB --device"));
+    assert!(pos("runs/KD-SCFNet-SwinB --device") < pos("scfnet eval"));
+    let fs = commands[pos("runs/FS-SCFNet --device")];
+    assert!(fs.ends_with("--epochs 2 --batch 4"), "{fs}");
+    assert!(commands.iter().all(|c| c.starts_with("scfnet ")));
+    assert!(commands
+        .iter()
+        .filter(|c| c.starts_with("scfnet train") || c.starts_with("scfnet distill"))
+        .all(|c| c.contains("--device cuda")));
+    assert!(lines.iter().any(|l| l == "# run SCFNet-R50 (to run)"));
+    assert!(!out.join("runs").exists());
+    let only = sweep
+        .plan_lines(Path::new("scfnet"), &["FS-SCFNet".into()])
+        .unwrap();
+    assert_eq!(only.iter().filter(|l| !l.starts_with('#')).count(), 1 + 5);
+    assert!(sweep
+        .plan_lines(Path::new("scfnet"), &["nope".into()])
+        .is_err());
+}
+
+#[test]
+fn the_slurm_chain_waits_for_teachers_and_the_report_for_all() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let sweep = Sweep::new(
+        &repo(),
+        &repo().join("sweeps/paper.toml"),
+        &out,
+        Some("cuda"),
+        &[],
+    )
+    .unwrap();
+    let jobs = tmp.path().join("jobs");
+    let n = super::slurm::emit(
+        &sweep,
+        &jobs,
+        Path::new("/opt/xtask"),
+        Path::new("/opt/scfnet"),
+        "gpu:1",
+    )
+    .unwrap();
+    assert_eq!(n, 5 + 1);
+    let r50 = std::fs::read_to_string(jobs.join("SCFNet-R50.sbatch")).unwrap();
+    assert!(
+        r50.contains("#SBATCH --gres=gpu:1") && r50.contains("#SBATCH --time=1-00:00:00"),
+        "{r50}"
+    );
+    assert!(
+        r50.contains("--only SCFNet-R50 --device cuda --scfnet /opt/scfnet"),
+        "{r50}"
+    );
+    // A stand-in sbatch numbers the jobs and records the dependencies it was given.
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = tmp.path().join("sbatch.log");
+    write_exe(
+        &bin.join("sbatch"),
+        &format!(
+            "#!/usr/bin/env bash\nif [ -f '{r}' ]; then n=$(( $(wc -l < '{r}') + 101 )); else n=101; fi\necho \"$n $*\" >> '{r}'\necho \"$n;cluster\"\n",
+            r = record.display()
+        ),
+    );
+    let run = std::process::Command::new("bash")
+        .arg(jobs.join("submit.sh"))
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("score: job 106"));
+    let submitted = std::fs::read_to_string(&record).unwrap();
+    let lines: Vec<&str> = submitted.lines().collect();
+    assert_eq!(lines.len(), 6, "{submitted}");
+    assert_eq!(lines[0], "101 --parsable SCFNet-R50.sbatch");
+    assert_eq!(
+        lines[3],
+        "104 --parsable --dependency=afterok:101 KD-SCFNet-R50.sbatch"
+    );
+    assert_eq!(
+        lines[4],
+        "105 --parsable --dependency=afterok:102 KD-SCFNet-SwinB.sbatch"
+    );
+    assert_eq!(
+        lines[5],
+        "106 --parsable --dependency=afterok:101:102:103:104:105 score.sbatch"
+    );
+}
+
+/// The tiny profile with the real `scfnet` (the workspace's debug build): every stage runs and
+/// the report has all three runs on both test sets. About three minutes on 2 cores.
+#[test]
+fn the_tiny_profile_runs_end_to_end() {
+    let scfnet = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("scfnet");
+    if !scfnet.is_file() {
+        let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+            .current_dir(repo())
+            .args(["build", "-p", "scfnet-cli"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building scfnet");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tiny");
+    let sweep = Sweep::new(&repo(), &repo().join("sweeps/tiny.toml"), &out, None, &[]).unwrap();
+    let wall = sweep.execute(&scfnet, &[]).unwrap();
+    let results = std::fs::read_to_string(out.join("results.md")).unwrap();
+    println!("{results}\n(wall {wall:.0} s)");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    for r in runs {
+        for set in ["test-a", "test-b"] {
+            let s = &r["scores"][set];
+            assert_eq!(s["images"], 32, "{r}");
+            let mae = s["MAE"].as_f64().unwrap();
+            assert!(mae.is_finite() && (0.0..1.0).contains(&mae), "{r}");
+        }
+    }
+    assert!(
+        runs[0]["params"].as_u64().unwrap() > 26_000_000,
+        "{}",
+        runs[0]
+    );
+    assert!(
+        runs[1]["params"].as_u64().unwrap() < 1_000_000,
+        "{}",
+        runs[1]
+    );
+}
