@@ -164,7 +164,6 @@ impl Sweep {
         std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
         let selected = self.selected(only)?;
         let total = selected.len();
-        let mut timings = read_timings(&self.paths.out);
         for (k, s) in selected.into_iter().enumerate() {
             let state = s.state(&self.stages);
             if state == State::Complete {
@@ -197,14 +196,15 @@ impl Sweep {
             );
             let log = logs.join(format!("{}.log", s.label.replace(' ', "_")));
             let t = Instant::now();
-            run_logged(scfnet, &args, &log).with_context(|| s.label.clone())?;
+            let result = run_logged(scfnet, &args, &log).with_context(|| s.label.clone());
             let secs = t.elapsed().as_secs_f64();
+            // Failed and resumed attempts count too: the time is the stage's total.
+            add_timing(&self.paths.out, &s.label, secs)?;
+            result?;
             if s.kind != Kind::Score {
                 std::fs::write(s.output.join(MARKER), format!("{secs:.1}\n"))
                     .with_context(|| format!("marking {}", s.output.display()))?;
             }
-            *timings.entry(s.label.clone()).or_default() += secs;
-            write_timings(&self.paths.out, &timings)?;
             println!("    {:.1} s", secs);
         }
         let wall = start.elapsed().as_secs_f64();
@@ -213,7 +213,7 @@ impl Sweep {
             .iter()
             .all(|s| s.state(&self.stages) == State::Complete);
         if scored {
-            self.report(scfnet, wall)?;
+            self.report(scfnet)?;
         } else if only.is_empty() {
             bail!("some stages are still incomplete; run the sweep again");
         }
@@ -221,7 +221,7 @@ impl Sweep {
     }
 
     /// Writes `results.md`, `results.tex`, `results.json`.
-    pub fn report(&self, scfnet: &Path, wall: f64) -> Result<()> {
+    pub fn report(&self, scfnet: &Path) -> Result<()> {
         let scores = report::read_scores(&self.paths.scores())?;
         let mut info = BTreeMap::new();
         for r in &self.plan.runs {
@@ -249,20 +249,23 @@ impl Sweep {
                 ),
             );
         }
-        let rows = report::rows(&self.plan, &scores, &info, &read_timings(&self.paths.out));
+        let timings = read_timings(&self.paths.out);
+        let total: f64 = timings.values().sum();
+        let rows = report::rows(&self.plan, &scores, &info, &timings);
         let write = |name: &str, text: String| -> Result<()> {
             let p = self.paths.out.join(name);
             scfnet_backbones::files::write_bytes(&p, text.as_bytes())
                 .with_context(|| format!("writing {}", p.display()))
         };
-        write("results.md", report::markdown(&self.plan, &rows, wall))?;
+        write("results.md", report::markdown(&self.plan, &rows, total))?;
         write("results.tex", report::latex(&self.plan, &rows))?;
         write(
             "results.json",
             serde_json::to_string_pretty(&serde_json::json!({
                 "sweep": self.plan.sweep.name,
                 "test_sets": self.plan.sweep.test_sets,
-                "wall_seconds_last_invocation": wall,
+                "stage_seconds": timings,
+                "stage_seconds_total": total,
                 "runs": rows,
             }))?,
         )?;
@@ -294,19 +297,40 @@ fn run_logged(program: &Path, args: &[String], log: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Seconds per stage, all invocations together: one file per stage under `timings/` with a
+/// line per attempt (jobs running side by side on a cluster never write the same file).
 fn read_timings(out: &Path) -> BTreeMap<String, f64> {
-    std::fs::read_to_string(out.join("timings.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+    let mut t = BTreeMap::new();
+    for e in std::fs::read_dir(out.join("timings"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(label) = name.strip_suffix(".txt") else {
+            continue;
+        };
+        let secs: f64 = std::fs::read_to_string(e.path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse::<f64>().ok())
+            .sum();
+        t.insert(label.replace('+', " "), secs);
+    }
+    t
 }
 
-fn write_timings(out: &Path, t: &BTreeMap<String, f64>) -> Result<()> {
-    scfnet_backbones::files::write_bytes(
-        &out.join("timings.json"),
-        serde_json::to_string_pretty(t)?.as_bytes(),
-    )
-    .context("writing timings.json")
+fn add_timing(out: &Path, label: &str, secs: f64) -> Result<()> {
+    use std::io::Write;
+    let dir = out.join("timings");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{}.txt", label.replace(' ', "+")));
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    writeln!(f, "{secs:.3}").with_context(|| format!("writing {}", path.display()))
 }
 
 /// The `scfnet` binary: the one given, or a release build (with CUDA for a GPU device).

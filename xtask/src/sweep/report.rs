@@ -144,15 +144,15 @@ fn duration(s: f64) -> String {
 }
 
 /// The Markdown report.
-pub fn markdown(plan: &Plan, rows: &[RunRow], wall: f64) -> String {
+pub fn markdown(plan: &Plan, rows: &[RunRow], stage_seconds: f64) -> String {
     let sets = &plan.sweep.test_sets;
     let mut s = format!("# Sweep: {}\n\n", plan.sweep.name);
     if let Some(n) = &plan.sweep.note {
         s.push_str(&format!("{n}\n\n"));
     }
     s.push_str(&format!(
-        "Wall time of the stages run by the last invocation: {}.\n\n",
-        duration(wall)
+        "Time of all stages, every invocation together: {} (a cluster may run some side by side).\n\n",
+        duration(stage_seconds)
     ));
     s.push_str("## Networks\n\n| run | network | params (ours / paper) | MACs (ours / paper) | training time |\n|---|---|---:|---:|---:|\n");
     for r in rows {

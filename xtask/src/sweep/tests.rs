@@ -116,6 +116,13 @@ fn a_killed_training_resumes_and_finished_stages_are_skipped() {
         1 + 2 + 1 + 2,
         "distill, 2 predictions, eval, 2 × info: {second:#?}"
     );
+    let attempts = std::fs::read_to_string(out.join("timings/run+KD-student.txt")).unwrap();
+    assert_eq!(
+        attempts.lines().count(),
+        2,
+        "the failed attempt's time counts too"
+    );
+    assert!(super::read_timings(&out).contains_key("run KD-student"));
     let results = std::fs::read_to_string(out.join("results.md")).unwrap();
     for name in [
         "teacher-R50",
