@@ -19,6 +19,12 @@ pub struct Args {
     /// Timed repetitions (after one warm-up); the best is reported.
     #[arg(long, default_value_t = 5)]
     repeat: usize,
+    /// Networks to time (student, r50).
+    #[arg(long, value_delimiter = ',', default_values_t = ["student".to_string(), "r50".to_string()])]
+    models: Vec<String>,
+    /// Batch sizes to time.
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8])]
+    batches: Vec<usize>,
     /// Also time the PyTorch re-creation (tests/reference/model/bench_torch.py).
     #[arg(long)]
     python: bool,
@@ -42,9 +48,12 @@ pub fn run(args: Args) -> Result<()> {
     let threads = candle_core::utils::get_num_threads();
     let mut ours = Vec::new();
     for kind in [ModelKind::Student, ModelKind::R50] {
+        if !args.models.iter().any(|m| m == kind.name()) {
+            continue;
+        }
         let (vb, _) = synthetic_var_builder(DType::F32, &Device::Cpu);
         let net = Scfnet::new(kind, vb)?;
-        for batch in [1, 8] {
+        for &batch in &args.batches {
             ours.push((
                 kind.name(),
                 batch,

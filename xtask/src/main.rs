@@ -70,14 +70,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     keep_freed_memory();
-    // candle reads RAYON_NUM_THREADS before every matrix product and queries the CPU topology
-    // each time it is unset: fix it once, as the `scfnet` binary does.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        std::env::set_var(
-            "RAYON_NUM_THREADS",
-            candle_core::utils::get_num_threads().to_string(),
-        );
-    }
+    // The same thread count and candle pool settings as the `scfnet` binary, so benchmarks
+    // measure what users run.
+    scfnet_ops::cpu_runtime::configure(None);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -70,15 +70,6 @@ enum Command {
     CheckDevice(Box<check_device::CheckDeviceArgs>),
 }
 
-/// Fixes the thread count once for rayon and candle: candle reads `RAYON_NUM_THREADS` before every
-/// matrix product and, when it is unset, queries the CPU topology each time (a few percent of an
-/// inference). `--threads N` wins, then an existing `RAYON_NUM_THREADS`, then candle's default.
-fn pin_thread_count(threads: Option<usize>) {
-    let n = threads.unwrap_or_else(candle_core::utils::get_num_threads);
-    // Called first thing in `main`, before any other thread exists.
-    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-}
-
 fn main() -> std::process::ExitCode {
     keep_freed_memory();
     tracing_subscriber::fmt()
@@ -92,7 +83,8 @@ fn main() -> std::process::ExitCode {
         .without_time()
         .init();
     let cli = Cli::parse();
-    pin_thread_count(cli.threads);
+    // Before any other thread exists: thread count and candle's pool (see the function's doc).
+    scfnet_ops::cpu_runtime::configure(cli.threads);
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n)

@@ -176,7 +176,12 @@ pub fn conv2d_im2col(
     let y = if !uses_cpu_kernels(x) {
         conv_generic(x, weight, bias, g)?
     } else {
-        let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
+        // A 1×1 convolution with stride 1 needs no columns: the input is the matrix.
+        let cols = if kh == 1 && g.stride == 1 && g.padding == 0 {
+            x.reshape((b, ci, h * w))?
+        } else {
+            x.contiguous()?.apply_op1(Im2Col(g))?
+        };
         let y = weight
             .reshape((1, co, ci * kh * kw))?
             .broadcast_matmul(&cols)?;

@@ -34,6 +34,7 @@
 mod activation;
 mod batch_norm;
 pub mod check;
+pub mod cpu_runtime;
 mod depthwise;
 mod dispatch;
 mod elem;
