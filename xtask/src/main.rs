@@ -34,6 +34,12 @@ fn keep_freed_memory() {
     }
 }
 
+/// The repository this xtask was built from.
+pub fn repo_root() -> std::path::PathBuf {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.canonicalize().unwrap_or(root)
+}
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "scfnet-rs project automation")]
 struct Cli {

@@ -42,11 +42,7 @@ fn safe_relative(name: &str) -> std::result::Result<PathBuf, &'static str> {
 /// Extracts the zip `archive` into `dest` (which must not exist yet); returns the number of
 /// files written. A zip that holds one zip and nothing else is unpacked in turn.
 pub fn extract_zip(archive: &Path, dest: &Path) -> Result<usize> {
-    let tmp = scfnet_backbones::files::temp_path(dest);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let tmp = super::layout::fresh_temp(dest)?;
     let result = extract_into(archive, &tmp).and_then(|n| {
         let inner = lone_zip(&tmp)?;
         match inner {

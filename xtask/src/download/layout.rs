@@ -120,8 +120,8 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A fresh temporary folder next to `dest`.
-fn fresh_temp(dest: &Path) -> Result<PathBuf> {
+/// A fresh, empty temporary folder next to `dest` (an earlier one of this process removed).
+pub fn fresh_temp(dest: &Path) -> Result<PathBuf> {
     let tmp = scfnet_backbones::files::temp_path(dest);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;

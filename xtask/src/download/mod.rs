@@ -88,9 +88,7 @@ pub struct Report {
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<()> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let repo = repo.canonicalize().unwrap_or(repo);
-    let root = args.root.unwrap_or(repo);
+    let root = args.root.unwrap_or_else(crate::repo_root);
     let manifest = args
         .manifest
         .unwrap_or_else(|| root.join("data/manifest.toml"));
@@ -352,11 +350,11 @@ fn make_from(
 fn take_from(from: &Path, name: &str, downloads: &Path) -> Result<()> {
     let src = from.join(name);
     let dst = downloads.join(name);
-    if dst.exists() || !src.is_file() {
-        if !dst.exists() {
-            bail!("{} is not there", src.display());
-        }
+    if dst.exists() {
         return Ok(());
+    }
+    if !src.is_file() {
+        bail!("{} is not there", src.display());
     }
     std::fs::create_dir_all(downloads)?;
     if std::fs::rename(&src, &dst).is_err() {

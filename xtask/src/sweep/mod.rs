@@ -361,8 +361,7 @@ fn scfnet_binary(
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let root = root.canonicalize().unwrap_or(root);
+    let root = crate::repo_root();
     let plan_path = args.plan.unwrap_or_else(|| root.join("sweeps/paper.toml"));
     let stem = plan_path
         .file_stem()

@@ -134,6 +134,8 @@ fn giga(n: u64) -> String {
 }
 
 fn duration(s: f64) -> String {
+    // An empty sum is -0.0.
+    let s = s.max(0.0).abs();
     if s >= 3600.0 {
         format!("{:.1} h", s / 3600.0)
     } else if s >= 60.0 {
@@ -141,6 +143,35 @@ fn duration(s: f64) -> String {
     } else {
         format!("{s:.0} s")
     }
+}
+
+/// The paper's MAE of run `r` on `set`, where published.
+fn paper_mae(r: &RunRow, set: &str) -> Option<f64> {
+    r.paper.as_ref().and_then(|p| p.mae.get(set)).copied()
+}
+
+/// A Markdown section: a row per run, a column per test set, `cell` filling each.
+fn per_set_table(
+    title: &str,
+    sets: &[String],
+    rows: &[RunRow],
+    cell: impl Fn(&RunRow, &str) -> String,
+) -> String {
+    let mut s = format!("\n## {title}\n\n| run |");
+    for set in sets {
+        s.push_str(&format!(" {set} |"));
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---:|".repeat(sets.len()));
+    s.push('\n');
+    for r in rows {
+        s.push_str(&format!("| {} |", r.name));
+        for set in sets {
+            s.push_str(&format!(" {} |", cell(r, set)));
+        }
+        s.push('\n');
+    }
+    s
 }
 
 /// The Markdown report.
@@ -175,50 +206,31 @@ pub fn markdown(plan: &Plan, rows: &[RunRow], stage_seconds: f64) -> String {
             r.train_seconds.map(duration).unwrap_or("-".into())
         ));
     }
-    s.push_str("\n## MAE (lower is better): ours / paper\n\n| run |");
-    for set in sets {
-        s.push_str(&format!(" {set} |"));
-    }
-    s.push_str("\n|---|");
-    s.push_str(&"---:|".repeat(sets.len()));
-    s.push('\n');
-    for r in rows {
-        s.push_str(&format!("| {} |", r.name));
-        for set in sets {
-            let ours = r
-                .scores
-                .get(set)
-                .map(|x| format!("{:.3}", x.mae))
-                .unwrap_or("-".into());
-            let paper = r
-                .paper
-                .as_ref()
-                .and_then(|p| p.mae.get(set))
-                .map(|m| format!("{m:.3}"))
-                .unwrap_or("-".into());
-            s.push_str(&format!(" {ours} / {paper} |"));
-        }
-        s.push('\n');
-    }
-    s.push_str("\n## maxF / Sm / meanE (ours, higher is better)\n\n| run |");
-    for set in sets {
-        s.push_str(&format!(" {set} |"));
-    }
-    s.push_str("\n|---|");
-    s.push_str(&"---:|".repeat(sets.len()));
-    s.push('\n');
-    for r in rows {
-        s.push_str(&format!("| {} |", r.name));
-        for set in sets {
-            let cell = r
-                .scores
+    s.push_str(&per_set_table(
+        "MAE (lower is better): ours / paper",
+        sets,
+        rows,
+        |r, set| {
+            let ours = r.scores.get(set).map(|x| format!("{:.3}", x.mae));
+            let paper = paper_mae(r, set).map(|m| format!("{m:.3}"));
+            format!(
+                "{} / {}",
+                ours.unwrap_or("-".into()),
+                paper.unwrap_or("-".into())
+            )
+        },
+    ));
+    s.push_str(&per_set_table(
+        "maxF / Sm / meanE (ours, higher is better)",
+        sets,
+        rows,
+        |r, set| {
+            r.scores
                 .get(set)
                 .map(|x| format!("{:.3} / {:.3} / {:.3}", x.max_f, x.sm, x.mean_e))
-                .unwrap_or("-".into());
-            s.push_str(&format!(" {cell} |"));
-        }
-        s.push('\n');
-    }
+                .unwrap_or("-".into())
+        },
+    ));
     s
 }
 
@@ -250,10 +262,7 @@ pub fn latex(plan: &Plan, rows: &[RunRow]) -> String {
         ));
         for set in sets {
             let x = r.scores.get(set);
-            let paper = r
-                .paper
-                .as_ref()
-                .and_then(|p| p.mae.get(set))
+            let paper = paper_mae(r, set)
                 .map(|m| format!("{m:.3}"))
                 .unwrap_or("--".into());
             match x {

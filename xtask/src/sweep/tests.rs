@@ -9,10 +9,7 @@ use super::stages::{Kind, State};
 use super::Sweep;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
+    crate::repo_root()
 }
 
 /// A stand-in `scfnet`: logs every call to `$SWEEP_LOG`, makes the outputs each command would,
