@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::gdrive;
 use super::lock::{Lock, Pin};
-use super::manifest::FileSpec;
+use super::manifest::{Archive, FileSpec};
 
 /// How files are fetched.
 pub struct Fetcher {
@@ -207,6 +207,13 @@ impl Fetcher {
     /// Checks `path` against the manifest's size, MD5 and SHA-256 and the lock file's pin; pins
     /// it when nothing is known.
     fn verify(&self, spec: &FileSpec, path: &Path, url: &str, lock: &mut Lock) -> Result<()> {
+        if spec.archive == Archive::Zip {
+            // An error page sent with status 200 must not be pinned as the file.
+            let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            if let Err(e) = zip::ZipArchive::new(f) {
+                bail!("not a readable zip archive ({e})");
+            }
+        }
         let d = digests(path)?;
         if let Some(size) = spec.size {
             if d.size != size {

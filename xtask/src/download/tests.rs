@@ -486,3 +486,21 @@ fn what_a_killed_run_left_is_resumed_or_cleaned() {
     assert!(!stale.exists());
     assert_eq!(files_in(&downloads), ["toy.zip"]);
 }
+
+#[test]
+fn an_error_page_instead_of_an_archive_is_refused_and_not_pinned() {
+    let server = serve(HashMap::from([(
+        "/toy.zip".to_string(),
+        Route {
+            body: b"<html>Quota exceeded</html>".to_vec(),
+            content_type: Some("text/html".into()),
+            ..Default::default()
+        },
+    )]));
+    let root = tempfile::tempdir().unwrap();
+    let err = run(root.path(), &server, TOY, &[]).unwrap_err().to_string();
+    assert!(err.contains("not a readable zip archive"), "{err}");
+    assert!(!root.path().join("data/download.lock").exists());
+    assert!(files_in(&root.path().join("data/cache/downloads")).is_empty());
+    assert!(!root.path().join("data/TOY").exists());
+}
