@@ -1,14 +1,17 @@
-//! `cargo xtask bench-models`: images/s of the SCFNet networks, next to PyTorch in the same run.
+//! `cargo xtask bench-models`: images/s of the SCFNet networks on the inference path, next to
+//! PyTorch eager and ONNX Runtime (on our own ONNX export) in the same run.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use candle_core::{DType, Device};
 use candle_nn::ModuleT;
 use scfnet_backbones::{synthetic_image, synthetic_var_builder};
 use scfnet_model::{ModelKind, Scfnet};
+use scfnet_ops::onnx::encode_model;
 
-use crate::torch_timing::torch_timings;
+use crate::torch_timing::python_timings;
 
 /// Arguments of `bench-models`.
 #[derive(clap::Args)]
@@ -28,71 +31,145 @@ pub struct Args {
     /// Also time the PyTorch re-creation (tests/reference/model/bench_torch.py).
     #[arg(long)]
     python: bool,
+    /// Also time ONNX Runtime on the networks' own ONNX export (tests/reference/model/
+    /// bench_onnx.py; needs onnxruntime).
+    #[arg(long)]
+    onnx: bool,
+    /// Also time the training graph's eval mode (BatchNorms not folded).
+    #[arg(long)]
+    unfolded: bool,
 }
 
 /// Best ms of `repeat` eval passes (network + sigmoid of p2) on a `batch × 3 × size × size` input.
 fn time_model(net: &Scfnet, batch: usize, size: usize, repeat: usize) -> Result<f64> {
     let x = synthetic_image("bench", &[batch, 3, size, size], DType::F32, &Device::Cpu)?;
-    candle_nn::ops::sigmoid(&net.forward_t(&x, false)?)?;
+    let pass = || -> Result<()> {
+        candle_nn::ops::sigmoid(&net.forward_t(&x, false)?)?;
+        Ok(())
+    };
+    pass()?;
     let mut best = f64::INFINITY;
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
-        candle_nn::ops::sigmoid(&net.forward_t(&x, false)?)?;
+        pass()?;
         best = best.min(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(best)
 }
 
+/// `(name, batch, ms)` of `prefix NAME bB: X ms` lines.
+fn by_model_batch(lines: Vec<(String, f64)>) -> Vec<(String, usize, f64)> {
+    lines
+        .into_iter()
+        .filter_map(|(label, ms)| {
+            let (name, b) = label.split_once(" b")?;
+            Some((name.to_owned(), b.parse().ok()?, ms))
+        })
+        .collect()
+}
+
 /// Runs the benchmark.
 pub fn run(args: Args) -> Result<()> {
     let threads = candle_core::utils::get_num_threads();
+    let kinds: Vec<ModelKind> = [ModelKind::Student, ModelKind::R50]
+        .into_iter()
+        .filter(|k| args.models.iter().any(|m| m == k.name()))
+        .collect();
+    let onnx_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-onnx");
     let mut ours = Vec::new();
-    for kind in [ModelKind::Student, ModelKind::R50] {
-        if !args.models.iter().any(|m| m == kind.name()) {
-            continue;
-        }
+    let mut onnx_files = Vec::new();
+    for &kind in &kinds {
         let (vb, _) = synthetic_var_builder(DType::F32, &Device::Cpu);
         let net = Scfnet::new(kind, vb)?;
+        // The inference path, as `scfnet predict` runs it.
+        let folded = net.folded()?;
+        if args.onnx {
+            std::fs::create_dir_all(&onnx_dir)?;
+            let path = onnx_dir.join(format!("{kind}.onnx"));
+            std::fs::write(&path, encode_model(&net.to_onnx()?))
+                .with_context(|| format!("writing {}", path.display()))?;
+            onnx_files.push(format!("{kind}={}", path.display()));
+        }
         for &batch in &args.batches {
+            if args.unfolded {
+                let ms = time_model(&net, batch, args.size, args.repeat)?;
+                println!(
+                    "{kind} b{batch} training graph (unfolded): {:.1} img/s",
+                    batch as f64 * 1e3 / ms
+                );
+            }
             ours.push((
                 kind.name(),
                 batch,
-                time_model(&net, batch, args.size, args.repeat)?,
+                time_model(&folded, batch, args.size, args.repeat)?,
             ));
         }
     }
-    // Labels are "NAME bBATCH".
-    let torch: Vec<(String, usize, f64)> = if args.python {
-        torch_timings("model/bench_torch.py", threads, args.size, args.repeat)?
-            .into_iter()
-            .filter_map(|(label, ms)| {
-                let (name, b) = label.split_once(" b")?;
-                Some((name.to_owned(), b.parse().ok()?, ms))
-            })
-            .collect()
+    let batches = args
+        .batches
+        .iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let torch = if args.python {
+        let extra = [
+            "--models".to_string(),
+            args.models.join(","),
+            "--batches".into(),
+            batches.clone(),
+        ];
+        by_model_batch(python_timings(
+            "model/bench_torch.py",
+            "torch",
+            threads,
+            args.size,
+            args.repeat,
+            &extra,
+        )?)
+    } else {
+        Vec::new()
+    };
+    let ort = if args.onnx {
+        let mut extra = vec!["--batches".to_string(), batches];
+        for f in &onnx_files {
+            extra.extend(["--model".to_string(), f.clone()]);
+        }
+        by_model_batch(python_timings(
+            "model/bench_onnx.py",
+            "onnx",
+            threads,
+            args.size,
+            args.repeat,
+            &extra,
+        )?)
     } else {
         Vec::new()
     };
     println!(
-        "network forward + sigmoid, eval, {s}x{s}, {threads} threads (best of {})",
+        "\nimages/s: network + sigmoid of p2, eval, {s}x{s}, {threads} threads, best of {} \
+         (scfnet: BatchNorms folded, as `scfnet predict`; ONNX Runtime: our `scfnet export`)\n",
         args.repeat,
         s = args.size
     );
-    println!(
-        "{:<8} {:>5} {:>12} {:>12} {:>10}",
-        "model", "batch", "candle img/s", "torch img/s", "ratio"
-    );
+    println!("| model | batch | scfnet | PyTorch eager | ONNX Runtime | scfnet / PyTorch | scfnet / ORT |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let rate = |list: &[(String, usize, f64)], name: &str, batch: usize| {
+        list.iter()
+            .find(|(n, b, _)| n == name && *b == batch)
+            .map(|(_, b, ms)| *b as f64 * 1e3 / ms)
+    };
+    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let ratio = |a: f64, b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.2}x", a / b));
     for (name, batch, ms) in ours {
         let ips = batch as f64 * 1e3 / ms;
-        let t = torch
-            .iter()
-            .find(|(n, b, _)| n == name && *b == batch)
-            .map(|(_, b, t)| *b as f64 * 1e3 / t);
-        let (ts, ratio) = match t {
-            Some(t) => (format!("{t:.1}"), format!("{:.2}x", ips / t)),
-            None => ("-".into(), "-".into()),
-        };
-        println!("{name:<8} {batch:>5} {ips:>12.1} {ts:>12} {ratio:>10}");
+        let (t, o) = (rate(&torch, name, batch), rate(&ort, name, batch));
+        println!(
+            "| {name} | {batch} | {ips:.1} | {} | {} | {} | {} |",
+            show(t),
+            show(o),
+            ratio(ips, t),
+            ratio(ips, o)
+        );
     }
     Ok(())
 }

@@ -16,6 +16,8 @@ mod bench_train;
 mod build_cuda;
 mod demo_data;
 mod download;
+mod onnx_models;
+mod onnx_parity;
 mod sweep;
 mod synthetic;
 mod torch_timing;
@@ -60,6 +62,9 @@ enum Command {
     /// Time of one training step (student at batch 16, R50 at batch 4), optionally next to
     /// PyTorch in the same run.
     BenchTrain(bench_train::Args),
+    /// Export the student and the R50 teacher to ONNX and compare ONNX Runtime's maps with ours
+    /// (tests/reference/model/onnx_parity.py; needs onnx and onnxruntime).
+    OnnxParity(onnx_parity::Args),
     /// Regenerate data/demo (synthetic GT masks and two methods' predictions).
     DemoData(demo_data::Args),
     /// Build the CUDA-enabled `scfnet` into target/cuda with the CUDA 13.0 toolkit fetched
@@ -89,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::BenchMetrics(a) => bench_metrics::run(a),
+        Command::OnnxParity(a) => onnx_parity::run(a),
         Command::BenchBackbones(a) => bench_backbones::run(a),
         Command::BenchModels(a) => bench_models::run(a),
         Command::BenchTrain(a) => bench_train::run(a),

@@ -13,6 +13,19 @@ pub fn torch_timings(
     size: usize,
     repeat: usize,
 ) -> Result<Vec<(String, f64)>> {
+    python_timings(script, "torch", threads, size, repeat, &[])
+}
+
+/// Runs `tests/reference/<script>` with `--threads --size --repeat` and `extra` arguments, and
+/// returns its `PREFIX LABEL: X ms` lines as `(LABEL, X)`.
+pub fn python_timings(
+    script: &str,
+    prefix: &str,
+    threads: usize,
+    size: usize,
+    repeat: usize,
+    extra: &[String],
+) -> Result<Vec<(String, f64)>> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/reference")
         .join(script);
@@ -26,6 +39,7 @@ pub fn torch_timings(
             "--repeat",
             &repeat.to_string(),
         ])
+        .args(extra)
         .output()
         .with_context(|| format!("running {}", path.display()))?;
     if !out.status.success() {
@@ -38,7 +52,7 @@ pub fn torch_timings(
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
-            let (label, ms) = l.strip_prefix("torch ")?.split_once(": ")?;
+            let (label, ms) = l.strip_prefix(prefix)?.trim_start().split_once(": ")?;
             Some((label.to_owned(), ms.trim_end_matches(" ms").parse().ok()?))
         })
         .collect())

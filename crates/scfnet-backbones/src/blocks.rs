@@ -2,37 +2,18 @@
 //! `conv`/`bn` pairs, MobileNetV3's `ConvBNLayer`, and the SCFNet decoder's
 //! `Sequential(Conv2D, BatchNorm2D, ReLU)`.
 
-use candle_core::{ModuleT, Result, Tensor};
+use candle_core::{DType, ModuleT, Result, Tensor};
 use candle_nn::{Conv2d, VarBuilder};
+use scfnet_ops::onnx::{self, OnnxGraph, Value};
 use scfnet_ops::{
-    conv2d_im2col, depthwise_conv2d, hard_swish, paddle_batch_norm, BatchNorm, ConvGeometry,
+    add_bias_activate, conv2d_im2col, depthwise_conv2d, paddle_batch_norm, BatchNorm, ConvGeometry,
     DepthwiseConfig,
 };
 
 /// BatchNorm ε of every network here (Paddle's and torchvision's default).
 pub const BN_EPS: f64 = 1e-5;
 
-/// The activation after the BatchNorm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    /// None (a linear projection).
-    None,
-    /// `max(x, 0)`.
-    Relu,
-    /// MobileNetV3's hard-swish.
-    HardSwish,
-}
-
-impl Activation {
-    /// Applies the activation.
-    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
-        match self {
-            Activation::None => Ok(x.clone()),
-            Activation::Relu => x.relu(),
-            Activation::HardSwish => hard_swish(x),
-        }
-    }
-}
+pub use scfnet_ops::Activation;
 
 /// How a block convolves `(B, C_in, H, W)`.
 #[derive(Clone, Debug)]
@@ -63,6 +44,62 @@ impl BlockConv {
         }
     }
 
+    /// The same convolution with `weight` in place of its weight and no bias, for inference:
+    /// a dense convolution always goes through explicit columns there (no backward to serve,
+    /// and on the CPU the columns plus one matrix product beat candle's tiled copies for every
+    /// layer of ResNet-50 too).
+    pub fn with_weight(&self, weight: Tensor) -> BlockConv {
+        match self {
+            BlockConv::Candle(c) => {
+                let cfg = *c.config();
+                let geometry = ConvGeometry {
+                    kernel: weight.dims().get(2).copied().unwrap_or(1),
+                    stride: cfg.stride,
+                    padding: cfg.padding,
+                    dilation: cfg.dilation,
+                };
+                BlockConv::Im2col(Conv2d::new(weight, None, cfg), geometry)
+            }
+            BlockConv::Im2col(c, g) => {
+                BlockConv::Im2col(Conv2d::new(weight, None, *c.config()), *g)
+            }
+            BlockConv::Depthwise(_, cfg) => BlockConv::Depthwise(weight, *cfg),
+        }
+    }
+
+    /// The window and the number of groups.
+    pub fn geometry(&self) -> (ConvGeometry, usize) {
+        let kernel = self.weight().dims().get(2).copied().unwrap_or(1);
+        match self {
+            BlockConv::Candle(c) => {
+                let cfg = c.config();
+                let g = ConvGeometry {
+                    kernel,
+                    stride: cfg.stride,
+                    padding: cfg.padding,
+                    dilation: cfg.dilation,
+                };
+                (g, cfg.groups)
+            }
+            BlockConv::Im2col(_, g) => (*g, 1),
+            BlockConv::Depthwise(w, cfg) => {
+                let g = ConvGeometry {
+                    kernel,
+                    stride: cfg.stride,
+                    padding: cfg.padding,
+                    dilation: 1,
+                };
+                (g, w.dim(0).unwrap_or(1))
+            }
+        }
+    }
+
+    /// Writes the convolution (its own weight and bias) into `g` as node `name` on `x`.
+    pub fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
+        let (geometry, groups) = self.geometry();
+        onnx::conv(g, name, x, self.weight(), self.bias(), geometry, groups)
+    }
+
     /// Convolves `x`, `(B, C_in, H, W)` → `(B, C_out, H', W')`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
@@ -73,12 +110,74 @@ impl BlockConv {
     }
 }
 
+/// A convolution with a BatchNorm folded into it (inference): `act(conv(x, W') + b')` with
+/// `W' = W · s`, `b' = (b − μ) · s + β` and `s = γ / √(σ² + ε)` per output channel.
+#[derive(Clone, Debug)]
+pub struct FoldedConv {
+    conv: BlockConv,
+    bias: Tensor,
+    bias_values: Vec<f64>,
+    act: Activation,
+}
+
+impl FoldedConv {
+    /// The folded weight `W'`, `(C_out, C_in / groups, k, k)`.
+    pub fn weight(&self) -> &Tensor {
+        self.conv.weight()
+    }
+
+    /// The folded bias `b'`, `(C_out)`.
+    pub fn bias(&self) -> &Tensor {
+        &self.bias
+    }
+
+    /// The convolution (folded weight, no bias).
+    pub fn conv(&self) -> &BlockConv {
+        &self.conv
+    }
+
+    /// The activation.
+    pub fn activation(&self) -> Activation {
+        self.act
+    }
+
+    /// Writes the folded convolution and its activation into `g` as node `name` on `x`.
+    pub fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
+        let (geometry, groups) = self.conv.geometry();
+        let y = onnx::conv(
+            g,
+            name,
+            x,
+            self.weight(),
+            Some(&self.bias),
+            geometry,
+            groups,
+        )?;
+        Ok(onnx::activation(g, name, &y, self.act))
+    }
+
+    /// `(B, C_in, H, W)` → `(B, C_out, H', W')`: the convolution, then bias and activation in one
+    /// in-place pass on the CPU.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        add_bias_activate(
+            self.conv.forward(x)?,
+            &self.bias,
+            &self.bias_values,
+            self.act,
+        )
+    }
+}
+
 /// Convolution, BatchNorm (Paddle's running-variance update, ε = [`BN_EPS`]), activation.
+///
+/// After [`ConvBnAct::fold_batch_norm`] the eval-mode forward runs the [`FoldedConv`] instead of
+/// convolution, BatchNorm and activation; training mode always runs all three.
 #[derive(Clone, Debug)]
 pub struct ConvBnAct {
     conv: BlockConv,
     bn: BatchNorm,
     act: Activation,
+    folded: Option<FoldedConv>,
 }
 
 impl ConvBnAct {
@@ -90,7 +189,54 @@ impl ConvBnAct {
             bn: paddle_batch_norm(channels, BN_EPS, bn)?,
             conv,
             act,
+            folded: None,
         })
+    }
+
+    /// The convolution with the BatchNorm's running statistics folded in (computed in f64 from
+    /// the current weights).
+    pub fn folded(&self) -> Result<FoldedConv> {
+        let w = self.conv.weight();
+        let f64v = |t: &Tensor| -> Result<Vec<f64>> { t.to_dtype(DType::F64)?.to_vec1::<f64>() };
+        let (gamma, beta) = (f64v(self.bn.weight())?, f64v(self.bn.bias())?);
+        let (mean, var) = (f64v(self.bn.running_mean())?, f64v(self.bn.running_var())?);
+        let conv_bias = match self.conv.bias() {
+            Some(b) => f64v(b)?,
+            None => vec![0.0; gamma.len()],
+        };
+        let scale: Vec<f64> = gamma
+            .iter()
+            .zip(&var)
+            .map(|(g, v)| g / (v + BN_EPS).sqrt())
+            .collect();
+        let bias_values: Vec<f64> = (0..scale.len())
+            .map(|c| (conv_bias[c] - mean[c]) * scale[c] + beta[c])
+            .collect();
+        let c = scale.len();
+        let scale = Tensor::from_vec(scale, (c, 1, 1, 1), w.device())?;
+        let weight = w
+            .to_dtype(DType::F64)?
+            .broadcast_mul(&scale)?
+            .to_dtype(w.dtype())?;
+        let bias = Tensor::from_slice(&bias_values, c, w.device())?.to_dtype(w.dtype())?;
+        Ok(FoldedConv {
+            conv: self.conv.with_weight(weight),
+            bias,
+            bias_values,
+            act: self.act,
+        })
+    }
+
+    /// Writes the block, BatchNorm folded, into `g` as node `name` on `x` (eval mode).
+    pub fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
+        self.folded()?.to_onnx(g, name, x)
+    }
+
+    /// Folds the BatchNorm into the convolution for eval mode (see [`ConvBnAct::folded`]); a
+    /// later change of the weights (training) is not seen by the folded copy.
+    pub fn fold_batch_norm(&mut self) -> Result<()> {
+        self.folded = Some(self.folded()?);
+        Ok(())
     }
 
     /// The convolution.
@@ -112,6 +258,9 @@ impl ConvBnAct {
 impl ModuleT for ConvBnAct {
     /// `(B, C_in, H, W)` → `(B, C_out, H', W')`; `train` selects batch statistics.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if let (Some(f), false) = (&self.folded, train) {
+            return f.forward(x);
+        }
         let y = self.conv.forward(x)?;
         self.act.apply(&y.apply_t(&self.bn, train)?)
     }

@@ -1,6 +1,7 @@
 //! The multi-scale output shared by every backbone.
 
 use candle_core::{Result, Tensor};
+use scfnet_ops::onnx::{OnnxGraph, Value};
 
 /// The five feature maps of a backbone, `(B, C_i, H / s_i, W / s_i)` with strides
 /// `s = 2, 4, 8, 16, 32` (Swin-B: see its docs). The SCFNet decoder uses `x2 … x5`.
@@ -33,4 +34,15 @@ pub trait Backbone: Send + Sync {
 
     /// Channels of `x1 … x5`.
     fn channels(&self) -> [usize; 5];
+
+    /// Folds every BatchNorm into its convolution for eval mode
+    /// ([`crate::blocks::ConvBnAct::fold_batch_norm`]); training mode is unchanged.
+    fn fold_batch_norms(&mut self) -> Result<()>;
+
+    /// Writes the backbone in eval mode into `g` on the image `x` `(B, 3, H, W)`; returns the
+    /// maps `x2 … x5` the SCFNet decoder consumes. Names start with `name`.
+    fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<[Value; 4]>;
+
+    /// A copy sharing the weights (tensors are reference-counted).
+    fn clone_box(&self) -> Box<dyn Backbone>;
 }

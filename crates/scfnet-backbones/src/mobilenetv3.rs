@@ -11,7 +11,8 @@
 
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
-use scfnet_ops::{hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig};
+use scfnet_ops::onnx::{self, OnnxGraph, Value};
+use scfnet_ops::{hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig, PADDLE_HARDSIGMOID_SLOPE};
 
 use crate::blocks::{Activation, BlockConv, ConvBnAct};
 use crate::features::{Backbone, Features};
@@ -132,6 +133,32 @@ impl SqueezeExcite {
         let s = hard_sigmoid_paddle(&s)?;
         x.broadcast_mul(&s)
     }
+
+    fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
+        let one = |conv: &Conv2d| {
+            BlockConv::Im2col(
+                conv.clone(),
+                ConvGeometry {
+                    kernel: 1,
+                    stride: 1,
+                    padding: 0,
+                    dilation: 1,
+                },
+            )
+        };
+        let s = g.op("GlobalAveragePool", &format!("{name}.pool"), &[x]);
+        let s = one(&self.conv1).to_onnx(g, &format!("{name}.conv1"), &s)?;
+        let s = g.op("Relu", &format!("{name}.relu"), &[&s]);
+        let s = one(&self.conv2).to_onnx(g, &format!("{name}.conv2"), &s)?;
+        let s = onnx::hard_sigmoid(
+            g,
+            &format!("{name}.gate"),
+            &s,
+            PADDLE_HARDSIGMOID_SLOPE,
+            0.5,
+        );
+        Ok(g.op("Mul", &format!("{name}.scale"), &[x, &s]))
+    }
 }
 
 /// An inverted residual block (`ResidualUnit`).
@@ -180,6 +207,25 @@ impl Block {
         } else {
             Ok(y)
         }
+    }
+
+    fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
+        let y = self.expand.to_onnx(g, &format!("{name}.expand_conv"), x)?;
+        let y = self
+            .depthwise
+            .to_onnx(g, &format!("{name}.bottleneck_conv"), &y)?;
+        let y = match &self.se {
+            Some(se) => se.to_onnx(g, &format!("{name}.mid_se"), &y)?,
+            None => y,
+        };
+        let y = self
+            .project
+            .to_onnx(g, &format!("{name}.linear_conv"), &y)?;
+        Ok(if self.shortcut {
+            g.op("Add", &format!("{name}.add"), &[&y, x])
+        } else {
+            y
+        })
     }
 }
 
@@ -249,6 +295,32 @@ impl Backbone for MobileNetV3 {
 
     fn channels(&self) -> [usize; 5] {
         self.channels
+    }
+
+    fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<[Value; 4]> {
+        let mut y = self.stem.to_onnx(g, &format!("{name}.conv"), x)?;
+        let mut taps = Vec::with_capacity(4);
+        for (i, block) in self.blocks.iter().enumerate() {
+            y = block.to_onnx(g, &format!("{name}.blocks.{i}"), &y)?;
+            if TAPS.contains(&i) {
+                taps.push(y.clone());
+            }
+        }
+        Ok(taps.try_into().expect("four taps"))
+    }
+
+    fn fold_batch_norms(&mut self) -> Result<()> {
+        self.stem.fold_batch_norm()?;
+        for b in &mut self.blocks {
+            for cba in [&mut b.expand, &mut b.depthwise, &mut b.project] {
+                cba.fold_batch_norm()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn clone_box(&self) -> Box<dyn Backbone> {
+        Box::new(self.clone())
     }
 }
 

@@ -10,7 +10,15 @@
 
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d_no_bias, Conv2dConfig, VarBuilder};
+use scfnet_ops::onnx::{self, OnnxGraph, Value};
 use scfnet_ops::{max_pool2d, Pool2d};
+
+/// The stem's max-pool: 3×3, stride 2, padding 1.
+const STEM_POOL: Pool2d = Pool2d {
+    kernel: (3, 3),
+    stride: (2, 2),
+    padding: (1, 1),
+};
 
 use crate::blocks::{Activation, BlockConv, ConvBnAct};
 use crate::features::{Backbone, Features};
@@ -92,6 +100,18 @@ impl Bottleneck {
         };
         (y + shortcut)?.relu()
     }
+
+    fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
+        let y = self.reduce.to_onnx(g, &format!("{name}.conv1"), x)?;
+        let y = self.spatial.to_onnx(g, &format!("{name}.conv2"), &y)?;
+        let y = self.expand.to_onnx(g, &format!("{name}.conv3"), &y)?;
+        let shortcut = match &self.downsample {
+            Some(d) => d.to_onnx(g, &format!("{name}.downsample"), x)?,
+            None => x.clone(),
+        };
+        let sum = g.op("Add", &format!("{name}.add"), &[&y, &shortcut]);
+        Ok(g.op("Relu", &format!("{name}.relu"), &[&sum]))
+    }
 }
 
 /// ResNet-50 returning its stem and four stage outputs.
@@ -131,14 +151,7 @@ impl ResNet50 {
 impl Backbone for ResNet50 {
     fn features(&self, x: &Tensor, train: bool) -> Result<Features> {
         let x1 = self.stem.forward_t(x, train)?;
-        let mut y = max_pool2d(
-            &x1,
-            Pool2d {
-                kernel: (3, 3),
-                stride: (2, 2),
-                padding: (1, 1),
-            },
-        )?;
+        let mut y = max_pool2d(&x1, STEM_POOL)?;
         let mut outs = Vec::with_capacity(4);
         for stage in &self.stages {
             for block in stage {
@@ -152,6 +165,36 @@ impl Backbone for ResNet50 {
 
     fn channels(&self) -> [usize; 5] {
         [64, 256, 512, 1024, 2048]
+    }
+
+    fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<[Value; 4]> {
+        let x1 = self.stem.to_onnx(g, &format!("{name}.conv1"), x)?;
+        let mut y = onnx::max_pool(g, &format!("{name}.maxpool"), &x1, STEM_POOL);
+        let mut outs = Vec::with_capacity(4);
+        for (s, stage) in self.stages.iter().enumerate() {
+            for (b, block) in stage.iter().enumerate() {
+                y = block.to_onnx(g, &format!("{name}.layer{}.{b}", s + 1), &y)?;
+            }
+            outs.push(y.clone());
+        }
+        Ok(outs.try_into().expect("four stages"))
+    }
+
+    fn fold_batch_norms(&mut self) -> Result<()> {
+        self.stem.fold_batch_norm()?;
+        for b in self.stages.iter_mut().flatten() {
+            for cba in [&mut b.reduce, &mut b.spatial, &mut b.expand] {
+                cba.fold_batch_norm()?;
+            }
+            if let Some(d) = &mut b.downsample {
+                d.fold_batch_norm()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn clone_box(&self) -> Box<dyn Backbone> {
+        Box::new(self.clone())
     }
 }
 

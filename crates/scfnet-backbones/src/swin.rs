@@ -25,6 +25,7 @@ use candle_core::{Device, Module, ModuleT, Result, Tensor, D};
 use candle_nn::{
     conv2d, layer_norm, linear, linear_no_bias, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder,
 };
+use scfnet_ops::onnx::{OnnxGraph, Value};
 
 use crate::features::{Backbone, Features};
 
@@ -493,6 +494,22 @@ impl Backbone for SwinTransformer {
     fn channels(&self) -> [usize; 5] {
         let c = self.config.embed_dim;
         [c, c, 2 * c, 4 * c, 8 * c]
+    }
+
+    /// Nothing to fold: Swin normalises with LayerNorm, whose statistics are per token.
+    fn fold_batch_norms(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn to_onnx(&self, _g: &mut OnnxGraph, _name: &str, _x: &Value) -> Result<[Value; 4]> {
+        candle_core::bail!(
+            "ONNX export of the Swin-B backbone is not implemented (the student and the R50 \
+             teacher export)"
+        )
+    }
+
+    fn clone_box(&self) -> Box<dyn Backbone> {
+        Box::new(self.clone())
     }
 }
 

@@ -11,6 +11,7 @@ mod convert;
 mod demo;
 mod device;
 mod eval;
+mod export;
 mod info;
 mod model_card;
 mod paths;
@@ -18,6 +19,7 @@ mod predict;
 mod progress;
 mod synth;
 mod train;
+mod weights;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -56,6 +58,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Saliency maps for images or folders (one 8-bit PNG per image, at the image's size).
     Predict(Box<predict::PredictArgs>),
+    /// Write a network as an ONNX model (opset 17, dynamic batch and size), for ONNX Runtime.
+    Export(Box<export::ExportArgs>),
     /// Train a network with full supervision on images and masks (the paper's recipe by default).
     Train(Box<train::TrainArgs>),
     /// Distill a frozen teacher into the student on unlabeled images.
@@ -99,6 +103,7 @@ fn main() -> std::process::ExitCode {
         Command::Info(args) => info::run(args),
         Command::Predict(args) => predict::run(*args),
         Command::Convert(args) => convert::run(args),
+        Command::Export(args) => export::run(*args),
         Command::Train(args) => train::run_train(*args),
         Command::Distill(args) => train::run_distill(*args),
         Command::Synth(args) => synth::run(args),

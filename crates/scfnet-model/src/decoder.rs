@@ -7,6 +7,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{conv2d, Conv2dConfig, ModuleT, VarBuilder};
 use scfnet_backbones::blocks::{Activation, BlockConv, ConvBnAct};
+use scfnet_ops::onnx::{self, OnnxGraph, Value};
 use scfnet_ops::{resize_like, ConvGeometry};
 
 /// The geometry of a same-size 3×3 convolution with `dilation`.
@@ -59,6 +60,14 @@ impl Scfm {
         })
     }
 
+    /// Folds the three BatchNorms into their convolutions for eval mode.
+    pub fn fold_batch_norms(&mut self) -> Result<()> {
+        for cba in [&mut self.cv1, &mut self.cv2, &mut self.cv3] {
+            cba.fold_batch_norm()?;
+        }
+        Ok(())
+    }
+
     /// `fl` (finer), `fh` (previous decoder output), `fd` (deepest map); output at `fl`'s size.
     pub fn forward_t(&self, fl: &Tensor, fh: &Tensor, fd: &Tensor, train: bool) -> Result<Tensor> {
         let fdh = (fh + fh.mul(&resize_like(fd, fh)?)?)?;
@@ -66,6 +75,28 @@ impl Scfm {
         let fhl = (fl + fl.mul(&resize_like(fh, fl)?)?)?;
         let fhl = self.cv2.forward_t(&fhl, train)?;
         self.cv3.forward_t(&(fhl + resize_like(&fdh, fl)?)?, train)
+    }
+
+    /// Writes the module (eval mode) into `g` as nodes `name.*`.
+    pub fn to_onnx(
+        &self,
+        g: &mut OnnxGraph,
+        name: &str,
+        [fl, fh, fd]: [&Value; 3],
+    ) -> Result<Value> {
+        // a + a · up(b), at a's size.
+        let gate = |g: &mut OnnxGraph, part: &str, a: &Value, b: &Value| {
+            let up = onnx::resize_bilinear_like(g, &format!("{name}.{part}.up"), b, a, false);
+            let prod = g.op("Mul", &format!("{name}.{part}.mul"), &[a, &up]);
+            g.op("Add", &format!("{name}.{part}.add"), &[a, &prod])
+        };
+        let fdh = gate(g, "fdh", fh, fd);
+        let fdh = self.cv1.to_onnx(g, &format!("{name}.cv1"), &fdh)?;
+        let fhl = gate(g, "fhl", fl, fh);
+        let fhl = self.cv2.to_onnx(g, &format!("{name}.cv2"), &fhl)?;
+        let up = onnx::resize_bilinear_like(g, &format!("{name}.out.up"), &fdh, fl, false);
+        let sum = g.op("Add", &format!("{name}.out.add"), &[&fhl, &up]);
+        self.cv3.to_onnx(g, &format!("{name}.cv3"), &sum)
     }
 }
 
@@ -132,13 +163,17 @@ impl Decoder {
         })
     }
 
-    /// Runs the decoder on `x2 … x5`; outputs are resized to `size` (`align_corners = false`).
-    pub fn forward_t(
-        &self,
-        maps: [&Tensor; 4],
-        size: (usize, usize),
-        train: bool,
-    ) -> Result<SideOutputs> {
+    /// Folds every BatchNorm into its convolution for eval mode
+    /// ([`ConvBnAct::fold_batch_norm`]); training mode is unchanged.
+    pub fn fold_batch_norms(&mut self) -> Result<()> {
+        for cba in self.mapping.iter_mut().chain([&mut self.context]) {
+            cba.fold_batch_norm()?;
+        }
+        self.scfm.iter_mut().try_for_each(Scfm::fold_batch_norms)
+    }
+
+    /// The fused maps `x2 … x5` (decoder width) of the backbone maps `x2 … x5`.
+    fn fuse(&self, maps: [&Tensor; 4], train: bool) -> Result<[Tensor; 4]> {
         let m: Vec<Tensor> = maps
             .iter()
             .zip(&self.mapping)
@@ -148,16 +183,62 @@ impl Decoder {
         let x4 = self.scfm[2].forward_t(&m[2], &x5, &x5, train)?;
         let x3 = self.scfm[1].forward_t(&m[1], &x4, &x5, train)?;
         let x2 = self.scfm[0].forward_t(&m[0], &x3, &x5, train)?;
-        let head = |i: usize, x: &Tensor| -> Result<Tensor> {
-            let y = self.heads[i].forward(x)?;
-            scfnet_ops::resize_bilinear(&y, size, false)
-        };
+        Ok([x2, x3, x4, x5])
+    }
+
+    /// Head `i` (0 = `p2`) on `x`, resized to `size`.
+    fn head(&self, i: usize, x: &Tensor, size: (usize, usize)) -> Result<Tensor> {
+        let y = self.heads[i].forward(x)?;
+        scfnet_ops::resize_bilinear(&y, size, false)
+    }
+
+    /// Runs the decoder on `x2 … x5`; outputs are resized to `size` (`align_corners = false`).
+    pub fn forward_t(
+        &self,
+        maps: [&Tensor; 4],
+        size: (usize, usize),
+        train: bool,
+    ) -> Result<SideOutputs> {
+        let [x2, x3, x4, x5] = self.fuse(maps, train)?;
         Ok(SideOutputs {
-            p2: head(0, &x2)?,
-            p3: head(1, &x3)?,
-            p4: head(2, &x4)?,
-            p5: head(3, &x5)?,
+            p2: self.head(0, &x2, size)?,
+            p3: self.head(1, &x3, size)?,
+            p4: self.head(2, &x4, size)?,
+            p5: self.head(3, &x5, size)?,
         })
+    }
+
+    /// The prediction `p2` alone (logits `(B, 1, H, W)` at `size`), without the
+    /// deep-supervision heads: what inference needs.
+    pub fn prediction(
+        &self,
+        maps: [&Tensor; 4],
+        size: (usize, usize),
+        train: bool,
+    ) -> Result<Tensor> {
+        let [x2, ..] = self.fuse(maps, train)?;
+        self.head(0, &x2, size)
+    }
+}
+
+impl Decoder {
+    /// Writes the decoder (eval mode) into `g`, on the backbone maps `x2 … x5`; returns the logits
+    /// of the prediction `p2` at the size of `image` (the side outputs `p3 … p5` serve training
+    /// only and are left out).
+    pub fn to_onnx(&self, g: &mut OnnxGraph, maps: [&Value; 4], image: &Value) -> Result<Value> {
+        let names = ["mp.cv1", "mp.cv2", "mp.cv3", "mp.cv4"];
+        let m: Vec<Value> = maps
+            .iter()
+            .zip(&self.mapping)
+            .zip(names)
+            .map(|((x, cbr), name)| cbr.to_onnx(g, name, x))
+            .collect::<Result<_>>()?;
+        let x5 = self.context.to_onnx(g, "cv1", &m[3])?;
+        let x4 = self.scfm[2].to_onnx(g, "de3", [&m[2], &x5, &x5])?;
+        let x3 = self.scfm[1].to_onnx(g, "de2", [&m[1], &x4, &x5])?;
+        let x2 = self.scfm[0].to_onnx(g, "de1", [&m[0], &x3, &x5])?;
+        let p2 = self.heads[0].to_onnx(g, "linear2", &x2)?;
+        Ok(onnx::resize_bilinear_like(g, "p2", &p2, image, false))
     }
 }
 

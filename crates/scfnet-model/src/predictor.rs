@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_nn::{ModuleT, VarBuilder};
 use scfnet_backbones::{check_safetensors, synthetic_var_builder, WeightsError};
 
 use crate::kind::{check_input_side, ModelKind};
@@ -91,15 +91,17 @@ pub struct Predictor {
 }
 
 impl Predictor {
-    /// Wraps a built network; `size` is the network input side (the authors': 352, 384 for
-    /// Swin-B, [`ModelKind::default_size`]).
+    /// Wraps a built network, folding its BatchNorms into the convolutions
+    /// ([`Scfnet::fold_batch_norms`]); `size` is the network input side (the authors': 352, 384
+    /// for Swin-B, [`ModelKind::default_size`]).
     pub fn new(
-        net: Scfnet,
+        mut net: Scfnet,
         size: usize,
         device: &Device,
         dtype: DType,
     ) -> Result<Self, PredictError> {
         check_input_side(size).map_err(PredictError::Size)?;
+        net.fold_batch_norms()?;
         Ok(Self {
             net,
             size,
@@ -175,7 +177,8 @@ pub fn preprocess(
 }
 
 /// The 8-bit maps of `images` by `net` (eval mode) at input side `size`, each at its image's
-/// size: the one implementation behind [`Predictor::maps`] and validation during training.
+/// size: the one implementation behind [`Predictor::maps`] and validation during training (both
+/// pass a network with folded BatchNorms, [`Scfnet::fold_batch_norms`]).
 pub fn predict_maps(
     net: &Scfnet,
     size: usize,
@@ -192,7 +195,7 @@ pub fn predict_maps(
         .map(|im| preprocess(*im, size, device, dtype))
         .collect::<Result<Vec<_>, _>>()?;
     let batch = Tensor::cat(&inputs, 0)?;
-    let logits = net.side_outputs(&batch, false)?.p2;
+    let logits = net.forward_t(&batch, false)?;
     images
         .iter()
         .enumerate()

@@ -3,6 +3,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
 use scfnet_backbones::{Backbone, MobileNetV3, ResNet50, SwinConfig, SwinTransformer};
+use scfnet_ops::onnx::{proto::ModelProto, Dim, OnnxGraph};
 
 use crate::decoder::{Decoder, DecoderConfig, SideOutputs};
 use crate::kind::ModelKind;
@@ -64,6 +65,73 @@ impl Scfnet {
         })
     }
 
+    /// Folds every BatchNorm into its convolution, for inference: eval mode then runs one
+    /// convolution with bias and activation per block (maps equal to the unfolded network's up to
+    /// f32 rounding); training mode is unchanged. The folded copy does not follow later weight
+    /// updates, so fold a network only once it has stopped training (or fold a copy,
+    /// [`Scfnet::folded`]).
+    pub fn fold_batch_norms(&mut self) -> Result<()> {
+        self.backbone.fold_batch_norms()?;
+        self.decoder.fold_batch_norms()
+    }
+
+    /// A copy with every BatchNorm folded ([`Scfnet::fold_batch_norms`]), sharing the unfolded
+    /// weights with `self`.
+    pub fn folded(&self) -> Result<Scfnet> {
+        let mut net = Scfnet {
+            kind: self.kind,
+            backbone: self.backbone.clone_box(),
+            decoder: self.decoder.clone(),
+        };
+        net.fold_batch_norms()?;
+        Ok(net)
+    }
+
+    /// The network in eval mode as an ONNX model (opset [`scfnet_ops::onnx::OPSET`]), BatchNorms
+    /// folded: input `image` `(batch, 3, height, width)`, normalised RGB ([`crate::MEAN`],
+    /// [`crate::STD`]), height and width any multiples of 32; output `saliency`
+    /// `(batch, 1, height, width)`, the sigmoid of `p2`. Swin-B is not supported.
+    pub fn to_onnx(&self) -> Result<ModelProto> {
+        let mut g = OnnxGraph::new();
+        let named = |s: &str| Dim::Named(s.into());
+        let image = g.input(
+            "image",
+            &[
+                named("batch"),
+                Dim::Fixed(3),
+                named("height"),
+                named("width"),
+            ],
+        );
+        let [x2, x3, x4, x5] = self.backbone.to_onnx(&mut g, BACKBONE_PREFIX, &image)?;
+        let p2 = self.decoder.to_onnx(&mut g, [&x2, &x3, &x4, &x5], &image)?;
+        let map = g.op("Sigmoid", "saliency_map", &[&p2]);
+        g.output(
+            &map,
+            "saliency",
+            &[
+                named("batch"),
+                Dim::Fixed(1),
+                named("height"),
+                named("width"),
+            ],
+        );
+        let list = |v: [f32; 3]| format!("{}, {}, {}", v[0], v[1], v[2]);
+        Ok(g.into_model(
+            &format!("scfnet-{}", self.kind),
+            "SCFNet (KD-SCFNet, ECCV 2022) salient object detection. Input: RGB in [0, 255], \
+             normalised per channel as (x - mean) / std, channels first, height and width \
+             multiples of 32 (the authors use 352x352, resized with bilinear half-pixel \
+             interpolation). Output: the saliency probability map at the input size.",
+            &[
+                ("network", self.kind.name().to_owned()),
+                ("mean", list(crate::MEAN)),
+                ("std", list(crate::STD)),
+                ("input_side", self.kind.default_size().to_string()),
+            ],
+        ))
+    }
+
     /// Which variant this is.
     pub fn kind(&self) -> ModelKind {
         self.kind
@@ -79,8 +147,11 @@ impl Scfnet {
 }
 
 impl ModuleT for Scfnet {
-    /// The prediction `p2` (logits).
+    /// The prediction `p2` (logits `(B, 1, H, W)`), without the deep-supervision heads.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        Ok(self.side_outputs(x, train)?.p2)
+        let (_, _, h, w) = x.dims4()?;
+        let f = self.backbone.features(x, train)?;
+        self.decoder
+            .prediction([&f.x2, &f.x3, &f.x4, &f.x5], (h, w), train)
     }
 }

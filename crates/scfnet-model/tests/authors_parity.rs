@@ -1,6 +1,7 @@
 //! The three networks against the authors' own Paddle `SCFNet` (`net.py`), with the same synthetic
 //! weights: the four side outputs in eval mode (f32; student and R50 also at 352×352 and on a
-//! non-square input, Swin-B at its fixed 384×384) and train mode (f64), and the weight names.
+//! non-square input, Swin-B at its fixed 384×384), also with the BatchNorms folded as inference
+//! runs them, and train mode (f64), and the weight names.
 
 use candle_core::Device;
 use scfnet_backbones::reference::{compare, read, Run};
@@ -37,6 +38,14 @@ fn check(kind: ModelKind) {
             let e = compare(&what, got, want, run.tolerance());
             if !run.train {
                 worst = worst.max(e);
+            }
+        }
+        if !run.train {
+            // The inference path: BatchNorms folded into the convolutions.
+            let folded = model.folded().unwrap().side_outputs(&x, false).unwrap();
+            for (i, (got, want)) in folded.as_array().into_iter().zip(&run.maps).enumerate() {
+                let what = format!("{kind} {} folded p{}", run.input, i + 2);
+                worst = worst.max(compare(&what, got, want, run.tolerance()));
             }
         }
     }

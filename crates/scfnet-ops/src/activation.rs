@@ -5,6 +5,28 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{map_float, map_float2, Real};
 
+/// The activation after a convolution (and its BatchNorm) in the networks here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// None (a linear projection).
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// MobileNetV3's hard-swish ([`hard_swish`]).
+    HardSwish,
+}
+
+impl Activation {
+    /// Applies the activation to any shape (differentiable).
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::None => Ok(x.clone()),
+            Activation::Relu => x.relu(),
+            Activation::HardSwish => hard_swish(x),
+        }
+    }
+}
+
 /// Which piecewise-linear activation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
@@ -59,10 +81,10 @@ impl Kind {
     }
 }
 
-struct Activation(Kind);
+struct Piecewise(Kind);
 struct ActivationGrad(Kind);
 
-impl CustomOp1 for Activation {
+impl CustomOp1 for Piecewise {
     fn name(&self) -> &'static str {
         match self.0 {
             Kind::HardSwish => "hard-swish",
@@ -113,7 +135,7 @@ pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
         // x · relu6(x + 3) / 6: the same derivative away from the kinks at ±3.
         return (x * (x + 3.0)?.clamp(0.0, 6.0)?)? / 6.0;
     }
-    x.contiguous()?.apply_op1(Activation(Kind::HardSwish))
+    x.contiguous()?.apply_op1(Piecewise(Kind::HardSwish))
 }
 
 /// Hard-sigmoid `clip(slope · x + offset, 0, 1)`, differentiable, any shape.
@@ -122,7 +144,7 @@ pub fn hard_sigmoid(x: &Tensor, slope: f64, offset: f64) -> Result<Tensor> {
         return x.affine(slope, offset)?.clamp(0.0, 1.0);
     }
     x.contiguous()?
-        .apply_op1(Activation(Kind::HardSigmoid { slope, offset }))
+        .apply_op1(Piecewise(Kind::HardSigmoid { slope, offset }))
 }
 
 /// Paddle's hard-sigmoid as the PaddleClas MobileNetV3 SE block uses it: slope 0.2, offset 0.5

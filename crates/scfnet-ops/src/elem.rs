@@ -28,6 +28,8 @@ pub(crate) trait Real:
     fn exp(self) -> Self;
     fn ln_1p(self) -> Self;
     fn abs(self) -> Self;
+    fn max(self, other: Self) -> Self;
+    fn min(self, other: Self) -> Self;
 }
 
 macro_rules! impl_real {
@@ -63,6 +65,14 @@ macro_rules! impl_real {
             #[inline]
             fn abs(self) -> Self {
                 <$t>::abs(self)
+            }
+            #[inline]
+            fn max(self, other: Self) -> Self {
+                <$t>::max(self, other)
+            }
+            #[inline]
+            fn min(self, other: Self) -> Self {
+                <$t>::min(self, other)
             }
         }
     };

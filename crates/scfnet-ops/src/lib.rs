@@ -15,10 +15,14 @@
 //!   times faster than candle's for the decoder's 16-channel and 1-channel layers.
 //! - [`conv2d`] — a `candle_nn::Conv2d` through candle's kernel on the CPU and explicit columns
 //!   elsewhere.
+//! - [`add_bias_activate`] — per-channel bias and [`Activation`] in one in-place pass, the tail
+//!   of an inference convolution with its BatchNorm folded in.
 //! - [`BatchNorm`] — 2-D BatchNorm with fused statistics, normalisation and backward kernels,
 //!   a drop-in for `candle_nn::BatchNorm` several times faster in training.
 //! - [`bce_with_logits`] — binary cross-entropy with logits that stays finite for any logit.
 //! - [`all_finite`] — the finiteness check used wherever values enter or leave the workspace.
+//!
+//! [`onnx`] writes the same operations into ONNX graphs, for exporting networks built from them.
 //!
 //! On the CPU each op runs a fused kernel of this crate; on any other device (CUDA) it runs a
 //! composition of candle primitives that have kernels there and correct backward passes
@@ -33,6 +37,7 @@
 
 mod activation;
 mod batch_norm;
+mod bias_act;
 pub mod check;
 pub mod cpu_runtime;
 mod depthwise;
@@ -43,12 +48,16 @@ mod im2col;
 mod linear;
 mod loss;
 pub mod macs;
+pub mod onnx;
 mod pool;
 mod resize;
 mod views;
 
-pub use activation::{hard_sigmoid, hard_sigmoid_paddle, hard_swish, PADDLE_HARDSIGMOID_SLOPE};
+pub use activation::{
+    hard_sigmoid, hard_sigmoid_paddle, hard_swish, Activation, PADDLE_HARDSIGMOID_SLOPE,
+};
 pub use batch_norm::{batch_norm, paddle_batch_norm, BatchNorm, RunningVariance};
+pub use bias_act::add_bias_activate;
 pub use depthwise::{depthwise_conv2d, DepthwiseConfig};
 pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
 pub use finite::{all_finite, non_finite_names};

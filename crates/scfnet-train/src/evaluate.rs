@@ -19,6 +19,9 @@ pub fn evaluate(
     dtype: DType,
     mut each: impl FnMut(&str, &GrayMap) -> Result<()>,
 ) -> Result<DatasetScores> {
+    // The network as `scfnet predict` runs it: BatchNorms folded (a copy; the training weights
+    // are shared, not changed).
+    let net = &net.folded()?;
     let mut acc = Accumulator::new();
     for sample in dataset.samples() {
         let mask_path = sample.mask.as_ref().ok_or_else(|| {

@@ -4,7 +4,8 @@
 
 The SCFNet decoder (as in the authors' net.py) on timm backbones: resnet50 for the R50 teacher and
 timm's MobileNetV3-Large generator at channel multiplier 0.5 for the student (close to, not the
-same as, PaddleClas'). Random weights, eval mode, no autograd; the map is copied to the host. Prints `torch NAME bB: X ms`.
+same as, PaddleClas'). Random weights, eval mode, no autograd, the prediction p2 only (as inference computes it); the map
+is copied to the host. Prints `torch NAME bB: X ms`.
 `--device cuda` times it on a GPU (tests/gpu/check.sh).
 """
 
@@ -49,6 +50,13 @@ class SCFNet(nn.Module):
         x2 = self.de1(x2, x3, x5)
         return [F.interpolate(h(f), size=x.shape[2:], mode="bilinear") for h, f in zip(self.heads, (x2, x3, x4, x5))]
 
+    def prediction(self, x):
+        """The p2 map only, as inference (ours and the ONNX export) computes it."""
+        x2, x3, x4, x5 = [m(f) for m, f in zip(self.mp, self.bkbone(x))]
+        x5 = self.cv1(x5)
+        x2 = self.de1(x2, self.de2(x3, self.de3(x4, x5, x5), x5), x5)
+        return F.interpolate(self.heads[0](x2), size=x.shape[2:], mode="bilinear")
+
 
 def build(kind):
     from timm.models.mobilenetv3 import _gen_mobilenet_v3
@@ -81,12 +89,12 @@ def main():
         for batch in map(int, a.batches.split(",")):
             x = torch.randn(batch, 3, a.size, a.size, device=dev)
             with torch.no_grad():
-                torch.sigmoid(m(x)[0]).cpu()
+                torch.sigmoid(m.prediction(x)).cpu()
                 best = float("inf")
                 for _ in range(a.repeat):
                     sync()
                     t = time.perf_counter()
-                    torch.sigmoid(m(x)[0]).cpu()
+                    torch.sigmoid(m.prediction(x)).cpu()
                     best = min(best, time.perf_counter() - t)
             print(f"torch {kind} b{batch}: {best * 1e3:.1f} ms")
 

@@ -1,7 +1,6 @@
 //! `scfnet predict`: saliency maps for images or folders of images.
 
 mod images;
-mod weights;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,30 +10,19 @@ use candle_core::DType;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
-use scfnet_model::{check_input_side, ModelKind, PredictError, Predictor, RgbRef, Scfnet};
+use scfnet_model::{check_input_side, PredictError, Predictor, RgbRef, Scfnet};
 
 use crate::atomic::write_atomic;
 use crate::device::{device, DeviceArg};
 use crate::paths::{ensure_distinct, ensure_outside};
+use crate::weights::{self, WeightsArgs};
 use images::{collect_inputs, Decoded};
 
 /// `scfnet predict`: one 8-bit PNG saliency map per image, at the image's size.
 #[derive(Args, Debug, Clone)]
 pub struct PredictArgs {
-    /// Which network: student, r50 or swinb (default: the config.json of a weights folder or hub
-    /// repository; else student).
-    #[arg(long)]
-    pub model: Option<ModelKind>,
-    /// Weights as a local safetensors file (our names; see docs/model.md), or a folder written
-    /// by `scfnet convert --hub-dir` (model.safetensors + config.json).
-    #[arg(long, value_name = "PATH|DIR", conflicts_with_all = ["hub", "random_weights"])]
-    pub weights: Option<PathBuf>,
-    /// Weights from the Hugging Face hub: REPO_ID[@REVISION][:FILE] (cache first; HF_HUB_OFFLINE).
-    #[arg(long, value_name = "REPO_ID[:FILE]", conflicts_with = "random_weights")]
-    pub hub: Option<String>,
-    /// Untrained synthetic weights (for trying the pipeline; the maps are meaningless).
-    #[arg(long)]
-    pub random_weights: bool,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
     /// An image, or a folder searched recursively for jpg/png/bmp/webp files.
     #[arg(long, value_name = "FILE|DIR")]
     pub input: PathBuf,
@@ -117,7 +105,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         bail!("--batch must be at least 1");
     }
     let dev = device(args.device)?;
-    let chosen = weights::choose(&args, &dev)?;
+    let chosen = weights::choose(&args.weights, &dev)?;
     let model = chosen.model;
     let size = args.size.or(chosen.size).unwrap_or(model.default_size());
     let predictor = Predictor::new(

@@ -1,5 +1,6 @@
-//! Choosing and checking the network's weights: a file, a weights folder or hub repository with
-//! its `config.json` (which names the network and input side), or synthetic weights.
+//! Choosing and checking the network's weights (`scfnet predict` and `scfnet export`): a file, a
+//! weights folder or hub repository with its `config.json` (which names the network and input
+//! side), or synthetic weights.
 
 use std::path::PathBuf;
 
@@ -9,7 +10,24 @@ use candle_nn::VarBuilder;
 use scfnet_backbones::{resolve, synthetic_var_builder, HubOptions, WeightSource};
 use scfnet_model::{HubConfig, ModelKind, CONFIG_FILE, WEIGHTS_FILE};
 
-use super::PredictArgs;
+/// Which network, and its weights.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WeightsArgs {
+    /// Which network: student, r50 or swinb (default: the config.json of a weights folder or hub
+    /// repository; else student).
+    #[arg(long)]
+    pub model: Option<ModelKind>,
+    /// Weights as a local safetensors file (our names; see docs/model.md), or a folder written
+    /// by `scfnet convert --hub-dir` (model.safetensors + config.json).
+    #[arg(long, value_name = "PATH|DIR", conflicts_with_all = ["hub", "random_weights"])]
+    pub weights: Option<PathBuf>,
+    /// Weights from the Hugging Face hub: REPO_ID[@REVISION][:FILE] (cache first; HF_HUB_OFFLINE).
+    #[arg(long, value_name = "REPO_ID[:FILE]", conflicts_with = "random_weights")]
+    pub hub: Option<String>,
+    /// Untrained synthetic weights (for trying the pipeline; the maps are meaningless).
+    #[arg(long)]
+    pub random_weights: bool,
+}
 
 /// The weights chosen by the arguments.
 pub struct Chosen {
@@ -23,7 +41,7 @@ pub struct Chosen {
 
 /// `--model` if given, else the config's network, else the student (a file of another network
 /// is then refused by the name check); both given must agree.
-fn network(args: &PredictArgs, config: Option<&HubConfig>, what: &str) -> Result<ModelKind> {
+fn network(args: &WeightsArgs, config: Option<&HubConfig>, what: &str) -> Result<ModelKind> {
     match (args.model, config) {
         (Some(m), Some(c)) if m != c.network => bail!(
             "--model {m}, but {what} holds weights for {} (its {CONFIG_FILE})",
@@ -36,7 +54,7 @@ fn network(args: &PredictArgs, config: Option<&HubConfig>, what: &str) -> Result
 }
 
 /// The weights of `args`, checked name by name against the network first.
-pub fn choose(args: &PredictArgs, dev: &Device) -> Result<Chosen> {
+pub fn choose(args: &WeightsArgs, dev: &Device) -> Result<Chosen> {
     let opts = HubOptions::from_env();
     let (path, label, config): (PathBuf, String, Option<HubConfig>) = match (
         &args.weights,

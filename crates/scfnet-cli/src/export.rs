@@ -1,0 +1,47 @@
+//! `scfnet export`: a network as an ONNX model, for ONNX Runtime, rembg's custom-model sessions
+//! or the browser.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use candle_core::Device;
+use clap::Args;
+use scfnet_model::Scfnet;
+use scfnet_ops::onnx::encode_model;
+
+use crate::atomic::write_atomic;
+use crate::weights::{self, WeightsArgs};
+
+/// `scfnet export`: the network in eval mode (BatchNorms folded) as an ONNX file (opset 17).
+/// Input `image` `(batch, 3, height, width)`: RGB normalised per channel with the authors' mean
+/// and standard deviation (written in the file's metadata), height and width multiples of 32.
+/// Output `saliency` `(batch, 1, height, width)`: the probability map.
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// The ONNX file to write.
+    #[arg(long, value_name = "FILE")]
+    pub onnx: PathBuf,
+    #[command(flatten)]
+    pub weights: WeightsArgs,
+}
+
+/// Runs `scfnet export`.
+pub fn run(args: ExportArgs) -> Result<ExitCode> {
+    let chosen = weights::choose(&args.weights, &Device::Cpu)?;
+    let net = Scfnet::new(chosen.model, chosen.vb).context("building the network")?;
+    let model = net
+        .to_onnx()
+        .with_context(|| format!("exporting {} to ONNX", chosen.model))?;
+    let nodes = model.graph.as_ref().map_or(0, |g| g.node.len());
+    let bytes = encode_model(&model);
+    write_atomic(&args.onnx, &bytes)?;
+    tracing::info!(
+        "wrote {} ({} network, {nodes} nodes, {:.1} MB, opset {})",
+        args.onnx.display(),
+        chosen.model,
+        bytes.len() as f64 / 1e6,
+        scfnet_ops::onnx::OPSET
+    );
+    Ok(ExitCode::SUCCESS)
+}
