@@ -4,12 +4,12 @@ mod images;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::mpsc::sync_channel;
 
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use scfnet_model::{check_input_side, PredictError, Predictor, RgbRef, Scfnet};
 
 use crate::atomic::write_atomic;
@@ -96,6 +96,93 @@ fn write_outputs(img: &Decoded, map: Vec<u8>, out_dir: &Path, cutout: bool) -> R
     )
 }
 
+/// A decoded batch: the images that decoded, and the errors of those that did not.
+type DecodedBatch = (Vec<Decoded>, Vec<String>);
+/// A batch with its maps (or the error of each image's map).
+type MappedBatch = (Vec<Decoded>, Vec<Result<Vec<u8>, PredictError>>);
+
+/// Decodes, predicts and writes `inputs` in batches, the three overlapped: one thread decodes the
+/// next batches while the network runs on this one (on rayon's threads), and one encodes and
+/// writes the PNGs of the previous ones. At most two batches wait between stages. Returns the
+/// failures (images that did not decode, maps not finite, files not written), one line each.
+fn pipeline(
+    predictor: &Predictor,
+    inputs: &[(PathBuf, PathBuf)],
+    args: &PredictArgs,
+    pb: &ProgressBar,
+) -> Result<Vec<String>> {
+    std::thread::scope(|s| {
+        let (decoded_tx, decoded_rx) = sync_channel::<DecodedBatch>(2);
+        let (mapped_tx, mapped_rx) = sync_channel::<MappedBatch>(2);
+        s.spawn(move || {
+            for chunk in inputs.chunks(args.batch) {
+                let mut ok = Vec::with_capacity(chunk.len());
+                let mut failed = Vec::new();
+                for (path, rel) in chunk {
+                    match images::decode(path, rel) {
+                        Ok(img) => ok.push(img),
+                        Err(e) => failed.push(format!("{e:#}")),
+                    }
+                }
+                if decoded_tx.send((ok, failed)).is_err() {
+                    break; // the network stopped on an error
+                }
+            }
+        });
+        let writer = s.spawn(move || {
+            let mut failures = Vec::new();
+            for (images, maps) in mapped_rx {
+                for (img, map) in images.iter().zip(maps) {
+                    let written = map
+                        .with_context(|| format!("{}: no map", img.path.display()))
+                        .and_then(|map| {
+                            write_outputs(img, map, &args.output, args.cutout).with_context(|| {
+                                format!("{}: cannot write the map", img.path.display())
+                            })
+                        });
+                    if let Err(e) = written {
+                        failures.push(format!("{e:#}"));
+                    }
+                    pb.inc(1);
+                }
+            }
+            failures
+        });
+        let mut failures = Vec::new();
+        for (ok, failed) in decoded_rx {
+            pb.inc(failed.len() as u64);
+            failures.extend(failed);
+            if ok.is_empty() {
+                continue;
+            }
+            let refs: Vec<RgbRef> = ok
+                .iter()
+                .map(|img| RgbRef {
+                    pixels: &img.rgb,
+                    width: img.width,
+                    height: img.height,
+                })
+                .collect();
+            let maps = match predictor.maps(&refs) {
+                Ok(maps) => maps.into_iter().map(Ok).collect(),
+                // One image whose output is not finite: redo the batch one by one, so that only
+                // it fails.
+                Err(PredictError::NonFinite { .. }) if refs.len() > 1 => {
+                    refs.iter().map(|r| predictor.map(*r)).collect::<Vec<_>>()
+                }
+                Err(e) => return Err(e.into()),
+            };
+            drop(refs);
+            if mapped_tx.send((ok, maps)).is_err() {
+                break;
+            }
+        }
+        drop(mapped_tx);
+        failures.extend(writer.join().expect("the writer thread does not panic"));
+        Ok(failures)
+    })
+}
+
 /// Runs `scfnet predict`.
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
     if let Some(size) = args.size {
@@ -136,58 +223,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    let mut failures: Vec<String> = Vec::new();
-    for chunk in inputs.chunks(args.batch) {
-        let decoded: Vec<Result<Decoded>> = chunk
-            .par_iter()
-            .map(|(path, rel)| images::decode(path, rel))
-            .collect();
-        let mut ok = Vec::new();
-        for d in decoded {
-            match d {
-                Ok(img) => ok.push(img),
-                Err(e) => {
-                    failures.push(format!("{e:#}"));
-                    pb.inc(1);
-                }
-            }
-        }
-        if ok.is_empty() {
-            continue;
-        }
-        let refs: Vec<RgbRef> = ok
-            .iter()
-            .map(|img| RgbRef {
-                pixels: &img.rgb,
-                width: img.width,
-                height: img.height,
-            })
-            .collect();
-        let maps = match predictor.maps(&refs) {
-            Ok(maps) => maps.into_iter().map(Ok).collect(),
-            // One image whose output is not finite: redo the batch one by one, so that only it
-            // fails.
-            Err(PredictError::NonFinite { .. }) if refs.len() > 1 => {
-                refs.iter().map(|r| predictor.map(*r)).collect::<Vec<_>>()
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let results: Vec<Result<()>> = ok
-            .par_iter()
-            .zip(maps)
-            .map(|(img, map)| {
-                let map = map.with_context(|| format!("{}: no map", img.path.display()))?;
-                write_outputs(img, map, &args.output, args.cutout)
-                    .with_context(|| format!("{}: cannot write the map", img.path.display()))
-            })
-            .collect();
-        for r in results {
-            if let Err(e) = r {
-                failures.push(format!("{e:#}"));
-            }
-            pb.inc(1);
-        }
-    }
+    let failures = pipeline(&predictor, &inputs, &args, &pb)?;
     pb.finish_and_clear();
     let written = inputs.len() - failures.len();
     tracing::info!("wrote {written} maps to {}", args.output.display());
