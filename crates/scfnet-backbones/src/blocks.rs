@@ -6,8 +6,8 @@ use candle_core::{DType, ModuleT, Result, Tensor};
 use candle_nn::{Conv2d, VarBuilder};
 use scfnet_ops::onnx::{self, OnnxGraph, Value};
 use scfnet_ops::{
-    add_bias_activate, conv2d_im2col, depthwise_conv2d, paddle_batch_norm, BatchNorm, ConvGeometry,
-    DepthwiseConfig,
+    add_bias_activate, conv2d_im2col, depthwise_conv2d, depthwise_conv2d_bias_act,
+    paddle_batch_norm, BatchNorm, ConvGeometry, DepthwiseConfig,
 };
 
 /// BatchNorm ε of every network here (Paddle's and torchvision's default).
@@ -159,6 +159,10 @@ impl FoldedConv {
     /// `(B, C_in, H, W)` → `(B, C_out, H', W')`: the convolution, then bias and activation in one
     /// in-place pass on the CPU.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let BlockConv::Depthwise(w, cfg) = &self.conv {
+            // Bias and activation per plane inside the depthwise kernel.
+            return depthwise_conv2d_bias_act(x, w, *cfg, &self.bias, &self.bias_values, self.act);
+        }
         add_bias_activate(
             self.conv.forward(x)?,
             &self.bias,

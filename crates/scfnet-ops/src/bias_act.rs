@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::dispatch::uses_cpu_kernels;
 use crate::elem::Real;
+use crate::simd;
 
 /// Per-channel bias (f64, converted once per plane) and activation, in place.
 struct BiasActivation<'a> {
@@ -19,23 +20,44 @@ fn bias_activate<T: Real>(y: &mut [T], bias: &[f64], hw: usize, act: Activation)
     let c = bias.len();
     // Planes of at least ~16K values per task: small maps stay on one thread.
     let per_task = (16_384 / hw.max(1)).max(1);
+    let wide = simd::wide();
     y.par_chunks_mut(hw * per_task)
         .enumerate()
         .for_each(|(t, planes)| {
             for (j, plane) in planes.chunks_mut(hw).enumerate() {
                 let b = T::from_f64(bias[(t * per_task + j) % c]);
-                // One branch-free loop per activation, so that each vectorises.
-                let (zero, three, six) = (T::ZERO, T::from_f64(3.0), T::from_f64(6.0));
-                match act {
-                    Activation::None => plane.iter_mut().for_each(|v| *v += b),
-                    Activation::Relu => plane.iter_mut().for_each(|v| *v = (*v + b).max(zero)),
-                    Activation::HardSwish => plane.iter_mut().for_each(|v| {
-                        let x = *v + b;
-                        *v = x * (x + three).max(zero).min(six) / six;
-                    }),
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: `simd::wide` checked that the CPU has AVX2 and FMA.
+                    unsafe { apply_plane_wide(plane, b, act) };
+                    continue;
                 }
+                let _ = wide;
+                apply_plane(plane, b, act);
             }
         });
+}
+
+/// [`apply_plane`] compiled for AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn apply_plane_wide<T: Real>(plane: &mut [T], b: T, act: Activation) {
+    apply_plane(plane, b, act)
+}
+
+/// `act(v + b)` for every value of one plane, one branch-free loop per activation (so that each
+/// vectorises); hard-swish as `x · clip(x + 3, 0, 6) / 6`.
+#[inline(always)]
+pub(crate) fn apply_plane<T: Real>(plane: &mut [T], b: T, act: Activation) {
+    let (zero, three, six) = (T::ZERO, T::from_f64(3.0), T::from_f64(6.0));
+    match act {
+        Activation::None => plane.iter_mut().for_each(|v| *v += b),
+        Activation::Relu => plane.iter_mut().for_each(|v| *v = (*v + b).max(zero)),
+        Activation::HardSwish => plane.iter_mut().for_each(|v| {
+            let x = *v + b;
+            *v = x * (x + three).max(zero).min(six) / six;
+        }),
+    }
 }
 
 impl InplaceOp1 for BiasActivation<'_> {

@@ -7,8 +7,10 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::activation::Activation;
 use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float2, Real};
+use crate::simd;
 use crate::views::{pad2d, tap};
 
 /// Stride and zero padding of a depthwise convolution (square kernel taken from the weight).
@@ -71,44 +73,113 @@ impl Geometry {
     }
 }
 
-/// `out[y][x] = Σ w[ky][kx] · in[y·s + ky − p][x·s + kx − p]` for every plane.
-fn forward<T: Real>(x: &[T], wt: &[T], g: Geometry, channels: usize) -> Vec<T> {
+/// Bias and activation applied to each output plane as soon as it is computed (inference, with
+/// the BatchNorm folded into the weights): no second pass over the output.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tail<'a> {
+    bias: &'a [f64],
+    act: Activation,
+}
+
+/// `out[y][x] = Σ w[ky][kx] · in[y·s + ky − p][x·s + kx − p]` for every plane, summed over `ky`
+/// then `kx` (padding taps add zero), then `tail` if any.
+fn forward<T: Real>(x: &[T], wt: &[T], g: Geometry, channels: usize, tail: Option<Tail>) -> Vec<T> {
     let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     let mut out = vec![T::ZERO; x.len() / plane_in * plane_out];
+    let wide = simd::wide();
     out.par_chunks_mut(plane_out)
         .enumerate()
-        .for_each(|(i, dst)| {
+        .for_each_init(Vec::new, |buf, (i, dst)| {
             let src = &x[i * plane_in..(i + 1) * plane_in];
             let filt = &wt[(i % channels) * kk..(i % channels + 1) * kk];
-            for ky in 0..g.k {
-                for y in 0..g.oh {
-                    let Some(r) = g.input_row(y, ky) else {
-                        continue;
-                    };
-                    let (row, drow) = (
-                        &src[r * g.w..(r + 1) * g.w],
-                        &mut dst[y * g.ow..(y + 1) * g.ow],
-                    );
-                    for kx in 0..g.k {
-                        let wv = filt[ky * g.k + kx];
-                        let xs = g.valid_x(kx);
-                        if g.stride == 1 {
-                            let off = xs.start + kx - g.pad;
-                            for (d, &s) in
-                                drow[xs.clone()].iter_mut().zip(&row[off..off + xs.len()])
-                            {
-                                *d += wv * s;
-                            }
-                        } else {
-                            for xo in xs {
-                                drow[xo] += wv * row[xo * g.stride + kx - g.pad];
-                            }
-                        }
-                    }
-                }
+            let bias = tail.map(|t| (T::from_f64(t.bias[i % channels]), t.act));
+            #[cfg(target_arch = "x86_64")]
+            if wide {
+                // SAFETY: `simd::wide` checked that the CPU has AVX2 and FMA.
+                unsafe { plane_wide(src, filt, dst, g, buf, bias) };
+                return;
             }
+            let _ = wide;
+            plane(src, filt, dst, g, buf, bias);
         });
     out
+}
+
+/// [`plane`] compiled for AVX2 and FMA (the same arithmetic, eight lanes at a time).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn plane_wide<T: Real>(
+    src: &[T],
+    filt: &[T],
+    dst: &mut [T],
+    g: Geometry,
+    buf: &mut Vec<T>,
+    bias: Option<(T, Activation)>,
+) {
+    plane(src, filt, dst, g, buf, bias)
+}
+
+/// One output plane. The input plane is first copied, zero-padded, into `buf` with its columns
+/// split by phase (`s` rows of every `s`-th column), so that every tap of every stride reads a
+/// contiguous run and the inner loops vectorise.
+#[inline(always)]
+fn plane<T: Real>(
+    src: &[T],
+    filt: &[T],
+    dst: &mut [T],
+    g: Geometry,
+    buf: &mut Vec<T>,
+    bias: Option<(T, Activation)>,
+) {
+    let s = g.stride;
+    let plen = (g.w + 2 * g.pad).div_ceil(s);
+    let row_len = s * plen;
+    buf.clear();
+    buf.resize(g.h * row_len, T::ZERO);
+    for (r, row) in src.chunks_exact(g.w).enumerate() {
+        let prow = &mut buf[r * row_len..(r + 1) * row_len];
+        if s == 1 {
+            prow[g.pad..g.pad + g.w].copy_from_slice(row);
+        } else if s == 2 {
+            // Padded column q = c + p goes to phase q % 2 at q / 2, without a division.
+            let (even, odd) = prow.split_at_mut(plen);
+            let half = g.pad / 2;
+            let (first, first_at, second, second_at) = if g.pad % 2 == 0 {
+                (even, half, odd, half)
+            } else {
+                (odd, half, even, half + 1)
+            };
+            for (j, pair) in row.chunks(2).enumerate() {
+                first[first_at + j] = pair[0];
+                if let Some(&v) = pair.get(1) {
+                    second[second_at + j] = v;
+                }
+            }
+        } else {
+            for (c, &v) in row.iter().enumerate() {
+                let q = c + g.pad;
+                prow[(q % s) * plen + q / s] = v;
+            }
+        }
+    }
+    for (y, drow) in dst.chunks_exact_mut(g.ow).enumerate() {
+        for ky in 0..g.k {
+            let Some(r) = g.input_row(y, ky) else {
+                continue;
+            };
+            let prow = &buf[r * row_len..(r + 1) * row_len];
+            for kx in 0..g.k {
+                let wv = filt[ky * g.k + kx];
+                let start = (kx % s) * plen + kx / s;
+                for (d, &v) in drow.iter_mut().zip(&prow[start..start + g.ow]) {
+                    *d += wv * v;
+                }
+            }
+        }
+    }
+    if let Some((b, act)) = bias {
+        crate::bias_act::apply_plane(dst, b, act);
+    }
 }
 
 /// Gradient of the input: scatter of the output gradient through the taps.
@@ -213,7 +284,9 @@ impl CustomOp2 for DepthwiseConv {
     ) -> Result<(CpuStorage, Shape)> {
         let (g, c) = geometry(self.name(), l1, l2, self.0)?;
         let b = l1.shape().dims()[0];
-        let out = map_float2!(self.name(), s1, l1, s2, l2, |x, w| forward(x, w, g, c));
+        let out = map_float2!(self.name(), s1, l1, s2, l2, |x, w| forward(
+            x, w, g, c, None
+        ));
         Ok((out, Shape::from((b, c, g.oh, g.ow))))
     }
 
@@ -285,6 +358,71 @@ pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, cfg: DepthwiseConfig) -> Re
     };
     let w = weight.dims();
     crate::macs::add_conv(y.elem_count(), w.iter().skip(1).product(), false);
+    Ok(y)
+}
+
+/// Depthwise convolution with bias and activation applied per plane as it is computed:
+/// [`DepthwiseConv`] forward plus [`Tail`], no backward.
+struct DepthwiseBiasAct<'a>(DepthwiseConfig, &'a [f64], Activation);
+
+impl CustomOp2 for DepthwiseBiasAct<'_> {
+    fn name(&self) -> &'static str {
+        "depthwise-conv2d-bias-activation"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, c) = geometry(self.name(), l1, l2, self.0)?;
+        if self.1.len() != c {
+            candle_core::bail!(
+                "{}: {} bias values for {c} channels",
+                self.name(),
+                self.1.len()
+            );
+        }
+        let b = l1.shape().dims()[0];
+        let tail = Tail {
+            bias: self.1,
+            act: self.2,
+        };
+        let out = map_float2!(self.name(), s1, l1, s2, l2, |x, w| forward(
+            x,
+            w,
+            g,
+            c,
+            Some(tail)
+        ));
+        Ok((out, Shape::from((b, c, g.oh, g.ow))))
+    }
+}
+
+/// `act(depthwise_conv2d(x, weight) + bias)` for inference (BatchNorm folded into `weight`):
+/// on the CPU the bias and activation are applied to each output plane while it is in cache;
+/// elsewhere [`depthwise_conv2d`] then [`crate::add_bias_activate`]. `bias` `(C)` and
+/// `bias_values` hold the same numbers. No backward.
+pub fn depthwise_conv2d_bias_act(
+    x: &Tensor,
+    weight: &Tensor,
+    cfg: DepthwiseConfig,
+    bias: &Tensor,
+    bias_values: &[f64],
+    act: Activation,
+) -> Result<Tensor> {
+    if !uses_cpu_kernels(x) {
+        let y = depthwise_conv2d(x, weight, cfg)?;
+        return crate::add_bias_activate(y, bias, bias_values, act);
+    }
+    let y = x.contiguous()?.apply_op2_no_bwd(
+        &weight.contiguous()?,
+        &DepthwiseBiasAct(cfg, bias_values, act),
+    )?;
+    let w = weight.dims();
+    crate::macs::add_conv(y.elem_count(), w.iter().skip(1).product(), true);
     Ok(y)
 }
 

@@ -51,6 +51,7 @@ pub mod macs;
 pub mod onnx;
 mod pool;
 mod resize;
+mod simd;
 mod views;
 
 pub use activation::{
@@ -58,7 +59,7 @@ pub use activation::{
 };
 pub use batch_norm::{batch_norm, paddle_batch_norm, BatchNorm, RunningVariance};
 pub use bias_act::add_bias_activate;
-pub use depthwise::{depthwise_conv2d, DepthwiseConfig};
+pub use depthwise::{depthwise_conv2d, depthwise_conv2d_bias_act, DepthwiseConfig};
 pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
 pub use finite::{all_finite, non_finite_names};
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};

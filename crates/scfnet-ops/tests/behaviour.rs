@@ -156,7 +156,7 @@ fn bad_inputs_are_refused_with_a_message() {
 fn depthwise_conv_matches_candles_grouped_conv_and_its_gradients() {
     use candle_core::Var;
     use scfnet_ops::{depthwise_conv2d, DepthwiseConfig};
-    for (k, stride, padding) in [(3, 1, 1), (5, 2, 2), (3, 2, 1)] {
+    for (k, stride, padding) in [(3, 1, 1), (5, 2, 2), (3, 2, 1), (5, 2, 1)] {
         let x = Var::from_tensor(
             &(ramp(&[2, 4, 9, 11])
                 .sin()
@@ -327,4 +327,29 @@ fn im2col_conv_on_maps_smaller_than_the_dilation() {
         .to_scalar::<f32>()
         .unwrap();
     assert!(diff < 1e-6, "{diff}");
+}
+
+#[test]
+fn depthwise_conv_with_stride_three_matches_candles_grouped_conv() {
+    // The general column-phase split (strides 1 and 2 have their own); forward only, since
+    // candle's grouped-convolution backward mis-sizes this case.
+    use scfnet_ops::{depthwise_conv2d, DepthwiseConfig};
+    let x = ramp(&[2, 4, 10, 11]).sin().unwrap();
+    let w = ramp(&[4, 1, 3, 3]).cos().unwrap();
+    for padding in [0, 1, 2] {
+        let cfg = DepthwiseConfig { stride: 3, padding };
+        let ours = depthwise_conv2d(&x, &w, cfg).unwrap();
+        let theirs = x.conv2d(&w, padding, 3, 1, 4).unwrap();
+        let diff = (ours - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-5, "padding {padding}: {diff}");
+    }
 }
