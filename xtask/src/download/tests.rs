@@ -504,3 +504,27 @@ fn an_error_page_instead_of_an_archive_is_refused_and_not_pinned() {
     assert!(files_in(&root.path().join("data/cache/downloads")).is_empty());
     assert!(!root.path().join("data/TOY").exists());
 }
+
+#[test]
+fn a_folder_without_the_completion_marker_is_not_touched() {
+    let server = serve(HashMap::from([(
+        "/toy.zip".to_string(),
+        Route {
+            body: toy_dataset(false),
+            ..Default::default()
+        },
+    )]));
+    let root = tempfile::tempdir().unwrap();
+    // Somebody's own folder where the dataset would go: no `.complete` marker.
+    let theirs = root.path().join("data/TOY");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("notes.txt"), b"mine").unwrap();
+    let err = run(root.path(), &server, TOY, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("exists but is not a finished download") && err.contains("move it away"),
+        "{err}"
+    );
+    // Nothing was fetched into it, and what was there is intact.
+    assert_eq!(files_in(&theirs), ["notes.txt"]);
+    assert_eq!(std::fs::read(theirs.join("notes.txt")).unwrap(), b"mine");
+}
