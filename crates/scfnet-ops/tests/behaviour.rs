@@ -353,3 +353,30 @@ fn depthwise_conv_with_stride_three_matches_candles_grouped_conv() {
         assert!(diff < 1e-5, "padding {padding}: {diff}");
     }
 }
+
+#[test]
+fn depthwise_conv_on_wide_rows_matches_candles_grouped_conv() {
+    // Rows wider than the unit tests above (45 columns; 23 at stride 2): long vector runs.
+    use scfnet_ops::{depthwise_conv2d, DepthwiseConfig};
+    let x = ramp(&[2, 3, 21, 45])
+        .affine(0.01, 0.0)
+        .unwrap()
+        .sin()
+        .unwrap();
+    for (k, stride, padding) in [(3, 1, 1), (5, 1, 2), (3, 2, 1), (5, 2, 2)] {
+        let w = ramp(&[3, 1, k, k]).cos().unwrap();
+        let cfg = DepthwiseConfig { stride, padding };
+        let ours = depthwise_conv2d(&x, &w, cfg).unwrap();
+        let theirs = x.conv2d(&w, padding, stride, 1, 3).unwrap();
+        assert_eq!(ours.dims(), theirs.dims());
+        let diff = (ours - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "k{k} s{stride}: {diff}");
+    }
+}
