@@ -51,14 +51,8 @@ impl BlockConv {
     pub fn with_weight(&self, weight: Tensor) -> BlockConv {
         match self {
             BlockConv::Candle(c) => {
-                let cfg = *c.config();
-                let geometry = ConvGeometry {
-                    kernel: weight.dims().get(2).copied().unwrap_or(1),
-                    stride: cfg.stride,
-                    padding: cfg.padding,
-                    dilation: cfg.dilation,
-                };
-                BlockConv::Im2col(Conv2d::new(weight, None, cfg), geometry)
+                let (geometry, _) = self.geometry();
+                BlockConv::Im2col(Conv2d::new(weight, None, *c.config()), geometry)
             }
             BlockConv::Im2col(c, g) => {
                 BlockConv::Im2col(Conv2d::new(weight, None, *c.config()), *g)

@@ -135,21 +135,20 @@ impl SqueezeExcite {
     }
 
     fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
-        let one = |conv: &Conv2d| {
-            BlockConv::Im2col(
-                conv.clone(),
-                ConvGeometry {
-                    kernel: 1,
-                    stride: 1,
-                    padding: 0,
-                    dilation: 1,
-                },
-            )
+        let one = ConvGeometry {
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+        };
+        let fc = |g: &mut OnnxGraph, part: &str, conv: &Conv2d, s: &Value| {
+            let name = format!("{name}.{part}");
+            onnx::conv(g, &name, s, conv.weight(), conv.bias(), one, 1)
         };
         let s = g.op("GlobalAveragePool", &format!("{name}.pool"), &[x]);
-        let s = one(&self.conv1).to_onnx(g, &format!("{name}.conv1"), &s)?;
+        let s = fc(g, "conv1", &self.conv1, &s)?;
         let s = g.op("Relu", &format!("{name}.relu"), &[&s]);
-        let s = one(&self.conv2).to_onnx(g, &format!("{name}.conv2"), &s)?;
+        let s = fc(g, "conv2", &self.conv2, &s)?;
         let s = onnx::hard_sigmoid(
             g,
             &format!("{name}.gate"),

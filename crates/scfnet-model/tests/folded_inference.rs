@@ -22,6 +22,12 @@ fn probabilities(net: &Scfnet, x: &Tensor) -> Vec<f32> {
         .unwrap()
 }
 
+/// The largest absolute value of `t`, in f64.
+fn max_abs(t: &Tensor) -> f64 {
+    let m = t.abs().unwrap().max_all().unwrap();
+    m.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+}
+
 /// A network with synthetic weights whose running statistics are calibrated on `x` (training-mode
 /// passes, momentum 0.1), so that activations are normalised as in a trained network instead of
 /// growing layer after layer.
@@ -47,15 +53,7 @@ fn check(kind: ModelKind, side: usize) {
     if kind == ModelKind::R50 {
         let a = net.side_outputs(&x, false).unwrap().p2;
         let b = folded.side_outputs(&x, false).unwrap().p2;
-        let scale = a
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
-        let diff = diff.to_scalar::<f32>().unwrap();
+        let (scale, diff) = (max_abs(&a), max_abs(&(a - b).unwrap()));
         eprintln!("{kind} at {side}: logits |Δ| {diff:.2e} of {scale:.2e}");
         assert!(diff <= 1e-3 * scale, "{kind}: {diff:e} of {scale:e}");
         return;
@@ -118,21 +116,7 @@ fn check_f64(kind: ModelKind, side: usize) {
     let a = net.side_outputs(&x, false).unwrap();
     let b = net.folded().unwrap().side_outputs(&x, false).unwrap();
     for (i, (p, q)) in a.as_array().into_iter().zip(b.as_array()).enumerate() {
-        let scale = p
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        let diff = (p - q)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let (scale, diff) = (max_abs(p), max_abs(&(p - q).unwrap()));
         eprintln!("{kind} f64 p{}: |Δ| {diff:.2e} of {scale:.2e}", i + 2);
         assert!(
             diff <= 1e-10 * scale,

@@ -264,13 +264,15 @@ fn geometry(
     Ok((Geometry::new(h, w, kh, cfg)?, c))
 }
 
-struct DepthwiseConv(DepthwiseConfig);
+/// The forward op; with a [`Tail`] (inference) the bias and activation are applied per plane and
+/// it is run without a backward.
+struct DepthwiseConv<'a>(DepthwiseConfig, Option<Tail<'a>>);
 /// Input gradient for an `h × w` input.
 struct DepthwiseGradInput(DepthwiseConfig, usize, usize);
 /// Weight gradient for a `k × k` kernel.
 struct DepthwiseGradWeight(DepthwiseConfig, usize);
 
-impl CustomOp2 for DepthwiseConv {
+impl CustomOp2 for DepthwiseConv<'_> {
     fn name(&self) -> &'static str {
         "depthwise-conv2d"
     }
@@ -283,9 +285,16 @@ impl CustomOp2 for DepthwiseConv {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (g, c) = geometry(self.name(), l1, l2, self.0)?;
+        if let Some(t) = self.1.filter(|t| t.bias.len() != c) {
+            candle_core::bail!(
+                "{}: {} bias values for {c} channels",
+                self.name(),
+                t.bias.len()
+            );
+        }
         let b = l1.shape().dims()[0];
         let out = map_float2!(self.name(), s1, l1, s2, l2, |x, w| forward(
-            x, w, g, c, None
+            x, w, g, c, self.1
         ));
         Ok((out, Shape::from((b, c, g.oh, g.ow))))
     }
@@ -354,51 +363,11 @@ pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, cfg: DepthwiseConfig) -> Re
         depthwise_generic(x, weight, cfg)?
     } else {
         x.contiguous()?
-            .apply_op2(&weight.contiguous()?, DepthwiseConv(cfg))?
+            .apply_op2(&weight.contiguous()?, DepthwiseConv(cfg, None))?
     };
     let w = weight.dims();
     crate::macs::add_conv(y.elem_count(), w.iter().skip(1).product(), false);
     Ok(y)
-}
-
-/// Depthwise convolution with bias and activation applied per plane as it is computed:
-/// [`DepthwiseConv`] forward plus [`Tail`], no backward.
-struct DepthwiseBiasAct<'a>(DepthwiseConfig, &'a [f64], Activation);
-
-impl CustomOp2 for DepthwiseBiasAct<'_> {
-    fn name(&self) -> &'static str {
-        "depthwise-conv2d-bias-activation"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (g, c) = geometry(self.name(), l1, l2, self.0)?;
-        if self.1.len() != c {
-            candle_core::bail!(
-                "{}: {} bias values for {c} channels",
-                self.name(),
-                self.1.len()
-            );
-        }
-        let b = l1.shape().dims()[0];
-        let tail = Tail {
-            bias: self.1,
-            act: self.2,
-        };
-        let out = map_float2!(self.name(), s1, l1, s2, l2, |x, w| forward(
-            x,
-            w,
-            g,
-            c,
-            Some(tail)
-        ));
-        Ok((out, Shape::from((b, c, g.oh, g.ow))))
-    }
 }
 
 /// `act(depthwise_conv2d(x, weight) + bias)` for inference (BatchNorm folded into `weight`):
@@ -419,7 +388,13 @@ pub fn depthwise_conv2d_bias_act(
     }
     let y = x.contiguous()?.apply_op2_no_bwd(
         &weight.contiguous()?,
-        &DepthwiseBiasAct(cfg, bias_values, act),
+        &DepthwiseConv(
+            cfg,
+            Some(Tail {
+                bias: bias_values,
+                act,
+            }),
+        ),
     )?;
     let w = weight.dims();
     crate::macs::add_conv(y.elem_count(), w.iter().skip(1).product(), true);

@@ -11,6 +11,12 @@ fn ramp(shape: &[usize]) -> Tensor {
         .unwrap()
 }
 
+/// The largest absolute difference of two tensors of the same shape, in f64.
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+    d.to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
+}
+
 #[test]
 fn resize_forward_matches_candles_own_forward() {
     // candle's upsample_bilinear2d has a forward (no backward): ours must agree with it.
@@ -19,14 +25,7 @@ fn resize_forward_matches_candles_own_forward() {
         for ac in [false, true] {
             let ours = resize_bilinear(&x, (oh, ow), ac).unwrap();
             let theirs = x.upsample_bilinear2d(oh, ow, ac).unwrap();
-            let diff = (ours - theirs)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_diff(&ours, &theirs);
             assert!(diff < 1e-5, "{oh}x{ow} ac={ac}: max diff {diff}");
         }
     }
@@ -179,16 +178,6 @@ fn depthwise_conv_matches_candles_grouped_conv_and_its_gradients() {
             .as_tensor()
             .conv2d(w.as_tensor(), padding, stride, 1, 4)
             .unwrap();
-        let max_diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap()
-        };
         assert!(max_diff(&ours, &theirs) < 1e-12, "forward k{k} s{stride}");
         let weight = ramp(ours.dims()).to_dtype(DType::F64).unwrap();
         let ga = ours
@@ -266,16 +255,6 @@ fn im2col_conv_matches_candles_conv_and_its_gradients() {
             .unwrap()
             .broadcast_add(&b.as_tensor().reshape((1, co, 1, 1)).unwrap())
             .unwrap();
-        let max_diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap()
-        };
         assert!(max_diff(&ours, &theirs) < 1e-12, "forward {g:?}");
         let weight = ramp(ours.dims()).to_dtype(DType::F64).unwrap();
         let ga = ours
@@ -340,16 +319,7 @@ fn depthwise_conv_with_stride_three_matches_candles_grouped_conv() {
         let cfg = DepthwiseConfig { stride: 3, padding };
         let ours = depthwise_conv2d(&x, &w, cfg).unwrap();
         let theirs = x.conv2d(&w, padding, 3, 1, 4).unwrap();
-        let diff = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_dtype(DType::F64)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let diff = max_diff(&ours, &theirs);
         assert!(diff < 1e-5, "padding {padding}: {diff}");
     }
 }
@@ -369,14 +339,7 @@ fn depthwise_conv_on_wide_rows_matches_candles_grouped_conv() {
         let ours = depthwise_conv2d(&x, &w, cfg).unwrap();
         let theirs = x.conv2d(&w, padding, stride, 1, 3).unwrap();
         assert_eq!(ours.dims(), theirs.dims());
-        let diff = (ours - theirs)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_diff(&ours, &theirs);
         assert!(diff < 1e-5, "k{k} s{stride}: {diff}");
     }
 }

@@ -63,6 +63,17 @@ fn toy_dataset(drop_mask: bool) -> Vec<u8> {
     zip_of(&e)
 }
 
+/// A server with the toy dataset at `/toy.zip` (its mask `c` missing when `drop_mask`).
+fn toy_server(drop_mask: bool) -> Server {
+    serve(HashMap::from([(
+        "/toy.zip".to_string(),
+        Route {
+            body: toy_dataset(drop_mask),
+            ..Default::default()
+        },
+    )]))
+}
+
 fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -293,13 +304,7 @@ fn archives_that_write_outside_or_hold_links_are_refused() {
 
 #[test]
 fn a_missing_mask_is_named_and_nothing_lands() {
-    let server = serve(HashMap::from([(
-        "/toy.zip".to_string(),
-        Route {
-            body: toy_dataset(true),
-            ..Default::default()
-        },
-    )]));
+    let server = toy_server(true);
     let root = tempfile::tempdir().unwrap();
     let err = run(root.path(), &server, TOY, &[]).unwrap_err().to_string();
     assert!(err.contains("have no mask") && err.contains(": c"), "{err}");
@@ -308,13 +313,7 @@ fn a_missing_mask_is_named_and_nothing_lands() {
 
 #[test]
 fn a_wrong_count_is_refused() {
-    let server = serve(HashMap::from([(
-        "/toy.zip".to_string(),
-        Route {
-            body: toy_dataset(false),
-            ..Default::default()
-        },
-    )]));
+    let server = toy_server(false);
     let root = tempfile::tempdir().unwrap();
     let err = run(
         root.path(),
@@ -507,13 +506,7 @@ fn an_error_page_instead_of_an_archive_is_refused_and_not_pinned() {
 
 #[test]
 fn a_folder_without_the_completion_marker_is_not_touched() {
-    let server = serve(HashMap::from([(
-        "/toy.zip".to_string(),
-        Route {
-            body: toy_dataset(false),
-            ..Default::default()
-        },
-    )]));
+    let server = toy_server(false);
     let root = tempfile::tempdir().unwrap();
     // Somebody's own folder where the dataset would go: no `.complete` marker.
     let theirs = root.path().join("data/TOY");

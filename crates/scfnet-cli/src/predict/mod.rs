@@ -172,7 +172,6 @@ fn pipeline(
                 }
                 Err(e) => return Err(e.into()),
             };
-            drop(refs);
             if mapped_tx.send((ok, maps)).is_err() {
                 break;
             }

@@ -193,11 +193,6 @@ impl OnnxGraph {
         self.node(op, name, &inputs, &[])
     }
 
-    /// Number of nodes so far.
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
-    }
-
     /// The model: this graph under opset [`OPSET`], with a description and metadata entries
     /// (shown by viewers such as Netron, readable from ONNX Runtime's `modelmeta`).
     pub fn into_model(
