@@ -7,7 +7,7 @@ use candle_nn::{Conv2d, VarBuilder};
 use scfnet_ops::onnx::{self, OnnxGraph, Value};
 use scfnet_ops::{
     add_bias_activate, conv2d_im2col, depthwise_conv2d, depthwise_conv2d_bias_act,
-    paddle_batch_norm, BatchNorm, ConvGeometry, DepthwiseConfig,
+    paddle_batch_norm, BatchNorm, ConvGeometry, DepthwiseConfig, InferenceConv, Residual,
 };
 
 /// BatchNorm ε of every network here (Paddle's and torchvision's default).
@@ -112,6 +112,8 @@ pub struct FoldedConv {
     bias: Tensor,
     bias_values: Vec<f64>,
     act: Activation,
+    /// The dense convolution packed for the fused CPU kernel (f32 weights on the CPU).
+    packed: Option<InferenceConv>,
 }
 
 impl FoldedConv {
@@ -150,9 +152,13 @@ impl FoldedConv {
         Ok(onnx::activation(g, name, &y, self.act))
     }
 
-    /// `(B, C_in, H, W)` → `(B, C_out, H', W')`: the convolution, then bias and activation in one
-    /// in-place pass on the CPU.
+    /// `(B, C_in, H, W)` → `(B, C_out, H', W')`: on the CPU in f32, a dense convolution runs as
+    /// one fused kernel ([`InferenceConv`]) and a depthwise one applies bias and activation per
+    /// plane; elsewhere the convolution, then bias and activation.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let Some(p) = self.packed.as_ref().filter(|_| InferenceConv::supports(x)) {
+            return p.forward(x, None);
+        }
         if let BlockConv::Depthwise(w, cfg) = &self.conv {
             // Bias and activation per plane inside the depthwise kernel.
             return depthwise_conv2d_bias_act(x, w, *cfg, &self.bias, &self.bias_values, self.act);
@@ -163,6 +169,27 @@ impl FoldedConv {
             &self.bias_values,
             self.act,
         )
+    }
+}
+
+impl FoldedConv {
+    /// `then(forward(x) + residual)`, the residual added inside the fused kernel when it runs.
+    pub fn forward_residual(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        then: Activation,
+    ) -> Result<Tensor> {
+        if let Some(p) = self.packed.as_ref().filter(|_| InferenceConv::supports(x)) {
+            return p.forward(
+                x,
+                Some(Residual {
+                    tensor: residual,
+                    then,
+                }),
+            );
+        }
+        then.apply(&(self.forward(x)? + residual)?)
     }
 }
 
@@ -217,11 +244,21 @@ impl ConvBnAct {
             .broadcast_mul(&scale)?
             .to_dtype(w.dtype())?;
         let bias = Tensor::from_slice(&bias_values, c, w.device())?.to_dtype(w.dtype())?;
+        let conv = self.conv.with_weight(weight);
+        let packed = match &conv {
+            BlockConv::Im2col(c, g)
+                if c.weight().dtype() == DType::F32 && c.weight().device().is_cpu() =>
+            {
+                Some(InferenceConv::new(c.weight(), &bias_values, *g, self.act)?)
+            }
+            _ => None,
+        };
         Ok(FoldedConv {
-            conv: self.conv.with_weight(weight),
+            conv,
             bias,
             bias_values,
             act: self.act,
+            packed,
         })
     }
 
@@ -240,6 +277,21 @@ impl ConvBnAct {
     /// The convolution.
     pub fn conv(&self) -> &BlockConv {
         &self.conv
+    }
+
+    /// `then(forward_t(x, train) + residual)`: a block's output with its shortcut, the addition
+    /// fused into the convolution's kernel in eval mode once folded.
+    pub fn forward_t_residual(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        then: Activation,
+        train: bool,
+    ) -> Result<Tensor> {
+        if let (Some(f), false) = (&self.folded, train) {
+            return f.forward_residual(x, residual, then);
+        }
+        then.apply(&(self.forward_t(x, train)? + residual)?)
     }
 
     /// The BatchNorm.

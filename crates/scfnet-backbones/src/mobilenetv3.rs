@@ -200,11 +200,10 @@ impl Block {
             Some(se) => se.forward(&y)?,
             None => y,
         };
-        let y = self.project.forward_t(&y, train)?;
         if self.shortcut {
-            y + x
+            self.project.forward_t_residual(&y, x, Act::None, train)
         } else {
-            Ok(y)
+            self.project.forward_t(&y, train)
         }
     }
 

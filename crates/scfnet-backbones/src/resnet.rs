@@ -93,12 +93,12 @@ impl Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.reduce.forward_t(x, train)?;
         let y = self.spatial.forward_t(&y, train)?;
-        let y = self.expand.forward_t(&y, train)?;
         let shortcut = match &self.downsample {
             Some(d) => d.forward_t(x, train)?,
             None => x.clone(),
         };
-        (y + shortcut)?.relu()
+        self.expand
+            .forward_t_residual(&y, &shortcut, Activation::Relu, train)
     }
 
     fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {

@@ -23,7 +23,8 @@ pub use hub_config::{HubConfig, HubConfigError, WeightsSource, CONFIG_FILE, WEIG
 pub use info::{model_info, ModelInfo};
 pub use kind::{check_input_side, ModelKind, MAX_INPUT_SIDE};
 pub use predictor::{
-    load_weights, predict_maps, preprocess, PredictError, Predictor, RgbRef, MEAN, STD,
+    load_weights, network_logits, predict_maps, preprocess, preprocess_values, Logits,
+    PredictError, Predictor, RgbRef, MEAN, STD,
 };
 pub use scfnet::{backbone_name, Scfnet, BACKBONE_PREFIX};
 

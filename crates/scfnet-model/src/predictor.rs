@@ -138,6 +138,17 @@ impl Predictor {
         preprocess(image, self.size, &self.device, self.dtype)
     }
 
+    /// The network input of one image, `(3, size, size)` values ([`preprocess_values`]).
+    pub fn prepare(&self, image: RgbRef) -> Result<Vec<f32>, PredictError> {
+        preprocess_values(image, self.size)
+    }
+
+    /// The `p2` logits of a batch of prepared inputs ([`Predictor::prepare`]); the maps come
+    /// from [`Logits::map`].
+    pub fn logits(&self, inputs: &[Vec<f32>]) -> Result<Logits, PredictError> {
+        network_logits(&self.net, self.size, &self.device, self.dtype, inputs)
+    }
+
     /// The 8-bit maps of a batch of images (any sizes), each at its image's size, in order.
     pub fn maps(&self, images: &[RgbRef]) -> Result<Vec<Vec<u8>>, PredictError> {
         predict_maps(&self.net, self.size, &self.device, self.dtype, images)
@@ -149,14 +160,10 @@ impl Predictor {
     }
 }
 
-/// The network input of one image, `(1, 3, size, size)` in `dtype` on `device`: normalised,
-/// then resized with `cv2.INTER_LINEAR`'s arithmetic.
-pub fn preprocess(
-    image: RgbRef,
-    size: usize,
-    device: &Device,
-    dtype: DType,
-) -> Result<Tensor, PredictError> {
+/// The network input of one image, `(3, size, size)` values (planar, row-major): normalised,
+/// then resized with `cv2.INTER_LINEAR`'s arithmetic. Runs on the calling thread (no thread pool),
+/// so that a decoding thread can prepare the next images while the network runs.
+pub fn preprocess_values(image: RgbRef, size: usize) -> Result<Vec<f32>, PredictError> {
     let (w, h) = (image.width, image.height);
     if image.pixels.len() != w * h * 3 || w == 0 || h == 0 {
         return Err(PredictError::Buffer {
@@ -165,20 +172,122 @@ pub fn preprocess(
             height: h,
         });
     }
+    check_input_side(size).map_err(PredictError::Size)?;
     let mut planes = vec![0f32; 3 * w * h];
     for (i, px) in image.pixels.chunks_exact(3).enumerate() {
         for c in 0..3 {
             planes[c * w * h + i] = (px[c] as f32 - MEAN[c]) / STD[c];
         }
     }
-    let t = Tensor::from_vec(planes, (1, 3, h, w), device)?;
-    let t = scfnet_ops::resize_bilinear(&t, (size, size), false)?;
-    Ok(t.to_dtype(dtype)?)
+    Ok(scfnet_ops::resize_bilinear_planes(
+        &planes,
+        (h, w),
+        (size, size),
+        false,
+    )?)
+}
+
+/// The network input of one image, `(1, 3, size, size)` in `dtype` on `device`
+/// ([`preprocess_values`] as a tensor).
+pub fn preprocess(
+    image: RgbRef,
+    size: usize,
+    device: &Device,
+    dtype: DType,
+) -> Result<Tensor, PredictError> {
+    let values = preprocess_values(image, size)?;
+    Ok(Tensor::from_vec(values, (1, 3, size, size), device)?.to_dtype(dtype)?)
+}
+
+/// The `p2` logits of a batch, `(B, 1, size, size)`, copied to the host as f32.
+#[derive(Clone, Debug)]
+pub struct Logits {
+    values: Vec<f32>,
+    size: usize,
+}
+
+impl Logits {
+    /// Images in the batch.
+    pub fn len(&self) -> usize {
+        self.values.len() / (self.size * self.size)
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The logits of image `index`, `(size, size)` row-major.
+    pub fn image(&self, index: usize) -> &[f32] {
+        let n = self.size * self.size;
+        &self.values[index * n..(index + 1) * n]
+    }
+
+    /// The 8-bit map of image `index` at `(height, width)`: `sigmoid`, resized with
+    /// `align_corners = true`, ×255, rounded. Runs on the calling thread (no thread pool).
+    /// Fails with [`PredictError::NonFinite`] when the logits hold NaN or infinite values.
+    pub fn map(&self, index: usize, height: usize, width: usize) -> Result<Vec<u8>, PredictError> {
+        if index >= self.len() {
+            return Err(PredictError::Size(format!(
+                "no image {index} in a batch of {}",
+                self.len()
+            )));
+        }
+        let logits = self.image(index);
+        if !logits.iter().all(|v| v.is_finite()) {
+            return Err(PredictError::NonFinite { index });
+        }
+        // candle's sigmoid, `(exp(-x) + 1)⁻¹`.
+        let prob: Vec<f32> = logits.iter().map(|&v| 1.0 / ((-v).exp() + 1.0)).collect();
+        let full = scfnet_ops::resize_bilinear_planes(
+            &prob,
+            (self.size, self.size),
+            (height, width),
+            true,
+        )?;
+        Ok(full
+            .iter()
+            .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+            .collect())
+    }
+}
+
+/// The `p2` logits of `net` (eval mode) on a batch of preprocessed inputs
+/// ([`preprocess_values`] at side `size`), run in `dtype` on `device`.
+pub fn network_logits(
+    net: &Scfnet,
+    size: usize,
+    device: &Device,
+    dtype: DType,
+    inputs: &[Vec<f32>],
+) -> Result<Logits, PredictError> {
+    check_input_side(size).map_err(PredictError::Size)?;
+    let per_image = 3 * size * size;
+    let mut batch = Vec::with_capacity(inputs.len() * per_image);
+    for (i, x) in inputs.iter().enumerate() {
+        if x.len() != per_image {
+            return Err(PredictError::Size(format!(
+                "input {i} of the batch holds {} values, not 3x{size}x{size}",
+                x.len()
+            )));
+        }
+        batch.extend_from_slice(x);
+    }
+    let batch = Tensor::from_vec(batch, (inputs.len(), 3, size, size), device)?.to_dtype(dtype)?;
+    let logits = net.forward_t(&batch, false)?;
+    let values = logits
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    Ok(Logits { values, size })
 }
 
 /// The 8-bit maps of `images` by `net` (eval mode) at input side `size`, each at its image's
-/// size: the one implementation behind [`Predictor::maps`] and validation during training (both
-/// pass a network with folded BatchNorms, [`Scfnet::fold_batch_norms`]).
+/// size: the one implementation behind [`Predictor::maps`], `scfnet predict` (which runs its three
+/// steps on three threads) and validation during training (all pass a network with folded
+/// BatchNorms, [`Scfnet::fold_batch_norms`]). The steps: [`preprocess_values`],
+/// [`network_logits`], [`Logits::map`].
 pub fn predict_maps(
     net: &Scfnet,
     size: usize,
@@ -192,25 +301,12 @@ pub fn predict_maps(
     }
     let inputs = images
         .iter()
-        .map(|im| preprocess(*im, size, device, dtype))
+        .map(|im| preprocess_values(*im, size))
         .collect::<Result<Vec<_>, _>>()?;
-    let batch = Tensor::cat(&inputs, 0)?;
-    let logits = net.forward_t(&batch, false)?;
+    let logits = network_logits(net, size, device, dtype, &inputs)?;
     images
         .iter()
         .enumerate()
-        .map(|(i, im)| {
-            let one = logits.narrow(0, i, 1)?;
-            if !scfnet_ops::all_finite(&one)? {
-                return Err(PredictError::NonFinite { index: i });
-            }
-            let prob = candle_nn::ops::sigmoid(&one)?.to_device(&Device::Cpu)?;
-            let full = scfnet_ops::resize_bilinear(&prob, (im.height, im.width), true)?;
-            let values = full.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-            Ok(values
-                .iter()
-                .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-                .collect())
-        })
+        .map(|(i, im)| logits.map(i, im.height, im.width))
         .collect()
 }

@@ -5,6 +5,7 @@
 //!
 //! - [`resize_bilinear`] — bilinear resize to any size, `align_corners` false (training, decoder)
 //!   or true (final map at the original image size); candle's own has no backward.
+//!   [`resize_bilinear_planes`] is the same arithmetic on plain slices, on the calling thread.
 //! - [`max_pool2d`] — max-pooling with kernel ≠ stride and padding (ResNet stem 3×3/2 pad 1, the
 //!   boundary loss's k×k/1 same padding); candle's backward needs kernel = stride.
 //! - [`hard_swish`], [`hard_sigmoid`] / [`hard_sigmoid_paddle`] — MobileNetV3's activations with
@@ -15,6 +16,8 @@
 //!   times faster than candle's for the decoder's 16-channel and 1-channel layers.
 //! - [`conv2d`] — a `candle_nn::Conv2d` through candle's kernel on the CPU and explicit columns
 //!   elsewhere.
+//! - [`InferenceConv`] — a dense inference convolution with bias, activation and an optional
+//!   residual fused, tiled so that each tile's columns and output stay in cache (f32, CPU).
 //! - [`add_bias_activate`] — per-channel bias and [`Activation`] in one in-place pass, the tail
 //!   of an inference convolution with its BatchNorm folded in.
 //! - [`BatchNorm`] — 2-D BatchNorm with fused statistics, normalisation and backward kernels,
@@ -45,6 +48,7 @@ mod dispatch;
 mod elem;
 pub mod finite;
 mod im2col;
+mod inference_conv;
 mod linear;
 mod loss;
 pub mod macs;
@@ -63,10 +67,11 @@ pub use depthwise::{depthwise_conv2d, depthwise_conv2d_bias_act, DepthwiseConfig
 pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
 pub use finite::{all_finite, non_finite_names};
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
+pub use inference_conv::{InferenceConv, Residual};
 pub use linear::linear;
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
-pub use resize::{resize_bilinear, resize_like};
+pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
 
 /// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
 #[cfg(doctest)]

@@ -1,7 +1,9 @@
 //! Properties of scfnet-ops that need no reference values.
 
 use candle_core::{DType, Device, Tensor, Var};
-use scfnet_ops::{bce_with_logits, max_pool2d, max_pool2d_same, resize_bilinear, Pool2d};
+use scfnet_ops::{
+    bce_with_logits, max_pool2d, max_pool2d_same, resize_bilinear, resize_bilinear_planes, Pool2d,
+};
 
 fn ramp(shape: &[usize]) -> Tensor {
     let n: usize = shape.iter().product();
@@ -29,6 +31,38 @@ fn resize_forward_matches_candles_own_forward() {
             assert!(diff < 1e-5, "{oh}x{ow} ac={ac}: max diff {diff}");
         }
     }
+}
+
+#[test]
+fn resize_on_slices_is_the_tensor_resize_bit_for_bit() {
+    // The pre- and post-processing of inference resize plain slices on their own thread; the
+    // bytes must be those of the tensor op (sizes of a 400x300 photo and the 352 input, both
+    // directions, and odd ones).
+    let cases = [
+        (300, 400, 352, 352),
+        (352, 352, 300, 400),
+        (88, 88, 352, 352),
+        (5, 7, 11, 3),
+        (1, 9, 4, 1),
+        (6, 6, 6, 6),
+    ];
+    for (h, w, oh, ow) in cases {
+        let x = (ramp(&[1, 2, h, w]) * 0.37).unwrap().sin().unwrap();
+        let values = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for ac in [false, true] {
+            let want = resize_bilinear(&x, (oh, ow), ac)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let got = resize_bilinear_planes(&values, (h, w), (oh, ow), ac).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{h}x{w} -> {oh}x{ow} ac={ac}");
+        }
+    }
+    let err = resize_bilinear_planes(&[0.0; 10], (3, 3), (2, 2), false).unwrap_err();
+    assert!(err.to_string().contains("3x3 planes"), "{err}");
 }
 
 #[test]

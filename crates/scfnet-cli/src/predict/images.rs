@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
+use scfnet_model::RgbRef;
 
 use scfnet_data::walk::image_files;
 use scfnet_data::IMAGE_EXTENSIONS as EXTENSIONS;
@@ -19,6 +20,17 @@ pub struct Decoded {
     pub height: usize,
     /// Pixels, RGB, row-major.
     pub rgb: Vec<u8>,
+}
+
+impl Decoded {
+    /// The pixels as the network's input type.
+    pub fn as_rgb(&self) -> RgbRef<'_> {
+        RgbRef {
+            pixels: &self.rgb,
+            width: self.width,
+            height: self.height,
+        }
+    }
 }
 
 /// `(file, path relative to the input root)` of every image under `input`, sorted.

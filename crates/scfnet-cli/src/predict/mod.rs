@@ -5,12 +5,13 @@ mod images;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use scfnet_model::{check_input_side, PredictError, Predictor, RgbRef, Scfnet};
+use scfnet_model::{check_input_side, Logits, Predictor, Scfnet};
 
 use crate::atomic::write_atomic;
 use crate::device::{device, DeviceArg};
@@ -96,21 +97,36 @@ fn write_outputs(img: &Decoded, map: Vec<u8>, out_dir: &Path, cutout: bool) -> R
     )
 }
 
-/// A decoded batch: the images that decoded, and the errors of those that did not.
-type DecodedBatch = (Vec<Decoded>, Vec<String>);
-/// A batch with its maps (or the error of each image's map).
-type MappedBatch = (Vec<Decoded>, Vec<Result<Vec<u8>, PredictError>>);
+/// A decoded batch: the images that decoded with their network inputs, and the errors of those
+/// that did not.
+type DecodedBatch = (Vec<(Decoded, Vec<f32>)>, Vec<String>);
+/// A batch with the network's logits.
+type MappedBatch = (Vec<Decoded>, Logits);
 
-/// Decodes, predicts and writes `inputs` in batches, the three overlapped: one thread decodes the
-/// next batches while the network runs on this one (on rayon's threads), and one encodes and
-/// writes the PNGs of the previous ones. At most two batches wait between stages. Returns the
-/// failures (images that did not decode, maps not finite, files not written), one line each.
+/// Where the network's thread of [`pipeline`] spent its time.
+#[derive(Clone, Copy, Debug, Default)]
+struct NetworkTime {
+    /// Running the network.
+    computing: Duration,
+    /// Waiting for the decoding thread's next batch.
+    waiting_for_input: Duration,
+    /// Waiting for room in the writing thread's queue.
+    waiting_for_writer: Duration,
+}
+
+/// Decodes, predicts and writes `inputs` in batches, the three overlapped: one thread decodes and
+/// prepares the next batches (normalised, resized) while the network runs on this one (on
+/// rayon's threads), and one turns the logits of the previous ones into maps at the images' sizes
+/// and encodes and writes the PNGs. At most two batches wait between stages; the decoding and
+/// writing threads use no thread pool, so they never queue work behind the network's. Returns
+/// the failures (images that did not decode, maps not finite, files not written), one line each,
+/// and where the network's thread spent its time.
 fn pipeline(
     predictor: &Predictor,
     inputs: &[(PathBuf, PathBuf)],
     args: &PredictArgs,
     pb: &ProgressBar,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, NetworkTime)> {
     std::thread::scope(|s| {
         let (decoded_tx, decoded_rx) = sync_channel::<DecodedBatch>(2);
         let (mapped_tx, mapped_rx) = sync_channel::<MappedBatch>(2);
@@ -119,8 +135,14 @@ fn pipeline(
                 let mut ok = Vec::with_capacity(chunk.len());
                 let mut failed = Vec::new();
                 for (path, rel) in chunk {
-                    match images::decode(path, rel) {
-                        Ok(img) => ok.push(img),
+                    let prepared = images::decode(path, rel).and_then(|img| {
+                        let x = predictor
+                            .prepare(img.as_rgb())
+                            .with_context(|| format!("{}", path.display()))?;
+                        Ok((img, x))
+                    });
+                    match prepared {
+                        Ok(pair) => ok.push(pair),
                         Err(e) => failed.push(format!("{e:#}")),
                     }
                 }
@@ -131,9 +153,10 @@ fn pipeline(
         });
         let writer = s.spawn(move || {
             let mut failures = Vec::new();
-            for (images, maps) in mapped_rx {
-                for (img, map) in images.iter().zip(maps) {
-                    let written = map
+            for (images, logits) in mapped_rx {
+                for (i, img) in images.iter().enumerate() {
+                    let written = logits
+                        .map(i, img.height, img.width)
                         .with_context(|| format!("{}: no map", img.path.display()))
                         .and_then(|map| {
                             write_outputs(img, map, &args.output, args.cutout).with_context(|| {
@@ -149,36 +172,39 @@ fn pipeline(
             failures
         });
         let mut failures = Vec::new();
+        let mut network = Ok(());
+        let mut time = NetworkTime::default();
+        let mut waited = Instant::now();
         for (ok, failed) in decoded_rx {
+            time.waiting_for_input += waited.elapsed();
             pb.inc(failed.len() as u64);
             failures.extend(failed);
             if ok.is_empty() {
                 continue;
             }
-            let refs: Vec<RgbRef> = ok
-                .iter()
-                .map(|img| RgbRef {
-                    pixels: &img.rgb,
-                    width: img.width,
-                    height: img.height,
-                })
-                .collect();
-            let maps = match predictor.maps(&refs) {
-                Ok(maps) => maps.into_iter().map(Ok).collect(),
-                // One image whose output is not finite: redo the batch one by one, so that only
-                // it fails.
-                Err(PredictError::NonFinite { .. }) if refs.len() > 1 => {
-                    refs.iter().map(|r| predictor.map(*r)).collect::<Vec<_>>()
+            let (images, inputs): (Vec<Decoded>, Vec<Vec<f32>>) = ok.into_iter().unzip();
+            let started = Instant::now();
+            let logits = predictor.logits(&inputs);
+            time.computing += started.elapsed();
+            match logits {
+                Ok(logits) => {
+                    let started = Instant::now();
+                    if mapped_tx.send((images, logits)).is_err() {
+                        break;
+                    }
+                    time.waiting_for_writer += started.elapsed();
                 }
-                Err(e) => return Err(e.into()),
-            };
-            if mapped_tx.send((ok, maps)).is_err() {
-                break;
+                Err(e) => {
+                    // The maps already computed are still written.
+                    network = Err(anyhow::Error::new(e).context("the network failed"));
+                    break;
+                }
             }
+            waited = Instant::now();
         }
         drop(mapped_tx);
         failures.extend(writer.join().expect("the writer thread does not panic"));
-        Ok(failures)
+        network.map(|()| (failures, time))
     })
 }
 
@@ -222,10 +248,24 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    let failures = pipeline(&predictor, &inputs, &args, &pb)?;
+    let started = Instant::now();
+    let (failures, time) = pipeline(&predictor, &inputs, &args, &pb)?;
+    let wall = started.elapsed().as_secs_f64();
     pb.finish_and_clear();
     let written = inputs.len() - failures.len();
-    tracing::info!("wrote {written} maps to {}", args.output.display());
+    tracing::info!(
+        "wrote {written} maps to {} in {wall:.2} s ({:.1} images/s)",
+        args.output.display(),
+        inputs.len() as f64 / wall
+    );
+    tracing::info!(
+        "the network ran {:.2} s ({:.0} % of the time); it waited {:.2} s for decoded images and \
+         {:.2} s for the writer",
+        time.computing.as_secs_f64(),
+        100.0 * time.computing.as_secs_f64() / wall,
+        time.waiting_for_input.as_secs_f64(),
+        time.waiting_for_writer.as_secs_f64()
+    );
     if failures.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {

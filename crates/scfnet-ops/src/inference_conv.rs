@@ -1,0 +1,514 @@
+//! The dense convolution of inference with its whole tail fused: `act(conv(x) + bias)`, then
+//! optionally `then(· + residual)`, computed tile by tile.
+//!
+//! The output of each image is cut into column tiles (output pixels); a tile's explicit columns
+//! are built in a per-thread scratch buffer that stays in cache (a 1×1 convolution reads the
+//! input directly), one single-threaded matrix product writes the tile of every output channel,
+//! and the bias, activation and residual are applied to it while it is still in cache. One
+//! parallel loop over the tiles replaces the column op, the threaded product and the bias pass of
+//! the training path, and nothing is zero-filled first. f32 on the CPU only; the weights are
+//! packed once at load.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::activation::Activation;
+use crate::bias_act::apply_plane;
+use crate::elem::dims4;
+use crate::im2col::ConvGeometry;
+use crate::macs;
+use crate::simd;
+
+/// Target size, in values, of one tile's explicit columns (`C·k·k × tile`): well inside L2.
+const COLUMN_VALUES: usize = 32_768;
+/// Narrowest and widest tile, in output pixels.
+const TILE_RANGE: (usize, usize) = (128, 2048);
+/// Fewest output channels of one work item when the channels are split for parallelism.
+const MIN_CHANNEL_BLOCK: usize = 32;
+
+/// A residual added after the convolution's activation, followed by a second activation:
+/// `then(act(conv(x) + bias) + residual)` (ResNet's `relu(bn3(conv3) + shortcut)`; MobileNetV3's
+/// linear projection plus its input with `then` = [`Activation::None`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Residual<'a> {
+    /// The tensor added, shaped like the output `(B, C_out, H', W')`.
+    pub tensor: &'a Tensor,
+    /// The activation after the addition.
+    pub then: Activation,
+}
+
+/// A dense (groups = 1) convolution with its bias and activation, weights packed for the CPU
+/// kernel of this module: `(C_out, C_in·k·k)` row-major f32.
+#[derive(Clone, Debug)]
+pub struct InferenceConv {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    c_out: usize,
+    c_in: usize,
+    geometry: ConvGeometry,
+    act: Activation,
+}
+
+impl InferenceConv {
+    /// Packs `weight` `(C_out, C_in, k, k)` (any float dtype and device; read once) with the
+    /// per-channel `bias` values (`C_out`) and the activation.
+    pub fn new(
+        weight: &Tensor,
+        bias: &[f64],
+        geometry: ConvGeometry,
+        act: Activation,
+    ) -> Result<Self> {
+        let (c_out, c_in, kh, kw) = weight.dims4()?;
+        if kh != geometry.kernel || kw != geometry.kernel {
+            candle_core::bail!(
+                "inference-conv: weight {:?} does not match kernel {}",
+                weight.dims(),
+                geometry.kernel
+            );
+        }
+        if bias.len() != c_out {
+            candle_core::bail!(
+                "inference-conv: {} bias values for {c_out} output channels",
+                bias.len()
+            );
+        }
+        if geometry.stride == 0 || geometry.dilation == 0 {
+            candle_core::bail!("inference-conv: stride and dilation must be positive");
+        }
+        let weight = weight
+            .to_device(&candle_core::Device::Cpu)?
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        Ok(Self {
+            weight,
+            bias: bias.iter().map(|&b| b as f32).collect(),
+            c_out,
+            c_in,
+            geometry,
+            act,
+        })
+    }
+
+    /// Whether [`InferenceConv::forward`] runs on `x`: f32 on the CPU kernels' device.
+    pub fn supports(x: &Tensor) -> bool {
+        crate::dispatch::uses_cpu_kernels(x) && x.dtype() == candle_core::DType::F32
+    }
+
+    /// `(B, C_in, H, W)` → `(B, C_out, H', W')`: `act(conv(x) + bias)`, then the residual if
+    /// given. `x` must satisfy [`InferenceConv::supports`]. Inference only (no backward).
+    pub fn forward(&self, x: &Tensor, residual: Option<Residual>) -> Result<Tensor> {
+        let x = x.contiguous()?;
+        let y = match residual {
+            None => x.apply_op1_no_bwd(&Op {
+                conv: self,
+                then: None,
+            })?,
+            Some(r) => x.apply_op2_no_bwd(
+                &r.tensor.contiguous()?,
+                &Op {
+                    conv: self,
+                    then: Some(r.then),
+                },
+            )?,
+        };
+        let k = self.geometry.kernel;
+        macs::add_conv(y.elem_count(), self.c_in * k * k, true);
+        Ok(y)
+    }
+
+    /// Output shape for an input `(b, c, h, w)`, after checking the input.
+    fn output_dims(&self, (b, c, h, w): (usize, usize, usize, usize)) -> Result<[usize; 4]> {
+        let g = self.geometry;
+        if c != self.c_in {
+            candle_core::bail!(
+                "inference-conv: the weights expect {} input channels, the input has {c}",
+                self.c_in
+            );
+        }
+        let span = g.dilation * (g.kernel - 1) + 1;
+        if h + 2 * g.padding < span || w + 2 * g.padding < span {
+            candle_core::bail!("inference-conv: input {h}x{w} is smaller than the window {g:?}");
+        }
+        Ok([b, self.c_out, g.output(h), g.output(w)])
+    }
+}
+
+/// The custom op: the convolution, and `then` when a residual is the second input.
+struct Op<'a> {
+    conv: &'a InferenceConv,
+    then: Option<Activation>,
+}
+
+impl Op<'_> {
+    fn input<'s>(&self, storage: &'s CpuStorage, layout: &Layout) -> Result<&'s [f32]> {
+        let CpuStorage::F32(v) = storage else {
+            candle_core::bail!("inference-conv: f32 only");
+        };
+        match layout.contiguous_offsets() {
+            Some((a, b)) => Ok(&v[a..b]),
+            None => candle_core::bail!("inference-conv: the input must be contiguous"),
+        }
+    }
+}
+
+impl CustomOp1 for Op<'_> {
+    fn name(&self) -> &'static str {
+        "inference-conv"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dims = dims4(CustomOp1::name(self), layout)?;
+        let out = self.conv.output_dims(dims)?;
+        let y = run(self.conv, self.input(storage, layout)?, dims, None);
+        Ok((CpuStorage::F32(y), Shape::from(out.to_vec())))
+    }
+}
+
+impl CustomOp2 for Op<'_> {
+    fn name(&self) -> &'static str {
+        "inference-conv-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dims = dims4(CustomOp2::name(self), l1)?;
+        let out = self.conv.output_dims(dims)?;
+        if l2.shape().dims() != out {
+            candle_core::bail!(
+                "inference-conv: residual {:?} does not match the output {out:?}",
+                l2.shape().dims()
+            );
+        }
+        let residual = self.input(s2, l2)?;
+        let then = self.then.unwrap_or(Activation::None);
+        let y = run(self.conv, self.input(s1, l1)?, dims, Some((residual, then)));
+        Ok((CpuStorage::F32(y), Shape::from(out.to_vec())))
+    }
+}
+
+/// A raw output pointer shared by the tiles, which write disjoint regions.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: every work item writes its own (channel, column) region of the output, see `run`.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+/// The kernel: `x` `(B, C, H, W)` → `(B, C_out, H', W')`, tiled over images, output pixels and
+/// (when there are too few tiles for the threads) output channels.
+fn run(
+    conv: &InferenceConv,
+    x: &[f32],
+    (b, c, h, w): (usize, usize, usize, usize),
+    residual: Option<(&[f32], Activation)>,
+) -> Vec<f32> {
+    let g = conv.geometry;
+    let (oh, ow) = (g.output(h), g.output(w));
+    let (hwo, co, k) = (oh * ow, conv.c_out, g.kernel);
+    let kdim = c * k * k;
+    let direct = k == 1 && g.stride == 1 && g.padding == 0;
+    let tile = (COLUMN_VALUES / kdim.max(1)).clamp(TILE_RANGE.0, TILE_RANGE.1);
+    let tiles = hwo.div_ceil(tile);
+    let wanted = 4 * rayon::current_num_threads();
+    let blocks = wanted
+        .div_ceil(b * tiles)
+        .min(co.div_ceil(MIN_CHANNEL_BLOCK))
+        .max(1);
+    let block = co.div_ceil(blocks);
+    let len = b * co * hwo;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let dst = OutPtr(out.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    let wide = simd::wide();
+    (0..b * tiles * blocks)
+        .into_par_iter()
+        .for_each_init(Vec::<f32>::new, |columns, item| {
+            let (img, rest) = (item / (tiles * blocks), item % (tiles * blocks));
+            let (t, blk) = (rest / blocks, rest % blocks);
+            let (t0, c0) = (t * tile, blk * block);
+            let (n, m) = (tile.min(hwo - t0), block.min(co - c0.min(co)));
+            if m == 0 {
+                return;
+            }
+            let image = &x[img * c * h * w..(img + 1) * c * h * w];
+            let (rhs, rhs_rs) = if direct {
+                (image[t0..].as_ptr(), hwo)
+            } else {
+                columns.resize(kdim * n, 0.0);
+                fill_columns(columns, image, (c, h, w), g, ow, t0, n);
+                (columns.as_ptr(), n)
+            };
+            let first = img * co * hwo + c0 * hwo + t0;
+            // SAFETY: `dst` has room for `len` values; this item writes rows c0..c0+m, columns
+            // t0..t0+n of image `img`, which no other item touches. The product reads
+            // `m × kdim` weights from row c0 and `kdim × n` values of `rhs` at row stride
+            // `rhs_rs`, all in bounds; `read_dst = false` never reads the uninitialised output.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    kdim,
+                    dst.at(first),
+                    1,
+                    hwo as isize,
+                    false,
+                    conv.weight.as_ptr().add(c0 * kdim),
+                    1,
+                    kdim as isize,
+                    rhs,
+                    1,
+                    rhs_rs as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            for r in 0..m {
+                let at = first + r * hwo;
+                // SAFETY: the row segment just written by the product (see above).
+                let row = unsafe { std::slice::from_raw_parts_mut(dst.at(at), n) };
+                let res = residual.map(|(v, then)| (&v[at..at + n], then));
+                tail(row, conv.bias[c0 + r], conv.act, res, wide);
+            }
+        });
+    // SAFETY: the items cover every (image, channel, column) of the output once, and each
+    // wrote its region above.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// The epilogue of one row segment: `act(v + bias)`, then `then(v + residual)`.
+fn tail(
+    row: &mut [f32],
+    bias: f32,
+    act: Activation,
+    residual: Option<(&[f32], Activation)>,
+    wide: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: `simd::wide` checked that the CPU has AVX2 and FMA.
+        return unsafe { tail_wide(row, bias, act, residual) };
+    }
+    let _ = wide;
+    tail_plain(row, bias, act, residual)
+}
+
+/// [`tail_plain`] compiled for AVX2 and FMA (same operations in the same order).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tail_wide(
+    row: &mut [f32],
+    bias: f32,
+    act: Activation,
+    residual: Option<(&[f32], Activation)>,
+) {
+    tail_plain(row, bias, act, residual)
+}
+
+#[inline(always)]
+fn tail_plain(row: &mut [f32], bias: f32, act: Activation, residual: Option<(&[f32], Activation)>) {
+    apply_plane(row, bias, act);
+    if let Some((r, then)) = residual {
+        row.iter_mut().zip(r).for_each(|(v, &r)| *v += r);
+        apply_plane(row, 0.0, then);
+    }
+}
+
+/// The explicit columns of output pixels `t0..t0 + n` of one image: row `(c, ky, kx)` holds
+/// what that tap sees at each pixel (zero in the padding), `(C·k·k, n)` row-major.
+fn fill_columns(
+    dst: &mut [f32],
+    image: &[f32],
+    (c, h, w): (usize, usize, usize),
+    g: ConvGeometry,
+    ow: usize,
+    t0: usize,
+    n: usize,
+) {
+    let k = g.kernel;
+    for (r, drow) in dst.chunks_exact_mut(n).enumerate().take(c * k * k) {
+        let (ci, tap) = (r / (k * k), r % (k * k));
+        let (ky, kx) = (tap / k, tap % k);
+        let plane = &image[ci * h * w..(ci + 1) * h * w];
+        // One segment per output row the tile crosses.
+        let (mut j, mut p) = (0, t0);
+        while j < n {
+            let (oy, ox0) = (p / ow, p % ow);
+            let len = (ow - ox0).min(n - j);
+            let seg = &mut drow[j..j + len];
+            match g.input(oy, ky, h) {
+                None => seg.fill(0.0),
+                Some(iy) => fill_segment(seg, &plane[iy * w..(iy + 1) * w], ox0, kx, g),
+            }
+            j += len;
+            p += len;
+        }
+    }
+}
+
+/// Outputs `ox0..ox0 + seg.len()` of one output row for tap column `kx`, reading input `row`.
+fn fill_segment(seg: &mut [f32], row: &[f32], ox0: usize, kx: usize, g: ConvGeometry) {
+    let w = row.len();
+    if g.stride != 1 {
+        for (q, d) in seg.iter_mut().enumerate() {
+            *d = g.input(ox0 + q, kx, w).map_or(0.0, |ix| row[ix]);
+        }
+        return;
+    }
+    // Stride 1: the valid outputs `0 ≤ ox + kx·d − pad < w` are one run, copied at once.
+    let end = ox0 + seg.len();
+    let shift = kx * g.dilation;
+    let lo = g.padding.saturating_sub(shift).clamp(ox0, end);
+    let hi = (w + g.padding).saturating_sub(shift).clamp(lo, end);
+    if lo == hi {
+        seg.fill(0.0); // only padding
+        return;
+    }
+    let src = lo + shift - g.padding;
+    seg[..lo - ox0].fill(0.0);
+    seg[lo - ox0..hi - ox0].copy_from_slice(&row[src..src + (hi - lo)]);
+    seg[hi - ox0..].fill(0.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    fn values(shape: &[usize], seed: f32) -> Tensor {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i as f32 * 0.618 + seed) * 1.7).sin())
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// The training path's arithmetic in f64: candle's convolution, bias, activation, residual.
+    fn reference(
+        x: &Tensor,
+        w: &Tensor,
+        bias: &[f64],
+        g: ConvGeometry,
+        act: Activation,
+        residual: Option<(&Tensor, Activation)>,
+    ) -> Tensor {
+        let (x64, w64) = (
+            x.to_dtype(DType::F64).unwrap(),
+            w.to_dtype(DType::F64).unwrap(),
+        );
+        let y = x64
+            .conv2d(&w64, g.padding, g.stride, g.dilation, 1)
+            .unwrap();
+        let b = Tensor::from_slice(bias, (1, bias.len(), 1, 1), &Device::Cpu).unwrap();
+        let y = act.apply(&y.broadcast_add(&b).unwrap()).unwrap();
+        match residual {
+            None => y,
+            Some((r, then)) => then
+                .apply(&(y + r.to_dtype(DType::F64).unwrap()).unwrap())
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn matches_the_convolution_for_every_geometry() {
+        let cases = [
+            // (batch, c_in, c_out, h, w, kernel, stride, padding, dilation)
+            (2, 8, 24, 9, 13, 1, 1, 0, 1),
+            (1, 3, 8, 17, 15, 3, 2, 1, 1),
+            (2, 16, 16, 11, 12, 3, 1, 1, 1),
+            (1, 16, 16, 12, 10, 3, 1, 5, 5),
+            (2, 16, 16, 2, 3, 3, 1, 5, 5),
+            (1, 6, 8, 1, 1, 3, 1, 1, 1),
+            (1, 16, 1, 8, 8, 3, 1, 1, 1),
+            (3, 5, 70, 7, 6, 1, 2, 0, 1),
+            (1, 4, 40, 60, 50, 3, 1, 1, 1),
+        ];
+        for (i, &(b, ci, co, h, w, k, s, p, d)) in cases.iter().enumerate() {
+            let g = ConvGeometry {
+                kernel: k,
+                stride: s,
+                padding: p,
+                dilation: d,
+            };
+            let x = values(&[b, ci, h, w], i as f32);
+            let wt = (values(&[co, ci, k, k], 0.5 + i as f32) * 0.3).unwrap();
+            let bias: Vec<f64> = (0..co).map(|j| (j as f64 * 0.37).cos() * 0.2).collect();
+            for act in [Activation::None, Activation::Relu, Activation::HardSwish] {
+                let conv = InferenceConv::new(&wt, &bias, g, act).unwrap();
+                let got = conv.forward(&x, None).unwrap();
+                let want = reference(&x, &wt, &bias, g, act, None);
+                assert_eq!(got.dims(), want.dims(), "case {i}");
+                let diff = (got.to_dtype(DType::F64).unwrap() - &want)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap();
+                assert!(diff < 2e-5, "case {i} {act:?}: max diff {diff}");
+                let r = values(want.dims(), 9.0 + i as f32);
+                for then in [Activation::None, Activation::Relu] {
+                    let got = conv
+                        .forward(&x, Some(Residual { tensor: &r, then }))
+                        .unwrap();
+                    let want = reference(&x, &wt, &bias, g, act, Some((&r, then)));
+                    let diff = (got.to_dtype(DType::F64).unwrap() - &want)
+                        .unwrap()
+                        .abs()
+                        .unwrap()
+                        .max_all()
+                        .unwrap()
+                        .to_scalar::<f64>()
+                        .unwrap();
+                    assert!(diff < 2e-5, "case {i} {act:?} + residual {then:?}: {diff}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_compute() {
+        let g = ConvGeometry {
+            kernel: 3,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+        };
+        let wt = values(&[4, 2, 3, 3], 0.0);
+        let conv = InferenceConv::new(&wt, &[0.0; 4], g, Activation::None).unwrap();
+        let err = conv.forward(&values(&[1, 3, 8, 8], 0.0), None).unwrap_err();
+        assert!(err.to_string().contains("expect 2 input channels"), "{err}");
+        let err = conv.forward(&values(&[1, 2, 2, 8], 0.0), None).unwrap_err();
+        assert!(err.to_string().contains("smaller than the window"), "{err}");
+        let r = values(&[1, 4, 5, 5], 0.0);
+        let res = Residual {
+            tensor: &r,
+            then: Activation::None,
+        };
+        let err = conv
+            .forward(&values(&[1, 2, 8, 8], 0.0), Some(res))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("does not match the output"),
+            "{err}"
+        );
+        let err = InferenceConv::new(&wt, &[0.0; 3], g, Activation::None).unwrap_err();
+        assert!(err.to_string().contains("3 bias values"), "{err}");
+    }
+}
