@@ -24,18 +24,18 @@ pub struct DepthwiseConfig {
 
 /// Geometry of one call: plane sizes and kernel.
 #[derive(Clone, Copy, Debug)]
-struct Geometry {
-    h: usize,
-    w: usize,
-    k: usize,
-    oh: usize,
-    ow: usize,
-    stride: usize,
-    pad: usize,
+pub(crate) struct Geometry {
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) k: usize,
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
+    pub(crate) stride: usize,
+    pub(crate) pad: usize,
 }
 
 impl Geometry {
-    fn new(h: usize, w: usize, k: usize, cfg: DepthwiseConfig) -> Result<Self> {
+    pub(crate) fn new(h: usize, w: usize, k: usize, cfg: DepthwiseConfig) -> Result<Self> {
         let (s, p) = (cfg.stride, cfg.padding);
         if s == 0 || k == 0 || h + 2 * p < k || w + 2 * p < k {
             candle_core::bail!(
@@ -77,13 +77,31 @@ impl Geometry {
 /// the BatchNorm folded into the weights): no second pass over the output.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tail<'a> {
-    bias: &'a [f64],
-    act: Activation,
+    pub(crate) bias: &'a [f64],
+    pub(crate) act: Activation,
 }
 
 /// `out[y][x] = Σ w[ky][kx] · in[y·s + ky − p][x·s + kx − p]` for every plane, summed over `ky`
 /// then `kx` (padding taps add zero), then `tail` if any.
+///
+/// Small planes go to the kernel with eight channels side by side
+/// ([`crate::depthwise_lanes`]), which gives the same values.
 fn forward<T: Real>(x: &[T], wt: &[T], g: Geometry, channels: usize, tail: Option<Tail>) -> Vec<T> {
+    if crate::depthwise_lanes::prefers_lanes(&g, channels) {
+        crate::depthwise_lanes::forward(x, wt, g, channels, tail)
+    } else {
+        forward_planes(x, wt, g, channels, tail)
+    }
+}
+
+/// [`forward`] plane by plane, with vector loops along the rows.
+pub(crate) fn forward_planes<T: Real>(
+    x: &[T],
+    wt: &[T],
+    g: Geometry,
+    channels: usize,
+    tail: Option<Tail>,
+) -> Vec<T> {
     let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     let mut out = vec![T::ZERO; x.len() / plane_in * plane_out];
     let wide = simd::wide();

@@ -363,25 +363,29 @@ fn fill_columns(
 
 /// Outputs `ox0..ox0 + seg.len()` of one output row for tap column `kx`, reading input `row`.
 fn fill_segment(seg: &mut [f32], row: &[f32], ox0: usize, kx: usize, g: ConvGeometry) {
-    let w = row.len();
-    if g.stride != 1 {
-        for (q, d) in seg.iter_mut().enumerate() {
-            *d = g.input(ox0 + q, kx, w).map_or(0.0, |ix| row[ix]);
-        }
-        return;
-    }
-    // Stride 1: the valid outputs `0 ≤ ox + kx·d − pad < w` are one run, copied at once.
+    let (w, s) = (row.len(), g.stride);
+    // The outputs that see the row, `0 ≤ ox·s + kx·d − pad < w`, are one run.
     let end = ox0 + seg.len();
     let shift = kx * g.dilation;
-    let lo = g.padding.saturating_sub(shift).clamp(ox0, end);
-    let hi = (w + g.padding).saturating_sub(shift).clamp(lo, end);
+    let lo = g.padding.saturating_sub(shift).div_ceil(s).clamp(ox0, end);
+    let hi = (w + g.padding)
+        .saturating_sub(shift)
+        .div_ceil(s)
+        .clamp(lo, end);
     if lo == hi {
         seg.fill(0.0); // only padding
         return;
     }
-    let src = lo + shift - g.padding;
+    let src = lo * s + shift - g.padding;
     seg[..lo - ox0].fill(0.0);
-    seg[lo - ox0..hi - ox0].copy_from_slice(&row[src..src + (hi - lo)]);
+    let run = &mut seg[lo - ox0..hi - ox0];
+    if s == 1 {
+        run.copy_from_slice(&row[src..src + run.len()]);
+    } else {
+        for (d, &v) in run.iter_mut().zip(row[src..].iter().step_by(s)) {
+            *d = v;
+        }
+    }
     seg[hi - ox0..].fill(0.0);
 }
 
@@ -436,6 +440,8 @@ mod tests {
             (1, 6, 8, 1, 1, 3, 1, 1, 1),
             (1, 16, 1, 8, 8, 3, 1, 1, 1),
             (3, 5, 70, 7, 6, 1, 2, 0, 1),
+            (2, 3, 8, 16, 17, 3, 2, 1, 1),
+            (1, 4, 8, 9, 10, 5, 3, 2, 2),
             (1, 4, 40, 60, 50, 3, 1, 1, 1),
         ];
         for (i, &(b, ci, co, h, w, k, s, p, d)) in cases.iter().enumerate() {

@@ -44,6 +44,7 @@ mod bias_act;
 pub mod check;
 pub mod cpu_runtime;
 mod depthwise;
+mod depthwise_lanes;
 mod dispatch;
 mod elem;
 pub mod finite;
