@@ -3,6 +3,7 @@
 //! - `bench-metrics`: throughput of the metrics crate on synthetic pairs, next to pysodmetrics.
 //! - `bench-backbones`: forward time of ResNet-50, MobileNetV3-Large ×0.5 and Swin-B, next to PyTorch.
 //! - `bench-models`: images/s of the student and the R50 teacher, next to PyTorch.
+//! - `bench-predict`: `scfnet predict` on a folder of JPEGs against the network alone, same run.
 //! - `bench-train`: one training step of the student and the R50 teacher, next to PyTorch.
 //! - `demo-data`: regenerates the small demo set shipped in `data/demo`.
 //! - `build-cuda`: builds the CUDA `scfnet` binary with a CUDA toolkit fetched from PyPI.
@@ -12,6 +13,7 @@
 mod bench_backbones;
 mod bench_metrics;
 mod bench_models;
+mod bench_predict;
 mod bench_train;
 mod build_cuda;
 mod demo_data;
@@ -59,6 +61,9 @@ enum Command {
     /// Images/s of the student and the ResNet-50 teacher (network + sigmoid) at batch 1 and 8,
     /// optionally next to a PyTorch eager re-creation in the same run.
     BenchModels(bench_models::Args),
+    /// Folder throughput of `scfnet predict` (decoding, network, maps, PNGs overlapped) against
+    /// the network alone on the same images, alternately in the same run.
+    BenchPredict(bench_predict::Args),
     /// Time of one training step (student at batch 16, R50 at batch 4), optionally next to
     /// PyTorch in the same run.
     BenchTrain(bench_train::Args),
@@ -97,6 +102,7 @@ fn main() -> anyhow::Result<()> {
         Command::OnnxParity(a) => onnx_parity::run(a),
         Command::BenchBackbones(a) => bench_backbones::run(a),
         Command::BenchModels(a) => bench_models::run(a),
+        Command::BenchPredict(a) => bench_predict::run(a),
         Command::BenchTrain(a) => bench_train::run(a),
         Command::DemoData(a) => demo_data::run(a),
         Command::BuildCuda(a) => build_cuda::run(a),

@@ -69,6 +69,64 @@ pub fn write_with<E: From<io::Error>>(
     result
 }
 
+/// Writes several files as [`write_bytes`] does (each appears complete or not at all, and is on
+/// disk when its result is `Ok`), syncing each folder once for all of them instead of once per
+/// file: every file is written to its temporary and synced, the temporaries are renamed, then
+/// each folder is synced. One result per file, in order; a failed file leaves no temporary.
+pub fn write_many(files: &[(&Path, &[u8])]) -> Vec<io::Result<()>> {
+    let written: Vec<io::Result<PathBuf>> = files
+        .iter()
+        .map(|&(path, bytes)| {
+            if path.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::IsADirectory,
+                    "is a folder; give a file name",
+                ));
+            }
+            std::fs::create_dir_all(parent_dir(path))?;
+            let tmp = temp_path(path);
+            let synced = std::fs::File::create(&tmp).and_then(|mut f| {
+                f.write_all(bytes)?;
+                f.sync_all()
+            });
+            match synced {
+                Ok(()) => Ok(tmp),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Err(e)
+                }
+            }
+        })
+        .collect();
+    let mut results: Vec<io::Result<()>> = files
+        .iter()
+        .zip(written)
+        .map(|(&(path, _), tmp)| {
+            let tmp = tmp?;
+            std::fs::rename(&tmp, path).inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
+        })
+        .collect();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for (&(path, _), r) in files.iter().zip(&results) {
+        let dir = parent_dir(path);
+        if r.is_ok() && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    for dir in dirs {
+        if let Err(e) = sync_dir(&dir) {
+            for (&(path, _), r) in files.iter().zip(results.iter_mut()) {
+                if r.is_ok() && parent_dir(path) == dir {
+                    *r = Err(io::Error::new(e.kind(), e.to_string()));
+                }
+            }
+        }
+    }
+    results
+}
+
 /// Writes `bytes` to `path` atomically (see [`write_with`]).
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     write_with(path, |tmp| {
@@ -111,6 +169,38 @@ pub fn remove_stale_temporaries(dir: &Path) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_files_are_written_and_a_bad_one_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.png"), dir.path().join("sub/b.png"));
+        let folder = dir.path().join("taken");
+        std::fs::create_dir(&folder).unwrap();
+        write_bytes(&a, b"old").unwrap();
+        let files: Vec<(&Path, &[u8])> = vec![
+            (a.as_path(), b"new a"),
+            (folder.as_path(), b"x"),
+            (b.as_path(), b"new b"),
+        ];
+        let results = write_many(&files);
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        let err = results[1].as_ref().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::IsADirectory);
+        assert_eq!(std::fs::read(&a).unwrap(), b"new a");
+        assert_eq!(std::fs::read(&b).unwrap(), b"new b");
+        assert!(folder.is_dir());
+        for d in [dir.path(), &dir.path().join("sub")] {
+            let names: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                names.iter().all(|n| !n.contains(TEMP_SUFFIX)),
+                "temporaries left in {}: {names:?}",
+                d.display()
+            );
+        }
+    }
 
     #[test]
     fn a_failed_write_leaves_neither_temporary_nor_damage() {

@@ -1,6 +1,7 @@
 //! `scfnet predict`: saliency maps for images or folders of images.
 
 mod images;
+mod priority;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +14,6 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use scfnet_model::{check_input_side, Logits, Predictor, Scfnet};
 
-use crate::atomic::write_atomic;
 use crate::device::{device, DeviceArg};
 use crate::paths::{ensure_distinct, ensure_outside};
 use crate::weights::{self, WeightsArgs};
@@ -77,24 +77,62 @@ fn output_paths(out_dir: &Path, relative: &Path, cutout: bool) -> Vec<PathBuf> {
     out
 }
 
-/// Writes the map (and cutout) of one image.
-fn write_outputs(img: &Decoded, map: Vec<u8>, out_dir: &Path, cutout: bool) -> Result<()> {
+/// The PNG files of one image's map (and cutout): `(path, bytes)`.
+fn encode_outputs(
+    img: &Decoded,
+    map: Vec<u8>,
+    out_dir: &Path,
+    cutout: bool,
+) -> Result<Vec<(PathBuf, Vec<u8>)>> {
     let paths = output_paths(out_dir, &img.relative, cutout);
-    let map_path = &paths[0];
+    let mut files = Vec::with_capacity(paths.len());
     if let Some(cut) = paths.get(1) {
         let mut rgba = Vec::with_capacity(map.len() * 4);
         for (px, &a) in img.rgb.chunks_exact(3).zip(&map) {
             rgba.extend_from_slice(&[px[0], px[1], px[2], a]);
         }
-        write_atomic(
-            cut,
-            &encode_png(img.width, img.height, rgba, image::ColorType::Rgba8)?,
-        )?;
+        let png = encode_png(img.width, img.height, rgba, image::ColorType::Rgba8)?;
+        files.push((cut.clone(), png));
     }
-    write_atomic(
-        map_path,
-        &encode_png(img.width, img.height, map, image::ColorType::L8)?,
-    )
+    let png = encode_png(img.width, img.height, map, image::ColorType::L8)?;
+    files.push((paths[0].clone(), png));
+    Ok(files)
+}
+
+/// Makes the maps of a batch and writes their PNGs atomically, the folder syncs shared
+/// ([`scfnet_backbones::files::write_many`]); returns the failures, one line per image.
+fn write_batch(images: &[Decoded], logits: &Logits, args: &PredictArgs) -> Vec<String> {
+    let mut failures = Vec::new();
+    // (image, its files)
+    let mut encoded: Vec<(usize, Vec<(PathBuf, Vec<u8>)>)> = Vec::with_capacity(images.len());
+    for (i, img) in images.iter().enumerate() {
+        let files = logits
+            .map(i, img.height, img.width)
+            .with_context(|| format!("{}: no map", img.path.display()))
+            .and_then(|map| encode_outputs(img, map, &args.output, args.cutout));
+        match files {
+            Ok(files) => encoded.push((i, files)),
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+    }
+    let flat: Vec<(&Path, &[u8])> = encoded
+        .iter()
+        .flat_map(|(_, files)| files.iter().map(|(p, b)| (p.as_path(), b.as_slice())))
+        .collect();
+    let mut results = scfnet_backbones::files::write_many(&flat).into_iter();
+    for (i, files) in &encoded {
+        // The first error among the image's files, if any.
+        let errors: Vec<String> = files
+            .iter()
+            .zip(results.by_ref())
+            .filter_map(|((path, _), r)| r.err().map(|e| format!("{}: {e}", path.display())))
+            .collect();
+        if let Some(e) = errors.first() {
+            let img = &images[*i];
+            failures.push(format!("{}: cannot write the map: {e}", img.path.display()));
+        }
+    }
+    failures
 }
 
 /// A decoded batch: the images that decoded with their network inputs, and the errors of those
@@ -118,7 +156,8 @@ struct NetworkTime {
 /// prepares the next batches (normalised, resized) while the network runs on this one (on
 /// rayon's threads), and one turns the logits of the previous ones into maps at the images' sizes
 /// and encodes and writes the PNGs. At most two batches wait between stages; the decoding and
-/// writing threads use no thread pool, so they never queue work behind the network's. Returns
+/// writing threads use no thread pool, so they never queue work behind the network's, and run at
+/// idle priority ([`priority::run_when_idle`]), so they never stall it either. Returns
 /// the failures (images that did not decode, maps not finite, files not written), one line each,
 /// and where the network's thread spent its time.
 fn pipeline(
@@ -131,6 +170,7 @@ fn pipeline(
         let (decoded_tx, decoded_rx) = sync_channel::<DecodedBatch>(2);
         let (mapped_tx, mapped_rx) = sync_channel::<MappedBatch>(2);
         s.spawn(move || {
+            priority::run_when_idle();
             for chunk in inputs.chunks(args.batch) {
                 let mut ok = Vec::with_capacity(chunk.len());
                 let mut failed = Vec::new();
@@ -152,22 +192,11 @@ fn pipeline(
             }
         });
         let writer = s.spawn(move || {
+            priority::run_when_idle();
             let mut failures = Vec::new();
             for (images, logits) in mapped_rx {
-                for (i, img) in images.iter().enumerate() {
-                    let written = logits
-                        .map(i, img.height, img.width)
-                        .with_context(|| format!("{}: no map", img.path.display()))
-                        .and_then(|map| {
-                            write_outputs(img, map, &args.output, args.cutout).with_context(|| {
-                                format!("{}: cannot write the map", img.path.display())
-                            })
-                        });
-                    if let Err(e) = written {
-                        failures.push(format!("{e:#}"));
-                    }
-                    pb.inc(1);
-                }
+                failures.extend(write_batch(&images, &logits, args));
+                pb.inc(images.len() as u64);
             }
             failures
         });

@@ -1,0 +1,182 @@
+//! `cargo xtask bench-predict`: folder throughput of `scfnet predict` (decoding, the network,
+//! maps at the images' sizes, PNG writing, overlapped) against the network alone on the same
+//! images, batch by batch, in the same run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
+use image::{ImageEncoder, RgbImage};
+use scfnet_backbones::synthetic_var_builder;
+use scfnet_model::{ModelKind, Predictor, RgbRef, Scfnet};
+
+/// Arguments of `bench-predict`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// JPEGs in the folder.
+    #[arg(long, default_value_t = 96)]
+    count: usize,
+    /// Their width.
+    #[arg(long, default_value_t = 400)]
+    width: u32,
+    /// Their height.
+    #[arg(long, default_value_t = 300)]
+    height: u32,
+    /// Network (student or r50).
+    #[arg(long, default_value = "student")]
+    model: String,
+    /// Batch sizes (`scfnet predict --batch`).
+    #[arg(long, value_delimiter = ',', default_values_t = [1usize, 8])]
+    batches: Vec<usize>,
+    /// Alternations of the two measurements (the machine is noisy).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// The `scfnet` binary (default: the one beside this xtask, `target/release/scfnet`).
+    #[arg(long)]
+    scfnet: Option<PathBuf>,
+}
+
+/// A deterministic photo-like RGB image: smooth gradients and a bright disc, different per `i`.
+fn synthetic_photo(i: usize, width: u32, height: u32) -> RgbImage {
+    let (cx, cy) = (
+        width as f32 * (0.3 + 0.05 * (i % 7) as f32),
+        height as f32 * (0.4 + 0.04 * (i % 5) as f32),
+    );
+    let r = height as f32 * 0.25;
+    RgbImage::from_fn(width, height, |x, y| {
+        let (fx, fy) = (x as f32, y as f32);
+        let inside = (fx - cx).powi(2) + (fy - cy).powi(2) < r * r;
+        let wave = ((fx * 0.05 + i as f32).sin() * 30.0) as i32;
+        let base = [
+            60 + (fx * 0.2) as i32 + wave,
+            80 + (fy * 0.3) as i32,
+            120 - wave,
+        ];
+        let px = base.map(|v| (if inside { v + 110 } else { v }).clamp(0, 255) as u8);
+        image::Rgb(px)
+    })
+}
+
+/// Writes `args.count` JPEGs into `dir`.
+fn write_folder(dir: &Path, args: &Args) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for i in 0..args.count {
+        let img = synthetic_photo(i, args.width, args.height);
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).write_image(
+            img.as_raw(),
+            args.width,
+            args.height,
+            image::ExtendedColorType::Rgb8,
+        )?;
+        std::fs::write(dir.join(format!("{i:04}.jpg")), bytes)?;
+    }
+    Ok(())
+}
+
+/// Images/s of `scfnet predict` on `input` at `batch`, from its own log line (the pipeline's wall
+/// clock: start-up and weight creation excluded, as for the network alone).
+fn predict_rate(scfnet: &Path, model: &str, input: &Path, out: &Path, batch: usize) -> Result<f64> {
+    let _ = std::fs::remove_dir_all(out);
+    let output = Command::new(scfnet)
+        .args(["predict", "--random-weights", "--model", model, "--batch"])
+        .arg(batch.to_string())
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(out)
+        .env("RUST_LOG", "info")
+        .output()
+        .with_context(|| format!("running {}", scfnet.display()))?;
+    let log = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("{} predict failed:\n{log}", scfnet.display());
+    }
+    // "wrote N maps to DIR in X s (R images/s)"
+    log.lines()
+        .find_map(|l| {
+            let rest = l.split(" images/s)").next()?;
+            let rate = rest.rsplit('(').next()?;
+            l.contains("wrote")
+                .then(|| rate.trim().parse::<f64>().ok())?
+        })
+        .with_context(|| format!("no throughput line in the log of scfnet predict:\n{log}"))
+}
+
+/// Images/s of the network alone (`Predictor::logits`) over the prepared images in batches of
+/// `batch`, every batch timed (no warm-up, as in `scfnet predict`).
+fn network_rate(predictor: &Predictor, inputs: &[Vec<f32>], batch: usize) -> Result<f64> {
+    let started = Instant::now();
+    for chunk in inputs.chunks(batch) {
+        predictor.logits(chunk)?;
+    }
+    Ok(inputs.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Runs the benchmark.
+pub fn run(args: Args) -> Result<()> {
+    let kind: ModelKind = args
+        .model
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--model: {e}"))?;
+    let scfnet = match &args.scfnet {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("scfnet"),
+    };
+    if !scfnet.is_file() {
+        bail!(
+            "{}: no scfnet binary; build it first (cargo build --release -p scfnet-cli) or pass \
+             --scfnet",
+            scfnet.display()
+        );
+    }
+    let root = crate::repo_root().join("target/bench-predict");
+    let (input, out) = (root.join("jpegs"), root.join("maps"));
+    let _ = std::fs::remove_dir_all(&input);
+    write_folder(&input, &args)?;
+
+    let (vb, _) = synthetic_var_builder(DType::F32, &Device::Cpu);
+    let predictor = Predictor::new(
+        Scfnet::new(kind, vb)?,
+        kind.default_size(),
+        &Device::Cpu,
+        DType::F32,
+    )?;
+    let mut inputs = Vec::with_capacity(args.count);
+    for i in 0..args.count {
+        let img = image::open(input.join(format!("{i:04}.jpg")))?.to_rgb8();
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        inputs.push(predictor.prepare(RgbRef {
+            pixels: img.as_raw(),
+            width: w,
+            height: h,
+        })?);
+    }
+
+    println!(
+        "{} JPEGs of {}x{}, {kind}, {} threads, {} rounds (each: scfnet predict, then the network \
+         alone on the same prepared images)\n",
+        args.count,
+        args.width,
+        args.height,
+        candle_core::utils::get_num_threads(),
+        args.rounds
+    );
+    println!("| batch | round | scfnet predict (img/s) | network alone (img/s) | ratio |");
+    println!("|---:|---:|---:|---:|---:|");
+    for &batch in &args.batches {
+        for round in 1..=args.rounds.max(1) {
+            let folder = predict_rate(&scfnet, kind.name(), &input, &out, batch)?;
+            let network = network_rate(&predictor, &inputs, batch)?;
+            println!(
+                "| {batch} | {round} | {folder:.1} | {network:.1} | {:.0} % |",
+                100.0 * folder / network
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}
