@@ -77,13 +77,11 @@ fn output_paths(out_dir: &Path, relative: &Path, cutout: bool) -> Vec<PathBuf> {
     out
 }
 
-/// The PNG files of one image's map (and cutout): `(path, bytes)`.
-fn encode_outputs(
-    img: &Decoded,
-    map: Vec<u8>,
-    out_dir: &Path,
-    cutout: bool,
-) -> Result<Vec<(PathBuf, Vec<u8>)>> {
+/// Encoded output files: `(path, bytes)`.
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
+/// The PNG files of one image's map (and cutout).
+fn encode_outputs(img: &Decoded, map: Vec<u8>, out_dir: &Path, cutout: bool) -> Result<Files> {
     let paths = output_paths(out_dir, &img.relative, cutout);
     let mut files = Vec::with_capacity(paths.len());
     if let Some(cut) = paths.get(1) {
@@ -104,7 +102,7 @@ fn encode_outputs(
 fn write_batch(images: &[Decoded], logits: &Logits, args: &PredictArgs) -> Vec<String> {
     let mut failures = Vec::new();
     // (image, its files)
-    let mut encoded: Vec<(usize, Vec<(PathBuf, Vec<u8>)>)> = Vec::with_capacity(images.len());
+    let mut encoded: Vec<(usize, Files)> = Vec::with_capacity(images.len());
     for (i, img) in images.iter().enumerate() {
         let files = logits
             .map(i, img.height, img.width)
