@@ -279,6 +279,13 @@ impl ConvBnAct {
         &self.conv
     }
 
+    /// The fused CPU kernel that eval mode runs on `x` once folded (f32 on the CPU), if any: for
+    /// blocks that hand it more than the plain input (a residual, a squeeze-excite scale).
+    pub fn inference_kernel(&self, x: &Tensor, train: bool) -> Option<&InferenceConv> {
+        let packed = self.folded.as_ref().filter(|_| !train)?.packed.as_ref()?;
+        InferenceConv::supports(x).then_some(packed)
+    }
+
     /// `then(forward_t(x, train) + residual)`: a block's output with its shortcut, the addition
     /// fused into the convolution's kernel in eval mode once folded.
     pub fn forward_t_residual(

@@ -9,10 +9,12 @@
 //! `blocks.{i}.bottleneck_conv.{conv,bn}`, `blocks.{i}.mid_se.conv{1,2}`,
 //! `blocks.{i}.linear_conv.{conv,bn}`. `scfnet convert` maps a PaddleClas checkpoint to them.
 
-use candle_core::{ModuleT, Result, Tensor};
+use candle_core::{DType, ModuleT, Result, Tensor};
 use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
 use scfnet_ops::onnx::{self, OnnxGraph, Value};
-use scfnet_ops::{hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig, PADDLE_HARDSIGMOID_SLOPE};
+use scfnet_ops::{
+    hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig, Residual, PADDLE_HARDSIGMOID_SLOPE,
+};
 
 use crate::blocks::{Activation, BlockConv, ConvBnAct};
 use crate::features::{Backbone, Features};
@@ -134,6 +136,35 @@ impl SqueezeExcite {
         x.broadcast_mul(&s)
     }
 
+    /// The gate of `x` `(B, C, H, W)` as plain values, `B·C` image-major: the same squeeze and
+    /// excitation as [`SqueezeExcite::forward`] without the final product, computed on the host
+    /// (two matrix-vector products per image), for a projection that folds it into its weights.
+    fn gate_values(&self, x: &Tensor) -> Result<Vec<f32>> {
+        let (_, c, _, _) = x.dims4()?;
+        let pooled = x.flatten_from(2)?.mean(2)?.to_vec2::<f32>()?;
+        let values = |t: &Tensor| t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>();
+        let bias = |conv: &Conv2d, n: usize| match conv.bias() {
+            Some(b) => values(b),
+            None => Ok(vec![0.0; n]),
+        };
+        let (w1, w2) = (values(self.conv1.weight())?, values(self.conv2.weight())?);
+        let hidden = w1.len() / c;
+        let (b1, b2) = (bias(&self.conv1, hidden)?, bias(&self.conv2, c)?);
+        let dot = |w: &[f32], v: &[f32]| w.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
+        let slope = PADDLE_HARDSIGMOID_SLOPE as f32;
+        let mut gate = Vec::with_capacity(pooled.len() * c);
+        for p in &pooled {
+            let h: Vec<f32> = (0..hidden)
+                .map(|j| (b1[j] + dot(&w1[j * c..(j + 1) * c], p)).max(0.0))
+                .collect();
+            gate.extend((0..c).map(|o| {
+                let v = b2[o] + dot(&w2[o * hidden..(o + 1) * hidden], &h);
+                (slope * v + 0.5).clamp(0.0, 1.0)
+            }));
+        }
+        Ok(gate)
+    }
+
     fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
         let one = ConvGeometry {
             kernel: 1,
@@ -196,6 +227,16 @@ impl Block {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.expand.forward_t(x, train)?;
         let y = self.depthwise.forward_t(&y, train)?;
+        if let Some(project) = self.project.inference_kernel(&y, train) {
+            // Eval on the CPU: the squeeze-excite gate scales the projection's weights instead
+            // of the map, and the shortcut is added inside the projection's kernel.
+            let gate = self.se.as_ref().map(|se| se.gate_values(&y)).transpose()?;
+            let residual = self.shortcut.then_some(Residual {
+                tensor: x,
+                then: Act::None,
+            });
+            return project.forward_scaled(&y, gate.as_deref(), residual);
+        }
         let y = match &self.se {
             Some(se) => se.forward(&y)?,
             None => y,

@@ -98,16 +98,39 @@ impl InferenceConv {
     /// `(B, C_in, H, W)` → `(B, C_out, H', W')`: `act(conv(x) + bias)`, then the residual if
     /// given. `x` must satisfy [`InferenceConv::supports`]. Inference only (no backward).
     pub fn forward(&self, x: &Tensor, residual: Option<Residual>) -> Result<Tensor> {
+        self.forward_scaled(x, None, residual)
+    }
+
+    /// [`InferenceConv::forward`] of `x · scale`, with `scale` one factor per image and input
+    /// channel (`B·C_in` values, image-major: a squeeze-excite gate). The factors go into the
+    /// image's copy of the weights, `W[o, c, ·] · scale[b, c]`, so `x` is never rescaled.
+    pub fn forward_scaled(
+        &self,
+        x: &Tensor,
+        scale: Option<&[f32]>,
+        residual: Option<Residual>,
+    ) -> Result<Tensor> {
         let x = x.contiguous()?;
+        if let Some(s) = scale {
+            let (b, c) = (x.dim(0)?, x.dim(1)?);
+            if s.len() != b * c {
+                candle_core::bail!(
+                    "inference-conv: {} input scales for {b} images of {c} channels",
+                    s.len()
+                );
+            }
+        }
         let y = match residual {
             None => x.apply_op1_no_bwd(&Op {
                 conv: self,
+                scale,
                 then: None,
             })?,
             Some(r) => x.apply_op2_no_bwd(
                 &r.tensor.contiguous()?,
                 &Op {
                     conv: self,
+                    scale,
                     then: Some(r.then),
                 },
             )?,
@@ -115,6 +138,21 @@ impl InferenceConv {
         let k = self.geometry.kernel;
         macs::add_conv(y.elem_count(), self.c_in * k * k, true);
         Ok(y)
+    }
+
+    /// The weights of each image scaled by its input-channel factors, `(B, C_out, C_in·k·k)`.
+    fn scaled_weights(&self, scale: &[f32]) -> Vec<f32> {
+        let taps = self.geometry.kernel * self.geometry.kernel;
+        let mut out = Vec::with_capacity(scale.len() / self.c_in * self.weight.len());
+        for factors in scale.chunks_exact(self.c_in) {
+            out.extend(
+                self.weight
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &w)| w * factors[(i / taps) % self.c_in]),
+            );
+        }
+        out
     }
 
     /// Output shape for an input `(b, c, h, w)`, after checking the input.
@@ -137,6 +175,7 @@ impl InferenceConv {
 /// The custom op: the convolution, and `then` when a residual is the second input.
 struct Op<'a> {
     conv: &'a InferenceConv,
+    scale: Option<&'a [f32]>,
     then: Option<Activation>,
 }
 
@@ -160,7 +199,13 @@ impl CustomOp1 for Op<'_> {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let dims = dims4(CustomOp1::name(self), layout)?;
         let out = self.conv.output_dims(dims)?;
-        let y = run(self.conv, self.input(storage, layout)?, dims, None);
+        let y = run(
+            self.conv,
+            self.scale,
+            self.input(storage, layout)?,
+            dims,
+            None,
+        );
         Ok((CpuStorage::F32(y), Shape::from(out.to_vec())))
     }
 }
@@ -187,7 +232,13 @@ impl CustomOp2 for Op<'_> {
         }
         let residual = self.input(s2, l2)?;
         let then = self.then.unwrap_or(Activation::None);
-        let y = run(self.conv, self.input(s1, l1)?, dims, Some((residual, then)));
+        let y = run(
+            self.conv,
+            self.scale,
+            self.input(s1, l1)?,
+            dims,
+            Some((residual, then)),
+        );
         Ok((CpuStorage::F32(y), Shape::from(out.to_vec())))
     }
 }
@@ -207,9 +258,11 @@ impl OutPtr {
 }
 
 /// The kernel: `x` `(B, C, H, W)` → `(B, C_out, H', W')`, tiled over images, output pixels and
-/// (when there are too few tiles for the threads) output channels.
+/// (when there are too few tiles for the threads) output channels; with `scale`, each image's
+/// weights are scaled by its input-channel factors first.
 fn run(
     conv: &InferenceConv,
+    scale: Option<&[f32]>,
     x: &[f32],
     (b, c, h, w): (usize, usize, usize, usize),
     residual: Option<(&[f32], Activation)>,
@@ -228,6 +281,11 @@ fn run(
         .max(1);
     let block = co.div_ceil(blocks);
     let len = b * co * hwo;
+    let scaled = scale.map(|s| conv.scaled_weights(s));
+    let weights = |img: usize| match &scaled {
+        Some(w) => &w[img * co * kdim..(img + 1) * co * kdim],
+        None => &conv.weight[..],
+    };
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = OutPtr(out.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     let wide = simd::wide();
@@ -263,7 +321,7 @@ fn run(
                     1,
                     hwo as isize,
                     false,
-                    conv.weight.as_ptr().add(c0 * kdim),
+                    weights(img).as_ptr().add(c0 * kdim),
                     1,
                     kdim as isize,
                     rhs,
@@ -486,6 +544,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_input_scale_is_the_convolution_of_the_scaled_input() {
+        let g = ConvGeometry {
+            kernel: 1,
+            stride: 1,
+            padding: 0,
+            dilation: 1,
+        };
+        let (b, ci, co) = (3, 12, 20);
+        let x = values(&[b, ci, 9, 7], 1.0);
+        let wt = (values(&[co, ci, 1, 1], 2.0) * 0.3).unwrap();
+        let bias: Vec<f64> = (0..co).map(|j| j as f64 * 0.01).collect();
+        let scale: Vec<f32> = (0..b * ci)
+            .map(|i| 0.5 + (i as f32 * 0.37).sin() * 0.5)
+            .collect();
+        let s = Tensor::from_slice(&scale, (b, ci, 1, 1), &Device::Cpu).unwrap();
+        let conv = InferenceConv::new(&wt, &bias, g, Activation::HardSwish).unwrap();
+        let r = values(&[b, co, 9, 7], 3.0);
+        let res = Residual {
+            tensor: &r,
+            then: Activation::None,
+        };
+        let got = conv.forward_scaled(&x, Some(&scale), Some(res)).unwrap();
+        let want = conv
+            .forward(&x.broadcast_mul(&s).unwrap(), Some(res))
+            .unwrap();
+        let diff = (got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-5, "max diff {diff}");
+        let err = conv
+            .forward_scaled(&x, Some(&scale[1..]), None)
+            .unwrap_err();
+        assert!(err.to_string().contains("input scales"), "{err}");
     }
 
     #[test]
