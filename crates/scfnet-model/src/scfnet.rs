@@ -148,7 +148,14 @@ impl Scfnet {
 
 impl ModuleT for Scfnet {
     /// The prediction `p2` (logits `(B, 1, H, W)`), without the deep-supervision heads.
+    ///
+    /// In eval mode on the CPU the whole pass runs on one of rayon's worker threads: the
+    /// kernels' parallel loops then split work between the workers directly, instead of each
+    /// waking the pool from outside and putting the calling thread to sleep until it is done.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        if !train && scfnet_ops::uses_cpu_kernels(x) && rayon::current_thread_index().is_none() {
+            return rayon::scope(|_| self.forward_t(x, train));
+        }
         let (_, _, h, w) = x.dims4()?;
         let f = self.backbone.features(x, train)?;
         self.decoder

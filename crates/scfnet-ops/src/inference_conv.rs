@@ -145,12 +145,11 @@ impl InferenceConv {
         let taps = self.geometry.kernel * self.geometry.kernel;
         let mut out = Vec::with_capacity(scale.len() / self.c_in * self.weight.len());
         for factors in scale.chunks_exact(self.c_in) {
-            out.extend(
-                self.weight
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &w)| w * factors[(i / taps) % self.c_in]),
-            );
+            for row in self.weight.chunks_exact(self.c_in * taps) {
+                for (w, &f) in row.chunks_exact(taps).zip(factors) {
+                    out.extend(w.iter().map(|&w| w * f));
+                }
+            }
         }
         out
     }
@@ -440,8 +439,9 @@ fn fill_segment(seg: &mut [f32], row: &[f32], ox0: usize, kx: usize, g: ConvGeom
     if s == 1 {
         run.copy_from_slice(&row[src..src + run.len()]);
     } else {
-        for (d, &v) in run.iter_mut().zip(row[src..].iter().step_by(s)) {
-            *d = v;
+        let row = &row[src..src + (run.len() - 1) * s + 1];
+        for (q, d) in run.iter_mut().enumerate() {
+            *d = row[q * s];
         }
     }
     seg[hi - ox0..].fill(0.0);
