@@ -288,6 +288,20 @@ fn run(
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = OutPtr(out.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     let wide = simd::wide();
+    // With the channels split, the blocks of one tile share its columns: built once, up front.
+    let per_tile = kdim * tile;
+    let shared: Option<Vec<f32>> = (!direct && blocks > 1).then(|| {
+        let mut cols = vec![0f32; b * tiles * per_tile];
+        cols.par_chunks_mut(per_tile)
+            .enumerate()
+            .for_each(|(it, dst)| {
+                let (img, t0) = (it / tiles, (it % tiles) * tile);
+                let n = tile.min(hwo - t0);
+                let image = &x[img * c * h * w..(img + 1) * c * h * w];
+                fill_columns(&mut dst[..kdim * n], image, (c, h, w), g, ow, t0, n);
+            });
+        cols
+    });
     (0..b * tiles * blocks)
         .into_par_iter()
         .for_each_init(Vec::<f32>::new, |columns, item| {
@@ -301,6 +315,8 @@ fn run(
             let image = &x[img * c * h * w..(img + 1) * c * h * w];
             let (rhs, rhs_rs) = if direct {
                 (image[t0..].as_ptr(), hwo)
+            } else if let Some(cols) = &shared {
+                (cols[(img * tiles + t) * per_tile..].as_ptr(), n)
             } else {
                 columns.resize(kdim * n, 0.0);
                 fill_columns(columns, image, (c, h, w), g, ow, t0, n);
