@@ -180,14 +180,7 @@ pub fn preprocess_values(image: RgbRef, size: usize) -> Result<Vec<f32>, Predict
         std::array::from_fn(|c| std::array::from_fn(|p| (p as f32 - MEAN[c]) / STD[c]));
     let mut planes = Vec::with_capacity(3 * w * h);
     for (c, lut) in table.iter().enumerate() {
-        planes.extend(
-            image
-                .pixels
-                .iter()
-                .skip(c)
-                .step_by(3)
-                .map(|&p| lut[p as usize]),
-        );
+        planes.extend(image.pixels.chunks_exact(3).map(|px| lut[px[c] as usize]));
     }
     Ok(scfnet_ops::resize_bilinear_planes(
         &planes,
@@ -247,8 +240,7 @@ impl Logits {
         if !logits.iter().all(|v| v.is_finite()) {
             return Err(PredictError::NonFinite { index });
         }
-        // candle's sigmoid, `(exp(-x) + 1)⁻¹`.
-        let prob: Vec<f32> = logits.iter().map(|&v| 1.0 / ((-v).exp() + 1.0)).collect();
+        let prob = scfnet_ops::sigmoid_values(logits);
         let full = scfnet_ops::resize_bilinear_planes(
             &prob,
             (self.size, self.size),

@@ -6,6 +6,7 @@
 //! - [`resize_bilinear`] — bilinear resize to any size, `align_corners` false (training, decoder)
 //!   or true (final map at the original image size); candle's own has no backward.
 //!   [`resize_bilinear_planes`] is the same arithmetic on plain slices, on the calling thread.
+//! - [`sigmoid_values`] — the logistic function on a slice, vectorised (inference's last step).
 //! - [`max_pool2d`] — max-pooling with kernel ≠ stride and padding (ResNet stem 3×3/2 pad 1, the
 //!   boundary loss's k×k/1 same padding); candle's backward needs kernel = stride.
 //! - [`hard_swish`], [`hard_sigmoid`] / [`hard_sigmoid_paddle`] — MobileNetV3's activations with
@@ -56,6 +57,7 @@ pub mod macs;
 pub mod onnx;
 mod pool;
 mod resize;
+mod sigmoid;
 mod simd;
 mod views;
 
@@ -73,6 +75,7 @@ pub use linear::linear;
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
 pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
+pub use sigmoid::sigmoid_values;
 
 /// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
 #[cfg(doctest)]

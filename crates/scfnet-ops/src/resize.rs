@@ -1,5 +1,7 @@
 //! Differentiable bilinear resize of `(B, C, H, W)` tensors, PyTorch / Paddle semantics.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -59,7 +61,13 @@ fn taps<T: Real>(in_len: usize, out_len: usize, align_corners: bool) -> Vec<Tap<
 /// Each source row is resampled along the columns once and kept while consecutive output rows
 /// use it; an output row is then one vectorisable blend of two resampled rows. The arithmetic is
 /// the textbook `w0·(u0·a + u1·b) + w1·(u0·c + u1·d)`, term for term.
-fn resize_plane_into<T: Real>(plane: &[T], iw: usize, ys: &[Tap<T>], xs: &[Tap<T>], dst: &mut [T]) {
+fn resize_plane_into<T: Real>(
+    plane: &[T],
+    iw: usize,
+    ys: &[Tap<T>],
+    xs: &[Tap<T>],
+    dst: &mut [MaybeUninit<T>],
+) {
     let ow = xs.len();
     let mut rows = [vec![T::ZERO; ow], vec![T::ZERO; ow]];
     let mut held = [usize::MAX; 2];
@@ -78,7 +86,7 @@ fn resize_plane_into<T: Real>(plane: &[T], iw: usize, ys: &[Tap<T>], xs: &[Tap<T
         let top = &rows[usize::from(held[0] != ty.i0)];
         let bottom = &rows[usize::from(held[0] != ty.i1)];
         for ((d, &a), &b) in out.iter_mut().zip(top).zip(bottom) {
-            *d = ty.w0 * a + ty.w1 * b;
+            d.write(ty.w0 * a + ty.w1 * b);
         }
     }
 }
@@ -94,11 +102,14 @@ fn resize_planes<T: Real>(
     let (oh, ow) = out_hw;
     let ys = taps::<T>(ih, oh, align_corners);
     let xs = taps::<T>(iw, ow, align_corners);
-    let planes = src.len() / (ih * iw);
-    let mut out = vec![T::ZERO; planes * oh * ow];
-    out.par_chunks_mut(oh * ow)
+    let len = src.len() / (ih * iw) * oh * ow;
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(oh * ow)
         .zip(src.par_chunks(ih * iw))
         .for_each(|(dst, plane)| resize_plane_into(plane, iw, &ys, &xs, dst));
+    // SAFETY: `resize_plane_into` wrote every value of every plane.
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -125,10 +136,16 @@ pub fn resize_bilinear_planes(
     }
     let ys = taps::<f32>(in_h, out_h, align_corners);
     let xs = taps::<f32>(in_w, out_w, align_corners);
-    let mut out = vec![0f32; src.len() / (in_h * in_w) * out_h * out_w];
-    for (dst, plane) in out.chunks_mut(out_h * out_w).zip(src.chunks(in_h * in_w)) {
+    let len = src.len() / (in_h * in_w) * out_h * out_w;
+    let mut out = Vec::with_capacity(len);
+    for (dst, plane) in out.spare_capacity_mut()[..len]
+        .chunks_mut(out_h * out_w)
+        .zip(src.chunks(in_h * in_w))
+    {
         resize_plane_into(plane, in_w, &ys, &xs, dst);
     }
+    // SAFETY: `resize_plane_into` wrote every value of every plane.
+    unsafe { out.set_len(len) };
     Ok(out)
 }
 
