@@ -170,9 +170,7 @@ impl FoldedConv {
             self.act,
         )
     }
-}
 
-impl FoldedConv {
     /// `then(forward(x) + residual)`, the residual added inside the fused kernel when it runs.
     pub fn forward_residual(
         &self,

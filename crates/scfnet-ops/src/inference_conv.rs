@@ -270,6 +270,9 @@ fn run(
     let (oh, ow) = (g.output(h), g.output(w));
     let (hwo, co, k) = (oh * ow, conv.c_out, g.kernel);
     let kdim = c * k * k;
+    if b * hwo * co == 0 {
+        return Vec::new(); // an empty batch
+    }
     let direct = k == 1 && g.stride == 1 && g.padding == 0;
     let tile = (COLUMN_VALUES / kdim.max(1)).clamp(TILE_RANGE.0, TILE_RANGE.1);
     let tiles = hwo.div_ceil(tile);
@@ -629,6 +632,8 @@ mod tests {
             err.to_string().contains("does not match the output"),
             "{err}"
         );
+        let empty = conv.forward(&values(&[0, 2, 8, 8], 0.0), None).unwrap();
+        assert_eq!(empty.dims(), &[0, 4, 6, 6]);
         let err = InferenceConv::new(&wt, &[0.0; 3], g, Activation::None).unwrap_err();
         assert!(err.to_string().contains("3 bias values"), "{err}");
     }
