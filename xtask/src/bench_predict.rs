@@ -97,11 +97,10 @@ fn predict_rate(scfnet: &Path, model: &str, input: &Path, out: &Path, batch: usi
     }
     // "wrote N maps to DIR in X s (R images/s)"
     log.lines()
+        .filter(|l| l.contains("wrote"))
         .find_map(|l| {
-            let rest = l.split(" images/s)").next()?;
-            let rate = rest.rsplit('(').next()?;
-            l.contains("wrote")
-                .then(|| rate.trim().parse::<f64>().ok())?
+            let before = l.split(" images/s)").next()?;
+            before.rsplit('(').next()?.trim().parse::<f64>().ok()
         })
         .with_context(|| format!("no throughput line in the log of scfnet predict:\n{log}"))
 }

@@ -118,16 +118,13 @@ fn block_plain<T: Real>(b: &Block<T>, g: Geometry, buf: &mut Vec<T>, dst: &mut [
         let mut x = 0;
         while x < g.ow {
             let at = |ky: usize| ((y * s + ky) * pw + x * s) * LANES;
-            let (taps, pixels) = (&filt[..], &input[..]);
             if x + 4 <= g.ow {
-                let acc = accumulate::<T, 4>(pixels, taps, at, ky_lo..ky_hi, g);
-                for (j, a) in acc.iter().enumerate() {
-                    row[(x + j) * LANES..(x + j + 1) * LANES].copy_from_slice(a);
-                }
+                let acc = accumulate::<T, 4>(input, filt, at, ky_lo..ky_hi, g);
+                row[x * LANES..(x + 4) * LANES].copy_from_slice(acc.as_flattened());
                 x += 4;
             } else {
-                let acc = accumulate::<T, 1>(pixels, taps, at, ky_lo..ky_hi, g);
-                row[x * LANES..(x + 1) * LANES].copy_from_slice(&acc[0]);
+                let acc = accumulate::<T, 1>(input, filt, at, ky_lo..ky_hi, g);
+                row[x * LANES..(x + 1) * LANES].copy_from_slice(acc.as_flattened());
                 x += 1;
             }
         }

@@ -479,6 +479,22 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
+    /// The largest absolute difference of two tensors of the same shape, in f64.
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        let (a, b) = (
+            a.to_dtype(DType::F64).unwrap(),
+            b.to_dtype(DType::F64).unwrap(),
+        );
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
     /// The training path's arithmetic in f64: candle's convolution, bias, activation, residual.
     fn reference(
         x: &Tensor,
@@ -536,14 +552,7 @@ mod tests {
                 let got = conv.forward(&x, None).unwrap();
                 let want = reference(&x, &wt, &bias, g, act, None);
                 assert_eq!(got.dims(), want.dims(), "case {i}");
-                let diff = (got.to_dtype(DType::F64).unwrap() - &want)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f64>()
-                    .unwrap();
+                let diff = max_abs_diff(&got, &want);
                 assert!(diff < 2e-5, "case {i} {act:?}: max diff {diff}");
                 let r = values(want.dims(), 9.0 + i as f32);
                 for then in [Activation::None, Activation::Relu] {
@@ -551,14 +560,7 @@ mod tests {
                         .forward(&x, Some(Residual { tensor: &r, then }))
                         .unwrap();
                     let want = reference(&x, &wt, &bias, g, act, Some((&r, then)));
-                    let diff = (got.to_dtype(DType::F64).unwrap() - &want)
-                        .unwrap()
-                        .abs()
-                        .unwrap()
-                        .max_all()
-                        .unwrap()
-                        .to_scalar::<f64>()
-                        .unwrap();
+                    let diff = max_abs_diff(&got, &want);
                     assert!(diff < 2e-5, "case {i} {act:?} + residual {then:?}: {diff}");
                 }
             }
@@ -591,14 +593,7 @@ mod tests {
         let want = conv
             .forward(&x.broadcast_mul(&s).unwrap(), Some(res))
             .unwrap();
-        let diff = (got - want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&got, &want);
         assert!(diff < 1e-5, "max diff {diff}");
         let err = conv
             .forward_scaled(&x, Some(&scale[1..]), None)
