@@ -4,11 +4,11 @@
 //! `mp.cv{1..4}.{0,1}` (mapping conv, BN), `cv1.{0,1}` (dilated conv), `de{1,2,3}.cv{1,2,3}.{0,1}`
 //! (SCFMs), `linear{2..5}` (heads).
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::{conv2d, Conv2dConfig, ModuleT, VarBuilder};
 use scfnet_backbones::blocks::{Activation, BlockConv, ConvBnAct};
 use scfnet_ops::onnx::{self, OnnxGraph, Value};
-use scfnet_ops::{resize_like, ConvGeometry};
+use scfnet_ops::{resize_like, ConvGeometry, InferenceConv};
 
 /// The geometry of a same-size 3×3 convolution with `dilation`.
 fn same3x3(dilation: usize) -> ConvGeometry {
@@ -128,6 +128,8 @@ pub struct Decoder {
     context: ConvBnAct,
     scfm: [Scfm; 3],
     heads: [BlockConv; 4],
+    /// The heads as fused kernels for eval mode on the CPU (f32), once folded; empty before.
+    head_kernels: Vec<InferenceConv>,
 }
 
 /// The shape of a decoder.
@@ -160,16 +162,25 @@ impl Decoder {
             context: conv_bn_relu(vb.pp("cv1"), c, c, 5)?,
             scfm: collect(scfm)?,
             heads: collect(heads)?,
+            head_kernels: Vec::new(),
         })
     }
 
     /// Folds every BatchNorm into its convolution for eval mode
     /// ([`ConvBnAct::fold_batch_norm`]); training mode is unchanged.
+    /// The heads (which have no BatchNorm) get their fused kernels here too.
     pub fn fold_batch_norms(&mut self) -> Result<()> {
         for cba in self.mapping.iter_mut().chain([&mut self.context]) {
             cba.fold_batch_norm()?;
         }
-        self.scfm.iter_mut().try_for_each(Scfm::fold_batch_norms)
+        self.scfm.iter_mut().try_for_each(Scfm::fold_batch_norms)?;
+        self.head_kernels = self
+            .heads
+            .iter()
+            .map(head_kernel)
+            .collect::<Result<Option<Vec<_>>>>()?
+            .unwrap_or_default();
+        Ok(())
     }
 
     /// The fused maps `x2 … x5` (decoder width) of the backbone maps `x2 … x5`.
@@ -186,9 +197,13 @@ impl Decoder {
         Ok([x2, x3, x4, x5])
     }
 
-    /// Head `i` (0 = `p2`) on `x`, resized to `size`.
-    fn head(&self, i: usize, x: &Tensor, size: (usize, usize)) -> Result<Tensor> {
-        let y = self.heads[i].forward(x)?;
+    /// Head `i` (0 = `p2`) on `x`, resized to `size`; in eval mode through its fused kernel when
+    /// there is one.
+    fn head(&self, i: usize, x: &Tensor, size: (usize, usize), train: bool) -> Result<Tensor> {
+        let y = match self.head_kernels.get(i) {
+            Some(k) if !train && InferenceConv::supports(x) => k.forward(x, None)?,
+            _ => self.heads[i].forward(x)?,
+        };
         scfnet_ops::resize_bilinear(&y, size, false)
     }
 
@@ -201,10 +216,10 @@ impl Decoder {
     ) -> Result<SideOutputs> {
         let [x2, x3, x4, x5] = self.fuse(maps, train)?;
         Ok(SideOutputs {
-            p2: self.head(0, &x2, size)?,
-            p3: self.head(1, &x3, size)?,
-            p4: self.head(2, &x4, size)?,
-            p5: self.head(3, &x5, size)?,
+            p2: self.head(0, &x2, size, train)?,
+            p3: self.head(1, &x3, size, train)?,
+            p4: self.head(2, &x4, size, train)?,
+            p5: self.head(3, &x5, size, train)?,
         })
     }
 
@@ -217,7 +232,7 @@ impl Decoder {
         train: bool,
     ) -> Result<Tensor> {
         let [x2, ..] = self.fuse(maps, train)?;
-        self.head(0, &x2, size)
+        self.head(0, &x2, size, train)
     }
 }
 
@@ -240,6 +255,19 @@ impl Decoder {
         let p2 = self.heads[0].to_onnx(g, "linear2", &x2)?;
         Ok(onnx::resize_bilinear_like(g, "p2", &p2, image, false))
     }
+}
+
+/// A head's fused kernel (no activation), when its weights are f32 on the CPU.
+fn head_kernel(head: &BlockConv) -> Result<Option<InferenceConv>> {
+    let (w, (geometry, _)) = (head.weight(), head.geometry());
+    if w.dtype() != DType::F32 || !w.device().is_cpu() {
+        return Ok(None);
+    }
+    let bias = match head.bias() {
+        Some(b) => b.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+        None => vec![0.0; w.dim(0)?],
+    };
+    InferenceConv::new(w, &bias, geometry, Activation::None).map(Some)
 }
 
 /// `[Result<T>; N]` → `Result<[T; N]>`.

@@ -2,6 +2,7 @@
 
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
+use rayon::prelude::*;
 use scfnet_backbones::{Backbone, MobileNetV3, ResNet50, SwinConfig, SwinTransformer};
 use scfnet_ops::onnx::{proto::ModelProto, Dim, OnnxGraph};
 
@@ -149,16 +150,81 @@ impl Scfnet {
 impl ModuleT for Scfnet {
     /// The prediction `p2` (logits `(B, 1, H, W)`), without the deep-supervision heads.
     ///
-    /// In eval mode on the CPU the whole pass runs on one of rayon's worker threads: the
-    /// kernels' parallel loops then split work between the workers directly, instead of each
-    /// waking the pool from outside and putting the calling thread to sleep until it is done.
+    /// In eval mode on the CPU the whole pass runs on rayon's worker threads: the kernels'
+    /// parallel loops then split work between the workers directly, instead of each waking the
+    /// pool from outside and putting the calling thread to sleep until it is done. A batch of
+    /// several images is cut into one part per worker and the parts run side by side, each image
+    /// through the whole network on one core, without hand-offs between operations (images are
+    /// independent in eval mode; the maps are those of the whole batch).
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if !train && scfnet_ops::uses_cpu_kernels(x) && rayon::current_thread_index().is_none() {
+        if train || !scfnet_ops::uses_cpu_kernels(x) {
+            return self.prediction(x, train);
+        }
+        if rayon::current_thread_index().is_none() {
             return rayon::scope(|_| self.forward_t(x, train));
         }
+        let parts = batch_parts(x.dim(0)?, rayon::current_num_threads());
+        if parts.len() < 2 {
+            return self.prediction(x, train);
+        }
+        let maps = parts
+            .into_par_iter()
+            .map(|(start, len)| self.prediction(&x.narrow(0, start, len)?, train))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&maps, 0)
+    }
+}
+
+impl Scfnet {
+    /// `p2` of `x` computed on the calling thread's terms (no batch splitting).
+    fn prediction(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         let f = self.backbone.features(x, train)?;
         self.decoder
             .prediction([&f.x2, &f.x3, &f.x4, &f.x5], (h, w), train)
+    }
+}
+
+/// `(start, len)` of at most `workers` nearly equal, non-empty parts of a batch of `batch`.
+fn batch_parts(batch: usize, workers: usize) -> Vec<(usize, usize)> {
+    let n = workers.clamp(1, batch.max(1));
+    let mut start = 0;
+    (0..n)
+        .map(|i| {
+            let len = batch / n + usize::from(i < batch % n);
+            let part = (start, len);
+            start += len;
+            part
+        })
+        .filter(|&(_, len)| len > 0)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_parts;
+
+    #[test]
+    fn batch_parts_cover_the_batch_in_order() {
+        for batch in 0..20 {
+            for workers in 1..6 {
+                let parts = batch_parts(batch, workers);
+                assert!(parts.len() <= workers.max(1));
+                assert!(parts.iter().all(|&(_, len)| len > 0));
+                let mut next = 0;
+                for &(start, len) in &parts {
+                    assert_eq!(start, next);
+                    next += len;
+                }
+                assert_eq!(next, batch);
+                let lens: Vec<_> = parts.iter().map(|p| p.1).collect();
+                let (lo, hi) = (lens.iter().min(), lens.iter().max());
+                if let (Some(lo), Some(hi)) = (lo, hi) {
+                    assert!(hi - lo <= 1, "{batch} over {workers}: {lens:?}");
+                }
+            }
+        }
+        assert_eq!(batch_parts(8, 2), vec![(0, 4), (4, 4)]);
+        assert_eq!(batch_parts(1, 2), vec![(0, 1)]);
     }
 }

@@ -131,3 +131,33 @@ fn folding_is_exact_in_f64() {
     check_f64(ModelKind::Student, 96);
     check_f64(ModelKind::R50, 64);
 }
+
+/// In eval mode on the CPU a batch is cut into one part per worker thread: the prediction of a
+/// batch of five different images on three workers equals each image's own prediction, in order.
+#[test]
+fn a_batch_split_between_workers_gives_each_image_its_own_map() {
+    use candle_nn::ModuleT;
+    let dims = [5, 3, 96, 96];
+    let x = synthetic_image("input:5 images", &dims, DType::F32, &Device::Cpu).unwrap();
+    let net = calibrated(ModelKind::Student, DType::F32, &x)
+        .folded()
+        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let batch = pool.install(|| net.forward_t(&x, false)).unwrap();
+    assert_eq!(batch.dims(), &[5, 1, 96, 96]);
+    let mut images_differ = false;
+    for i in 0..5 {
+        let one = x.narrow(0, i, 1).unwrap();
+        let alone = pool.install(|| net.forward_t(&one, false)).unwrap();
+        let diff = max_abs(&(batch.narrow(0, i, 1).unwrap() - &alone).unwrap());
+        assert!(diff <= 1e-6 * max_abs(&alone), "image {i}: |Δ| {diff:e}");
+        if i > 0 {
+            let previous = batch.narrow(0, i - 1, 1).unwrap();
+            images_differ |= max_abs(&(previous - &alone).unwrap()) > 1e-3;
+        }
+    }
+    assert!(images_differ, "the five images give the same map");
+}
