@@ -87,7 +87,7 @@ pub(crate) struct Tail<'a> {
 /// Small planes go to the kernel with eight channels side by side
 /// ([`crate::depthwise_lanes`]), which gives the same values.
 fn forward<T: Real>(x: &[T], wt: &[T], g: Geometry, channels: usize, tail: Option<Tail>) -> Vec<T> {
-    if crate::depthwise_lanes::prefers_lanes(&g, channels) {
+    if crate::depthwise_lanes::prefers_lanes::<T>(&g, channels) {
         crate::depthwise_lanes::forward(x, wt, g, channels, tail)
     } else {
         forward_planes(x, wt, g, channels, tail)

@@ -18,14 +18,17 @@ use crate::simd;
 /// Channels computed side by side.
 const LANES: usize = 8;
 
-/// Output rows up to this long go to this kernel: MobileNetV3's depthwise layers at 11×11 to
-/// 44×44 ran 1.3–3× faster than plane by plane on 2 cores; at 88×88 and 176×176 (few channels,
-/// long rows) the per-plane kernel was 2–5× faster.
+/// Without the vector kernel ([`row_avx`]: f32 on a CPU with AVX2, stride 1 or 2), output rows
+/// up to this long go to this kernel: MobileNetV3's depthwise layers at 11×11 to 44×44 ran
+/// 1.3–3× faster than plane by plane on 2 cores; at 88×88 and 176×176 (few channels, long rows)
+/// the per-plane kernel was 2–5× faster. With it, every layer of the student with at least eight
+/// channels is faster here (1.4–2.8× at 88×88 and 176×176, single thread).
 const MAX_ROW: usize = 48;
 
-/// Whether the interleaved kernel is the faster one for this layer.
-pub(crate) fn prefers_lanes(g: &Geometry, channels: usize) -> bool {
-    channels >= LANES && g.ow <= MAX_ROW
+/// Whether the interleaved kernel is the faster one for this layer and element type.
+pub(crate) fn prefers_lanes<T: 'static>(g: &Geometry, channels: usize) -> bool {
+    let vector = simd::wide() && is_f32::<T>() && (g.stride == 1 || g.stride == 2);
+    channels >= LANES && (vector || g.ow <= MAX_ROW)
 }
 
 /// The depthwise convolution of `x` `(B, C, H, W)` with `wt` `(C, k·k)`, then `tail` if any.
@@ -63,7 +66,7 @@ pub(crate) fn forward<T: Real>(
                 return;
             }
             let _ = wide;
-            block_plain(&block, g, buf, dst);
+            block_plain::<T, false>(&block, g, buf, dst);
         });
     out
 }
@@ -75,75 +78,316 @@ struct Block<'a, T> {
     bias: Option<(&'a [f64], Activation)>,
 }
 
-/// [`block_plain`] compiled for AVX2 and FMA (the same arithmetic).
+/// [`block_plain`] compiled for AVX2 and FMA (the same arithmetic), with the interleaving of a
+/// full block of f32 planes done by 8×8 transposes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn block_wide<T: Real>(b: &Block<T>, g: Geometry, buf: &mut Vec<T>, dst: &mut [T]) {
-    block_plain(b, g, buf, dst)
+    block_plain::<T, true>(b, g, buf, dst)
 }
 
 /// One block of planes: interleave (zero-padded), convolve eight lanes at a time, write the
-/// output rows back plane by plane with the tail applied.
+/// output rows back plane by plane with the tail applied. `AVX`: the caller runs with AVX2
+/// enabled, so full f32 blocks may move through [`transpose`].
 #[inline(always)]
-fn block_plain<T: Real>(b: &Block<T>, g: Geometry, buf: &mut Vec<T>, dst: &mut [T]) {
+fn block_plain<T: Real, const AVX: bool>(
+    b: &Block<T>,
+    g: Geometry,
+    buf: &mut Vec<T>,
+    dst: &mut [T],
+) {
     let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     let n = dst.len() / plane_out;
     let pw = g.w + 2 * g.pad;
     let ph = g.h + 2 * g.pad;
     // Layout of `buf`: padded input `(ph, pw, LANES)`, filters `(k·k, LANES)`, one output row
-    // `(ow, LANES)`.
+    // `(ow, LANES)`. The buffer serves blocks of one layer only: its padding is zeroed once and
+    // never written; the inside is overwritten for lanes `0..n` (lanes past `n`, in a last
+    // partial block, keep an earlier block's finite values and their sums are dropped).
     let (input_len, filt_len) = (ph * pw * LANES, kk * LANES);
-    buf.clear();
-    buf.resize(input_len + filt_len + g.ow * LANES, T::ZERO);
+    let total = input_len + filt_len + g.ow * LANES;
+    if buf.len() != total {
+        buf.clear();
+        buf.resize(total, T::ZERO);
+    }
     let (input, rest) = buf.split_at_mut(input_len);
     let (filt, row) = rest.split_at_mut(filt_len);
-    for lane in 0..n {
-        let plane = &b.src[lane * plane_in..(lane + 1) * plane_in];
-        for (r, src_row) in plane.chunks_exact(g.w).enumerate() {
-            let base = ((r + g.pad) * pw + g.pad) * LANES + lane;
-            for (c, &v) in src_row.iter().enumerate() {
-                input[base + c * LANES] = v;
+    let transposing = AVX && n == LANES && is_f32::<T>();
+    if transposing {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `AVX` says the CPU has AVX2; `T` is f32; the slices hold LANES full planes
+        // and the padded buffer of `(ph, pw, LANES)`.
+        unsafe {
+            interleave_avx(f32s(b.src), f32s_mut(input), g, pw)
+        };
+    } else {
+        for lane in 0..n {
+            let plane = &b.src[lane * plane_in..(lane + 1) * plane_in];
+            for (r, src_row) in plane.chunks_exact(g.w).enumerate() {
+                let base = ((r + g.pad) * pw + g.pad) * LANES + lane;
+                for (c, &v) in src_row.iter().enumerate() {
+                    input[base + c * LANES] = v;
+                }
             }
         }
+    }
+    for lane in 0..n {
         for tap in 0..kk {
             filt[tap * LANES + lane] = b.wt[lane * kk + tap];
         }
     }
     let s = g.stride;
+    // Whole output rows through the vector kernel.
+    let vector_rows = cfg!(target_arch = "x86_64") && AVX && is_f32::<T>() && (s == 1 || s == 2);
     for y in 0..g.oh {
         // Kernel rows inside the image: 0 ≤ y·s + ky − pad < h.
         let ky_lo = g.pad.saturating_sub(y * s);
         let ky_hi = g.k.min((g.h + g.pad).saturating_sub(y * s));
-        // Four output pixels at a time: four independent sums hide the add latency.
-        let mut x = 0;
-        while x < g.ow {
-            let at = |ky: usize| ((y * s + ky) * pw + x * s) * LANES;
-            if x + 4 <= g.ow {
-                let acc = accumulate::<T, 4>(input, filt, at, ky_lo..ky_hi, g);
-                row[x * LANES..(x + 4) * LANES].copy_from_slice(acc.as_flattened());
-                x += 4;
-            } else {
-                let acc = accumulate::<T, 1>(input, filt, at, ky_lo..ky_hi, g);
-                row[x * LANES..(x + 1) * LANES].copy_from_slice(acc.as_flattened());
-                x += 1;
+        #[cfg(target_arch = "x86_64")]
+        if vector_rows {
+            let (input, filt) = (f32s(input), f32s(filt));
+            let rows = ky_lo..ky_hi;
+            // SAFETY: `AVX` says the CPU has AVX2; the slices are the layer's buffers.
+            unsafe {
+                match s {
+                    1 => row_avx::<1>(input, filt, f32s_mut(row), y, rows, g, pw),
+                    _ => row_avx::<2>(input, filt, f32s_mut(row), y, rows, g, pw),
+                }
             }
         }
-        for lane in 0..n {
-            let drow = &mut dst[lane * plane_out + y * g.ow..lane * plane_out + (y + 1) * g.ow];
-            for (d, px) in drow.iter_mut().zip(row.chunks_exact(LANES)) {
-                *d = px[lane];
+        // Several output pixels at a time: independent sums hide the add latency.
+        let mut x = if vector_rows { g.ow } else { 0 };
+        while x < g.ow {
+            let at = |ky: usize| ((y * s + ky) * pw + x * s) * LANES;
+            let rows = ky_lo..ky_hi;
+            let done = if x + 8 <= g.ow {
+                let acc = accumulate::<T, 8>(input, filt, at, rows, g);
+                row[x * LANES..(x + 8) * LANES].copy_from_slice(acc.as_flattened());
+                8
+            } else if x + 4 <= g.ow {
+                let acc = accumulate::<T, 4>(input, filt, at, rows, g);
+                row[x * LANES..(x + 4) * LANES].copy_from_slice(acc.as_flattened());
+                4
+            } else {
+                let acc = accumulate::<T, 1>(input, filt, at, rows, g);
+                row[x * LANES..(x + 1) * LANES].copy_from_slice(acc.as_flattened());
+                1
+            };
+            x += done;
+        }
+        let out_row = y * g.ow..(y + 1) * g.ow;
+        if transposing {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as for the interleaving; `dst` holds LANES output planes.
+            unsafe {
+                deinterleave_avx(f32s(row), f32s_mut(dst), plane_out, out_row.clone())
+            };
+        } else {
+            for lane in 0..n {
+                let drow =
+                    &mut dst[lane * plane_out + out_row.start..lane * plane_out + out_row.end];
+                for (d, px) in drow.iter_mut().zip(row.chunks_exact(LANES)) {
+                    *d = px[lane];
+                }
             }
-            if let Some((bias, act)) = b.bias {
-                apply_plane(drow, T::from_f64(bias[lane]), act);
+        }
+        if let Some((bias, act)) = b.bias {
+            for (lane, &bias) in bias.iter().enumerate().take(n) {
+                let drow =
+                    &mut dst[lane * plane_out + out_row.start..lane * plane_out + out_row.end];
+                apply_plane(drow, T::from_f64(bias), act);
             }
         }
     }
 }
 
-/// A chunk of exactly LANES values as an array (lets the lane loops vectorise without checks).
-#[inline(always)]
-fn as_lanes<T>(v: &[T]) -> &[T; LANES] {
-    v.try_into().expect("chunks of LANES values")
+/// Whether `T` is `f32`.
+fn is_f32<T: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+}
+
+/// `v` as f32 values; only called when [`is_f32`] holds.
+fn f32s<T: 'static>(v: &[T]) -> &[f32] {
+    assert!(is_f32::<T>());
+    // SAFETY: `T` is `f32` (checked), so the slice is one of f32 values.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) }
+}
+
+/// `v` as f32 values; only called when [`is_f32`] holds.
+fn f32s_mut<T: 'static>(v: &mut [T]) -> &mut [f32] {
+    assert!(is_f32::<T>());
+    // SAFETY: `T` is `f32` (checked), so the slice is one of f32 values.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
+}
+
+/// Writes LANES planes `(LANES, h, w)` of `src` into the inside of the padded interleaved
+/// buffer `(h + 2·pad, pw, LANES)`, eight columns at a time through [`transpose`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn interleave_avx(src: &[f32], input: &mut [f32], g: Geometry, pw: usize) {
+    use std::arch::x86_64::*;
+    let plane = g.h * g.w;
+    assert!(src.len() >= LANES * plane);
+    assert!(input.len() >= (g.h + 2 * g.pad) * pw * LANES && pw >= g.w + 2 * g.pad);
+    let (sp, ip) = (src.as_ptr(), input.as_mut_ptr());
+    for r in 0..g.h {
+        let base = ((r + g.pad) * pw + g.pad) * LANES;
+        let mut c = 0;
+        while c + LANES <= g.w {
+            // SAFETY: rows `r·w + c .. + 8` of each plane and pixels `c .. c + 8` of padded row
+            // `r + pad` are inside the slices (asserted sizes).
+            let rows: [__m256; LANES] =
+                std::array::from_fn(|l| _mm256_loadu_ps(sp.add(l * plane + r * g.w + c)));
+            for (j, col) in transpose(rows).into_iter().enumerate() {
+                _mm256_storeu_ps(ip.add(base + (c + j) * LANES), col);
+            }
+            c += LANES;
+        }
+        for c in c..g.w {
+            for l in 0..LANES {
+                input[base + c * LANES + l] = src[l * plane + r * g.w + c];
+            }
+        }
+    }
+}
+
+/// Writes the interleaved output row `row` `(ow, LANES)` to pixels `out` of LANES output planes
+/// of `plane` values each in `dst`, eight pixels at a time through [`transpose`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn deinterleave_avx(
+    row: &[f32],
+    dst: &mut [f32],
+    plane: usize,
+    out: std::ops::Range<usize>,
+) {
+    use std::arch::x86_64::*;
+    let ow = out.len();
+    assert!(row.len() >= ow * LANES && dst.len() >= (LANES - 1) * plane + out.end);
+    let (rp, dp) = (row.as_ptr(), dst.as_mut_ptr());
+    let mut x = 0;
+    while x + LANES <= ow {
+        // SAFETY: pixels `x .. x + 8` of the row and of each plane's output row (asserted).
+        let px: [__m256; LANES] = std::array::from_fn(|j| _mm256_loadu_ps(rp.add((x + j) * LANES)));
+        for (l, lane) in transpose(px).into_iter().enumerate() {
+            _mm256_storeu_ps(dp.add(l * plane + out.start + x), lane);
+        }
+        x += LANES;
+    }
+    for x in x..ow {
+        for l in 0..LANES {
+            dst[l * plane + out.start + x] = row[x * LANES + l];
+        }
+    }
+}
+
+/// Output row `y` `(ow, LANES)` of the interleaved input `(ph, pw, LANES)` with filters
+/// `(k·k, LANES)`, stride `S`, over the kernel rows `rows`: [`accumulate`]'s sums in the same
+/// order (a multiply, then an add, per tap), eight pixels at a time in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_avx<const S: usize>(
+    input: &[f32],
+    filt: &[f32],
+    row: &mut [f32],
+    y: usize,
+    rows: std::ops::Range<usize>,
+    g: Geometry,
+    pw: usize,
+) {
+    let (k, ow) = (g.k, g.ow);
+    assert!(rows.end <= k && filt.len() >= k * k * LANES && row.len() >= ow * LANES);
+    if rows.is_empty() || ow == 0 {
+        row[..ow * LANES].fill(0.0);
+        return;
+    }
+    // The last value read: kernel row `rows.end − 1`, pixel `ow − 1`, column `k − 1`.
+    let last = ((y * S + rows.end - 1) * pw + (ow - 1) * S + k - 1) * LANES + LANES;
+    assert!(last <= input.len());
+    let (ip, fp, rp) = (input.as_ptr(), filt.as_ptr(), row.as_mut_ptr());
+    let mut x = 0;
+    // SAFETY (all three): every read is at most `last` (asserted) and every write inside
+    // `row` (`x + X ≤ ow`).
+    while x + 8 <= ow {
+        pixels_avx::<8, S>(ip, fp, rp, (y, x), rows.clone(), k, pw);
+        x += 8;
+    }
+    if x + 4 <= ow {
+        pixels_avx::<4, S>(ip, fp, rp, (y, x), rows.clone(), k, pw);
+        x += 4;
+    }
+    while x < ow {
+        pixels_avx::<1, S>(ip, fp, rp, (y, x), rows.clone(), k, pw);
+        x += 1;
+    }
+}
+
+/// Pixels `x .. x + X` of output row `y` (see [`row_avx`]).
+///
+/// # Safety
+/// AVX2; the reads and writes inside the buffers (checked by [`row_avx`]).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pixels_avx<const X: usize, const S: usize>(
+    ip: *const f32,
+    fp: *const f32,
+    rp: *mut f32,
+    (y, x): (usize, usize),
+    rows: std::ops::Range<usize>,
+    k: usize,
+    pw: usize,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_ps(); X];
+    for ky in rows {
+        let p = ip.add(((y * S + ky) * pw + x * S) * LANES);
+        let f = fp.add(ky * k * LANES);
+        for kx in 0..k {
+            let w = _mm256_loadu_ps(f.add(kx * LANES));
+            let q = p.add(kx * LANES);
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_add_ps(*a, _mm256_mul_ps(w, _mm256_loadu_ps(q.add(j * S * LANES))));
+            }
+        }
+    }
+    for (j, a) in acc.into_iter().enumerate() {
+        _mm256_storeu_ps(rp.add((x + j) * LANES), a);
+    }
+}
+
+/// The 8×8 transpose of `r` (row `i` of the result is column `i` of `r`).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose(r: [std::arch::x86_64::__m256; LANES]) -> [std::arch::x86_64::__m256; LANES] {
+    use std::arch::x86_64::*;
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ]
 }
 
 /// The sums of `X` consecutive output pixels of one row (pixel `j` starts at `at(ky) + j·s·LANES`
@@ -174,6 +418,12 @@ fn accumulate<T: Real, const X: usize>(
     acc
 }
 
+/// A chunk of exactly LANES values as an array (lets the lane loops vectorise without checks).
+#[inline(always)]
+fn as_lanes<T>(v: &[T]) -> &[T; LANES] {
+    v.try_into().expect("chunks of LANES values")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +440,8 @@ mod tests {
             (3, 8, 5, 4, 3, 1, 1),
             (1, 3, 6, 6, 3, 1, 1),
             (1, 8, 2, 3, 5, 1, 2),
+            (1, 8, 30, 61, 3, 1, 1),
+            (1, 17, 17, 50, 5, 2, 2),
         ];
         for (i, &(b, c, h, w, k, s, p)) in cases.iter().enumerate() {
             let g = Geometry::new(
