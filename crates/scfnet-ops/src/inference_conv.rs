@@ -47,6 +47,8 @@ pub struct InferenceConv {
     c_in: usize,
     geometry: ConvGeometry,
     act: Activation,
+    /// The weights for [`crate::direct_conv`], when the geometry allows it.
+    direct: Option<Vec<f32>>,
 }
 
 impl InferenceConv {
@@ -80,7 +82,11 @@ impl InferenceConv {
             .to_dtype(candle_core::DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?;
+        let g = geometry;
+        let direct = crate::direct_conv::applies(g.kernel, g.stride, g.padding, g.dilation, c_in)
+            .then(|| crate::direct_conv::pack(&weight, c_out, c_in));
         Ok(Self {
+            direct,
             weight,
             bias: bias.iter().map(|&b| b as f32).collect(),
             c_out,
@@ -88,6 +94,15 @@ impl InferenceConv {
             geometry,
             act,
         })
+    }
+
+    /// The same layer without the direct 3×3 kernel (tests compare both kernels).
+    #[cfg(test)]
+    fn tiled_only(&self) -> Self {
+        Self {
+            direct: None,
+            ..self.clone()
+        }
     }
 
     /// Whether [`InferenceConv::forward`] runs on `x`: f32 on the CPU kernels' device.
@@ -244,14 +259,20 @@ impl CustomOp2 for Op<'_> {
 
 /// A raw output pointer shared by the tiles, which write disjoint regions.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(crate) struct OutPtr(*mut f32);
 // SAFETY: every work item writes its own (channel, column) region of the output, see `run`.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
+    /// The start of `out`'s spare capacity (values written through it become `out`'s with
+    /// `set_len`).
+    pub(crate) fn new(out: &mut Vec<f32>) -> Self {
+        Self(out.spare_capacity_mut().as_mut_ptr().cast::<f32>())
+    }
+
     /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
-    fn at(self, offset: usize) -> *mut f32 {
+    pub(crate) fn at(self, offset: usize) -> *mut f32 {
         self.0.wrapping_add(offset)
     }
 }
@@ -267,6 +288,16 @@ fn run(
     residual: Option<(&[f32], Activation)>,
 ) -> Vec<f32> {
     let g = conv.geometry;
+    if let (Some(packed), None) = (&conv.direct, scale) {
+        let layer = crate::direct_conv::Layer {
+            packed,
+            bias: &conv.bias,
+            act: conv.act,
+            c_out: conv.c_out,
+            dilation: g.dilation,
+        };
+        return crate::direct_conv::forward(&layer, x, (b, c, h, w), residual);
+    }
     let (oh, ow) = (g.output(h), g.output(w));
     let (hwo, co, k) = (oh * ow, conv.c_out, g.kernel);
     let kdim = c * k * k;
@@ -289,7 +320,7 @@ fn run(
         None => &conv.weight[..],
     };
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    let dst = OutPtr(out.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    let dst = OutPtr::new(&mut out);
     let wide = simd::wide();
     // With the channels split, the blocks of one tile share its columns: built once, up front.
     let per_tile = kdim * tile;
@@ -368,7 +399,7 @@ fn run(
 }
 
 /// The epilogue of one row segment: `act(v + bias)`, then `then(v + residual)`.
-fn tail(
+pub(crate) fn tail(
     row: &mut [f32],
     bias: f32,
     act: Activation,
@@ -536,7 +567,9 @@ mod tests {
             (2, 3, 8, 16, 17, 3, 2, 1, 1),
             (1, 4, 8, 9, 10, 5, 3, 2, 2),
             (1, 4, 40, 60, 50, 3, 1, 1, 1),
+            (2, 7, 6, 5, 20, 3, 1, 2, 2),
         ];
+        let mut direct_cases = 0;
         for (i, &(b, ci, co, h, w, k, s, p, d)) in cases.iter().enumerate() {
             let g = ConvGeometry {
                 kernel: k,
@@ -549,21 +582,28 @@ mod tests {
             let bias: Vec<f64> = (0..co).map(|j| (j as f64 * 0.37).cos() * 0.2).collect();
             for act in [Activation::None, Activation::Relu, Activation::HardSwish] {
                 let conv = InferenceConv::new(&wt, &bias, g, act).unwrap();
-                let got = conv.forward(&x, None).unwrap();
-                let want = reference(&x, &wt, &bias, g, act, None);
-                assert_eq!(got.dims(), want.dims(), "case {i}");
-                let diff = max_abs_diff(&got, &want);
-                assert!(diff < 2e-5, "case {i} {act:?}: max diff {diff}");
-                let r = values(want.dims(), 9.0 + i as f32);
-                for then in [Activation::None, Activation::Relu] {
-                    let got = conv
-                        .forward(&x, Some(Residual { tensor: &r, then }))
-                        .unwrap();
-                    let want = reference(&x, &wt, &bias, g, act, Some((&r, then)));
+                direct_cases += usize::from(conv.direct.is_some());
+                // The direct 3×3 kernel where it applies, and the tiled one always.
+                for conv in [conv.clone(), conv.tiled_only()] {
+                    let got = conv.forward(&x, None).unwrap();
+                    let want = reference(&x, &wt, &bias, g, act, None);
+                    assert_eq!(got.dims(), want.dims(), "case {i}");
                     let diff = max_abs_diff(&got, &want);
-                    assert!(diff < 2e-5, "case {i} {act:?} + residual {then:?}: {diff}");
+                    assert!(diff < 2e-5, "case {i} {act:?}: max diff {diff}");
+                    let r = values(want.dims(), 9.0 + i as f32);
+                    for then in [Activation::None, Activation::Relu] {
+                        let got = conv
+                            .forward(&x, Some(Residual { tensor: &r, then }))
+                            .unwrap();
+                        let want = reference(&x, &wt, &bias, g, act, Some((&r, then)));
+                        let diff = max_abs_diff(&got, &want);
+                        assert!(diff < 2e-5, "case {i} {act:?} + residual {then:?}: {diff}");
+                    }
                 }
             }
+        }
+        if crate::simd::wide() {
+            assert_eq!(direct_cases, 3 * 7, "3×3 stride-1 same-size cases");
         }
     }
 

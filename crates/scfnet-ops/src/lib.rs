@@ -46,6 +46,7 @@ pub mod check;
 pub mod cpu_runtime;
 mod depthwise;
 mod depthwise_lanes;
+mod direct_conv;
 mod dispatch;
 mod elem;
 pub mod finite;
