@@ -8,7 +8,7 @@ use candle_core::{DType, Result, Tensor};
 use candle_nn::{conv2d, Conv2dConfig, ModuleT, VarBuilder};
 use scfnet_backbones::blocks::{Activation, BlockConv, ConvBnAct};
 use scfnet_ops::onnx::{self, OnnxGraph, Value};
-use scfnet_ops::{resize_like, ConvGeometry, InferenceConv};
+use scfnet_ops::{add_resized, resize_like, ConvGeometry, InferenceConv};
 
 /// The geometry of a same-size 3×3 convolution with `dilation`.
 fn same3x3(dilation: usize) -> ConvGeometry {
@@ -69,7 +69,14 @@ impl Scfm {
     }
 
     /// `fl` (finer), `fh` (previous decoder output), `fd` (deepest map); output at `fl`'s size.
+    ///
+    /// In eval mode each merge runs as one kernel ([`scfnet_ops::add_resized`], the same values).
     pub fn forward_t(&self, fl: &Tensor, fh: &Tensor, fd: &Tensor, train: bool) -> Result<Tensor> {
+        if !train {
+            let fdh = self.cv1.forward_t(&add_resized(fh, fd, true)?, false)?;
+            let fhl = self.cv2.forward_t(&add_resized(fl, fh, true)?, false)?;
+            return self.cv3.forward_t(&add_resized(&fhl, &fdh, false)?, false);
+        }
         let fdh = (fh + fh.mul(&resize_like(fd, fh)?)?)?;
         let fdh = self.cv1.forward_t(&fdh, train)?;
         let fhl = (fl + fl.mul(&resize_like(fh, fl)?)?)?;

@@ -86,35 +86,41 @@ pub(crate) fn forward(
     // Rows are computed 8 pixels at a time up to `wr`; the padded rows leave room for the last
     // vector's taps.
     let wr = w.next_multiple_of(8);
-    let (hp, wp) = (h + 2 * d, wr + 2 * d);
-    let plane = hp * wp;
-    let mut padded = vec![0f32; b * c * plane];
-    padded
-        .par_chunks_mut(plane)
-        .zip(x.par_chunks(h * w))
-        .for_each(|(dst, src)| {
-            for (r, row) in src.chunks_exact(w).enumerate() {
-                let at = (r + d) * wp + d;
-                dst[at..at + w].copy_from_slice(row);
-            }
-        });
     // Work items: a few output rows of one image, every output channel.
     let wanted = 4 * rayon::current_num_threads();
     let rows_per_item = (b * h).div_ceil(wanted).clamp(1, 8);
     let blocks = h.div_ceil(rows_per_item);
+    // Each item copies the input rows its outputs see into a zero-padded buffer of its thread,
+    // `(c, rows_per_item + 2d, wp)`: the padding columns are zeroed once and never written.
+    let (hp, wp) = (rows_per_item + 2 * d, wr + 2 * d);
+    let plane = hp * wp;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = OutPtr::new(&mut out);
     let wide = true;
-    (0..b * blocks)
-        .into_par_iter()
-        .for_each_init(Vec::<f32>::new, |rows, item| {
+    (0..b * blocks).into_par_iter().for_each_init(
+        || (Vec::<f32>::new(), Vec::<f32>::new()),
+        |(window, rows), item| {
             let (img, blk) = (item / blocks, item % blocks);
-            let image = &padded[img * c * plane..(img + 1) * c * plane];
+            let image = &x[img * c * h * w..(img + 1) * c * h * w];
+            let y0 = blk * rows_per_item;
+            window.resize(c * plane, 0.0);
+            for (src, dst) in image
+                .chunks_exact(h * w)
+                .zip(window.chunks_exact_mut(plane))
+            {
+                for (lr, row) in dst.chunks_exact_mut(wp).enumerate() {
+                    // Input row `y0 + lr − d`, or padding.
+                    match (y0 + lr).checked_sub(d).filter(|&iy| iy < h) {
+                        Some(iy) => row[d..d + w].copy_from_slice(&src[iy * w..(iy + 1) * w]),
+                        None => row.fill(0.0),
+                    }
+                }
+            }
             rows.resize(GROUP * wr, 0.0);
-            for oy in blk * rows_per_item..((blk + 1) * rows_per_item).min(h) {
+            for oy in y0..(y0 + rows_per_item).min(h) {
                 for (grp, wts) in layer.packed.chunks_exact(c * TAPS * GROUP).enumerate() {
                     // SAFETY: AVX2 and FMA (asserted above); the sizes are checked inside.
-                    unsafe { row_group(image, wts, (c, hp, wp), d, oy, wr, rows) };
+                    unsafe { row_group(window, wts, (c, hp, wp), d, oy - y0, wr, rows) };
                     for r in 0..GROUP.min(c_out - grp * GROUP) {
                         let co = grp * GROUP + r;
                         let at = (img * c_out + co) * h * w + oy * w;
@@ -127,7 +133,8 @@ pub(crate) fn forward(
                     }
                 }
             }
-        });
+        },
+    );
     // SAFETY: the items cover every (image, row) with every channel, see above.
     unsafe { out.set_len(len) };
     out

@@ -58,6 +58,7 @@ pub mod macs;
 pub mod onnx;
 mod pool;
 mod resize;
+mod resize_add;
 mod sigmoid;
 mod simd;
 mod views;
@@ -76,6 +77,7 @@ pub use linear::linear;
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
 pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
+pub use resize_add::add_resized;
 pub use sigmoid::sigmoid_values;
 
 /// The examples of the crate's README.md, compiled and run by `cargo test --doc`.

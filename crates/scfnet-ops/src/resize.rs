@@ -11,7 +11,7 @@ use crate::views::cached_constant;
 
 /// One output coordinate's two source indices and weights.
 #[derive(Clone, Copy, Debug)]
-struct Tap<T> {
+pub(crate) struct Tap<T> {
     i0: usize,
     i1: usize,
     w0: T,
@@ -21,7 +21,7 @@ struct Tap<T> {
 /// Source taps along one axis, as PyTorch's `upsample_bilinear2d` computes them (in the tensor's
 /// own float type): `align_corners` maps the corner pixel centres onto each other, otherwise
 /// half-pixel centres with the source index clamped at 0.
-fn taps<T: Real>(in_len: usize, out_len: usize, align_corners: bool) -> Vec<Tap<T>> {
+pub(crate) fn taps<T: Real>(in_len: usize, out_len: usize, align_corners: bool) -> Vec<Tap<T>> {
     let scale = if align_corners {
         if out_len > 1 {
             T::from_usize(in_len - 1) / T::from_usize(out_len - 1)
@@ -61,7 +61,7 @@ fn taps<T: Real>(in_len: usize, out_len: usize, align_corners: bool) -> Vec<Tap<
 /// Each source row is resampled along the columns once and kept while consecutive output rows
 /// use it; an output row is then one vectorisable blend of two resampled rows. The arithmetic is
 /// the textbook `w0·(u0·a + u1·b) + w1·(u0·c + u1·d)`, term for term.
-fn resize_plane_into<T: Real>(
+pub(crate) fn resize_plane_into<T: Real>(
     plane: &[T],
     iw: usize,
     ys: &[Tap<T>],
