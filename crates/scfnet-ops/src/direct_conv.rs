@@ -1,12 +1,14 @@
-//! The same-size 3×3 convolution of inference (stride 1, padding = dilation) computed directly,
-//! without explicit columns: f32 with AVX2 and FMA. For the few channels of the student's decoder
-//! the explicit columns cost as much as the product itself (nine copies of every input value per
-//! layer); here every input row is read in place from a zero-padded copy of the image.
+//! The 3×3 convolution of inference with padding = dilation (stride 1: same size; stride 2: the
+//! student's stem) computed directly, without explicit columns: f32 with AVX2 and FMA. For the
+//! few channels of the student's decoder the explicit columns cost as much as the product itself
+//! (nine copies of every input value per layer); here the input rows that a work item's outputs
+//! see are copied once into a zero-padded window and read in place.
 //!
 //! The kernel keeps 4 output channels × 16 pixels of one output row in registers and adds, for
 //! every input channel and tap, 16 input values (two vector loads) times each channel's weight
-//! (a broadcast). The output rows then take the same epilogue as the tiled kernel (bias,
-//! activation, residual).
+//! (a broadcast). With stride 2 the window stores each row as its even and its odd columns one
+//! after the other, so that the 16 inputs of every tap are again consecutive. The output rows
+//! then take the same epilogue as the tiled kernel (bias, activation, residual).
 
 use rayon::prelude::*;
 
@@ -24,8 +26,8 @@ const TAPS: usize = 9;
 /// product is efficient with long sums, and rows of 11 pixels fill 16-wide vectors badly).
 const MAX_INPUT_CHANNELS: usize = 128;
 
-/// Whether a layer of this geometry and width runs here: 3×3, stride 1, "same" padding, at most
-/// [`MAX_INPUT_CHANNELS`] input channels, on a CPU with AVX2 and FMA.
+/// Whether a layer of this geometry and width runs here: 3×3, stride 1 or 2, padding equal to
+/// the dilation, at most [`MAX_INPUT_CHANNELS`] input channels, on a CPU with AVX2 and FMA.
 pub(crate) fn applies(
     kernel: usize,
     stride: usize,
@@ -34,7 +36,7 @@ pub(crate) fn applies(
     c_in: usize,
 ) -> bool {
     kernel == 3
-        && stride == 1
+        && (stride == 1 || stride == 2)
         && padding == dilation
         && c_in <= MAX_INPUT_CHANNELS
         && crate::simd::wide()
@@ -66,9 +68,11 @@ pub(crate) struct Layer<'a> {
     pub c_out: usize,
     /// Tap spacing (= padding).
     pub dilation: usize,
+    /// Step, 1 or 2.
+    pub stride: usize,
 }
 
-/// `x` `(B, C, H, W)` → `(B, C_out, H, W)`: `act(conv(x) + bias)`, then `then(· + residual)`.
+/// `x` `(B, C, H, W)` → `(B, C_out, H', W')`: `act(conv(x) + bias)`, then `then(· + residual)`.
 /// Only when [`applies`] held for the layer.
 pub(crate) fn forward(
     layer: &Layer,
@@ -76,24 +80,35 @@ pub(crate) fn forward(
     (b, c, h, w): (usize, usize, usize, usize),
     residual: Option<(&[f32], Activation)>,
 ) -> Vec<f32> {
-    let (d, c_out) = (layer.dilation, layer.c_out);
-    let len = b * c_out * h * w;
+    let (d, st, c_out) = (layer.dilation, layer.stride, layer.c_out);
+    assert!(st == 1 || st == 2, "direct convolution with stride {st}");
+    let (oh, ow) = ((h - 1) / st + 1, (w - 1) / st + 1);
+    let len = b * c_out * oh * ow;
     if len == 0 {
         return Vec::new();
     }
     assert!(crate::simd::wide(), "direct convolution without AVX2");
     assert_eq!(layer.packed.len(), c_out.div_ceil(GROUP) * c * TAPS * GROUP);
-    // Rows are computed 8 pixels at a time up to `wr`; the padded rows leave room for the last
-    // vector's taps.
-    let wr = w.next_multiple_of(8);
+    // Output rows are computed 8 pixels at a time up to `wr`.
+    let wr = ow.next_multiple_of(8);
     // Work items: a few output rows of one image, every output channel.
     let wanted = 4 * rayon::current_num_threads();
-    let rows_per_item = (b * h).div_ceil(wanted).clamp(1, 8);
-    let blocks = h.div_ceil(rows_per_item);
-    // Each item copies the input rows its outputs see into a zero-padded buffer of its thread,
-    // `(c, rows_per_item + 2d, wp)`: the padding columns are zeroed once and never written.
-    let (hp, wp) = (rows_per_item + 2 * d, wr + 2 * d);
-    let plane = hp * wp;
+    let rows_per_item = (b * oh).div_ceil(wanted).clamp(1, 8);
+    let blocks = oh.div_ceil(rows_per_item);
+    // Each item copies the padded input rows its outputs see into a window of its thread:
+    // per channel `(rows, st, wq)`, each row as its `st` column phases (padded column `j` at
+    // phase `j % st`, index `j / st`). Tap `(ky, kx)` of output `(oy, x)` reads window row
+    // `oy·st + ky·d` (from the item's first row), phase `kx·d % st`, index `x + kx·d / st`.
+    // Values the copy never writes (padding) are zeroed once.
+    let geometry = Window {
+        c,
+        rows: (rows_per_item - 1) * st + 2 * d + 1,
+        st,
+        wq: wr + 2 * d / st + 1,
+        d,
+        wr,
+    };
+    let plane = geometry.rows * st * geometry.wq;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = OutPtr::new(&mut out);
     let wide = true;
@@ -108,27 +123,27 @@ pub(crate) fn forward(
                 .chunks_exact(h * w)
                 .zip(window.chunks_exact_mut(plane))
             {
-                for (lr, row) in dst.chunks_exact_mut(wp).enumerate() {
-                    // Input row `y0 + lr − d`, or padding.
-                    match (y0 + lr).checked_sub(d).filter(|&iy| iy < h) {
-                        Some(iy) => row[d..d + w].copy_from_slice(&src[iy * w..(iy + 1) * w]),
+                for (lr, row) in dst.chunks_exact_mut(st * geometry.wq).enumerate() {
+                    // Padded row `y0·st + lr` is input row `y0·st + lr − d`, or padding.
+                    match (y0 * st + lr).checked_sub(d).filter(|&iy| iy < h) {
+                        Some(iy) => copy_row(&src[iy * w..(iy + 1) * w], row, d, st, geometry.wq),
                         None => row.fill(0.0),
                     }
                 }
             }
             rows.resize(GROUP * wr, 0.0);
-            for oy in y0..(y0 + rows_per_item).min(h) {
+            for oy in y0..(y0 + rows_per_item).min(oh) {
                 for (grp, wts) in layer.packed.chunks_exact(c * TAPS * GROUP).enumerate() {
                     // SAFETY: AVX2 and FMA (asserted above); the sizes are checked inside.
-                    unsafe { row_group(window, wts, (c, hp, wp), d, oy - y0, wr, rows) };
+                    unsafe { row_group(window, wts, &geometry, oy - y0, rows) };
                     for r in 0..GROUP.min(c_out - grp * GROUP) {
                         let co = grp * GROUP + r;
-                        let at = (img * c_out + co) * h * w + oy * w;
+                        let at = (img * c_out + co) * oh * ow + oy * ow;
                         // SAFETY: `dst` has room for `len` values; this item alone writes rows
                         // `oy` of image `img` (every channel), each once.
-                        let out_row = unsafe { std::slice::from_raw_parts_mut(dst.at(at), w) };
-                        out_row.copy_from_slice(&rows[r * wr..r * wr + w]);
-                        let res = residual.map(|(v, then)| (&v[at..at + w], then));
+                        let out_row = unsafe { std::slice::from_raw_parts_mut(dst.at(at), ow) };
+                        out_row.copy_from_slice(&rows[r * wr..r * wr + ow]);
+                        let res = residual.map(|(v, then)| (&v[at..at + ow], then));
                         tail(out_row, layer.bias[co], layer.act, res, wide);
                     }
                 }
@@ -140,62 +155,60 @@ pub(crate) fn forward(
     out
 }
 
-/// Output row `oy` of 4 channels, `(4, wr)` into `out`: the padded image `(c, hp, wp)`, weights
-/// `(c, 9, 4)`.
+/// Input row `src` into window row `row` (`st` phases of `wq` values) at padded column `d`
+/// onwards; the padding columns are left as they are (zero).
+fn copy_row(src: &[f32], row: &mut [f32], d: usize, st: usize, wq: usize) {
+    if st == 1 {
+        row[d..d + src.len()].copy_from_slice(src);
+        return;
+    }
+    for (ix, &v) in src.iter().enumerate() {
+        let j = ix + d;
+        row[(j % st) * wq + j / st] = v;
+    }
+}
+
+/// The shape of a work item's window (see [`forward`]).
+struct Window {
+    /// Input channels.
+    c: usize,
+    /// Window rows per channel.
+    rows: usize,
+    /// Stride (column phases per row).
+    st: usize,
+    /// Values per phase.
+    wq: usize,
+    /// Dilation.
+    d: usize,
+    /// Output row length, a multiple of 8.
+    wr: usize,
+}
+
+/// Output row `oy` (counted from the window's first) of 4 channels, `(4, wr)` into `out`, from
+/// the window `(c, rows, st, wq)` and weights `(c, 9, 4)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_group(
-    image: &[f32],
-    wts: &[f32],
-    (c, hp, wp): (usize, usize, usize),
-    d: usize,
-    oy: usize,
-    wr: usize,
-    out: &mut [f32],
-) {
-    assert!(image.len() >= c * hp * wp && wts.len() >= c * TAPS * GROUP);
-    assert!(out.len() >= GROUP * wr && wr % 8 == 0 && wr + 2 * d <= wp && oy + 2 * d < hp);
-    let (ip, wp_ptr, op) = (image.as_ptr(), wts.as_ptr(), out.as_mut_ptr());
-    let shape = Shape {
-        c,
-        plane: hp * wp,
-        wp,
-        d,
-        wr,
-    };
+unsafe fn row_group(window: &[f32], wts: &[f32], s: &Window, oy: usize, out: &mut [f32]) {
+    let (row_len, wr) = (s.st * s.wq, s.wr);
+    assert!(window.len() >= s.c * s.rows * row_len && wts.len() >= s.c * TAPS * GROUP);
+    assert!(out.len() >= GROUP * wr && wr % 8 == 0);
+    // The farthest read: row `oy·st + 2d`, phase `st − 1` at most, index `wr − 1 + 2d / st`.
+    assert!(oy * s.st + 2 * s.d < s.rows && wr + 2 * s.d / s.st <= s.wq);
+    let (ip, wp, op) = (window.as_ptr(), wts.as_ptr(), out.as_mut_ptr());
     let mut x0 = 0;
-    // SAFETY (both): a vector of pixels `x0 .. x0 + 8·V ≤ wr` reads up to column
-    // `x0 + 8·V − 1 + 2d < wp` of rows `oy .. oy + 2d < hp`, and writes inside `out` (asserted).
+    // SAFETY (both): reads inside the window and writes inside `out` (asserted above).
     while x0 + 16 <= wr {
-        pixels::<2>(ip, wp_ptr, op, &shape, oy, x0);
+        pixels::<2>(ip, wp, op, s, oy, x0);
         x0 += 16;
     }
     if x0 < wr {
-        pixels::<1>(ip, wp_ptr, op, &shape, oy, x0);
+        pixels::<1>(ip, wp, op, s, oy, x0);
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn row_group(
-    _: &[f32],
-    _: &[f32],
-    _: (usize, usize, usize),
-    _: usize,
-    _: usize,
-    _: usize,
-    _: &mut [f32],
-) {
+unsafe fn row_group(_: &[f32], _: &[f32], _: &Window, _: usize, _: &mut [f32]) {
     unreachable!("applies() is false without AVX2")
-}
-
-/// Sizes the kernel steps by.
-#[cfg(target_arch = "x86_64")]
-struct Shape {
-    c: usize,
-    plane: usize,
-    wp: usize,
-    d: usize,
-    wr: usize,
 }
 
 /// `8·V` pixels from `x0` of output row `oy`, 4 channels.
@@ -209,25 +222,31 @@ unsafe fn pixels<const V: usize>(
     ip: *const f32,
     wts: *const f32,
     op: *mut f32,
-    s: &Shape,
+    s: &Window,
     oy: usize,
     x0: usize,
 ) {
     use std::arch::x86_64::*;
+    let row_len = s.st * s.wq;
+    let plane = s.rows * row_len;
+    // Offset of tap (ky, kx) from a channel's window start, for this row and first pixel.
+    let taps: [usize; TAPS] = std::array::from_fn(|t| {
+        let (ky, kx) = (t / 3, t % 3);
+        let col = kx * s.d;
+        (oy * s.st + ky * s.d) * row_len + (col % s.st) * s.wq + col / s.st + x0
+    });
     let mut acc = [[_mm256_setzero_ps(); V]; GROUP];
     for ci in 0..s.c {
-        let base = ip.add(ci * s.plane + oy * s.wp + x0);
+        let base = ip.add(ci * plane);
         let w = wts.add(ci * TAPS * GROUP);
-        for ky in 0..3 {
-            for kx in 0..3 {
-                let src = base.add(ky * s.d * s.wp + kx * s.d);
-                let v: [__m256; V] = std::array::from_fn(|j| _mm256_loadu_ps(src.add(8 * j)));
-                let t = w.add((ky * 3 + kx) * GROUP);
-                for (r, a) in acc.iter_mut().enumerate() {
-                    let wv = _mm256_broadcast_ss(&*t.add(r));
-                    for (aj, &vj) in a.iter_mut().zip(&v) {
-                        *aj = _mm256_fmadd_ps(wv, vj, *aj);
-                    }
+        for (t, &off) in taps.iter().enumerate() {
+            let src = base.add(off);
+            let v: [__m256; V] = std::array::from_fn(|j| _mm256_loadu_ps(src.add(8 * j)));
+            let wt = w.add(t * GROUP);
+            for (r, a) in acc.iter_mut().enumerate() {
+                let wv = _mm256_broadcast_ss(&*wt.add(r));
+                for (aj, &vj) in a.iter_mut().zip(&v) {
+                    *aj = _mm256_fmadd_ps(wv, vj, *aj);
                 }
             }
         }

@@ -295,6 +295,7 @@ fn run(
             act: conv.act,
             c_out: conv.c_out,
             dilation: g.dilation,
+            stride: g.stride,
         };
         return crate::direct_conv::forward(&layer, x, (b, c, h, w), residual);
     }
@@ -568,6 +569,7 @@ mod tests {
             (1, 4, 8, 9, 10, 5, 3, 2, 2),
             (1, 4, 40, 60, 50, 3, 1, 1, 1),
             (2, 7, 6, 5, 20, 3, 1, 2, 2),
+            (1, 5, 9, 10, 37, 3, 2, 2, 2),
         ];
         let mut direct_cases = 0;
         for (i, &(b, ci, co, h, w, k, s, p, d)) in cases.iter().enumerate() {
@@ -603,7 +605,11 @@ mod tests {
             }
         }
         if crate::simd::wide() {
-            assert_eq!(direct_cases, 3 * 7, "3×3 stride-1 same-size cases");
+            assert_eq!(
+                direct_cases,
+                3 * 10,
+                "3×3 cases of stride 1 or 2 with padding = dilation"
+            );
         }
     }
 
