@@ -155,7 +155,8 @@ impl ModuleT for Scfnet {
     /// pool from outside and putting the calling thread to sleep until it is done. A batch of
     /// several images is cut into one part per worker and the parts run side by side, each image
     /// through the whole network on one core, without hand-offs between operations (images are
-    /// independent in eval mode; the maps are those of the whole batch).
+    /// independent in eval mode; the maps are those of the whole batch). A single image keeps a
+    /// second worker awake for the length of the pass ([`scfnet_ops::with_busy_helper`]).
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train || !scfnet_ops::uses_cpu_kernels(x) {
             return self.prediction(x, train);
@@ -165,7 +166,7 @@ impl ModuleT for Scfnet {
         }
         let parts = batch_parts(x.dim(0)?, rayon::current_num_threads());
         if parts.len() < 2 {
-            return self.prediction(x, train);
+            return scfnet_ops::with_busy_helper(|| self.prediction(x, train));
         }
         let maps = parts
             .into_par_iter()

@@ -42,6 +42,7 @@
 mod activation;
 mod batch_norm;
 mod bias_act;
+mod busy_helper;
 pub mod check;
 pub mod cpu_runtime;
 mod depthwise;
@@ -68,6 +69,7 @@ pub use activation::{
 };
 pub use batch_norm::{batch_norm, paddle_batch_norm, BatchNorm, RunningVariance};
 pub use bias_act::add_bias_activate;
+pub use busy_helper::with_busy_helper;
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_bias_act, DepthwiseConfig};
 pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
 pub use finite::{all_finite, non_finite_names};
