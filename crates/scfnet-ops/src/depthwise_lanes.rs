@@ -7,6 +7,8 @@
 //! inside the image, every kernel column with the padding as zeros), so both give identical
 //! values.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::activation::Activation;
@@ -40,10 +42,14 @@ pub(crate) fn forward<T: Real>(
     tail: Option<Tail>,
 ) -> Vec<T> {
     let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
-    let mut out = vec![T::ZERO; x.len() / plane_in * plane_out];
+    let len = x.len() / plane_in * plane_out;
+    let mut out: Vec<T> = Vec::with_capacity(len);
     // Work items: LANES consecutive planes of one image (one contiguous run of the output).
     let mut items = Vec::new();
-    for (img, planes) in out.chunks_mut(channels * plane_out).enumerate() {
+    for (img, planes) in out.spare_capacity_mut()[..len]
+        .chunks_mut(channels * plane_out)
+        .enumerate()
+    {
         for (blk, dst) in planes.chunks_mut(LANES * plane_out).enumerate() {
             items.push((img * channels + blk * LANES, blk * LANES, dst));
         }
@@ -68,6 +74,8 @@ pub(crate) fn forward<T: Real>(
             let _ = wide;
             block_plain::<T, false>(&block, g, buf, dst);
         });
+    // SAFETY: every item wrote every value of its planes (`block_plain`).
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -82,7 +90,12 @@ struct Block<'a, T> {
 /// full block of f32 planes done by 8×8 transposes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn block_wide<T: Real>(b: &Block<T>, g: Geometry, buf: &mut Vec<T>, dst: &mut [T]) {
+unsafe fn block_wide<T: Real>(
+    b: &Block<T>,
+    g: Geometry,
+    buf: &mut Vec<T>,
+    dst: &mut [MaybeUninit<T>],
+) {
     block_plain::<T, true>(b, g, buf, dst)
 }
 
@@ -94,7 +107,7 @@ fn block_plain<T: Real, const AVX: bool>(
     b: &Block<T>,
     g: Geometry,
     buf: &mut Vec<T>,
-    dst: &mut [T],
+    dst: &mut [MaybeUninit<T>],
 ) {
     let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     let n = dst.len() / plane_out;
@@ -180,14 +193,14 @@ fn block_plain<T: Real, const AVX: bool>(
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as for the interleaving; `dst` holds LANES output planes.
             unsafe {
-                deinterleave_avx(f32s(row), f32s_mut(dst), plane_out, out_row.clone())
+                deinterleave_avx(f32s(row), uninit_f32s(dst), plane_out, out_row.clone())
             };
         } else {
             for lane in 0..n {
                 let drow =
                     &mut dst[lane * plane_out + out_row.start..lane * plane_out + out_row.end];
                 for (d, px) in drow.iter_mut().zip(row.chunks_exact(LANES)) {
-                    *d = px[lane];
+                    d.write(px[lane]);
                 }
             }
         }
@@ -195,6 +208,10 @@ fn block_plain<T: Real, const AVX: bool>(
             for (lane, &bias) in bias.iter().enumerate().take(n) {
                 let drow =
                     &mut dst[lane * plane_out + out_row.start..lane * plane_out + out_row.end];
+                // SAFETY: the row was written just above.
+                let drow = unsafe {
+                    std::slice::from_raw_parts_mut(drow.as_mut_ptr().cast::<T>(), drow.len())
+                };
                 apply_plane(drow, T::from_f64(bias), act);
             }
         }
@@ -211,6 +228,13 @@ fn f32s<T: 'static>(v: &[T]) -> &[f32] {
     assert!(is_f32::<T>());
     // SAFETY: `T` is `f32` (checked), so the slice is one of f32 values.
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) }
+}
+
+/// `v` as (not yet written) f32 values; only called when [`is_f32`] holds.
+fn uninit_f32s<T: 'static>(v: &mut [MaybeUninit<T>]) -> &mut [MaybeUninit<f32>] {
+    assert!(is_f32::<T>());
+    // SAFETY: `T` is `f32` (checked), so the slice is one of f32 slots.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
 }
 
 /// `v` as f32 values; only called when [`is_f32`] holds.
@@ -257,14 +281,14 @@ unsafe fn interleave_avx(src: &[f32], input: &mut [f32], g: Geometry, pw: usize)
 #[target_feature(enable = "avx2,fma")]
 unsafe fn deinterleave_avx(
     row: &[f32],
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     plane: usize,
     out: std::ops::Range<usize>,
 ) {
     use std::arch::x86_64::*;
     let ow = out.len();
     assert!(row.len() >= ow * LANES && dst.len() >= (LANES - 1) * plane + out.end);
-    let (rp, dp) = (row.as_ptr(), dst.as_mut_ptr());
+    let (rp, dp) = (row.as_ptr(), dst.as_mut_ptr().cast::<f32>());
     let mut x = 0;
     while x + LANES <= ow {
         // SAFETY: pixels `x .. x + 8` of the row and of each plane's output row (asserted).
@@ -276,7 +300,7 @@ unsafe fn deinterleave_avx(
     }
     for x in x..ow {
         for l in 0..LANES {
-            dst[l * plane + out.start + x] = row[x * LANES + l];
+            dst[l * plane + out.start + x].write(row[x * LANES + l]);
         }
     }
 }

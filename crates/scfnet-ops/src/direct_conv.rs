@@ -134,17 +134,36 @@ pub(crate) fn forward(
             rows.resize(GROUP * wr, 0.0);
             for oy in y0..(y0 + rows_per_item).min(oh) {
                 for (grp, wts) in layer.packed.chunks_exact(c * TAPS * GROUP).enumerate() {
-                    // SAFETY: AVX2 and FMA (asserted above); the sizes are checked inside.
-                    unsafe { row_group(window, wts, &geometry, oy - y0, rows) };
-                    for r in 0..GROUP.min(c_out - grp * GROUP) {
-                        let co = grp * GROUP + r;
-                        let at = (img * c_out + co) * oh * ow + oy * ow;
-                        // SAFETY: `dst` has room for `len` values; this item alone writes rows
-                        // `oy` of image `img` (every channel), each once.
-                        let out_row = unsafe { std::slice::from_raw_parts_mut(dst.at(at), ow) };
-                        out_row.copy_from_slice(&rows[r * wr..r * wr + ow]);
-                        let res = residual.map(|(v, then)| (&v[at..at + ow], then));
-                        tail(out_row, layer.bias[co], layer.act, res, wide);
+                    let valid = GROUP.min(c_out - grp * GROUP);
+                    let at = |r: usize| (img * c_out + grp * GROUP + r) * oh * ow + oy * ow;
+                    // Output rows of the group's channels; channels past `c_out` go to scratch.
+                    let targets: [*mut f32; GROUP] = std::array::from_fn(|r| {
+                        if r < valid {
+                            dst.at(at(r))
+                        } else {
+                            rows[r * wr..].as_mut_ptr()
+                        }
+                    });
+                    // Without a residual, bias and activation are applied in registers.
+                    let epilogue = residual.is_none().then(|| {
+                        let bias = std::array::from_fn(|r| {
+                            layer.bias.get(grp * GROUP + r).copied().unwrap_or(0.0)
+                        });
+                        (bias, layer.act)
+                    });
+                    // SAFETY: AVX2 and FMA (asserted above); the window and weights are checked
+                    // inside; each target has room for `ow` values: `dst` has room for `len`,
+                    // and this item alone writes rows `oy` of image `img` (every channel), each
+                    // once; the scratch rows hold `wr ≥ ow` values.
+                    unsafe { row_group(window, wts, &geometry, oy - y0, targets, ow, epilogue) };
+                    if let Some((values, then)) = residual {
+                        for r in 0..valid {
+                            // SAFETY: the row just written (see above).
+                            let out_row =
+                                unsafe { std::slice::from_raw_parts_mut(dst.at(at(r)), ow) };
+                            let res = Some((&values[at(r)..at(r) + ow], then));
+                            tail(out_row, layer.bias[grp * GROUP + r], layer.act, res, wide);
+                        }
                     }
                 }
             }
@@ -184,30 +203,128 @@ struct Window {
     wr: usize,
 }
 
-/// Output row `oy` (counted from the window's first) of 4 channels, `(4, wr)` into `out`, from
-/// the window `(c, rows, st, wq)` and weights `(c, 9, 4)`.
+/// Bias per channel of a group and the activation, applied before the values are stored.
+type Epilogue = Option<([f32; GROUP], Activation)>;
+
+/// Output row `oy` (counted from the window's first) of 4 channels, `ow` values to each of
+/// `targets`, from the window `(c, rows, st, wq)` and weights `(c, 9, 4)`; with `epilogue`,
+/// `act(sum + bias)`, else the sums.
+///
+/// # Safety
+/// AVX2 and FMA; each target valid for writing `ow` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_group(window: &[f32], wts: &[f32], s: &Window, oy: usize, out: &mut [f32]) {
+unsafe fn row_group(
+    window: &[f32],
+    wts: &[f32],
+    s: &Window,
+    oy: usize,
+    targets: [*mut f32; GROUP],
+    ow: usize,
+    epilogue: Epilogue,
+) {
     let (row_len, wr) = (s.st * s.wq, s.wr);
     assert!(window.len() >= s.c * s.rows * row_len && wts.len() >= s.c * TAPS * GROUP);
-    assert!(out.len() >= GROUP * wr && wr % 8 == 0);
+    assert!(wr % 8 == 0 && ow <= wr && wr < ow + 8);
     // The farthest read: row `oy·st + 2d`, phase `st − 1` at most, index `wr − 1 + 2d / st`.
     assert!(oy * s.st + 2 * s.d < s.rows && wr + 2 * s.d / s.st <= s.wq);
-    let (ip, wp, op) = (window.as_ptr(), wts.as_ptr(), out.as_mut_ptr());
+    let (ip, wp) = (window.as_ptr(), wts.as_ptr());
+    let out = Store {
+        targets,
+        ow,
+        epilogue,
+    };
     let mut x0 = 0;
-    // SAFETY (both): reads inside the window and writes inside `out` (asserted above).
+    // SAFETY (both): reads inside the window (asserted above), writes inside the targets'
+    // `ow` values (`Store::write`).
     while x0 + 16 <= wr {
-        pixels::<2>(ip, wp, op, s, oy, x0);
+        pixels::<2>(ip, wp, &out, s, oy, x0);
         x0 += 16;
     }
     if x0 < wr {
-        pixels::<1>(ip, wp, op, s, oy, x0);
+        pixels::<1>(ip, wp, &out, s, oy, x0);
+    }
+}
+
+/// Where and how a group's sums are stored.
+struct Store {
+    targets: [*mut f32; GROUP],
+    ow: usize,
+    epilogue: Epilogue,
+}
+
+impl Store {
+    /// Stores the `8·V` sums from pixel `x0` of each channel (bias and activation first when
+    /// asked for), clipped at `ow`.
+    ///
+    /// # Safety
+    /// AVX2; each target valid for `ow` values.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn write<const V: usize>(
+        &self,
+        acc: [[std::arch::x86_64::__m256; V]; GROUP],
+        x0: usize,
+    ) {
+        use std::arch::x86_64::*;
+        for (r, a) in acc.into_iter().enumerate() {
+            let mut a = a;
+            if let Some((bias, act)) = self.epilogue {
+                let b = _mm256_set1_ps(bias[r]);
+                for v in a.iter_mut() {
+                    *v = activate(_mm256_add_ps(*v, b), act);
+                }
+            }
+            let dst = self.targets[r].add(x0);
+            if x0 + 8 * V <= self.ow {
+                for (j, &v) in a.iter().enumerate() {
+                    _mm256_storeu_ps(dst.add(8 * j), v);
+                }
+            } else {
+                let mut tmp = [0f32; 16];
+                for (j, &v) in a.iter().enumerate() {
+                    _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * j), v);
+                }
+                let n = self.ow - x0;
+                std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n);
+            }
+        }
+    }
+}
+
+/// `act(v)` lane by lane, the operations of [`crate::bias_act`]'s plane loop (so the values equal
+/// the tiled kernel's epilogue): ReLU `max(v, 0)`, hard-swish `v · min(max(v + 3, 0), 6) / 6`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn activate(v: std::arch::x86_64::__m256, act: Activation) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let zero = _mm256_setzero_ps();
+    match act {
+        Activation::None => v,
+        Activation::Relu => _mm256_max_ps(v, zero),
+        Activation::HardSwish => {
+            let six = _mm256_set1_ps(6.0);
+            let clip = _mm256_min_ps(
+                _mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(3.0)), zero),
+                six,
+            );
+            _mm256_div_ps(_mm256_mul_ps(v, clip), six)
+        }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn row_group(_: &[f32], _: &[f32], _: &Window, _: usize, _: &mut [f32]) {
+unsafe fn row_group(
+    _: &[f32],
+    _: &[f32],
+    _: &Window,
+    _: usize,
+    _: [*mut f32; GROUP],
+    _: usize,
+    _: Epilogue,
+) {
     unreachable!("applies() is false without AVX2")
 }
 
@@ -221,7 +338,7 @@ unsafe fn row_group(_: &[f32], _: &[f32], _: &Window, _: usize, _: &mut [f32]) {
 unsafe fn pixels<const V: usize>(
     ip: *const f32,
     wts: *const f32,
-    op: *mut f32,
+    out: &Store,
     s: &Window,
     oy: usize,
     x0: usize,
@@ -251,9 +368,5 @@ unsafe fn pixels<const V: usize>(
             }
         }
     }
-    for (r, a) in acc.iter().enumerate() {
-        for (j, &aj) in a.iter().enumerate() {
-            _mm256_storeu_ps(op.add(r * s.wr + x0 + 8 * j), aj);
-        }
-    }
+    out.write(acc, x0);
 }
