@@ -20,11 +20,13 @@ const GROUP: usize = 4;
 /// Taps of the window.
 const TAPS: usize = 9;
 
-/// Most input channels of a layer that runs here. Measured single-threaded on the project's
-/// machine (AMD EPYC, AVX2), against the tiled kernel: 16 channels 2.3–2.8× faster, 64 and 128
-/// channels 10–30 % faster, 256 channels at 22×22 no faster, 512 at 11×11 slower (the tiled
-/// product is efficient with long sums, and rows of 11 pixels fill 16-wide vectors badly).
-const MAX_INPUT_CHANNELS: usize = 128;
+/// Most input channels of a layer that runs here. Measured on the project's machine (AMD EPYC,
+/// AVX2, 2 cores): single layers at 16 input channels ran 2.3–2.8× faster than the tiled kernel,
+/// at 64 channels 10–30 % faster; in the whole R50 teacher, the direct kernel for every 3×3 layer
+/// (up to 512 channels) lost 10–15 % against up to 32 channels, and up to 64 channels was level
+/// with up to 32 (`bench-models`, alternating runs): with long sums the tiled product is the
+/// faster one.
+const MAX_INPUT_CHANNELS: usize = 64;
 
 /// Whether a layer of this geometry and width runs here: 3×3, stride 1 or 2, padding equal to
 /// the dilation, at most [`MAX_INPUT_CHANNELS`] input channels, on a CPU with AVX2 and FMA.
