@@ -8,7 +8,8 @@
 //! every input channel and tap, 16 input values (two vector loads) times each channel's weight
 //! (a broadcast). With stride 2 the window stores each row as its even and its odd columns one
 //! after the other, so that the 16 inputs of every tap are again consecutive. The output rows
-//! then take the same epilogue as the tiled kernel (bias, activation, residual).
+//! get bias and activation in registers, with the operations of the tiled kernel's epilogue (a
+//! residual takes that epilogue itself).
 
 use rayon::prelude::*;
 
