@@ -88,6 +88,20 @@ impl BlockConv {
         }
     }
 
+    /// The fused inference kernel of this convolution with per-channel `bias` values and `act`
+    /// ([`InferenceConv`]): for a dense convolution through explicit columns whose weights are
+    /// f32 on the CPU; `None` otherwise (depthwise, other dtypes or devices).
+    pub fn fused_kernel(&self, bias: &[f64], act: Activation) -> Result<Option<InferenceConv>> {
+        match self {
+            BlockConv::Im2col(c, g)
+                if c.weight().dtype() == DType::F32 && c.weight().device().is_cpu() =>
+            {
+                InferenceConv::new(c.weight(), bias, *g, act).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Writes the convolution (its own weight and bias) into `g` as node `name` on `x`.
     pub fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
         let (geometry, groups) = self.geometry();
@@ -243,14 +257,7 @@ impl ConvBnAct {
             .to_dtype(w.dtype())?;
         let bias = Tensor::from_slice(&bias_values, c, w.device())?.to_dtype(w.dtype())?;
         let conv = self.conv.with_weight(weight);
-        let packed = match &conv {
-            BlockConv::Im2col(c, g)
-                if c.weight().dtype() == DType::F32 && c.weight().device().is_cpu() =>
-            {
-                Some(InferenceConv::new(c.weight(), &bias_values, *g, self.act)?)
-            }
-            _ => None,
-        };
+        let packed = conv.fused_kernel(&bias_values, self.act)?;
         Ok(FoldedConv {
             conv,
             bias,

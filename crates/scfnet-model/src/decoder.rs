@@ -264,17 +264,13 @@ impl Decoder {
     }
 }
 
-/// A head's fused kernel (no activation), when its weights are f32 on the CPU.
+/// A head's fused kernel (its bias, no activation), when its weights are f32 on the CPU.
 fn head_kernel(head: &BlockConv) -> Result<Option<InferenceConv>> {
-    let (w, (geometry, _)) = (head.weight(), head.geometry());
-    if w.dtype() != DType::F32 || !w.device().is_cpu() {
-        return Ok(None);
-    }
     let bias = match head.bias() {
         Some(b) => b.to_dtype(DType::F64)?.to_vec1::<f64>()?,
-        None => vec![0.0; w.dim(0)?],
+        None => vec![0.0; head.weight().dim(0)?],
     };
-    InferenceConv::new(w, &bias, geometry, Activation::None).map(Some)
+    head.fused_kernel(&bias, Activation::None)
 }
 
 /// `[Result<T>; N]` → `Result<[T; N]>`.

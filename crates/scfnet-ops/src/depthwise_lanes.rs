@@ -29,8 +29,12 @@ const MAX_ROW: usize = 48;
 
 /// Whether the interleaved kernel is the faster one for this layer and element type.
 pub(crate) fn prefers_lanes<T: 'static>(g: &Geometry, channels: usize) -> bool {
-    let vector = simd::wide() && is_f32::<T>() && (g.stride == 1 || g.stride == 2);
-    channels >= LANES && (vector || g.ow <= MAX_ROW)
+    channels >= LANES && ((simd::wide() && vector_rows::<T>(g.stride)) || g.ow <= MAX_ROW)
+}
+
+/// Whether [`row_avx`] computes layers of this element type and stride (on a CPU with AVX2).
+fn vector_rows<T: 'static>(stride: usize) -> bool {
+    cfg!(target_arch = "x86_64") && is_f32::<T>() && (stride == 1 || stride == 2)
 }
 
 /// The depthwise convolution of `x` `(B, C, H, W)` with `wt` `(C, k·k)`, then `tail` if any.
@@ -151,42 +155,26 @@ fn block_plain<T: Real, const AVX: bool>(
     }
     let s = g.stride;
     // Whole output rows through the vector kernel.
-    let vector_rows = cfg!(target_arch = "x86_64") && AVX && is_f32::<T>() && (s == 1 || s == 2);
+    let vector = AVX && vector_rows::<T>(s);
     for y in 0..g.oh {
         // Kernel rows inside the image: 0 ≤ y·s + ky − pad < h.
         let ky_lo = g.pad.saturating_sub(y * s);
         let ky_hi = g.k.min((g.h + g.pad).saturating_sub(y * s));
-        #[cfg(target_arch = "x86_64")]
-        if vector_rows {
-            let (input, filt) = (f32s(input), f32s(filt));
-            let rows = ky_lo..ky_hi;
-            // SAFETY: `AVX` says the CPU has AVX2; the slices are the layer's buffers.
-            unsafe {
-                match s {
-                    1 => row_avx::<1>(input, filt, f32s_mut(row), y, rows, g, pw),
-                    _ => row_avx::<2>(input, filt, f32s_mut(row), y, rows, g, pw),
+        if vector {
+            #[cfg(target_arch = "x86_64")]
+            {
+                let (input, filt) = (f32s(input), f32s(filt));
+                let rows = ky_lo..ky_hi;
+                // SAFETY: `AVX` says the CPU has AVX2; the slices are the layer's buffers.
+                unsafe {
+                    match s {
+                        1 => row_avx::<1>(input, filt, f32s_mut(row), y, rows, g, pw),
+                        _ => row_avx::<2>(input, filt, f32s_mut(row), y, rows, g, pw),
+                    }
                 }
             }
-        }
-        // Several output pixels at a time: independent sums hide the add latency.
-        let mut x = if vector_rows { g.ow } else { 0 };
-        while x < g.ow {
-            let at = |ky: usize| ((y * s + ky) * pw + x * s) * LANES;
-            let rows = ky_lo..ky_hi;
-            let done = if x + 8 <= g.ow {
-                let acc = accumulate::<T, 8>(input, filt, at, rows, g);
-                row[x * LANES..(x + 8) * LANES].copy_from_slice(acc.as_flattened());
-                8
-            } else if x + 4 <= g.ow {
-                let acc = accumulate::<T, 4>(input, filt, at, rows, g);
-                row[x * LANES..(x + 4) * LANES].copy_from_slice(acc.as_flattened());
-                4
-            } else {
-                let acc = accumulate::<T, 1>(input, filt, at, rows, g);
-                row[x * LANES..(x + 1) * LANES].copy_from_slice(acc.as_flattened());
-                1
-            };
-            x += done;
+        } else {
+            accumulate_row(input, filt, row, y, ky_lo..ky_hi, g, pw);
         }
         let out_row = y * g.ow..(y + 1) * g.ow;
         if transposing {
@@ -412,6 +400,40 @@ unsafe fn transpose(r: [std::arch::x86_64::__m256; LANES]) -> [std::arch::x86_64
         _mm256_permute2f128_ps::<0x31>(s2, s6),
         _mm256_permute2f128_ps::<0x31>(s3, s7),
     ]
+}
+
+/// Output row `y` `(ow, LANES)` into `row`, over the kernel rows `rows`: several pixels at a time
+/// ([`accumulate`]), so that independent sums hide the add latency.
+#[inline(always)]
+fn accumulate_row<T: Real>(
+    input: &[T],
+    filt: &[T],
+    row: &mut [T],
+    y: usize,
+    rows: std::ops::Range<usize>,
+    g: Geometry,
+    pw: usize,
+) {
+    let s = g.stride;
+    let mut x = 0;
+    while x < g.ow {
+        let at = |ky: usize| ((y * s + ky) * pw + x * s) * LANES;
+        let rows = rows.clone();
+        let done = if x + 8 <= g.ow {
+            let acc = accumulate::<T, 8>(input, filt, at, rows, g);
+            row[x * LANES..(x + 8) * LANES].copy_from_slice(acc.as_flattened());
+            8
+        } else if x + 4 <= g.ow {
+            let acc = accumulate::<T, 4>(input, filt, at, rows, g);
+            row[x * LANES..(x + 4) * LANES].copy_from_slice(acc.as_flattened());
+            4
+        } else {
+            let acc = accumulate::<T, 1>(input, filt, at, rows, g);
+            row[x * LANES..(x + 1) * LANES].copy_from_slice(acc.as_flattened());
+            1
+        };
+        x += done;
+    }
 }
 
 /// The sums of `X` consecutive output pixels of one row (pixel `j` starts at `at(ky) + j·s·LANES`

@@ -14,6 +14,7 @@
 use rayon::prelude::*;
 
 use crate::activation::Activation;
+use crate::im2col::ConvGeometry;
 use crate::inference_conv::{tail, OutPtr};
 
 /// Output channels computed together.
@@ -31,16 +32,10 @@ const MAX_INPUT_CHANNELS: usize = 64;
 
 /// Whether a layer of this geometry and width runs here: 3×3, stride 1 or 2, padding equal to
 /// the dilation, at most [`MAX_INPUT_CHANNELS`] input channels, on a CPU with AVX2 and FMA.
-pub(crate) fn applies(
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-    dilation: usize,
-    c_in: usize,
-) -> bool {
-    kernel == 3
-        && (stride == 1 || stride == 2)
-        && padding == dilation
+pub(crate) fn applies(g: &ConvGeometry, c_in: usize) -> bool {
+    g.kernel == 3
+        && (g.stride == 1 || g.stride == 2)
+        && g.padding == g.dilation
         && c_in <= MAX_INPUT_CHANNELS
         && crate::simd::wide()
 }
@@ -69,10 +64,8 @@ pub(crate) struct Layer<'a> {
     pub act: Activation,
     /// Output channels.
     pub c_out: usize,
-    /// Tap spacing (= padding).
-    pub dilation: usize,
-    /// Step, 1 or 2.
-    pub stride: usize,
+    /// The window, one for which [`applies`] held.
+    pub geometry: ConvGeometry,
 }
 
 /// `x` `(B, C, H, W)` → `(B, C_out, H', W')`: `act(conv(x) + bias)`, then `then(· + residual)`.
@@ -83,9 +76,10 @@ pub(crate) fn forward(
     (b, c, h, w): (usize, usize, usize, usize),
     residual: Option<(&[f32], Activation)>,
 ) -> Vec<f32> {
-    let (d, st, c_out) = (layer.dilation, layer.stride, layer.c_out);
+    let (g, c_out) = (layer.geometry, layer.c_out);
+    let (d, st) = (g.dilation, g.stride);
     assert!(st == 1 || st == 2, "direct convolution with stride {st}");
-    let (oh, ow) = ((h - 1) / st + 1, (w - 1) / st + 1);
+    let (oh, ow) = (g.output(h), g.output(w));
     let len = b * c_out * oh * ow;
     if len == 0 {
         return Vec::new();
@@ -103,7 +97,7 @@ pub(crate) fn forward(
     // phase `j % st`, index `j / st`). Tap `(ky, kx)` of output `(oy, x)` reads window row
     // `oy·st + ky·d` (from the item's first row), phase `kx·d % st`, index `x + kx·d / st`.
     // Values the copy never writes (padding) are zeroed once.
-    let geometry = Window {
+    let win = Window {
         c,
         rows: (rows_per_item - 1) * st + 2 * d + 1,
         st,
@@ -111,13 +105,12 @@ pub(crate) fn forward(
         d,
         wr,
     };
-    let plane = geometry.rows * st * geometry.wq;
+    let plane = win.rows * st * win.wq;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = OutPtr::new(&mut out);
-    let wide = true;
     (0..b * blocks).into_par_iter().for_each_init(
         || (Vec::<f32>::new(), Vec::<f32>::new()),
-        |(window, rows), item| {
+        |(window, scratch), item| {
             let (img, blk) = (item / blocks, item % blocks);
             let image = &x[img * c * h * w..(img + 1) * c * h * w];
             let y0 = blk * rows_per_item;
@@ -126,15 +119,15 @@ pub(crate) fn forward(
                 .chunks_exact(h * w)
                 .zip(window.chunks_exact_mut(plane))
             {
-                for (lr, row) in dst.chunks_exact_mut(st * geometry.wq).enumerate() {
+                for (lr, row) in dst.chunks_exact_mut(st * win.wq).enumerate() {
                     // Padded row `y0·st + lr` is input row `y0·st + lr − d`, or padding.
                     match (y0 * st + lr).checked_sub(d).filter(|&iy| iy < h) {
-                        Some(iy) => copy_row(&src[iy * w..(iy + 1) * w], row, d, st, geometry.wq),
+                        Some(iy) => copy_row(&src[iy * w..(iy + 1) * w], row, d, st, win.wq),
                         None => row.fill(0.0),
                     }
                 }
             }
-            rows.resize(GROUP * wr, 0.0);
+            scratch.resize(GROUP * wr, 0.0);
             for oy in y0..(y0 + rows_per_item).min(oh) {
                 for (grp, wts) in layer.packed.chunks_exact(c * TAPS * GROUP).enumerate() {
                     let valid = GROUP.min(c_out - grp * GROUP);
@@ -144,7 +137,7 @@ pub(crate) fn forward(
                         if r < valid {
                             dst.at(at(r))
                         } else {
-                            rows[r * wr..].as_mut_ptr()
+                            scratch[r * wr..].as_mut_ptr()
                         }
                     });
                     // Without a residual, bias and activation are applied in registers.
@@ -158,14 +151,14 @@ pub(crate) fn forward(
                     // inside; each target has room for `ow` values: `dst` has room for `len`,
                     // and this item alone writes rows `oy` of image `img` (every channel), each
                     // once; the scratch rows hold `wr ≥ ow` values.
-                    unsafe { row_group(window, wts, &geometry, oy - y0, targets, ow, epilogue) };
+                    unsafe { row_group(window, wts, &win, oy - y0, targets, ow, epilogue) };
                     if let Some((values, then)) = residual {
                         for r in 0..valid {
                             // SAFETY: the row just written (see above).
                             let out_row =
                                 unsafe { std::slice::from_raw_parts_mut(dst.at(at(r)), ow) };
                             let res = Some((&values[at(r)..at(r) + ow], then));
-                            tail(out_row, layer.bias[grp * GROUP + r], layer.act, res, wide);
+                            tail(out_row, layer.bias[grp * GROUP + r], layer.act, res, true);
                         }
                     }
                 }

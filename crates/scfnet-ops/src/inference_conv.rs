@@ -82,8 +82,7 @@ impl InferenceConv {
             .to_dtype(candle_core::DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        let g = geometry;
-        let direct = crate::direct_conv::applies(g.kernel, g.stride, g.padding, g.dilation, c_in)
+        let direct = crate::direct_conv::applies(&geometry, c_in)
             .then(|| crate::direct_conv::pack(&weight, c_out, c_in));
         Ok(Self {
             direct,
@@ -294,8 +293,7 @@ fn run(
             bias: &conv.bias,
             act: conv.act,
             c_out: conv.c_out,
-            dilation: g.dilation,
-            stride: g.stride,
+            geometry: g,
         };
         return crate::direct_conv::forward(&layer, x, (b, c, h, w), residual);
     }

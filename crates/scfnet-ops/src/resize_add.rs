@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::dispatch::uses_cpu_kernels;
-use crate::elem::dims4;
+use crate::elem::{dims4, map_float2, Real};
 use crate::resize::{resize_like, resize_plane_into, taps};
 
 /// `a + a · up(b)` when `gated`, else `a + up(b)`: `a` `(B, C, H, W)`, `b` `(B, C, h, w)`, `up`
@@ -51,48 +51,52 @@ impl CustomOp2 for AddResized {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = dims4(self.name(), l1)?;
-        let (_, _, ih, iw) = dims4(self.name(), l2)?;
-        let slice = |s: &'_ CpuStorage, l: &Layout| -> Result<std::ops::Range<usize>> {
-            match (s, l.contiguous_offsets()) {
-                (CpuStorage::F32(_), Some((x, y))) => Ok(x..y),
-                _ => candle_core::bail!("add-resized: contiguous f32 inputs only"),
-            }
-        };
-        let (CpuStorage::F32(va), CpuStorage::F32(vb)) = (s1, s2) else {
-            candle_core::bail!("add-resized: f32 only");
-        };
-        let (a, small) = (&va[slice(s1, l1)?], &vb[slice(s2, l2)?]);
-        let (plane, small_plane) = (h * w, ih * iw);
-        let len = b * c * plane;
-        if len == 0 || small.len() != b * c * small_plane {
-            candle_core::bail!("add-resized: cannot merge {small_plane}-value planes");
+        let (b2, c2, ih, iw) = dims4(self.name(), l2)?;
+        if b * c * h * w == 0 || (b2, c2) != (b, c) || ih * iw == 0 {
+            candle_core::bail!("add-resized: cannot merge {ih}x{iw} planes into {b}x{c}x{h}x{w}");
         }
-        let (ys, xs) = (taps::<f32>(ih, h, false), taps::<f32>(iw, w, false));
-        let mut out: Vec<f32> = Vec::with_capacity(len);
-        out.spare_capacity_mut()[..len]
-            .par_chunks_mut(plane)
-            .zip(a.par_chunks(plane).zip(small.par_chunks(small_plane)))
-            .for_each(|(dst, (a, small))| {
-                if (ih, iw) == (h, w) {
-                    for (d, &s) in dst.iter_mut().zip(small) {
-                        d.write(s);
-                    }
-                } else {
-                    resize_plane_into(small, iw, &ys, &xs, dst);
-                }
-                // SAFETY: every value of the plane was written just above.
-                let up: &mut [f32] =
-                    unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast(), plane) };
-                if self.gated {
-                    up.iter_mut().zip(a).for_each(|(u, &a)| *u = a + a * *u);
-                } else {
-                    up.iter_mut().zip(a).for_each(|(u, &a)| *u += a);
-                }
-            });
-        // SAFETY: every plane was written above.
-        unsafe { out.set_len(len) };
-        Ok((CpuStorage::F32(out), Shape::from((b, c, h, w))))
+        let out = map_float2!(self.name(), s1, l1, s2, l2, |a, small| {
+            merge(a, small, (h, w), (ih, iw), self.gated)
+        });
+        Ok((out, Shape::from((b, c, h, w))))
     }
+}
+
+/// The kernel: every `(h, w)` plane of `a` plus (`gated`: times) the matching `(ih, iw)` plane
+/// of `small` resized to `(h, w)`.
+fn merge<T: Real>(
+    a: &[T],
+    small: &[T],
+    (h, w): (usize, usize),
+    (ih, iw): (usize, usize),
+    gated: bool,
+) -> Vec<T> {
+    let (plane, small_plane) = (h * w, ih * iw);
+    let (ys, xs) = (taps::<T>(ih, h, false), taps::<T>(iw, w, false));
+    let mut out: Vec<T> = Vec::with_capacity(a.len());
+    out.spare_capacity_mut()[..a.len()]
+        .par_chunks_mut(plane)
+        .zip(a.par_chunks(plane).zip(small.par_chunks(small_plane)))
+        .for_each(|(dst, (a, small))| {
+            if (ih, iw) == (h, w) {
+                for (d, &s) in dst.iter_mut().zip(small) {
+                    d.write(s);
+                }
+            } else {
+                resize_plane_into(small, iw, &ys, &xs, dst);
+            }
+            // SAFETY: every value of the plane was written just above.
+            let up: &mut [T] =
+                unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast(), plane) };
+            if gated {
+                up.iter_mut().zip(a).for_each(|(u, &a)| *u = a + a * *u);
+            } else {
+                up.iter_mut().zip(a).for_each(|(u, &a)| *u += a);
+            }
+        });
+    // SAFETY: every plane was written above.
+    unsafe { out.set_len(a.len()) };
+    out
 }
 
 #[cfg(test)]
