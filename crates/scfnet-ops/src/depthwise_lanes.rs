@@ -7,8 +7,6 @@
 //! inside the image, every kernel column with the padding as zeros), so both give identical
 //! values.
 
-use std::mem::MaybeUninit;
-
 use rayon::prelude::*;
 
 use crate::activation::Activation;
@@ -46,41 +44,67 @@ pub(crate) fn forward<T: Real>(
     tail: Option<Tail>,
 ) -> Vec<T> {
     let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
-    let len = x.len() / plane_in * plane_out;
-    let mut out: Vec<T> = Vec::with_capacity(len);
-    // Work items: LANES consecutive planes of one image (one contiguous run of the output).
-    let mut items = Vec::new();
-    for (img, planes) in out.spare_capacity_mut()[..len]
-        .chunks_mut(channels * plane_out)
-        .enumerate()
-    {
-        for (blk, dst) in planes.chunks_mut(LANES * plane_out).enumerate() {
-            items.push((img * channels + blk * LANES, blk * LANES, dst));
-        }
+    let images = x.len() / (plane_in * channels).max(1);
+    let len = images * channels * plane_out;
+    if len == 0 {
+        return Vec::new();
     }
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let dst = PlanesPtr(out.spare_capacity_mut().as_mut_ptr().cast::<T>());
+    // Work items: a band of output rows of LANES consecutive planes of one image, band-major
+    // (see `crate::bands`).
+    let blocks = channels.div_ceil(LANES);
+    let bands = crate::bands::row_bands(images, g.oh);
+    let band_rows = g.oh.div_ceil(bands);
     let wide = simd::wide();
-    items
+    (0..images * bands * blocks)
         .into_par_iter()
-        .for_each_init(Vec::new, |buf, (first, c0, dst)| {
-            let n = dst.len() / plane_out;
-            let src = &x[first * plane_in..(first + n) * plane_in];
+        .for_each_init(Vec::new, |buf, item| {
+            let (img, rest) = (item / (bands * blocks), item % (bands * blocks));
+            let (band, blk) = (rest / blocks, rest % blocks);
+            let rows = band * band_rows..((band + 1) * band_rows).min(g.oh);
+            if rows.is_empty() {
+                return;
+            }
+            let (c0, n) = (blk * LANES, LANES.min(channels - blk * LANES));
+            let first = img * channels + c0;
             let block = Block {
-                src,
+                src: &x[first * plane_in..(first + n) * plane_in],
                 wt: &wt[c0 * g.k * g.k..(c0 + n) * g.k * g.k],
                 bias: tail.map(|t| (&t.bias[c0..c0 + n], t.act)),
+                n,
+                band_rows,
             };
+            // SAFETY (both): `dst` has room for `len` values; this item writes output rows
+            // `rows` of planes `first .. first + n`, which no other item writes.
+            let planes = dst.at(first * plane_out);
             #[cfg(target_arch = "x86_64")]
             if wide {
-                // SAFETY: `simd::wide` checked that the CPU has AVX2 and FMA.
-                unsafe { block_wide(&block, g, buf, dst) };
+                // SAFETY: `simd::wide` checked that the CPU has AVX2 and FMA; see above.
+                unsafe { block_wide(&block, g, buf, planes, rows) };
                 return;
             }
             let _ = wide;
-            block_plain::<T, false>(&block, g, buf, dst);
+            // SAFETY: see above.
+            unsafe { block_plain::<T, false>(&block, g, buf, planes, rows) };
         });
-    // SAFETY: every item wrote every value of its planes (`block_plain`).
+    // SAFETY: the items cover every row of every plane, and each writes all of its rows.
     unsafe { out.set_len(len) };
     out
+}
+
+/// The output planes of a layer, written by the work items in disjoint row ranges.
+#[derive(Clone, Copy)]
+struct PlanesPtr<T>(*mut T);
+// SAFETY: the items write disjoint (plane, row) ranges, see `forward`.
+unsafe impl<T> Send for PlanesPtr<T> {}
+unsafe impl<T> Sync for PlanesPtr<T> {}
+
+impl<T> PlanesPtr<T> {
+    /// The pointer `offset` values in (a method, so closures capture the `Sync` wrapper).
+    fn at(self, offset: usize) -> *mut T {
+        self.0.wrapping_add(offset)
+    }
 }
 
 /// Up to LANES input planes, their filters `(n, k·k)` and their bias and activation.
@@ -88,40 +112,56 @@ struct Block<'a, T> {
     src: &'a [T],
     wt: &'a [T],
     bias: Option<(&'a [f64], Activation)>,
+    /// Planes in the block (`1..=LANES`).
+    n: usize,
+    /// Output rows of the layer's bands (the last may have fewer).
+    band_rows: usize,
 }
 
 /// [`block_plain`] compiled for AVX2 and FMA (the same arithmetic), with the interleaving of a
 /// full block of f32 planes done by 8×8 transposes.
+///
+/// # Safety
+/// As [`block_plain`]; the CPU has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn block_wide<T: Real>(
     b: &Block<T>,
     g: Geometry,
     buf: &mut Vec<T>,
-    dst: &mut [MaybeUninit<T>],
+    dst: *mut T,
+    rows: std::ops::Range<usize>,
 ) {
-    block_plain::<T, true>(b, g, buf, dst)
+    block_plain::<T, true>(b, g, buf, dst, rows)
 }
 
-/// One block of planes: interleave (zero-padded), convolve eight lanes at a time, write the
-/// output rows back plane by plane with the tail applied. `AVX`: the caller runs with AVX2
-/// enabled, so full f32 blocks may move through [`transpose`].
+/// Output rows `rows` of one block of planes: interleave the input rows they see (zero-padded),
+/// convolve eight lanes at a time, write the output rows back plane by plane with the tail
+/// applied. `AVX`: the caller runs with AVX2 enabled, so full f32 blocks may move through
+/// [`transpose`].
+///
+/// # Safety
+/// `dst` points at the first of `b.n` output planes of `oh·ow` values each, and nothing else
+/// reads or writes rows `rows` of those planes during the call.
 #[inline(always)]
-fn block_plain<T: Real, const AVX: bool>(
+unsafe fn block_plain<T: Real, const AVX: bool>(
     b: &Block<T>,
     g: Geometry,
     buf: &mut Vec<T>,
-    dst: &mut [MaybeUninit<T>],
+    dst: *mut T,
+    rows: std::ops::Range<usize>,
 ) {
     let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-    let n = dst.len() / plane_out;
+    let n = b.n;
     let pw = g.w + 2 * g.pad;
-    let ph = g.h + 2 * g.pad;
-    // Layout of `buf`: padded input `(ph, pw, LANES)`, filters `(k·k, LANES)`, one output row
-    // `(ow, LANES)`. The buffer serves blocks of one layer only: its padding is zeroed once and
-    // never written; the inside is overwritten for lanes `0..n` (lanes past `n`, in a last
-    // partial block, keep an earlier block's finite values and their sums are dropped).
-    let (input_len, filt_len) = (ph * pw * LANES, kk * LANES);
+    let s = g.stride;
+    // Layout of `buf`: the padded input rows a band sees `(rows, pw, LANES)` (buffer row `i` is
+    // padded row `rows.start·s + i`), filters `(k·k, LANES)`, one output row `(ow, LANES)`. The
+    // buffer serves bands of one layer only: its padding columns are zeroed once and never
+    // written; the inside is overwritten for lanes `0..n` and the rows the band sees (padding
+    // rows are never read; lanes past `n` keep an earlier block's values, dropped from the sums).
+    let buf_rows = (b.band_rows - 1) * s + g.k;
+    let (input_len, filt_len) = (buf_rows * pw * LANES, kk * LANES);
     let total = input_len + filt_len + g.ow * LANES;
     if buf.len() != total {
         buf.clear();
@@ -129,20 +169,26 @@ fn block_plain<T: Real, const AVX: bool>(
     }
     let (input, rest) = buf.split_at_mut(input_len);
     let (filt, row) = rest.split_at_mut(filt_len);
+    // The input rows that output rows `rows` see: `y·s + ky − pad` inside the image.
+    let row0 = rows.start * s;
+    let seen = row0.saturating_sub(g.pad)
+        ..((rows.end.max(1) - 1) * s + g.k)
+            .saturating_sub(g.pad)
+            .min(g.h);
     let transposing = AVX && n == LANES && is_f32::<T>();
     if transposing {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `AVX` says the CPU has AVX2; `T` is f32; the slices hold LANES full planes
         // and the padded buffer of `(ph, pw, LANES)`.
         unsafe {
-            interleave_avx(f32s(b.src), f32s_mut(input), g, pw)
+            interleave_avx(f32s(b.src), f32s_mut(input), g, pw, seen, row0)
         };
     } else {
         for lane in 0..n {
             let plane = &b.src[lane * plane_in..(lane + 1) * plane_in];
-            for (r, src_row) in plane.chunks_exact(g.w).enumerate() {
-                let base = ((r + g.pad) * pw + g.pad) * LANES + lane;
-                for (c, &v) in src_row.iter().enumerate() {
+            for r in seen.clone() {
+                let base = ((r + g.pad - row0) * pw + g.pad) * LANES + lane;
+                for (c, &v) in plane[r * g.w..(r + 1) * g.w].iter().enumerate() {
                     input[base + c * LANES] = v;
                 }
             }
@@ -153,10 +199,9 @@ fn block_plain<T: Real, const AVX: bool>(
             filt[tap * LANES + lane] = b.wt[lane * kk + tap];
         }
     }
-    let s = g.stride;
     // Whole output rows through the vector kernel.
     let vector = AVX && vector_rows::<T>(s);
-    for y in 0..g.oh {
+    for y in rows.clone() {
         // Kernel rows inside the image: 0 ≤ y·s + ky − pad < h.
         let ky_lo = g.pad.saturating_sub(y * s);
         let ky_hi = g.k.min((g.h + g.pad).saturating_sub(y * s));
@@ -164,41 +209,38 @@ fn block_plain<T: Real, const AVX: bool>(
             #[cfg(target_arch = "x86_64")]
             {
                 let (input, filt) = (f32s(input), f32s(filt));
-                let rows = ky_lo..ky_hi;
+                let taps = ky_lo..ky_hi;
                 // SAFETY: `AVX` says the CPU has AVX2; the slices are the layer's buffers.
                 unsafe {
                     match s {
-                        1 => row_avx::<1>(input, filt, f32s_mut(row), y, rows, g, pw),
-                        _ => row_avx::<2>(input, filt, f32s_mut(row), y, rows, g, pw),
+                        1 => row_avx::<1>(input, filt, f32s_mut(row), y - rows.start, taps, g, pw),
+                        _ => row_avx::<2>(input, filt, f32s_mut(row), y - rows.start, taps, g, pw),
                     }
                 }
             }
         } else {
-            accumulate_row(input, filt, row, y, ky_lo..ky_hi, g, pw);
+            accumulate_row(input, filt, row, y - rows.start, ky_lo..ky_hi, g, pw);
         }
         let out_row = y * g.ow..(y + 1) * g.ow;
         if transposing {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as for the interleaving; `dst` holds LANES output planes.
+            // SAFETY: as for the interleaving; `dst` holds LANES output planes (caller).
             unsafe {
-                deinterleave_avx(f32s(row), uninit_f32s(dst), plane_out, out_row.clone())
+                deinterleave_avx(f32s(row), dst.cast::<f32>(), plane_out, out_row.clone())
             };
         } else {
             for lane in 0..n {
-                let drow =
-                    &mut dst[lane * plane_out + out_row.start..lane * plane_out + out_row.end];
-                for (d, px) in drow.iter_mut().zip(row.chunks_exact(LANES)) {
-                    d.write(px[lane]);
+                for (x, px) in out_row.clone().zip(row.chunks_exact(LANES)) {
+                    // SAFETY: pixel `x` of output row `y` of plane `lane` (caller).
+                    unsafe { dst.add(lane * plane_out + x).write(px[lane]) };
                 }
             }
         }
         if let Some((bias, act)) = b.bias {
             for (lane, &bias) in bias.iter().enumerate().take(n) {
-                let drow =
-                    &mut dst[lane * plane_out + out_row.start..lane * plane_out + out_row.end];
-                // SAFETY: the row was written just above.
+                // SAFETY: the row was written just above (caller: this call's alone).
                 let drow = unsafe {
-                    std::slice::from_raw_parts_mut(drow.as_mut_ptr().cast::<T>(), drow.len())
+                    std::slice::from_raw_parts_mut(dst.add(lane * plane_out + out_row.start), g.ow)
                 };
                 apply_plane(drow, T::from_f64(bias), act);
             }
@@ -218,13 +260,6 @@ fn f32s<T: 'static>(v: &[T]) -> &[f32] {
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) }
 }
 
-/// `v` as (not yet written) f32 values; only called when [`is_f32`] holds.
-fn uninit_f32s<T: 'static>(v: &mut [MaybeUninit<T>]) -> &mut [MaybeUninit<f32>] {
-    assert!(is_f32::<T>());
-    // SAFETY: `T` is `f32` (checked), so the slice is one of f32 slots.
-    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
-}
-
 /// `v` as f32 values; only called when [`is_f32`] holds.
 fn f32s_mut<T: 'static>(v: &mut [T]) -> &mut [f32] {
     assert!(is_f32::<T>());
@@ -232,18 +267,27 @@ fn f32s_mut<T: 'static>(v: &mut [T]) -> &mut [f32] {
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
 }
 
-/// Writes LANES planes `(LANES, h, w)` of `src` into the inside of the padded interleaved
-/// buffer `(h + 2·pad, pw, LANES)`, eight columns at a time through [`transpose`].
+/// Writes rows `rows` of LANES planes `(LANES, h, w)` of `src` into the inside of the padded
+/// interleaved buffer `(·, pw, LANES)` whose first row is padded row `row0`, eight columns at a
+/// time through [`transpose`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn interleave_avx(src: &[f32], input: &mut [f32], g: Geometry, pw: usize) {
+unsafe fn interleave_avx(
+    src: &[f32],
+    input: &mut [f32],
+    g: Geometry,
+    pw: usize,
+    rows: std::ops::Range<usize>,
+    row0: usize,
+) {
     use std::arch::x86_64::*;
     let plane = g.h * g.w;
     assert!(src.len() >= LANES * plane);
-    assert!(input.len() >= (g.h + 2 * g.pad) * pw * LANES && pw >= g.w + 2 * g.pad);
+    assert!(rows.end <= g.h && rows.start + g.pad >= row0 && pw >= g.w + 2 * g.pad);
+    assert!(input.len() >= (rows.end + g.pad - row0) * pw * LANES);
     let (sp, ip) = (src.as_ptr(), input.as_mut_ptr());
-    for r in 0..g.h {
-        let base = ((r + g.pad) * pw + g.pad) * LANES;
+    for r in rows {
+        let base = ((r + g.pad - row0) * pw + g.pad) * LANES;
         let mut c = 0;
         while c + LANES <= g.w {
             // SAFETY: rows `r·w + c .. + 8` of each plane and pixels `c .. c + 8` of padded row
@@ -267,16 +311,15 @@ unsafe fn interleave_avx(src: &[f32], input: &mut [f32], g: Geometry, pw: usize)
 /// of `plane` values each in `dst`, eight pixels at a time through [`transpose`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn deinterleave_avx(
-    row: &[f32],
-    dst: &mut [MaybeUninit<f32>],
-    plane: usize,
-    out: std::ops::Range<usize>,
-) {
+///
+/// # Safety
+/// AVX2; `dst` points at LANES planes of `plane` values each, `out` lies inside a plane, and
+/// nothing else accesses those pixels during the call.
+unsafe fn deinterleave_avx(row: &[f32], dst: *mut f32, plane: usize, out: std::ops::Range<usize>) {
     use std::arch::x86_64::*;
     let ow = out.len();
-    assert!(row.len() >= ow * LANES && dst.len() >= (LANES - 1) * plane + out.end);
-    let (rp, dp) = (row.as_ptr(), dst.as_mut_ptr().cast::<f32>());
+    assert!(row.len() >= ow * LANES && out.end <= plane);
+    let (rp, dp) = (row.as_ptr(), dst);
     let mut x = 0;
     while x + LANES <= ow {
         // SAFETY: pixels `x .. x + 8` of the row and of each plane's output row (asserted).
@@ -288,12 +331,13 @@ unsafe fn deinterleave_avx(
     }
     for x in x..ow {
         for l in 0..LANES {
-            dst[l * plane + out.start + x].write(row[x * LANES + l]);
+            dp.add(l * plane + out.start + x).write(row[x * LANES + l]);
         }
     }
 }
 
-/// Output row `y` `(ow, LANES)` of the interleaved input `(ph, pw, LANES)` with filters
+/// Output row `y` (counted from the band's first) `(ow, LANES)` of the interleaved input
+/// `(rows, pw, LANES)` (the band's, see [`block_plain`]) with filters
 /// `(k·k, LANES)`, stride `S`, over the kernel rows `rows`: [`accumulate`]'s sums in the same
 /// order (a multiply, then an add, per tap), eight pixels at a time in registers.
 #[cfg(target_arch = "x86_64")]
@@ -488,7 +532,15 @@ mod tests {
             (1, 8, 2, 3, 5, 1, 2),
             (1, 8, 30, 61, 3, 1, 1),
             (1, 17, 17, 50, 5, 2, 2),
+            (1, 8, 35, 9, 5, 2, 2),
+            (1, 16, 64, 12, 3, 1, 1),
         ];
+        let pools = [1, 4].map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        });
         for (i, &(b, c, h, w, k, s, p)) in cases.iter().enumerate() {
             let g = Geometry::new(
                 h,
@@ -517,9 +569,12 @@ mod tests {
                 }),
             ] {
                 let want = forward_planes(&x, &wt, g, c, tail);
-                let got = forward(&x, &wt, g, c, tail);
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "case {i}");
+                // On one thread whole planes; on four, single images are cut into row bands.
+                for pool in &pools {
+                    let got = pool.install(|| forward(&x, &wt, g, c, tail));
+                    assert_eq!(bits(&got), bits(&want), "case {i}");
+                }
             }
         }
     }

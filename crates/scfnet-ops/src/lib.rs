@@ -40,6 +40,7 @@
 #![warn(missing_docs)]
 
 mod activation;
+mod bands;
 mod batch_norm;
 mod bias_act;
 mod busy_helper;

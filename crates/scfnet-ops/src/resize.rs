@@ -104,11 +104,23 @@ fn resize_planes<T: Real>(
     let xs = taps::<T>(iw, ow, align_corners);
     let len = src.len() / (ih * iw) * oh * ow;
     let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(oh * ow)
-        .zip(src.par_chunks(ih * iw))
-        .for_each(|(dst, plane)| resize_plane_into(plane, iw, &ys, &xs, dst));
-    // SAFETY: `resize_plane_into` wrote every value of every plane.
+    // Work items: bands of rows of a plane when there are fewer planes than threads (see
+    // `crate::bands`), else whole planes.
+    let band_rows = oh.div_ceil(crate::bands::row_bands(len / (oh * ow).max(1), oh));
+    let items: Vec<_> = out.spare_capacity_mut()[..len]
+        .chunks_mut(oh * ow)
+        .zip(src.chunks(ih * iw))
+        .flat_map(|(dst, plane)| {
+            dst.chunks_mut(band_rows * ow)
+                .enumerate()
+                .map(move |(band, dst)| (band * band_rows, dst, plane))
+        })
+        .collect();
+    items.into_par_iter().for_each(|(y0, dst, plane)| {
+        let rows = y0..y0 + dst.len() / ow;
+        resize_plane_into(plane, iw, &ys[rows], &xs, dst)
+    });
+    // SAFETY: `resize_plane_into` wrote every value of every band of every plane.
     unsafe { out.set_len(len) };
     out
 }
@@ -355,10 +367,27 @@ mod tests {
     #[test]
     fn cached_rows_give_the_textbook_formula_exactly() {
         // Every output pixel as w0·(u0·a + u1·b) + w1·(u0·c + u1·d), computed directly.
-        for (ih, iw, oh, ow) in [(4, 5, 9, 7), (9, 7, 4, 5), (3, 8, 3, 8), (1, 3, 5, 2)] {
+        // Two planes on four threads: the larger outputs are cut into row bands.
+        let pools = [1, 4].map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .unwrap()
+        });
+        let cases = [
+            (4, 5, 9, 7),
+            (9, 7, 4, 5),
+            (3, 8, 3, 8),
+            (1, 3, 5, 2),
+            (5, 6, 41, 9),
+        ];
+        for ((ih, iw, oh, ow), pool) in cases
+            .into_iter()
+            .flat_map(|c| pools.iter().map(move |p| (c, p)))
+        {
             for ac in [false, true] {
                 let src: Vec<f64> = (0..2 * ih * iw).map(|i| (i as f64 * 0.7).sin()).collect();
-                let got = resize_planes(&src, (ih, iw), (oh, ow), ac);
+                let got = pool.install(|| resize_planes(&src, (ih, iw), (oh, ow), ac));
                 let (ys, xs) = (taps::<f64>(ih, oh, ac), taps::<f64>(iw, ow, ac));
                 for p in 0..2 {
                     let plane = &src[p * ih * iw..(p + 1) * ih * iw];

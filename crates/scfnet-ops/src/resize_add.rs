@@ -56,17 +56,18 @@ impl CustomOp2 for AddResized {
             candle_core::bail!("add-resized: cannot merge {ih}x{iw} planes into {b}x{c}x{h}x{w}");
         }
         let out = map_float2!(self.name(), s1, l1, s2, l2, |a, small| {
-            merge(a, small, (h, w), (ih, iw), self.gated)
+            merge(a, small, (b, c), (h, w), (ih, iw), self.gated)
         });
         Ok((out, Shape::from((b, c, h, w))))
     }
 }
 
-/// The kernel: every `(h, w)` plane of `a` plus (`gated`: times) the matching `(ih, iw)` plane
-/// of `small` resized to `(h, w)`.
+/// The kernel: every `(h, w)` plane of `a` (`images × channels` of them) plus (`gated`: times)
+/// the matching `(ih, iw)` plane of `small` resized to `(h, w)`.
 fn merge<T: Real>(
     a: &[T],
     small: &[T],
+    (images, channels): (usize, usize),
     (h, w): (usize, usize),
     (ih, iw): (usize, usize),
     gated: bool,
@@ -74,26 +75,40 @@ fn merge<T: Real>(
     let (plane, small_plane) = (h * w, ih * iw);
     let (ys, xs) = (taps::<T>(ih, h, false), taps::<T>(iw, w, false));
     let mut out: Vec<T> = Vec::with_capacity(a.len());
-    out.spare_capacity_mut()[..a.len()]
-        .par_chunks_mut(plane)
-        .zip(a.par_chunks(plane).zip(small.par_chunks(small_plane)))
-        .for_each(|(dst, (a, small))| {
-            if (ih, iw) == (h, w) {
-                for (d, &s) in dst.iter_mut().zip(small) {
-                    d.write(s);
-                }
-            } else {
-                resize_plane_into(small, iw, &ys, &xs, dst);
+    // Work items: a band of rows of one plane, band-major (see `crate::bands`).
+    let bands = crate::bands::row_bands(images, h);
+    let band_rows = h.div_ceil(bands);
+    let mut items: Vec<_> = out.spare_capacity_mut()[..a.len()]
+        .chunks_mut(plane)
+        .enumerate()
+        .flat_map(|(p, dst)| {
+            dst.chunks_mut(band_rows * w)
+                .enumerate()
+                .map(move |(band, dst)| (band, p, dst))
+        })
+        .collect();
+    items.sort_by_key(|&(band, p, _)| (p / channels, band, p));
+    items.into_par_iter().for_each(|(band, p, dst)| {
+        let y0 = band * band_rows;
+        let rows = y0..y0 + dst.len() / w;
+        let small = &small[p * small_plane..(p + 1) * small_plane];
+        let a = &a[p * plane + y0 * w..p * plane + rows.end * w];
+        if (ih, iw) == (h, w) {
+            for (d, &s) in dst.iter_mut().zip(&small[y0 * w..rows.end * w]) {
+                d.write(s);
             }
-            // SAFETY: every value of the plane was written just above.
-            let up: &mut [T] =
-                unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast(), plane) };
-            if gated {
-                up.iter_mut().zip(a).for_each(|(u, &a)| *u = a + a * *u);
-            } else {
-                up.iter_mut().zip(a).for_each(|(u, &a)| *u += a);
-            }
-        });
+        } else {
+            resize_plane_into(small, iw, &ys[rows], &xs, dst);
+        }
+        // SAFETY: every value of the band was written just above.
+        let up: &mut [T] =
+            unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast(), dst.len()) };
+        if gated {
+            up.iter_mut().zip(a).for_each(|(u, &a)| *u = a + a * *u);
+        } else {
+            up.iter_mut().zip(a).for_each(|(u, &a)| *u += a);
+        }
+    });
     // SAFETY: every plane was written above.
     unsafe { out.set_len(a.len()) };
     out
@@ -107,31 +122,39 @@ mod tests {
     #[test]
     fn equals_the_tensor_ops_bit_for_bit() {
         let dev = Device::Cpu;
-        for (h, w, ih, iw) in [
-            (22, 22, 11, 11),
-            (88, 88, 44, 44),
-            (12, 9, 5, 7),
-            (6, 6, 6, 6),
-        ] {
-            let a = Tensor::randn(0f32, 1.0, (2, 3, h, w), &dev).unwrap();
-            let b = Tensor::randn(0f32, 1.0, (2, 3, ih, iw), &dev).unwrap();
-            for gated in [false, true] {
-                let got = add_resized(&a, &b, gated).unwrap();
-                let up = resize_like(&b, &a).unwrap();
-                let want = if gated {
-                    (&a + a.mul(&up).unwrap()).unwrap()
-                } else {
-                    (&a + up).unwrap()
-                };
-                let bits = |t: &Tensor| {
-                    let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-                    v.into_iter().map(f32::to_bits).collect::<Vec<_>>()
-                };
-                assert_eq!(
-                    bits(&got),
-                    bits(&want),
-                    "{h}x{w} from {ih}x{iw}, gated {gated}"
-                );
+        // Batch 1 on four threads cuts the planes into row bands; batch 2 on two does not.
+        for (images, threads) in [(2, 2), (1, 4)] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for (h, w, ih, iw) in [
+                (22, 22, 11, 11),
+                (88, 88, 44, 44),
+                (12, 9, 5, 7),
+                (6, 6, 6, 6),
+                (37, 20, 37, 20),
+            ] {
+                let a = Tensor::randn(0f32, 1.0, (images, 3, h, w), &dev).unwrap();
+                let b = Tensor::randn(0f32, 1.0, (images, 3, ih, iw), &dev).unwrap();
+                for gated in [false, true] {
+                    let got = pool.install(|| add_resized(&a, &b, gated)).unwrap();
+                    let up = resize_like(&b, &a).unwrap();
+                    let want = if gated {
+                        (&a + a.mul(&up).unwrap()).unwrap()
+                    } else {
+                        (&a + up).unwrap()
+                    };
+                    let bits = |t: &Tensor| {
+                        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                        v.into_iter().map(f32::to_bits).collect::<Vec<_>>()
+                    };
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "{images}x3x{h}x{w} from {ih}x{iw}, gated {gated}, {threads} threads"
+                    );
+                }
             }
         }
         let a = Tensor::zeros((1, 2, 4, 4), candle_core::DType::F32, &dev).unwrap();
