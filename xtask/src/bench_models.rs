@@ -38,6 +38,10 @@ pub struct Args {
     /// Also time the training graph's eval mode (BatchNorms not folded).
     #[arg(long)]
     unfolded: bool,
+    /// Rounds of the whole measurement (scfnet, then PyTorch, then ONNX Runtime), alternated
+    /// because the machine's load drifts; the table gives medians.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 /// Best ms of `repeat` eval passes (network + sigmoid of p2) on a `batch × 3 × size × size` input.
@@ -71,6 +75,30 @@ fn by_model_batch(lines: Vec<(String, f64)>) -> Vec<(String, usize, f64)> {
         .collect()
 }
 
+/// One cell of the table: a network at a batch size, its images/s in each round.
+struct Cell {
+    name: &'static str,
+    batch: usize,
+    ours: Vec<f64>,
+    torch: Vec<f64>,
+    ort: Vec<f64>,
+}
+
+/// The median of `v` (`None` when empty).
+fn median(v: &[f64]) -> Option<f64> {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    (n > 0).then(|| (v[(n - 1) / 2] + v[n / 2]) / 2.0)
+}
+
+/// Images/s of `name` at `batch` in `list` (`(name, batch, ms)`).
+fn rate(list: &[(String, usize, f64)], name: &str, batch: usize) -> Option<f64> {
+    list.iter()
+        .find(|(n, b, _)| n == name && *b == batch)
+        .map(|(_, b, ms)| *b as f64 * 1e3 / ms)
+}
+
 /// Runs the benchmark.
 pub fn run(args: Args) -> Result<()> {
     let threads = candle_core::utils::get_num_threads();
@@ -79,7 +107,7 @@ pub fn run(args: Args) -> Result<()> {
         .filter(|k| args.models.iter().any(|m| m == k.name()))
         .collect();
     let onnx_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-onnx");
-    let mut ours = Vec::new();
+    let mut nets = Vec::new();
     let mut onnx_files = Vec::new();
     for &kind in &kinds {
         let (vb, _) = synthetic_var_builder(DType::F32, &Device::Cpu);
@@ -93,86 +121,136 @@ pub fn run(args: Args) -> Result<()> {
                 .with_context(|| format!("writing {}", path.display()))?;
             onnx_files.push(format!("{kind}={}", path.display()));
         }
-        for &batch in &args.batches {
-            if args.unfolded {
+        if args.unfolded {
+            for &batch in &args.batches {
                 let ms = time_model(&net, batch, args.size, args.repeat)?;
                 println!(
                     "{kind} b{batch} training graph (unfolded): {:.1} img/s",
                     batch as f64 * 1e3 / ms
                 );
             }
-            ours.push((
-                kind.name(),
-                batch,
-                time_model(&folded, batch, args.size, args.repeat)?,
-            ));
         }
+        nets.push((kind, folded));
     }
+    let mut cells: Vec<Cell> = nets
+        .iter()
+        .flat_map(|(kind, _)| {
+            args.batches.iter().map(|&batch| Cell {
+                name: kind.name(),
+                batch,
+                ours: Vec::new(),
+                torch: Vec::new(),
+                ort: Vec::new(),
+            })
+        })
+        .collect();
     let batches = args
         .batches
         .iter()
         .map(|b| b.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let torch = if args.python {
-        let extra = [
-            "--models".to_string(),
-            args.models.join(","),
-            "--batches".into(),
-            batches.clone(),
-        ];
-        by_model_batch(python_timings(
-            "model/bench_torch.py",
-            "torch",
-            threads,
-            args.size,
-            args.repeat,
-            &extra,
-        )?)
-    } else {
-        Vec::new()
-    };
-    let ort = if args.onnx {
-        let mut extra = vec!["--batches".to_string(), batches];
-        for f in &onnx_files {
-            extra.extend(["--model".to_string(), f.clone()]);
+    let rounds = args.rounds.max(1);
+    for round in 1..=rounds {
+        if rounds > 1 {
+            eprintln!("round {round} of {rounds}");
         }
-        by_model_batch(python_timings(
-            "model/bench_onnx.py",
-            "onnx",
-            threads,
-            args.size,
-            args.repeat,
-            &extra,
-        )?)
+        for (kind, folded) in &nets {
+            for &batch in &args.batches {
+                let ms = time_model(folded, batch, args.size, args.repeat)?;
+                let cell = cells
+                    .iter_mut()
+                    .find(|c| c.name == kind.name() && c.batch == batch)
+                    .expect("a cell per network and batch");
+                cell.ours.push(batch as f64 * 1e3 / ms);
+            }
+        }
+        if args.python {
+            let extra = [
+                "--models".to_string(),
+                args.models.join(","),
+                "--batches".into(),
+                batches.clone(),
+            ];
+            let list = by_model_batch(python_timings(
+                "model/bench_torch.py",
+                "torch",
+                threads,
+                args.size,
+                args.repeat,
+                &extra,
+            )?);
+            for c in &mut cells {
+                c.torch.extend(rate(&list, c.name, c.batch));
+            }
+        }
+        if args.onnx {
+            let mut extra = vec!["--batches".to_string(), batches.clone()];
+            for f in &onnx_files {
+                extra.extend(["--model".to_string(), f.clone()]);
+            }
+            let list = by_model_batch(python_timings(
+                "model/bench_onnx.py",
+                "onnx",
+                threads,
+                args.size,
+                args.repeat,
+                &extra,
+            )?);
+            for c in &mut cells {
+                c.ort.extend(rate(&list, c.name, c.batch));
+            }
+        }
+    }
+    print_table(&cells, &args, threads);
+    Ok(())
+}
+
+/// The table: with one round its images/s; with several, the median images/s of each column
+/// and, as the ratio, the median of the rounds' own ratios (each round's runs are minutes
+/// apart at most, so they share the machine's load of the moment), then each round's figures.
+fn print_table(cells: &[Cell], args: &Args, threads: usize) {
+    let rounds = args.rounds.max(1);
+    let what = if rounds > 1 {
+        format!(", median of {rounds} rounds (the ratios: median of the rounds' own ratios)")
     } else {
-        Vec::new()
+        String::new()
     };
     println!(
         "\nimages/s: network + sigmoid of p2, eval, {s}x{s}, {threads} threads, best of {} \
-         (scfnet: BatchNorms folded, as `scfnet predict`; ONNX Runtime: our `scfnet export`)\n",
+         (scfnet: BatchNorms folded, as `scfnet predict`; ONNX Runtime: our `scfnet export`){what}\n",
         args.repeat,
         s = args.size
     );
     println!("| model | batch | scfnet | PyTorch eager | ONNX Runtime | scfnet / PyTorch | scfnet / ORT |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    let rate = |list: &[(String, usize, f64)], name: &str, batch: usize| {
-        list.iter()
-            .find(|(n, b, _)| n == name && *b == batch)
-            .map(|(_, b, ms)| *b as f64 * 1e3 / ms)
+    let rate = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let ratio = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}x"));
+    let ratios = |other: &[f64], c: &Cell| -> Vec<f64> {
+        c.ours.iter().zip(other).map(|(a, b)| a / b).collect()
     };
-    let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-    let ratio = |a: f64, b: Option<f64>| b.map_or("-".to_string(), |b| format!("{:.2}x", a / b));
-    for (name, batch, ms) in ours {
-        let ips = batch as f64 * 1e3 / ms;
-        let (t, o) = (rate(&torch, name, batch), rate(&ort, name, batch));
+    for c in cells {
         println!(
-            "| {name} | {batch} | {ips:.1} | {} | {} | {} | {} |",
-            show(t),
-            show(o),
-            ratio(ips, t),
-            ratio(ips, o)
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            c.name,
+            c.batch,
+            rate(median(&c.ours)),
+            rate(median(&c.torch)),
+            rate(median(&c.ort)),
+            ratio(median(&ratios(&c.torch, c))),
+            ratio(median(&ratios(&c.ort, c))),
         );
     }
-    Ok(())
+    if rounds > 1 {
+        println!("\nper round (scfnet / PyTorch / ONNX Runtime images/s):\n");
+        for c in cells {
+            let per: Vec<String> = (0..c.ours.len())
+                .map(|i| {
+                    let at = |v: &[f64]| v.get(i).map_or("-".to_string(), |x| format!("{x:.1}"));
+                    format!("{} / {} / {}", at(&c.ours), at(&c.torch), at(&c.ort))
+                })
+                .collect();
+            println!("- {} b{}: {}", c.name, c.batch, per.join(" · "));
+        }
+    }
 }
