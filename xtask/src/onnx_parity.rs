@@ -18,7 +18,7 @@ pub struct Args {
     /// Where the weights, ONNX files, inputs and our maps are written (kept for inspection).
     #[arg(long, default_value = "target/onnx-parity")]
     out: PathBuf,
-    /// Networks to check (student, r50).
+    /// Networks to check (student, r50, swinb).
     #[arg(long, value_delimiter = ',', default_values_t = ["student".to_string(), "r50".to_string()])]
     models: Vec<String>,
     /// Largest accepted difference of a probability.
@@ -27,11 +27,15 @@ pub struct Args {
 }
 
 /// The inputs: the authors' square side at batch 2, and a non-square size at batch 1 (the
-/// exported graph has dynamic batch, height and width).
-const CASES: [(&str, [usize; 4]); 2] = [
-    ("b2_352x352", [2, 3, 352, 352]),
-    ("b1_320x448", [1, 3, 320, 448]),
-];
+/// exported graph has dynamic batch, height and width); for a graph fixed to one side (Swin-B),
+/// that side at batch 2 and 1.
+fn cases(fixed_side: Option<usize>) -> Vec<(String, [usize; 4])> {
+    let case = |b: usize, h: usize, w: usize| (format!("b{b}_{h}x{w}"), [b, 3, h, w]);
+    match fixed_side {
+        Some(s) => vec![case(2, s, s), case(1, s, s)],
+        None => vec![case(2, 352, 352), case(1, 320, 448)],
+    }
+}
 
 /// Runs the check.
 pub fn run(args: Args) -> Result<()> {
@@ -48,7 +52,8 @@ pub fn run(args: Args) -> Result<()> {
         let vb64 =
             unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F64, &Device::Cpu)? };
         let net64 = Scfnet::new(kind, vb64)?.folded()?;
-        for (case, dims) in CASES {
+        for (case, dims) in cases(predictor.net().onnx_input_side()) {
+            let case = case.as_str();
             let x = synthetic_image(&format!("onnx:{case}"), &dims, DType::F32, &Device::Cpu)?;
             let map = |net: &Scfnet, x: &Tensor| -> Result<Tensor> {
                 let p2 = net.side_outputs(x, false)?.p2;

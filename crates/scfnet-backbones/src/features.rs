@@ -43,6 +43,13 @@ pub trait Backbone: Send + Sync {
     /// maps `x2 … x5` the SCFNet decoder consumes. Names start with `name`.
     fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<[Value; 4]>;
 
+    /// The side `S` of the `S × S` image the ONNX export is fixed to, for a backbone whose graph
+    /// depends on the input size; `None` (the default): any size its [`Backbone::features`]
+    /// takes, decided at run time.
+    fn onnx_input_side(&self) -> Option<usize> {
+        None
+    }
+
     /// A copy sharing the weights (tensors are reference-counted).
     fn clone_box(&self) -> Box<dyn Backbone>;
 }

@@ -29,6 +29,8 @@ use scfnet_ops::onnx::{OnnxGraph, Value};
 
 use crate::features::{Backbone, Features};
 
+mod onnx;
+
 /// LayerNorm ε of Swin.
 const LN_EPS: f64 = 1e-5;
 
@@ -40,9 +42,10 @@ fn recording(x: &Tensor, weights: &Tensor) -> bool {
 }
 
 /// LayerNorm over the last axis: candle's fused kernel for inference, the same arithmetic from
-/// differentiable primitives when a graph is being recorded.
+/// differentiable primitives when a graph is being recorded or for f64 (the fused kernel takes
+/// f32, f16 and bf16 only).
 fn layer_norm_t(ln: &LayerNorm, x: &Tensor) -> Result<Tensor> {
-    if !recording(x, ln.weight()) {
+    if !recording(x, ln.weight()) && x.dtype() != candle_core::DType::F64 {
         return ln.forward(x);
     }
     let mean = x.mean_keepdim(D::Minus1)?;
@@ -501,11 +504,15 @@ impl Backbone for SwinTransformer {
         Ok(())
     }
 
-    fn to_onnx(&self, _g: &mut OnnxGraph, _name: &str, _x: &Value) -> Result<[Value; 4]> {
-        candle_core::bail!(
-            "ONNX export of the Swin-B backbone is not implemented (the student and the R50 \
-             teacher export)"
-        )
+    /// The graph for [`Backbone::onnx_input_side`] only (see the `onnx` submodule).
+    fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<[Value; 4]> {
+        self.write_onnx(g, name, x)
+    }
+
+    /// `patch · window · 8` (384 for Swin-B): the size at which every stage is a whole number of
+    /// windows.
+    fn onnx_input_side(&self) -> Option<usize> {
+        Some(self.onnx_side())
     }
 
     fn clone_box(&self) -> Box<dyn Backbone> {
@@ -523,6 +530,42 @@ impl ModuleT for SwinTransformer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eval_in_f64_runs_and_agrees_with_f32() {
+        // A tiny Swin with shifted windows (8×8 maps of 2×2 windows at stage 1); eval in f64
+        // used to stop at candle's fused LayerNorm, which has no f64 kernel.
+        let config = SwinConfig {
+            embed_dim: 8,
+            depths: [2, 2, 2, 2],
+            heads: [1, 2, 2, 4],
+            window: 2,
+            patch: 4,
+            mlp_ratio: 2,
+            drop_path_rate: 0.0,
+        };
+        let run = |dtype: candle_core::DType| {
+            let (vb, _) = crate::synthetic_var_builder(dtype, &Device::Cpu);
+            let net = SwinTransformer::new(vb, config.clone()).unwrap();
+            let x =
+                crate::synthetic_image("swin-f64", &[1, 3, 64, 64], dtype, &Device::Cpu).unwrap();
+            let x5 = net.features(&x, false).unwrap().x5;
+            x5.to_dtype(candle_core::DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+        };
+        let (a, b) = (run(candle_core::DType::F32), run(candle_core::DType::F64));
+        let diff = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(diff < 1e-4, "f32 vs f64: {diff}");
+        assert!(b.iter().all(|v| v.is_finite()));
+    }
 
     #[test]
     fn partition_and_reverse_are_inverse() {

@@ -15,7 +15,8 @@ use crate::weights::{self, WeightsArgs};
 
 /// `scfnet export`: the network in eval mode (BatchNorms folded) as an ONNX file (opset 17).
 /// Input `image` `(batch, 3, height, width)`: RGB normalised per channel with the authors' mean
-/// and standard deviation (written in the file's metadata), height and width multiples of 32.
+/// and standard deviation (written in the file's metadata), height and width multiples of 32
+/// (Swin-B: 384×384 only).
 /// Output `saliency` `(batch, 1, height, width)`: the probability map.
 #[derive(Args, Debug, Clone)]
 pub struct ExportArgs {
@@ -33,6 +34,13 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let model = net
         .to_onnx()
         .with_context(|| format!("exporting {} to ONNX", chosen.model))?;
+    if let Some(side) = net.onnx_input_side() {
+        tracing::info!(
+            "the {} graph takes {side}x{side} input only (its window layout is written for \
+             that size); the batch stays dynamic",
+            chosen.model
+        );
+    }
     let nodes = model.graph.as_ref().map_or(0, |g| g.node.len());
     let bytes = encode_model(&model);
     write_atomic(&args.onnx, &bytes)?;

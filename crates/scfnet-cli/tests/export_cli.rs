@@ -1,5 +1,5 @@
 //! `scfnet export --onnx`: a weights file in, an ONNX file out (read back here); the network named
-//! by the weights' own check; clear refusals, with nothing written.
+//! by the weights' own check; a clear refusal, with nothing written; Swin-B at its fixed size.
 
 use std::process::Command;
 
@@ -60,7 +60,7 @@ fn weights_of_another_network_are_refused_and_nothing_is_written() {
 }
 
 #[test]
-fn swin_export_is_refused_clearly() {
+fn the_swin_teacher_exports_at_its_fixed_size() {
     let dir = tempfile::tempdir().unwrap();
     let onnx = dir.path().join("swin.onnx");
     let o = scfnet(&[
@@ -71,11 +71,28 @@ fn swin_export_is_refused_clearly() {
         "swinb",
         "--random-weights",
     ]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+    assert!(log.contains("384x384 input only"), "{log}");
+    let model = decode_model(&std::fs::read(&onnx).unwrap()).unwrap();
+    let g = model.graph.unwrap();
+    let dims: Vec<String> = g.input[0]
+        .r#type
+        .as_ref()
+        .unwrap()
+        .tensor_type
+        .as_ref()
+        .unwrap()
+        .shape
+        .as_ref()
+        .unwrap()
+        .dim
+        .iter()
+        .map(|d| format!("{:?}", d.value))
+        .collect();
     assert!(
-        err.contains("Swin-B") && err.contains("not implemented"),
-        "{err}"
+        dims[2].contains("384") && dims[3].contains("384"),
+        "{dims:?}"
     );
-    assert!(!onnx.exists());
+    assert!(g.node.iter().any(|n| n.op_type == "Softmax"));
 }

@@ -88,21 +88,26 @@ impl Scfnet {
         Ok(net)
     }
 
+    /// The side `S` the ONNX export's `S × S` input is fixed to, when the backbone's graph
+    /// depends on the input size (Swin-B: 384); `None`: any multiple of 32.
+    pub fn onnx_input_side(&self) -> Option<usize> {
+        self.backbone.onnx_input_side()
+    }
+
     /// The network in eval mode as an ONNX model (opset [`scfnet_ops::onnx::OPSET`]), BatchNorms
     /// folded: input `image` `(batch, 3, height, width)`, normalised RGB ([`crate::MEAN`],
-    /// [`crate::STD`]), height and width any multiples of 32; output `saliency`
-    /// `(batch, 1, height, width)`, the sigmoid of `p2`. Swin-B is not supported.
+    /// [`crate::STD`]), height and width any multiples of 32 (Swin-B: fixed to
+    /// [`Scfnet::onnx_input_side`], 384); output `saliency` `(batch, 1, height, width)`, the
+    /// sigmoid of `p2`.
     pub fn to_onnx(&self) -> Result<ModelProto> {
         let mut g = OnnxGraph::new();
         let named = |s: &str| Dim::Named(s.into());
+        // Height and width: dynamic, or fixed where the backbone's graph depends on them.
+        let fixed = self.onnx_input_side();
+        let side = |s: &str| fixed.map_or_else(|| named(s), Dim::Fixed);
         let image = g.input(
             "image",
-            &[
-                named("batch"),
-                Dim::Fixed(3),
-                named("height"),
-                named("width"),
-            ],
+            &[named("batch"), Dim::Fixed(3), side("height"), side("width")],
         );
         let [x2, x3, x4, x5] = self.backbone.to_onnx(&mut g, BACKBONE_PREFIX, &image)?;
         let p2 = self.decoder.to_onnx(&mut g, [&x2, &x3, &x4, &x5], &image)?;
@@ -110,20 +115,21 @@ impl Scfnet {
         g.output(
             &map,
             "saliency",
-            &[
-                named("batch"),
-                Dim::Fixed(1),
-                named("height"),
-                named("width"),
-            ],
+            &[named("batch"), Dim::Fixed(1), side("height"), side("width")],
         );
+        let sizes = match fixed {
+            Some(n) => format!("{n}x{n} (this network's graph is written for that size only)"),
+            None => "multiples of 32 (the authors use 352x352)".to_owned(),
+        };
         let list = |v: [f32; 3]| format!("{}, {}, {}", v[0], v[1], v[2]);
         Ok(g.into_model(
             &format!("scfnet-{}", self.kind),
-            "SCFNet (KD-SCFNet, ECCV 2022) salient object detection. Input: RGB in [0, 255], \
-             normalised per channel as (x - mean) / std, channels first, height and width \
-             multiples of 32 (the authors use 352x352, resized with bilinear half-pixel \
-             interpolation). Output: the saliency probability map at the input size.",
+            &format!(
+                "SCFNet (KD-SCFNet, ECCV 2022) salient object detection. Input: RGB in \
+                 [0, 255], normalised per channel as (x - mean) / std, channels first, height \
+                 and width {sizes}, resized with bilinear half-pixel interpolation. Output: the \
+                 saliency probability map at the input size."
+            ),
             &[
                 ("network", self.kind.name().to_owned()),
                 ("mean", list(crate::MEAN)),

@@ -1,6 +1,6 @@
 //! The ONNX export's structure, read back from its bytes: opset and IR version, the dynamic input
-//! and output, a graph in topological order that uses only defined values, one folded weight per
-//! convolution (equal to the fold of the running network), and a clear refusal for Swin-B.
+//! and output (Swin-B's fixed at its own 384×384), a graph in topological order that uses only
+//! defined values, one folded weight per convolution (equal to the fold of the running network).
 //! The numbers themselves are checked under ONNX Runtime by `cargo xtask onnx-parity`
 //! (tests/reference/model/onnx_parity.py; results in onnx_parity.jsonl beside it).
 
@@ -32,7 +32,36 @@ fn dims(v: &ValueInfoProto) -> Vec<String> {
         .collect()
 }
 
-fn check_graph(kind: ModelKind, convs: usize) {
+/// The operators of the student's and R50's graphs.
+const CNN_OPS: &[&str] = &[
+    "Conv",
+    "Relu",
+    "HardSwish",
+    "HardSigmoid",
+    "GlobalAveragePool",
+    "Mul",
+    "Add",
+    "MaxPool",
+    "Shape",
+    "Concat",
+    "Resize",
+    "Sigmoid",
+    "Identity",
+];
+
+/// What Swin's blocks add: token layout, LayerNorm, attention, the erf GELU and the cyclic shift.
+const SWIN_OPS: &[&str] = &[
+    "Transpose",
+    "Reshape",
+    "LayerNormalization",
+    "MatMul",
+    "Softmax",
+    "Div",
+    "Erf",
+    "Slice",
+];
+
+fn check_graph(kind: ModelKind, convs: usize, spatial: [&str; 2], ops: &[&[&str]]) {
     let m = exported(kind);
     assert_eq!(m.ir_version, IR_VERSION);
     assert_eq!(m.opset_import.len(), 1);
@@ -50,10 +79,11 @@ fn check_graph(kind: ModelKind, convs: usize) {
     let g = m.graph.unwrap();
     assert_eq!(g.input.len(), 1);
     assert_eq!(g.input[0].name, "image");
-    assert_eq!(dims(&g.input[0]), ["batch", "3", "height", "width"]);
+    assert_eq!(dims(&g.input[0]), ["batch", "3", spatial[0], spatial[1]]);
     assert_eq!(g.output.len(), 1);
     assert_eq!(g.output[0].name, "saliency");
-    assert_eq!(dims(&g.output[0]), ["batch", "1", "height", "width"]);
+    assert_eq!(dims(&g.output[0]), ["batch", "1", spatial[0], spatial[1]]);
+    let allowed: Vec<&str> = ops.concat();
 
     // Every node reads only values defined before it; every value is defined once.
     let mut defined: HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
@@ -63,21 +93,6 @@ fn check_graph(kind: ModelKind, convs: usize) {
         "duplicate initializer names"
     );
     defined.insert("image".into());
-    let allowed = [
-        "Conv",
-        "Relu",
-        "HardSwish",
-        "HardSigmoid",
-        "GlobalAveragePool",
-        "Mul",
-        "Add",
-        "MaxPool",
-        "Shape",
-        "Concat",
-        "Resize",
-        "Sigmoid",
-        "Identity",
-    ];
     for n in &g.node {
         assert!(allowed.contains(&n.op_type.as_str()), "{}", n.op_type);
         for i in n.input.iter().filter(|i| !i.is_empty()) {
@@ -89,12 +104,18 @@ fn check_graph(kind: ModelKind, convs: usize) {
     }
     assert!(defined.contains("saliency"));
     // One weight per convolution, each with its bias (BatchNorm folded; no BatchNorm node).
-    let conv_nodes = g.node.iter().filter(|n| n.op_type == "Conv").count();
-    assert_eq!(conv_nodes, convs, "{kind}: convolutions");
-    let weights = g.initializer.iter().filter(|t| t.dims.len() == 4).count();
-    assert_eq!(weights, convs);
-    for n in g.node.iter().filter(|n| n.op_type == "Conv") {
+    let conv_nodes: Vec<_> = g.node.iter().filter(|n| n.op_type == "Conv").collect();
+    assert_eq!(conv_nodes.len(), convs, "{kind}: convolutions");
+    let weights: HashSet<&str> = conv_nodes.iter().map(|n| n.input[1].as_str()).collect();
+    assert_eq!(
+        weights.len(),
+        convs,
+        "{kind}: a weight shared by two convolutions"
+    );
+    for n in &conv_nodes {
         assert_eq!(n.input.len(), 3, "{}: a convolution without bias", n.name);
+        let w = g.initializer.iter().find(|t| t.name == n.input[1]);
+        assert_eq!(w.map(|t| t.dims.len()), Some(4), "{}: its weight", n.name);
     }
     // Every float weight is finite and its bytes match its shape.
     for t in &g.initializer {
@@ -113,13 +134,23 @@ fn check_graph(kind: ModelKind, convs: usize) {
 #[test]
 fn the_student_exports_a_valid_graph() {
     // Stem 1; 15 blocks × 3; 8 squeeze-excite blocks × 2; decoder 4 + 1 + 3 × 3 + the p2 head.
-    check_graph(ModelKind::Student, 1 + 45 + 16 + 4 + 1 + 9 + 1);
+    check_graph(
+        ModelKind::Student,
+        1 + 45 + 16 + 4 + 1 + 9 + 1,
+        ["height", "width"],
+        &[CNN_OPS],
+    );
 }
 
 #[test]
 fn the_resnet50_teacher_exports_a_valid_graph() {
     // Stem 1; 16 bottlenecks × 3 + 4 downsamples; decoder 4 + 1 + 9 + 1.
-    check_graph(ModelKind::R50, 1 + 48 + 4 + 4 + 1 + 9 + 1);
+    check_graph(
+        ModelKind::R50,
+        1 + 48 + 4 + 4 + 1 + 9 + 1,
+        ["height", "width"],
+        &[CNN_OPS],
+    );
 }
 
 #[test]
@@ -153,9 +184,13 @@ fn the_stem_weight_is_the_folded_weight() {
 }
 
 #[test]
-fn swin_is_refused_with_a_clear_error() {
-    let (vb, _) = synthetic_var_builder(DType::F32, &Device::Cpu);
-    let net = Scfnet::new(ModelKind::SwinB, vb).unwrap();
-    let e = net.to_onnx().unwrap_err().to_string();
-    assert!(e.contains("Swin-B") && e.contains("not implemented"), "{e}");
+fn the_swin_teacher_exports_a_valid_graph_at_its_own_size() {
+    // Patch embedding 1; decoder 4 + 1 + 9 + 1 (the blocks are linear maps, not convolutions).
+    // Input fixed at 384x384 (every stage a whole number of 12x12 windows), batch dynamic.
+    check_graph(
+        ModelKind::SwinB,
+        1 + 4 + 1 + 9 + 1,
+        ["384", "384"],
+        &[CNN_OPS, SWIN_OPS],
+    );
 }

@@ -1,13 +1,14 @@
 """The ONNX export (`scfnet export`, `Scfnet::to_onnx`) under ONNX Runtime, against our own maps.
 
 Run through `cargo xtask onnx-parity`, which writes into DIR, per network: the weights, the ONNX
-file, and for two inputs (batch 2 at 352x352, batch 1 at 320x448) the input and our probability
+file, and for two inputs (batch 2 at 352x352, batch 1 at 320x448; Swin-B, whose graph is fixed
+to 384x384: batch 2 and 1 at 384x384) the input and our probability
 map as .npy, also computed in f64 (the same weights and code, f64 arithmetic). This script checks each file with `onnx.checker` (full check, with shape inference),
 runs it with onnxruntime (CPU, 2 threads) on the same inputs and compares the maps; it also
 reports how far each f32 map is from the f64 one.
 
     pip install onnx==1.23.2 onnxruntime==1.32.0 numpy
-    python3 tests/reference/model/onnx_parity.py target/onnx-parity --tolerance 1e-4
+    python3 tests/reference/model/onnx_parity.py target/onnx-parity --tolerance 1e-4 [--models student,r50,swinb]
 
 Prints one JSON line per case; exits 1 when a difference exceeds both the tolerance and twice the
 larger distance of the two f32 maps from the f64 one (the network's own f32 precision).

@@ -4,11 +4,15 @@
 //! slope, the max-pool's padding). Networks export themselves by calling these in forward order.
 
 mod graph;
+mod layout;
 pub mod proto;
+mod tokens;
 
 use candle_core::{Result, Tensor};
 
 pub use graph::{decode_model, encode_model, Attr, Dim, OnnxGraph, Value, IR_VERSION, OPSET};
+pub use layout::{reshape, roll, transpose};
+pub use tokens::{gelu_erf, layer_norm, linear, scale};
 
 use crate::{Activation, ConvGeometry, Pool2d};
 
