@@ -128,6 +128,11 @@ impl Predictor {
         &self.net
     }
 
+    /// [`Scfnet::set_busy_helper`] on the wrapped network.
+    pub fn set_busy_helper(&mut self, on: bool) {
+        self.net.set_busy_helper(on);
+    }
+
     /// The network input side.
     pub fn size(&self) -> usize {
         self.size

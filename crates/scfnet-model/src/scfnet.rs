@@ -25,6 +25,9 @@ pub struct Scfnet {
     kind: ModelKind,
     backbone: Box<dyn Backbone>,
     decoder: Decoder,
+    /// Whether a single image in eval mode keeps a second worker busy-waiting
+    /// ([`Scfnet::set_busy_helper`]).
+    busy_helper: bool,
 }
 
 impl Scfnet {
@@ -63,6 +66,7 @@ impl Scfnet {
             kind,
             backbone,
             decoder,
+            busy_helper: true,
         })
     }
 
@@ -83,9 +87,19 @@ impl Scfnet {
             kind: self.kind,
             backbone: self.backbone.clone_box(),
             decoder: self.decoder.clone(),
+            busy_helper: self.busy_helper,
         };
         net.fold_batch_norms()?;
         Ok(net)
+    }
+
+    /// Whether a single image in eval mode on the CPU keeps a second rayon worker busy-waiting
+    /// for the length of the pass ([`scfnet_ops::with_busy_helper`]; on by default). The helper
+    /// makes one pass faster but takes the second core for its whole length: turn it off when
+    /// other threads of the process have work to do meanwhile (`scfnet predict` at batch 1
+    /// decodes and encodes beside the network).
+    pub fn set_busy_helper(&mut self, on: bool) {
+        self.busy_helper = on;
     }
 
     /// The side `S` the ONNX export's `S × S` input is fixed to, when the backbone's graph
@@ -174,6 +188,9 @@ impl ModuleT for Scfnet {
         }
         let parts = batch_parts(x.dim(0)?, rayon::current_num_threads());
         if parts.len() < 2 {
+            if !self.busy_helper {
+                return self.prediction(x, train);
+            }
             return scfnet_ops::with_busy_helper(|| self.prediction(x, train));
         }
         let maps = parts

@@ -161,3 +161,23 @@ fn a_batch_split_between_workers_gives_each_image_its_own_map() {
     }
     assert!(images_differ, "the five images give the same map");
 }
+
+/// A single image gives the same map with and without the busy-waiting helper worker (only the
+/// scheduling differs).
+#[test]
+fn a_single_image_gives_the_same_map_without_the_busy_helper() {
+    use candle_nn::ModuleT;
+    let x = synthetic_image("input:helper", &[1, 3, 96, 96], DType::F32, &Device::Cpu).unwrap();
+    let mut net = calibrated(ModelKind::Student, DType::F32, &x)
+        .folded()
+        .unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let with = pool.install(|| net.forward_t(&x, false)).unwrap();
+    net.set_busy_helper(false);
+    let without = pool.install(|| net.forward_t(&x, false)).unwrap();
+    assert_eq!(max_abs(&(with - &without).unwrap()), 0.0);
+    assert!(max_abs(&without) > 0.0);
+}

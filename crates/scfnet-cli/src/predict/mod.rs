@@ -247,12 +247,15 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     let chosen = weights::choose(&args.weights, &dev)?;
     let model = chosen.model;
     let size = args.size.or(chosen.size).unwrap_or(model.default_size());
-    let predictor = Predictor::new(
+    let mut predictor = Predictor::new(
         Scfnet::new(model, chosen.vb).context("building the network")?,
         size,
         &dev,
         DType::F32,
     )?;
+    // The decoding and writing threads use the second core between and during single-image
+    // passes, which a busy-waiting helper worker would hold (docs/benchmarks.md).
+    predictor.set_busy_helper(false);
     let inputs = collect_inputs(&args.input)?;
     // Nothing may be written over an input, into the input folder, or twice.
     ensure_outside(&args.output, &args.input, "--output")?;
