@@ -150,6 +150,21 @@ pub fn run(args: Args) -> Result<()> {
         .map(|b| b.to_string())
         .collect::<Vec<_>>()
         .join(",");
+    // The reference scripts' arguments and a run of one: `(network, batch, ms)` lines.
+    let torch_args = [
+        "--models".to_string(),
+        args.models.join(","),
+        "--batches".into(),
+        batches.clone(),
+    ];
+    let mut onnx_args = vec!["--batches".to_string(), batches];
+    for f in &onnx_files {
+        onnx_args.extend(["--model".to_string(), f.clone()]);
+    }
+    let python = |script: &str, prefix: &str, extra: &[String]| -> Result<_> {
+        let lines = python_timings(script, prefix, threads, args.size, args.repeat, extra)?;
+        Ok(by_model_batch(lines))
+    };
     let rounds = args.rounds.max(1);
     for round in 1..=rounds {
         if rounds > 1 {
@@ -166,37 +181,13 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
         if args.python {
-            let extra = [
-                "--models".to_string(),
-                args.models.join(","),
-                "--batches".into(),
-                batches.clone(),
-            ];
-            let list = by_model_batch(python_timings(
-                "model/bench_torch.py",
-                "torch",
-                threads,
-                args.size,
-                args.repeat,
-                &extra,
-            )?);
+            let list = python("model/bench_torch.py", "torch", &torch_args)?;
             for c in &mut cells {
                 c.torch.extend(rate(&list, c.name, c.batch));
             }
         }
         if args.onnx {
-            let mut extra = vec!["--batches".to_string(), batches.clone()];
-            for f in &onnx_files {
-                extra.extend(["--model".to_string(), f.clone()]);
-            }
-            let list = by_model_batch(python_timings(
-                "model/bench_onnx.py",
-                "onnx",
-                threads,
-                args.size,
-                args.repeat,
-                &extra,
-            )?);
+            let list = python("model/bench_onnx.py", "onnx", &onnx_args)?;
             for c in &mut cells {
                 c.ort.extend(rate(&list, c.name, c.batch));
             }

@@ -234,6 +234,16 @@ impl WindowAttention {
         })
     }
 
+    /// The bias of every (query, key) pair of a window of `n` tokens, `(heads, n, n)`, gathered
+    /// from the table.
+    fn relative_position_bias(&self, n: usize) -> Result<Tensor> {
+        self.table
+            .index_select(&self.index, 0)?
+            .reshape((n, n, self.heads))?
+            .permute((2, 0, 1))?
+            .contiguous()
+    }
+
     /// `x`: `(B · nW, N, C)`; `mask`: `(nW, N, N)`.
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (bw, n, c) = x.dims3()?;
@@ -245,13 +255,7 @@ impl WindowAttention {
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
         // Gathered at every call, so an optimiser step on the table is seen by the next forward.
-        let bias = self
-            .table
-            .index_select(&self.index, 0)?
-            .reshape((n, n, self.heads))?
-            .permute((2, 0, 1))?
-            .contiguous()?
-            .to_dtype(q.dtype())?;
+        let bias = self.relative_position_bias(n)?.to_dtype(q.dtype())?;
         let mut attn = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
         if let Some(mask) = mask {
             let nw = mask.dim(0)?;

@@ -24,6 +24,29 @@ pub(crate) fn row_bands(images: usize, rows: usize) -> usize {
         .max(1)
 }
 
+/// The planes of `out` (`images × channels` planes of `rows × width` values) cut into bands of
+/// rows as [`row_bands`] decides: `(plane, first row, its values)` work items, image first, then
+/// band, then channel, so that a halved loop gives each thread one region of each image.
+pub(crate) fn plane_bands<T>(
+    out: &mut [T],
+    (images, channels): (usize, usize),
+    (rows, width): (usize, usize),
+) -> Vec<(usize, usize, &mut [T])> {
+    let band_rows = rows.div_ceil(row_bands(images, rows)).max(1);
+    let mut items: Vec<_> = out
+        .chunks_mut((rows * width).max(1))
+        .enumerate()
+        .flat_map(|(p, plane)| {
+            plane
+                .chunks_mut((band_rows * width).max(1))
+                .enumerate()
+                .map(move |(band, dst)| (p, band * band_rows, dst))
+        })
+        .collect();
+    items.sort_by_key(|&(p, y0, _)| (p / channels.max(1), y0, p));
+    items
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

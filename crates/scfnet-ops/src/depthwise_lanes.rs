@@ -13,6 +13,7 @@ use crate::activation::Activation;
 use crate::bias_act::apply_plane;
 use crate::depthwise::{Geometry, Tail};
 use crate::elem::Real;
+use crate::inference_conv::OutPtr;
 use crate::simd;
 
 /// Channels computed side by side.
@@ -50,7 +51,7 @@ pub(crate) fn forward<T: Real>(
         return Vec::new();
     }
     let mut out: Vec<T> = Vec::with_capacity(len);
-    let dst = PlanesPtr(out.spare_capacity_mut().as_mut_ptr().cast::<T>());
+    let dst = OutPtr::new(&mut out);
     // Work items: a band of output rows of LANES consecutive planes of one image, band-major
     // (see `crate::bands`).
     let blocks = channels.div_ceil(LANES);
@@ -91,20 +92,6 @@ pub(crate) fn forward<T: Real>(
     // SAFETY: the items cover every row of every plane, and each writes all of its rows.
     unsafe { out.set_len(len) };
     out
-}
-
-/// The output planes of a layer, written by the work items in disjoint row ranges.
-#[derive(Clone, Copy)]
-struct PlanesPtr<T>(*mut T);
-// SAFETY: the items write disjoint (plane, row) ranges, see `forward`.
-unsafe impl<T> Send for PlanesPtr<T> {}
-unsafe impl<T> Sync for PlanesPtr<T> {}
-
-impl<T> PlanesPtr<T> {
-    /// The pointer `offset` values in (a method, so closures capture the `Sync` wrapper).
-    fn at(self, offset: usize) -> *mut T {
-        self.0.wrapping_add(offset)
-    }
 }
 
 /// Up to LANES input planes, their filters `(n, k·k)` and their bias and activation.
@@ -179,7 +166,7 @@ unsafe fn block_plain<T: Real, const AVX: bool>(
     if transposing {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `AVX` says the CPU has AVX2; `T` is f32; the slices hold LANES full planes
-        // and the padded buffer of `(ph, pw, LANES)`.
+        // and the band's padded rows `(buf_rows, pw, LANES)`.
         unsafe {
             interleave_avx(f32s(b.src), f32s_mut(input), g, pw, seen, row0)
         };
@@ -309,12 +296,12 @@ unsafe fn interleave_avx(
 
 /// Writes the interleaved output row `row` `(ow, LANES)` to pixels `out` of LANES output planes
 /// of `plane` values each in `dst`, eight pixels at a time through [`transpose`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
 ///
 /// # Safety
 /// AVX2; `dst` points at LANES planes of `plane` values each, `out` lies inside a plane, and
 /// nothing else accesses those pixels during the call.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn deinterleave_avx(row: &[f32], dst: *mut f32, plane: usize, out: std::ops::Range<usize>) {
     use std::arch::x86_64::*;
     let ow = out.len();

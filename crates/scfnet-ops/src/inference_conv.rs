@@ -256,22 +256,31 @@ impl CustomOp2 for Op<'_> {
     }
 }
 
-/// A raw output pointer shared by the tiles, which write disjoint regions.
-#[derive(Clone, Copy)]
-pub(crate) struct OutPtr(*mut f32);
-// SAFETY: every work item writes its own (channel, column) region of the output, see `run`.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
+/// A raw output pointer shared by the work items of a kernel, which write disjoint regions
+/// (each user says which, where it writes).
+pub(crate) struct OutPtr<T>(*mut T);
+// SAFETY: the kernels' work items write disjoint regions of the output (`run`,
+// `direct_conv::forward`, `depthwise_lanes::forward`).
+unsafe impl<T> Send for OutPtr<T> {}
+unsafe impl<T> Sync for OutPtr<T> {}
 
-impl OutPtr {
+impl<T> Clone for OutPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
     /// The start of `out`'s spare capacity (values written through it become `out`'s with
     /// `set_len`).
-    pub(crate) fn new(out: &mut Vec<f32>) -> Self {
-        Self(out.spare_capacity_mut().as_mut_ptr().cast::<f32>())
+    pub(crate) fn new(out: &mut Vec<T>) -> Self {
+        Self(out.spare_capacity_mut().as_mut_ptr().cast::<T>())
     }
 
     /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
-    pub(crate) fn at(self, offset: usize) -> *mut f32 {
+    pub(crate) fn at(self, offset: usize) -> *mut T {
         self.0.wrapping_add(offset)
     }
 }

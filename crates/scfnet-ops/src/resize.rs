@@ -106,18 +106,12 @@ fn resize_planes<T: Real>(
     let mut out = Vec::with_capacity(len);
     // Work items: bands of rows of a plane when there are fewer planes than threads (see
     // `crate::bands`), else whole planes.
-    let band_rows = oh.div_ceil(crate::bands::row_bands(len / (oh * ow).max(1), oh));
-    let items: Vec<_> = out.spare_capacity_mut()[..len]
-        .chunks_mut(oh * ow)
-        .zip(src.chunks(ih * iw))
-        .flat_map(|(dst, plane)| {
-            dst.chunks_mut(band_rows * ow)
-                .enumerate()
-                .map(move |(band, dst)| (band * band_rows, dst, plane))
-        })
-        .collect();
-    items.into_par_iter().for_each(|(y0, dst, plane)| {
+    let planes = len / (oh * ow).max(1);
+    let items =
+        crate::bands::plane_bands(&mut out.spare_capacity_mut()[..len], (planes, 1), (oh, ow));
+    items.into_par_iter().for_each(|(p, y0, dst)| {
         let rows = y0..y0 + dst.len() / ow;
+        let plane = &src[p * ih * iw..(p + 1) * ih * iw];
         resize_plane_into(plane, iw, &ys[rows], &xs, dst)
     });
     // SAFETY: `resize_plane_into` wrote every value of every band of every plane.

@@ -75,21 +75,13 @@ fn merge<T: Real>(
     let (plane, small_plane) = (h * w, ih * iw);
     let (ys, xs) = (taps::<T>(ih, h, false), taps::<T>(iw, w, false));
     let mut out: Vec<T> = Vec::with_capacity(a.len());
-    // Work items: a band of rows of one plane, band-major (see `crate::bands`).
-    let bands = crate::bands::row_bands(images, h);
-    let band_rows = h.div_ceil(bands);
-    let mut items: Vec<_> = out.spare_capacity_mut()[..a.len()]
-        .chunks_mut(plane)
-        .enumerate()
-        .flat_map(|(p, dst)| {
-            dst.chunks_mut(band_rows * w)
-                .enumerate()
-                .map(move |(band, dst)| (band, p, dst))
-        })
-        .collect();
-    items.sort_by_key(|&(band, p, _)| (p / channels, band, p));
-    items.into_par_iter().for_each(|(band, p, dst)| {
-        let y0 = band * band_rows;
+    // Work items: a band of rows of one plane (see `crate::bands`).
+    let items = crate::bands::plane_bands(
+        &mut out.spare_capacity_mut()[..a.len()],
+        (images, channels),
+        (h, w),
+    );
+    items.into_par_iter().for_each(|(p, y0, dst)| {
         let rows = y0..y0 + dst.len() / w;
         let small = &small[p * small_plane..(p + 1) * small_plane];
         let a = &a[p * plane + y0 * w..p * plane + rows.end * w];

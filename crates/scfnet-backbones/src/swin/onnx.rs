@@ -130,9 +130,9 @@ impl SwinBlock {
                 )
             })
             .transpose()?;
-        let y = self
-            .attn
-            .write_onnx(g, &format!("{name}.attn"), &y, c, mask.as_ref())?;
+        let y =
+            self.attn
+                .write_onnx(g, &format!("{name}.attn"), &y, (ws * ws, c), mask.as_ref())?;
         let y = onnx::reshape(g, &format!("{name}.ungrid"), &y, &[-1, n, n, wsi, wsi, ci]);
         let y = onnx::transpose(g, &format!("{name}.unwindows"), &y, &[0, 1, 3, 2, 4, 5]);
         let mut y = onnx::reshape(g, &format!("{name}.map"), &y, &[-1, s, s, ci]);
@@ -149,18 +149,18 @@ impl SwinBlock {
 }
 
 impl WindowAttention {
-    /// `x` `(B · nW, N, c)` → the same shape; `mask` `(nW, N, N)` for shifted windows.
+    /// `x` `(B · nW, N, c)` with `(N, c)` = `(tokens, c)` → the same shape; `mask` `(nW, N, N)`
+    /// for shifted windows.
     fn write_onnx(
         &self,
         g: &mut OnnxGraph,
         name: &str,
         x: &Value,
-        c: usize,
+        (n, c): (usize, usize),
         mask: Option<&Tensor>,
     ) -> Result<Value> {
         let (heads, hd) = (self.heads as i64, (c / self.heads) as i64);
-        let n = self.index.dim(0)?;
-        let tokens = (n as f64).sqrt().round() as i64;
+        let tokens = n as i64;
         // The query, key and value rows of `qkv` as three linear maps (the same dot products).
         let part = |k: usize| -> Result<candle_nn::Linear> {
             let w = self.qkv.weight().narrow(0, k * c, c)?;
@@ -183,14 +183,10 @@ impl WindowAttention {
         let v = heads_of(g, "v", 2, &[0, 2, 1, 3])?;
         let q = onnx::scale(g, &format!("{name}.q.scaled"), &q, self.scale)?;
         let attn = g.op("MatMul", &format!("{name}.scores"), &[&q, &k]);
-        let t = tokens as usize;
-        let bias = self
-            .table
-            .index_select(&self.index, 0)?
-            .reshape((t, t, self.heads))?
-            .permute((2, 0, 1))?
-            .contiguous()?;
-        let bias = g.constant(&format!("{name}.relative_position_bias"), &bias)?;
+        let bias = g.constant(
+            &format!("{name}.relative_position_bias"),
+            &self.relative_position_bias(n)?,
+        )?;
         let mut attn = g.op("Add", &format!("{name}.biased"), &[&attn, &bias]);
         if let Some(mask) = mask {
             let nw = mask.dim(0)? as i64;

@@ -60,15 +60,9 @@ pub fn layer_norm(
 /// The exact GELU `x · ½ · (1 + erf(x / √2))` (candle's `gelu_erf`), from `Div`, `Erf`, `Add`
 /// and `Mul` (ONNX's own `Gelu` needs opset 20).
 pub fn gelu_erf(g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
-    let scalar = |g: &mut OnnxGraph, what: &str, v: f32| {
-        g.constant(
-            &format!("{name}.{what}"),
-            &Tensor::new(&[v], &candle_core::Device::Cpu)?,
-        )
-    };
-    let sqrt2 = scalar(g, "sqrt2", std::f32::consts::SQRT_2)?;
-    let one = scalar(g, "one", 1.0)?;
-    let half = scalar(g, "half", 0.5)?;
+    let sqrt2 = scalar(g, &format!("{name}.sqrt2"), std::f32::consts::SQRT_2)?;
+    let one = scalar(g, &format!("{name}.one"), 1.0)?;
+    let half = scalar(g, &format!("{name}.half"), 0.5)?;
     let z = g.op("Div", &format!("{name}.div"), &[x, &sqrt2]);
     let e = g.op("Erf", &format!("{name}.erf"), &[&z]);
     let e1 = g.op("Add", &format!("{name}.add"), &[&e, &one]);
@@ -78,9 +72,11 @@ pub fn gelu_erf(g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
 
 /// `x` times a scalar `v` (a one-value constant, broadcast).
 pub fn scale(g: &mut OnnxGraph, name: &str, x: &Value, v: f64) -> Result<Value> {
-    let c = g.constant(
-        &format!("{name}.factor"),
-        &Tensor::new(&[v as f32], &candle_core::Device::Cpu)?,
-    )?;
+    let c = scalar(g, &format!("{name}.factor"), v as f32)?;
     Ok(g.op("Mul", name, &[x, &c]))
+}
+
+/// A one-value float32 constant (broadcast against any tensor).
+fn scalar(g: &mut OnnxGraph, name: &str, v: f32) -> Result<Value> {
+    g.constant(name, &Tensor::new(&[v], &candle_core::Device::Cpu)?)
 }
