@@ -16,9 +16,8 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::im2col::ConvGeometry;
 use crate::inference_conv::{tail, OutPtr};
+use crate::tile_store::{Epilogue, Store, GROUP};
 
-/// Output channels computed together.
-const GROUP: usize = 4;
 /// Taps of the window.
 const TAPS: usize = 9;
 
@@ -199,9 +198,6 @@ struct Window {
     wr: usize,
 }
 
-/// Bias per channel of a group and the activation, applied before the values are stored.
-type Epilogue = Option<([f32; GROUP], Activation)>;
-
 /// Output row `oy` (counted from the window's first) of 4 channels, `ow` values to each of
 /// `targets`, from the window `(c, rows, st, wq)` and weights `(c, 9, 4)`; with `epilogue`,
 /// `act(sum + bias)`, else the sums.
@@ -229,6 +225,7 @@ unsafe fn row_group(
         targets,
         ow,
         epilogue,
+        residual: None,
     };
     let mut x0 = 0;
     // SAFETY (both): reads inside the window (asserted above), writes inside the targets'
@@ -239,75 +236,6 @@ unsafe fn row_group(
     }
     if x0 < wr {
         pixels::<1>(ip, wp, &out, s, oy, x0);
-    }
-}
-
-/// Where and how a group's sums are stored.
-struct Store {
-    targets: [*mut f32; GROUP],
-    ow: usize,
-    epilogue: Epilogue,
-}
-
-impl Store {
-    /// Stores the `8·V` sums from pixel `x0` of each channel (bias and activation first when
-    /// asked for), clipped at `ow`.
-    ///
-    /// # Safety
-    /// AVX2; each target valid for `ow` values.
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn write<const V: usize>(
-        &self,
-        acc: [[std::arch::x86_64::__m256; V]; GROUP],
-        x0: usize,
-    ) {
-        use std::arch::x86_64::*;
-        for (r, a) in acc.into_iter().enumerate() {
-            let mut a = a;
-            if let Some((bias, act)) = self.epilogue {
-                let b = _mm256_set1_ps(bias[r]);
-                for v in a.iter_mut() {
-                    *v = activate(_mm256_add_ps(*v, b), act);
-                }
-            }
-            let dst = self.targets[r].add(x0);
-            if x0 + 8 * V <= self.ow {
-                for (j, &v) in a.iter().enumerate() {
-                    _mm256_storeu_ps(dst.add(8 * j), v);
-                }
-            } else {
-                let mut tmp = [0f32; 16];
-                for (j, &v) in a.iter().enumerate() {
-                    _mm256_storeu_ps(tmp.as_mut_ptr().add(8 * j), v);
-                }
-                let n = self.ow - x0;
-                std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n);
-            }
-        }
-    }
-}
-
-/// `act(v)` lane by lane, the operations of [`crate::bias_act`]'s plane loop (so the values equal
-/// the tiled kernel's epilogue): ReLU `max(v, 0)`, hard-swish `v · min(max(v + 3, 0), 6) / 6`.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn activate(v: std::arch::x86_64::__m256, act: Activation) -> std::arch::x86_64::__m256 {
-    use std::arch::x86_64::*;
-    let zero = _mm256_setzero_ps();
-    match act {
-        Activation::None => v,
-        Activation::Relu => _mm256_max_ps(v, zero),
-        Activation::HardSwish => {
-            let six = _mm256_set1_ps(6.0);
-            let clip = _mm256_min_ps(
-                _mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(3.0)), zero),
-                six,
-            );
-            _mm256_div_ps(_mm256_mul_ps(v, clip), six)
-        }
     }
 }
 

@@ -49,6 +49,8 @@ pub struct InferenceConv {
     act: Activation,
     /// The weights for [`crate::direct_conv`], when the geometry allows it.
     direct: Option<Vec<f32>>,
+    /// The weights for [`crate::pointwise_conv`], when the geometry allows it.
+    pointwise: Option<Vec<f32>>,
 }
 
 impl InferenceConv {
@@ -84,8 +86,11 @@ impl InferenceConv {
             .to_vec1::<f32>()?;
         let direct = crate::direct_conv::applies(&geometry, c_in)
             .then(|| crate::direct_conv::pack(&weight, c_out, c_in));
+        let pointwise = crate::pointwise_conv::applies(&geometry, c_in)
+            .then(|| crate::pointwise_conv::pack(&weight, c_out, c_in));
         Ok(Self {
             direct,
+            pointwise,
             weight,
             bias: bias.iter().map(|&b| b as f32).collect(),
             c_out,
@@ -95,11 +100,12 @@ impl InferenceConv {
         })
     }
 
-    /// The same layer without the direct 3×3 kernel (tests compare both kernels).
+    /// The same layer without the direct 3×3 and 1×1 kernels (tests compare the kernels).
     #[cfg(test)]
     fn tiled_only(&self) -> Self {
         Self {
             direct: None,
+            pointwise: None,
             ..self.clone()
         }
     }
@@ -305,6 +311,21 @@ fn run(
             geometry: g,
         };
         return crate::direct_conv::forward(&layer, x, (b, c, h, w), residual);
+    }
+    if let Some(packed) = conv
+        .pointwise
+        .as_ref()
+        .filter(|_| crate::pointwise_conv::suits(c, h * w))
+    {
+        let scaled = scale.map(|s| crate::pointwise_conv::scale_packed(packed, c, s));
+        let layer = crate::pointwise_conv::Layer {
+            packed: scaled.as_deref().unwrap_or(packed),
+            per_image: scaled.is_some(),
+            bias: &conv.bias,
+            act: conv.act,
+            c_out: conv.c_out,
+        };
+        return crate::pointwise_conv::forward(&layer, x, (b, c, h, w), residual);
     }
     let (oh, ow) = (g.output(h), g.output(w));
     let (hwo, co, k) = (oh * ow, conv.c_out, g.kernel);
@@ -577,8 +598,13 @@ mod tests {
             (1, 4, 40, 60, 50, 3, 1, 1, 1),
             (2, 7, 6, 5, 20, 3, 1, 2, 2),
             (1, 5, 9, 10, 37, 3, 2, 2, 2),
+            (1, 5, 10, 30, 31, 1, 1, 0, 1),
+            (3, 40, 16, 3, 3, 1, 1, 0, 1),
+            (1, 3, 6, 64, 64, 1, 1, 0, 1),
+            (2, 130, 8, 4, 5, 1, 1, 0, 1),
+            (1, 64, 8, 40, 40, 1, 1, 0, 1),
         ];
-        let mut direct_cases = 0;
+        let (mut direct_cases, mut pointwise_cases) = (0, 0);
         for (i, &(b, ci, co, h, w, k, s, p, d)) in cases.iter().enumerate() {
             let g = ConvGeometry {
                 kernel: k,
@@ -592,7 +618,8 @@ mod tests {
             for act in [Activation::None, Activation::Relu, Activation::HardSwish] {
                 let conv = InferenceConv::new(&wt, &bias, g, act).unwrap();
                 direct_cases += usize::from(conv.direct.is_some());
-                // The direct 3×3 kernel where it applies, and the tiled one always.
+                pointwise_cases += usize::from(conv.pointwise.is_some());
+                // The direct 3×3 or 1×1 kernel where it applies, and the tiled one always.
                 for conv in [conv.clone(), conv.tiled_only()] {
                     let got = conv.forward(&x, None).unwrap();
                     let want = reference(&x, &wt, &bias, g, act, None);
@@ -616,6 +643,11 @@ mod tests {
                 direct_cases,
                 3 * 10,
                 "3×3 cases of stride 1 or 2 with padding = dilation"
+            );
+            assert_eq!(
+                pointwise_cases,
+                3 * 5,
+                "1×1 cases of stride 1 with at most 128 input channels"
             );
         }
     }
@@ -648,6 +680,14 @@ mod tests {
             .unwrap();
         let diff = max_abs_diff(&got, &want);
         assert!(diff < 1e-5, "max diff {diff}");
+        // The 1×1 kernel (scaled packed weights) and the tiled one (scaled weights).
+        assert!(conv.pointwise.is_some() || !crate::simd::wide());
+        let tiled = conv
+            .tiled_only()
+            .forward_scaled(&x, Some(&scale), Some(res))
+            .unwrap();
+        let diff = max_abs_diff(&got, &tiled);
+        assert!(diff < 1e-5, "1×1 vs tiled: max diff {diff}");
         let err = conv
             .forward_scaled(&x, Some(&scale[1..]), None)
             .unwrap_err();

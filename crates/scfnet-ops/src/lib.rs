@@ -58,11 +58,13 @@ mod linear;
 mod loss;
 pub mod macs;
 pub mod onnx;
+mod pointwise_conv;
 mod pool;
 mod resize;
 mod resize_add;
 mod sigmoid;
 mod simd;
+mod tile_store;
 mod views;
 
 pub use activation::{
