@@ -252,11 +252,17 @@ impl Logits {
             (height, width),
             true,
         )?;
-        Ok(full
-            .iter()
-            .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
-            .collect())
+        Ok(full.iter().map(|&v| grey_level(v)).collect())
     }
+}
+
+/// A probability as a grey level: `round(p · 255)` (halves away from zero) clamped to
+/// `0..=255`, without the `roundf` call that `f32::round` is on the baseline x86-64 target
+/// (the truncation and the fraction `v − trunc(v)` are exact, so the result is the same).
+fn grey_level(p: f32) -> u8 {
+    let v = (p * 255.0).clamp(0.0, 255.0);
+    let whole = v as u32;
+    (whole + u32::from(v - whole as f32 >= 0.5)) as u8
 }
 
 /// The `p2` logits of `net` (eval mode) on a batch of preprocessed inputs
@@ -316,4 +322,30 @@ pub fn predict_maps(
         .enumerate()
         .map(|(i, im)| logits.map(i, im.height, im.width))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grey_level;
+
+    #[test]
+    fn equals_rounding_then_clamping() {
+        let mut values: Vec<f32> = (0..=2_000_000).map(|i| i as f32 / 2_000_000.0).collect();
+        // Halves, their neighbours, and values outside 0..=1.
+        for k in 0..=255 {
+            let half = (k as f32 + 0.5) / 255.0;
+            values.extend([half, half.next_up(), half.next_down()]);
+        }
+        values.extend([
+            -1.0,
+            -0.0,
+            1.5,
+            0.5f32.next_down() / 255.0,
+            f32::MIN_POSITIVE,
+        ]);
+        for p in values {
+            let want = (p * 255.0).round().clamp(0.0, 255.0) as u8;
+            assert_eq!(grey_level(p), want, "p = {p:e}");
+        }
+    }
 }
