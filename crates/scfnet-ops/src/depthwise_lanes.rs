@@ -14,6 +14,7 @@ use crate::bias_act::apply_plane;
 use crate::depthwise::{Geometry, Tail};
 use crate::elem::Real;
 use crate::inference_conv::OutPtr;
+use crate::scratch::{with_scratch, Slot};
 use crate::simd;
 
 /// Channels computed side by side.
@@ -58,9 +59,13 @@ pub(crate) fn forward<T: Real>(
     let bands = crate::bands::row_bands(images, g.oh);
     let band_rows = g.oh.div_ceil(bands);
     let wide = simd::wide();
+    // Each thread's band buffer (see `block_plain`), kept across layers and calls: zeroed when
+    // the layout changes.
+    let buf_len = band_buffer_len(g, band_rows);
+    let key = [g.k, g.stride, g.pad, g.w, g.ow, band_rows];
     (0..images * bands * blocks)
         .into_par_iter()
-        .for_each_init(Vec::new, |buf, item| {
+        .for_each(|item| {
             let (img, rest) = (item / (bands * blocks), item % (bands * blocks));
             let (band, blk) = (rest / blocks, rest % blocks);
             let rows = band * band_rows..((band + 1) * band_rows).min(g.oh);
@@ -79,19 +84,29 @@ pub(crate) fn forward<T: Real>(
             // SAFETY (both): `dst` has room for `len` values; this item writes output rows
             // `rows` of planes `first .. first + n`, which no other item writes.
             let planes = dst.at(first * plane_out);
-            #[cfg(target_arch = "x86_64")]
-            if wide {
-                // SAFETY: `simd::wide` checked that the CPU has AVX2 and FMA; see above.
-                unsafe { block_wide(&block, g, buf, planes, rows) };
-                return;
-            }
-            let _ = wide;
-            // SAFETY: see above.
-            unsafe { block_plain::<T, false>(&block, g, buf, planes, rows) };
+            with_scratch(Slot::DepthwiseBand, &key, buf_len, |buf: &mut [T]| {
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: `simd::wide` checked that the CPU has AVX2 and FMA; see above.
+                    unsafe { block_wide(&block, g, buf, planes, rows) };
+                    return;
+                }
+                let _ = wide;
+                // SAFETY: see above.
+                unsafe { block_plain::<T, false>(&block, g, buf, planes, rows) };
+            });
         });
     // SAFETY: the items cover every row of every plane, and each writes all of its rows.
     unsafe { out.set_len(len) };
     out
+}
+
+/// Values of a band buffer of [`block_plain`] for bands of `band_rows` output rows: the padded
+/// input rows `((band_rows − 1)·s + k, w + 2·pad, LANES)`, the filters `(k·k, LANES)` and one
+/// output row `(ow, LANES)`.
+fn band_buffer_len(g: Geometry, band_rows: usize) -> usize {
+    let buf_rows = (band_rows.max(1) - 1) * g.stride + g.k;
+    (buf_rows * (g.w + 2 * g.pad) + g.k * g.k + g.ow) * LANES
 }
 
 /// Up to LANES input planes, their filters `(n, k·k)` and their bias and activation.
@@ -115,7 +130,7 @@ struct Block<'a, T> {
 unsafe fn block_wide<T: Real>(
     b: &Block<T>,
     g: Geometry,
-    buf: &mut Vec<T>,
+    buf: &mut [T],
     dst: *mut T,
     rows: std::ops::Range<usize>,
 ) {
@@ -134,7 +149,7 @@ unsafe fn block_wide<T: Real>(
 unsafe fn block_plain<T: Real, const AVX: bool>(
     b: &Block<T>,
     g: Geometry,
-    buf: &mut Vec<T>,
+    buf: &mut [T],
     dst: *mut T,
     rows: std::ops::Range<usize>,
 ) {
@@ -142,18 +157,16 @@ unsafe fn block_plain<T: Real, const AVX: bool>(
     let n = b.n;
     let pw = g.w + 2 * g.pad;
     let s = g.stride;
-    // Layout of `buf`: the padded input rows a band sees `(rows, pw, LANES)` (buffer row `i` is
-    // padded row `rows.start·s + i`), filters `(k·k, LANES)`, one output row `(ow, LANES)`. The
-    // buffer serves bands of one layer only: its padding columns are zeroed once and never
-    // written; the inside is overwritten for lanes `0..n` and the rows the band sees (padding
-    // rows are never read; lanes past `n` keep an earlier block's values, dropped from the sums).
+    // Layout of `buf` ([`band_buffer_len`]): the padded input rows a band sees
+    // `(rows, pw, LANES)` (buffer row `i` is padded row `rows.start·s + i`), filters
+    // `(k·k, LANES)`, one output row `(ow, LANES)`. The buffer was zeroed for this layout (a
+    // thread's buffer of one layout serves every layer of that layout): its padding columns are
+    // never written; the inside is overwritten for lanes `0..n` and the rows the band sees
+    // (padding rows are never read; lanes past `n` keep an earlier block's values, dropped from
+    // the sums).
     let buf_rows = (b.band_rows - 1) * s + g.k;
     let (input_len, filt_len) = (buf_rows * pw * LANES, kk * LANES);
-    let total = input_len + filt_len + g.ow * LANES;
-    if buf.len() != total {
-        buf.clear();
-        buf.resize(total, T::ZERO);
-    }
+    assert_eq!(buf.len(), band_buffer_len(g, b.band_rows), "band buffer");
     let (input, rest) = buf.split_at_mut(input_len);
     let (filt, row) = rest.split_at_mut(filt_len);
     // The input rows that output rows `rows` see: `y·s + ky − pad` inside the image.
@@ -521,6 +534,10 @@ mod tests {
             (1, 17, 17, 50, 5, 2, 2),
             (1, 8, 35, 9, 5, 2, 2),
             (1, 16, 64, 12, 3, 1, 1),
+            // The same band buffer layout but one column less: on one thread, the second layer
+            // must not read the first one's last column as its padding (`crate::scratch`).
+            (1, 8, 10, 16, 3, 2, 1),
+            (1, 8, 10, 15, 3, 2, 1),
         ];
         let pools = [1, 4].map(|n| {
             rayon::ThreadPoolBuilder::new()

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::im2col::ConvGeometry;
 use crate::inference_conv::{tail, OutPtr};
+use crate::scratch::{with_scratch, Slot};
 use crate::tile_store::{Epilogue, Store, GROUP};
 
 /// Taps of the window.
@@ -95,7 +96,8 @@ pub(crate) fn forward(
     // per channel `(rows, st, wq)`, each row as its `st` column phases (padded column `j` at
     // phase `j % st`, index `j / st`). Tap `(ky, kx)` of output `(oy, x)` reads window row
     // `oy·st + ky·d` (from the item's first row), phase `kx·d % st`, index `x + kx·d / st`.
-    // Values the copy never writes (padding) are zeroed once.
+    // Values the copy never writes (padding) are zeroed when the thread's window (kept across
+    // layers and calls, `crate::scratch`) gets this layout.
     let win = Window {
         c,
         rows: (rows_per_item - 1) * st + 2 * d + 1,
@@ -105,65 +107,80 @@ pub(crate) fn forward(
         wr,
     };
     let plane = win.rows * st * win.wq;
+    let key = [c, win.rows, st, win.wq, d, w];
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = OutPtr::new(&mut out);
-    (0..b * blocks).into_par_iter().for_each_init(
-        || (Vec::<f32>::new(), Vec::<f32>::new()),
-        |(window, scratch), item| {
-            let (img, blk) = (item / blocks, item % blocks);
-            let image = &x[img * c * h * w..(img + 1) * c * h * w];
-            let y0 = blk * rows_per_item;
-            window.resize(c * plane, 0.0);
-            for (src, dst) in image
-                .chunks_exact(h * w)
-                .zip(window.chunks_exact_mut(plane))
-            {
-                for (lr, row) in dst.chunks_exact_mut(st * win.wq).enumerate() {
-                    // Padded row `y0·st + lr` is input row `y0·st + lr − d`, or padding.
-                    match (y0 * st + lr).checked_sub(d).filter(|&iy| iy < h) {
-                        Some(iy) => copy_row(&src[iy * w..(iy + 1) * w], row, d, st, win.wq),
-                        None => row.fill(0.0),
-                    }
-                }
-            }
-            scratch.resize(GROUP * wr, 0.0);
-            for oy in y0..(y0 + rows_per_item).min(oh) {
-                for (grp, wts) in layer.packed.chunks_exact(c * TAPS * GROUP).enumerate() {
-                    let valid = GROUP.min(c_out - grp * GROUP);
-                    let at = |r: usize| (img * c_out + grp * GROUP + r) * oh * ow + oy * ow;
-                    // Output rows of the group's channels; channels past `c_out` go to scratch.
-                    let targets: [*mut f32; GROUP] = std::array::from_fn(|r| {
-                        if r < valid {
-                            dst.at(at(r))
-                        } else {
-                            scratch[r * wr..].as_mut_ptr()
-                        }
-                    });
-                    // Without a residual, bias and activation are applied in registers.
-                    let epilogue = residual.is_none().then(|| {
-                        let bias = std::array::from_fn(|r| {
-                            layer.bias.get(grp * GROUP + r).copied().unwrap_or(0.0)
-                        });
-                        (bias, layer.act)
-                    });
-                    // SAFETY: AVX2 and FMA (asserted above); the window and weights are checked
-                    // inside; each target has room for `ow` values: `dst` has room for `len`,
-                    // and this item alone writes rows `oy` of image `img` (every channel), each
-                    // once; the scratch rows hold `wr ≥ ow` values.
-                    unsafe { row_group(window, wts, &win, oy - y0, targets, ow, epilogue) };
-                    if let Some((values, then)) = residual {
-                        for r in 0..valid {
-                            // SAFETY: the row just written (see above).
-                            let out_row =
-                                unsafe { std::slice::from_raw_parts_mut(dst.at(at(r)), ow) };
-                            let res = Some((&values[at(r)..at(r) + ow], then));
-                            tail(out_row, layer.bias[grp * GROUP + r], layer.act, res, true);
+    (0..b * blocks)
+        .into_par_iter()
+        .for_each_init(Vec::<f32>::new, |scratch, item| {
+            with_scratch(
+                Slot::DirectWindow,
+                &key,
+                c * plane,
+                |window: &mut [f32]| {
+                    let (img, blk) = (item / blocks, item % blocks);
+                    let image = &x[img * c * h * w..(img + 1) * c * h * w];
+                    let y0 = blk * rows_per_item;
+                    for (src, dst) in image
+                        .chunks_exact(h * w)
+                        .zip(window.chunks_exact_mut(plane))
+                    {
+                        for (lr, row) in dst.chunks_exact_mut(st * win.wq).enumerate() {
+                            // Padded row `y0·st + lr` is input row `y0·st + lr − d`, or padding.
+                            match (y0 * st + lr).checked_sub(d).filter(|&iy| iy < h) {
+                                Some(iy) => {
+                                    copy_row(&src[iy * w..(iy + 1) * w], row, d, st, win.wq)
+                                }
+                                None => row.fill(0.0),
+                            }
                         }
                     }
-                }
-            }
-        },
-    );
+                    scratch.resize(GROUP * wr, 0.0);
+                    for oy in y0..(y0 + rows_per_item).min(oh) {
+                        for (grp, wts) in layer.packed.chunks_exact(c * TAPS * GROUP).enumerate() {
+                            let valid = GROUP.min(c_out - grp * GROUP);
+                            let at = |r: usize| (img * c_out + grp * GROUP + r) * oh * ow + oy * ow;
+                            // Output rows of the group's channels; channels past `c_out` go to scratch.
+                            let targets: [*mut f32; GROUP] = std::array::from_fn(|r| {
+                                if r < valid {
+                                    dst.at(at(r))
+                                } else {
+                                    scratch[r * wr..].as_mut_ptr()
+                                }
+                            });
+                            // Without a residual, bias and activation are applied in registers.
+                            let epilogue = residual.is_none().then(|| {
+                                let bias = std::array::from_fn(|r| {
+                                    layer.bias.get(grp * GROUP + r).copied().unwrap_or(0.0)
+                                });
+                                (bias, layer.act)
+                            });
+                            // SAFETY: AVX2 and FMA (asserted above); the window and weights are checked
+                            // inside; each target has room for `ow` values: `dst` has room for `len`,
+                            // and this item alone writes rows `oy` of image `img` (every channel), each
+                            // once; the scratch rows hold `wr ≥ ow` values.
+                            unsafe { row_group(window, wts, &win, oy - y0, targets, ow, epilogue) };
+                            if let Some((values, then)) = residual {
+                                for r in 0..valid {
+                                    // SAFETY: the row just written (see above).
+                                    let out_row = unsafe {
+                                        std::slice::from_raw_parts_mut(dst.at(at(r)), ow)
+                                    };
+                                    let res = Some((&values[at(r)..at(r) + ow], then));
+                                    tail(
+                                        out_row,
+                                        layer.bias[grp * GROUP + r],
+                                        layer.act,
+                                        res,
+                                        true,
+                                    );
+                                }
+                            }
+                        }
+                    }
+                },
+            )
+        });
     // SAFETY: the items cover every (image, row) with every channel, see above.
     unsafe { out.set_len(len) };
     out
@@ -177,15 +194,14 @@ fn copy_row(src: &[f32], row: &mut [f32], d: usize, st: usize, wq: usize) {
         return;
     }
     debug_assert_eq!(st, 2, "direct convolution with stride {st}");
-    // Stride 2: even padded columns to the first phase, odd ones to the second (shifts, not the
-    // division a general stride needs per value: that was 1 % of the student's samples).
+    // Stride 2: the even padded columns to the first phase, the odd ones to the second, as two
+    // strided copies (no division or branch per value).
     let (even, odd) = row.split_at_mut(wq);
-    for (ix, &v) in src.iter().enumerate() {
-        let j = ix + d;
-        if j & 1 == 0 {
-            even[j >> 1] = v;
-        } else {
-            odd[j >> 1] = v;
+    for (phase, first) in [(even, d & 1), (odd, 1 - (d & 1))] {
+        // Input column `first + 2i` is padded column `first + d + 2i`, index `(first + d)/2 + i`.
+        let dst = &mut phase[(first + d) / 2..];
+        for (t, &v) in dst.iter_mut().zip(src.iter().skip(first).step_by(2)) {
+            *t = v;
         }
     }
 }

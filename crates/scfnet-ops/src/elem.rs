@@ -16,6 +16,7 @@ pub(crate) trait Real:
     + std::ops::Div<Output = Self>
     + std::ops::Neg<Output = Self>
     + std::ops::AddAssign
+    + crate::scratch::ScratchValue
     + 'static
 {
     const ZERO: Self;

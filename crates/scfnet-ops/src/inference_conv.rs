@@ -653,6 +653,34 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_after_a_wider_one_sees_zero_padding() {
+        // Two 3×3 layers whose direct-kernel windows have the same layout except the input
+        // width, on one thread: the narrower one's right padding is where the wider one wrote
+        // input values into the thread's window (`crate::scratch`).
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let g = ConvGeometry {
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            dilation: 1,
+        };
+        let wt = (values(&[4, 4, 3, 3], 0.5) * 0.3).unwrap();
+        let bias = [0.1, -0.2, 0.0, 0.3];
+        let conv = InferenceConv::new(&wt, &bias, g, Activation::None).unwrap();
+        assert!(conv.direct.is_some() || !crate::simd::wide());
+        for w in [16, 14] {
+            let x = (values(&[1, 4, 8, w], w as f32) + 3.0).unwrap();
+            let got = pool.install(|| conv.forward(&x, None)).unwrap();
+            let want = reference(&x, &wt, &bias, g, Activation::None, None);
+            let diff = max_abs_diff(&got, &want);
+            assert!(diff < 2e-5, "width {w}: max diff {diff}");
+        }
+    }
+
+    #[test]
     fn an_input_scale_is_the_convolution_of_the_scaled_input() {
         let g = ConvGeometry {
             kernel: 1,

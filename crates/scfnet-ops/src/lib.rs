@@ -62,6 +62,7 @@ mod pointwise_conv;
 mod pool;
 mod resize;
 mod resize_add;
+mod scratch;
 mod sigmoid;
 mod simd;
 mod tile_store;
