@@ -8,16 +8,16 @@
 //! every input channel and tap, 16 input values (two vector loads) times each channel's weight
 //! (a broadcast). With stride 2 the window stores each row as its even and its odd columns one
 //! after the other, so that the 16 inputs of every tap are again consecutive. The output rows
-//! get bias and activation in registers, with the operations of the tiled kernel's epilogue (a
-//! residual takes that epilogue itself).
+//! get bias, activation and a residual in registers, with the operations of the tiled kernel's
+//! epilogue ([`crate::tile_store`]).
 
 use rayon::prelude::*;
 
 use crate::activation::Activation;
 use crate::im2col::ConvGeometry;
-use crate::inference_conv::{tail, OutPtr};
+use crate::inference_conv::OutPtr;
 use crate::scratch::{with_scratch, Slot};
-use crate::tile_store::{Epilogue, Store, GROUP};
+use crate::tile_store::{Store, GROUP};
 
 /// Taps of the window.
 const TAPS: usize = 9;
@@ -113,69 +113,53 @@ pub(crate) fn forward(
     (0..b * blocks)
         .into_par_iter()
         .for_each_init(Vec::<f32>::new, |scratch, item| {
+            let (img, blk) = (item / blocks, item % blocks);
+            let image = &x[img * c * h * w..(img + 1) * c * h * w];
+            let y0 = blk * rows_per_item;
+            // Rows of the channels past `c_out` (the last group's), and their residual rows.
+            scratch.resize(GROUP * wr, 0.0);
             with_scratch(
                 Slot::DirectWindow,
                 &key,
                 c * plane,
                 |window: &mut [f32]| {
-                    let (img, blk) = (item / blocks, item % blocks);
-                    let image = &x[img * c * h * w..(img + 1) * c * h * w];
-                    let y0 = blk * rows_per_item;
-                    for (src, dst) in image
-                        .chunks_exact(h * w)
-                        .zip(window.chunks_exact_mut(plane))
-                    {
-                        for (lr, row) in dst.chunks_exact_mut(st * win.wq).enumerate() {
-                            // Padded row `y0·st + lr` is input row `y0·st + lr − d`, or padding.
-                            match (y0 * st + lr).checked_sub(d).filter(|&iy| iy < h) {
-                                Some(iy) => {
-                                    copy_row(&src[iy * w..(iy + 1) * w], row, d, st, win.wq)
-                                }
-                                None => row.fill(0.0),
-                            }
-                        }
-                    }
-                    scratch.resize(GROUP * wr, 0.0);
+                    fill_window(window, image, (h, w), &win, y0);
                     for oy in y0..(y0 + rows_per_item).min(oh) {
                         for (grp, wts) in layer.packed.chunks_exact(c * TAPS * GROUP).enumerate() {
                             let valid = GROUP.min(c_out - grp * GROUP);
                             let at = |r: usize| (img * c_out + grp * GROUP + r) * oh * ow + oy * ow;
-                            // Output rows of the group's channels; channels past `c_out` go to scratch.
-                            let targets: [*mut f32; GROUP] = std::array::from_fn(|r| {
-                                if r < valid {
-                                    dst.at(at(r))
-                                } else {
-                                    scratch[r * wr..].as_mut_ptr()
-                                }
-                            });
-                            // Without a residual, bias and activation are applied in registers.
-                            let epilogue = residual.is_none().then(|| {
-                                let bias = std::array::from_fn(|r| {
-                                    layer.bias.get(grp * GROUP + r).copied().unwrap_or(0.0)
-                                });
-                                (bias, layer.act)
-                            });
-                            // SAFETY: AVX2 and FMA (asserted above); the window and weights are checked
-                            // inside; each target has room for `ow` values: `dst` has room for `len`,
-                            // and this item alone writes rows `oy` of image `img` (every channel), each
-                            // once; the scratch rows hold `wr ≥ ow` values.
-                            unsafe { row_group(window, wts, &win, oy - y0, targets, ow, epilogue) };
-                            if let Some((values, then)) = residual {
-                                for r in 0..valid {
-                                    // SAFETY: the row just written (see above).
-                                    let out_row = unsafe {
-                                        std::slice::from_raw_parts_mut(dst.at(at(r)), ow)
-                                    };
-                                    let res = Some((&values[at(r)..at(r) + ow], then));
-                                    tail(
-                                        out_row,
-                                        layer.bias[grp * GROUP + r],
-                                        layer.act,
-                                        res,
-                                        true,
-                                    );
-                                }
-                            }
+                            let store = Store {
+                                targets: std::array::from_fn(|r| {
+                                    if r < valid {
+                                        dst.at(at(r))
+                                    } else {
+                                        scratch[r * wr..].as_mut_ptr()
+                                    }
+                                }),
+                                ow,
+                                epilogue: Some((
+                                    std::array::from_fn(|r| {
+                                        layer.bias.get(grp * GROUP + r).copied().unwrap_or(0.0)
+                                    }),
+                                    layer.act,
+                                )),
+                                residual: residual.map(|(values, then)| {
+                                    let rows = std::array::from_fn(|r| {
+                                        if r < valid {
+                                            values[at(r)..].as_ptr()
+                                        } else {
+                                            scratch[r * wr..].as_ptr()
+                                        }
+                                    });
+                                    (rows, then)
+                                }),
+                            };
+                            // SAFETY: AVX2 and FMA (asserted above); the window and weights are
+                            // checked inside; each target has room for `ow` values (`dst` has room
+                            // for `len`, and this item alone writes rows `oy` of image `img`, every
+                            // channel, each once; the scratch rows hold `wr ≥ ow`), and each
+                            // residual row holds `ow` values.
+                            unsafe { row_group(window, wts, &win, oy - y0, &store) };
                         }
                     }
                 },
@@ -184,6 +168,24 @@ pub(crate) fn forward(
     // SAFETY: the items cover every (image, row) with every channel, see above.
     unsafe { out.set_len(len) };
     out
+}
+
+/// The padded input rows that output rows `y0…` see, from `image` `(C, h, w)` into `window`
+/// (`win`'s layout): padded row `y0·st + lr` is input row `y0·st + lr − d`, or zeros.
+fn fill_window(window: &mut [f32], image: &[f32], (h, w): (usize, usize), win: &Window, y0: usize) {
+    let (st, d) = (win.st, win.d);
+    let plane = win.rows * st * win.wq;
+    for (src, dst) in image
+        .chunks_exact(h * w)
+        .zip(window.chunks_exact_mut(plane))
+    {
+        for (lr, row) in dst.chunks_exact_mut(st * win.wq).enumerate() {
+            match (y0 * st + lr).checked_sub(d).filter(|&iy| iy < h) {
+                Some(iy) => copy_row(&src[iy * w..(iy + 1) * w], row, d, st, win.wq),
+                None => row.fill(0.0),
+            }
+        }
+    }
 }
 
 /// Input row `src` into window row `row` (`st` phases of `wq` values) at padded column `d`
@@ -222,57 +224,35 @@ struct Window {
     wr: usize,
 }
 
-/// Output row `oy` (counted from the window's first) of 4 channels, `ow` values to each of
-/// `targets`, from the window `(c, rows, st, wq)` and weights `(c, 9, 4)`; with `epilogue`,
-/// `act(sum + bias)`, else the sums.
+/// Output row `oy` (counted from the window's first) of 4 channels, `out.ow` values to each of
+/// its targets, from the window `(c, rows, st, wq)` and weights `(c, 9, 4)`, stored through
+/// `out` (epilogue and residual there).
 ///
 /// # Safety
-/// AVX2 and FMA; each target valid for writing `ow` values.
+/// AVX2 and FMA; `out` valid as [`Store::write`] needs for `out.ow` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn row_group(
-    window: &[f32],
-    wts: &[f32],
-    s: &Window,
-    oy: usize,
-    targets: [*mut f32; GROUP],
-    ow: usize,
-    epilogue: Epilogue,
-) {
-    let (row_len, wr) = (s.st * s.wq, s.wr);
+unsafe fn row_group(window: &[f32], wts: &[f32], s: &Window, oy: usize, out: &Store) {
+    let (row_len, wr, ow) = (s.st * s.wq, s.wr, out.ow);
     assert!(window.len() >= s.c * s.rows * row_len && wts.len() >= s.c * TAPS * GROUP);
     assert!(wr % 8 == 0 && ow <= wr && wr < ow + 8);
     // The farthest read: row `oy·st + 2d`, phase `st − 1` at most, index `wr − 1 + 2d / st`.
     assert!(oy * s.st + 2 * s.d < s.rows && wr + 2 * s.d / s.st <= s.wq);
     let (ip, wp) = (window.as_ptr(), wts.as_ptr());
-    let out = Store {
-        targets,
-        ow,
-        epilogue,
-        residual: None,
-    };
     let mut x0 = 0;
     // SAFETY (both): reads inside the window (asserted above), writes inside the targets'
     // `ow` values (`Store::write`).
     while x0 + 16 <= wr {
-        pixels::<2>(ip, wp, &out, s, oy, x0);
+        pixels::<2>(ip, wp, out, s, oy, x0);
         x0 += 16;
     }
     if x0 < wr {
-        pixels::<1>(ip, wp, &out, s, oy, x0);
+        pixels::<1>(ip, wp, out, s, oy, x0);
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn row_group(
-    _: &[f32],
-    _: &[f32],
-    _: &Window,
-    _: usize,
-    _: [*mut f32; GROUP],
-    _: usize,
-    _: Epilogue,
-) {
+unsafe fn row_group(_: &[f32], _: &[f32], _: &Window, _: usize, _: &Store) {
     unreachable!("applies() is false without AVX2")
 }
 

@@ -317,7 +317,14 @@ fn run(
         .as_ref()
         .filter(|_| crate::pointwise_conv::suits(c, h * w))
     {
-        let scaled = scale.map(|s| crate::pointwise_conv::scale_packed(packed, c, s));
+        // Each image's scaled weights, packed.
+        let scaled: Option<Vec<f32>> = scale.map(|s| {
+            let image_weights = conv.c_out * c;
+            conv.scaled_weights(s)
+                .chunks_exact(image_weights)
+                .flat_map(|w| crate::pointwise_conv::pack(w, conv.c_out, c))
+                .collect()
+        });
         let layer = crate::pointwise_conv::Layer {
             packed: scaled.as_deref().unwrap_or(packed),
             per_image: scaled.is_some(),
@@ -428,7 +435,7 @@ fn run(
 }
 
 /// The epilogue of one row segment: `act(v + bias)`, then `then(v + residual)`.
-pub(crate) fn tail(
+fn tail(
     row: &mut [f32],
     bias: f32,
     act: Activation,

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::im2col::ConvGeometry;
 use crate::inference_conv::OutPtr;
-use crate::tile_store::{Epilogue, Store, GROUP};
+use crate::tile_store::{Store, GROUP};
 
 /// Most input channels of a layer that runs here. With more, the sums are long enough for the
 /// general matrix product's packing to pay off.
@@ -73,20 +73,6 @@ pub(crate) fn pack(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
         }
     }
     packed
-}
-
-/// [`pack`]ed weights scaled per image and input channel: `scale` holds `B·C_in` factors
-/// (image-major), the result `B` sets of `packed` with input channel `ci` of image `i` times
-/// `scale[i·C_in + ci]`.
-pub(crate) fn scale_packed(packed: &[f32], c_in: usize, scale: &[f32]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(scale.len() / c_in.max(1) * packed.len());
-    for factors in scale.chunks_exact(c_in) {
-        for (i, w) in packed.chunks_exact(GROUP).enumerate() {
-            let f = factors[i % c_in];
-            out.extend(w.iter().map(|&w| w * f));
-        }
-    }
-    out
 }
 
 /// One layer's shapes and parameters.
@@ -149,24 +135,34 @@ pub(crate) fn forward(
             }
             let image = &x[img * c * hw..(img + 1) * c * hw];
             let weights = &layer.packed[if layer.per_image { img * set } else { 0 }..][..set];
+            let src = Source {
+                x: image[p0..].as_ptr(),
+                stride: hw,
+                c,
+                n,
+            };
             // Rows of the channels past `c_out` (the last group's), and their residual rows.
             scratch.resize(n, 0.0);
             let scratch_out = scratch.as_mut_ptr();
-            let stores: Vec<Store> = (g0..g1)
-                .map(|grp| {
-                    let valid = GROUP.min(c_out - grp * GROUP);
-                    let at = |r: usize| (img * c_out + grp * GROUP + r) * hw + p0;
-                    let targets = std::array::from_fn(|r| {
+            for grp in g0..g1 {
+                let valid = GROUP.min(c_out - grp * GROUP);
+                let at = |r: usize| (img * c_out + grp * GROUP + r) * hw + p0;
+                let store = Store {
+                    targets: std::array::from_fn(|r| {
                         if r < valid {
                             dst.at(at(r))
                         } else {
                             scratch_out
                         }
-                    });
-                    let bias = std::array::from_fn(|r| {
-                        layer.bias.get(grp * GROUP + r).copied().unwrap_or(0.0)
-                    });
-                    let residual = residual.map(|(values, then)| {
+                    }),
+                    ow: n,
+                    epilogue: Some((
+                        std::array::from_fn(|r| {
+                            layer.bias.get(grp * GROUP + r).copied().unwrap_or(0.0)
+                        }),
+                        layer.act,
+                    )),
+                    residual: residual.map(|(values, then)| {
                         let rows = std::array::from_fn(|r| {
                             if r < valid {
                                 values[at(r)..].as_ptr()
@@ -175,27 +171,17 @@ pub(crate) fn forward(
                             }
                         });
                         (rows, then)
-                    });
-                    Store {
-                        targets,
-                        ow: n,
-                        epilogue: Some((bias, layer.act)) as Epilogue,
-                        residual,
-                    }
-                })
-                .collect();
-            let src = Source {
-                x: image[p0..].as_ptr(),
-                stride: hw,
-                c,
-                n,
-            };
-            // SAFETY: AVX2 and FMA (asserted above). Reads: input channel `ci`'s values
-            // `p0..p0 + n` of this image (`image[ci·hw + p0 ..]`, `n ≤ hw − p0`), the group's
-            // `c·4` weights of `set`, and the residual's `n` values at each target's position.
-            // Writes: `n` values of rows `(img, grp·4 + r)` from pixel `p0`, which this item
-            // alone writes (its tile, its block of groups), each once; the scratch row holds `n`.
-            unsafe { tile_groups(&src, weights, g0, &stores) };
+                    }),
+                };
+                let w = &weights[grp * c * GROUP..(grp + 1) * c * GROUP];
+                // SAFETY: AVX2 and FMA (asserted above). Reads: input channel `ci`'s values
+                // `p0..p0 + n` of this image (`image[ci·hw + p0 ..]`, `n ≤ hw − p0`), the
+                // group's `c·4` weights, and the residual's `n` values at each target's
+                // position. Writes: `n` values of rows `(img, grp·4 + r)` from pixel `p0`,
+                // which this item alone writes (its tile, its block of groups), each once; the
+                // scratch row holds `n`.
+                unsafe { group_pixels(&src, w, &store) };
+            }
         });
     // SAFETY: the items cover every (image, channel, pixel) of the output once, see above.
     unsafe { out.set_len(len) };
@@ -210,34 +196,29 @@ struct Source {
     n: usize,
 }
 
-/// Every group of `stores` (groups `g0…`), one after the other, over the item's pixels, 16 at a
-/// time (then 8, then the rest).
+/// One group of 4 output channels over the item's pixels, 16 at a time (then 8, then the rest).
 ///
 /// # Safety
-/// AVX2 and FMA; `src` readable as described; `weights` holds the groups' packed values; each
+/// AVX2 and FMA; `src` readable as described; `w` holds the group's `c·4` packed weights; the
 /// store valid for `src.n` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_groups(src: &Source, weights: &[f32], g0: usize, stores: &[Store]) {
-    let group_len = src.c * GROUP;
-    assert!(weights.len() >= (g0 + stores.len()) * group_len);
-    let n = src.n;
-    for (i, store) in stores.iter().enumerate() {
-        let w = weights.as_ptr().add((g0 + i) * group_len);
-        let mut x0 = 0;
-        while x0 + WIDE <= n {
-            pixels::<2>(src, w, store, x0, WIDE);
-            x0 += WIDE;
-        }
-        while x0 < n {
-            pixels::<1>(src, w, store, x0, (n - x0).min(8));
-            x0 += 8;
-        }
+unsafe fn group_pixels(src: &Source, w: &[f32], store: &Store) {
+    assert!(w.len() >= src.c * GROUP);
+    let (w, n) = (w.as_ptr(), src.n);
+    let mut x0 = 0;
+    while x0 + WIDE <= n {
+        pixels::<2>(src, w, store, x0, WIDE);
+        x0 += WIDE;
+    }
+    while x0 < n {
+        pixels::<1>(src, w, store, x0, (n - x0).min(8));
+        x0 += 8;
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn tile_groups(_: &Source, _: &[f32], _: usize, _: &[Store]) {
+unsafe fn group_pixels(_: &Source, _: &[f32], _: &Store) {
     unreachable!("applies() is false without AVX2")
 }
 
