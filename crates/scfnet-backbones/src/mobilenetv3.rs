@@ -9,11 +9,12 @@
 //! `blocks.{i}.bottleneck_conv.{conv,bn}`, `blocks.{i}.mid_se.conv{1,2}`,
 //! `blocks.{i}.linear_conv.{conv,bn}`. `scfnet convert` maps a PaddleClas checkpoint to them.
 
-use candle_core::{DType, ModuleT, Result, Tensor};
+use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
 use scfnet_ops::onnx::{self, OnnxGraph, Value};
 use scfnet_ops::{
-    hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig, Residual, PADDLE_HARDSIGMOID_SLOPE,
+    hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig, Residual, SqueezeExciteGate,
+    PADDLE_HARDSIGMOID_SLOPE,
 };
 
 use crate::blocks::{Activation, BlockConv, ConvBnAct};
@@ -117,6 +118,8 @@ fn conv_bn_act(
 struct SqueezeExcite {
     conv1: Conv2d,
     conv2: Conv2d,
+    /// The host copy for eval mode, made when the block is folded.
+    host: Option<SqueezeExciteGate>,
 }
 
 impl SqueezeExcite {
@@ -125,6 +128,7 @@ impl SqueezeExcite {
         Ok(Self {
             conv1: conv2d(channels, hidden, 1, Default::default(), vb.pp("conv1"))?,
             conv2: conv2d(hidden, channels, 1, Default::default(), vb.pp("conv2"))?,
+            host: None,
         })
     }
 
@@ -137,32 +141,31 @@ impl SqueezeExcite {
     }
 
     /// The gate of `x` `(B, C, H, W)` as plain values, `B·C` image-major: the same squeeze and
-    /// excitation as [`SqueezeExcite::forward`] without the final product, computed on the host
-    /// (two matrix-vector products per image), for a projection that folds it into its weights.
+    /// excitation as [`SqueezeExcite::forward`] without the final product, computed on the host,
+    /// for a projection that folds it into its weights. Uses the copy of the weights made by
+    /// [`SqueezeExcite::fold`], else copies them for this call.
     fn gate_values(&self, x: &Tensor) -> Result<Vec<f32>> {
-        let (_, c, _, _) = x.dims4()?;
-        let pooled = x.flatten_from(2)?.mean(2)?.to_vec2::<f32>()?;
-        let values = |t: &Tensor| t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>();
-        let bias = |conv: &Conv2d, n: usize| match conv.bias() {
-            Some(b) => values(b),
-            None => Ok(vec![0.0; n]),
-        };
-        let (w1, w2) = (values(self.conv1.weight())?, values(self.conv2.weight())?);
-        let hidden = w1.len() / c;
-        let (b1, b2) = (bias(&self.conv1, hidden)?, bias(&self.conv2, c)?);
-        let dot = |w: &[f32], v: &[f32]| w.iter().zip(v).map(|(a, b)| a * b).sum::<f32>();
-        let slope = PADDLE_HARDSIGMOID_SLOPE as f32;
-        let mut gate = Vec::with_capacity(pooled.len() * c);
-        for p in &pooled {
-            let h: Vec<f32> = (0..hidden)
-                .map(|j| (b1[j] + dot(&w1[j * c..(j + 1) * c], p)).max(0.0))
-                .collect();
-            gate.extend((0..c).map(|o| {
-                let v = b2[o] + dot(&w2[o * hidden..(o + 1) * hidden], &h);
-                (slope * v + 0.5).clamp(0.0, 1.0)
-            }));
+        match &self.host {
+            Some(gate) => gate.factors(x),
+            None => self.host_gate()?.factors(x),
         }
-        Ok(gate)
+    }
+
+    /// The weights as a [`SqueezeExciteGate`] (a copy on the host).
+    fn host_gate(&self) -> Result<SqueezeExciteGate> {
+        SqueezeExciteGate::new(
+            (self.conv1.weight(), self.conv1.bias()),
+            (self.conv2.weight(), self.conv2.bias()),
+            PADDLE_HARDSIGMOID_SLOPE,
+            0.5,
+        )
+    }
+
+    /// Copies the weights to the host for [`SqueezeExcite::gate_values`], at the time the
+    /// block's BatchNorms are folded (the folded kernels are the same kind of snapshot).
+    fn fold(&mut self) -> Result<()> {
+        self.host = Some(self.host_gate()?);
+        Ok(())
     }
 
     fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
@@ -353,6 +356,9 @@ impl Backbone for MobileNetV3 {
         for b in &mut self.blocks {
             for cba in [&mut b.expand, &mut b.depthwise, &mut b.project] {
                 cba.fold_batch_norm()?;
+            }
+            if let Some(se) = &mut b.se {
+                se.fold()?;
             }
         }
         Ok(())

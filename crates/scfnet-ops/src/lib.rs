@@ -63,6 +63,7 @@ mod pool;
 mod resize;
 mod resize_add;
 mod scratch;
+mod se_gate;
 mod sigmoid;
 mod simd;
 mod tile_store;
@@ -84,6 +85,7 @@ pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
 pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
 pub use resize_add::add_resized;
+pub use se_gate::SqueezeExciteGate;
 pub use sigmoid::sigmoid_values;
 
 /// The examples of the crate's README.md, compiled and run by `cargo test --doc`.

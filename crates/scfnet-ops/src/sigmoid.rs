@@ -20,8 +20,15 @@ fn exp(x: f32) -> f32 {
         * r
         + 0.5;
     let e_r = p * r * r + r + 1.0;
-    // 2^k through the exponent bits (k is an integer in [-126, 128] here).
-    let two_k = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    // 2^k through the exponent bits. `k` is an integer in [-126, 128] here, or NaN for a NaN
+    // input (which `r`, and so the result, carries). `max`/`min` return the other operand for
+    // a NaN, so `k_bits` is always finite and in range and the unchecked conversion exact; the
+    // saturating `as` would not vectorise (one scalar conversion with checks per lane).
+    #[allow(clippy::manual_clamp)] // `clamp` would keep the NaN, which is the point here.
+    let k_bits = k.max(-126.0).min(128.0);
+    // SAFETY: `k_bits` is finite and within i32's range (see above).
+    let k_bits = unsafe { k_bits.to_int_unchecked::<i32>() };
+    let two_k = f32::from_bits(((k_bits + 127) as u32) << 23);
     e_r * two_k
 }
 
@@ -76,6 +83,21 @@ mod tests {
             if x.abs() < 80.0 {
                 assert!(rel < 3e-7, "exp({x}): relative error {rel} (#{i})");
             }
+        }
+    }
+
+    #[test]
+    fn a_nan_stays_nan_on_both_paths() {
+        // Nine values, so that the NaNs fall in a full vector and in the remainder.
+        let mut xs = vec![0.5f32; 9];
+        xs[3] = f32::NAN;
+        xs[8] = f32::NAN;
+        let got = sigmoid_values(&xs);
+        let mut plain = vec![0f32; xs.len()];
+        sigmoid_plain(&xs, &mut plain);
+        for (i, (&g, &p)) in got.iter().zip(&plain).enumerate() {
+            assert_eq!(g.is_nan(), i == 3 || i == 8, "#{i}: {g}");
+            assert_eq!(p.is_nan(), i == 3 || i == 8, "#{i}: {p}");
         }
     }
 }
