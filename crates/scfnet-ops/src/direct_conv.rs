@@ -30,13 +30,28 @@ const TAPS: usize = 9;
 /// faster one.
 const MAX_INPUT_CHANNELS: usize = 64;
 
+/// Most output channels of a layer with more than [`MAX_INPUT_CHANNELS`] inputs that still runs
+/// here. With few outputs the tiled product has little to share its packed columns with: 80→16
+/// channels at 11×11 (the student's deepest mapping convolution) took 0.13–0.19 ms there and
+/// 0.04–0.07 ms here, 128→32 at 22×22 0.72 against 0.42, 512→16 at 11×11 1.0–1.3 against 0.25–0.28;
+/// at 64 outputs (the R50 decoder's mapping convolutions, 128 to 2048 inputs) the tiled product
+/// was 5–50 % faster (single layers, 2 threads, 352² input).
+const NARROW_OUTPUT: usize = 32;
+
+/// Most input channels of a narrow layer ([`NARROW_OUTPUT`]) that runs here (512 is the widest
+/// measured).
+const MAX_INPUT_CHANNELS_NARROW: usize = 512;
+
 /// Whether a layer of this geometry and width runs here: 3×3, stride 1 or 2, padding equal to
-/// the dilation, at most [`MAX_INPUT_CHANNELS`] input channels, on a CPU with AVX2 and FMA.
-pub(crate) fn applies(g: &ConvGeometry, c_in: usize) -> bool {
+/// the dilation, at most [`MAX_INPUT_CHANNELS`] input channels (or [`MAX_INPUT_CHANNELS_NARROW`]
+/// with at most [`NARROW_OUTPUT`] outputs), on a CPU with AVX2 and FMA.
+pub(crate) fn applies(g: &ConvGeometry, c_in: usize, c_out: usize) -> bool {
+    let width =
+        c_in <= MAX_INPUT_CHANNELS || (c_out <= NARROW_OUTPUT && c_in <= MAX_INPUT_CHANNELS_NARROW);
     g.kernel == 3
         && (g.stride == 1 || g.stride == 2)
         && g.padding == g.dilation
-        && c_in <= MAX_INPUT_CHANNELS
+        && width
         && crate::simd::wide()
 }
 

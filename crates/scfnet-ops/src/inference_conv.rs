@@ -84,7 +84,7 @@ impl InferenceConv {
             .to_dtype(candle_core::DType::F32)?
             .flatten_all()?
             .to_vec1::<f32>()?;
-        let direct = crate::direct_conv::applies(&geometry, c_in)
+        let direct = crate::direct_conv::applies(&geometry, c_in, c_out)
             .then(|| crate::direct_conv::pack(&weight, c_out, c_in));
         let pointwise = crate::pointwise_conv::applies(&geometry, c_in)
             .then(|| crate::pointwise_conv::pack(&weight, c_out, c_in));
@@ -610,6 +610,10 @@ mod tests {
             (1, 3, 6, 64, 64, 1, 1, 0, 1),
             (2, 130, 8, 4, 5, 1, 1, 0, 1),
             (1, 64, 8, 40, 40, 1, 1, 0, 1),
+            // Wide input, narrow output: direct up to 512 inputs; 40 outputs: tiled.
+            (1, 80, 16, 5, 6, 3, 1, 1, 1),
+            (1, 96, 40, 4, 5, 3, 1, 1, 1),
+            (1, 520, 8, 3, 4, 3, 1, 1, 1),
         ];
         let (mut direct_cases, mut pointwise_cases) = (0, 0);
         for (i, &(b, ci, co, h, w, k, s, p, d)) in cases.iter().enumerate() {
@@ -648,8 +652,9 @@ mod tests {
         if crate::simd::wide() {
             assert_eq!(
                 direct_cases,
-                3 * 10,
-                "3×3 cases of stride 1 or 2 with padding = dilation"
+                3 * 11,
+                "3×3 cases of stride 1 or 2 with padding = dilation, up to 64 inputs or \
+                 up to 512 inputs and 32 outputs"
             );
             assert_eq!(
                 pointwise_cases,
