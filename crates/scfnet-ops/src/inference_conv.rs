@@ -51,6 +51,8 @@ pub struct InferenceConv {
     direct: Option<Vec<f32>>,
     /// The weights for [`crate::pointwise_conv`], when the geometry allows it.
     pointwise: Option<Vec<f32>>,
+    /// The transformed weights for [`crate::winograd`], when the geometry allows it.
+    winograd: Option<Vec<f32>>,
 }
 
 impl InferenceConv {
@@ -88,8 +90,11 @@ impl InferenceConv {
             .then(|| crate::direct_conv::pack(&weight, c_out, c_in));
         let pointwise = crate::pointwise_conv::applies(&geometry, c_in)
             .then(|| crate::pointwise_conv::pack(&weight, c_out, c_in));
+        let winograd = crate::winograd::applies(&geometry, c_in, c_out)
+            .then(|| crate::winograd::pack(&weight, c_out, c_in));
         Ok(Self {
             direct,
+            winograd,
             pointwise,
             weight,
             bias: bias.iter().map(|&b| b as f32).collect(),
@@ -106,6 +111,7 @@ impl InferenceConv {
         Self {
             direct: None,
             pointwise: None,
+            winograd: None,
             ..self.clone()
         }
     }
@@ -302,6 +308,15 @@ fn run(
     residual: Option<(&[f32], Activation)>,
 ) -> Vec<f32> {
     let g = conv.geometry;
+    if let (Some(packed), None, true) = (&conv.winograd, scale, crate::winograd::suits(h, w)) {
+        let layer = crate::winograd::Layer {
+            packed,
+            bias: &conv.bias,
+            act: conv.act,
+            c_out: conv.c_out,
+        };
+        return crate::winograd::forward(&layer, x, (b, c, h, w), residual);
+    }
     if let (Some(packed), None) = (&conv.direct, scale) {
         let layer = crate::direct_conv::Layer {
             packed,
@@ -614,8 +629,14 @@ mod tests {
             (1, 80, 16, 5, 6, 3, 1, 1, 1),
             (1, 96, 40, 4, 5, 3, 1, 1, 1),
             (1, 520, 8, 3, 4, 3, 1, 1, 1),
+            // Winograd: at least 400 pixels; odd sides, partial groups, 8 and 16-tile blocks.
+            (1, 16, 16, 23, 19, 3, 1, 1, 1),
+            (2, 5, 10, 20, 20, 3, 1, 1, 1),
+            (1, 9, 30, 21, 40, 3, 1, 1, 1),
+            (1, 64, 64, 20, 21, 3, 1, 1, 1),
+            (1, 130, 70, 20, 24, 3, 1, 1, 1),
         ];
-        let (mut direct_cases, mut pointwise_cases) = (0, 0);
+        let (mut direct_cases, mut pointwise_cases, mut winograd_cases) = (0, 0, 0);
         for (i, &(b, ci, co, h, w, k, s, p, d)) in cases.iter().enumerate() {
             let g = ConvGeometry {
                 kernel: k,
@@ -630,6 +651,8 @@ mod tests {
                 let conv = InferenceConv::new(&wt, &bias, g, act).unwrap();
                 direct_cases += usize::from(conv.direct.is_some());
                 pointwise_cases += usize::from(conv.pointwise.is_some());
+                winograd_cases +=
+                    usize::from(conv.winograd.is_some() && crate::winograd::suits(h, w));
                 // The direct 3×3 or 1×1 kernel where it applies, and the tiled one always.
                 for conv in [conv.clone(), conv.tiled_only()] {
                     let got = conv.forward(&x, None).unwrap();
@@ -652,9 +675,14 @@ mod tests {
         if crate::simd::wide() {
             assert_eq!(
                 direct_cases,
-                3 * 11,
+                3 * 15,
                 "3×3 cases of stride 1 or 2 with padding = dilation, up to 64 inputs or \
                  up to 512 inputs and 32 outputs"
+            );
+            assert_eq!(
+                winograd_cases,
+                3 * 6,
+                "3×3 cases of stride 1, padding 1, 8 to 512 channels, at least 400 pixels"
             );
             assert_eq!(
                 pointwise_cases,

@@ -68,6 +68,7 @@ mod sigmoid;
 mod simd;
 mod tile_store;
 mod views;
+mod winograd;
 
 pub use activation::{
     hard_sigmoid, hard_sigmoid_paddle, hard_swish, Activation, PADDLE_HARDSIGMOID_SLOPE,

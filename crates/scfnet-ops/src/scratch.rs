@@ -17,10 +17,12 @@ pub(crate) enum Slot {
     DepthwiseBand = 0,
     /// The direct 3×3 kernel's window ([`crate::direct_conv`]).
     DirectWindow = 1,
+    /// The Winograd kernel's transformed tiles ([`crate::winograd`]).
+    Winograd = 2,
 }
 
 /// Number of [`Slot`]s.
-const SLOTS: usize = 2;
+const SLOTS: usize = 3;
 
 /// A buffer and the layout it was zeroed for.
 #[derive(Default)]
