@@ -29,18 +29,27 @@ use crate::tile_store::{Store, GROUP};
 /// Positions of a transformed 4×4 patch.
 const POSITIONS: usize = 16;
 
-/// Most input and output channels of a layer that runs here (the widest measured: 512 inputs
-/// to 64 outputs at 44×44, the R50 decoder's, 1.5–2× faster than the tiled product).
-const MAX_CHANNELS: usize = 512;
+/// Most input channels of a layer that runs here (the widest measured: 1024 inputs to 64
+/// outputs at 22×22, the R50 decoder's, 4.2–4.4 ms against 12.4–12.5 through the tiled product;
+/// 2 threads).
+const MAX_INPUT_CHANNELS: usize = 2048;
+
+/// Most output channels of a layer that runs here (the widest measured).
+const MAX_OUTPUT_CHANNELS: usize = 512;
 
 /// Fewest output channels of a layer that runs here: the register tile computes 4 at a time,
 /// and with a single one (the prediction heads) the direct kernel was 1.5–2× faster.
 const MIN_OUTPUT_CHANNELS: usize = 8;
 
-/// Fewest output pixels of an input that runs here. At 11×11 (121 pixels, six rows of tiles)
-/// the direct kernel or the tiled product was as fast or faster for every width measured (16
-/// to 512 channels); at 22×22 and above this kernel was faster.
+/// Fewest output pixels of an input that runs here in general. At 11×11 (121 pixels, six rows
+/// of tiles) the direct kernel was faster for the layers it takes (16→16, 80→16 channels), and
+/// the tiled product as fast for 512→512; at 22×22 and above this kernel was faster.
 const MIN_PIXELS: usize = 400;
+
+/// Most output channels of a layer that runs here on a smaller input, when the direct kernel
+/// does not take it: 2048→64 channels at 11×11 (the R50 decoder's deepest mapping convolution)
+/// took 3.2–3.4 ms here against 5.7–7.6 through the tiled product (2 threads).
+const SMALL_INPUT_MAX_OUTPUTS: usize = 64;
 
 /// `G` of F(2×2, 3×3): the kernel transform `G g Gᵀ`.
 const G: [[f64; 3]; 4] = [
@@ -51,21 +60,25 @@ const G: [[f64; 3]; 4] = [
 ];
 
 /// Whether a layer of this geometry and width can run here: 3×3, stride 1, padding and dilation
-/// 1, at most [`MAX_CHANNELS`] input and [`MIN_OUTPUT_CHANNELS`] to [`MAX_CHANNELS`] output
-/// channels, on a CPU with AVX2 and FMA ([`suits`] then decides per input size).
+/// 1, at most [`MAX_INPUT_CHANNELS`] inputs and [`MIN_OUTPUT_CHANNELS`] to
+/// [`MAX_OUTPUT_CHANNELS`] outputs, on a CPU with AVX2 and FMA ([`suits`] then decides per
+/// input size).
 pub(crate) fn applies(g: &ConvGeometry, c_in: usize, c_out: usize) -> bool {
     g.kernel == 3
         && g.stride == 1
         && g.padding == 1
         && g.dilation == 1
-        && c_in <= MAX_CHANNELS
-        && (MIN_OUTPUT_CHANNELS..=MAX_CHANNELS).contains(&c_out)
+        && c_in <= MAX_INPUT_CHANNELS
+        && (MIN_OUTPUT_CHANNELS..=MAX_OUTPUT_CHANNELS).contains(&c_out)
         && crate::simd::wide()
 }
 
-/// Whether an input of `h × w` pixels runs here (for a layer that [`applies`]).
-pub(crate) fn suits(h: usize, w: usize) -> bool {
-    h * w >= MIN_PIXELS
+/// Whether an input of `pixels` per plane runs here, for a layer that [`applies`] with `c_out`
+/// outputs, `direct` telling whether the direct 3×3 kernel takes the layer: from
+/// [`MIN_PIXELS`] on, and below for layers of at most [`SMALL_INPUT_MAX_OUTPUTS`] outputs that
+/// the direct kernel does not take.
+pub(crate) fn suits(pixels: usize, c_out: usize, direct: bool) -> bool {
+    pixels >= MIN_PIXELS || (!direct && c_out <= SMALL_INPUT_MAX_OUTPUTS)
 }
 
 /// The weights `(C_out, C_in, 3, 3)` row-major transformed and rearranged for the kernel:
