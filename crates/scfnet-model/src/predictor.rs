@@ -252,17 +252,40 @@ impl Logits {
             (height, width),
             true,
         )?;
-        Ok(full.iter().map(|&v| grey_level(v)).collect())
+        Ok(grey_levels(&full))
     }
 }
 
 /// A probability as a grey level: `round(p · 255)` (halves away from zero) clamped to
 /// `0..=255`, without the `roundf` call that `f32::round` is on the baseline x86-64 target
-/// (the truncation and the fraction `v − trunc(v)` are exact, so the result is the same).
+/// (the truncation and the fraction `v − trunc(v)` are exact, so the result is the same). A NaN
+/// gives 0.
+#[inline(always)]
 fn grey_level(p: f32) -> u8 {
-    let v = (p * 255.0).clamp(0.0, 255.0);
-    let whole = v as u32;
+    // `max`/`min` return the other operand for a NaN, so `v` is a number in [0, 255] and the
+    // unchecked conversion exact; the saturating `as` would not vectorise.
+    #[allow(clippy::manual_clamp)] // `clamp` would keep the NaN.
+    let v = (p * 255.0).max(0.0).min(255.0);
+    // SAFETY: `v` is finite and in [0, 255] (see above).
+    let whole = unsafe { v.to_int_unchecked::<u32>() };
     (whole + u32::from(v - whole as f32 >= 0.5)) as u8
+}
+
+/// [`grey_level`] of every probability.
+fn grey_levels(probabilities: &[f32]) -> Vec<u8> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked).
+        return unsafe { grey_levels_wide(probabilities) };
+    }
+    probabilities.iter().map(|&p| grey_level(p)).collect()
+}
+
+/// [`grey_levels`] compiled for AVX2 (the same operations).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn grey_levels_wide(probabilities: &[f32]) -> Vec<u8> {
+    probabilities.iter().map(|&p| grey_level(p)).collect()
 }
 
 /// The `p2` logits of `net` (eval mode) on a batch of preprocessed inputs
@@ -326,7 +349,7 @@ pub fn predict_maps(
 
 #[cfg(test)]
 mod tests {
-    use super::grey_level;
+    use super::{grey_level, grey_levels};
 
     #[test]
     fn equals_rounding_then_clamping() {
@@ -342,10 +365,17 @@ mod tests {
             1.5,
             0.5f32.next_down() / 255.0,
             f32::MIN_POSITIVE,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
         ]);
-        for p in values {
+        // One at a time, and through the vectorised loop.
+        let levels = grey_levels(&values);
+        for (&p, &level) in values.iter().zip(&levels) {
             let want = (p * 255.0).round().clamp(0.0, 255.0) as u8;
             assert_eq!(grey_level(p), want, "p = {p:e}");
+            assert_eq!(level, want, "p = {p:e} (vectorised)");
         }
+        assert_eq!(levels.len(), values.len());
     }
 }

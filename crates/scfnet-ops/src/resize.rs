@@ -68,6 +68,38 @@ pub(crate) fn resize_plane_into<T: Real>(
     xs: &[Tap<T>],
     dst: &mut [MaybeUninit<T>],
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::wide() {
+        // SAFETY: `simd::wide` checked that the CPU has AVX2 and FMA.
+        unsafe { resize_plane_wide(plane, iw, ys, xs, dst) };
+        return;
+    }
+    resize_plane_plain(plane, iw, ys, xs, dst);
+}
+
+/// [`resize_plane_plain`] compiled for AVX2 and FMA (the same operations: Rust does not fuse
+/// the products and sums, so the values are the same).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn resize_plane_wide<T: Real>(
+    plane: &[T],
+    iw: usize,
+    ys: &[Tap<T>],
+    xs: &[Tap<T>],
+    dst: &mut [MaybeUninit<T>],
+) {
+    resize_plane_plain(plane, iw, ys, xs, dst);
+}
+
+/// The loops of [`resize_plane_into`].
+#[inline(always)]
+fn resize_plane_plain<T: Real>(
+    plane: &[T],
+    iw: usize,
+    ys: &[Tap<T>],
+    xs: &[Tap<T>],
+    dst: &mut [MaybeUninit<T>],
+) {
     let ow = xs.len();
     let mut rows = [vec![T::ZERO; ow], vec![T::ZERO; ow]];
     let mut held = [usize::MAX; 2];
