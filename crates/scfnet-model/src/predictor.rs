@@ -181,15 +181,12 @@ pub fn preprocess_values(image: RgbRef, size: usize) -> Result<Vec<f32>, Predict
         return Err(PredictError::Size("input side 0".into()));
     }
     // `(p − mean) / std` of every byte value, per channel: the same f32 arithmetic, looked up.
-    let table: [[f32; 256]; 3] =
+    let tables: [[f32; 256]; 3] =
         std::array::from_fn(|c| std::array::from_fn(|p| (p as f32 - MEAN[c]) / STD[c]));
-    let mut planes = Vec::with_capacity(3 * w * h);
-    for (c, lut) in table.iter().enumerate() {
-        planes.extend(image.pixels.chunks_exact(3).map(|px| lut[px[c] as usize]));
-    }
-    Ok(scfnet_ops::resize_bilinear_planes(
-        &planes,
+    Ok(scfnet_ops::resize_bilinear_mapped_rgb(
+        image.pixels,
         (h, w),
+        &tables,
         (size, size),
         false,
     )?)

@@ -84,7 +84,9 @@ pub use inference_conv::{InferenceConv, Residual};
 pub use linear::linear;
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
-pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
+pub use resize::{
+    resize_bilinear, resize_bilinear_mapped_rgb, resize_bilinear_planes, resize_like,
+};
 pub use resize_add::add_resized;
 pub use se_gate::SqueezeExciteGate;
 pub use sigmoid::sigmoid_values;
