@@ -169,11 +169,26 @@ impl InferenceConv {
     /// The weights of each image scaled by its input-channel factors, `(B, C_out, C_in·k·k)`.
     fn scaled_weights(&self, scale: &[f32]) -> Vec<f32> {
         let taps = self.geometry.kernel * self.geometry.kernel;
-        let mut out = Vec::with_capacity(scale.len() / self.c_in * self.weight.len());
-        for factors in scale.chunks_exact(self.c_in) {
-            for row in self.weight.chunks_exact(self.c_in * taps) {
-                for (w, &f) in row.chunks_exact(taps).zip(factors) {
-                    out.extend(w.iter().map(|&w| w * f));
+        let row_len = self.c_in * taps;
+        let mut out = vec![0f32; scale.len() / self.c_in * self.weight.len()];
+        let images = out.chunks_exact_mut(self.weight.len());
+        for (factors, image) in scale.chunks_exact(self.c_in).zip(images) {
+            let rows = image
+                .chunks_exact_mut(row_len)
+                .zip(self.weight.chunks_exact(row_len));
+            for (dst, row) in rows {
+                if taps == 1 {
+                    // 1×1 (the squeeze-excite projections): one product per weight, vectorised.
+                    for ((d, &w), &f) in dst.iter_mut().zip(row).zip(factors) {
+                        *d = w * f;
+                    }
+                    continue;
+                }
+                let tap_rows = dst.chunks_exact_mut(taps).zip(row.chunks_exact(taps));
+                for ((d, w), &f) in tap_rows.zip(factors) {
+                    for (d, &w) in d.iter_mut().zip(w) {
+                        *d = w * f;
+                    }
                 }
             }
         }
@@ -783,6 +798,18 @@ mod tests {
             .forward_scaled(&x, Some(&scale[1..]), None)
             .unwrap_err();
         assert!(err.to_string().contains("input scales"), "{err}");
+        // A 3×3 layer scales each tap of a channel by the channel's factor.
+        let g3 = ConvGeometry {
+            kernel: 3,
+            padding: 1,
+            ..g
+        };
+        let wt3 = (values(&[co, ci, 3, 3], 4.0) * 0.3).unwrap();
+        let conv3 = InferenceConv::new(&wt3, &bias, g3, Activation::Relu).unwrap();
+        let got = conv3.forward_scaled(&x, Some(&scale), None).unwrap();
+        let want = conv3.forward(&x.broadcast_mul(&s).unwrap(), None).unwrap();
+        let diff = max_abs_diff(&got, &want);
+        assert!(diff < 1e-5, "3×3: max diff {diff}");
     }
 
     #[test]
