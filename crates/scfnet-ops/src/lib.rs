@@ -5,7 +5,8 @@
 //!
 //! - [`resize_bilinear`] — bilinear resize to any size, `align_corners` false (training, decoder)
 //!   or true (final map at the original image size); candle's own has no backward.
-//!   [`resize_bilinear_planes`] is the same arithmetic on plain slices, on the calling thread.
+//!   [`resize_bilinear_planes`] is the same arithmetic on plain slices, on the calling thread, and
+//!   [`resize_bilinear_mapped_rgb`] on an 8-bit RGB image mapped through per-channel tables.
 //! - [`sigmoid_values`] — the logistic function on a slice, vectorised (inference's last step).
 //! - [`max_pool2d`] — max-pooling with kernel ≠ stride and padding (ResNet stem 3×3/2 pad 1, the
 //!   boundary loss's k×k/1 same padding); candle's backward needs kernel = stride.
@@ -18,7 +19,10 @@
 //! - [`conv2d`] — a `candle_nn::Conv2d` through candle's kernel on the CPU and explicit columns
 //!   elsewhere.
 //! - [`InferenceConv`] — a dense inference convolution with bias, activation and an optional
-//!   residual fused, tiled so that each tile's columns and output stay in cache (f32, CPU).
+//!   residual fused, tiled so that each tile's columns and output stay in cache (f32, CPU); the
+//!   layers that suit them run direct 3×3, direct 1×1 or Winograd F(2×2, 3×3) kernels instead.
+//! - [`SqueezeExciteGate`] — a squeeze-excite gate computed on the host from weights copied once,
+//!   for inference that folds the gate into the next convolution's weights.
 //! - [`add_bias_activate`] — per-channel bias and [`Activation`] in one in-place pass, the tail
 //!   of an inference convolution with its BatchNorm folded in.
 //! - [`BatchNorm`] — 2-D BatchNorm with fused statistics, normalisation and backward kernels,
