@@ -187,8 +187,9 @@ pub(crate) fn forward(
     let blocks = th.div_ceil(rows_per_item);
     let (u_len, m_len, r_len) = (tiles.input_len(), tiles.product_len(), tiles.rows_len());
     let scratch_len = u_len + m_len + r_len + tiles.spare_len();
-    // Every value of the buffer is written before it is read, so its state from an earlier
-    // layer does not matter; the key only sizes it.
+    // The transforms and products write every value they later read, and what the spare rows
+    // hold only flows back into spare rows, so the buffer's state from an earlier layer does
+    // not matter; the key only sizes it.
     let key = [c, tiles.cp, tiles.tw8];
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = OutPtr::new(&mut out);
@@ -409,7 +410,7 @@ unsafe fn transform_output(
         let stores: [Store; 2] = std::array::from_fn(|dy| {
             let places: [Target; GROUP] =
                 std::array::from_fn(|r| target(grp * GROUP + r, 2 * ty + dy));
-            let residual = layer.act_residual(&places, &spare_rows, dy);
+            let residual = layer.residual_rows(&places, &spare_rows, dy);
             Store {
                 targets: std::array::from_fn(|r| {
                     places[r].map_or(spare_rows[dy * GROUP + r], |(p, _)| p)
@@ -466,7 +467,7 @@ unsafe fn transform_output(
 impl Layer<'_> {
     /// The residual rows of a group's stores for output row parity `dy`: the places' residual
     /// rows, spare rows where a place has none; `None` when the layer adds no residual.
-    fn act_residual(
+    fn residual_rows(
         &self,
         places: &[Target; GROUP],
         spare: &[*mut f32; 2 * GROUP],
