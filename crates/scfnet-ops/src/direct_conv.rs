@@ -17,7 +17,7 @@ use crate::activation::Activation;
 use crate::im2col::ConvGeometry;
 use crate::inference_conv::OutPtr;
 use crate::scratch::{with_scratch, Slot};
-use crate::tile_store::{Store, GROUP};
+use crate::tile_store::{group_epilogue, Store, GROUP};
 
 /// Taps of the window.
 const TAPS: usize = 9;
@@ -152,12 +152,7 @@ pub(crate) fn forward(
                                     }
                                 }),
                                 ow,
-                                epilogue: Some((
-                                    std::array::from_fn(|r| {
-                                        layer.bias.get(grp * GROUP + r).copied().unwrap_or(0.0)
-                                    }),
-                                    layer.act,
-                                )),
+                                epilogue: group_epilogue(layer.bias, grp, layer.act),
                                 residual: residual.map(|(values, then)| {
                                     let rows = std::array::from_fn(|r| {
                                         if r < valid {

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::im2col::ConvGeometry;
 use crate::inference_conv::OutPtr;
-use crate::tile_store::{Store, GROUP};
+use crate::tile_store::{group_epilogue, Store, GROUP};
 
 /// Most input channels of a layer that runs here. With more, the sums are long enough for the
 /// general matrix product's packing to pay off.
@@ -156,12 +156,7 @@ pub(crate) fn forward(
                         }
                     }),
                     ow: n,
-                    epilogue: Some((
-                        std::array::from_fn(|r| {
-                            layer.bias.get(grp * GROUP + r).copied().unwrap_or(0.0)
-                        }),
-                        layer.act,
-                    )),
+                    epilogue: group_epilogue(layer.bias, grp, layer.act),
                     residual: residual.map(|(values, then)| {
                         let rows = std::array::from_fn(|r| {
                             if r < valid {

@@ -14,6 +14,13 @@ pub(crate) const MAX_VECTORS: usize = 4;
 /// Bias per channel of a group and the activation, applied before the values are stored.
 pub(crate) type Epilogue = Option<([f32; GROUP], Activation)>;
 
+/// The epilogue of group `grp`: its channels' biases (zero past the layer's last channel) and
+/// the activation.
+pub(crate) fn group_epilogue(bias: &[f32], grp: usize, act: Activation) -> Epilogue {
+    let biases = std::array::from_fn(|r| bias.get(grp * GROUP + r).copied().unwrap_or(0.0));
+    Some((biases, act))
+}
+
 /// Where and how a group's sums are stored.
 pub(crate) struct Store {
     /// One output row per channel (channels past the layer's last go to scratch rows).

@@ -24,7 +24,7 @@ use crate::activation::Activation;
 use crate::im2col::ConvGeometry;
 use crate::inference_conv::OutPtr;
 use crate::scratch::{with_scratch, Slot};
-use crate::tile_store::{Store, GROUP};
+use crate::tile_store::{group_epilogue, Store, GROUP};
 
 /// Positions of a transformed 4×4 patch.
 const POSITIONS: usize = 16;
@@ -416,12 +416,7 @@ unsafe fn transform_output(
                     places[r].map_or(spare_rows[dy * GROUP + r], |(p, _)| p)
                 }),
                 ow: w,
-                epilogue: Some((
-                    std::array::from_fn(|r| {
-                        layer.bias.get(grp * GROUP + r).copied().unwrap_or(0.0)
-                    }),
-                    layer.act,
-                )),
+                epilogue: group_epilogue(layer.bias, grp, layer.act),
                 residual,
             }
         });
