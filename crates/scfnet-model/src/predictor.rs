@@ -180,13 +180,10 @@ pub fn preprocess_values(image: RgbRef, size: usize) -> Result<Vec<f32>, Predict
     if size == 0 {
         return Err(PredictError::Size("input side 0".into()));
     }
-    // `(p − mean) / std` of every byte value, per channel: the same f32 arithmetic, looked up.
-    let tables: [[f32; 256]; 3] =
-        std::array::from_fn(|c| std::array::from_fn(|p| (p as f32 - MEAN[c]) / STD[c]));
-    Ok(scfnet_ops::resize_bilinear_mapped_rgb(
+    Ok(scfnet_ops::resize_bilinear_normalised_rgb(
         image.pixels,
         (h, w),
-        &tables,
+        (MEAN, STD),
         (size, size),
         false,
     )?)
@@ -239,7 +236,7 @@ impl Logits {
             )));
         }
         let logits = self.image(index);
-        if !logits.iter().all(|v| v.is_finite()) {
+        if !scfnet_ops::all_finite_values(logits) {
             return Err(PredictError::NonFinite { index });
         }
         let prob = scfnet_ops::sigmoid_values(logits);

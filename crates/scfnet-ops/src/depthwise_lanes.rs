@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::bias_act::apply_plane;
 use crate::depthwise::{Geometry, Tail};
-use crate::elem::Real;
+use crate::elem::{f32s, f32s_mut, is_f32, Real};
 use crate::inference_conv::OutPtr;
 use crate::scratch::{with_scratch, Slot};
 use crate::simd;
@@ -246,25 +246,6 @@ unsafe fn block_plain<T: Real, const AVX: bool>(
             }
         }
     }
-}
-
-/// Whether `T` is `f32`.
-fn is_f32<T: 'static>() -> bool {
-    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-}
-
-/// `v` as f32 values; only called when [`is_f32`] holds.
-fn f32s<T: 'static>(v: &[T]) -> &[f32] {
-    assert!(is_f32::<T>());
-    // SAFETY: `T` is `f32` (checked), so the slice is one of f32 values.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) }
-}
-
-/// `v` as f32 values; only called when [`is_f32`] holds.
-fn f32s_mut<T: 'static>(v: &mut [T]) -> &mut [f32] {
-    assert!(is_f32::<T>());
-    // SAFETY: `T` is `f32` (checked), so the slice is one of f32 values.
-    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
 }
 
 /// Writes rows `rows` of LANES planes `(LANES, h, w)` of `src` into the inside of the padded

@@ -81,6 +81,25 @@ macro_rules! impl_real {
 impl_real!(f32);
 impl_real!(f64);
 
+/// Whether `T` is `f32`.
+pub(crate) fn is_f32<T: 'static>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+}
+
+/// `v` as f32 values; only called when [`is_f32`] holds.
+pub(crate) fn f32s<T: 'static>(v: &[T]) -> &[f32] {
+    assert!(is_f32::<T>());
+    // SAFETY: `T` is `f32` (checked), so the slice is one of f32 values.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), v.len()) }
+}
+
+/// `v` as f32 values; only called when [`is_f32`] holds.
+pub(crate) fn f32s_mut<T: 'static>(v: &mut [T]) -> &mut [f32] {
+    assert!(is_f32::<T>());
+    // SAFETY: `T` is `f32` (checked), so the slice is one of f32 values.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
+}
+
 /// The contiguous part of `data` that `layout` describes.
 pub(crate) fn contiguous<'a, T>(op: &str, data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
     match layout.contiguous_offsets() {

@@ -6,7 +6,7 @@
 //! - [`resize_bilinear`] — bilinear resize to any size, `align_corners` false (training, decoder)
 //!   or true (final map at the original image size); candle's own has no backward.
 //!   [`resize_bilinear_planes`] is the same arithmetic on plain slices, on the calling thread, and
-//!   [`resize_bilinear_mapped_rgb`] on an 8-bit RGB image mapped through per-channel tables.
+//!   [`resize_bilinear_normalised_rgb`] on an 8-bit RGB image, normalised per channel.
 //! - [`sigmoid_values`] — the logistic function on a slice, vectorised (inference's last step).
 //! - [`max_pool2d`] — max-pooling with kernel ≠ stride and padding (ResNet stem 3×3/2 pad 1, the
 //!   boundary loss's k×k/1 same padding); candle's backward needs kernel = stride.
@@ -66,6 +66,8 @@ mod pointwise_conv;
 mod pool;
 mod resize;
 mod resize_add;
+mod resize_columns;
+mod resize_rgb;
 mod scratch;
 mod se_gate;
 mod sigmoid;
@@ -82,16 +84,15 @@ pub use bias_act::add_bias_activate;
 pub use busy_helper::with_busy_helper;
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_bias_act, DepthwiseConfig};
 pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
-pub use finite::{all_finite, non_finite_names};
+pub use finite::{all_finite, all_finite_values, non_finite_names};
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
 pub use inference_conv::{InferenceConv, Residual};
 pub use linear::linear;
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
-pub use resize::{
-    resize_bilinear, resize_bilinear_mapped_rgb, resize_bilinear_planes, resize_like,
-};
+pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
 pub use resize_add::add_resized;
+pub use resize_rgb::resize_bilinear_normalised_rgb;
 pub use se_gate::SqueezeExciteGate;
 pub use sigmoid::sigmoid_values;
 

@@ -7,15 +7,20 @@ use rayon::prelude::*;
 
 use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float, Real};
+use crate::resize_columns::ColumnTaps;
 use crate::views::cached_constant;
 
 /// One output coordinate's two source indices and weights.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tap<T> {
-    i0: usize,
-    i1: usize,
-    w0: T,
-    w1: T,
+    /// The first source index.
+    pub i0: usize,
+    /// The second source index (`i0 + 1`, or `i0` at the last one).
+    pub i1: usize,
+    /// The first one's weight.
+    pub w0: T,
+    /// The second one's weight.
+    pub w1: T,
 }
 
 /// Source taps along one axis, as PyTorch's `upsample_bilinear2d` computes them (in the tensor's
@@ -78,14 +83,14 @@ impl<T> RowSource<T> for PlaneRows<'_, T> {
 
 /// One `(ih, iw)` plane resized into `dst` `(oh, ow)` along the row taps `ys` and column taps `xs`.
 ///
-/// Each source row is resampled along the columns once and kept while consecutive output rows
-/// use it; an output row is then one vectorisable blend of two resampled rows. The arithmetic is
-/// the textbook `w0·(u0·a + u1·b) + w1·(u0·c + u1·d)`, term for term.
+/// Each source row is resampled along the columns once ([`ColumnTaps::blend`]) and kept while
+/// consecutive output rows use it; an output row is then one vectorisable blend of two resampled
+/// rows. The arithmetic is the textbook `w0·(u0·a + u1·b) + w1·(u0·c + u1·d)`, term for term.
 pub(crate) fn resize_plane_into<T: Real>(
     plane: &[T],
     iw: usize,
     ys: &[Tap<T>],
-    xs: &[Tap<T>],
+    xs: &ColumnTaps<T>,
     dst: &mut [MaybeUninit<T>],
 ) {
     let rows = PlaneRows { plane, width: iw };
@@ -96,7 +101,7 @@ pub(crate) fn resize_plane_into<T: Real>(
 pub(crate) fn resize_rows_into<T: Real>(
     source: impl RowSource<T>,
     ys: &[Tap<T>],
-    xs: &[Tap<T>],
+    xs: &ColumnTaps<T>,
     dst: &mut [MaybeUninit<T>],
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -115,7 +120,7 @@ pub(crate) fn resize_rows_into<T: Real>(
 unsafe fn resize_rows_wide<T: Real>(
     source: impl RowSource<T>,
     ys: &[Tap<T>],
-    xs: &[Tap<T>],
+    xs: &ColumnTaps<T>,
     dst: &mut [MaybeUninit<T>],
 ) {
     resize_rows_plain(source, ys, xs, dst);
@@ -126,30 +131,19 @@ unsafe fn resize_rows_wide<T: Real>(
 fn resize_rows_plain<T: Real>(
     mut source: impl RowSource<T>,
     ys: &[Tap<T>],
-    xs: &[Tap<T>],
+    xs: &ColumnTaps<T>,
     dst: &mut [MaybeUninit<T>],
 ) {
     let ow = xs.len();
     let mut rows = [vec![T::ZERO; ow], vec![T::ZERO; ow]];
     let mut held = [usize::MAX; 2];
-    // The farthest column any tap reads, checked once instead of twice per value.
-    let reach = xs.iter().map(|t| t.i0.max(t.i1)).max().map_or(0, |m| m + 1);
     for (ty, out) in ys.iter().zip(dst.chunks_exact_mut(ow)) {
         for (need, other) in [(ty.i0, ty.i1), (ty.i1, ty.i0)] {
             if held.contains(&need) {
                 continue;
             }
             let slot = usize::from(held[0] == other);
-            let src = source.row(need);
-            assert!(
-                src.len() >= reach,
-                "resize: a source row shorter than its taps"
-            );
-            for (r, tx) in rows[slot].iter_mut().zip(xs) {
-                // SAFETY: every tap's columns are below `reach` ≤ `src.len()` (asserted).
-                let (a, b) = unsafe { (*src.get_unchecked(tx.i0), *src.get_unchecked(tx.i1)) };
-                *r = tx.w0 * a + tx.w1 * b;
-            }
+            xs.blend(source.row(need), &mut rows[slot]);
             held[slot] = need;
         }
         let top = &rows[usize::from(held[0] != ty.i0)];
@@ -170,7 +164,7 @@ fn resize_planes<T: Real>(
     let (ih, iw) = in_hw;
     let (oh, ow) = out_hw;
     let ys = taps::<T>(ih, oh, align_corners);
-    let xs = taps::<T>(iw, ow, align_corners);
+    let xs = ColumnTaps::new(&taps::<T>(iw, ow, align_corners));
     let len = src.len() / (ih * iw) * oh * ow;
     let mut out = Vec::with_capacity(len);
     // Work items: bands of rows of a plane when there are fewer planes than threads (see
@@ -210,7 +204,7 @@ pub fn resize_bilinear_planes(
         return Ok(src.to_vec());
     }
     let ys = taps::<f32>(in_h, out_h, align_corners);
-    let xs = taps::<f32>(in_w, out_w, align_corners);
+    let xs = ColumnTaps::new(&taps::<f32>(in_w, out_w, align_corners));
     let len = src.len() / (in_h * in_w) * out_h * out_w;
     let mut out = Vec::with_capacity(len);
     for (dst, plane) in out.spare_capacity_mut()[..len]
@@ -222,74 +216,6 @@ pub fn resize_bilinear_planes(
     // SAFETY: `resize_plane_into` wrote every value of every plane.
     unsafe { out.set_len(len) };
     Ok(out)
-}
-
-/// The three channels of an interleaved 8-bit RGB image `(h, w, 3)`, each byte mapped through
-/// its channel's table (`tables[c][byte]`), as planes `(3, out_h, out_w)` resized bilinearly:
-/// the values of [`resize_bilinear_planes`] on the mapped planes, without building them (each
-/// source row is mapped when the resize first needs it). On the calling thread.
-///
-/// Fails when a side is zero or `pixels` does not hold `h · w · 3` bytes.
-pub fn resize_bilinear_mapped_rgb(
-    pixels: &[u8],
-    (in_h, in_w): (usize, usize),
-    tables: &[[f32; 256]; 3],
-    (out_h, out_w): (usize, usize),
-    align_corners: bool,
-) -> Result<Vec<f32>> {
-    if in_h == 0 || in_w == 0 || out_h == 0 || out_w == 0 || pixels.len() != in_h * in_w * 3 {
-        candle_core::bail!(
-            "resize-bilinear: cannot resize {} bytes as a {in_h}x{in_w} RGB image to {out_h}x{out_w}",
-            pixels.len()
-        );
-    }
-    let plane = out_h * out_w;
-    if (in_h, in_w) == (out_h, out_w) {
-        let mut out = Vec::with_capacity(3 * plane);
-        for (c, table) in tables.iter().enumerate() {
-            out.extend(pixels.chunks_exact(3).map(|px| table[px[c] as usize]));
-        }
-        return Ok(out);
-    }
-    let ys = taps::<f32>(in_h, out_h, align_corners);
-    let xs = taps::<f32>(in_w, out_w, align_corners);
-    let mut out = Vec::with_capacity(3 * plane);
-    let mut line = vec![0f32; in_w];
-    for (c, dst) in out.spare_capacity_mut()[..3 * plane]
-        .chunks_mut(plane)
-        .enumerate()
-    {
-        let source = MappedRgbRows {
-            pixels,
-            width: in_w,
-            channel: c,
-            table: &tables[c],
-            line: &mut line,
-        };
-        resize_rows_into(source, &ys, &xs, dst);
-    }
-    // SAFETY: `resize_rows_into` wrote every value of every plane.
-    unsafe { out.set_len(3 * plane) };
-    Ok(out)
-}
-
-/// The rows of one channel of an interleaved RGB image, mapped through a table into `line`.
-struct MappedRgbRows<'a> {
-    pixels: &'a [u8],
-    width: usize,
-    channel: usize,
-    table: &'a [f32; 256],
-    line: &'a mut [f32],
-}
-
-impl RowSource<f32> for MappedRgbRows<'_> {
-    fn row(&mut self, y: usize) -> &[f32] {
-        let bytes = &self.pixels[y * self.width * 3..(y + 1) * self.width * 3];
-        for (v, px) in self.line.iter_mut().zip(bytes.chunks_exact(3)) {
-            *v = self.table[px[self.channel] as usize];
-        }
-        self.line
-    }
 }
 
 /// Adjoint kernel: scatters `(out_h, out_w)` gradients back onto `(in_h, in_w)` planes.
@@ -535,31 +461,6 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn a_mapped_rgb_image_resizes_as_its_mapped_planes() {
-        let tables: [[f32; 256]; 3] = std::array::from_fn(|c| {
-            std::array::from_fn(|p| (p as f32 - 100.0 - c as f32) / (50.0 + 7.0 * c as f32))
-        });
-        let (h, w) = (13, 17);
-        let pixels: Vec<u8> = (0..h * w * 3)
-            .map(|i| ((i * 37 + i / 5) % 256) as u8)
-            .collect();
-        let mut planes = Vec::new();
-        for (c, table) in tables.iter().enumerate() {
-            planes.extend(pixels.chunks_exact(3).map(|px| table[px[c] as usize]));
-        }
-        for (out, align) in [((20, 9), false), ((5, 30), true), ((13, 17), false)] {
-            let want = resize_bilinear_planes(&planes, (h, w), out, align).unwrap();
-            let got = resize_bilinear_mapped_rgb(&pixels, (h, w), &tables, out, align).unwrap();
-            assert_eq!(got.len(), 3 * out.0 * out.1);
-            for (i, (g, v)) in got.iter().zip(&want).enumerate() {
-                assert_eq!(g.to_bits(), v.to_bits(), "{out:?} #{i}: {g} vs {v}");
-            }
-        }
-        let err = resize_bilinear_mapped_rgb(&pixels[1..], (h, w), &tables, (4, 4), false);
-        assert!(err.unwrap_err().to_string().contains("13x17 RGB image"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float2, Real};
 use crate::resize::{resize_like, resize_plane_into, taps};
+use crate::resize_columns::ColumnTaps;
 
 /// `a + a · up(b)` when `gated`, else `a + up(b)`: `a` `(B, C, H, W)`, `b` `(B, C, h, w)`, `up`
 /// the bilinear resize to `(H, W)` with half-pixel centres ([`resize_like`]). No gradient: eval
@@ -73,7 +74,10 @@ fn merge<T: Real>(
     gated: bool,
 ) -> Vec<T> {
     let (plane, small_plane) = (h * w, ih * iw);
-    let (ys, xs) = (taps::<T>(ih, h, false), taps::<T>(iw, w, false));
+    let (ys, xs) = (
+        taps::<T>(ih, h, false),
+        ColumnTaps::new(&taps::<T>(iw, w, false)),
+    );
     let mut out: Vec<T> = Vec::with_capacity(a.len());
     // Work items: a band of rows of one plane (see `crate::bands`).
     let items = crate::bands::plane_bands(
