@@ -115,6 +115,20 @@ fn network_rate(predictor: &Predictor, inputs: &[Vec<f32>], batch: usize) -> Res
     Ok(inputs.len() as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
 /// Runs the benchmark.
 pub fn run(args: Args) -> Result<()> {
     let kind: ModelKind = args
@@ -166,10 +180,12 @@ pub fn run(args: Args) -> Result<()> {
     );
     println!("| batch | round | scfnet predict (img/s) | network alone (img/s) | ratio |");
     println!("|---:|---:|---:|---:|---:|");
-    // Per batch: the best of each column over the rounds (the least disturbed run of each).
+    // Per batch: the best of each column over the rounds (the least disturbed run of each), and
+    // the median of the rounds' ratios (each round's two runs are next to each other in time).
     let mut best = Vec::new();
     for &batch in &args.batches {
         let (mut top_folder, mut top_network) = (0f64, 0f64);
+        let mut ratios = Vec::new();
         for round in 1..=args.rounds.max(1) {
             let folder = predict_rate(&scfnet, kind.name(), &input, &out, batch)?;
             let network = network_rate(&predictor, &inputs, batch)?;
@@ -178,18 +194,38 @@ pub fn run(args: Args) -> Result<()> {
                 100.0 * folder / network
             );
             (top_folder, top_network) = (top_folder.max(folder), top_network.max(network));
+            ratios.push(folder / network);
         }
-        best.push((batch, top_folder, top_network));
+        best.push((batch, top_folder, top_network, median(&mut ratios)));
     }
-    println!("\nbest of the rounds (each column's least disturbed run):\n");
-    println!("| batch | scfnet predict (img/s) | network alone (img/s) | ratio |");
-    println!("|---:|---:|---:|---:|");
-    for (batch, folder, network) in best {
+    println!(
+        "\nbest of the rounds (each column's least disturbed run), and the median of the rounds' \
+         ratios:\n"
+    );
+    println!(
+        "| batch | scfnet predict (img/s) | network alone (img/s) | ratio of the bests | median \
+         ratio |"
+    );
+    println!("|---:|---:|---:|---:|---:|");
+    for (batch, folder, network, median) in best {
         println!(
-            "| {batch} | {folder:.1} | {network:.1} | {:.0} % |",
-            100.0 * folder / network
+            "| {batch} | {folder:.1} | {network:.1} | {:.0} % | {:.0} % |",
+            100.0 * folder / network,
+            100.0 * median
         );
     }
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
 }

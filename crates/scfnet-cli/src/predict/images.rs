@@ -68,7 +68,7 @@ pub fn collect_inputs(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
 
 /// Decodes one image to RGB; the error names the file.
 pub fn decode(path: &Path, relative: &Path) -> Result<Decoded> {
-    let img = scfnet_data::decode_image(path)?.to_rgb8();
+    let img = scfnet_data::decode_image(path)?.into_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     Ok(Decoded {
         path: path.to_owned(),
