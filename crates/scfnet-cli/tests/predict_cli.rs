@@ -95,6 +95,53 @@ fn maps_keep_the_tree_and_size_and_a_bad_image_is_reported() {
     assert!(!out.join("b/broken.png").exists());
 }
 
+#[test]
+fn a_folder_larger_than_a_write_group_is_written_whole() {
+    // 40 images (more than one group of 32 written together), batches of 3, two broken files
+    // in different batches, at --size 64 to keep the test short.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..40 {
+        let name = input.join(format!("{i:03}.jpg"));
+        if i == 7 || i == 31 {
+            std::fs::write(&name, b"\xff\xd8 not a jpeg").unwrap();
+        } else {
+            std::fs::copy(demo(&format!("{:04}.jpg", i % 3)), &name).unwrap();
+        }
+    }
+    let out = tmp.path().join("out");
+    let o = scfnet(&[
+        "predict",
+        "--random-weights",
+        "--size",
+        "64",
+        "--batch",
+        "3",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+    ]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("2 images failed") && t.contains("007.jpg") && t.contains("031.jpg"),
+        "{t}"
+    );
+    for i in (0..40).filter(|&i| i != 7 && i != 31) {
+        let map = image::open(out.join(format!("{i:03}.png"))).unwrap();
+        let orig = image::open(demo(&format!("{:04}.jpg", i % 3))).unwrap();
+        assert_eq!(
+            (map.width(), map.height()),
+            (orig.width(), orig.height()),
+            "{i}"
+        );
+    }
+    let written = std::fs::read_dir(&out).unwrap().count();
+    assert_eq!(written, 38, "only the maps, no temporaries");
+}
+
 /// Saves the student's synthetic weights as safetensors (what a converted checkpoint looks like).
 fn student_weights(path: &Path) {
     let (vb, recorded) = synthetic_var_builder(DType::F32, &Device::Cpu);

@@ -151,7 +151,18 @@ impl Predictor {
     /// The `p2` logits of a batch of prepared inputs ([`Predictor::prepare`]); the maps come
     /// from [`Logits::map`].
     pub fn logits(&self, inputs: &[Vec<f32>]) -> Result<Logits, PredictError> {
-        network_logits(&self.net, self.size, &self.device, self.dtype, inputs)
+        self.logits_beside(inputs, &|| false)
+    }
+
+    /// [`Predictor::logits`], with `background` run in the idle moments of the busy-waiting
+    /// helper of a single image ([`Scfnet::forward_beside`]).
+    pub fn logits_beside(
+        &self,
+        inputs: &[Vec<f32>],
+        background: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Logits, PredictError> {
+        let batch = network_input(self.size, &self.device, self.dtype, inputs)?;
+        logits_of(self.net.forward_beside(&batch, background)?, self.size)
     }
 
     /// The 8-bit maps of a batch of images (any sizes), each at its image's size, in order.
@@ -291,6 +302,17 @@ pub fn network_logits(
     dtype: DType,
     inputs: &[Vec<f32>],
 ) -> Result<Logits, PredictError> {
+    let batch = network_input(size, device, dtype, inputs)?;
+    logits_of(net.forward_t(&batch, false)?, size)
+}
+
+/// The batch `(B, 3, size, size)` of prepared inputs, in `dtype` on `device`.
+fn network_input(
+    size: usize,
+    device: &Device,
+    dtype: DType,
+    inputs: &[Vec<f32>],
+) -> Result<Tensor, PredictError> {
     check_input_side(size).map_err(PredictError::Size)?;
     let per_image = 3 * size * size;
     let mut batch = Vec::with_capacity(inputs.len() * per_image);
@@ -303,8 +325,11 @@ pub fn network_logits(
         }
         batch.extend_from_slice(x);
     }
-    let batch = Tensor::from_vec(batch, (inputs.len(), 3, size, size), device)?.to_dtype(dtype)?;
-    let logits = net.forward_t(&batch, false)?;
+    Ok(Tensor::from_vec(batch, (inputs.len(), 3, size, size), device)?.to_dtype(dtype)?)
+}
+
+/// The network's logits `(B, 1, size, size)` copied to the host.
+fn logits_of(logits: Tensor, size: usize) -> Result<Logits, PredictError> {
     let values = logits
         .to_device(&Device::Cpu)?
         .to_dtype(DType::F32)?

@@ -180,18 +180,39 @@ impl ModuleT for Scfnet {
     /// activations per worker (peak 110 instead of 158 MiB for the student at batch 8). A single image keeps a
     /// second worker awake for the length of the pass ([`scfnet_ops::with_busy_helper`]).
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if train || !scfnet_ops::uses_cpu_kernels(x) {
+        if train {
+            return self.prediction(x, train);
+        }
+        self.forward_beside(x, &|| false)
+    }
+}
+
+impl Scfnet {
+    /// The eval-mode prediction `p2` of [`ModuleT::forward_t`], with `background` run by the
+    /// busy-waiting helper of a single image whenever it has no piece of the network to run
+    /// ([`scfnet_ops::with_busy_helper_and`]): short pieces of other work (decoding the next
+    /// image, encoding the last map) that would otherwise wait for the pass to end or take a
+    /// core from it. `background` does one piece and returns whether there was any; it must not
+    /// use rayon's pool, nor block. Without the helper (off, or a batch of several images) it is
+    /// never called.
+    pub fn forward_beside(
+        &self,
+        x: &Tensor,
+        background: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Tensor> {
+        let train = false;
+        if !scfnet_ops::uses_cpu_kernels(x) {
             return self.prediction(x, train);
         }
         if rayon::current_thread_index().is_none() {
-            return rayon::scope(|_| self.forward_t(x, train));
+            return rayon::scope(|_| self.forward_beside(x, background));
         }
         let parts = batch_parts(x.dim(0)?, rayon::current_num_threads());
         if parts.len() < 2 {
             if !self.busy_helper {
                 return self.prediction(x, train);
             }
-            return scfnet_ops::with_busy_helper(|| self.prediction(x, train));
+            return scfnet_ops::with_busy_helper_and(|| self.prediction(x, train), background);
         }
         let maps = parts
             .into_par_iter()
@@ -203,9 +224,7 @@ impl ModuleT for Scfnet {
             .collect::<Result<Vec<_>>>()?;
         Tensor::cat(&maps.concat(), 0)
     }
-}
 
-impl Scfnet {
     /// `p2` of `x` computed on the calling thread's terms (no batch splitting).
     fn prediction(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;

@@ -9,8 +9,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// returns. Outside a rayon pool, or in a pool of one thread, it only runs `f`.
 ///
 /// The helper burns its core while `f` runs: use it for work that keeps every core busy anyway
-/// (batch-1 inference), not around code that waits.
+/// (batch-1 inference), not around code that waits; or give it other work for its idle moments
+/// ([`with_busy_helper_and`]).
 pub fn with_busy_helper<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    with_busy_helper_and(f, &|| false)
+}
+
+/// [`with_busy_helper`], with `idle` called by the helper whenever it finds no piece of `f`'s
+/// loops to run: `idle` does one short piece of other work (a millisecond or so) and returns
+/// whether there was any. Meanwhile `f`'s loops run on the other workers, so the helper's spare
+/// time goes to `idle`'s work instead of spinning. `idle` must not use the pool, nor block.
+pub fn with_busy_helper_and<R: Send>(
+    f: impl FnOnce() -> R + Send,
+    idle: &(dyn Fn() -> bool + Sync),
+) -> R {
     let Some(caller) = rayon::current_thread_index() else {
         return f();
     };
@@ -31,7 +43,7 @@ pub fn with_busy_helper<R: Send>(f: impl FnOnce() -> R + Send) -> R {
                 return;
             }
             while !done.load(Ordering::Acquire) {
-                if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                if rayon::yield_now() != Some(rayon::Yield::Executed) && !idle() {
                     std::hint::spin_loop();
                 }
             }
@@ -75,6 +87,38 @@ mod tests {
             // Outside the pool it just runs the closure.
             assert_eq!(with_busy_helper(|| 7), 7);
         }
+    }
+
+    #[test]
+    fn the_helper_runs_the_idle_work_while_the_work_runs() {
+        use std::sync::atomic::AtomicUsize;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let (pieces, started) = (AtomicUsize::new(0), AtomicBool::new(false));
+        let idle = || {
+            started.store(true, Ordering::Release);
+            pieces.fetch_add(1, Ordering::Relaxed) < 3
+        };
+        // The work waits (a bounded while) until the helper has called `idle`.
+        let saw_helper = pool.install(|| {
+            with_busy_helper_and(
+                || {
+                    let t = std::time::Instant::now();
+                    while !started.load(Ordering::Acquire) {
+                        if t.elapsed() > std::time::Duration::from_secs(10) {
+                            return false;
+                        }
+                        std::hint::spin_loop();
+                    }
+                    true
+                },
+                &idle,
+            )
+        });
+        assert!(saw_helper, "the helper never ran the idle work");
+        assert!(pieces.load(Ordering::Relaxed) >= 1);
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub use activation::{
 };
 pub use batch_norm::{batch_norm, paddle_batch_norm, BatchNorm, RunningVariance};
 pub use bias_act::add_bias_activate;
-pub use busy_helper::with_busy_helper;
+pub use busy_helper::{with_busy_helper, with_busy_helper_and};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_bias_act, DepthwiseConfig};
 pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
 pub use finite::{all_finite, all_finite_values, non_finite_names};

@@ -1,10 +1,10 @@
-//! Idle priority for `scfnet predict`'s decoding and writing threads.
+//! Idle priority for `scfnet predict`'s background workers.
 //!
 //! The network runs as fork-join loops on all cores: when another thread takes a core in the
-//! middle of one, the whole loop waits for the worker it displaced. Decoding and writing are a
-//! small share of the work, so they run at idle priority and take the cores in the gaps the
-//! network leaves (between operations, in its sequential parts); when they fall behind, the
-//! network waits for its input and the cores are theirs.
+//! middle of one, the whole loop waits for the worker it displaced. Decoding and encoding are a
+//! small share of the work, so the workers that run them beside the network run at idle
+//! priority and take the cores in the gaps the network leaves; when they fall behind, the
+//! network's thread waits for its input, runs steps itself, and the cores are theirs.
 
 /// Puts the calling thread at idle priority (Linux `SCHED_IDLE`); elsewhere, or if refused,
 /// it keeps its priority (logged at debug level).

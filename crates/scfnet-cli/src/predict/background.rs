@@ -1,0 +1,264 @@
+//! The work of `scfnet predict` besides the network, in short steps that any thread can run:
+//! decoding and preparing one image, or making and encoding one image's map.
+//!
+//! Three kinds of thread run the steps: the busy-waiting helper of a single-image pass whenever
+//! it has no piece of the network to run ([`Predictor::logits_beside`]), background workers at
+//! idle priority (in the gaps the network leaves), and the network's own thread while it waits
+//! for the next batch. So the cores never idle while there is a step to run, and the network
+//! never waits for a stage that another core could have finished.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use anyhow::Context;
+use scfnet_model::{Logits, Predictor};
+
+use super::images::{self, Decoded};
+use super::outputs::{encode_outputs, Encoded, Outcome};
+
+/// A decoded image with its network input, or the failure line of one that did not decode.
+pub type Prepared = Result<(Decoded, Vec<f32>), String>;
+
+/// A batch the network has run: its images and their logits.
+type Mapped = Arc<(Vec<Decoded>, Logits)>;
+
+/// Maps waiting to be made beyond this many (in images) make the network's thread help make
+/// them before it queues more, so that a network faster than the encoding does not fill the
+/// memory.
+const MAX_WAITING_MAPS: usize = 64;
+
+/// The shared queue of steps.
+pub struct Background<'a> {
+    inputs: &'a [(PathBuf, PathBuf)],
+    predictor: &'a Predictor,
+    out_dir: &'a std::path::Path,
+    cutout: bool,
+    state: Mutex<State>,
+    /// Signalled whenever a step ends or new work arrives.
+    changed: Condvar,
+}
+
+/// What is waiting and running.
+struct State {
+    /// The next input to decode.
+    next: usize,
+    /// Inputs below this may be decoded (the batches the network will take next).
+    limit: usize,
+    /// Decoded inputs the network has not taken yet, by index.
+    decoded: BTreeMap<usize, Prepared>,
+    /// Maps to make: a batch, and the image's place in it.
+    maps: VecDeque<(Mapped, usize)>,
+    /// Steps running now.
+    running: usize,
+    /// Where the outcomes go (the writing thread); `None` once the last batch is queued and
+    /// every map made.
+    outcomes: Option<Sender<Outcome>>,
+    /// No more batches will come: no more decoding.
+    closed: bool,
+}
+
+/// One step, taken from the queue.
+enum Step {
+    Decode(usize),
+    Map(Mapped, usize, Sender<Outcome>),
+}
+
+impl<'a> Background<'a> {
+    /// The steps of predicting `inputs` with `predictor`, writing the outcomes to `outcomes`.
+    pub fn new(
+        inputs: &'a [(PathBuf, PathBuf)],
+        predictor: &'a Predictor,
+        (out_dir, cutout): (&'a std::path::Path, bool),
+        outcomes: Sender<Outcome>,
+    ) -> Self {
+        Self {
+            inputs,
+            predictor,
+            out_dir,
+            cutout,
+            state: Mutex::new(State {
+                next: 0,
+                limit: 0,
+                decoded: BTreeMap::new(),
+                maps: VecDeque::new(),
+                running: 0,
+                outcomes: Some(outcomes),
+                closed: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A step that panicked poisons nothing the others rely on (it ran unlocked).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the next step, if any: maps first (they free memory), then decoding.
+    fn claim(&self, state: &mut State) -> Option<Step> {
+        if let Some(outcomes) = state.outcomes.clone() {
+            if let Some((batch, i)) = state.maps.pop_front() {
+                state.running += 1;
+                return Some(Step::Map(batch, i, outcomes));
+            }
+        }
+        if !state.closed && state.next < state.limit.min(self.inputs.len()) {
+            state.next += 1;
+            state.running += 1;
+            return Some(Step::Decode(state.next - 1));
+        }
+        None
+    }
+
+    /// Runs `step` (unlocked), records its result, and wakes the waiting threads.
+    fn run(&self, step: Step) {
+        match step {
+            Step::Decode(i) => {
+                let (path, rel) = &self.inputs[i];
+                let prepared = images::decode(path, rel)
+                    .and_then(|img| {
+                        let x = self
+                            .predictor
+                            .prepare(img.as_rgb())
+                            .with_context(|| format!("{}", path.display()))?;
+                        Ok((img, x))
+                    })
+                    .map_err(|e| format!("{e:#}"));
+                let mut state = self.lock();
+                state.decoded.insert(i, prepared);
+                state.running -= 1;
+            }
+            Step::Map(batch, i, outcomes) => {
+                let (images, logits) = &*batch;
+                let img = &images[i];
+                let outcome = logits
+                    .map(i, img.height, img.width)
+                    .with_context(|| format!("{}: no map", img.path.display()))
+                    .and_then(|map| encode_outputs(img, map, self.out_dir, self.cutout))
+                    .map_or_else(
+                        |e| Outcome::Failed(format!("{e:#}")),
+                        |files| {
+                            Outcome::Encoded(Encoded {
+                                image: img.path.clone(),
+                                files,
+                            })
+                        },
+                    );
+                // The writing thread ends only after every sender is gone.
+                let _ = outcomes.send(outcome);
+                drop(outcomes);
+                drop(batch);
+                self.lock().running -= 1;
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// Runs one step if there is one; returns whether it did. Never blocks for long (the lock
+    /// is held only to take and record steps).
+    pub fn step(&self) -> bool {
+        let step = self.claim(&mut self.lock());
+        match step {
+            Some(step) => {
+                self.run(step);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Lets the steps decode the inputs below `limit`.
+    pub fn allow(&self, limit: usize) {
+        let mut state = self.lock();
+        if limit > state.limit {
+            state.limit = limit;
+            drop(state);
+            self.changed.notify_all();
+        }
+    }
+
+    /// The prepared inputs `range`, in order, once all are decoded; the calling thread runs
+    /// steps while it waits.
+    pub fn take(&self, range: std::ops::Range<usize>) -> Vec<Prepared> {
+        self.allow(range.end);
+        let mut state = self.lock();
+        loop {
+            if range.clone().all(|i| state.decoded.contains_key(&i)) {
+                return range
+                    .map(|i| state.decoded.remove(&i).expect("checked above"))
+                    .collect();
+            }
+            if let Some(step) = self.claim(&mut state) {
+                drop(state);
+                self.run(step);
+                state = self.lock();
+            } else {
+                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+
+    /// Queues the maps of a batch the network has run. While more than [`MAX_WAITING_MAPS`]
+    /// wait, the calling thread makes maps first.
+    pub fn push_maps(&self, images: Vec<Decoded>, logits: Logits) {
+        let n = images.len();
+        let batch: Mapped = Arc::new((images, logits));
+        let mut state = self.lock();
+        state.maps.extend((0..n).map(|i| (batch.clone(), i)));
+        drop(state);
+        self.changed.notify_all();
+        while self.lock().maps.len() > MAX_WAITING_MAPS && self.step() {}
+    }
+
+    /// No more batches will come: stops the decoding, makes the maps still waiting (the calling
+    /// thread helps), then lets the writing thread finish.
+    pub fn finish(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        self.changed.notify_all();
+        loop {
+            if state.maps.is_empty() && state.running == 0 {
+                state.outcomes = None;
+                drop(state);
+                self.changed.notify_all();
+                return;
+            }
+            if let Some(step) = self.claim(&mut state) {
+                drop(state);
+                self.run(step);
+                state = self.lock();
+            } else {
+                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+
+    /// Gives up what is still waiting (after a panic of the network's thread) so that the
+    /// workers and the writing thread end.
+    pub fn abandon(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.maps.clear();
+        state.outcomes = None;
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    /// A background worker: runs steps until [`Background::finish`] has run.
+    pub fn work(&self) {
+        let mut state = self.lock();
+        loop {
+            if let Some(step) = self.claim(&mut state) {
+                drop(state);
+                self.run(step);
+                state = self.lock();
+            } else if state.closed && state.outcomes.is_none() {
+                return;
+            } else {
+                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    }
+}
