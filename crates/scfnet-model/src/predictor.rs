@@ -154,6 +154,12 @@ impl Predictor {
         self.logits_beside(inputs, &|| false)
     }
 
+    /// Whether [`Predictor::logits_beside`] on `batch` images runs its background work on the
+    /// network's busy-waiting helper ([`Scfnet::helper_takes_background`]).
+    pub fn helper_takes_background(&self, batch: usize) -> bool {
+        self.net.helper_takes_background(batch, &self.device)
+    }
+
     /// [`Predictor::logits`], with `background` run in the idle moments of the busy-waiting
     /// helper of a single image ([`Scfnet::forward_beside`]).
     pub fn logits_beside(

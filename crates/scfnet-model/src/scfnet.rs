@@ -1,6 +1,6 @@
 //! A complete SCFNet: backbone + decoder.
 
-use candle_core::{Result, Tensor};
+use candle_core::{Device, Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
 use rayon::prelude::*;
 use scfnet_backbones::{Backbone, MobileNetV3, ResNet50, SwinConfig, SwinTransformer};
@@ -100,6 +100,13 @@ impl Scfnet {
     /// decodes and encodes beside the network).
     pub fn set_busy_helper(&mut self, on: bool) {
         self.busy_helper = on;
+    }
+
+    /// Whether [`Scfnet::forward_beside`] on `batch` images on `device` hands its background work
+    /// to the busy-waiting helper: a single image on the CPU, the helper on, and two or more
+    /// workers in rayon's pool.
+    pub fn helper_takes_background(&self, batch: usize, device: &Device) -> bool {
+        batch == 1 && device.is_cpu() && self.busy_helper && rayon::current_num_threads() >= 2
     }
 
     /// The side `S` the ONNX export's `S × S` input is fixed to, when the backbone's graph

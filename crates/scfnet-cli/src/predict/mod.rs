@@ -57,10 +57,14 @@ struct NetworkTime {
     waiting_for_input: Duration,
 }
 
-/// Background workers beside the network: one fewer than the cores (at least one). On the CPU
-/// they only take the gaps the network leaves; with the network on a GPU they do all the
-/// decoding and encoding.
-fn background_workers() -> usize {
+/// Background workers beside the network: none where the network's busy-waiting helper runs
+/// the steps (single images on the CPU: a worker there only adds wake-ups, 3–8 % slower in five
+/// paired runs), else one fewer than the cores (at least one). On the CPU they take the gaps the
+/// network leaves; with the network on a GPU they do all the decoding and encoding.
+fn background_workers(predictor: &Predictor, batch: usize) -> usize {
+    if predictor.helper_takes_background(batch) {
+        return 0;
+    }
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
@@ -79,7 +83,8 @@ impl Drop for AbandonOnUnwind<'_, '_> {
 /// preparing an image, and making and encoding a map, are steps of a shared queue
 /// ([`Background`]) that three kinds of thread run: the network's busy-waiting helper in its
 /// idle moments (single images), background workers at idle priority
-/// ([`priority::run_when_idle`]) in the gaps the network leaves, and this thread while it waits
+/// ([`priority::run_when_idle`], [`background_workers`]) in the gaps the network leaves, and this
+/// thread while it waits
 /// for its next batch. Decoding runs at most two batches ahead. A writing thread writes the PNGs
 /// in groups ([`outputs::write_outcomes`]), so that nothing waits for the disk. Returns the
 /// failures (images that did not decode, maps not finite, files not written), one line each,
@@ -99,7 +104,7 @@ fn pipeline(
     );
     std::thread::scope(|s| {
         let writer = s.spawn(move || outputs::write_outcomes(outcomes_rx, pb));
-        for _ in 0..background_workers() {
+        for _ in 0..background_workers(predictor, args.batch) {
             s.spawn(|| {
                 priority::run_when_idle();
                 background.work();
