@@ -184,7 +184,7 @@ impl Predictor {
 
 /// The network input of one image, `(3, size, size)` values (planar, row-major): normalised,
 /// then resized with `cv2.INTER_LINEAR`'s arithmetic. Runs on the calling thread (no thread pool),
-/// so that a decoding thread can prepare the next images while the network runs.
+/// so that another thread can prepare the next images while the network runs.
 pub fn preprocess_values(image: RgbRef, size: usize) -> Result<Vec<f32>, PredictError> {
     let (w, h) = (image.width, image.height);
     if image.pixels.len() != w * h * 3 || w == 0 || h == 0 {

@@ -1,5 +1,5 @@
-//! The logistic function on plain slices, vectorised: the last step of inference, run on a
-//! writing thread beside the network (`1 / (1 + e^(−x))` for every pixel of a map).
+//! The logistic function on plain slices, vectorised: the last step of inference, run on the
+//! calling thread beside the network (`1 / (1 + e^(−x))` for every pixel of a map).
 
 use crate::simd;
 

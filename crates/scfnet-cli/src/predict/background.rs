@@ -8,6 +8,7 @@
 //! never waits for a stage that another core could have finished.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -117,15 +118,20 @@ impl<'a> Background<'a> {
         match step {
             Step::Decode(i) => {
                 let (path, rel) = &self.inputs[i];
-                let prepared = images::decode(path, rel)
-                    .and_then(|img| {
-                        let x = self
-                            .predictor
-                            .prepare(img.as_rgb())
-                            .with_context(|| format!("{}", path.display()))?;
-                        Ok((img, x))
-                    })
-                    .map_err(|e| format!("{e:#}"));
+                // A decoder that panics on a hostile file fails that file, not the run (and the
+                // threads waiting for it do not wait forever).
+                let prepared = catch_unwind(AssertUnwindSafe(|| {
+                    images::decode(path, rel)
+                        .and_then(|img| {
+                            let x = self
+                                .predictor
+                                .prepare(img.as_rgb())
+                                .with_context(|| format!("{}", path.display()))?;
+                            Ok((img, x))
+                        })
+                        .map_err(|e| format!("{e:#}"))
+                }))
+                .unwrap_or_else(|_| Err(format!("{}: the decoder panicked", path.display())));
                 let mut state = self.lock();
                 state.decoded.insert(i, prepared);
                 state.running -= 1;
@@ -133,19 +139,24 @@ impl<'a> Background<'a> {
             Step::Map(batch, i, outcomes) => {
                 let (images, logits) = &*batch;
                 let img = &images[i];
-                let outcome = logits
-                    .map(i, img.height, img.width)
-                    .with_context(|| format!("{}: no map", img.path.display()))
-                    .and_then(|map| encode_outputs(img, map, self.out_dir, self.cutout))
-                    .map_or_else(
-                        |e| Outcome::Failed(format!("{e:#}")),
-                        |files| {
-                            Outcome::Encoded(Encoded {
-                                image: img.path.clone(),
-                                files,
-                            })
-                        },
-                    );
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    logits
+                        .map(i, img.height, img.width)
+                        .with_context(|| format!("{}: no map", img.path.display()))
+                        .and_then(|map| encode_outputs(img, map, self.out_dir, self.cutout))
+                        .map_or_else(
+                            |e| Outcome::Failed(format!("{e:#}")),
+                            |files| {
+                                Outcome::Encoded(Encoded {
+                                    image: img.path.clone(),
+                                    files,
+                                })
+                            },
+                        )
+                }))
+                .unwrap_or_else(|_| {
+                    Outcome::Failed(format!("{}: encoding the map panicked", img.path.display()))
+                });
                 // The writing thread ends only after every sender is gone.
                 let _ = outcomes.send(outcome);
                 drop(outcomes);
