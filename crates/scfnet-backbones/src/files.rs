@@ -101,16 +101,13 @@ pub fn write_many(files: &[(&Path, &[u8])]) -> Vec<io::Result<()>> {
         })
         .collect();
     let open: Vec<&std::fs::File> = written.iter().flatten().map(|(_, f)| f).collect();
-    let flushed = flush_together(&open);
-    let mut flushed = flushed.into_iter();
-    for w in written.iter_mut() {
-        if w.is_ok() {
-            if let Some(Err(e)) = flushed.next() {
-                if let Ok((tmp, _)) = w {
-                    let _ = std::fs::remove_file(tmp);
-                }
-                *w = Err(e);
-            }
+    // One result per open file, in the same order.
+    let mut flushed = flush_together(&open).into_iter();
+    for w in &mut written {
+        let Ok((tmp, _)) = w else { continue };
+        if let Some(Err(e)) = flushed.next() {
+            let _ = std::fs::remove_file(tmp);
+            *w = Err(e);
         }
     }
     let mut results: Vec<io::Result<()>> = files

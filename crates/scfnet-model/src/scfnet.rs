@@ -216,7 +216,7 @@ impl Scfnet {
         }
         let parts = batch_parts(x.dim(0)?, rayon::current_num_threads());
         if parts.len() < 2 {
-            if !self.busy_helper {
+            if !self.helper_takes_background(x.dim(0)?, x.device()) {
                 return self.prediction(x, train);
             }
             return scfnet_ops::with_busy_helper_and(|| self.prediction(x, train), background);

@@ -190,16 +190,13 @@ impl<'a> Background<'a> {
         }
     }
 
-    /// The prepared inputs `range`, in order, once all are decoded; the calling thread runs
-    /// steps while it waits.
-    pub fn take(&self, range: std::ops::Range<usize>) -> Vec<Prepared> {
-        self.allow(range.end);
+    /// Runs steps on the calling thread, or waits for the others', until `done` holds; returns
+    /// the state, locked, at that moment.
+    fn help_until(&self, mut done: impl FnMut(&State) -> bool) -> MutexGuard<'_, State> {
         let mut state = self.lock();
         loop {
-            if range.clone().all(|i| state.decoded.contains_key(&i)) {
-                return range
-                    .map(|i| state.decoded.remove(&i).expect("checked above"))
-                    .collect();
+            if done(&state) {
+                return state;
             }
             if let Some(step) = self.claim(&mut state) {
                 drop(state);
@@ -209,6 +206,21 @@ impl<'a> Background<'a> {
                 state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
             }
         }
+    }
+
+    /// The prepared inputs `range`, in order, once all are decoded; the calling thread runs
+    /// steps while it waits.
+    pub fn take(&self, range: std::ops::Range<usize>) -> Vec<Prepared> {
+        self.allow(range.end);
+        let mut state = self.help_until(|s| range.clone().all(|i| s.decoded.contains_key(&i)));
+        range
+            .map(|i| {
+                state
+                    .decoded
+                    .remove(&i)
+                    .expect("all decoded (waited for above)")
+            })
+            .collect()
     }
 
     /// Queues the maps of a batch the network has run. While more than [`MAX_WAITING_MAPS`]
@@ -226,24 +238,12 @@ impl<'a> Background<'a> {
     /// No more batches will come: stops the decoding, makes the maps still waiting (the calling
     /// thread helps), then lets the writing thread finish.
     pub fn finish(&self) {
-        let mut state = self.lock();
-        state.closed = true;
+        self.lock().closed = true;
         self.changed.notify_all();
-        loop {
-            if state.maps.is_empty() && state.running == 0 {
-                state.outcomes = None;
-                drop(state);
-                self.changed.notify_all();
-                return;
-            }
-            if let Some(step) = self.claim(&mut state) {
-                drop(state);
-                self.run(step);
-                state = self.lock();
-            } else {
-                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
-            }
-        }
+        let mut state = self.help_until(|s| s.maps.is_empty() && s.running == 0);
+        state.outcomes = None;
+        drop(state);
+        self.changed.notify_all();
     }
 
     /// Gives up what is still waiting (after a panic of the network's thread) so that the
@@ -259,17 +259,7 @@ impl<'a> Background<'a> {
 
     /// A background worker: runs steps until [`Background::finish`] has run.
     pub fn work(&self) {
-        let mut state = self.lock();
-        loop {
-            if let Some(step) = self.claim(&mut state) {
-                drop(state);
-                self.run(step);
-                state = self.lock();
-            } else if state.closed && state.outcomes.is_none() {
-                return;
-            } else {
-                state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
-            }
-        }
+        // Once closed with no outcomes left, `claim` has nothing to give either.
+        drop(self.help_until(|s| s.closed && s.outcomes.is_none()));
     }
 }

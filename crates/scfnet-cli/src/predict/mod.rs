@@ -113,8 +113,7 @@ fn pipeline(
         let _abandon = AbandonOnUnwind(&background);
         let mut network = Ok(());
         let mut time = NetworkTime::default();
-        let starts: Vec<usize> = (0..inputs.len()).step_by(args.batch).collect();
-        for &start in &starts {
+        for start in (0..inputs.len()).step_by(args.batch) {
             let end = (start + args.batch).min(inputs.len());
             background.allow(end + 2 * args.batch);
             let waited = Instant::now();
