@@ -58,7 +58,7 @@ struct NetworkTime {
 }
 
 /// Background workers beside the network: none where the network's busy-waiting helper runs
-/// the steps (single images on the CPU: a worker there only adds wake-ups, 3–8 % slower in five
+/// the steps (single images on the CPU: a worker there only adds wake-ups, 3–7 % slower in five
 /// paired runs), else one fewer than the cores (at least one). On the CPU they take the gaps the
 /// network leaves; with the network on a GPU they do all the decoding and encoding.
 fn background_workers(predictor: &Predictor, batch: usize) -> usize {
