@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
-use image::{ImageEncoder, RgbImage};
+use image::RgbImage;
 use scfnet_backbones::synthetic_var_builder;
 use scfnet_model::{ModelKind, Predictor, RgbRef, Scfnet};
 
@@ -24,6 +24,10 @@ pub struct Args {
     /// Their height.
     #[arg(long, default_value_t = 300)]
     height: u32,
+    /// Chroma subsampling of the JPEGs: 420 (what cameras, libjpeg and PIL write by default) or
+    /// 444 (full-resolution colour, about 1.5 times the decoding work).
+    #[arg(long, default_value = "420", value_parser = ["420", "444"])]
+    subsampling: String,
     /// Network (student or r50).
     #[arg(long, default_value = "student")]
     model: String,
@@ -59,17 +63,24 @@ fn synthetic_photo(i: usize, width: u32, height: u32) -> RgbImage {
     })
 }
 
-/// Writes `args.count` JPEGs into `dir`.
+/// Writes `args.count` JPEGs (quality 90, `args.subsampling`) into `dir`.
 fn write_folder(dir: &Path, args: &Args) -> Result<()> {
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
     std::fs::create_dir_all(dir)?;
+    let sampling = match args.subsampling.as_str() {
+        "444" => SamplingFactor::R_4_4_4,
+        _ => SamplingFactor::R_4_2_0,
+    };
     for i in 0..args.count {
         let img = synthetic_photo(i, args.width, args.height);
         let mut bytes = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).write_image(
+        let mut encoder = Encoder::new(&mut bytes, 90);
+        encoder.set_sampling_factor(sampling);
+        encoder.encode(
             img.as_raw(),
-            args.width,
-            args.height,
-            image::ExtendedColorType::Rgb8,
+            u16::try_from(args.width)?,
+            u16::try_from(args.height)?,
+            ColorType::Rgb,
         )?;
         std::fs::write(dir.join(format!("{i:04}.jpg")), bytes)?;
     }
@@ -77,9 +88,12 @@ fn write_folder(dir: &Path, args: &Args) -> Result<()> {
 }
 
 /// Images/s of `scfnet predict` on `input` at `batch`, from its own log line (the pipeline's wall
-/// clock: start-up and weight creation excluded, as for the network alone).
+/// clock: start-up and weight creation excluded, as for the network alone). `out` must not
+/// exist yet: every run writes a new folder, as a user's first run does, and none is deleted
+/// before the end of the benchmark (a run that creates its files just after many were deleted
+/// pays for the deletions: on this project's ext4, without a journal, `perf` showed the writing
+/// thread's kernel time going to the search past recently freed inodes).
 fn predict_rate(scfnet: &Path, model: &str, input: &Path, out: &Path, batch: usize) -> Result<f64> {
-    let _ = std::fs::remove_dir_all(out);
     let output = Command::new(scfnet)
         .args(["predict", "--random-weights", "--model", model, "--batch"])
         .arg(batch.to_string())
@@ -147,8 +161,9 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let root = crate::repo_root().join("target/bench-predict");
-    let (input, out) = (root.join("jpegs"), root.join("maps"));
+    let (input, maps) = (root.join("jpegs"), root.join("maps"));
     let _ = std::fs::remove_dir_all(&input);
+    let _ = std::fs::remove_dir_all(&maps);
     write_folder(&input, &args)?;
 
     let (vb, _) = synthetic_var_builder(DType::F32, &Device::Cpu);
@@ -170,11 +185,12 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     println!(
-        "{} JPEGs of {}x{}, {kind}, {} threads, {} rounds (each: scfnet predict, then the network \
+        "{} JPEGs of {}x{} ({} chroma), {kind}, {} threads, {} rounds (each: scfnet predict, then the network \
          alone on the same prepared images)\n",
         args.count,
         args.width,
         args.height,
+        format_args!("{}:{}:{}", &args.subsampling[..1], &args.subsampling[1..2], &args.subsampling[2..]),
         candle_core::utils::get_num_threads(),
         args.rounds
     );
@@ -187,6 +203,7 @@ pub fn run(args: Args) -> Result<()> {
         let (mut top_folder, mut top_network) = (0f64, 0f64);
         let mut ratios = Vec::new();
         for round in 1..=args.rounds.max(1) {
+            let out = maps.join(format!("batch{batch}-round{round}"));
             let folder = predict_rate(&scfnet, kind.name(), &input, &out, batch)?;
             let network = network_rate(&predictor, &inputs, batch)?;
             println!(
@@ -214,7 +231,7 @@ pub fn run(args: Args) -> Result<()> {
             100.0 * median
         );
     }
-    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&maps);
     Ok(())
 }
 

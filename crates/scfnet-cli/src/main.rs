@@ -13,6 +13,7 @@ mod device;
 mod eval;
 mod export;
 mod info;
+mod memory;
 mod model_card;
 mod paths;
 mod predict;
@@ -20,22 +21,6 @@ mod progress;
 mod synth;
 mod train;
 mod weights;
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `mi_option_purge_delay` in mimalloc's `mi_option_t`.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Keeps freed memory mapped instead of returning it to the OS after 10 ms: the networks free and
-/// re-allocate the same large activations every step, and re-faulting them (the kernel zeroing
-/// fresh pages) cost about a quarter of a training step. `MIMALLOC_PURGE_DELAY` still wins.
-fn keep_freed_memory() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets a plain integer option of the allocator; valid at any time.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
-    }
-}
 
 /// Salient object detection with SCFNet / KD-SCFNet in Rust.
 #[derive(Parser, Debug)]
@@ -75,7 +60,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    keep_freed_memory();
+    memory::keep_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

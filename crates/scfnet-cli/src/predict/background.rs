@@ -16,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use anyhow::Context;
 use scfnet_model::{Logits, Predictor};
 
+use super::cpu_clock::CpuTotal;
 use super::images::{self, Decoded};
 use super::outputs::{encode_outputs, Encoded, Outcome};
 
@@ -39,6 +40,10 @@ pub struct Background<'a> {
     state: Mutex<State>,
     /// Signalled whenever a step ends or new work arrives.
     changed: Condvar,
+    /// CPU time of the steps that decoded and prepared images.
+    pub decoding_cpu: CpuTotal,
+    /// CPU time of the steps that made and encoded maps.
+    pub maps_cpu: CpuTotal,
 }
 
 /// What is waiting and running.
@@ -89,6 +94,8 @@ impl<'a> Background<'a> {
                 closed: false,
             }),
             changed: Condvar::new(),
+            decoding_cpu: CpuTotal::default(),
+            maps_cpu: CpuTotal::default(),
         }
     }
 
@@ -120,18 +127,20 @@ impl<'a> Background<'a> {
                 let (path, rel) = &self.inputs[i];
                 // A decoder that panics on a hostile file fails that file, not the run (and the
                 // threads waiting for it do not wait forever).
-                let prepared = catch_unwind(AssertUnwindSafe(|| {
-                    images::decode(path, rel)
-                        .and_then(|img| {
-                            let x = self
-                                .predictor
-                                .prepare(img.as_rgb())
-                                .with_context(|| format!("{}", path.display()))?;
-                            Ok((img, x))
-                        })
-                        .map_err(|e| format!("{e:#}"))
-                }))
-                .unwrap_or_else(|_| Err(format!("{}: the decoder panicked", path.display())));
+                let prepared = self.decoding_cpu.time(|| {
+                    catch_unwind(AssertUnwindSafe(|| {
+                        images::decode(path, rel)
+                            .and_then(|img| {
+                                let x = self
+                                    .predictor
+                                    .prepare(img.as_rgb())
+                                    .with_context(|| format!("{}", path.display()))?;
+                                Ok((img, x))
+                            })
+                            .map_err(|e| format!("{e:#}"))
+                    }))
+                    .unwrap_or_else(|_| Err(format!("{}: the decoder panicked", path.display())))
+                });
                 let mut state = self.lock();
                 state.decoded.insert(i, prepared);
                 state.running -= 1;
@@ -139,23 +148,28 @@ impl<'a> Background<'a> {
             Step::Map(batch, i, outcomes) => {
                 let (images, logits) = &*batch;
                 let img = &images[i];
-                let outcome = catch_unwind(AssertUnwindSafe(|| {
-                    logits
-                        .map(i, img.height, img.width)
-                        .with_context(|| format!("{}: no map", img.path.display()))
-                        .and_then(|map| encode_outputs(img, map, self.out_dir, self.cutout))
-                        .map_or_else(
-                            |e| Outcome::Failed(format!("{e:#}")),
-                            |files| {
-                                Outcome::Encoded(Encoded {
-                                    image: img.path.clone(),
-                                    files,
-                                })
-                            },
-                        )
-                }))
-                .unwrap_or_else(|_| {
-                    Outcome::Failed(format!("{}: encoding the map panicked", img.path.display()))
+                let outcome = self.maps_cpu.time(|| {
+                    catch_unwind(AssertUnwindSafe(|| {
+                        logits
+                            .map(i, img.height, img.width)
+                            .with_context(|| format!("{}: no map", img.path.display()))
+                            .and_then(|map| encode_outputs(img, map, self.out_dir, self.cutout))
+                            .map_or_else(
+                                |e| Outcome::Failed(format!("{e:#}")),
+                                |files| {
+                                    Outcome::Encoded(Encoded {
+                                        image: img.path.clone(),
+                                        files,
+                                    })
+                                },
+                            )
+                    }))
+                    .unwrap_or_else(|_| {
+                        Outcome::Failed(format!(
+                            "{}: encoding the map panicked",
+                            img.path.display()
+                        ))
+                    })
                 });
                 // The writing thread ends only after every sender is gone.
                 let _ = outcomes.send(outcome);

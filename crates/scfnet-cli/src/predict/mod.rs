@@ -1,6 +1,7 @@
 //! `scfnet predict`: saliency maps for images or folders of images.
 
 mod background;
+mod cpu_clock;
 mod images;
 mod outputs;
 mod priority;
@@ -48,13 +49,48 @@ pub struct PredictArgs {
     pub device: DeviceArg,
 }
 
-/// Where the network's thread of [`pipeline`] spent its time.
+/// Where the time of [`pipeline`] went.
 #[derive(Clone, Copy, Debug, Default)]
-struct NetworkTime {
-    /// Running the network (its busy-waiting helper runs background steps meanwhile).
+struct Profile {
+    /// The network's thread running the network (its busy-waiting helper runs background
+    /// steps meanwhile).
     computing: Duration,
-    /// Waiting for its next batch to be decoded, running background steps itself meanwhile.
+    /// The network's thread waiting for its next batch to be decoded, running background steps
+    /// itself meanwhile.
     waiting_for_input: Duration,
+    /// CPU time of the whole process over the pipeline, where the platform tells.
+    cpu: Option<Duration>,
+    /// CPU time of the steps that decoded and prepared images (any thread).
+    decoding_cpu: Duration,
+    /// CPU time of the steps that made and encoded maps (any thread).
+    maps_cpu: Duration,
+    /// CPU time of the writing thread (mostly the kernel's).
+    writing_cpu: Option<Duration>,
+}
+
+impl Profile {
+    /// The log line of the CPU time, per activity and per image, where the platform tells.
+    fn cpu_line(&self, images: usize) -> Option<String> {
+        let (all, writing) = (self.cpu?, self.writing_cpu?);
+        let besides = self.decoding_cpu + self.maps_cpu + writing;
+        let rest = all.saturating_sub(besides);
+        let per = |d: Duration| {
+            format!(
+                "{:.2} s ({:.2} ms per image)",
+                d.as_secs_f64(),
+                1e3 * d.as_secs_f64() / images.max(1) as f64
+            )
+        };
+        Some(format!(
+            "CPU time {}: decoding and preparing {}, maps and PNGs {}, writing {}, the network \
+             and the rest {}",
+            per(all),
+            per(self.decoding_cpu),
+            per(self.maps_cpu),
+            per(writing),
+            per(rest)
+        ))
+    }
 }
 
 /// Background workers beside the network: none where the network's busy-waiting helper runs
@@ -88,13 +124,13 @@ impl Drop for AbandonOnUnwind<'_, '_> {
 /// for its next batch. Decoding runs at most two batches ahead. A writing thread writes the PNGs
 /// in groups ([`outputs::write_outcomes`]), so that nothing waits for the disk. Returns the
 /// failures (images that did not decode, maps not finite, files not written), one line each,
-/// and where the network's thread spent its time.
+/// and where the time went.
 fn pipeline(
     predictor: &Predictor,
     inputs: &[(PathBuf, PathBuf)],
     args: &PredictArgs,
     pb: &ProgressBar,
-) -> Result<(Vec<String>, NetworkTime)> {
+) -> Result<(Vec<String>, Profile)> {
     let (outcomes_tx, outcomes_rx) = channel::<Outcome>();
     let background = Background::new(
         inputs,
@@ -102,8 +138,12 @@ fn pipeline(
         (&args.output, args.cutout),
         outcomes_tx.clone(),
     );
+    let cpu_at_start = cpu_clock::process_cpu();
     std::thread::scope(|s| {
-        let writer = s.spawn(move || outputs::write_outcomes(outcomes_rx, pb));
+        let writer = s.spawn(move || {
+            let failures = outputs::write_outcomes(outcomes_rx, pb);
+            (failures, cpu_clock::thread_cpu())
+        });
         for _ in 0..background_workers(predictor, args.batch) {
             s.spawn(|| {
                 priority::run_when_idle();
@@ -112,7 +152,7 @@ fn pipeline(
         }
         let _abandon = AbandonOnUnwind(&background);
         let mut network = Ok(());
-        let mut time = NetworkTime::default();
+        let mut time = Profile::default();
         for start in (0..inputs.len()).step_by(args.batch) {
             let end = (start + args.batch).min(inputs.len());
             background.allow(end + 2 * args.batch);
@@ -149,7 +189,13 @@ fn pipeline(
         }
         background.finish();
         drop(outcomes_tx);
-        let failures = writer.join().expect("the writing thread does not panic");
+        let (failures, writing_cpu) = writer.join().expect("the writing thread does not panic");
+        time.writing_cpu = writing_cpu;
+        time.decoding_cpu = background.decoding_cpu.get();
+        time.maps_cpu = background.maps_cpu.get();
+        time.cpu = cpu_clock::process_cpu()
+            .zip(cpu_at_start)
+            .map(|(end, start)| end.saturating_sub(start));
         network.map(|()| (failures, time))
     })
 }
@@ -162,6 +208,8 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    // Huge pages cost a short run more up front than they save (see the function's doc).
+    crate::memory::small_pages();
     let dev = device(args.device)?;
     let chosen = weights::choose(&args.weights, &dev)?;
     let model = chosen.model;
@@ -210,6 +258,9 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         100.0 * time.computing.as_secs_f64() / wall,
         time.waiting_for_input.as_secs_f64(),
     );
+    if let Some(line) = time.cpu_line(inputs.len()) {
+        tracing::info!("{line}");
+    }
     if failures.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
