@@ -130,11 +130,16 @@ impl<'a> Background<'a> {
                 let prepared = self.decoding_cpu.time(|| {
                     catch_unwind(AssertUnwindSafe(|| {
                         images::decode(path, rel)
-                            .and_then(|img| {
+                            .and_then(|mut img| {
                                 let x = self
                                     .predictor
                                     .prepare(img.as_rgb())
                                     .with_context(|| format!("{}", path.display()))?;
+                                if !self.cutout {
+                                    // Only a cutout needs the pixels again: memory the next
+                                    // images can use while this one waits for its map.
+                                    img.rgb = Vec::new();
+                                }
                                 Ok((img, x))
                             })
                             .map_err(|e| format!("{e:#}"))

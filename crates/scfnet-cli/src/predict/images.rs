@@ -18,7 +18,8 @@ pub struct Decoded {
     pub width: usize,
     /// Height.
     pub height: usize,
-    /// Pixels, RGB, row-major.
+    /// Pixels, RGB, row-major; emptied once the network input is made, unless a cutout needs
+    /// them.
     pub rgb: Vec<u8>,
 }
 

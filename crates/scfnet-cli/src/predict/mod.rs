@@ -104,6 +104,14 @@ fn background_workers(predictor: &Predictor, batch: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
+/// How many images beyond the batch the network runs may be decoded and prepared: the next
+/// batch, at least two images. More is memory the process touches for nothing: a batch of
+/// several images keeps both cores busy, so the gaps where the steps run ahead are short, and
+/// each prepared input is 1.5 MB (3 × 352² values) of fresh pages at the start of a run.
+fn decode_ahead(batch: usize) -> usize {
+    batch.max(2)
+}
+
 /// Ends the background steps if the network's thread unwinds, so that the scope's threads end.
 struct AbandonOnUnwind<'a, 'b>(&'a Background<'b>);
 
@@ -121,7 +129,7 @@ impl Drop for AbandonOnUnwind<'_, '_> {
 /// idle moments (single images), background workers at idle priority
 /// ([`priority::run_when_idle`], [`background_workers`]) in the gaps the network leaves, and this
 /// thread while it waits
-/// for its next batch. Decoding runs at most two batches ahead. A writing thread writes the PNGs
+/// for its next batch. Decoding runs at most one batch ahead ([`decode_ahead`]). A writing thread writes the PNGs
 /// in groups ([`outputs::write_outcomes`]), so that nothing waits for the disk. Returns the
 /// failures (images that did not decode, maps not finite, files not written), one line each,
 /// and where the time went.
@@ -155,7 +163,7 @@ fn pipeline(
         let mut time = Profile::default();
         for start in (0..inputs.len()).step_by(args.batch) {
             let end = (start + args.batch).min(inputs.len());
-            background.allow(end + 2 * args.batch);
+            background.allow(end + decode_ahead(args.batch));
             let waited = Instant::now();
             let prepared = background.take(start..end);
             time.waiting_for_input += waited.elapsed();
