@@ -282,3 +282,38 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         Ok(ExitCode::FAILURE)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_line_splits_the_time_per_activity_and_per_image() {
+        let ms = Duration::from_millis;
+        let profile = Profile {
+            cpu: Some(ms(2000)),
+            decoding_cpu: ms(100),
+            maps_cpu: ms(50),
+            writing_cpu: Some(ms(30)),
+            ..Profile::default()
+        };
+        let line = profile.cpu_line(100).expect("all parts known");
+        assert!(line.starts_with("CPU time 2.00 s (20.00 ms per image)"), "{line}");
+        assert!(line.contains("decoding and preparing 0.10 s (1.00 ms per image)"), "{line}");
+        assert!(line.contains("maps and PNGs 0.05 s (0.50 ms per image)"), "{line}");
+        assert!(line.contains("writing 0.03 s (0.30 ms per image)"), "{line}");
+        assert!(line.contains("the network and the rest 1.82 s (18.20 ms per image)"), "{line}");
+        // Where the platform does not tell, no line rather than made-up numbers.
+        let unknown = Profile {
+            cpu: None,
+            ..profile
+        };
+        assert!(unknown.cpu_line(100).is_none());
+    }
+
+    #[test]
+    fn decoding_runs_one_batch_ahead_and_at_least_two_images() {
+        assert_eq!(decode_ahead(1), 2);
+        assert_eq!(decode_ahead(8), 8);
+    }
+}
