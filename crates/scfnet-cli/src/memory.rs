@@ -20,9 +20,10 @@ pub fn keep_freed_memory() {
 /// (Linux `PR_SET_THP_DISABLE`; elsewhere nothing). The allocator asks for huge pages, and
 /// where the kernel has to zero a fresh 2 MiB page at each first touch (on the project's
 /// virtual machine about 7 ms each, against well under 1 ms for the same memory in 4 KiB
-/// pages) a short run pays for them up front: `scfnet predict` spent 0.3–0.6 s of its CPU time
-/// on them, about the work of 40 images. Setting `MIMALLOC_ALLOW_THP` leaves the choice to the
-/// allocator instead.
+/// pages) a short run pays for them up front: `scfnet predict` on 96 images spent 0.3–0.6 s of
+/// its CPU time on them, about the work of 30 images. A long run earns that back (fewer TLB
+/// misses), so `scfnet predict` asks for this on short runs only. Setting `MIMALLOC_ALLOW_THP`
+/// leaves the choice to the allocator instead.
 pub fn small_pages() {
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
