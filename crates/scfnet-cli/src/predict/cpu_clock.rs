@@ -1,4 +1,4 @@
-//! CPU time of the calling thread, for the profile `scfnet predict` logs.
+//! CPU time of the calling thread and of the process, for the profile `scfnet predict` logs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -7,17 +7,8 @@ use std::time::Duration;
 /// (Linux); `None` elsewhere.
 pub fn thread_cpu() -> Option<Duration> {
     #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid timespec to write to; the clock id is a constant.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-        if rc == 0 {
-            return Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
-        }
-    }
+    return clock(libc::CLOCK_THREAD_CPUTIME_ID);
+    #[cfg(not(target_os = "linux"))]
     None
 }
 
@@ -25,18 +16,21 @@ pub fn thread_cpu() -> Option<Duration> {
 /// platform tells (Linux); `None` elsewhere.
 pub fn process_cpu() -> Option<Duration> {
     #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid timespec to write to; the clock id is a constant.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-        if rc == 0 {
-            return Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32));
-        }
-    }
+    return clock(libc::CLOCK_PROCESS_CPUTIME_ID);
+    #[cfg(not(target_os = "linux"))]
     None
+}
+
+/// The time of clock `id` (`clock_gettime`), or `None` if the call fails.
+#[cfg(target_os = "linux")]
+fn clock(id: libc::clockid_t) -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    (rc == 0).then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
 /// CPU time summed over the threads that add to it (nanoseconds, atomically).
