@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
@@ -119,14 +119,29 @@ fn predict_rate(scfnet: &Path, model: &str, input: &Path, out: &Path, batch: usi
         .with_context(|| format!("no throughput line in the log of scfnet predict:\n{log}"))
 }
 
-/// Images/s of the network alone (`Predictor::logits`) over the prepared images in batches of
-/// `batch`, every batch timed (no warm-up, as in `scfnet predict`).
-fn network_rate(predictor: &Predictor, inputs: &[Vec<f32>], batch: usize) -> Result<f64> {
-    let started = Instant::now();
-    for chunk in inputs.chunks(batch) {
-        predictor.logits(chunk)?;
+/// Images/s of the network alone over the decoded images in batches of `batch`: only the
+/// network's call is timed (`Predictor::batch_logits_beside`, the call `scfnet predict` makes,
+/// logits copied out included), each batch's input prepared in place before its clock starts.
+/// Every batch counts (no warm-up, as in `scfnet predict`).
+fn network_rate(predictor: &Predictor, images: &[RgbImage], batch: usize) -> Result<f64> {
+    let mut computing = Duration::ZERO;
+    for chunk in images.chunks(batch) {
+        let mut inputs = predictor.input_batch(chunk.len())?;
+        for (i, img) in chunk.iter().enumerate() {
+            inputs.fill(
+                i,
+                RgbRef {
+                    pixels: img.as_raw(),
+                    width: img.width() as usize,
+                    height: img.height() as usize,
+                },
+            )?;
+        }
+        let started = Instant::now();
+        predictor.batch_logits_beside(inputs, &|| false)?;
+        computing += started.elapsed();
     }
-    Ok(inputs.len() as f64 / started.elapsed().as_secs_f64())
+    Ok(images.len() as f64 / computing.as_secs_f64())
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -173,20 +188,13 @@ pub fn run(args: Args) -> Result<()> {
         &Device::Cpu,
         DType::F32,
     )?;
-    let mut inputs = Vec::with_capacity(args.count);
-    for i in 0..args.count {
-        let img = image::open(input.join(format!("{i:04}.jpg")))?.to_rgb8();
-        let (w, h) = (img.width() as usize, img.height() as usize);
-        inputs.push(predictor.prepare(RgbRef {
-            pixels: img.as_raw(),
-            width: w,
-            height: h,
-        })?);
-    }
+    let images = (0..args.count)
+        .map(|i| Ok(image::open(input.join(format!("{i:04}.jpg")))?.to_rgb8()))
+        .collect::<Result<Vec<_>>>()?;
 
     println!(
         "{} JPEGs of {}x{} ({} chroma), {kind}, {} threads, {} rounds (each: scfnet predict, then the network \
-         alone on the same prepared images)\n",
+         alone on the same decoded images, only its calls timed)\n",
         args.count,
         args.width,
         args.height,
@@ -205,7 +213,7 @@ pub fn run(args: Args) -> Result<()> {
         for round in 1..=args.rounds.max(1) {
             let out = maps.join(format!("batch{batch}-round{round}"));
             let folder = predict_rate(&scfnet, kind.name(), &input, &out, batch)?;
-            let network = network_rate(&predictor, &inputs, batch)?;
+            let network = network_rate(&predictor, &images, batch)?;
             println!(
                 "| {batch} | {round} | {folder:.1} | {network:.1} | {:.0} % |",
                 100.0 * folder / network

@@ -13,6 +13,7 @@ mod convert;
 mod decoder;
 mod hub_config;
 mod info;
+mod input_batch;
 mod kind;
 mod predictor;
 mod scfnet;
@@ -21,6 +22,7 @@ pub use convert::{convert_paddle_checkpoint, expected_tensors, paddle_mapping};
 pub use decoder::{conv_bn_relu, Decoder, DecoderConfig, Scfm, SideOutputs};
 pub use hub_config::{HubConfig, HubConfigError, WeightsSource, CONFIG_FILE, WEIGHTS_FILE};
 pub use info::{model_info, ModelInfo};
+pub use input_batch::InputBatch;
 pub use kind::{check_input_side, ModelKind, MAX_INPUT_SIDE};
 pub use predictor::{
     load_weights, network_logits, predict_maps, preprocess, preprocess_values, Logits,

@@ -15,6 +15,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
 use scfnet_backbones::{check_safetensors, synthetic_var_builder, WeightsError};
 
+use crate::input_batch::InputBatch;
 use crate::kind::{check_input_side, ModelKind};
 use crate::scfnet::Scfnet;
 
@@ -171,6 +172,40 @@ impl Predictor {
         logits_of(self.net.forward_beside(&batch, background)?, self.size)
     }
 
+    /// Room for the inputs of `len` images at this network's input side, to fill in place
+    /// ([`InputBatch::fill`]) and run with [`Predictor::batch_logits_beside`].
+    pub fn input_batch(&self, len: usize) -> Result<InputBatch, PredictError> {
+        InputBatch::new(len, self.size)
+    }
+
+    /// [`Predictor::logits_beside`] on a batch prepared in place: the logits of its filled
+    /// places, in order (the unfilled ones left out, see [`InputBatch::into_values`]), the
+    /// values handed to the network without a copy on the CPU.
+    pub fn batch_logits_beside(
+        &self,
+        batch: InputBatch,
+        background: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Logits, PredictError> {
+        if batch.size() != self.size {
+            return Err(PredictError::Size(format!(
+                "a batch prepared at side {}, but the network takes {}",
+                batch.size(),
+                self.size
+            )));
+        }
+        let (values, n) = batch.into_values();
+        let size = self.size;
+        if n == 0 {
+            return Ok(Logits {
+                values: Vec::new(),
+                size,
+            });
+        }
+        let input =
+            Tensor::from_vec(values, (n, 3, size, size), &self.device)?.to_dtype(self.dtype)?;
+        logits_of(self.net.forward_beside(&input, background)?, size)
+    }
+
     /// The 8-bit maps of a batch of images (any sizes), each at its image's size, in order.
     pub fn maps(&self, images: &[RgbRef]) -> Result<Vec<Vec<u8>>, PredictError> {
         predict_maps(&self.net, self.size, &self.device, self.dtype, images)
@@ -186,14 +221,8 @@ impl Predictor {
 /// then resized with `cv2.INTER_LINEAR`'s arithmetic. Runs on the calling thread (no thread pool),
 /// so that another thread can prepare the next images while the network runs.
 pub fn preprocess_values(image: RgbRef, size: usize) -> Result<Vec<f32>, PredictError> {
+    check_image(image)?;
     let (w, h) = (image.width, image.height);
-    if image.pixels.len() != w * h * 3 || w == 0 || h == 0 {
-        return Err(PredictError::Buffer {
-            len: image.pixels.len(),
-            width: w,
-            height: h,
-        });
-    }
     if size == 0 {
         return Err(PredictError::Size("input side 0".into()));
     }
@@ -204,6 +233,20 @@ pub fn preprocess_values(image: RgbRef, size: usize) -> Result<Vec<f32>, Predict
         (size, size),
         false,
     )?)
+}
+
+/// Fails with [`PredictError::Buffer`] unless `image` holds `width · height · 3` bytes, both
+/// sides positive.
+pub(crate) fn check_image(image: RgbRef) -> Result<(), PredictError> {
+    let (w, h) = (image.width, image.height);
+    if image.pixels.len() != w * h * 3 || w == 0 || h == 0 {
+        return Err(PredictError::Buffer {
+            len: image.pixels.len(),
+            width: w,
+            height: h,
+        });
+    }
+    Ok(())
 }
 
 /// The network input of one image, `(1, 3, size, size)` in `dtype` on `device`

@@ -92,7 +92,7 @@ pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
 pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
 pub use resize_add::add_resized;
-pub use resize_rgb::resize_bilinear_normalised_rgb;
+pub use resize_rgb::{resize_bilinear_normalised_rgb, resize_bilinear_normalised_rgb_into};
 pub use se_gate::SqueezeExciteGate;
 pub use sigmoid::sigmoid_values;
 

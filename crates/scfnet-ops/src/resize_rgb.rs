@@ -1,6 +1,8 @@
 //! Network input straight from an 8-bit RGB image: each channel normalised, `(p − mean) / std`,
 //! and resized bilinearly, without building the normalised planes.
 
+use std::mem::MaybeUninit;
+
 use candle_core::Result;
 
 use crate::resize::{resize_rows_into, taps, RowSource};
@@ -20,6 +22,35 @@ pub fn resize_bilinear_normalised_rgb(
     (out_h, out_w): (usize, usize),
     align_corners: bool,
 ) -> Result<Vec<f32>> {
+    let len = 3 * out_h * out_w;
+    let mut out = Vec::with_capacity(len);
+    resize_bilinear_normalised_rgb_into(
+        pixels,
+        (in_h, in_w),
+        (mean, std),
+        (out_h, out_w),
+        align_corners,
+        &mut out.spare_capacity_mut()[..len],
+    )?;
+    // SAFETY: on success every value of the `len` written above is initialised.
+    unsafe { out.set_len(len) };
+    Ok(out)
+}
+
+/// [`resize_bilinear_normalised_rgb`] into `out`, which must hold `3 · out_h · out_w` values
+/// (memory that need not be initialised, so that a caller filling a batch in place pays for no
+/// zeroing). On success every value of `out` is written; on failure none is.
+///
+/// Fails when a side is zero, `pixels` does not hold `h · w · 3` bytes, or `out` has the wrong
+/// length.
+pub fn resize_bilinear_normalised_rgb_into(
+    pixels: &[u8],
+    (in_h, in_w): (usize, usize),
+    (mean, std): ([f32; 3], [f32; 3]),
+    (out_h, out_w): (usize, usize),
+    align_corners: bool,
+    out: &mut [MaybeUninit<f32>],
+) -> Result<()> {
     if in_h == 0 || in_w == 0 || out_h == 0 || out_w == 0 || pixels.len() != in_h * in_w * 3 {
         candle_core::bail!(
             "resize-bilinear: cannot resize {} bytes as a {in_h}x{in_w} RGB image to {out_h}x{out_w}",
@@ -27,14 +58,17 @@ pub fn resize_bilinear_normalised_rgb(
         );
     }
     let plane = out_h * out_w;
-    let mut out = Vec::with_capacity(3 * plane);
+    if out.len() != 3 * plane {
+        candle_core::bail!(
+            "resize-bilinear: room for {} values, but 3x{out_h}x{out_w} are {}",
+            out.len(),
+            3 * plane
+        );
+    }
     let mut line = vec![0f32; in_w];
     let ys = taps::<f32>(in_h, out_h, align_corners);
     let xs = ColumnTaps::new(&taps::<f32>(in_w, out_w, align_corners));
-    for (c, dst) in out.spare_capacity_mut()[..3 * plane]
-        .chunks_mut(plane)
-        .enumerate()
-    {
+    for (c, dst) in out.chunks_mut(plane).enumerate() {
         let mut source = NormalisedRows {
             pixels,
             width: in_w,
@@ -53,9 +87,7 @@ pub fn resize_bilinear_normalised_rgb(
             resize_rows_into(source, &ys, &xs, dst);
         }
     }
-    // SAFETY: every value of every plane was written above.
-    unsafe { out.set_len(3 * plane) };
-    Ok(out)
+    Ok(())
 }
 
 /// The rows of one channel of an interleaved RGB image, normalised into `line`.
@@ -181,5 +213,34 @@ mod tests {
         }
         let err = resize_bilinear_normalised_rgb(&[0; 10], (2, 2), (mean, std), (4, 4), false);
         assert!(err.unwrap_err().to_string().contains("2x2 RGB image"));
+    }
+
+    #[test]
+    fn into_a_slice_of_the_wrong_length_fails_without_writing() {
+        let (mean, std) = ([0.0; 3], [1.0; 3]);
+        let mut room = vec![MaybeUninit::new(7f32); 3 * 4 * 4 + 1];
+        let err = resize_bilinear_normalised_rgb_into(
+            &[9; 12],
+            (2, 2),
+            (mean, std),
+            (4, 4),
+            false,
+            &mut room,
+        );
+        assert!(err.unwrap_err().to_string().contains("room for 49 values"));
+        // SAFETY: every value was initialised above.
+        assert!(room.iter().all(|v| unsafe { v.assume_init() } == 7.0));
+        resize_bilinear_normalised_rgb_into(
+            &[9; 12],
+            (2, 2),
+            (mean, std),
+            (4, 4),
+            false,
+            &mut room[..48],
+        )
+        .unwrap();
+        // SAFETY: as above; a constant image resizes to the same constant.
+        assert!(room[..48].iter().all(|v| unsafe { v.assume_init() } == 9.0));
+        assert_eq!(unsafe { room[48].assume_init() }, 7.0);
     }
 }

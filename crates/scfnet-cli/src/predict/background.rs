@@ -14,14 +14,18 @@ use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::Context;
-use scfnet_model::{Logits, Predictor};
+use scfnet_model::{InputBatch, Logits, PredictError, Predictor};
 
 use super::cpu_clock::CpuTotal;
 use super::images::{self, Decoded};
 use super::outputs::{encode_outputs, Encoded, Outcome};
 
-/// A decoded image with its network input, or the failure line of one that did not decode.
-pub type Prepared = Result<(Decoded, Vec<f32>), String>;
+/// A decoded image whose network input is in its batch's [`InputBatch`], or the failure line of
+/// one that did not decode.
+pub type Prepared = Result<Decoded, String>;
+
+/// The network input of one batch, filled in place by the steps that decode its images.
+type SharedInputs = Arc<Mutex<InputBatch>>;
 
 /// A batch the network has run: its images and their logits.
 type Mapped = Arc<(Vec<Decoded>, Logits)>;
@@ -35,6 +39,8 @@ const MAX_WAITING_MAPS: usize = 64;
 pub struct Background<'a> {
     inputs: &'a [(PathBuf, PathBuf)],
     predictor: &'a Predictor,
+    /// Images per batch: input `i` goes to place `i % batch` of batch `i / batch`.
+    batch: usize,
     out_dir: &'a std::path::Path,
     cutout: bool,
     state: Mutex<State>,
@@ -54,6 +60,8 @@ struct State {
     limit: usize,
     /// Decoded inputs the network has not taken yet, by index.
     decoded: BTreeMap<usize, Prepared>,
+    /// The network inputs of the batches being decoded, by batch number.
+    batches: BTreeMap<usize, SharedInputs>,
     /// Maps to make: a batch, and the image's place in it.
     maps: VecDeque<(Mapped, usize)>,
     /// Steps running now.
@@ -72,22 +80,25 @@ enum Step {
 }
 
 impl<'a> Background<'a> {
-    /// The steps of predicting `inputs` with `predictor`, writing the outcomes to `outcomes`.
+    /// The steps of predicting `inputs` with `predictor` in batches of `batch` (at least 1),
+    /// writing the outcomes to `outcomes`.
     pub fn new(
         inputs: &'a [(PathBuf, PathBuf)],
-        predictor: &'a Predictor,
+        (predictor, batch): (&'a Predictor, usize),
         (out_dir, cutout): (&'a std::path::Path, bool),
         outcomes: Sender<Outcome>,
     ) -> Self {
         Self {
             inputs,
             predictor,
+            batch: batch.max(1),
             out_dir,
             cutout,
             state: Mutex::new(State {
                 next: 0,
                 limit: 0,
                 decoded: BTreeMap::new(),
+                batches: BTreeMap::new(),
                 maps: VecDeque::new(),
                 running: 0,
                 outcomes: Some(outcomes),
@@ -125,27 +136,34 @@ impl<'a> Background<'a> {
         match step {
             Step::Decode(i) => {
                 let (path, rel) = &self.inputs[i];
+                let inputs = self.inputs_of_batch(i / self.batch);
                 // A decoder that panics on a hostile file fails that file, not the run (and the
                 // threads waiting for it do not wait forever).
                 let prepared = self.decoding_cpu.time(|| {
                     catch_unwind(AssertUnwindSafe(|| {
                         images::decode(path, rel)
                             .and_then(|mut img| {
-                                let x = self
-                                    .predictor
-                                    .prepare(img.as_rgb())
+                                inputs
+                                    .as_ref()
+                                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .fill(i % self.batch, img.as_rgb())
                                     .with_context(|| format!("{}", path.display()))?;
                                 if !self.cutout {
                                     // Only a cutout needs the pixels again: memory the next
                                     // images can use while this one waits for its map.
                                     img.rgb = Vec::new();
                                 }
-                                Ok((img, x))
+                                Ok(img)
                             })
                             .map_err(|e| format!("{e:#}"))
                     }))
                     .unwrap_or_else(|_| Err(format!("{}: the decoder panicked", path.display())))
                 });
+                // Before the image counts as decoded: the network's thread takes the batch's
+                // inputs once every image is, and must then hold the only reference.
+                drop(inputs);
                 let mut state = self.lock();
                 state.decoded.insert(i, prepared);
                 state.running -= 1;
@@ -184,6 +202,18 @@ impl<'a> Background<'a> {
             }
         }
         self.changed.notify_all();
+    }
+
+    /// The shared network input of batch `k`, made on first use.
+    fn inputs_of_batch(&self, k: usize) -> Result<SharedInputs, PredictError> {
+        let mut state = self.lock();
+        if let Some(inputs) = state.batches.get(&k) {
+            return Ok(inputs.clone());
+        }
+        let len = self.batch.min(self.inputs.len() - k * self.batch);
+        let inputs = Arc::new(Mutex::new(self.predictor.input_batch(len)?));
+        state.batches.insert(k, inputs.clone());
+        Ok(inputs)
     }
 
     /// Runs one step if there is one; returns whether it did. Never blocks for long (the lock
@@ -227,19 +257,28 @@ impl<'a> Background<'a> {
         }
     }
 
-    /// The prepared inputs `range`, in order, once all are decoded; the calling thread runs
-    /// steps while it waits.
-    pub fn take(&self, range: std::ops::Range<usize>) -> Vec<Prepared> {
+    /// Batch `k` (inputs `k · batch ..`), once every image of it is decoded: the images in
+    /// order, and the network input of those that decoded; the calling thread runs steps while
+    /// it waits.
+    pub fn take(&self, k: usize) -> (Vec<Prepared>, Option<InputBatch>) {
+        let range = k * self.batch..((k + 1) * self.batch).min(self.inputs.len());
         self.allow(range.end);
         let mut state = self.help_until(|s| range.clone().all(|i| s.decoded.contains_key(&i)));
-        range
+        let images = range
             .map(|i| {
                 state
                     .decoded
                     .remove(&i)
                     .expect("all decoded (waited for above)")
             })
-            .collect()
+            .collect();
+        // Every step of the batch dropped its reference before recording its image.
+        let inputs = state
+            .batches
+            .remove(&k)
+            .and_then(Arc::into_inner)
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()));
+        (images, inputs)
     }
 
     /// Queues the maps of a batch the network has run. While more than [`MAX_WAITING_MAPS`]

@@ -150,7 +150,7 @@ fn pipeline(
     let (outcomes_tx, outcomes_rx) = channel::<Outcome>();
     let background = Background::new(
         inputs,
-        predictor,
+        (predictor, args.batch),
         (&args.output, args.cutout),
         outcomes_tx.clone(),
     );
@@ -169,20 +169,16 @@ fn pipeline(
         let _abandon = AbandonOnUnwind(&background);
         let mut network = Ok(());
         let mut time = Profile::default();
-        for start in (0..inputs.len()).step_by(args.batch) {
+        for (k, start) in (0..inputs.len()).step_by(args.batch).enumerate() {
             let end = (start + args.batch).min(inputs.len());
             background.allow(end + decode_ahead(args.batch));
             let waited = Instant::now();
-            let prepared = background.take(start..end);
+            let (prepared, batch) = background.take(k);
             time.waiting_for_input += waited.elapsed();
             let mut images = Vec::with_capacity(prepared.len());
-            let mut batch = Vec::with_capacity(prepared.len());
             for p in prepared {
                 match p {
-                    Ok((img, x)) => {
-                        images.push(img);
-                        batch.push(x);
-                    }
+                    Ok(img) => images.push(img),
                     Err(line) => {
                         let _ = outcomes_tx.send(Outcome::Failed(line));
                     }
@@ -191,10 +187,24 @@ fn pipeline(
             if images.is_empty() {
                 continue;
             }
+            let Some(batch) = batch else {
+                network = Err(anyhow::anyhow!(
+                    "the network input of batch {k} was not ready (a bug)"
+                ));
+                break;
+            };
             let started = Instant::now();
-            let logits = predictor.logits_beside(&batch, &|| background.step());
+            let logits = predictor.batch_logits_beside(batch, &|| background.step());
             time.computing += started.elapsed();
             match logits {
+                Ok(logits) if logits.len() != images.len() => {
+                    network = Err(anyhow::anyhow!(
+                        "{} maps for {} images in batch {k} (a bug)",
+                        logits.len(),
+                        images.len()
+                    ));
+                    break;
+                }
                 Ok(logits) => background.push_maps(images, logits),
                 Err(e) => {
                     // The maps already computed are still written.
