@@ -87,13 +87,15 @@ fn write_folder(dir: &Path, args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Images/s of `scfnet predict` on `input` at `batch`, from its own log line (the pipeline's wall
-/// clock: start-up and weight creation excluded, as for the network alone). `out` must not
-/// exist yet: every run writes a new folder, as a user's first run does, and none is deleted
-/// before the end of the benchmark (a run that creates its files just after many were deleted
-/// pays for the deletions: on this project's ext4, without a journal, `perf` showed the writing
-/// thread's kernel time going to the search past recently freed inodes).
-fn predict_rate(scfnet: &Path, model: &str, input: &Path, out: &Path, batch: usize) -> Result<f64> {
+/// Images/s from one run of `scfnet predict` on `input` at `batch` (with `extra` arguments), read
+/// from the log line that holds `marker`: "... (R images/s)".
+fn scfnet_rate(
+    scfnet: &Path,
+    (model, batch): (&str, usize),
+    (input, out): (&Path, &Path),
+    extra: &[&str],
+    marker: &str,
+) -> Result<f64> {
     let output = Command::new(scfnet)
         .args(["predict", "--random-weights", "--model", model, "--batch"])
         .arg(batch.to_string())
@@ -101,6 +103,7 @@ fn predict_rate(scfnet: &Path, model: &str, input: &Path, out: &Path, batch: usi
         .arg(input)
         .arg("--output")
         .arg(out)
+        .args(extra)
         .env("RUST_LOG", "info")
         .output()
         .with_context(|| format!("running {}", scfnet.display()))?;
@@ -109,18 +112,43 @@ fn predict_rate(scfnet: &Path, model: &str, input: &Path, out: &Path, batch: usi
     if !output.status.success() {
         bail!("{} predict failed:\n{log}", scfnet.display());
     }
-    // "wrote N maps to DIR in X s (R images/s)"
     log.lines()
-        .filter(|l| l.contains("wrote"))
+        .filter(|l| l.contains(marker))
         .find_map(|l| {
             let before = l.split(" images/s)").next()?;
             before.rsplit('(').next()?.trim().parse::<f64>().ok()
         })
-        .with_context(|| format!("no throughput line in the log of scfnet predict:\n{log}"))
+        .with_context(|| format!("no \"{marker}\" line in the log of scfnet predict:\n{log}"))
 }
 
-/// Images/s of the network alone over the decoded images in batches of `batch`: only the
-/// network's call is timed (`Predictor::batch_logits_beside`, the call `scfnet predict` makes,
+/// Images/s of `scfnet predict` on `input` at `batch`, from its own log line (the pipeline's wall
+/// clock: start-up and weight creation excluded, as for the network alone). `out` must not
+/// exist yet: every run writes a new folder, as a user's first run does, and none is deleted
+/// before the end of the benchmark (a run that creates its files just after many were deleted
+/// pays for the deletions: on this project's ext4, without a journal, `perf` showed the writing
+/// thread's kernel time going to the search past recently freed inodes).
+fn predict_rate(scfnet: &Path, model: &str, input: &Path, out: &Path, batch: usize) -> Result<f64> {
+    scfnet_rate(scfnet, (model, batch), (input, out), &[], "wrote")
+}
+
+/// Images/s of the network alone in a new `scfnet` process, as `scfnet predict` runs it
+/// (`--network-only`: the images decoded first, then only the network's calls timed, the first
+/// batch included): the same allocator, page policy and cold start as the folder's run.
+fn fresh_network_rate(scfnet: &Path, model: &str, input: &Path, batch: usize) -> Result<f64> {
+    // Nothing is written there.
+    let unused = input.with_file_name("network-only");
+    scfnet_rate(
+        scfnet,
+        (model, batch),
+        (input, &unused),
+        &["--network-only"],
+        "network alone",
+    )
+}
+
+/// Images/s of the network alone in this process (warm after the first round: its memory, the
+/// weights and the caches stay from one round to the next) over the decoded images in batches
+/// of `batch`: only the network's call is timed (`Predictor::batch_logits_beside`, the call `scfnet predict` makes,
 /// logits copied out included), each batch's input prepared in place before its clock starts.
 /// Every batch counts (no warm-up, as in `scfnet predict`).
 fn network_rate(predictor: &Predictor, images: &[RgbImage], batch: usize) -> Result<f64> {
@@ -193,8 +221,9 @@ pub fn run(args: Args) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
 
     println!(
-        "{} JPEGs of {}x{} ({} chroma), {kind}, {} threads, {} rounds (each: scfnet predict, then the network \
-         alone on the same decoded images, only its calls timed)\n",
+        "{} JPEGs of {}x{} ({} chroma), {kind}, {} threads, {} rounds (each: scfnet predict; the network \
+         alone in a new scfnet process; the network alone in this process, warm after round 1; \
+         on the same decoded images, only the network's calls timed)\n",
         args.count,
         args.width,
         args.height,
@@ -202,41 +231,51 @@ pub fn run(args: Args) -> Result<()> {
         candle_core::utils::get_num_threads(),
         args.rounds
     );
-    println!("| batch | round | scfnet predict (img/s) | network alone (img/s) | ratio |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| batch | round | scfnet predict (img/s) | network alone, new process (img/s) | ratio | \
+         network alone, warm process (img/s) | ratio |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     // Per batch: the best of each column over the rounds (the least disturbed run of each), and
-    // the median of the rounds' ratios (each round's two runs are next to each other in time).
+    // the median of the rounds' ratios (each round's runs are next to each other in time).
     let mut best = Vec::new();
     for &batch in &args.batches {
-        let (mut top_folder, mut top_network) = (0f64, 0f64);
-        let mut ratios = Vec::new();
+        let mut top = [0f64; 3];
+        let (mut ratios, mut warm_ratios) = (Vec::new(), Vec::new());
         for round in 1..=args.rounds.max(1) {
             let out = maps.join(format!("batch{batch}-round{round}"));
             let folder = predict_rate(&scfnet, kind.name(), &input, &out, batch)?;
-            let network = network_rate(&predictor, &images, batch)?;
+            let fresh = fresh_network_rate(&scfnet, kind.name(), &input, batch)?;
+            let warm = network_rate(&predictor, &images, batch)?;
             println!(
-                "| {batch} | {round} | {folder:.1} | {network:.1} | {:.0} % |",
-                100.0 * folder / network
+                "| {batch} | {round} | {folder:.1} | {fresh:.1} | {:.0} % | {warm:.1} | {:.0} % |",
+                100.0 * folder / fresh,
+                100.0 * folder / warm
             );
-            (top_folder, top_network) = (top_folder.max(folder), top_network.max(network));
-            ratios.push(folder / network);
+            for (t, v) in top.iter_mut().zip([folder, fresh, warm]) {
+                *t = t.max(v);
+            }
+            ratios.push(folder / fresh);
+            warm_ratios.push(folder / warm);
         }
-        best.push((batch, top_folder, top_network, median(&mut ratios)));
+        best.push((batch, top, median(&mut ratios), median(&mut warm_ratios)));
     }
     println!(
         "\nbest of the rounds (each column's least disturbed run), and the median of the rounds' \
          ratios:\n"
     );
     println!(
-        "| batch | scfnet predict (img/s) | network alone (img/s) | ratio of the bests | median \
-         ratio |"
+        "| batch | scfnet predict (img/s) | network alone, new process (img/s) | ratio of the bests \
+         | median ratio | network alone, warm process (img/s) | ratio of the bests | median ratio |"
     );
-    println!("|---:|---:|---:|---:|---:|");
-    for (batch, folder, network, median) in best {
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (batch, [folder, fresh, warm], median, warm_median) in best {
         println!(
-            "| {batch} | {folder:.1} | {network:.1} | {:.0} % | {:.0} % |",
-            100.0 * folder / network,
-            100.0 * median
+            "| {batch} | {folder:.1} | {fresh:.1} | {:.0} % | {:.0} % | {warm:.1} | {:.0} % | {:.0} % |",
+            100.0 * folder / fresh,
+            100.0 * median,
+            100.0 * folder / warm,
+            100.0 * warm_median
         );
     }
     let _ = std::fs::remove_dir_all(&maps);

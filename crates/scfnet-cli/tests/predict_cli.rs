@@ -142,6 +142,50 @@ fn a_folder_larger_than_a_write_group_is_written_whole() {
     assert_eq!(written, 38, "only the maps, no temporaries");
 }
 
+#[test]
+fn network_only_times_the_network_and_writes_nothing() {
+    // The benchmarks' baseline (`cargo xtask bench-predict`): a hidden flag.
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for i in 0..3 {
+        std::fs::copy(demo(&format!("{i:04}.jpg")), input.join(format!("{i}.jpg"))).unwrap();
+    }
+    let out = tmp.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_scfnet"))
+        .args([
+            "predict",
+            "--random-weights",
+            "--size",
+            "64",
+            "--batch",
+            "2",
+        ])
+        .args(["--network-only", "--input", s(&input), "--output", s(&out)])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("network alone: 3 images in"), "{t}");
+    assert!(!out.exists(), "nothing written");
+    // A file that does not decode is an error there (the baseline needs every image).
+    std::fs::write(input.join("3.jpg"), b"\xff\xd8 not a jpeg").unwrap();
+    let o = scfnet(&[
+        "predict",
+        "--random-weights",
+        "--size",
+        "64",
+        "--network-only",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+    ]);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("3.jpg"), "{t}");
+}
+
 /// Saves the student's synthetic weights as safetensors (what a converted checkpoint looks like).
 fn student_weights(path: &Path) {
     let (vb, recorded) = synthetic_var_builder(DType::F32, &Device::Cpu);

@@ -47,6 +47,11 @@ pub struct PredictArgs {
     /// Where to run the network.
     #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
     pub device: DeviceArg,
+    /// For benchmarks: decode every image first, then run only the network over them in
+    /// batches, timing its calls, and log its throughput; writes nothing. What `cargo xtask
+    /// bench-predict` compares the folder's throughput with, in a process started the same way.
+    #[arg(long, hide = true)]
+    pub network_only: bool,
 }
 
 /// Where the time of [`pipeline`] went.
@@ -261,6 +266,10 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         model
     );
 
+    if args.network_only {
+        return network_only(&predictor, &inputs, args.batch);
+    }
+
     let pb = ProgressBar::new(inputs.len() as u64);
     pb.set_style(
         ProgressStyle::with_template(
@@ -300,6 +309,39 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// `--network-only`: every image decoded first (untimed), then the network's calls on batches of
+/// `batch` images timed (each batch's input prepared in place before its clock starts; every
+/// batch counts, the first included, as in [`pipeline`]).
+fn network_only(
+    predictor: &Predictor,
+    inputs: &[(PathBuf, PathBuf)],
+    batch: usize,
+) -> Result<ExitCode> {
+    let images = inputs
+        .iter()
+        .map(|(path, rel)| images::decode(path, rel))
+        .collect::<Result<Vec<_>>>()?;
+    let mut computing = Duration::ZERO;
+    for chunk in images.chunks(batch) {
+        let mut prepared = predictor.input_batch(chunk.len())?;
+        for (i, img) in chunk.iter().enumerate() {
+            prepared
+                .fill(i, img.as_rgb())
+                .with_context(|| format!("{}", img.path.display()))?;
+        }
+        let started = Instant::now();
+        predictor.batch_logits_beside(prepared, &|| false)?;
+        computing += started.elapsed();
+    }
+    tracing::info!(
+        "network alone: {} images in {:.2} s ({:.1} images/s)",
+        images.len(),
+        computing.as_secs_f64(),
+        images.len() as f64 / computing.as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
