@@ -136,16 +136,17 @@ impl<'a> Background<'a> {
         match step {
             Step::Decode(i) => {
                 let (path, rel) = &self.inputs[i];
-                let inputs = self.inputs_of_batch(i / self.batch);
                 // A decoder that panics on a hostile file fails that file, not the run (and the
                 // threads waiting for it do not wait forever).
                 let prepared = self.decoding_cpu.time(|| {
                     catch_unwind(AssertUnwindSafe(|| {
                         images::decode(path, rel)
                             .and_then(|mut img| {
-                                inputs
-                                    .as_ref()
-                                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                                // The batch's reference is dropped with this statement, before
+                                // the image counts as decoded: the network's thread takes the
+                                // batch's inputs once every image is, and must then hold the
+                                // only reference.
+                                self.inputs_of_batch(i / self.batch)?
                                     .lock()
                                     .unwrap_or_else(|e| e.into_inner())
                                     .fill(i % self.batch, img.as_rgb())
@@ -161,9 +162,6 @@ impl<'a> Background<'a> {
                     }))
                     .unwrap_or_else(|_| Err(format!("{}: the decoder panicked", path.display())))
                 });
-                // Before the image counts as decoded: the network's thread takes the batch's
-                // inputs once every image is, and must then hold the only reference.
-                drop(inputs);
                 let mut state = self.lock();
                 state.decoded.insert(i, prepared);
                 state.running -= 1;
