@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 use candle_nn::ModuleT;
 use scfnet_backbones::{synthetic_image, synthetic_var_builder};
 use scfnet_model::{ModelKind, Scfnet};
-use scfnet_ops::onnx::encode_model;
+use scfnet_onnx::encode_model;
 
 use crate::torch_timing::python_timings;
 

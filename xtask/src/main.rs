@@ -88,7 +88,7 @@ fn main() -> anyhow::Result<()> {
     keep_freed_memory();
     // The same thread count and candle pool settings as the `scfnet` binary, so benchmarks
     // measure what users run.
-    scfnet_ops::cpu_runtime::configure(None);
+    scfnet_infer::runtime::configure(None);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use scfnet_backbones::{synthetic_image, synthetic_values};
 use scfnet_model::{ModelKind, Predictor, Scfnet};
-use scfnet_ops::onnx::encode_model;
+use scfnet_onnx::encode_model;
 
 /// Writes synthetic weights of `kind` ([`synthetic_values`]) to `path`, with running statistics
 /// calibrated by 30 training-mode passes (momentum 0.1) on a synthetic `1 × 3 × side × side`

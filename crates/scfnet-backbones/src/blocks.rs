@@ -4,10 +4,11 @@
 
 use candle_core::{DType, ModuleT, Result, Tensor};
 use candle_nn::{Conv2d, VarBuilder};
-use scfnet_ops::onnx::{self, OnnxGraph, Value};
+use scfnet_infer::{InferenceConv, Residual};
+use scfnet_onnx::{self as onnx, OnnxGraph, Value};
 use scfnet_ops::{
     add_bias_activate, conv2d_im2col, depthwise_conv2d, depthwise_conv2d_bias_act,
-    paddle_batch_norm, BatchNorm, ConvGeometry, DepthwiseConfig, InferenceConv, Residual,
+    paddle_batch_norm, BatchNorm, ConvGeometry, DepthwiseConfig,
 };
 
 /// BatchNorm ε of every network here (Paddle's and torchvision's default).

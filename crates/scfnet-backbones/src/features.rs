@@ -1,7 +1,7 @@
 //! The multi-scale output shared by every backbone.
 
 use candle_core::{Result, Tensor};
-use scfnet_ops::onnx::{OnnxGraph, Value};
+use scfnet_onnx::{OnnxGraph, Value};
 
 /// The five feature maps of a backbone, `(B, C_i, H / s_i, W / s_i)` with strides
 /// `s = 2, 4, 8, 16, 32` (Swin-B: see its docs). The SCFNet decoder uses `x2 … x5`.

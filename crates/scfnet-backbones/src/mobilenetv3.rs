@@ -11,11 +11,9 @@
 
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
-use scfnet_ops::onnx::{self, OnnxGraph, Value};
-use scfnet_ops::{
-    hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig, Residual, SqueezeExciteGate,
-    PADDLE_HARDSIGMOID_SLOPE,
-};
+use scfnet_infer::{Residual, SqueezeExciteGate};
+use scfnet_onnx::{self as onnx, OnnxGraph, Value};
+use scfnet_ops::{hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig, PADDLE_HARDSIGMOID_SLOPE};
 
 use crate::blocks::{Activation, BlockConv, ConvBnAct};
 use crate::features::{Backbone, Features};

@@ -10,7 +10,7 @@
 
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d_no_bias, Conv2dConfig, VarBuilder};
-use scfnet_ops::onnx::{self, OnnxGraph, Value};
+use scfnet_onnx::{self as onnx, OnnxGraph, Value};
 use scfnet_ops::{max_pool2d, Pool2d};
 
 /// The stem's max-pool: 3×3, stride 2, padding 1.

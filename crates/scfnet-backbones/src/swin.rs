@@ -25,7 +25,7 @@ use candle_core::{Device, Module, ModuleT, Result, Tensor, D};
 use candle_nn::{
     conv2d, layer_norm, linear, linear_no_bias, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder,
 };
-use scfnet_ops::onnx::{OnnxGraph, Value};
+use scfnet_onnx::{OnnxGraph, Value};
 
 use crate::features::{Backbone, Features};
 

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use candle_core::Device;
 use clap::Args;
 use scfnet_model::Scfnet;
-use scfnet_ops::onnx::encode_model;
+use scfnet_onnx::encode_model;
 
 use crate::atomic::write_atomic;
 use crate::weights::{self, WeightsArgs};
@@ -49,7 +49,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         args.onnx.display(),
         chosen.model,
         bytes.len() as f64 / 1e6,
-        scfnet_ops::onnx::OPSET
+        scfnet_onnx::OPSET
     );
     Ok(ExitCode::SUCCESS)
 }

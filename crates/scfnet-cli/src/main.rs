@@ -73,7 +73,7 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     // Before any other thread exists: thread count and candle's pool (see the function's doc).
-    scfnet_ops::cpu_runtime::configure(cli.threads);
+    scfnet_infer::runtime::configure(cli.threads);
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n)

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use scfnet_model::ModelKind;
-use scfnet_ops::onnx::decode_model;
+use scfnet_onnx::decode_model;
 
 mod common;
 

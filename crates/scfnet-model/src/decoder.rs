@@ -7,8 +7,9 @@
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{conv2d, Conv2dConfig, ModuleT, VarBuilder};
 use scfnet_backbones::blocks::{Activation, BlockConv, ConvBnAct};
-use scfnet_ops::onnx::{self, OnnxGraph, Value};
-use scfnet_ops::{add_resized, resize_like, ConvGeometry, InferenceConv};
+use scfnet_infer::InferenceConv;
+use scfnet_onnx::{self as onnx, OnnxGraph, Value};
+use scfnet_ops::{add_resized, resize_like, ConvGeometry};
 
 /// The geometry of a same-size 3×3 convolution with `dilation`.
 fn same3x3(dilation: usize) -> ConvGeometry {

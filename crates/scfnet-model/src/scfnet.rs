@@ -4,7 +4,7 @@ use candle_core::{Device, Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
 use rayon::prelude::*;
 use scfnet_backbones::{Backbone, MobileNetV3, ResNet50, SwinConfig, SwinTransformer};
-use scfnet_ops::onnx::{proto::ModelProto, Dim, OnnxGraph};
+use scfnet_onnx::{proto::ModelProto, Dim, OnnxGraph};
 
 use crate::decoder::{Decoder, DecoderConfig, SideOutputs};
 use crate::kind::ModelKind;
@@ -94,7 +94,7 @@ impl Scfnet {
     }
 
     /// Whether a single image in eval mode on the CPU keeps a second rayon worker busy-waiting
-    /// for the length of the pass ([`scfnet_ops::with_busy_helper`]; on by default). The helper
+    /// for the length of the pass ([`scfnet_infer::with_busy_helper`]; on by default). The helper
     /// makes one pass faster but takes the second core for its whole length: turn it off when
     /// other threads of the process have work to do meanwhile (`scfnet predict` at batch 1
     /// decodes and encodes beside the network).
@@ -115,7 +115,7 @@ impl Scfnet {
         self.backbone.onnx_input_side()
     }
 
-    /// The network in eval mode as an ONNX model (opset [`scfnet_ops::onnx::OPSET`]), BatchNorms
+    /// The network in eval mode as an ONNX model (opset [`scfnet_onnx::OPSET`]), BatchNorms
     /// folded: input `image` `(batch, 3, height, width)`, normalised RGB ([`crate::MEAN`],
     /// [`crate::STD`]), height and width any multiples of 32 (Swin-B: fixed to
     /// [`Scfnet::onnx_input_side`], 384); output `saliency` `(batch, 1, height, width)`, the
@@ -185,7 +185,7 @@ impl ModuleT for Scfnet {
     /// independent in eval mode; the maps are those of the whole batch). A part takes its images
     /// one at a time: the same speed as the part at once, with the memory of one image's
     /// activations per worker (peak 110 instead of 158 MiB for the student at batch 8). A single image keeps a
-    /// second worker awake for the length of the pass ([`scfnet_ops::with_busy_helper`]).
+    /// second worker awake for the length of the pass ([`scfnet_infer::with_busy_helper`]).
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
             return self.prediction(x, train);
@@ -197,7 +197,7 @@ impl ModuleT for Scfnet {
 impl Scfnet {
     /// The eval-mode prediction `p2` of [`ModuleT::forward_t`], with `background` run by the
     /// busy-waiting helper of a single image whenever it has no piece of the network to run
-    /// ([`scfnet_ops::with_busy_helper_and`]): short pieces of other work (decoding the next
+    /// ([`scfnet_infer::with_busy_helper_and`]): short pieces of other work (decoding the next
     /// image, encoding the last map) that would otherwise wait for the pass to end or take a
     /// core from it. `background` does one piece and returns whether there was any; it must not
     /// use rayon's pool, nor block. Without the helper (off, or a batch of several images) it is
@@ -219,7 +219,7 @@ impl Scfnet {
             if !self.helper_takes_background(x.dim(0)?, x.device()) {
                 return self.prediction(x, train);
             }
-            return scfnet_ops::with_busy_helper_and(|| self.prediction(x, train), background);
+            return scfnet_infer::with_busy_helper_and(|| self.prediction(x, train), background);
         }
         let maps = parts
             .into_par_iter()

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use candle_core::{DType, Device};
 use scfnet_backbones::synthetic_var_builder;
 use scfnet_model::{ModelKind, Scfnet};
-use scfnet_ops::onnx::proto::{DimensionValue, ModelProto, ValueInfoProto};
-use scfnet_ops::onnx::{decode_model, encode_model, IR_VERSION, OPSET};
+use scfnet_onnx::proto::{DimensionValue, ModelProto, ValueInfoProto};
+use scfnet_onnx::{decode_model, encode_model, IR_VERSION, OPSET};
 
 fn exported(kind: ModelKind) -> ModelProto {
     let (vb, _) = synthetic_var_builder(DType::F32, &Device::Cpu);

@@ -12,10 +12,25 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::bias_act::apply_plane;
 use crate::depthwise::{Geometry, Tail};
-use crate::elem::{f32s, f32s_mut, is_f32, Real};
-use crate::inference_conv::OutPtr;
-use crate::scratch::{with_scratch, Slot};
+use crate::elem::{f32s, f32s_mut, is_f32, same_type_mut, Real};
+use crate::out_ptr::OutPtr;
+use crate::scratch::{with_scratch, ScratchSlot};
 use crate::simd;
+
+thread_local! {
+    /// Each thread's interleaved band (see `block_plain`), per element type.
+    static BAND_F32: ScratchSlot<f32> = ScratchSlot::default();
+    static BAND_F64: ScratchSlot<f64> = ScratchSlot::default();
+}
+
+/// [`with_scratch`] on this thread's band buffer of `T`'s type.
+fn with_band<T: Real, R>(key: &[usize], len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    if is_f32::<T>() {
+        with_scratch(&BAND_F32, key, len, |b| f(same_type_mut(b)))
+    } else {
+        with_scratch(&BAND_F64, key, len, |b| f(same_type_mut(b)))
+    }
+}
 
 /// Channels computed side by side.
 const LANES: usize = 8;
@@ -84,7 +99,7 @@ pub(crate) fn forward<T: Real>(
             // SAFETY (both): `dst` has room for `len` values; this item writes output rows
             // `rows` of planes `first .. first + n`, which no other item writes.
             let planes = dst.at(first * plane_out);
-            with_scratch(Slot::DepthwiseBand, &key, buf_len, |buf: &mut [T]| {
+            with_band(&key, buf_len, |buf: &mut [T]| {
                 #[cfg(target_arch = "x86_64")]
                 if wide {
                     // SAFETY: `simd::wide` checked that the CPU has AVX2 and FMA; see above.

@@ -16,7 +16,6 @@ pub(crate) trait Real:
     + std::ops::Div<Output = Self>
     + std::ops::Neg<Output = Self>
     + std::ops::AddAssign
-    + crate::scratch::ScratchValue
     + 'static
 {
     const ZERO: Self;
@@ -97,6 +96,14 @@ pub(crate) fn f32s<T: 'static>(v: &[T]) -> &[f32] {
 pub(crate) fn f32s_mut<T: 'static>(v: &mut [T]) -> &mut [f32] {
     assert!(is_f32::<T>());
     // SAFETY: `T` is `f32` (checked), so the slice is one of f32 values.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
+}
+
+/// `v` as values of `B`, which is `A` (checked at run time): for code generic over [`Real`]
+/// that holds a buffer of one concrete type.
+pub(crate) fn same_type_mut<A: 'static, B: 'static>(v: &mut [A]) -> &mut [B] {
+    assert_eq!(std::any::TypeId::of::<A>(), std::any::TypeId::of::<B>());
+    // SAFETY: `A` and `B` are the same type (checked).
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
 }
 

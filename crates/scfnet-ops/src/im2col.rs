@@ -34,7 +34,7 @@ impl ConvGeometry {
     }
 
     /// Input coordinate of output coordinate `o` and tap `k`, if inside `0..n`.
-    pub(crate) fn input(&self, o: usize, k: usize, n: usize) -> Option<usize> {
+    pub fn input(&self, o: usize, k: usize, n: usize) -> Option<usize> {
         (o * self.stride + k * self.dilation)
             .checked_sub(self.padding)
             .filter(|&i| i < n)

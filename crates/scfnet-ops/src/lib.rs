@@ -18,11 +18,6 @@
 //!   times faster than candle's for the decoder's 16-channel and 1-channel layers.
 //! - [`conv2d`] — a `candle_nn::Conv2d` through candle's kernel on the CPU and explicit columns
 //!   elsewhere.
-//! - [`InferenceConv`] — a dense inference convolution with bias, activation and an optional
-//!   residual fused, tiled so that each tile's columns and output stay in cache (f32, CPU); the
-//!   layers that suit them run direct 3×3, direct 1×1 or Winograd F(2×2, 3×3) kernels instead.
-//! - [`SqueezeExciteGate`] — a squeeze-excite gate computed on the host from weights copied once,
-//!   for inference that folds the gate into the next convolution's weights.
 //! - [`add_bias_activate`] — per-channel bias and [`Activation`] in one in-place pass, the tail
 //!   of an inference convolution with its BatchNorm folded in.
 //! - [`BatchNorm`] — 2-D BatchNorm with fused statistics, normalisation and backward kernels,
@@ -30,12 +25,15 @@
 //! - [`bce_with_logits`] — binary cross-entropy with logits that stays finite for any logit.
 //! - [`all_finite`] — the finiteness check used wherever values enter or leave the workspace.
 //!
-//! [`onnx`] writes the same operations into ONNX graphs, for exporting networks built from them.
+//! [`cpu`] shares the building blocks of the CPU kernels (the AVX2 check, per-thread scratch
+//! buffers, the parallel output pointer) with kernels built on this crate. The inference
+//! engine (fused convolutions with BatchNorm folded in) and the ONNX form of these ops live in
+//! crates of their own, above this one.
 //!
 //! On the CPU each op runs a fused kernel of this crate; on any other device (CUDA) it runs a
 //! composition of candle primitives that have kernels there and correct backward passes
 //! (matrix products, strided views, element-wise selections), except the max-pool, which has a
-//! native CUDA kernel with the `cuda` feature. [`force_generic_path`] makes the
+//! native CUDA kernel (from `scfnet-kernels`) with the `cuda` feature. [`force_generic_path`] makes the
 //! CPU take that path too, which is how the tests compare the two without a GPU.
 //!
 //! Every backward is tested against central finite differences in `f64` and against values
@@ -47,53 +45,44 @@ mod activation;
 mod bands;
 mod batch_norm;
 mod bias_act;
-mod busy_helper;
 pub mod check;
-pub mod cpu_runtime;
+pub mod cpu;
 mod depthwise;
 mod depthwise_lanes;
-mod direct_conv;
 mod dispatch;
 mod elem;
 pub mod finite;
 mod im2col;
-mod inference_conv;
 mod linear;
 mod loss;
 pub mod macs;
-pub mod onnx;
-mod pointwise_conv;
+
+mod out_ptr;
 mod pool;
 mod resize;
 mod resize_add;
 mod resize_columns;
 mod resize_rgb;
 mod scratch;
-mod se_gate;
 mod sigmoid;
 mod simd;
-mod tile_store;
 mod views;
-mod winograd;
 
 pub use activation::{
     hard_sigmoid, hard_sigmoid_paddle, hard_swish, Activation, PADDLE_HARDSIGMOID_SLOPE,
 };
 pub use batch_norm::{batch_norm, paddle_batch_norm, BatchNorm, RunningVariance};
 pub use bias_act::add_bias_activate;
-pub use busy_helper::{with_busy_helper, with_busy_helper_and};
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_bias_act, DepthwiseConfig};
 pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
 pub use finite::{all_finite, all_finite_values, non_finite_names};
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
-pub use inference_conv::{InferenceConv, Residual};
 pub use linear::linear;
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
 pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
 pub use resize_add::add_resized;
 pub use resize_rgb::{resize_bilinear_normalised_rgb, resize_bilinear_normalised_rgb_into};
-pub use se_gate::SqueezeExciteGate;
 pub use sigmoid::sigmoid_values;
 
 /// The examples of the crate's README.md, compiled and run by `cargo test --doc`.

@@ -258,24 +258,28 @@ impl CustomOp2 for MaxPoolGrad {
     }
 }
 
-/// The CUDA kernels (`src/cuda/pool.cu`, PTX compiled by build.rs): one thread per output.
+/// The CUDA kernels (`scfnet-kernels`' `pool.cu`): one thread per output.
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
-    use candle_core::cuda_backend::WrapErr;
     use candle_core::{CudaStorage, DType, Layout, Result};
+    use scfnet_kernels::ptx::POOL;
 
     use super::Pool2d;
-
-    const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/pool.ptx"));
-    const MODULE: &str = "scfnet_ops_pool";
 
     fn start(layout: &Layout) -> Result<usize> {
         match layout.contiguous_offsets() {
             Some((start, _)) => Ok(start),
             None => candle_core::bail!("max-pool2d (cuda): input must be contiguous"),
         }
+    }
+
+    /// The size arguments both kernels take after their buffers: planes, `h`, `w`, the output
+    /// size, then the window.
+    fn sizes(p: &Pool2d, (planes, h, w): (usize, usize, usize)) -> [usize; 11] {
+        let (oh, ow) = p.output_size(h, w);
+        let (k, s, pad) = (p.kernel, p.stride, p.padding);
+        [planes, h, w, oh, ow, k.0, k.1, s.0, s.1, pad.0, pad.1]
     }
 
     /// The pooled maps of `planes` `(h, w)` planes.
@@ -288,33 +292,14 @@ mod cuda {
         let dev = storage.device();
         let (oh, ow) = p.output_size(h, w);
         let n = planes * oh * ow;
-        let cfg = LaunchConfig::for_num_elems(n as u32);
         let at = start(layout)?;
+        let sizes = sizes(p, (planes, h, w));
         macro_rules! run {
             ($t:ty, $name:expr) => {{
                 let src = storage.as_cuda_slice::<$t>()?.slice(at..);
                 // SAFETY: every element is written by the kernel.
                 let out = unsafe { dev.alloc::<$t>(n)? };
-                let func = dev.get_or_load_custom_func($name, MODULE, PTX)?;
-                let mut builder = func.builder();
-                builder.arg(&src);
-                builder.arg(&out);
-                candle_core::builder_arg!(
-                    builder,
-                    planes,
-                    h,
-                    w,
-                    oh,
-                    ow,
-                    p.kernel.0,
-                    p.kernel.1,
-                    p.stride.0,
-                    p.stride.1,
-                    p.padding.0,
-                    p.padding.1
-                );
-                // SAFETY: the arguments match the kernel's signature.
-                unsafe { builder.launch(cfg) }.w()?;
+                scfnet_kernels::launch!(dev, POOL, $name, n, [&src, &out], &sizes);
                 CudaStorage::wrap_cuda_slice(out, dev.clone())
             }};
         }
@@ -335,34 +320,14 @@ mod cuda {
         let dev = xs.device();
         let (oh, ow) = p.output_size(h, w);
         let n = planes * oh * ow;
-        let cfg = LaunchConfig::for_num_elems(n as u32);
         let (xa, ga) = (start(xl)?, start(gl)?);
+        let sizes = sizes(p, (planes, h, w));
         macro_rules! run {
             ($t:ty, $name:expr) => {{
                 let x = xs.as_cuda_slice::<$t>()?.slice(xa..);
                 let g = gs.as_cuda_slice::<$t>()?.slice(ga..);
                 let dx = dev.alloc_zeros::<$t>(planes * h * w)?;
-                let func = dev.get_or_load_custom_func($name, MODULE, PTX)?;
-                let mut builder = func.builder();
-                builder.arg(&x);
-                builder.arg(&g);
-                builder.arg(&dx);
-                candle_core::builder_arg!(
-                    builder,
-                    planes,
-                    h,
-                    w,
-                    oh,
-                    ow,
-                    p.kernel.0,
-                    p.kernel.1,
-                    p.stride.0,
-                    p.stride.1,
-                    p.padding.0,
-                    p.padding.1
-                );
-                // SAFETY: the arguments match the kernel's signature.
-                unsafe { builder.launch(cfg) }.w()?;
+                scfnet_kernels::launch!(dev, POOL, $name, n, [&x, &g, &dx], &sizes);
                 CudaStorage::wrap_cuda_slice(dx, dev.clone())
             }};
         }

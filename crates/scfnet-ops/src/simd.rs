@@ -6,7 +6,7 @@
 
 /// Whether the CPU has AVX2 and FMA (detected once, then cached by the standard library).
 #[inline]
-pub(crate) fn wide() -> bool {
+pub fn wide() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")

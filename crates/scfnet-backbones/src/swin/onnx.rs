@@ -8,7 +8,7 @@
 //! product with the keys, the bias and mask added before the softmax, the exact (erf) GELU.
 
 use candle_core::{Device, Result, Tensor};
-use scfnet_ops::onnx::{self, Attr, OnnxGraph, Value};
+use scfnet_onnx::{self as onnx, Attr, OnnxGraph, Value};
 use scfnet_ops::ConvGeometry;
 
 use super::{shift_mask, PatchMerging, SwinBlock, SwinTransformer, WindowAttention, LN_EPS};

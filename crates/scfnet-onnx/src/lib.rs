@@ -1,7 +1,11 @@
-//! ONNX export: a graph builder ([`OnnxGraph`]) over hand-declared ONNX protobuf messages
-//! ([`proto`]), and the ONNX form of this crate's operations, each with the arithmetic of its
-//! candle kernel (bilinear resize's `half_pixel` / `align_corners` modes, Paddle's hard-sigmoid
-//! slope, the max-pool's padding). Networks export themselves by calling these in forward order.
+//! ONNX export for scfnet: a graph builder ([`OnnxGraph`]) over hand-declared ONNX protobuf
+//! messages ([`proto`]; no `protoc` at build time), and the ONNX form of `scfnet-ops`'
+//! operations, each with the arithmetic of its candle kernel (bilinear resize's `half_pixel` /
+//! `align_corners` modes, Paddle's hard-sigmoid slope, the max-pool's padding), plus the
+//! transformer pieces of Swin ([`linear`], [`layer_norm`], [`gelu_erf`], [`transpose`],
+//! [`reshape`], [`roll`]). Networks export themselves by calling these in forward order.
+
+#![warn(missing_docs)]
 
 mod graph;
 mod layout;
@@ -14,7 +18,7 @@ pub use graph::{decode_model, encode_model, Attr, Dim, OnnxGraph, Value, IR_VERS
 pub use layout::{reshape, roll, transpose};
 pub use tokens::{gelu_erf, layer_norm, linear, scale};
 
-use crate::{Activation, ConvGeometry, Pool2d};
+use scfnet_ops::{Activation, ConvGeometry, Pool2d};
 
 /// A 2-D convolution of `x` `(B, C, H, W)` with `weight` `(C_out, C / groups, k, k)` and an
 /// optional `bias` `(C_out)` (ONNX `Conv`).
@@ -76,7 +80,7 @@ pub fn hard_sigmoid(g: &mut OnnxGraph, name: &str, x: &Value, slope: f64, offset
 
 /// `x` `(B, C, h, w)` resized bilinearly to the height and width of `like` (any `(·, ·, H, W)`),
 /// known only at run time: ONNX `Resize` in `linear` mode with `half_pixel` (`align_corners =
-/// false`) or `align_corners` coordinates, as [`crate::resize_bilinear`].
+/// false`) or `align_corners` coordinates, as `scfnet_ops::resize_bilinear`.
 pub fn resize_bilinear_like(
     g: &mut OnnxGraph,
     name: &str,
@@ -119,7 +123,7 @@ pub fn resize_bilinear_like(
 }
 
 /// Max-pooling with `pool`'s window, stride and padding (padded cells never win the max, as in
-/// [`crate::max_pool2d`]).
+/// `scfnet_ops::max_pool2d`).
 pub fn max_pool(g: &mut OnnxGraph, name: &str, x: &Value, pool: Pool2d) -> Value {
     let (ph, pw) = (pool.padding.0 as i64, pool.padding.1 as i64);
     g.node(

@@ -20,11 +20,17 @@
 
 use rayon::prelude::*;
 
-use crate::activation::Activation;
-use crate::im2col::ConvGeometry;
-use crate::inference_conv::OutPtr;
-use crate::scratch::{with_scratch, Slot};
+use scfnet_ops::cpu::{wide, with_scratch, OutPtr, ScratchSlot};
+use scfnet_ops::{Activation, ConvGeometry};
+
+use crate::direct_conv;
+use crate::kernel::{self, CallShape, ConvKernel, LayerShape, ResidualValues};
 use crate::tile_store::{group_epilogue, Store, GROUP};
+
+thread_local! {
+    /// Each thread's transformed tiles and products (see [`forward`]).
+    static TRANSFORMS: ScratchSlot<f32> = ScratchSlot::default();
+}
 
 /// Positions of a transformed 4×4 patch.
 const POSITIONS: usize = 16;
@@ -70,7 +76,7 @@ pub(crate) fn applies(g: &ConvGeometry, c_in: usize, c_out: usize) -> bool {
         && g.dilation == 1
         && c_in <= MAX_INPUT_CHANNELS
         && (MIN_OUTPUT_CHANNELS..=MAX_OUTPUT_CHANNELS).contains(&c_out)
-        && crate::simd::wide()
+        && wide()
 }
 
 /// Whether an input of `pixels` per plane runs here, for a layer that [`applies`] with `c_out`
@@ -166,7 +172,7 @@ pub(crate) fn forward(
     if len == 0 {
         return Vec::new();
     }
-    assert!(crate::simd::wide(), "Winograd convolution without AVX2");
+    assert!(wide(), "Winograd convolution without AVX2");
     let groups = c_out.div_ceil(GROUP);
     assert_eq!(layer.packed.len(), POSITIONS * groups * c * GROUP);
     assert_eq!(x.len(), b * c * h * w);
@@ -196,7 +202,7 @@ pub(crate) fn forward(
     (0..b * blocks).into_par_iter().for_each(|item| {
         let (img, blk) = (item / blocks, item % blocks);
         let image = &x[img * c * h * w..(img + 1) * c * h * w];
-        with_scratch(Slot::Winograd, &key, scratch_len, |buf: &mut [f32]| {
+        with_scratch(&TRANSFORMS, &key, scratch_len, |buf: &mut [f32]| {
             let (u, rest) = buf.split_at_mut(u_len);
             let (m, rest) = rest.split_at_mut(m_len);
             let (rows, spare) = rest.split_at_mut(r_len);
@@ -480,5 +486,46 @@ impl Layer<'_> {
             }),
             then,
         ))
+    }
+}
+
+/// The Winograd kernel in the table of [`crate::kernel`].
+pub(crate) struct Winograd;
+
+impl ConvKernel for Winograd {
+    fn name(&self) -> &'static str {
+        "winograd"
+    }
+
+    fn applies(&self, l: &LayerShape) -> bool {
+        applies(&l.geometry, l.c_in, l.c_out)
+    }
+
+    fn pack(&self, weight: &[f32], l: &LayerShape) -> Vec<f32> {
+        pack(weight, l.c_out, l.c_in)
+    }
+
+    /// Unscaled inputs, on large maps or where the direct 3×3 kernel does not compute the layer
+    /// ([`suits`]).
+    fn suits(&self, l: &LayerShape, call: &CallShape) -> bool {
+        let direct = direct_conv::applies(&l.geometry, l.c_in, l.c_out);
+        !call.scaled && suits(call.pixels(), l.c_out, direct)
+    }
+
+    fn forward(
+        &self,
+        l: &kernel::Layer,
+        x: &[f32],
+        dims: (usize, usize, usize, usize),
+        _scale: Option<&[f32]>,
+        residual: ResidualValues,
+    ) -> Vec<f32> {
+        let layer = Layer {
+            packed: l.packed,
+            bias: l.bias,
+            act: l.act,
+            c_out: l.shape.c_out,
+        };
+        forward(&layer, x, dims, residual)
     }
 }

@@ -18,9 +18,10 @@
 
 use rayon::prelude::*;
 
-use crate::activation::Activation;
-use crate::im2col::ConvGeometry;
-use crate::inference_conv::OutPtr;
+use scfnet_ops::cpu::{wide, OutPtr};
+use scfnet_ops::{Activation, ConvGeometry};
+
+use crate::kernel::{self, scaled_weights, CallShape, ConvKernel, LayerShape, ResidualValues};
 use crate::tile_store::{group_epilogue, Store, GROUP};
 
 /// Most input channels of a layer that runs here. With more, the sums are long enough for the
@@ -48,11 +49,7 @@ const WIDE: usize = 16;
 /// [`MAX_INPUT_CHANNELS`] input channels, on a CPU with AVX2 and FMA ([`suits`] then decides
 /// per input size).
 pub(crate) fn applies(g: &ConvGeometry, c_in: usize) -> bool {
-    g.kernel == 1
-        && g.stride == 1
-        && g.padding == 0
-        && c_in <= MAX_INPUT_CHANNELS
-        && crate::simd::wide()
+    g.kernel == 1 && g.stride == 1 && g.padding == 0 && c_in <= MAX_INPUT_CHANNELS && wide()
 }
 
 /// Whether an input of `c_in` planes of `pixels` values runs here (for a layer that
@@ -102,7 +99,7 @@ pub(crate) fn forward(
     if len == 0 {
         return Vec::new();
     }
-    assert!(crate::simd::wide(), "pointwise convolution without AVX2");
+    assert!(wide(), "pointwise convolution without AVX2");
     let groups = c_out.div_ceil(GROUP);
     let set = groups * c * GROUP;
     let sets = if layer.per_image { b } else { 1 };
@@ -261,4 +258,52 @@ unsafe fn pixels<const V: usize>(
         }
     }
     out.write(acc, x0);
+}
+
+/// The direct 1×1 kernel in the table of [`crate::kernel`].
+pub(crate) struct Pointwise;
+
+impl ConvKernel for Pointwise {
+    fn name(&self) -> &'static str {
+        "direct-1x1"
+    }
+
+    fn applies(&self, l: &LayerShape) -> bool {
+        applies(&l.geometry, l.c_in)
+    }
+
+    fn pack(&self, weight: &[f32], l: &LayerShape) -> Vec<f32> {
+        pack(weight, l.c_out, l.c_in)
+    }
+
+    /// Few input channels or small maps ([`suits`]), scaled or not.
+    fn suits(&self, _: &LayerShape, call: &CallShape) -> bool {
+        suits(call.dims.1, call.pixels())
+    }
+
+    /// With `scale`, each image's scaled weights are packed first.
+    fn forward(
+        &self,
+        l: &kernel::Layer,
+        x: &[f32],
+        dims: (usize, usize, usize, usize),
+        scale: Option<&[f32]>,
+        residual: ResidualValues,
+    ) -> Vec<f32> {
+        let (c, c_out) = (l.shape.c_in, l.shape.c_out);
+        let scaled: Option<Vec<f32>> = scale.map(|s| {
+            scaled_weights(l.weight, c, 1, s)
+                .chunks_exact(c_out * c)
+                .flat_map(|w| pack(w, c_out, c))
+                .collect()
+        });
+        let layer = Layer {
+            packed: scaled.as_deref().unwrap_or(l.packed),
+            per_image: scaled.is_some(),
+            bias: l.bias,
+            act: l.act,
+            c_out,
+        };
+        forward(&layer, x, dims, residual)
+    }
 }

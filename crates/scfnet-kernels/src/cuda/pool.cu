@@ -1,4 +1,4 @@
-// Max-pooling kernels of scfnet-ops for CUDA (compiled to PTX by build.rs with the `cuda`
+// Max-pooling kernels for CUDA (compiled to PTX by scfnet-kernels' build.rs with the `cuda`
 // feature). Same rules as the CPU kernel: -inf padding, floor-mode output size, the first
 // maximum of the window in row-major order, a NaN wins. One thread per output element.
 

@@ -1,9 +1,9 @@
 //! How the direct convolution kernels ([`crate::direct_conv`], [`crate::pointwise_conv`]) store
 //! a register tile of [`GROUP`] output channels × `8·V` pixels: bias, activation and residual
 //! applied in registers, with the operations of the tiled kernel's epilogue
-//! ([`crate::inference_conv`]'s `tail`), so every kernel gives the same values after the sums.
+//! ([`crate::tiled`]'s `tail`), so every kernel gives the same values after the sums.
 
-use crate::activation::Activation;
+use scfnet_ops::Activation;
 
 /// Output channels computed together.
 pub(crate) const GROUP: usize = 4;
@@ -90,7 +90,7 @@ impl Store {
     }
 }
 
-/// `act(v)` lane by lane, the operations of [`crate::bias_act`]'s plane loop (so the values equal
+/// `act(v)` lane by lane, the operations of `scfnet_ops::cpu::bias_activate_row` (so the values equal
 /// the tiled kernel's epilogue): ReLU `max(v, 0)`, hard-swish `v · min(max(v + 3, 0), 6) / 6`.
 #[cfg(target_arch = "x86_64")]
 #[inline]

@@ -13,10 +13,10 @@
 
 use rayon::prelude::*;
 
-use crate::activation::Activation;
-use crate::im2col::ConvGeometry;
-use crate::inference_conv::OutPtr;
-use crate::scratch::{with_scratch, Slot};
+use scfnet_ops::cpu::{wide, with_scratch, OutPtr, ScratchSlot};
+use scfnet_ops::{Activation, ConvGeometry};
+
+use crate::kernel::{self, CallShape, ConvKernel, LayerShape, ResidualValues};
 use crate::tile_store::{group_epilogue, Store, GROUP};
 
 /// Taps of the window.
@@ -38,6 +38,11 @@ const MAX_INPUT_CHANNELS: usize = 64;
 /// was 5–50 % faster (single layers, 2 threads, 352² input).
 const NARROW_OUTPUT: usize = 32;
 
+thread_local! {
+    /// Each thread's input window (see [`forward`]).
+    static WINDOW: ScratchSlot<f32> = ScratchSlot::default();
+}
+
 /// Most input channels of a narrow layer ([`NARROW_OUTPUT`]) that runs here (512 is the widest
 /// measured).
 const MAX_INPUT_CHANNELS_NARROW: usize = 512;
@@ -48,11 +53,7 @@ const MAX_INPUT_CHANNELS_NARROW: usize = 512;
 pub(crate) fn applies(g: &ConvGeometry, c_in: usize, c_out: usize) -> bool {
     let width =
         c_in <= MAX_INPUT_CHANNELS || (c_out <= NARROW_OUTPUT && c_in <= MAX_INPUT_CHANNELS_NARROW);
-    g.kernel == 3
-        && (g.stride == 1 || g.stride == 2)
-        && g.padding == g.dilation
-        && width
-        && crate::simd::wide()
+    g.kernel == 3 && (g.stride == 1 || g.stride == 2) && g.padding == g.dilation && width && wide()
 }
 
 /// The weights `(C_out, C_in·9)` row-major rearranged for the kernel: `(⌈C_out/4⌉, C_in, 9, 4)`,
@@ -99,7 +100,7 @@ pub(crate) fn forward(
     if len == 0 {
         return Vec::new();
     }
-    assert!(crate::simd::wide(), "direct convolution without AVX2");
+    assert!(wide(), "direct convolution without AVX2");
     assert_eq!(layer.packed.len(), c_out.div_ceil(GROUP) * c * TAPS * GROUP);
     // Output rows are computed 8 pixels at a time up to `wr`.
     let wr = ow.next_multiple_of(8);
@@ -112,7 +113,7 @@ pub(crate) fn forward(
     // phase `j % st`, index `j / st`). Tap `(ky, kx)` of output `(oy, x)` reads window row
     // `oy·st + ky·d` (from the item's first row), phase `kx·d % st`, index `x + kx·d / st`.
     // Values the copy never writes (padding) are zeroed when the thread's window (kept across
-    // layers and calls, `crate::scratch`) gets this layout.
+    // layers and calls, `scfnet_ops::cpu::with_scratch`) gets this layout.
     let win = Window {
         c,
         rows: (rows_per_item - 1) * st + 2 * d + 1,
@@ -133,47 +134,42 @@ pub(crate) fn forward(
             let y0 = blk * rows_per_item;
             // Rows of the channels past `c_out` (the last group's), and their residual rows.
             scratch.resize(GROUP * wr, 0.0);
-            with_scratch(
-                Slot::DirectWindow,
-                &key,
-                c * plane,
-                |window: &mut [f32]| {
-                    fill_window(window, image, (h, w), &win, y0);
-                    for oy in y0..(y0 + rows_per_item).min(oh) {
-                        for (grp, wts) in layer.packed.chunks_exact(c * TAPS * GROUP).enumerate() {
-                            let valid = GROUP.min(c_out - grp * GROUP);
-                            let at = |r: usize| (img * c_out + grp * GROUP + r) * oh * ow + oy * ow;
-                            let store = Store {
-                                targets: std::array::from_fn(|r| {
+            with_scratch(&WINDOW, &key, c * plane, |window: &mut [f32]| {
+                fill_window(window, image, (h, w), &win, y0);
+                for oy in y0..(y0 + rows_per_item).min(oh) {
+                    for (grp, wts) in layer.packed.chunks_exact(c * TAPS * GROUP).enumerate() {
+                        let valid = GROUP.min(c_out - grp * GROUP);
+                        let at = |r: usize| (img * c_out + grp * GROUP + r) * oh * ow + oy * ow;
+                        let store = Store {
+                            targets: std::array::from_fn(|r| {
+                                if r < valid {
+                                    dst.at(at(r))
+                                } else {
+                                    scratch[r * wr..].as_mut_ptr()
+                                }
+                            }),
+                            ow,
+                            epilogue: group_epilogue(layer.bias, grp, layer.act),
+                            residual: residual.map(|(values, then)| {
+                                let rows = std::array::from_fn(|r| {
                                     if r < valid {
-                                        dst.at(at(r))
+                                        values[at(r)..].as_ptr()
                                     } else {
-                                        scratch[r * wr..].as_mut_ptr()
+                                        scratch[r * wr..].as_ptr()
                                     }
-                                }),
-                                ow,
-                                epilogue: group_epilogue(layer.bias, grp, layer.act),
-                                residual: residual.map(|(values, then)| {
-                                    let rows = std::array::from_fn(|r| {
-                                        if r < valid {
-                                            values[at(r)..].as_ptr()
-                                        } else {
-                                            scratch[r * wr..].as_ptr()
-                                        }
-                                    });
-                                    (rows, then)
-                                }),
-                            };
-                            // SAFETY: AVX2 and FMA (asserted above); the window and weights are
-                            // checked inside; each target has room for `ow` values (`dst` has room
-                            // for `len`, and this item alone writes rows `oy` of image `img`, every
-                            // channel, each once; the scratch rows hold `wr ≥ ow`), and each
-                            // residual row holds `ow` values.
-                            unsafe { row_group(window, wts, &win, oy - y0, &store) };
-                        }
+                                });
+                                (rows, then)
+                            }),
+                        };
+                        // SAFETY: AVX2 and FMA (asserted above); the window and weights are
+                        // checked inside; each target has room for `ow` values (`dst` has room
+                        // for `len`, and this item alone writes rows `oy` of image `img`, every
+                        // channel, each once; the scratch rows hold `wr ≥ ow`), and each
+                        // residual row holds `ow` values.
+                        unsafe { row_group(window, wts, &win, oy - y0, &store) };
                     }
-                },
-            )
+                }
+            })
         });
     // SAFETY: the items cover every (image, row) with every channel, see above.
     unsafe { out.set_len(len) };
@@ -307,4 +303,44 @@ unsafe fn pixels<const V: usize>(
         }
     }
     out.write(acc, x0);
+}
+
+/// The direct 3×3 kernel in the table of [`crate::kernel`].
+pub(crate) struct Direct3x3;
+
+impl ConvKernel for Direct3x3 {
+    fn name(&self) -> &'static str {
+        "direct-3x3"
+    }
+
+    fn applies(&self, l: &LayerShape) -> bool {
+        applies(&l.geometry, l.c_in, l.c_out)
+    }
+
+    fn pack(&self, weight: &[f32], l: &LayerShape) -> Vec<f32> {
+        pack(weight, l.c_out, l.c_in)
+    }
+
+    /// Unscaled inputs (the weights are packed once).
+    fn suits(&self, _: &LayerShape, call: &CallShape) -> bool {
+        !call.scaled
+    }
+
+    fn forward(
+        &self,
+        l: &kernel::Layer,
+        x: &[f32],
+        dims: (usize, usize, usize, usize),
+        _scale: Option<&[f32]>,
+        residual: ResidualValues,
+    ) -> Vec<f32> {
+        let layer = Layer {
+            packed: l.packed,
+            bias: l.bias,
+            act: l.act,
+            c_out: l.shape.c_out,
+            geometry: l.shape.geometry,
+        };
+        forward(&layer, x, dims, residual)
+    }
 }
