@@ -10,7 +10,7 @@
 pub mod blocks;
 mod error;
 mod features;
-pub mod files;
+
 pub mod hub;
 /// MAC counting (moved to `scfnet_ops::macs`, where the ops count themselves).
 pub use scfnet_ops::macs;

@@ -15,6 +15,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .context("writing to standard output")?;
         return Ok(());
     }
-    scfnet_backbones::files::write_bytes(path, bytes)
+    scfnet_base::files::write_bytes(path, bytes)
         .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))
 }

@@ -80,10 +80,8 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
         if &weights != first {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("{}: cannot create folder", dir.display()))?;
-            scfnet_backbones::files::write_with(&weights, |tmp| {
-                std::fs::copy(first, tmp).map(|_| ())
-            })
-            .with_context(|| format!("{}: cannot write", weights.display()))?;
+            scfnet_base::files::write_with(&weights, |tmp| std::fs::copy(first, tmp).map(|_| ()))
+                .with_context(|| format!("{}: cannot write", weights.display()))?;
         }
         let config = HubConfig::new(
             args.model,

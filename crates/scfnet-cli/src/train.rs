@@ -9,10 +9,11 @@ use candle_core::DType;
 use clap::Args;
 use scfnet_backbones::{resolve, HubOptions, WeightSource};
 use scfnet_data::SodDataset;
+use scfnet_model::WEIGHTS_FILE;
 use scfnet_model::{ModelKind, Scfnet};
 use scfnet_train::{
-    checkpoint, fit, load_backbone, load_weights, FitOptions, FitSummary, Teacher, TrainConfig,
-    Trainer,
+    checkpoint, fit, load_backbone, load_weights, FitOptions, FitSummary, RunDir, Start, Teacher,
+    TrainConfig, TrainError, Trainer,
 };
 
 use crate::device::{device, DeviceArg};
@@ -175,7 +176,7 @@ fn weight_file(spec: &str) -> Result<PathBuf> {
     let source = if Path::new(spec).exists() {
         WeightSource::File(spec.into())
     } else {
-        WeightSource::parse(spec, "model.safetensors")
+        WeightSource::parse(spec, WEIGHTS_FILE)
     };
     Ok(resolve(&source, &HubOptions::from_env())?)
 }
@@ -183,41 +184,28 @@ fn weight_file(spec: &str) -> Result<PathBuf> {
 /// Refuses to start a new run in a folder that holds an earlier run's outputs (its log would be
 /// truncated and its weights replaced), unless `--overwrite`.
 fn ensure_new_run_folder(args: &CommonArgs) -> Result<()> {
-    if args.resume {
-        return Ok(());
-    }
-    let found: Vec<&str> = ["log.jsonl", "model.safetensors", "checkpoints"]
-        .into_iter()
-        .filter(|n| args.out.join(n).exists())
-        .collect();
-    if args.overwrite {
-        for name in &found {
-            let p = args.out.join(name);
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
+    let start = match (args.resume, args.overwrite) {
+        (true, _) => Start::Resume,
+        (false, true) => Start::Overwrite,
+        (false, false) => Start::New,
+    };
+    match RunDir::new(&args.out).prepare(start) {
+        Ok(removed) => {
+            if !removed.is_empty() {
+                tracing::warn!(
+                    "--overwrite: removed the earlier run's {} in {}",
+                    removed.join(", "),
+                    args.out.display()
+                );
             }
-            .with_context(|| format!("{}: cannot remove the earlier run's file", p.display()))?;
+            Ok(())
         }
-        if !found.is_empty() {
-            tracing::warn!(
-                "--overwrite: removed the earlier run's {} in {}",
-                found.join(", "),
-                args.out.display()
-            );
-        }
-        return Ok(());
+        Err(e @ TrainError::EarlierRun { .. }) => bail!(
+            "{e}; pass --resume to continue it, --overwrite to start over there, or choose \
+             another --out"
+        ),
+        Err(e) => Err(e).context("cannot remove the earlier run's outputs"),
     }
-    if !found.is_empty() {
-        bail!(
-            "{}: holds an earlier run ({}); pass --resume to continue it, --overwrite to start \
-             over there, or choose another --out",
-            args.out.display(),
-            found.join(", ")
-        );
-    }
-    Ok(())
 }
 
 /// The trainer of a run: the saved settings when resuming, else `fresh` (+ backbone weights).
@@ -285,7 +273,7 @@ fn report(summary: &FitSummary, out: &Path) {
         summary.steps,
         summary.epochs_done,
         summary.last_epoch_loss,
-        out.join("model.safetensors").display()
+        RunDir::new(out).weights().display()
     );
 }
 

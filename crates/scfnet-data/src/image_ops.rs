@@ -45,7 +45,7 @@ impl Planar {
     }
 }
 
-pub use sod_metrics::{max_pixels, DEFAULT_MAX_PIXELS};
+pub use scfnet_base::pixels::{max_pixels, DEFAULT_MAX_PIXELS};
 
 /// Whether a JPEG file's end-of-image marker (`FF D9`) is in its last 4 KiB: a file cut short
 /// has none (a stuffed scan never contains `FF D9`), and the decoder would fill the missing
@@ -92,7 +92,7 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
     if w == 0 || h == 0 {
         return Err(decode_err("empty image".into()));
     }
-    sod_metrics::check_pixels(w, h).map_err(decode_err)?;
+    scfnet_base::check_pixels(w, h).map_err(decode_err)?;
     if format == image::ImageFormat::Jpeg && !jpeg_is_complete(&bytes) {
         return Err(decode_err(
             "truncated JPEG (no end-of-image marker): the file is incomplete".into(),

@@ -238,19 +238,19 @@ fn write_jpeg(path: &Path, w: usize, h: usize, data: Vec<u8>) -> Result<()> {
     })
 }
 
-/// Writes through [`scfnet_backbones::files::write_with`] (temporary, fsync, rename).
+/// Writes through [`scfnet_base::files::write_with`] (temporary, fsync, rename).
 fn save_atomic(
     path: &Path,
     write: impl FnOnce(&Path) -> std::result::Result<(), image::ImageError>,
 ) -> Result<()> {
-    scfnet_backbones::files::write_with(path, write).map_err(|e| DataError::Write {
+    scfnet_base::files::write_with(path, write).map_err(|e| DataError::Write {
         path: path.to_owned(),
         message: e.to_string(),
     })
 }
 
 fn write_text(path: &Path, text: &str) -> Result<()> {
-    scfnet_backbones::files::write_bytes(path, text.as_bytes()).map_err(|e| DataError::io(path, e))
+    scfnet_base::files::write_bytes(path, text.as_bytes()).map_err(|e| DataError::io(path, e))
 }
 
 /// Largest side of a synthetic image.

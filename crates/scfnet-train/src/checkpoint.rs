@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use scfnet_backbones::files;
+use scfnet_base::files;
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::TrainConfig;
 use crate::engine::Trainer;
 use crate::error::{Result, TrainError};
+use crate::run_dir::RunDir;
 
 /// Where a run stands (saved with every checkpoint).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,7 +43,7 @@ const LATEST: &str = "latest";
 /// Checkpoints kept besides the newest.
 const KEEP_OLDER: usize = 1;
 
-/// Writes `bytes` to `path` atomically and durably ([`scfnet_backbones::files::write_bytes`]).
+/// Writes `bytes` to `path` atomically and durably ([`scfnet_base::files::write_bytes`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     files::write_bytes(path, bytes).map_err(|e| TrainError::io(path, e))
 }
@@ -50,7 +51,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Copies the weights of checkpoint folder `dir` to `out/model.safetensors` (atomically), where
 /// `scfnet predict --weights` expects the newest weights.
 fn publish_model(out: &Path, dir: &Path) -> Result<()> {
-    let model = out.join("model.safetensors");
+    let model = RunDir::new(out).weights();
     files::write_with(&model, |tmp| {
         std::fs::copy(dir.join(WEIGHTS), tmp).map(|_| ())
     })
@@ -94,7 +95,7 @@ pub fn save(out: &Path, trainer: &Trainer, state: &RunState) -> Result<PathBuf> 
             names: bad,
         });
     }
-    let root = out.join("checkpoints");
+    let root = RunDir::new(out).checkpoints();
     std::fs::create_dir_all(&root).map_err(|e| TrainError::io(&root, e))?;
     let name = format!("step-{:08}", state.step);
     let tmp = files::temp_path(&root.join(&name));
@@ -143,7 +144,7 @@ fn prune(root: &Path, newest: &str) -> Result<()> {
 /// non-finite loss), points `latest` and `model.safetensors` back at the newest one left, or
 /// removes them if none is left.
 pub fn discard_from(out: &Path, step: usize) -> Result<()> {
-    let root = out.join("checkpoints");
+    let root = RunDir::new(out).checkpoints();
     let Ok(entries) = std::fs::read_dir(&root) else {
         return Ok(());
     };
@@ -170,7 +171,7 @@ pub fn discard_from(out: &Path, step: usize) -> Result<()> {
         }
     }
     kept.sort();
-    let model = out.join("model.safetensors");
+    let model = RunDir::new(out).weights();
     match kept.last() {
         Some(newest) => {
             write_atomic(&root.join(LATEST), newest.as_bytes())?;
@@ -189,12 +190,13 @@ pub fn discard_from(out: &Path, step: usize) -> Result<()> {
 
 /// The newest checkpoint folder under `out`, if any.
 pub fn latest(out: &Path) -> Result<Option<PathBuf>> {
-    let pointer = out.join("checkpoints").join(LATEST);
+    let checkpoints = RunDir::new(out).checkpoints();
+    let pointer = checkpoints.join(LATEST);
     if !pointer.exists() {
         return Ok(None);
     }
     let name = std::fs::read_to_string(&pointer).map_err(|e| TrainError::io(&pointer, e))?;
-    let dir = out.join("checkpoints").join(name.trim());
+    let dir = checkpoints.join(name.trim());
     if !dir.join(STATE).is_file() {
         return Err(TrainError::checkpoint(
             &dir,

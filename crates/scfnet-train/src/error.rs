@@ -67,6 +67,15 @@ pub enum TrainError {
     /// An inconsistent setting.
     #[error("{0}")]
     Config(String),
+    /// A new run was asked for in a folder that holds an earlier run's outputs (its log would be
+    /// truncated and its weights replaced).
+    #[error("{}: holds an earlier run ({})", dir.display(), found.join(", "))]
+    EarlierRun {
+        /// The run folder.
+        dir: PathBuf,
+        /// The earlier run's outputs found there.
+        found: Vec<String>,
+    },
 }
 
 /// Result with a [`TrainError`].

@@ -15,6 +15,7 @@ use crate::engine::{Target, Teacher, Trainer};
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::progress::{FitEvent, ProgressCallback, Reporter};
+use crate::run_dir::RunDir;
 use crate::run_log::{RunLog, StepLine};
 
 /// How to run [`fit`].
@@ -83,8 +84,8 @@ fn mode_name(teacher: Option<&Teacher>) -> String {
 /// Removes temporaries of a killed earlier run (half-written checkpoints, weights) from `out`.
 fn clean_stale(out: &Path) -> Result<()> {
     let mut stale = 0;
-    for dir in [out.to_owned(), out.join("checkpoints")] {
-        stale += scfnet_backbones::files::remove_stale_temporaries(&dir)
+    for dir in [out.to_owned(), RunDir::new(out).checkpoints()] {
+        stale += scfnet_base::files::remove_stale_temporaries(&dir)
             .map_err(|e| TrainError::io(&dir, e))?;
     }
     if stale > 0 {

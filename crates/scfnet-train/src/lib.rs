@@ -2,7 +2,7 @@
 //! SGD with momentum in Paddle's semantics ([`SgdMomentum`]), the warm-up + cosine schedule
 //! ([`WarmupCosine`]), the parameter groups of the recipe ([`param_groups`]), the step shared by
 //! full supervision and distillation ([`Trainer`]), checkpoints with exact resume
-//! ([`checkpoint`]), per-epoch validation ([`evaluate`]) and the loop ([`fit`]). Losses, optimiser
+//! ([`checkpoint`]) in a run folder whose names one type owns ([`RunDir`]), per-epoch validation ([`evaluate`]) and the loop ([`fit`]). Losses, optimiser
 //! and one whole step are checked against the authors' Paddle code (`tests/reference/train/`).
 
 #![warn(missing_docs)]
@@ -18,6 +18,7 @@ mod loss;
 mod optim;
 pub mod params;
 pub mod progress;
+pub mod run_dir;
 pub mod run_log;
 mod schedule;
 
@@ -33,6 +34,7 @@ pub use loss::{
 pub use optim::{ParamGroup, SgdMomentum};
 pub use params::{init_fresh, load_backbone, load_weights, param_groups};
 pub use progress::{FitEvent, ProgressCallback};
+pub use run_dir::{RunDir, Start};
 pub use schedule::WarmupCosine;
 
 /// The examples of the crate's README.md, compiled and run by `cargo test --doc`.

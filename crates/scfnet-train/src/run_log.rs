@@ -43,7 +43,7 @@ impl RunLog {
     /// Opens `out/log.jsonl`: a new run starts it empty; a resumed one (`resume_step`) keeps the
     /// step lines before the checkpoint's step and the validations that ended at it.
     pub fn open(out: &Path, resume_step: Option<usize>) -> Result<Self> {
-        let path = out.join("log.jsonl");
+        let path = crate::RunDir::new(out).log();
         let kept = match resume_step {
             Some(step) if path.exists() => std::fs::read_to_string(&path)
                 .map_err(|e| TrainError::io(&path, e))?

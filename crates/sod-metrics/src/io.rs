@@ -9,32 +9,7 @@ use crate::gray::GrayMap;
 use crate::pair::SaliencyPair;
 use crate::resize::{resize_bilinear, ResizeMode};
 
-/// Most pixels an image file may have unless `SCFNET_MAX_PIXELS` says otherwise: 64 million
-/// (8000 × 8000). A file declaring more is refused from its header, before anything is
-/// allocated (a 70-byte PNG can declare 13000 × 13000). The scfnet tools share this limit.
-pub const DEFAULT_MAX_PIXELS: u64 = 64_000_000;
-
-/// The pixel limit in force: `SCFNET_MAX_PIXELS` (a positive integer) if set, else
-/// [`DEFAULT_MAX_PIXELS`].
-pub fn max_pixels() -> u64 {
-    std::env::var("SCFNET_MAX_PIXELS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(DEFAULT_MAX_PIXELS)
-}
-
-/// `Err(message)` when a `width × height` image exceeds [`max_pixels`]: the one check of every
-/// image decoder of the workspace, made from the header before anything is allocated.
-pub fn check_pixels(width: u32, height: u32) -> std::result::Result<(), String> {
-    let (pixels, limit) = (width as u64 * height as u64, max_pixels());
-    if pixels > limit {
-        return Err(format!(
-            "{width}x{height} = {pixels} pixels, more than the limit of {limit} (set SCFNET_MAX_PIXELS to raise it)"
-        ));
-    }
-    Ok(())
-}
+pub use scfnet_base::pixels::{check_pixels, max_pixels, DEFAULT_MAX_PIXELS};
 
 /// How a file's pixels became grey levels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

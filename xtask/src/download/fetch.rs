@@ -185,7 +185,7 @@ impl Fetcher {
                         .with_context(|| format!("flushing {}", part.display()))?;
                     std::fs::rename(&part, &dest)
                         .with_context(|| format!("renaming into {}", dest.display()))?;
-                    scfnet_backbones::files::sync_dir(downloads).ok();
+                    scfnet_base::files::sync_dir(downloads).ok();
                     let _ = std::fs::remove_file(sidecar(&part));
                     return Ok(dest);
                 }

@@ -122,7 +122,7 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
 
 /// A fresh, empty temporary folder next to `dest` (an earlier one of this process removed).
 pub fn fresh_temp(dest: &Path) -> Result<PathBuf> {
-    let tmp = scfnet_backbones::files::temp_path(dest);
+    let tmp = scfnet_base::files::temp_path(dest);
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     }
@@ -141,7 +141,7 @@ fn finish(tmp: &Path, dest: &Path, marker: &str) -> Result<()> {
     }
     std::fs::rename(tmp, dest).with_context(|| format!("renaming into {}", dest.display()))?;
     if let Some(parent) = dest.parent() {
-        scfnet_backbones::files::sync_dir(parent).ok();
+        scfnet_base::files::sync_dir(parent).ok();
     }
     Ok(())
 }

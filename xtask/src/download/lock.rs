@@ -60,7 +60,7 @@ impl Lock {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).ok();
         }
-        scfnet_backbones::files::write_bytes(&self.path, text.as_bytes())
+        scfnet_base::files::write_bytes(&self.path, text.as_bytes())
             .with_context(|| format!("writing {}", self.path.display()))
     }
 }

@@ -202,7 +202,7 @@ pub fn download(opts: &Options) -> Result<Report> {
     // Folders a killed run was building (`.NAME.PID.tmp`) are garbage; `.part` files are kept.
     for dir in [&data, &downloads] {
         if dir.is_dir() {
-            scfnet_backbones::files::remove_stale_temporaries(dir)
+            scfnet_base::files::remove_stale_temporaries(dir)
                 .with_context(|| format!("cleaning {}", dir.display()))?;
         }
     }
@@ -358,7 +358,7 @@ fn take_from(from: &Path, name: &str, downloads: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(downloads)?;
     if std::fs::rename(&src, &dst).is_err() {
-        let tmp = scfnet_backbones::files::temp_path(&dst);
+        let tmp = scfnet_base::files::temp_path(&dst);
         std::fs::copy(&src, &tmp)
             .with_context(|| format!("copying {} into {}", src.display(), downloads.display()))?;
         std::fs::rename(&tmp, &dst)?;
@@ -396,10 +396,8 @@ fn install_weights(it: &Item, fetched: &Path, dest: &Path) -> Result<()> {
         }
         Some(other) => bail!("unknown conversion {other:?} in the manifest"),
         None => {
-            scfnet_backbones::files::write_with(dest, |tmp| {
-                std::fs::copy(fetched, tmp).map(|_| ())
-            })
-            .with_context(|| format!("copying {} to {}", fetched.display(), dest.display()))?;
+            scfnet_base::files::write_with(dest, |tmp| std::fs::copy(fetched, tmp).map(|_| ()))
+                .with_context(|| format!("copying {} to {}", fetched.display(), dest.display()))?;
             if dest.extension().is_some_and(|e| e == "safetensors") {
                 scfnet_backbones::check_safetensors(dest, &[], &it.name)?;
             }

@@ -254,7 +254,7 @@ impl Sweep {
         let rows = report::rows(&self.plan, &scores, &info, &timings);
         let write = |name: &str, text: String| -> Result<()> {
             let p = self.paths.out.join(name);
-            scfnet_backbones::files::write_bytes(&p, text.as_bytes())
+            scfnet_base::files::write_bytes(&p, text.as_bytes())
                 .with_context(|| format!("writing {}", p.display()))
         };
         write("results.md", report::markdown(&self.plan, &rows, total))?;

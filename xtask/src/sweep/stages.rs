@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use scfnet_train::RunDir;
+
 use super::plan::{Plan, RunCommand};
 
 /// The file a finished stage leaves in its output folder.
@@ -119,7 +121,7 @@ impl Stage {
     pub fn args_now(&self, state: State) -> Vec<String> {
         let mut args = self.args.clone();
         if self.kind == Kind::Train && state == State::Partial {
-            let has_checkpoint = std::fs::read_dir(self.output.join("checkpoints"))
+            let has_checkpoint = std::fs::read_dir(RunDir::new(&self.output).checkpoints())
                 .map(|mut d| d.next().is_some())
                 .unwrap_or(false);
             args.push(
@@ -167,7 +169,7 @@ pub fn stages(
                 let t = plan
                     .run(r.teacher.as_deref().expect("checked by the plan"))
                     .expect("checked by the plan");
-                let weights = paths.run_dir(&t.name).join("model.safetensors");
+                let weights = RunDir::new(paths.run_dir(&t.name)).weights();
                 needs.push(paths.run_dir(&t.name).join(MARKER));
                 args.extend([
                     "distill".into(),
@@ -205,7 +207,7 @@ pub fn stages(
             args,
             needs,
         });
-        let weights = dir.join("model.safetensors");
+        let weights = RunDir::new(&dir).weights();
         for set in &plan.sweep.test_sets {
             let mut args = vec![
                 "predict".into(),

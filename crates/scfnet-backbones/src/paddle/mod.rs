@@ -266,17 +266,16 @@ pub fn convert(
     Ok((out, report))
 }
 
-/// Writes `tensors` as safetensors to `path` atomically ([`crate::files::write_with`]).
+/// Writes `tensors` as safetensors to `path` atomically (`scfnet_base::files::write_with`).
 pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    crate::files::write_with(path, |tmp| candle_core::safetensors::save(tensors, tmp)).map_err(
-        |e| match e {
+    scfnet_base::files::write_with(path, |tmp| candle_core::safetensors::save(tensors, tmp))
+        .map_err(|e| match e {
             candle_core::Error::Io(source) => WeightsError::Io {
                 path: path.to_owned(),
                 source,
             },
             other => other.into(),
-        },
-    )
+        })
 }
 
 /// Reads `input`, converts it for a model that needs `expected`, and writes `output`.

@@ -80,13 +80,13 @@ pub struct Encoded {
 }
 
 /// Writes the files of `encoded` atomically, the flushes shared
-/// ([`scfnet_backbones::files::write_many`]); returns the failures, one line per image.
+/// ([`scfnet_base::files::write_many`]); returns the failures, one line per image.
 fn write_encoded(encoded: &[Encoded]) -> Vec<String> {
     let flat: Vec<(&Path, &[u8])> = encoded
         .iter()
         .flat_map(|e| e.files.iter().map(|(p, b)| (p.as_path(), b.as_slice())))
         .collect();
-    let mut results = scfnet_backbones::files::write_many(&flat).into_iter();
+    let mut results = scfnet_base::files::write_many(&flat).into_iter();
     let mut failures = Vec::new();
     for e in encoded {
         // The first error among the image's files, if any.

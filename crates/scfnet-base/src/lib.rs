@@ -1,0 +1,18 @@
+//! The rules every crate of scfnet shares, in one small crate at the bottom of the workspace
+//! (pure Rust, no candle):
+//!
+//! - [`files`] — atomic, durable file writes (temporary name, `fsync`, rename, folder sync) and
+//!   the sweep of temporaries left by killed processes.
+//! - [`pixels`] — the pixel limit every image decoder checks from the file's header.
+
+#![warn(missing_docs)]
+
+pub mod files;
+pub mod pixels;
+
+pub use pixels::{check_pixels, max_pixels, DEFAULT_MAX_PIXELS};
+
+/// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,130 @@
+//! The folder of one training or distillation run: the names of what a run writes there, and
+//! how a new run treats what an earlier one left.
+//!
+//! ```text
+//! OUT/
+//!   model.safetensors      the newest weights (what `predict --weights OUT` reads)
+//!   log.jsonl              one line per step and per validation
+//!   checkpoints/
+//!     latest               the name of the newest checkpoint
+//!     step-00000120/       weights, optimiser state, run state
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, TrainError};
+
+/// The newest weights of a run, in its folder.
+pub use scfnet_model::WEIGHTS_FILE;
+/// The run's log, one JSON object a line.
+pub const LOG_FILE: &str = "log.jsonl";
+/// The folder of the run's checkpoints.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// What a run does with an earlier run's outputs in its folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// Start a new run; refuse a folder that holds an earlier run.
+    New,
+    /// Continue the earlier run from its newest checkpoint (if any).
+    Resume,
+    /// Start a new run after removing the earlier run's outputs (and nothing else).
+    Overwrite,
+}
+
+/// The folder of one run (it need not exist yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunDir {
+    root: PathBuf,
+}
+
+impl RunDir {
+    /// The run folder `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `ROOT/model.safetensors`: the newest weights.
+    pub fn weights(&self) -> PathBuf {
+        self.root.join(WEIGHTS_FILE)
+    }
+
+    /// `ROOT/log.jsonl`.
+    pub fn log(&self) -> PathBuf {
+        self.root.join(LOG_FILE)
+    }
+
+    /// `ROOT/checkpoints`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.root.join(CHECKPOINTS_DIR)
+    }
+
+    /// The names of an earlier run's outputs present in the folder.
+    pub fn earlier_outputs(&self) -> Vec<&'static str> {
+        [LOG_FILE, WEIGHTS_FILE, CHECKPOINTS_DIR]
+            .into_iter()
+            .filter(|n| self.root.join(n).exists())
+            .collect()
+    }
+
+    /// Makes the folder ready for a run started as `start`: [`Start::New`] fails with
+    /// [`TrainError::EarlierRun`] when an earlier run's outputs are there, [`Start::Overwrite`]
+    /// removes them, [`Start::Resume`] leaves them. Returns the names removed.
+    pub fn prepare(&self, start: Start) -> Result<Vec<&'static str>> {
+        let found = self.earlier_outputs();
+        match start {
+            Start::Resume => Ok(Vec::new()),
+            Start::New if found.is_empty() => Ok(Vec::new()),
+            Start::New => Err(TrainError::EarlierRun {
+                dir: self.root.clone(),
+                found: found.iter().map(|s| s.to_string()).collect(),
+            }),
+            Start::Overwrite => {
+                for name in &found {
+                    let p = self.root.join(name);
+                    if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    }
+                    .map_err(|e| TrainError::io(&p, e))?;
+                }
+                Ok(found)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_run_refuses_an_earlier_one_and_overwrite_removes_only_its_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        assert_eq!(run.prepare(Start::New).unwrap(), Vec::<&str>::new());
+        std::fs::write(run.log(), "{}\n").unwrap();
+        std::fs::create_dir_all(run.checkpoints().join("step-00000001")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+        let err = run.prepare(Start::New).unwrap_err();
+        assert!(
+            matches!(&err, TrainError::EarlierRun { found, .. } if found == &["log.jsonl", "checkpoints"]),
+            "{err}"
+        );
+        assert_eq!(run.prepare(Start::Resume).unwrap(), Vec::<&str>::new());
+        assert!(run.log().exists());
+        assert_eq!(
+            run.prepare(Start::Overwrite).unwrap(),
+            vec![LOG_FILE, CHECKPOINTS_DIR]
+        );
+        assert!(!run.log().exists() && !run.checkpoints().exists());
+        assert!(dir.path().join("notes.txt").exists());
+        assert_eq!(run.weights(), dir.path().join("model.safetensors"));
+    }
+}
