@@ -1,14 +1,11 @@
-//! The outputs of `scfnet predict`: maps (and cutouts) encoded as PNG, written atomically in
+//! The outputs of a prediction run: maps (and cutouts) encoded as PNG, written atomically in
 //! groups that share their flushes to disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
-use indicatif::ProgressBar;
-
-use super::images::Decoded;
+use crate::inputs::Decoded;
 
 /// `data` as a PNG. Maps (`L8`) use the "up" filter on every row: smooth grey maps compress
 /// about as well as with the per-row choice of filter, for half the time. Cutouts keep the
@@ -18,7 +15,7 @@ fn encode_png(
     height: usize,
     data: Vec<u8>,
     color: image::ColorType,
-) -> Result<Vec<u8>> {
+) -> image::ImageResult<Vec<u8>> {
     use image::codecs::png::{CompressionType, FilterType, PngEncoder};
     use image::ImageEncoder;
     let mut out = Vec::new();
@@ -55,7 +52,12 @@ pub fn output_paths(out_dir: &Path, relative: &Path, cutout: bool) -> Vec<PathBu
 pub type Files = Vec<(PathBuf, Vec<u8>)>;
 
 /// The PNG files of one image's map (and cutout).
-pub fn encode_outputs(img: &Decoded, map: Vec<u8>, out_dir: &Path, cutout: bool) -> Result<Files> {
+pub fn encode_outputs(
+    img: &Decoded,
+    map: Vec<u8>,
+    out_dir: &Path,
+    cutout: bool,
+) -> image::ImageResult<Files> {
     let paths = output_paths(out_dir, &img.relative, cutout);
     let mut files = Vec::with_capacity(paths.len());
     if let Some(cut) = paths.get(1) {
@@ -121,9 +123,10 @@ pub enum Outcome {
 }
 
 /// The writing thread of the pipeline: writes the encoded images that come from `outcomes` in
-/// groups ([`GROUP_IMAGES`], [`GROUP_WAIT`]; [`write_encoded`]), counts every image on `pb`, and
-/// returns the failures, one line per image, when every sender is gone.
-pub fn write_outcomes(outcomes: Receiver<Outcome>, pb: &ProgressBar) -> Vec<String> {
+/// groups (32 images, or 250 ms after the first; one shared flush each), calls `done(n)` as each `n`
+/// images are finished (written or failed), and returns the failures, one line per image, when
+/// every sender is gone.
+pub fn write_outcomes(outcomes: Receiver<Outcome>, done: &(dyn Fn(u64) + Sync)) -> Vec<String> {
     let mut failures = Vec::new();
     let mut group: Vec<Encoded> = Vec::new();
     let mut first_waiting = Instant::now();
@@ -136,7 +139,7 @@ pub fn write_outcomes(outcomes: Receiver<Outcome>, pb: &ProgressBar) -> Vec<Stri
         let last = match next {
             Ok(Outcome::Failed(line)) => {
                 failures.push(line);
-                pb.inc(1);
+                done(1);
                 continue;
             }
             Ok(Outcome::Encoded(encoded)) => {
@@ -153,7 +156,7 @@ pub fn write_outcomes(outcomes: Receiver<Outcome>, pb: &ProgressBar) -> Vec<Stri
             Err(RecvTimeoutError::Disconnected) => true,
         };
         failures.extend(write_encoded(&group));
-        pb.inc(group.len() as u64);
+        done(group.len() as u64);
         group.clear();
         if last {
             return failures;

@@ -1,12 +1,12 @@
-//! Finding and decoding input images.
+//! Finding and decoding the input images of a prediction run.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
-use scfnet_model::RgbRef;
-
 use scfnet_data::walk::image_files;
 use scfnet_data::IMAGE_EXTENSIONS as EXTENSIONS;
+use scfnet_model::RgbRef;
+
+use crate::error::{Error, Result};
 
 /// A decoded RGB image and where its outputs go.
 pub struct Decoded {
@@ -44,9 +44,9 @@ pub fn collect_inputs(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
         return Ok(vec![(input.to_owned(), name)]);
     }
     if !input.is_dir() {
-        bail!("{}: no such file or folder", input.display());
+        return Err(Error::NoInput(input.to_owned()));
     }
-    let (files, skipped) = image_files(input, true)?;
+    let (files, skipped) = image_files(input, true).map_err(Error::Data)?;
     for line in skipped.lines() {
         tracing::warn!("{line}");
     }
@@ -58,18 +58,19 @@ pub fn collect_inputs(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
         })
         .collect();
     if out.is_empty() {
-        bail!(
-            "{}: no images found (looked for {})",
-            input.display(),
-            EXTENSIONS.join(", ")
-        );
+        return Err(Error::NoImages {
+            dir: input.to_owned(),
+            extensions: EXTENSIONS.join(", "),
+        });
     }
     Ok(out)
 }
 
 /// Decodes one image to RGB; the error names the file.
 pub fn decode(path: &Path, relative: &Path) -> Result<Decoded> {
-    let img = scfnet_data::decode_image(path)?.into_rgb8();
+    let img = scfnet_data::decode_image(path)
+        .map_err(Error::Data)?
+        .into_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     Ok(Decoded {
         path: path.to_owned(),

@@ -1,4 +1,4 @@
-//! The work of `scfnet predict` besides the network, in short steps that any thread can run:
+//! The work of a prediction run besides the network, in short steps that any thread can run:
 //! decoding and preparing one image, or making and encoding one image's map.
 //!
 //! Three kinds of thread run the steps: the busy-waiting helper of a single-image pass whenever
@@ -13,12 +13,11 @@ use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use anyhow::Context;
 use scfnet_model::{InputBatch, Logits, PredictError, Predictor};
 
-use super::cpu_clock::CpuTotal;
-use super::images::{self, Decoded};
-use super::outputs::{encode_outputs, Encoded, Outcome};
+use crate::cpu_clock::CpuTotal;
+use crate::inputs::{self, Decoded};
+use crate::sink::{encode_outputs, Encoded, Outcome};
 
 /// A decoded image whose network input is in its batch's [`InputBatch`], or the failure line of
 /// one that did not decode.
@@ -139,26 +138,23 @@ impl<'a> Background<'a> {
                 // A decoder that panics on a hostile file fails that file, not the run (and the
                 // threads waiting for it do not wait forever).
                 let prepared = self.decoding_cpu.time(|| {
-                    catch_unwind(AssertUnwindSafe(|| {
-                        images::decode(path, rel)
-                            .and_then(|mut img| {
-                                // The batch's reference is dropped with this statement, before
-                                // the image counts as decoded: the network's thread takes the
-                                // batch's inputs once every image is, and must then hold the
-                                // only reference.
-                                self.inputs_of_batch(i / self.batch)?
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .fill(i % self.batch, img.as_rgb())
-                                    .with_context(|| format!("{}", path.display()))?;
-                                if !self.cutout {
-                                    // Only a cutout needs the pixels again: memory the next
-                                    // images can use while this one waits for its map.
-                                    img.rgb = Vec::new();
-                                }
-                                Ok(img)
-                            })
-                            .map_err(|e| format!("{e:#}"))
+                    catch_unwind(AssertUnwindSafe(|| -> Prepared {
+                        let mut img = inputs::decode(path, rel).map_err(|e| e.to_string())?;
+                        // The batch's reference is dropped with this statement, before the
+                        // image counts as decoded: the network's thread takes the batch's inputs
+                        // once every image is, and must then hold the only reference.
+                        self.inputs_of_batch(i / self.batch)
+                            .map_err(|e| format!("{}: {e}", path.display()))?
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .fill(i % self.batch, img.as_rgb())
+                            .map_err(|e| format!("{}: {e}", path.display()))?;
+                        if !self.cutout {
+                            // Only a cutout needs the pixels again: memory the next images can
+                            // use while this one waits for its map.
+                            img.rgb = Vec::new();
+                        }
+                        Ok(img)
                     }))
                     .unwrap_or_else(|_| Err(format!("{}: the decoder panicked", path.display())))
                 });
@@ -171,19 +167,20 @@ impl<'a> Background<'a> {
                 let img = &images[i];
                 let outcome = self.maps_cpu.time(|| {
                     catch_unwind(AssertUnwindSafe(|| {
+                        let path = img.path.display();
                         logits
                             .map(i, img.height, img.width)
-                            .with_context(|| format!("{}: no map", img.path.display()))
-                            .and_then(|map| encode_outputs(img, map, self.out_dir, self.cutout))
-                            .map_or_else(
-                                |e| Outcome::Failed(format!("{e:#}")),
-                                |files| {
-                                    Outcome::Encoded(Encoded {
-                                        image: img.path.clone(),
-                                        files,
-                                    })
-                                },
-                            )
+                            .map_err(|e| format!("{path}: no map: {e}"))
+                            .and_then(|map| {
+                                encode_outputs(img, map, self.out_dir, self.cutout)
+                                    .map_err(|e| format!("{path}: cannot encode the map: {e}"))
+                            })
+                            .map_or_else(Outcome::Failed, |files| {
+                                Outcome::Encoded(Encoded {
+                                    image: img.path.clone(),
+                                    files,
+                                })
+                            })
                     }))
                     .unwrap_or_else(|_| {
                         Outcome::Failed(format!(

@@ -1,4 +1,4 @@
-//! Idle priority for `scfnet predict`'s background workers.
+//! Idle priority for the pipeline's background workers.
 //!
 //! The network runs as fork-join loops on all cores: when another thread takes a core in the
 //! middle of one, the whole loop waits for the worker it displaced. Decoding and encoding are a

@@ -1,81 +1,52 @@
-//! `scfnet predict`: saliency maps for images or folders of images.
+//! The batched prediction pipeline: images decoded and prepared, the network, maps made and
+//! encoded, files written, the stages overlapped on every core.
 
-mod background;
-mod cpu_clock;
-mod images;
-mod outputs;
-mod priority;
-
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use candle_core::DType;
-use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use scfnet_model::{check_input_side, Predictor, Scfnet};
+use scfnet_model::Predictor;
 
-use crate::device::{device, DeviceArg};
-use crate::paths::{ensure_distinct, ensure_outside};
-use crate::weights::{self, WeightsArgs};
-use background::Background;
-use images::collect_inputs;
-use outputs::{output_paths, Outcome};
+use crate::background::Background;
+use crate::cpu_clock;
+use crate::error::{Error, Result};
+use crate::inputs;
+use crate::priority;
+use crate::sink::{self, Outcome};
 
-/// `scfnet predict`: one 8-bit PNG saliency map per image, at the image's size.
-#[derive(Args, Debug, Clone)]
-pub struct PredictArgs {
-    #[command(flatten)]
-    pub weights: WeightsArgs,
-    /// An image, or a folder searched recursively for jpg/png/bmp/webp files.
-    #[arg(long, value_name = "FILE|DIR")]
-    pub input: PathBuf,
-    /// Output folder; the input folder's tree is kept.
-    #[arg(long, value_name = "DIR")]
-    pub output: PathBuf,
-    /// Network input side (default 352; 384 for swinb); a multiple of 32.
-    #[arg(long)]
-    pub size: Option<usize>,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 1)]
+/// What a run writes, and how many images go through the network at once.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions<'a> {
+    /// The output folder; each map goes to the input's relative path, extension `.png`.
+    pub output: &'a Path,
+    /// Images per forward pass (at least 1).
     pub batch: usize,
     /// Also write `NAME_cutout.png`: the image with the map as alpha channel.
-    #[arg(long)]
     pub cutout: bool,
-    /// Where to run the network.
-    #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
-    pub device: DeviceArg,
-    /// For benchmarks: decode every image first, then run only the network over them in
-    /// batches, timing its calls, and log its throughput; writes nothing. What `cargo xtask
-    /// bench-predict` compares the folder's throughput with, in a process started the same way.
-    #[arg(long, hide = true)]
-    pub network_only: bool,
 }
 
-/// Where the time of [`pipeline`] went.
+/// Where the time of [`run`] went.
 #[derive(Clone, Copy, Debug, Default)]
-struct Profile {
+pub struct Profile {
     /// The network's thread running the network (its busy-waiting helper runs background
     /// steps meanwhile).
-    computing: Duration,
+    pub computing: Duration,
     /// The network's thread waiting for its next batch to be decoded, running background steps
     /// itself meanwhile.
-    waiting_for_input: Duration,
+    pub waiting_for_input: Duration,
     /// CPU time of the whole process over the pipeline, where the platform tells.
-    cpu: Option<Duration>,
+    pub cpu: Option<Duration>,
     /// CPU time of the steps that decoded and prepared images (any thread).
-    decoding_cpu: Duration,
+    pub decoding_cpu: Duration,
     /// CPU time of the steps that made and encoded maps (any thread).
-    maps_cpu: Duration,
+    pub maps_cpu: Duration,
     /// CPU time of the writing thread (mostly the kernel's).
-    writing_cpu: Option<Duration>,
+    pub writing_cpu: Option<Duration>,
 }
 
 impl Profile {
     /// The log line of the CPU time, per activity and per image, where the platform tells.
-    fn cpu_line(&self, images: usize) -> Option<String> {
+    pub fn cpu_line(&self, images: usize) -> Option<String> {
         let (all, writing) = (self.cpu?, self.writing_cpu?);
         let besides = self.decoding_cpu + self.maps_cpu + writing;
         let rest = all.saturating_sub(besides);
@@ -117,13 +88,20 @@ fn decode_ahead(batch: usize) -> usize {
     batch.max(2)
 }
 
-/// Runs of fewer images than this use small pages ([`crate::memory::small_pages`]): on the
+/// Runs of fewer images than this are better off with small pages (see [`prefers_small_pages`]): on the
 /// project's machine transparent huge pages cost a run 0.25–0.5 s of CPU up front (the system
 /// time of 96-image runs, 0.36–0.73 s with them against 0.14–0.23 s without) and then save about
 /// 4 % of the CPU time per image at batch 8 (768-image runs: faster with them in 5 of 6 pairs,
 /// by 3–7 %), about 0.5 ms an image, so they pay for themselves from some 500–900 images on.
 /// Fewer than 600 images: small pages (faster in 7 of 9 pairs of 96-image runs).
 const SMALL_PAGES_BELOW: usize = 600;
+
+/// Whether a run of `images` images is faster with transparent huge pages off for the process
+/// (fewer than 600 images, measured on the project's machine); a binary turns them off before
+/// the run starts.
+pub fn prefers_small_pages(images: usize) -> bool {
+    images < SMALL_PAGES_BELOW
+}
 
 /// Ends the background steps if the network's thread unwinds, so that the scope's threads end.
 struct AbandonOnUnwind<'a, 'b>(&'a Background<'b>);
@@ -137,35 +115,38 @@ impl Drop for AbandonOnUnwind<'_, '_> {
 }
 
 /// Decodes, predicts and writes `inputs` in batches, the stages overlapped. Decoding and
-/// preparing an image, and making and encoding a map, are steps of a shared queue
-/// ([`Background`]) that three kinds of thread run: the network's busy-waiting helper in its
-/// idle moments (single images), background workers at idle priority
-/// ([`priority::run_when_idle`], [`background_workers`]) in the gaps the network leaves, and this
-/// thread while it waits
-/// for its next batch. Decoding runs at most one batch ahead ([`decode_ahead`]). A writing thread writes the PNGs
-/// in groups ([`outputs::write_outcomes`]), so that nothing waits for the disk. Returns the
-/// failures (images that did not decode, maps not finite, files not written), one line each,
-/// and where the time went.
-fn pipeline(
+/// preparing an image, and making and encoding a map, are steps of a shared queue that three
+/// kinds of thread run: the network's busy-waiting helper in its idle moments (single images),
+/// background workers at idle priority ([`priority::run_when_idle`]; one fewer than the cores,
+/// none where the helper runs the steps) in the gaps the network leaves, and this thread while it
+/// waits for its next batch. Decoding runs at most one batch ahead. A writing thread writes the PNGs in groups ([`sink::write_outcomes`]), so
+/// that nothing waits for the disk, and calls `done(n)` as images finish (for a progress bar).
+///
+/// `inputs` are `(file, path relative to the input root)` ([`crate::collect_inputs`]). Returns
+/// the failures (images that did not decode, maps not finite, files not written), one line each,
+/// and where the time went; an error only when the network itself fails (the maps already made
+/// are still written).
+pub fn run(
     predictor: &Predictor,
     inputs: &[(PathBuf, PathBuf)],
-    args: &PredictArgs,
-    pb: &ProgressBar,
+    options: RunOptions,
+    done: &(dyn Fn(u64) + Sync),
 ) -> Result<(Vec<String>, Profile)> {
+    let batch_size = options.batch.max(1);
     let (outcomes_tx, outcomes_rx) = channel::<Outcome>();
     let background = Background::new(
         inputs,
-        (predictor, args.batch),
-        (&args.output, args.cutout),
+        (predictor, batch_size),
+        (options.output, options.cutout),
         outcomes_tx.clone(),
     );
     let cpu_at_start = cpu_clock::process_cpu();
     std::thread::scope(|s| {
         let writer = s.spawn(move || {
-            let failures = outputs::write_outcomes(outcomes_rx, pb);
+            let failures = sink::write_outcomes(outcomes_rx, done);
             (failures, cpu_clock::thread_cpu())
         });
-        for _ in 0..background_workers(predictor, args.batch) {
+        for _ in 0..background_workers(predictor, batch_size) {
             s.spawn(|| {
                 priority::run_when_idle();
                 background.work();
@@ -174,9 +155,9 @@ fn pipeline(
         let _abandon = AbandonOnUnwind(&background);
         let mut network = Ok(());
         let mut time = Profile::default();
-        for (k, start) in (0..inputs.len()).step_by(args.batch).enumerate() {
-            let end = (start + args.batch).min(inputs.len());
-            background.allow(end + decode_ahead(args.batch));
+        for (k, start) in (0..inputs.len()).step_by(batch_size).enumerate() {
+            let end = (start + batch_size).min(inputs.len());
+            background.allow(end + decode_ahead(batch_size));
             let waited = Instant::now();
             let (prepared, batch) = background.take(k);
             time.waiting_for_input += waited.elapsed();
@@ -193,9 +174,9 @@ fn pipeline(
                 continue;
             }
             let Some(batch) = batch else {
-                network = Err(anyhow::anyhow!(
-                    "the network input of batch {k} was not ready (a bug)"
-                ));
+                network = Err(Error::Internal(format!(
+                    "the network input of batch {k} was not ready"
+                )));
                 break;
             };
             let started = Instant::now();
@@ -203,17 +184,17 @@ fn pipeline(
             time.computing += started.elapsed();
             match logits {
                 Ok(logits) if logits.len() != images.len() => {
-                    network = Err(anyhow::anyhow!(
-                        "{} maps for {} images in batch {k} (a bug)",
+                    network = Err(Error::Internal(format!(
+                        "{} maps for {} images in batch {k}",
                         logits.len(),
                         images.len()
-                    ));
+                    )));
                     break;
                 }
                 Ok(logits) => background.push_maps(images, logits),
                 Err(e) => {
                     // The maps already computed are still written.
-                    network = Err(anyhow::Error::new(e).context("the network failed"));
+                    network = Err(Error::Predict(e));
                     break;
                 }
             }
@@ -231,117 +212,31 @@ fn pipeline(
     })
 }
 
-/// Runs `scfnet predict`.
-pub fn run(args: PredictArgs) -> Result<ExitCode> {
-    if let Some(size) = args.size {
-        check_input_side(size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
-    }
-    if args.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
-    let inputs = collect_inputs(&args.input)?;
-    // Nothing may be written over an input, into the input folder, or twice.
-    ensure_outside(&args.output, &args.input, "--output")?;
-    let plan: Vec<(PathBuf, Vec<PathBuf>)> = inputs
-        .iter()
-        .map(|(path, rel)| (path.clone(), output_paths(&args.output, rel, args.cutout)))
-        .collect();
-    ensure_distinct(&plan)?;
-    if inputs.len() < SMALL_PAGES_BELOW {
-        crate::memory::small_pages();
-    }
-    let dev = device(args.device)?;
-    let chosen = weights::choose(&args.weights, &dev)?;
-    let model = chosen.model;
-    let size = args.size.or(chosen.size).unwrap_or(model.default_size());
-    let predictor = Predictor::new(
-        Scfnet::new(model, chosen.vb).context("building the network")?,
-        size,
-        &dev,
-        DType::F32,
-    )?;
-    tracing::info!(
-        "{} images, model {}, input {size}x{size}",
-        inputs.len(),
-        model
-    );
-
-    if args.network_only {
-        return network_only(&predictor, &inputs, args.batch);
-    }
-
-    let pb = ProgressBar::new(inputs.len() as u64);
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{spinner} predicting [{bar:40}] {pos}/{len} images, {per_sec}, ETA {eta}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    let started = Instant::now();
-    let (failures, time) = pipeline(&predictor, &inputs, &args, &pb)?;
-    let wall = started.elapsed().as_secs_f64();
-    pb.finish_and_clear();
-    let written = inputs.len() - failures.len();
-    tracing::info!(
-        "wrote {written} maps to {} in {wall:.2} s ({:.1} images/s)",
-        args.output.display(),
-        inputs.len() as f64 / wall
-    );
-    tracing::info!(
-        "the network ran {:.2} s ({:.0} % of the time); it waited {:.2} s for decoded images",
-        time.computing.as_secs_f64(),
-        100.0 * time.computing.as_secs_f64() / wall,
-        time.waiting_for_input.as_secs_f64(),
-    );
-    if let Some(line) = time.cpu_line(inputs.len()) {
-        tracing::info!("{line}");
-    }
-    if failures.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "{} images failed (the others were written):",
-            failures.len()
-        );
-        for f in &failures {
-            eprintln!("  {f}");
-        }
-        Ok(ExitCode::FAILURE)
-    }
-}
-
-/// `--network-only`: every image decoded first (untimed), then the network's calls on batches of
+/// For benchmarks: every image decoded first (untimed), then the network's calls on batches of
 /// `batch` images timed (each batch's input prepared in place before its clock starts; every
-/// batch counts, the first included, as in [`pipeline`]).
-fn network_only(
+/// batch counts, the first included, as in [`run`]). Returns the time the network's calls took.
+pub fn network_only(
     predictor: &Predictor,
     inputs: &[(PathBuf, PathBuf)],
     batch: usize,
-) -> Result<ExitCode> {
+) -> Result<Duration> {
     let images = inputs
         .iter()
-        .map(|(path, rel)| images::decode(path, rel))
+        .map(|(path, rel)| inputs::decode(path, rel))
         .collect::<Result<Vec<_>>>()?;
     let mut computing = Duration::ZERO;
-    for chunk in images.chunks(batch) {
+    for chunk in images.chunks(batch.max(1)) {
         let mut prepared = predictor.input_batch(chunk.len())?;
         for (i, img) in chunk.iter().enumerate() {
             prepared
                 .fill(i, img.as_rgb())
-                .with_context(|| format!("{}", img.path.display()))?;
+                .map_err(|e| Error::Internal(format!("{}: {e}", img.path.display())))?;
         }
         let started = Instant::now();
         predictor.batch_logits_beside(prepared, &|| false)?;
         computing += started.elapsed();
     }
-    tracing::info!(
-        "network alone: {} images in {:.2} s ({:.1} images/s)",
-        images.len(),
-        computing.as_secs_f64(),
-        images.len() as f64 / computing.as_secs_f64()
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(computing)
 }
 
 #[cfg(test)]
