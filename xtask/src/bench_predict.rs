@@ -154,7 +154,7 @@ fn fresh_network_rate(scfnet: &Path, model: &str, input: &Path, batch: usize) ->
 fn network_rate(predictor: &Predictor, images: &[RgbImage], batch: usize) -> Result<f64> {
     let mut computing = Duration::ZERO;
     for chunk in images.chunks(batch) {
-        let mut inputs = predictor.input_batch(chunk.len())?;
+        let mut inputs = predictor.input_batch(chunk.len());
         for (i, img) in chunk.iter().enumerate() {
             inputs.fill(
                 i,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use scfnet_backbones::{synthetic_image, synthetic_values};
-use scfnet_model::{ModelKind, Predictor, Scfnet};
+use scfnet_model::{InputSide, ModelKind, Predictor, Scfnet};
 use scfnet_onnx::encode_model;
 
 /// Writes synthetic weights of `kind` ([`synthetic_values`]) to `path`, with running statistics
@@ -34,7 +34,7 @@ pub fn calibrated_weights(kind: ModelKind, side: usize, path: &Path) -> Result<(
 
 /// The inference path of the weights at `weights` (checked and folded, as `scfnet predict`
 /// loads them), and its ONNX export written to `onnx`.
-pub fn export(kind: ModelKind, weights: &Path, size: usize, onnx: &Path) -> Result<Predictor> {
+pub fn export(kind: ModelKind, weights: &Path, size: InputSide, onnx: &Path) -> Result<Predictor> {
     let label = weights.display().to_string();
     let predictor = Predictor::from_file(kind, weights, &label, size, &Device::Cpu)?;
     let model = predictor.net().to_onnx()?;

@@ -45,7 +45,7 @@ pub fn run(args: Args) -> Result<()> {
         let kind: ModelKind = name.parse().map_err(anyhow::Error::msg)?;
         let weights = args.out.join(format!("{kind}.safetensors"));
         let onnx = args.out.join(format!("{kind}.onnx"));
-        calibrated_weights(kind, kind.default_size(), &weights)?;
+        calibrated_weights(kind, kind.default_size().get(), &weights)?;
         let predictor = export(kind, &weights, kind.default_size(), &onnx)?;
         // The same network in f64: how far f32 arithmetic (ours and ONNX Runtime's) strays.
         // SAFETY: a file this command just wrote, only read.

@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
-use scfnet_model::{ModelKind, Scfnet};
+use scfnet_model::{InputSide, ModelKind, Scfnet};
 use scfnet_ops::check::{evaluate, max_relative_difference, op_cases};
 use scfnet_train::cross_device::{max_differences, record_step, StepLoss};
 use scfnet_train::{Target, TrainConfig, Trainer};
@@ -30,8 +30,8 @@ pub struct CheckDeviceArgs {
     pub device: DeviceArg,
     /// Input side of the network checks (a multiple of 32; 64 or more exercises Swin's shifted
     /// windows).
-    #[arg(long, default_value_t = 96)]
-    pub side: usize,
+    #[arg(long, default_value = "96")]
+    pub side: InputSide,
     /// Largest accepted relative difference of an op (f32) or of a training step (f64).
     #[arg(long, default_value_t = 1e-4)]
     pub tolerance: f64,
@@ -39,8 +39,8 @@ pub struct CheckDeviceArgs {
     #[arg(long)]
     pub bench: bool,
     /// Input side of the timings.
-    #[arg(long, default_value_t = 352)]
-    pub bench_size: usize,
+    #[arg(long, default_value = "352")]
+    pub bench_size: InputSide,
     /// Batch sizes of the student's inference timing.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     pub infer_batches: Vec<usize>,
@@ -93,8 +93,16 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
             let mut per_dtype = Vec::new();
             for dtype in [DType::F64, DType::F32] {
                 let step = |d: &Device| {
-                    record_step(kind, StepLoss::Supervised, d, dtype, args.side, 2, 0.01)
-                        .with_context(|| format!("{} {dtype:?} step on {d:?}", kind.name()))
+                    record_step(
+                        kind,
+                        StepLoss::Supervised,
+                        d,
+                        dtype,
+                        args.side.get(),
+                        2,
+                        0.01,
+                    )
+                    .with_context(|| format!("{} {dtype:?} step on {d:?}", kind.name()))
                 };
                 match step(&Device::Cpu).and_then(|cpu| Ok(max_differences(&cpu, &step(&dev)?))) {
                     Ok(d) => per_dtype.push(d),
@@ -124,7 +132,7 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
                 kind.name()
             );
             networks.push(json!({
-                "model": kind.name(), "side": args.side, "batch": 2,
+                "model": kind.name(), "side": args.side.get(), "batch": 2,
                 "f64_loss_rel_diff": loss64, "f64_update_max_rel_diff": update64,
                 "f64_worst_tensor": worst64,
                 "f32_map_max_diff_grey_levels": grey, "f32_loss_rel_diff": loss32,
@@ -186,7 +194,7 @@ fn best_seconds(dev: &Device, repeat: usize, mut f: impl FnMut() -> Result<()>) 
 
 /// The student's inference images/s at batch `b` (maps brought to the host).
 fn bench_inference(args: &CheckDeviceArgs, dev: &Device, net: &Scfnet, b: usize) -> Result<Value> {
-    let s = args.bench_size;
+    let s = args.bench_size.get();
     let x = Tensor::randn(0f32, 1.0, (b, 3, s, s), dev)?;
     let secs = best_seconds(dev, args.repeat, || {
         let p = candle_nn::ops::sigmoid(&net.side_outputs(&x, false)?.p2)?;
@@ -200,7 +208,7 @@ fn bench_inference(args: &CheckDeviceArgs, dev: &Device, net: &Scfnet, b: usize)
 
 /// The time of one training step for a `MODEL:BATCH` spec.
 fn bench_train_step(args: &CheckDeviceArgs, dev: &Device, spec: &str) -> Result<Value> {
-    let s = args.bench_size;
+    let s = args.bench_size.get();
     let (model, batch) = spec
         .split_once(':')
         .with_context(|| format!("--train {spec}: expected MODEL:BATCH"))?;

@@ -12,7 +12,7 @@ use candle_core::{DType, Device};
 use clap::Args;
 use scfnet_data::synth::{generate, SynthConfig};
 use scfnet_data::{read_mask, SodDataset};
-use scfnet_model::ModelKind;
+use scfnet_model::{InputSide, ModelKind};
 use scfnet_train::{evaluate, fit, FitOptions, Teacher, TrainConfig, Trainer};
 use sod_metrics::{Accumulator, DatasetScores, GrayMap};
 
@@ -33,8 +33,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 240)]
     pub unlabeled: usize,
     /// Network input side for training and testing (the paper: 224–352 / 352).
-    #[arg(long, default_value_t = 96)]
-    pub size: usize,
+    #[arg(long, default_value = "96")]
+    pub size: InputSide,
     /// Teacher (ResNet-50) epochs.
     #[arg(long, default_value_t = 12)]
     pub teacher_epochs: usize,
@@ -100,7 +100,7 @@ fn train_config(model: ModelKind, args: &DemoArgs, epochs: usize) -> TrainConfig
     TrainConfig {
         epochs,
         batch: args.batch,
-        sizes: vec![args.size],
+        sizes: vec![args.size.get()],
         warmup_epochs: 1.0,
         max_lr: 0.05,
         min_lr: 5e-4,
@@ -140,7 +140,7 @@ fn train_timed(
 fn predict_and_score(
     trainer: &Trainer,
     test: &SodDataset,
-    size: usize,
+    size: InputSide,
     maps: &Path,
 ) -> Result<DatasetScores> {
     Ok(evaluate(

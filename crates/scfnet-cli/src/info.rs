@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use scfnet_model::{model_info, ModelKind};
+use scfnet_model::{model_info, InputSide, ModelKind};
 
 /// `scfnet info --model student|r50|swinb [--size N] [--json]`.
 #[derive(Args, Debug, Clone)]
@@ -14,7 +14,7 @@ pub struct InfoArgs {
     pub model: ModelKind,
     /// Input side for the MAC count (default: 352, or 384 for swinb).
     #[arg(long)]
-    pub size: Option<usize>,
+    pub size: Option<InputSide>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -22,10 +22,7 @@ pub struct InfoArgs {
 
 /// Runs `scfnet info`.
 pub fn run(args: InfoArgs) -> Result<ExitCode> {
-    let size = args.size.unwrap_or(args.model.default_size());
-    if size == 0 || size % 32 != 0 {
-        anyhow::bail!("--size {size}: the networks need a positive multiple of 32");
-    }
+    let size = args.size.unwrap_or(args.model.default_size()).get();
     let info = model_info(args.model, size)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);

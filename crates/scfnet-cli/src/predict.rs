@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use scfnet_model::{check_input_side, Predictor, Scfnet};
+use scfnet_model::{InputSide, Predictor, Scfnet};
 use scfnet_predict::sink::output_paths;
 use scfnet_predict::{collect_inputs, RunOptions};
 
@@ -33,7 +33,7 @@ pub struct PredictArgs {
     pub output: PathBuf,
     /// Network input side (default 352; 384 for swinb); a multiple of 32.
     #[arg(long)]
-    pub size: Option<usize>,
+    pub size: Option<InputSide>,
     /// Images per forward pass.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
@@ -52,9 +52,6 @@ pub struct PredictArgs {
 
 /// Runs `scfnet predict`.
 pub fn run(args: PredictArgs) -> Result<ExitCode> {
-    if let Some(size) = args.size {
-        check_input_side(size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
-    }
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }

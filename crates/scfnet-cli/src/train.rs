@@ -10,7 +10,7 @@ use clap::Args;
 use scfnet_backbones::{resolve, HubOptions, WeightSource};
 use scfnet_data::SodDataset;
 use scfnet_model::WEIGHTS_FILE;
-use scfnet_model::{ModelKind, Scfnet};
+use scfnet_model::{InputSide, ModelKind, Scfnet};
 use scfnet_train::{
     checkpoint, fit, load_backbone, load_weights, FitOptions, FitSummary, RunDir, Start, Teacher,
     TrainConfig, TrainError, Trainer,
@@ -90,7 +90,7 @@ pub struct CommonArgs {
     pub workers: usize,
     /// Side of the validation input (default 352; 384 for swinb).
     #[arg(long)]
-    pub test_size: Option<usize>,
+    pub test_size: Option<InputSide>,
     /// Where to train.
     #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
     pub device: DeviceArg,

@@ -50,21 +50,29 @@ fn predict_and_validation_give_byte_identical_maps() {
     let net = Scfnet::new(ModelKind::Student, vb).unwrap();
     let dataset = SodDataset::labeled(&data, None).unwrap();
     let mut compared = 0;
-    scfnet_train::evaluate(&net, &dataset, 64, &Device::Cpu, DType::F32, |stem, map| {
-        let written = image::open(maps.join(format!("{stem}.png")))
-            .unwrap()
-            .to_luma8();
-        assert_eq!(
-            (written.width() as usize, written.height() as usize),
-            (map.width(), map.height())
-        );
-        assert!(
-            written.as_raw() == map.data(),
-            "{stem}: the map of scfnet predict differs from validation's"
-        );
-        compared += 1;
-        Ok(())
-    })
+    let side = scfnet_model::InputSide::new(64).unwrap();
+    scfnet_train::evaluate(
+        &net,
+        &dataset,
+        side,
+        &Device::Cpu,
+        DType::F32,
+        |stem, map| {
+            let written = image::open(maps.join(format!("{stem}.png")))
+                .unwrap()
+                .to_luma8();
+            assert_eq!(
+                (written.width() as usize, written.height() as usize),
+                (map.width(), map.height())
+            );
+            assert!(
+                written.as_raw() == map.data(),
+                "{stem}: the map of scfnet predict differs from validation's"
+            );
+            compared += 1;
+            Ok(())
+        },
+    )
     .unwrap();
     assert_eq!(compared, 3);
 }

@@ -93,7 +93,7 @@ fn no_augmentation_gives_the_normalised_resized_image() {
     let cfg = LoaderConfig {
         shuffle: false,
         augment: Augment::none(),
-        sizes: vec![48],
+        sizes: vec![64],
         ..config(1)
     };
     let loader = Loader::new(ds.clone(), cfg).unwrap();
@@ -109,7 +109,7 @@ fn no_augmentation_gives_the_normalised_resized_image() {
     };
     let want = scfnet_model::preprocess(
         image,
-        48,
+        scfnet_model::InputSide::new(64).unwrap(),
         &candle_core::Device::Cpu,
         candle_core::DType::F32,
     )

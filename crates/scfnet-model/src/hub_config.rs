@@ -6,7 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::kind::{check_input_side, ModelKind};
+use crate::input_side::InputSide;
+use crate::kind::ModelKind;
 use crate::predictor::{MEAN, STD};
 
 /// Name of the file in the folder or repository.
@@ -32,8 +33,8 @@ pub struct HubConfig {
     pub library: String,
     /// The network: `student`, `r50` or `swinb`.
     pub network: ModelKind,
-    /// The network input side the weights were trained and tested at.
-    pub input_size: usize,
+    /// The network input side the weights were trained and tested at (checked on reading).
+    pub input_size: InputSide,
     /// Per-channel mean subtracted from RGB in `[0, 255]`.
     pub mean: [f32; 3],
     /// Per-channel standard deviation the result is divided by.
@@ -95,7 +96,6 @@ impl HubConfig {
                 c.library
             )));
         }
-        check_input_side(c.input_size).map_err(invalid)?;
         if c.mean != MEAN || c.std != STD {
             return Err(invalid(format!(
                 "normalisation mean {:?} / std {:?} differs from the networks' {MEAN:?} / {STD:?}",
@@ -129,19 +129,19 @@ mod tests {
         );
         std::fs::write(&path, c.to_json()).unwrap();
         assert_eq!(HubConfig::read(&path).unwrap(), c);
-        assert_eq!(c.input_size, 384);
+        assert_eq!(c.input_size.get(), 384);
         std::fs::write(&path, r#"{"model_type": "bert"}"#).unwrap();
         let e = HubConfig::read(&path).unwrap_err().to_string();
         assert!(
             e.contains("config.json") && e.contains("not an scfnet"),
             "{e}"
         );
-        let mut odd = c.clone();
-        odd.input_size = 100;
-        std::fs::write(&path, odd.to_json()).unwrap();
-        assert!(HubConfig::read(&path)
-            .unwrap_err()
-            .to_string()
-            .contains("32"));
+        let odd = c
+            .to_json()
+            .replace("\"input_size\": 384", "\"input_size\": 100");
+        assert_ne!(odd, c.to_json());
+        std::fs::write(&path, odd).unwrap();
+        let e = HubConfig::read(&path).unwrap_err().to_string();
+        assert!(e.contains("input side 100") && e.contains("32"), "{e}");
     }
 }

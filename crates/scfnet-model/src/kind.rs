@@ -2,19 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Largest network input side accepted: far above any use (the paper's is 352 / 384; R50 at
-/// 4096×4096 is ~1.8 TMAC an image), and small enough that no tensor size overflows.
-pub const MAX_INPUT_SIDE: usize = 4096;
-
-/// Checks a network input side: a positive multiple of 32, at most [`MAX_INPUT_SIDE`].
-pub fn check_input_side(side: usize) -> Result<(), String> {
-    if side == 0 || side % 32 != 0 || side > MAX_INPUT_SIDE {
-        return Err(format!(
-            "input side {side}: the networks need a positive multiple of 32, at most {MAX_INPUT_SIDE}"
-        ));
-    }
-    Ok(())
-}
+use crate::input_side::InputSide;
 
 /// The three SCFNet variants of KD-SCFNet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -60,10 +48,10 @@ impl ModelKind {
     }
 
     /// The input side the authors use (352; 384 for Swin-B).
-    pub fn default_size(self) -> usize {
+    pub fn default_size(self) -> InputSide {
         match self {
-            ModelKind::SwinB => 384,
-            _ => 352,
+            ModelKind::SwinB => InputSide::PAPER_SWIN,
+            _ => InputSide::PAPER,
         }
     }
 

@@ -16,7 +16,8 @@ use candle_nn::{ModuleT, VarBuilder};
 use scfnet_backbones::{check_safetensors, synthetic_var_builder, WeightsError};
 
 use crate::input_batch::InputBatch;
-use crate::kind::{check_input_side, ModelKind};
+use crate::input_side::InputSide;
+use crate::kind::ModelKind;
 use crate::scfnet::Scfnet;
 
 /// Per-channel mean of the RGB normalisation (`[0, 255]` scale), the authors' `Normalize`.
@@ -86,7 +87,7 @@ pub fn load_weights(
 /// A network ready to turn images into saliency maps.
 pub struct Predictor {
     net: Scfnet,
-    size: usize,
+    size: InputSide,
     device: Device,
     dtype: DType,
 }
@@ -97,11 +98,10 @@ impl Predictor {
     /// for Swin-B, [`ModelKind::default_size`]).
     pub fn new(
         mut net: Scfnet,
-        size: usize,
+        size: InputSide,
         device: &Device,
         dtype: DType,
     ) -> Result<Self, PredictError> {
-        check_input_side(size).map_err(PredictError::Size)?;
         net.fold_batch_norms()?;
         Ok(Self {
             net,
@@ -117,7 +117,7 @@ impl Predictor {
         kind: ModelKind,
         path: &Path,
         label: &str,
-        size: usize,
+        size: InputSide,
         device: &Device,
     ) -> Result<Self, PredictError> {
         let vb = load_weights(kind, path, label, device)?;
@@ -135,7 +135,7 @@ impl Predictor {
     }
 
     /// The network input side.
-    pub fn size(&self) -> usize {
+    pub fn size(&self) -> InputSide {
         self.size
     }
 
@@ -169,12 +169,15 @@ impl Predictor {
         background: &(dyn Fn() -> bool + Sync),
     ) -> Result<Logits, PredictError> {
         let batch = network_input(self.size, &self.device, self.dtype, inputs)?;
-        logits_of(self.net.forward_beside(&batch, background)?, self.size)
+        logits_of(
+            self.net.forward_beside(&batch, background)?,
+            self.size.get(),
+        )
     }
 
     /// Room for the inputs of `len` images at this network's input side, to fill in place
     /// ([`InputBatch::fill`]) and run with [`Predictor::batch_logits_beside`].
-    pub fn input_batch(&self, len: usize) -> Result<InputBatch, PredictError> {
+    pub fn input_batch(&self, len: usize) -> InputBatch {
         InputBatch::new(len, self.size)
     }
 
@@ -186,7 +189,7 @@ impl Predictor {
         batch: InputBatch,
         background: &(dyn Fn() -> bool + Sync),
     ) -> Result<Logits, PredictError> {
-        if batch.size() != self.size {
+        if batch.size() != self.size.get() {
             return Err(PredictError::Size(format!(
                 "a batch prepared at side {}, but the network takes {}",
                 batch.size(),
@@ -194,7 +197,7 @@ impl Predictor {
             )));
         }
         let (values, n) = batch.into_values();
-        let size = self.size;
+        let size = self.size.get();
         if n == 0 {
             return Ok(Logits {
                 values: Vec::new(),
@@ -220,12 +223,10 @@ impl Predictor {
 /// The network input of one image, `(3, size, size)` values (planar, row-major): normalised,
 /// then resized with `cv2.INTER_LINEAR`'s arithmetic. Runs on the calling thread (no thread pool),
 /// so that another thread can prepare the next images while the network runs.
-pub fn preprocess_values(image: RgbRef, size: usize) -> Result<Vec<f32>, PredictError> {
+pub fn preprocess_values(image: RgbRef, side: InputSide) -> Result<Vec<f32>, PredictError> {
+    let size = side.get();
     check_image(image)?;
     let (w, h) = (image.width, image.height);
-    if size == 0 {
-        return Err(PredictError::Size("input side 0".into()));
-    }
     Ok(scfnet_ops::resize_bilinear_normalised_rgb(
         image.pixels,
         (h, w),
@@ -253,11 +254,12 @@ pub(crate) fn check_image(image: RgbRef) -> Result<(), PredictError> {
 /// ([`preprocess_values`] as a tensor).
 pub fn preprocess(
     image: RgbRef,
-    size: usize,
+    side: InputSide,
     device: &Device,
     dtype: DType,
 ) -> Result<Tensor, PredictError> {
-    let values = preprocess_values(image, size)?;
+    let values = preprocess_values(image, side)?;
+    let size = side.get();
     Ok(Tensor::from_vec(values, (1, 3, size, size), device)?.to_dtype(dtype)?)
 }
 
@@ -343,26 +345,26 @@ unsafe fn grey_levels_wide(probabilities: &[f32]) -> Vec<u8> {
 }
 
 /// The `p2` logits of `net` (eval mode) on a batch of preprocessed inputs
-/// ([`preprocess_values`] at side `size`), run in `dtype` on `device`.
+/// ([`preprocess_values`] at side `side`), run in `dtype` on `device`.
 pub fn network_logits(
     net: &Scfnet,
-    size: usize,
+    side: InputSide,
     device: &Device,
     dtype: DType,
     inputs: &[Vec<f32>],
 ) -> Result<Logits, PredictError> {
-    let batch = network_input(size, device, dtype, inputs)?;
-    logits_of(net.forward_t(&batch, false)?, size)
+    let batch = network_input(side, device, dtype, inputs)?;
+    logits_of(net.forward_t(&batch, false)?, side.get())
 }
 
 /// The batch `(B, 3, size, size)` of prepared inputs, in `dtype` on `device`.
 fn network_input(
-    size: usize,
+    side: InputSide,
     device: &Device,
     dtype: DType,
     inputs: &[Vec<f32>],
 ) -> Result<Tensor, PredictError> {
-    check_input_side(size).map_err(PredictError::Size)?;
+    let size = side.get();
     let per_image = 3 * size * size;
     let mut batch = Vec::with_capacity(inputs.len() * per_image);
     for (i, x) in inputs.iter().enumerate() {
@@ -387,27 +389,26 @@ fn logits_of(logits: Tensor, size: usize) -> Result<Logits, PredictError> {
     Ok(Logits { values, size })
 }
 
-/// The 8-bit maps of `images` by `net` (eval mode) at input side `size`, each at its image's
+/// The 8-bit maps of `images` by `net` (eval mode) at input side `side`, each at its image's
 /// size: the one implementation behind [`Predictor::maps`], `scfnet predict` (which runs its three
 /// steps on three threads) and validation during training (all pass a network with folded
 /// BatchNorms, [`Scfnet::fold_batch_norms`]). The steps: [`preprocess_values`],
 /// [`network_logits`], [`Logits::map`].
 pub fn predict_maps(
     net: &Scfnet,
-    size: usize,
+    side: InputSide,
     device: &Device,
     dtype: DType,
     images: &[RgbRef],
 ) -> Result<Vec<Vec<u8>>, PredictError> {
-    check_input_side(size).map_err(PredictError::Size)?;
     if images.is_empty() {
         return Ok(Vec::new());
     }
     let inputs = images
         .iter()
-        .map(|im| preprocess_values(*im, size))
+        .map(|im| preprocess_values(*im, side))
         .collect::<Result<Vec<_>, _>>()?;
-    let logits = network_logits(net, size, device, dtype, &inputs)?;
+    let logits = network_logits(net, side, device, dtype, &inputs)?;
     images
         .iter()
         .enumerate()

@@ -10,7 +10,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use scfnet_backbones::{synthetic_image, synthetic_var_builder};
-use scfnet_model::{predict_maps, ModelKind, RgbRef, Scfnet};
+use scfnet_model::{predict_maps, InputSide, ModelKind, RgbRef, Scfnet};
 
 fn probabilities(net: &Scfnet, x: &Tensor) -> Vec<f32> {
     let p2 = net.side_outputs(x, false).unwrap().p2;
@@ -78,6 +78,7 @@ fn check(kind: ModelKind, side: usize) {
         height: h,
     };
     let dev = Device::Cpu;
+    let side = InputSide::new(side).unwrap();
     let m1 = predict_maps(&net, side, &dev, DType::F32, &[image]).unwrap();
     let m2 = predict_maps(&folded, side, &dev, DType::F32, &[image]).unwrap();
     let differing = m1[0].iter().zip(&m2[0]).filter(|(p, q)| p != q).count();

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use scfnet_model::{InputBatch, Logits, PredictError, Predictor};
+use scfnet_model::{InputBatch, Logits, Predictor};
 
 use crate::cpu_clock::CpuTotal;
 use crate::inputs::{self, Decoded};
@@ -144,7 +144,6 @@ impl<'a> Background<'a> {
                         // image counts as decoded: the network's thread takes the batch's inputs
                         // once every image is, and must then hold the only reference.
                         self.inputs_of_batch(i / self.batch)
-                            .map_err(|e| format!("{}: {e}", path.display()))?
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .fill(i % self.batch, img.as_rgb())
@@ -200,15 +199,15 @@ impl<'a> Background<'a> {
     }
 
     /// The shared network input of batch `k`, made on first use.
-    fn inputs_of_batch(&self, k: usize) -> Result<SharedInputs, PredictError> {
+    fn inputs_of_batch(&self, k: usize) -> SharedInputs {
         let mut state = self.lock();
         if let Some(inputs) = state.batches.get(&k) {
-            return Ok(inputs.clone());
+            return inputs.clone();
         }
         let len = self.batch.min(self.inputs.len() - k * self.batch);
-        let inputs = Arc::new(Mutex::new(self.predictor.input_batch(len)?));
+        let inputs = Arc::new(Mutex::new(self.predictor.input_batch(len)));
         state.batches.insert(k, inputs.clone());
-        Ok(inputs)
+        inputs
     }
 
     /// Runs one step if there is one; returns whether it did. Never blocks for long (the lock

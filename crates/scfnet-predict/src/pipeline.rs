@@ -226,7 +226,7 @@ pub fn network_only(
         .collect::<Result<Vec<_>>>()?;
     let mut computing = Duration::ZERO;
     for chunk in images.chunks(batch.max(1)) {
-        let mut prepared = predictor.input_batch(chunk.len())?;
+        let mut prepared = predictor.input_batch(chunk.len());
         for (i, img) in chunk.iter().enumerate() {
             prepared
                 .fill(i, img.as_rgb())

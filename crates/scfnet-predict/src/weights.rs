@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use scfnet_backbones::{resolve, synthetic_var_builder, HubOptions, WeightSource};
-use scfnet_model::{HubConfig, ModelKind, CONFIG_FILE, WEIGHTS_FILE};
+use scfnet_model::{HubConfig, InputSide, ModelKind, CONFIG_FILE, WEIGHTS_FILE};
 
 use crate::error::{Error, Result};
 
@@ -30,7 +30,7 @@ pub struct Chosen {
     /// The network.
     pub model: ModelKind,
     /// The input side a `config.json` asks for, if any.
-    pub size: Option<usize>,
+    pub size: Option<InputSide>,
     /// The checked weights.
     pub vb: VarBuilder<'static>,
 }

@@ -1,7 +1,7 @@
 //! The settings of a training run; [`TrainConfig::paper`] is the authors' recipe (spec §3.5, §4).
 
 use scfnet_data::PAPER_SIZES;
-use scfnet_model::{check_input_side, ModelKind};
+use scfnet_model::{check_input_side, InputSide, ModelKind};
 use serde::{Deserialize, Serialize};
 
 use crate::schedule::WarmupCosine;
@@ -39,8 +39,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Run the original augmentation chain (off: normalisation and resize only).
     pub augment: bool,
-    /// Side of the validation input.
-    pub test_size: usize,
+    /// Side of the validation input (checked on reading).
+    pub test_size: InputSide,
     /// Skip (and count) samples that fail to load instead of stopping.
     pub skip_bad_samples: bool,
 }
@@ -98,7 +98,7 @@ impl TrainConfig {
         if self.sizes.is_empty() {
             return Err("at least one input size is needed".into());
         }
-        for &s in self.sizes.iter().chain([&self.test_size]) {
+        for &s in &self.sizes {
             check_input_side(s)?;
         }
         if self.model == ModelKind::SwinB && self.sizes.iter().any(|&s| s != 384) {

@@ -4,17 +4,17 @@
 
 use candle_core::{DType, Device};
 use scfnet_data::{decode_image, read_mask, SodDataset};
-use scfnet_model::{predict_maps, RgbRef, Scfnet};
+use scfnet_model::{predict_maps, InputSide, RgbRef, Scfnet};
 use sod_metrics::{Accumulator, DatasetScores, GrayMap};
 
 use crate::error::{Result, TrainError};
 
-/// Scores `net` on a labeled `dataset` at input side `size`; `each` sees every map with its
+/// Scores `net` on a labeled `dataset` at input side `side`; `each` sees every map with its
 /// sample's stem (to write it, say).
 pub fn evaluate(
     net: &Scfnet,
     dataset: &SodDataset,
-    size: usize,
+    side: InputSide,
     device: &Device,
     dtype: DType,
     mut each: impl FnMut(&str, &GrayMap) -> Result<()>,
@@ -38,7 +38,7 @@ pub fn evaluate(
             width: w,
             height: h,
         };
-        let map = predict_maps(net, size, device, dtype, &[image])
+        let map = predict_maps(net, side, device, dtype, &[image])
             .map_err(|source| TrainError::Inference {
                 path: sample.image.clone(),
                 source: Box::new(source),

@@ -27,7 +27,7 @@ fn config() -> TrainConfig {
         batch: 3,
         sizes: vec![64],
         warmup_epochs: 1.0,
-        test_size: 64,
+        test_size: scfnet_model::InputSide::new(64).unwrap(),
         seed: 17,
         ..TrainConfig::paper(ModelKind::Student)
     }
