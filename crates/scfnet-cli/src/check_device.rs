@@ -86,7 +86,7 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
     }
     let mut networks = Vec::new();
     if !args.ops_only {
-        for kind in [ModelKind::Student, ModelKind::R50, ModelKind::SwinB] {
+        for kind in ModelKind::ALL {
             let t = Instant::now();
             // f64: the step itself (any difference beyond rounding is a wrong kernel); f32: the
             // eval map in grey levels and the step as users run it.

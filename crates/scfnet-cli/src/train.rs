@@ -307,14 +307,19 @@ pub fn load_teacher(kind: ModelKind, spec: &str, dev: &candle_core::Device) -> R
 
 /// Runs `scfnet distill`.
 pub fn run_distill(args: DistillArgs) -> Result<ExitCode> {
-    if args.teacher == ModelKind::SwinB
+    let teacher = args.teacher.spec();
+    let side = teacher.input_side;
+    if teacher.fixed_side
         && args
             .common
             .sizes
             .as_ref()
-            .is_none_or(|s| s.iter().any(|&v| v != 384))
+            .is_none_or(|s| s.iter().any(|&v| v != side.get()))
     {
-        bail!("the Swin-B teacher takes 384x384 input only: add --sizes 384");
+        bail!(
+            "the {} teacher takes {side}x{side} input only: add --sizes {side}",
+            teacher.name
+        );
     }
     let data = SodDataset::unlabeled(&args.data)?;
     let dev = device(args.common.device)?;

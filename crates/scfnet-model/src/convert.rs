@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use candle_core::{DType, Device};
+pub(crate) use scfnet_backbones::paddle::PADDLE_BN_ONLY;
 use scfnet_backbones::paddle::{
-    convert_file, paddle_bn_names, ConversionReport, Mapping, PADDLE_BN_ONLY, SWIN_PADDLE,
+    convert_file, paddle_bn_names, ConversionReport, Mapping, SWIN_PADDLE,
 };
 use scfnet_backbones::{synthetic_var_builder, WeightsError};
 
@@ -13,7 +14,7 @@ use crate::scfnet::{backbone_name, Scfnet, BACKBONE_PREFIX};
 
 /// The authors' whole SCFNet-Swin-B checkpoint: names under [`BACKBONE_PREFIX`] mapped by
 /// [`SWIN_PADDLE`] (and kept under the prefix), the decoder's BatchNorm statistics renamed.
-const SCFNET_SWIN_PADDLE: Mapping = Mapping {
+pub(crate) const SCFNET_SWIN_PADDLE: Mapping = Mapping {
     rename: |name| match backbone_name(name) {
         Some(rest) => (SWIN_PADDLE.rename)(rest).map(|r| format!("{BACKBONE_PREFIX}.{r}")),
         None => Some(paddle_bn_names(name)),
@@ -25,10 +26,7 @@ const SCFNET_SWIN_PADDLE: Mapping = Mapping {
 /// Swin-B teacher also the original Swin layout moved to timm's (see
 /// [`scfnet_backbones::paddle::SWIN_PADDLE`], applied under [`BACKBONE_PREFIX`]).
 pub fn paddle_mapping(kind: ModelKind) -> Mapping {
-    match kind {
-        ModelKind::Student | ModelKind::R50 => PADDLE_BN_ONLY,
-        ModelKind::SwinB => SCFNET_SWIN_PADDLE,
-    }
+    kind.spec().paddle_mapping
 }
 
 /// `(name, shape)` of every tensor `kind` needs.

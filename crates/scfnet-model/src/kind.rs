@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::input_side::InputSide;
+use crate::spec::{ModelSpec, SPECS};
 
 /// The three SCFNet variants of KD-SCFNet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -20,48 +21,36 @@ impl ModelKind {
     /// All variants.
     pub const ALL: [ModelKind; 3] = [ModelKind::Student, ModelKind::R50, ModelKind::SwinB];
 
+    /// Everything known about this network ([`SPECS`]).
+    pub fn spec(self) -> &'static ModelSpec {
+        &SPECS[self as usize]
+    }
+
     /// Decoder channels `C`.
     pub fn decoder_channels(self) -> usize {
-        match self {
-            ModelKind::Student => 16,
-            ModelKind::R50 | ModelKind::SwinB => 64,
-        }
+        self.spec().decoder_channels
     }
 
     /// Whether the authors' optimiser decays tensor `name` of this network (our whole-network
     /// name): everything except the student backbone's BatchNorm scales and shifts
-    /// ([`scfnet_backbones::MobileNetV3::decays`]).
+    /// ([`ModelSpec::backbone_decays`]).
     pub fn decays(self, name: &str) -> bool {
-        match (self, crate::scfnet::backbone_name(name)) {
-            (ModelKind::Student, Some(own)) => scfnet_backbones::MobileNetV3::decays(own),
-            _ => true,
-        }
+        crate::scfnet::backbone_name(name).is_none_or(self.spec().backbone_decays)
     }
 
-    /// The stochastic-depth rate the authors train with: 0.5 for Swin-B (`SwinT.py`:
-    /// `drop_path_rate=0.5`, "do not appear in official code"), 0 for the others (none built).
+    /// The stochastic-depth rate the authors train with: 0.5 for Swin-B, 0 for the others.
     pub fn paper_drop_path(self) -> f64 {
-        match self {
-            ModelKind::SwinB => 0.5,
-            _ => 0.0,
-        }
+        self.spec().paper_drop_path
     }
 
     /// The input side the authors use (352; 384 for Swin-B).
     pub fn default_size(self) -> InputSide {
-        match self {
-            ModelKind::SwinB => InputSide::PAPER_SWIN,
-            _ => InputSide::PAPER,
-        }
+        self.spec().input_side
     }
 
     /// Command-line name (`student`, `r50`, `swinb`).
     pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Student => "student",
-            ModelKind::R50 => "r50",
-            ModelKind::SwinB => "swinb",
-        }
+        self.spec().name
     }
 }
 
@@ -74,12 +63,13 @@ impl std::fmt::Display for ModelKind {
 impl std::str::FromStr for ModelKind {
     type Err = String;
 
+    /// The name or any alias of a [`ModelSpec`], in any case, `-` and `_` ignored.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
-            "student" | "fsscfnet" | "kdscfnet" | "m305" | "mobilenetv3" => Ok(ModelKind::Student),
-            "r50" | "resnet50" | "scfnetr50" => Ok(ModelKind::R50),
-            "swinb" | "stb" | "st" | "scfnetstb" => Ok(ModelKind::SwinB),
-            _ => Err(format!("unknown model {s:?}: use student, r50 or swinb")),
-        }
+        let key = s.to_ascii_lowercase().replace(['-', '_'], "");
+        SPECS
+            .iter()
+            .find(|spec| spec.name == key || spec.aliases.contains(&key.as_str()))
+            .map(|spec| spec.kind)
+            .ok_or_else(|| format!("unknown model {s:?}: use student, r50 or swinb"))
     }
 }

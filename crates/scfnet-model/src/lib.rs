@@ -18,6 +18,7 @@ mod input_side;
 mod kind;
 mod predictor;
 mod scfnet;
+mod spec;
 
 pub use convert::{convert_paddle_checkpoint, expected_tensors, paddle_mapping};
 pub use decoder::{conv_bn_relu, Decoder, DecoderConfig, Scfm, SideOutputs};
@@ -31,6 +32,7 @@ pub use predictor::{
     PredictError, Predictor, RgbRef, MEAN, STD,
 };
 pub use scfnet::{backbone_name, Scfnet, BACKBONE_PREFIX};
+pub use spec::{ModelSpec, SPECS};
 
 /// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
 #[cfg(doctest)]

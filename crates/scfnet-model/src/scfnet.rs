@@ -3,7 +3,7 @@
 use candle_core::{Device, Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
 use rayon::prelude::*;
-use scfnet_backbones::{Backbone, MobileNetV3, ResNet50, SwinConfig, SwinTransformer};
+use scfnet_backbones::Backbone;
 use scfnet_onnx::{proto::ModelProto, Dim, OnnxGraph};
 
 use crate::decoder::{Decoder, DecoderConfig, SideOutputs};
@@ -41,18 +41,7 @@ impl Scfnet {
     /// training mode only. Only Swin-B has it (the authors train it with
     /// [`ModelKind::paper_drop_path`] = 0.5); the other backbones ignore the rate.
     pub fn with_drop_path(kind: ModelKind, vb: VarBuilder, drop_path_rate: f64) -> Result<Self> {
-        let bb = vb.pp(BACKBONE_PREFIX);
-        let backbone: Box<dyn Backbone> = match kind {
-            ModelKind::Student => Box::new(MobileNetV3::large_x0_5(bb)?),
-            ModelKind::R50 => Box::new(ResNet50::new(bb)?),
-            ModelKind::SwinB => Box::new(SwinTransformer::new(
-                bb,
-                SwinConfig {
-                    drop_path_rate,
-                    ..SwinConfig::base_window12()
-                },
-            )?),
-        };
+        let backbone = (kind.spec().backbone)(vb.pp(BACKBONE_PREFIX), drop_path_rate)?;
         // The decoder sizes itself from the backbone's own feature description.
         let [_, c2, c3, c4, c5] = backbone.channels();
         let decoder = Decoder::new(

@@ -54,8 +54,8 @@ impl TrainConfig {
             epochs: 69,
             batch: 128,
             // The authors' Swin-B takes 384×384 only.
-            sizes: if model == ModelKind::SwinB {
-                vec![384]
+            sizes: if model.spec().fixed_side {
+                vec![model.default_size().get()]
             } else {
                 PAPER_SIZES.to_vec()
             },
@@ -101,8 +101,13 @@ impl TrainConfig {
         for &s in &self.sizes {
             check_input_side(s)?;
         }
-        if self.model == ModelKind::SwinB && self.sizes.iter().any(|&s| s != 384) {
-            return Err("the Swin-B teacher takes 384x384 input only".into());
+        let spec = self.model.spec();
+        if spec.fixed_side && self.sizes.iter().any(|&s| s != spec.input_side.get()) {
+            let side = spec.input_side;
+            return Err(format!(
+                "the {} network takes {side}x{side} input only",
+                spec.name
+            ));
         }
         let finite = [
             ("peak learning rate", self.max_lr),
