@@ -4,10 +4,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::{DType, Device};
-use candle_nn::{VarBuilder, VarMap};
 use scfnet_backbones::synthetic_image;
-use scfnet_model::{ModelKind, Scfnet};
-use scfnet_train::{supervised_loss, ParamGroup, SgdMomentum};
+use scfnet_model::ModelKind;
+use scfnet_train::{Target, TrainConfig, Trainer};
 
 use crate::torch_timing::torch_timings;
 
@@ -25,20 +24,19 @@ pub struct Args {
     python: bool,
 }
 
-/// Best ms of a train-mode forward, the deep-supervision loss, backward and an SGD step.
+/// Best ms of one `Trainer::step` (the step `scfnet train` runs: train-mode forward, the
+/// deep-supervision loss, backward and the SGD update with the recipe's parameter groups) on
+/// synthetic images and masks, from fresh weights.
 fn time_step(kind: ModelKind, batch: usize, size: usize, repeat: usize) -> Result<f64> {
     let dev = Device::Cpu;
-    let varmap = VarMap::new();
-    let net = Scfnet::new(kind, VarBuilder::from_varmap(&varmap, DType::F32, &dev))?;
-    let vars: Vec<_> = varmap.all_vars();
-    let mut opt = SgdMomentum::new(
-        vec![ParamGroup {
-            vars,
-            lr_mult: 1.0,
-            weight_decay: 5e-4,
-        }],
-        0.9,
-    );
+    let config = TrainConfig {
+        batch,
+        sizes: vec![size],
+        // Deterministic: no stochastic depth.
+        drop_path: 0.0,
+        ..TrainConfig::paper(kind)
+    };
+    let mut trainer = Trainer::fresh(config, &dev, DType::F32)?;
     let x = synthetic_image("x", &[batch, 3, size, size], DType::F32, &dev)?;
     let mask = synthetic_image("m", &[batch, 1, size, size], DType::F32, &dev)?
         .ge(0.0)?
@@ -46,9 +44,7 @@ fn time_step(kind: ModelKind, batch: usize, size: usize, repeat: usize) -> Resul
     let mut best = f64::INFINITY;
     for i in 0..=repeat.max(1) {
         let t = Instant::now();
-        let out = net.side_outputs(&x, true)?;
-        let (loss, _) = supervised_loss(out.as_array(), &mask, 0)?;
-        opt.step(&loss.backward()?, 0.01)?;
+        trainer.step(&x, Target::Mask(&mask), 0, 0, 0.01)?;
         if i > 0 {
             best = best.min(t.elapsed().as_secs_f64() * 1e3);
         }

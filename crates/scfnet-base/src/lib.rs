@@ -3,11 +3,13 @@
 //!
 //! - [`files`] — atomic, durable file writes (temporary name, `fsync`, rename, folder sync) and
 //!   the sweep of temporaries left by killed processes.
+//! - [`normalisation`] — the RGB mean and standard deviation of every network's input.
 //! - [`pixels`] — the pixel limit every image decoder checks from the file's header.
 
 #![warn(missing_docs)]
 
 pub mod files;
+pub mod normalisation;
 pub mod pixels;
 
 pub use pixels::{check_pixels, max_pixels, DEFAULT_MAX_PIXELS};

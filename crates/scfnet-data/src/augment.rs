@@ -7,7 +7,7 @@ use crate::rng::Rng;
 
 /// The normalisation of the original code (RGB order; not the ImageNet constants), defined once
 /// with the networks' inference path.
-pub use scfnet_model::{MEAN, STD};
+pub use scfnet_base::normalisation::{MEAN, STD};
 
 /// Which augmentations run; [`Augment::paper`] is the original chain, [`Augment::none`] only
 /// normalises (fixed batches, parity tests, validation).

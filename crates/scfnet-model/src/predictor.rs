@@ -20,10 +20,7 @@ use crate::input_side::InputSide;
 use crate::kind::ModelKind;
 use crate::scfnet::Scfnet;
 
-/// Per-channel mean of the RGB normalisation (`[0, 255]` scale), the authors' `Normalize`.
-pub const MEAN: [f32; 3] = [124.55, 118.90, 102.94];
-/// Per-channel standard deviation of the RGB normalisation.
-pub const STD: [f32; 3] = [56.77, 55.97, 57.50];
+pub use scfnet_base::normalisation::{MEAN, STD};
 
 /// An RGB image: `height · width · 3` bytes, row-major, channels interleaved.
 #[derive(Clone, Copy, Debug)]

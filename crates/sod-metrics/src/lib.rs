@@ -42,6 +42,8 @@ mod pair;
 mod parallel;
 mod resize;
 mod s_inputs;
+#[cfg(feature = "serde")]
+mod score_row;
 mod smeasure;
 pub mod sum;
 mod threshold;
@@ -60,6 +62,8 @@ pub use io::{
 pub use pair::{SaliencyPair, GT_THRESHOLD};
 pub use parallel::score_parallel;
 pub use resize::{resize_bilinear, ResizeMode};
+#[cfg(feature = "serde")]
+pub use score_row::ScoreRow;
 pub use smeasure::{s_measure, S_ALPHA};
 pub use threshold::{f_from_pr, Confusion, Curves, F_BETA2, THRESHOLDS};
 pub use wfmeasure::{weighted_f_measure, WF_BETA2};

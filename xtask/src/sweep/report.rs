@@ -5,29 +5,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use sod_metrics::ScoreRow;
 
 use super::plan::Plan;
-
-/// Scores of one run on one test set.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct SetScores {
-    /// Mean absolute error.
-    #[serde(rename = "MAE")]
-    pub mae: f64,
-    /// Maximum F-measure.
-    #[serde(rename = "maxF")]
-    pub max_f: f64,
-    /// S-measure.
-    #[serde(rename = "Sm")]
-    pub sm: f64,
-    /// Mean E-measure.
-    #[serde(rename = "meanE")]
-    pub mean_e: f64,
-    /// Images scored.
-    pub images: u64,
-}
 
 /// One row of the report.
 #[derive(Clone, Debug, Serialize)]
@@ -42,8 +23,8 @@ pub struct RunRow {
     pub macs: u64,
     /// Training wall time in seconds (all invocations together), where recorded.
     pub train_seconds: Option<f64>,
-    /// Our scores per test set.
-    pub scores: BTreeMap<String, SetScores>,
+    /// Our scores per test set (the rows `scfnet eval --json` wrote).
+    pub scores: BTreeMap<String, ScoreRow>,
     /// The paper's label, parameters, MACs and MAE per test set.
     pub paper: Option<PaperRow>,
 }
@@ -61,36 +42,29 @@ pub struct PaperRow {
     pub mae: BTreeMap<String, f64>,
 }
 
-/// Reads `scfnet eval --json` output into run → set → scores.
-pub fn read_scores(path: &Path) -> Result<BTreeMap<(String, String), SetScores>> {
+/// The rows of an `scfnet eval --json` file.
+#[derive(Deserialize)]
+struct EvalJson {
+    results: Vec<ScoreRow>,
+}
+
+/// Reads `scfnet eval --json` output into (run, set) → scores.
+pub fn read_scores(path: &Path) -> Result<BTreeMap<(String, String), ScoreRow>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: Value =
+    let doc: EvalJson =
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let mut out = BTreeMap::new();
-    for r in v["results"].as_array().into_iter().flatten() {
-        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
-        out.insert(
-            (
-                r["method"].as_str().unwrap_or_default().to_owned(),
-                r["dataset"].as_str().unwrap_or_default().to_owned(),
-            ),
-            SetScores {
-                mae: f("MAE"),
-                max_f: f("maxF"),
-                sm: f("Sm"),
-                mean_e: f("meanE"),
-                images: r["images"].as_u64().unwrap_or(0),
-            },
-        );
-    }
-    Ok(out)
+    Ok(doc
+        .results
+        .into_iter()
+        .map(|r| ((r.method.clone(), r.dataset.clone()), r))
+        .collect())
 }
 
 /// The rows of the report.
 pub fn rows(
     plan: &Plan,
-    scores: &BTreeMap<(String, String), SetScores>,
+    scores: &BTreeMap<(String, String), ScoreRow>,
     info: &BTreeMap<String, (u64, u64)>,
     timings: &BTreeMap<String, f64>,
 ) -> Vec<RunRow> {
@@ -123,6 +97,11 @@ pub fn rows(
             }
         })
         .collect()
+}
+
+/// A score with three decimals; `NaN` where the metric is undefined (`null` in the JSON).
+fn three(v: Option<f64>) -> String {
+    v.map_or_else(|| "NaN".into(), |v| format!("{v:.3}"))
 }
 
 fn millions(n: u64) -> String {
@@ -211,7 +190,7 @@ pub fn markdown(plan: &Plan, rows: &[RunRow], stage_seconds: f64) -> String {
         sets,
         rows,
         |r, set| {
-            let ours = r.scores.get(set).map(|x| format!("{:.3}", x.mae));
+            let ours = r.scores.get(set).map(|x| three(x.mae));
             let paper = paper_mae(r, set).map(|m| format!("{m:.3}"));
             format!(
                 "{} / {}",
@@ -227,7 +206,14 @@ pub fn markdown(plan: &Plan, rows: &[RunRow], stage_seconds: f64) -> String {
         |r, set| {
             r.scores
                 .get(set)
-                .map(|x| format!("{:.3} / {:.3} / {:.3}", x.max_f, x.sm, x.mean_e))
+                .map(|x| {
+                    format!(
+                        "{} / {} / {}",
+                        three(x.max_f),
+                        three(x.s_measure),
+                        three(x.mean_e)
+                    )
+                })
                 .unwrap_or("-".into())
         },
     ));
@@ -267,8 +253,10 @@ pub fn latex(plan: &Plan, rows: &[RunRow]) -> String {
                 .unwrap_or("--".into());
             match x {
                 Some(x) => s.push_str(&format!(
-                    " & {:.3} & {paper} & {:.3} & {:.3}",
-                    x.mae, x.max_f, x.sm
+                    " & {} & {paper} & {} & {}",
+                    three(x.mae),
+                    three(x.max_f),
+                    three(x.s_measure)
                 )),
                 None => s.push_str(&format!(" & -- & {paper} & -- & --")),
             }

@@ -1,7 +1,6 @@
 //! Result tables: terminal, Markdown, LaTeX, CSV and JSON.
 
-use serde::Serialize;
-use sod_metrics::{DatasetScores, ImageSummary};
+use sod_metrics::{DatasetScores, ImageSummary, ScoreRow};
 
 /// The scores of one method on one dataset.
 #[derive(Clone, Debug)]
@@ -311,65 +310,11 @@ pub fn per_image_csv(results: &[EvalResult]) -> String {
     out
 }
 
-#[derive(Serialize)]
-struct JsonRow<'a> {
-    dataset: &'a str,
-    method: &'a str,
-    images: usize,
-    #[serde(rename = "maxF")]
-    max_f: Option<f64>,
-    #[serde(rename = "meanF")]
-    mean_f: Option<f64>,
-    #[serde(rename = "adpF")]
-    adp_f: Option<f64>,
-    #[serde(rename = "Sm")]
-    sm: Option<f64>,
-    #[serde(rename = "maxE")]
-    max_e: Option<f64>,
-    #[serde(rename = "meanE")]
-    mean_e: Option<f64>,
-    #[serde(rename = "adpE")]
-    adp_e: Option<f64>,
-    #[serde(rename = "wF")]
-    wf: Option<f64>,
-    #[serde(rename = "MAE")]
-    mae: Option<f64>,
-    empty_gt: usize,
-    excluded_empty_gt: usize,
-    nan_sm: usize,
-    skipped: usize,
-}
-
-/// A finite value, or `None` (JSON `null`) for NaN.
-fn finite(v: f64) -> Option<f64> {
-    v.is_finite().then_some(v)
-}
-
 /// JSON: `{"conventions": ..., "results": [...]}`, NaN written as `null`.
 pub fn json(results: &[EvalResult]) -> String {
-    let rows: Vec<JsonRow> = results
+    let rows: Vec<ScoreRow> = results
         .iter()
-        .map(|r| {
-            let s = &r.scores;
-            JsonRow {
-                dataset: &r.dataset,
-                method: &r.method,
-                images: s.images,
-                max_f: finite(s.max_f),
-                mean_f: finite(s.mean_f),
-                adp_f: finite(s.adaptive_f),
-                sm: finite(s.s_measure),
-                max_e: finite(s.max_e),
-                mean_e: finite(s.mean_e),
-                adp_e: finite(s.adaptive_e),
-                wf: finite(s.weighted_f),
-                mae: finite(s.mae),
-                empty_gt: s.empty_gt,
-                excluded_empty_gt: s.excluded_empty_gt,
-                nan_sm: s.nan_s_measure,
-                skipped: r.skipped,
-            }
-        })
+        .map(|r| ScoreRow::new(&r.dataset, &r.method, &r.scores, r.skipped))
         .collect();
     let doc = serde_json::json!({ "conventions": CONVENTIONS, "results": rows });
     serde_json::to_string_pretty(&doc).expect("JSON of plain values") + "\n"
