@@ -141,35 +141,10 @@ impl Predictor {
         preprocess(image, self.size, &self.device, self.dtype)
     }
 
-    /// The network input of one image, `(3, size, size)` values ([`preprocess_values`]).
-    pub fn prepare(&self, image: RgbRef) -> Result<Vec<f32>, PredictError> {
-        preprocess_values(image, self.size)
-    }
-
-    /// The `p2` logits of a batch of prepared inputs ([`Predictor::prepare`]); the maps come
-    /// from [`Logits::map`].
-    pub fn logits(&self, inputs: &[Vec<f32>]) -> Result<Logits, PredictError> {
-        self.logits_beside(inputs, &|| false)
-    }
-
-    /// Whether [`Predictor::logits_beside`] on `batch` images runs its background work on the
+    /// Whether [`Predictor::batch_logits_beside`] on `batch` images runs its background work on the
     /// network's busy-waiting helper ([`Scfnet::helper_takes_background`]).
     pub fn helper_takes_background(&self, batch: usize) -> bool {
         self.net.helper_takes_background(batch, &self.device)
-    }
-
-    /// [`Predictor::logits`], with `background` run in the idle moments of the busy-waiting
-    /// helper of a single image ([`Scfnet::forward_beside`]).
-    pub fn logits_beside(
-        &self,
-        inputs: &[Vec<f32>],
-        background: &(dyn Fn() -> bool + Sync),
-    ) -> Result<Logits, PredictError> {
-        let batch = network_input(self.size, &self.device, self.dtype, inputs)?;
-        logits_of(
-            self.net.forward_beside(&batch, background)?,
-            self.size.get(),
-        )
     }
 
     /// Room for the inputs of `len` images at this network's input side, to fill in place
@@ -178,9 +153,11 @@ impl Predictor {
         InputBatch::new(len, self.size)
     }
 
-    /// [`Predictor::logits_beside`] on a batch prepared in place: the logits of its filled
-    /// places, in order (the unfilled ones left out, see [`InputBatch::into_values`]), the
-    /// values handed to the network without a copy on the CPU.
+    /// The `p2` logits of a batch prepared in place (the maps come from [`Logits::map`]): its
+    /// filled places, in order (the unfilled ones left out, see [`InputBatch::into_values`]),
+    /// the values handed to the network without a copy on the CPU, with `background` run in the
+    /// idle moments of the busy-waiting helper of a single image ([`Scfnet::forward_beside`];
+    /// `&|| false` for none). The one way to logits; [`Predictor::maps`] is the one way to maps.
     pub fn batch_logits_beside(
         &self,
         batch: InputBatch,

@@ -2,7 +2,7 @@
 //! decoding and preparing one image, or making and encoding one image's map.
 //!
 //! Three kinds of thread run the steps: the busy-waiting helper of a single-image pass whenever
-//! it has no piece of the network to run ([`Predictor::logits_beside`]), background workers at
+//! it has no piece of the network to run ([`Predictor::batch_logits_beside`]), background workers at
 //! idle priority (batches of several images, or a GPU: in the gaps the network leaves), and the
 //! network's own thread while it waits for the next batch. So the cores never idle while there is a step to run, and the network
 //! never waits for a stage that another core could have finished.
