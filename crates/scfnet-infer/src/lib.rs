@@ -19,6 +19,8 @@
 //!   factors scale the next convolution's weights ([`InferenceConv::forward_scaled`]).
 //! - [`with_busy_helper`] / [`with_busy_helper_and`] — a second rayon worker kept awake while one
 //!   thread runs the chain of small parallel loops of one image.
+//! - [`schedule::run_eval`] — how an eval-mode pass runs on rayon's workers (a part of the batch
+//!   per worker, the busy helper for a single image), apart from the network itself.
 //! - [`runtime::configure`] — the process-wide thread settings a binary fixes first in `main`.
 //!
 //! The differentiable ops these layers stand in for at inference (BatchNorm, depthwise
@@ -33,6 +35,7 @@ mod direct_conv;
 mod kernel;
 mod pointwise_conv;
 pub mod runtime;
+pub mod schedule;
 mod se_gate;
 mod tile_store;
 mod tiled;

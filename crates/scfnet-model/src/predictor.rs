@@ -84,6 +84,7 @@ pub fn load_weights(
 /// A network ready to turn images into saliency maps.
 pub struct Predictor {
     net: Scfnet,
+    busy_helper: bool,
     size: InputSide,
     device: Device,
     dtype: DType,
@@ -102,6 +103,7 @@ impl Predictor {
         net.fold_batch_norms()?;
         Ok(Self {
             net,
+            busy_helper: true,
             size,
             device: device.clone(),
             dtype,
@@ -126,9 +128,12 @@ impl Predictor {
         &self.net
     }
 
-    /// [`Scfnet::set_busy_helper`] on the wrapped network.
+    /// Whether a single image on the CPU keeps a second rayon worker busy-waiting for the length
+    /// of the pass ([`scfnet_infer::with_busy_helper`]; on by default). The helper makes one pass
+    /// faster but takes the second core for its whole length: turn it off when other threads of
+    /// the process have work to do meanwhile and no background work is given.
     pub fn set_busy_helper(&mut self, on: bool) {
-        self.net.set_busy_helper(on);
+        self.busy_helper = on;
     }
 
     /// The network input side.
@@ -142,9 +147,9 @@ impl Predictor {
     }
 
     /// Whether [`Predictor::batch_logits_beside`] on `batch` images runs its background work on the
-    /// network's busy-waiting helper ([`Scfnet::helper_takes_background`]).
+    /// network's busy-waiting helper ([`scfnet_infer::schedule::helper_takes_background`]).
     pub fn helper_takes_background(&self, batch: usize) -> bool {
-        self.net.helper_takes_background(batch, &self.device)
+        scfnet_infer::schedule::helper_takes_background(batch, &self.device, self.busy_helper)
     }
 
     /// Room for the inputs of `len` images at this network's input side, to fill in place
@@ -156,7 +161,8 @@ impl Predictor {
     /// The `p2` logits of a batch prepared in place (the maps come from [`Logits::map`]): its
     /// filled places, in order (the unfilled ones left out, see [`InputBatch::into_values`]),
     /// the values handed to the network without a copy on the CPU, with `background` run in the
-    /// idle moments of the busy-waiting helper of a single image ([`Scfnet::forward_beside`];
+    /// idle moments of the busy-waiting helper of a single image
+    /// ([`scfnet_infer::schedule::run_eval`];
     /// `&|| false` for none). The one way to logits; [`Predictor::maps`] is the one way to maps.
     pub fn batch_logits_beside(
         &self,
@@ -180,7 +186,10 @@ impl Predictor {
         }
         let input =
             Tensor::from_vec(values, (n, 3, size, size), &self.device)?.to_dtype(self.dtype)?;
-        logits_of(self.net.forward_beside(&input, background)?, size)
+        let p2 = scfnet_infer::schedule::run_eval(&input, self.busy_helper, background, &|x| {
+            self.net.p2(x, false)
+        })?;
+        logits_of(p2, size)
     }
 
     /// The 8-bit maps of a batch of images (any sizes), each at its image's size, in order.

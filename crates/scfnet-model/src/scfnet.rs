@@ -1,8 +1,7 @@
 //! A complete SCFNet: backbone + decoder.
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
-use rayon::prelude::*;
 use scfnet_backbones::Backbone;
 use scfnet_onnx::{proto::ModelProto, Dim, OnnxGraph};
 
@@ -25,9 +24,6 @@ pub struct Scfnet {
     kind: ModelKind,
     backbone: Box<dyn Backbone>,
     decoder: Decoder,
-    /// Whether a single image in eval mode keeps a second worker busy-waiting
-    /// ([`Scfnet::set_busy_helper`]).
-    busy_helper: bool,
 }
 
 impl Scfnet {
@@ -55,7 +51,6 @@ impl Scfnet {
             kind,
             backbone,
             decoder,
-            busy_helper: true,
         })
     }
 
@@ -76,26 +71,9 @@ impl Scfnet {
             kind: self.kind,
             backbone: self.backbone.clone_box(),
             decoder: self.decoder.clone(),
-            busy_helper: self.busy_helper,
         };
         net.fold_batch_norms()?;
         Ok(net)
-    }
-
-    /// Whether a single image in eval mode on the CPU keeps a second rayon worker busy-waiting
-    /// for the length of the pass ([`scfnet_infer::with_busy_helper`]; on by default). The helper
-    /// makes one pass faster but takes the second core for its whole length: turn it off when
-    /// other threads of the process have work to do meanwhile (`scfnet predict` at batch 1
-    /// decodes and encodes beside the network).
-    pub fn set_busy_helper(&mut self, on: bool) {
-        self.busy_helper = on;
-    }
-
-    /// Whether [`Scfnet::forward_beside`] on `batch` images on `device` hands its background work
-    /// to the busy-waiting helper: a single image on the CPU, the helper on, and two or more
-    /// workers in rayon's pool.
-    pub fn helper_takes_background(&self, batch: usize, device: &Device) -> bool {
-        batch == 1 && device.is_cpu() && self.busy_helper && rayon::current_num_threads() >= 2
     }
 
     /// The side `S` the ONNX export's `S × S` input is fixed to, when the backbone's graph
@@ -164,112 +142,24 @@ impl Scfnet {
 }
 
 impl ModuleT for Scfnet {
-    /// The prediction `p2` (logits `(B, 1, H, W)`), without the deep-supervision heads.
-    ///
-    /// In eval mode on the CPU the whole pass runs on rayon's worker threads: the kernels'
-    /// parallel loops then split work between the workers directly, instead of each waking the
-    /// pool from outside and putting the calling thread to sleep until it is done. A batch of
-    /// several images is cut into one part per worker and the parts run side by side, each image
-    /// through the whole network on one core, without hand-offs between operations (images are
-    /// independent in eval mode; the maps are those of the whole batch). A part takes its images
-    /// one at a time: the same speed as the part at once, with the memory of one image's
-    /// activations per worker (peak 110 instead of 158 MiB for the student at batch 8). A single image keeps a
-    /// second worker awake for the length of the pass ([`scfnet_infer::with_busy_helper`]).
+    /// The prediction `p2` (logits `(B, 1, H, W)`), without the deep-supervision heads. In eval
+    /// mode the pass is scheduled on the CPU's workers by [`scfnet_infer::schedule::run_eval`]
+    /// (a part of the batch per worker; a single image with the busy-waiting helper).
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         if train {
-            return self.prediction(x, train);
+            return self.p2(x, train);
         }
-        self.forward_beside(x, &|| false)
+        scfnet_infer::schedule::run_eval(x, true, &|| false, &|x| self.p2(x, false))
     }
 }
 
 impl Scfnet {
-    /// The eval-mode prediction `p2` of [`ModuleT::forward_t`], with `background` run by the
-    /// busy-waiting helper of a single image whenever it has no piece of the network to run
-    /// ([`scfnet_infer::with_busy_helper_and`]): short pieces of other work (decoding the next
-    /// image, encoding the last map) that would otherwise wait for the pass to end or take a
-    /// core from it. `background` does one piece and returns whether there was any; it must not
-    /// use rayon's pool, nor block. Without the helper (off, or a batch of several images) it is
-    /// never called.
-    pub fn forward_beside(
-        &self,
-        x: &Tensor,
-        background: &(dyn Fn() -> bool + Sync),
-    ) -> Result<Tensor> {
-        let train = false;
-        if !scfnet_ops::uses_cpu_kernels(x) {
-            return self.prediction(x, train);
-        }
-        if rayon::current_thread_index().is_none() {
-            return rayon::scope(|_| self.forward_beside(x, background));
-        }
-        let parts = batch_parts(x.dim(0)?, rayon::current_num_threads());
-        if parts.len() < 2 {
-            if !self.helper_takes_background(x.dim(0)?, x.device()) {
-                return self.prediction(x, train);
-            }
-            return scfnet_infer::with_busy_helper_and(|| self.prediction(x, train), background);
-        }
-        let maps = parts
-            .into_par_iter()
-            .map(|(start, len)| {
-                (start..start + len)
-                    .map(|i| self.prediction(&x.narrow(0, i, 1)?, train))
-                    .collect::<Result<Vec<_>>>()
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Tensor::cat(&maps.concat(), 0)
-    }
-
-    /// `p2` of `x` computed on the calling thread's terms (no batch splitting).
-    fn prediction(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// `p2` of `x` computed on the calling thread's terms: no batch splitting, no helper (what
+    /// [`scfnet_infer::schedule::run_eval`] runs on each part of a batch).
+    pub fn p2(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         let f = self.backbone.features(x, train)?;
         self.decoder
             .prediction([&f.x2, &f.x3, &f.x4, &f.x5], (h, w), train)
-    }
-}
-
-/// `(start, len)` of at most `workers` nearly equal, non-empty parts of a batch of `batch`.
-fn batch_parts(batch: usize, workers: usize) -> Vec<(usize, usize)> {
-    let n = workers.clamp(1, batch.max(1));
-    let mut start = 0;
-    (0..n)
-        .map(|i| {
-            let len = batch / n + usize::from(i < batch % n);
-            let part = (start, len);
-            start += len;
-            part
-        })
-        .filter(|&(_, len)| len > 0)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::batch_parts;
-
-    #[test]
-    fn batch_parts_cover_the_batch_in_order() {
-        for batch in 0..20 {
-            for workers in 1..6 {
-                let parts = batch_parts(batch, workers);
-                assert!(parts.len() <= workers.max(1));
-                assert!(parts.iter().all(|&(_, len)| len > 0));
-                let mut next = 0;
-                for &(start, len) in &parts {
-                    assert_eq!(start, next);
-                    next += len;
-                }
-                assert_eq!(next, batch);
-                let lens: Vec<_> = parts.iter().map(|p| p.1).collect();
-                let (lo, hi) = (lens.iter().min(), lens.iter().max());
-                if let (Some(lo), Some(hi)) = (lo, hi) {
-                    assert!(hi - lo <= 1, "{batch} over {workers}: {lens:?}");
-                }
-            }
-        }
-        assert_eq!(batch_parts(8, 2), vec![(0, 4), (4, 4)]);
-        assert_eq!(batch_parts(1, 2), vec![(0, 1)]);
     }
 }
