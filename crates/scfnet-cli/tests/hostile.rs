@@ -601,6 +601,15 @@ fn absurd_sizes_are_errors_not_crashes() {
         &[("SCFNET_MAX_PIXELS", "1")],
     );
     r.refused(&["big.png", "limit of 1"]);
+    // A limit that is not a positive integer is an error naming the variable, not the default.
+    for bad in ["abc", "0", "-1"] {
+        let r = scfnet_within(
+            &["eval", "--pred", s(&bomb), "--gt", s(&gt)],
+            Duration::from_secs(30),
+            &[("SCFNET_MAX_PIXELS", bad)],
+        );
+        r.refused(&["SCFNET_MAX_PIXELS", "not a positive integer"]);
+    }
 }
 
 // ---------------------------------------------------------------- class 7: temporaries
