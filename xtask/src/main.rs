@@ -7,9 +7,10 @@
 //! - `bench-train`: one training step of the student and the R50 teacher, next to PyTorch.
 //! - `demo-data`: regenerates the small demo set shipped in `data/demo`.
 //! - `build-cuda`: builds the CUDA `scfnet` binary with a CUDA toolkit fetched from PyPI.
-//! - `download`: the benchmarks and ImageNet backbones from `data/manifest.toml`.
-//! - `sweep`: a plan's whole experiment (`sweeps/*.toml`) as resumable `scfnet` stages, and its report.
+//! - `download`, `sweep`: aliases of `scfnet download` and `scfnet sweep` (built, then run with the
+//!   same arguments).
 
+mod alias;
 mod bench_backbones;
 mod bench_metrics;
 mod bench_models;
@@ -17,10 +18,8 @@ mod bench_predict;
 mod bench_train;
 mod build_cuda;
 mod demo_data;
-mod download;
 mod onnx_models;
 mod onnx_parity;
-mod sweep;
 mod synthetic;
 mod torch_timing;
 
@@ -75,13 +74,13 @@ enum Command {
     /// Build the CUDA-enabled `scfnet` into target/cuda with the CUDA 13.0 toolkit fetched
     /// from PyPI (no GPU or system toolkit needed).
     BuildCuda(build_cuda::Args),
-    /// Fetch, verify and lay out the benchmarks, the ImageNet backbones and (by hand, --from)
-    /// the distillation pool, from data/manifest.toml; resumable and idempotent.
-    Download(download::Args),
-    /// Run a plan's experiment (default sweeps/paper.toml): data, trainings, distillations,
-    /// predictions, scores and results.md, each stage skipped when done and resumed when partial;
-    /// or emit it as chained Slurm jobs.
-    Sweep(sweep::Args),
+    /// Alias of `scfnet download` (builds the release scfnet, then runs it with these arguments).
+    #[command(disable_help_flag = true)]
+    Download(alias::Args),
+    /// Alias of `scfnet sweep` (builds the release scfnet, with CUDA for `--device cuda`, then
+    /// runs it with these arguments).
+    #[command(disable_help_flag = true)]
+    Sweep(alias::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -106,7 +105,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchTrain(a) => bench_train::run(a),
         Command::DemoData(a) => demo_data::run(a),
         Command::BuildCuda(a) => build_cuda::run(a),
-        Command::Download(a) => download::run(a),
-        Command::Sweep(a) => sweep::run(a),
+        Command::Download(a) => alias::run("download", a),
+        Command::Sweep(a) => alias::run("sweep", a),
     }
 }

@@ -7,9 +7,11 @@ use clap::{Parser, Subcommand};
 
 mod atomic;
 mod check_device;
+mod checkout;
 mod convert;
 mod demo;
 mod device;
+mod download;
 mod eval;
 mod export;
 mod info;
@@ -18,6 +20,7 @@ mod model_card;
 mod paths;
 mod predict;
 mod progress;
+mod sweep;
 mod synth;
 mod train;
 mod weights;
@@ -57,6 +60,12 @@ enum Command {
     /// Compare a GPU with the CPU (every op, each network's map and training step) and time it;
     /// writes a JSON report.
     CheckDevice(Box<check_device::CheckDeviceArgs>),
+    /// Download the benchmarks and the ImageNet backbones of `data/manifest.toml`, verified and
+    /// laid out (alias: `cargo xtask download`).
+    Download(Box<download::Args>),
+    /// Run a plan's whole experiment (`sweeps/*.toml`) as resumable stages, and its report
+    /// (alias: `cargo xtask sweep`).
+    Sweep(Box<sweep::Args>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -94,6 +103,8 @@ fn main() -> std::process::ExitCode {
         Command::Synth(args) => synth::run(args),
         Command::Demo(args) => demo::run(*args),
         Command::CheckDevice(args) => check_device::run(*args),
+        Command::Download(args) => download::run(*args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Sweep(args) => sweep::run(*args).map(|()| std::process::ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

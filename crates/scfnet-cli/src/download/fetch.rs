@@ -442,7 +442,7 @@ fn agent(body_timeout: Duration) -> ureq::Agent {
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
         .timeout_recv_body(Some(body_timeout))
-        .user_agent("scfnet-xtask-download")
+        .user_agent("scfnet-download")
         .build()
         .into()
 }

@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn the_repository_manifest_is_valid() {
-        let path = crate::repo_root().join("data/manifest.toml");
+        let path = crate::checkout::root().join("data/manifest.toml");
         let m = Manifest::load(&path).unwrap();
         let datasets: Vec<&str> = m
             .select(&["datasets".into()])

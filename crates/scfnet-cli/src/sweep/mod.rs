@@ -1,4 +1,4 @@
-//! `cargo xtask sweep`: a plan's whole experiment (data, trainings, distillations, predictions,
+//! `scfnet sweep` (alias `cargo xtask sweep`): a plan's whole experiment (data, trainings, distillations, predictions,
 //! scores, report) as `scfnet` commands, each stage skipped when complete and resumed when
 //! partial, so a killed sweep started again loses at most one checkpoint interval.
 
@@ -21,7 +21,7 @@ use plan::Plan;
 use stages::{shell_line, stages, Kind, Paths, Stage, State, MARKER};
 
 /// Arguments of `sweep`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
 pub struct Args {
     /// The plan (default: sweeps/paper.toml).
     #[arg(long, value_name = "FILE")]
@@ -42,8 +42,8 @@ pub struct Args {
     /// Extra arguments for one run, e.g. `--run-args 'SCFNet-R50=--epochs 10 --batch 32'`.
     #[arg(long = "run-args", value_name = "RUN=ARGS")]
     run_args: Vec<String>,
-    /// The `scfnet` binary (default: built with `cargo build --release -p scfnet-cli`, with
-    /// `--features cuda` when the device is a GPU).
+    /// The `scfnet` binary the stages run (default: this one; a GPU device needs the CUDA
+    /// build).
     #[arg(long, value_name = "PATH")]
     scfnet: Option<PathBuf>,
     /// Write one Slurm batch script per run and a submit.sh that chains them
@@ -333,35 +333,25 @@ fn add_timing(out: &Path, label: &str, secs: f64) -> Result<()> {
     writeln!(f, "{secs:.3}").with_context(|| format!("writing {}", path.display()))
 }
 
-/// The `scfnet` binary: the one given, or a release build (with CUDA for a GPU device).
-fn scfnet_binary(
-    root: &Path,
-    given: Option<PathBuf>,
-    device: &str,
-    build: bool,
-) -> Result<PathBuf> {
+/// The `scfnet` binary the stages run: the one given, else this very binary. A GPU device
+/// needs a binary built with CUDA: a clear error here rather than a failing first stage.
+fn scfnet_binary(given: Option<PathBuf>, device: &str) -> Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p);
     }
-    let cuda = device.starts_with("cuda");
-    if build {
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.current_dir(root)
-            .args(["build", "--release", "-p", "scfnet-cli"]);
-        if cuda {
-            cmd.args(["--features", "cuda"]);
-        }
-        let status = cmd.status().context("running cargo build")?;
-        if !status.success() {
-            bail!("building scfnet failed");
-        }
+    if device.starts_with("cuda") && !cfg!(feature = "cuda") {
+        bail!(
+            "device {device}: this scfnet was built without CUDA; run the sweep with the CUDA \
+             build (`cargo xtask build-cuda`, then target/cuda/release/scfnet sweep ...), or name \
+             one with --scfnet"
+        );
     }
-    Ok(root.join("target/release/scfnet"))
+    std::env::current_exe().context("locating the scfnet binary")
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<()> {
-    let root = crate::repo_root();
+    let root = crate::checkout::root();
     let plan_path = args.plan.unwrap_or_else(|| root.join("sweeps/paper.toml"));
     let stem = plan_path
         .file_stem()
@@ -383,10 +373,10 @@ pub fn run(args: Args) -> Result<()> {
         if emit[0] != "slurm" {
             bail!("--emit {}: only `slurm` is known", emit[0]);
         }
-        let scfnet = scfnet_binary(&root, args.scfnet.clone(), &sweep.device, false)?;
+        let scfnet = scfnet_binary(args.scfnet.clone(), &sweep.device)?;
         let dir = PathBuf::from(&emit[1]);
-        let xtask = std::env::current_exe().context("locating the xtask binary")?;
-        let written = slurm::emit(&sweep, &dir, &xtask, &scfnet, &args.gres)?;
+        let runner = std::env::current_exe().context("locating the scfnet binary")?;
+        let written = slurm::emit(&sweep, &dir, &runner, &scfnet, &args.gres)?;
         println!(
             "wrote {} job scripts and {}",
             written,
@@ -406,13 +396,13 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     if args.dry_run {
-        let scfnet = scfnet_binary(&root, args.scfnet, &sweep.device, false)?;
+        let scfnet = scfnet_binary(args.scfnet, &sweep.device)?;
         for l in sweep.plan_lines(&scfnet, &args.only)? {
             println!("{l}");
         }
         return Ok(());
     }
-    let scfnet = scfnet_binary(&root, args.scfnet, &sweep.device, true)?;
+    let scfnet = scfnet_binary(args.scfnet, &sweep.device)?;
     let wall = sweep.execute(&scfnet, &args.only)?;
     println!("sweep finished in {wall:.0} s");
     Ok(())

@@ -1,4 +1,4 @@
-//! `cargo xtask download [NAMES…]`: the benchmarks, the ImageNet backbones and (by hand) the
+//! `scfnet download [NAMES…]`: the benchmarks, the ImageNet backbones and (by hand) the
 //! distillation pool, from the manifest `data/manifest.toml`.
 //!
 //! Every file is fetched by [`fetch::Fetcher`] (hub cache, resumable streaming, checksums, lock
@@ -27,7 +27,7 @@ use lock::Lock;
 use manifest::{Archive, Item, ItemKind, Manifest, Source};
 
 /// Arguments of `download`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
 pub struct Args {
     /// Items to fetch (names from the manifest, or `datasets`, `weights`, `all`); none: the
     /// six benchmarks and the three ImageNet backbones.
@@ -88,7 +88,7 @@ pub struct Report {
 
 /// Runs the command.
 pub fn run(args: Args) -> Result<()> {
-    let root = args.root.unwrap_or_else(crate::repo_root);
+    let root = args.root.unwrap_or_else(crate::checkout::root);
     let manifest = args
         .manifest
         .unwrap_or_else(|| root.join("data/manifest.toml"));
@@ -229,7 +229,7 @@ pub fn download(opts: &Options) -> Result<Report> {
             match &opts.from {
                 Some(from) => layout::install_unlabeled(it, from, &dest).map(|_| ()),
                 None => Err(anyhow::anyhow!(
-                    "published on Google Drive / Baidu only: download it by hand and run `cargo xtask download {} --from DIR`",
+                    "published on Google Drive / Baidu only: download it by hand and run `scfnet download {} --from DIR`",
                     it.name
                 )),
             }
@@ -261,7 +261,7 @@ fn plan_lines(manifest: &Manifest, opts: &Options, it: &Item, dest: &Path) -> St
     let mut s = format!("{} -> {}", it.name, dest.display());
     if it.manual && it.sources.is_empty() {
         s.push_str(&format!(
-            "\n  by hand only: cargo xtask download {} --from DIR",
+            "\n  by hand only: scfnet download {} --from DIR",
             it.name
         ));
     }

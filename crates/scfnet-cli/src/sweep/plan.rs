@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn the_repository_plans_are_valid() {
-        let dir = crate::repo_root().join("sweeps");
+        let dir = crate::checkout::root().join("sweeps");
         let paper = Plan::load(&dir.join("paper.toml")).unwrap();
         let names: Vec<&str> = paper.runs.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(

@@ -9,7 +9,7 @@ use super::stages::{Kind, State};
 use super::Sweep;
 
 fn repo() -> PathBuf {
-    crate::repo_root()
+    crate::checkout::root()
 }
 
 /// A stand-in `scfnet`: logs every call to `$SWEEP_LOG`, makes the outputs each command would,

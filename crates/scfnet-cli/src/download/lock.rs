@@ -54,7 +54,7 @@ impl Lock {
         self.files.sort_by(|a, b| a.name.cmp(&b.name));
         let body = toml::to_string(self).context("serialising the lock file")?;
         let text = format!(
-            "# Pinned by `cargo xtask download`: the SHA-256 of each file whose source publishes\n\
+            "# Pinned by `scfnet download`: the SHA-256 of each file whose source publishes\n\
              # none, taken from its first good download. A later download that differs is refused.\n\n{body}"
         );
         if let Some(dir) = self.path.parent() {
