@@ -5,7 +5,7 @@ use std::time::Instant;
 use anyhow::Result;
 use candle_core::{DType, Device};
 use scfnet_backbones::synthetic_image;
-use scfnet_model::ModelKind;
+use scfnet_model::{InputSide, ModelKind};
 use scfnet_train::{Target, TrainConfig, Trainer};
 
 use crate::torch_timing::torch_timings;
@@ -14,8 +14,8 @@ use crate::torch_timing::torch_timings;
 #[derive(clap::Args)]
 pub struct Args {
     /// Input side.
-    #[arg(long, default_value_t = 352)]
-    size: usize,
+    #[arg(long, default_value = "352")]
+    size: InputSide,
     /// Timed steps (after one warm-up); the best is reported.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
@@ -27,11 +27,12 @@ pub struct Args {
 /// Best ms of one `Trainer::step` (the step `scfnet train` runs: train-mode forward, the
 /// deep-supervision loss, backward and the SGD update with the recipe's parameter groups) on
 /// synthetic images and masks, from fresh weights.
-fn time_step(kind: ModelKind, batch: usize, size: usize, repeat: usize) -> Result<f64> {
+fn time_step(kind: ModelKind, batch: usize, side: InputSide, repeat: usize) -> Result<f64> {
+    let size = side.get();
     let dev = Device::Cpu;
     let config = TrainConfig {
         batch,
-        sizes: vec![size],
+        sizes: vec![side],
         // Deterministic: no stochastic depth.
         drop_path: 0.0,
         ..TrainConfig::paper(kind)
@@ -68,7 +69,12 @@ pub fn run(args: Args) -> Result<()> {
         ),
     ];
     let torch = if args.python {
-        torch_timings("train/bench_torch_step.py", threads, args.size, args.repeat)?
+        torch_timings(
+            "train/bench_torch_step.py",
+            threads,
+            args.size.get(),
+            args.repeat,
+        )?
     } else {
         Vec::new()
     };

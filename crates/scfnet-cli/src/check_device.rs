@@ -218,7 +218,7 @@ fn bench_train_step(args: &CheckDeviceArgs, dev: &Device, spec: &str) -> Result<
         .with_context(|| format!("--train {spec}: batch"))?;
     let config = TrainConfig {
         batch,
-        sizes: vec![s],
+        sizes: vec![args.bench_size],
         // Deterministic: no stochastic depth.
         drop_path: 0.0,
         ..TrainConfig::paper(kind)

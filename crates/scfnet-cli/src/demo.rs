@@ -100,7 +100,7 @@ fn train_config(model: ModelKind, args: &DemoArgs, epochs: usize) -> TrainConfig
     TrainConfig {
         epochs,
         batch: args.batch,
-        sizes: vec![args.size.get()],
+        sizes: vec![args.size],
         warmup_epochs: 1.0,
         max_lr: 0.05,
         min_lr: 5e-4,

@@ -32,7 +32,7 @@ pub struct CommonArgs {
     pub batch: Option<usize>,
     /// Input sides, one drawn per batch (paper: 224,256,288,320,352).
     #[arg(long, value_delimiter = ',')]
-    pub sizes: Option<Vec<usize>>,
+    pub sizes: Option<Vec<InputSide>>,
     /// Peak learning rate after warm-up (paper: 0.064).
     #[arg(long)]
     pub lr: Option<f64>,
@@ -314,7 +314,7 @@ pub fn run_distill(args: DistillArgs) -> Result<ExitCode> {
             .common
             .sizes
             .as_ref()
-            .is_none_or(|s| s.iter().any(|&v| v != side.get()))
+            .is_none_or(|s| s.iter().any(|&v| v != side))
     {
         bail!(
             "the {} teacher takes {side}x{side} input only: add --sizes {side}",

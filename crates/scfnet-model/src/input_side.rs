@@ -72,11 +72,6 @@ impl fmt::Display for InputSide {
     }
 }
 
-/// Checks a network input side given as a number ([`InputSide::new`]), with the message as text.
-pub fn check_input_side(side: usize) -> Result<(), String> {
-    InputSide::new(side).map(|_| ()).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

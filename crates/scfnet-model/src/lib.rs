@@ -25,7 +25,7 @@ pub use decoder::{conv_bn_relu, Decoder, DecoderConfig, Scfm, SideOutputs};
 pub use hub_config::{HubConfig, HubConfigError, WeightsSource, CONFIG_FILE, WEIGHTS_FILE};
 pub use info::{model_info, ModelInfo};
 pub use input_batch::InputBatch;
-pub use input_side::{check_input_side, InputSide, InputSideError, MAX_INPUT_SIDE};
+pub use input_side::{InputSide, InputSideError, MAX_INPUT_SIDE};
 pub use kind::ModelKind;
 pub use predictor::{
     load_weights, network_logits, predict_maps, preprocess, preprocess_values, Logits,

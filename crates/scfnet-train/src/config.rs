@@ -1,7 +1,7 @@
 //! The settings of a training run; [`TrainConfig::paper`] is the authors' recipe (spec §3.5, §4).
 
 use scfnet_data::PAPER_SIZES;
-use scfnet_model::{check_input_side, InputSide, ModelKind};
+use scfnet_model::{InputSide, ModelKind};
 use serde::{Deserialize, Serialize};
 
 use crate::schedule::WarmupCosine;
@@ -17,8 +17,8 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Samples per batch.
     pub batch: usize,
-    /// Input sides; each batch draws one.
-    pub sizes: Vec<usize>,
+    /// Input sides; each batch draws one (each checked on reading).
+    pub sizes: Vec<InputSide>,
     /// Peak learning rate (after warm-up).
     pub max_lr: f64,
     /// Learning rate at the start of warm-up and at the end of the cosine.
@@ -55,9 +55,12 @@ impl TrainConfig {
             batch: 128,
             // The authors' Swin-B takes 384×384 only.
             sizes: if model.spec().fixed_side {
-                vec![model.default_size().get()]
+                vec![model.default_size()]
             } else {
-                PAPER_SIZES.to_vec()
+                PAPER_SIZES
+                    .iter()
+                    .map(|&s| InputSide::new(s).expect("the paper's sides are multiples of 32"))
+                    .collect()
             },
             max_lr: 6.4e-2,
             min_lr: 6.4e-4,
@@ -98,11 +101,8 @@ impl TrainConfig {
         if self.sizes.is_empty() {
             return Err("at least one input size is needed".into());
         }
-        for &s in &self.sizes {
-            check_input_side(s)?;
-        }
         let spec = self.model.spec();
-        if spec.fixed_side && self.sizes.iter().any(|&s| s != spec.input_side.get()) {
+        if spec.fixed_side && self.sizes.iter().any(|&s| s != spec.input_side) {
             let side = spec.input_side;
             return Err(format!(
                 "the {} network takes {side}x{side} input only",
@@ -153,11 +153,10 @@ mod tests {
         assert_eq!(c.schedule(10553), WarmupCosine::paper(10553, 128, 69));
         assert_eq!(c.schedule(80000), WarmupCosine::paper(80000, 128, 69));
         assert!(c.check().is_ok());
-        let bad = TrainConfig {
-            sizes: vec![100],
-            ..c
-        };
-        assert!(bad.check().unwrap_err().contains("32"));
+        // A side that is not a multiple of 32 cannot be in a config: refused on reading.
+        let json = serde_json::to_string(&c).unwrap().replace("[224,", "[100,");
+        let err = serde_json::from_str::<TrainConfig>(&json).unwrap_err();
+        assert!(err.to_string().contains("input side 100"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! tensor by tensor.
 
 use candle_core::{DType, Device, Tensor};
-use scfnet_model::ModelKind;
+use scfnet_model::{InputSide, ModelKind};
 use scfnet_ops::check::values;
 
 use crate::config::TrainConfig;
@@ -50,7 +50,7 @@ pub fn record_step(
 ) -> Result<StepRecord> {
     let config = TrainConfig {
         batch,
-        sizes: vec![side],
+        sizes: vec![InputSide::new(side).map_err(|e| crate::TrainError::Config(e.to_string()))?],
         // Deterministic: no stochastic depth.
         drop_path: 0.0,
         ..TrainConfig::paper(kind)

@@ -148,7 +148,7 @@ fn build_loader(data: SodDataset, config: &TrainConfig, workers: usize) -> Resul
         data,
         LoaderConfig {
             batch: config.batch,
-            sizes: config.sizes.clone(),
+            sizes: config.sizes.iter().map(|s| s.get()).collect(),
             shuffle: true,
             drop_last: false,
             seed: config.seed,

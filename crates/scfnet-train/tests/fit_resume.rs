@@ -25,7 +25,7 @@ fn config() -> TrainConfig {
     TrainConfig {
         epochs: 2,
         batch: 3,
-        sizes: vec![64],
+        sizes: vec![scfnet_model::InputSide::new(64).unwrap()],
         warmup_epochs: 1.0,
         test_size: scfnet_model::InputSide::new(64).unwrap(),
         seed: 17,

@@ -10,7 +10,7 @@ use scfnet_train::{supervised_loss, TrainConfig, Trainer};
 fn tensors_without_gradient(kind: ModelKind) -> (usize, Vec<String>) {
     let config = TrainConfig {
         batch: 2,
-        sizes: vec![64],
+        sizes: vec![scfnet_model::InputSide::new(64).unwrap()],
         // Deterministic: no stochastic depth.
         drop_path: 0.0,
         ..TrainConfig::paper(kind)
