@@ -29,8 +29,8 @@ mod weights;
 #[derive(Parser, Debug)]
 #[command(name = "scfnet", version, about, long_about = None)]
 struct Cli {
-    /// Worker threads (default: all cores).
-    #[arg(long, global = true)]
+    /// Worker threads (default: all cores; 1 to 1024).
+    #[arg(long, global = true, value_parser = parse_threads)]
     threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
@@ -66,6 +66,18 @@ enum Command {
     /// Run a plan's whole experiment (`sweeps/*.toml`) as resumable stages, and its report
     /// (alias: `cargo xtask sweep`).
     Sweep(Box<sweep::Args>),
+}
+
+/// Most worker threads `--threads` accepts: above any machine this runs on, and few enough that
+/// starting them takes no time (100,000 took a minute to fail).
+const MAX_THREADS: usize = 1024;
+
+/// `--threads`: a whole number from 1 to [`MAX_THREADS`], checked when parsed.
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!("{s}: a whole number from 1 to {MAX_THREADS}")),
+    }
 }
 
 fn main() -> std::process::ExitCode {

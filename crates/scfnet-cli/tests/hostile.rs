@@ -563,6 +563,11 @@ fn absurd_sizes_are_errors_not_crashes() {
         "18446744073709551615",
     ])
     .refused(&["18446744073709551615", "4096"]);
+    // A thread count is checked when parsed, not after starting 100,000 threads.
+    for threads in ["--threads=100000", "--threads=0", "--threads=-1"] {
+        let r = scfnet_within(&[threads, "info"], Duration::from_secs(10), &[]);
+        r.refused(&["--threads", "from 1 to 1024"]);
+    }
     // 13000 × 13000 declared in 70 bytes: refused from the header, nothing allocated.
     let bomb = dir.path().join("bomb");
     std::fs::create_dir_all(&bomb).unwrap();
