@@ -27,11 +27,9 @@ pub struct WeightsArgs {
     pub random_weights: bool,
 }
 
-/// The weights of `args`, checked name by name against the network first.
+/// The weights of `args`, checked name by name against the network first; the library's
+/// errors about the choice itself get the flags that make it.
 pub fn choose(args: &WeightsArgs, dev: &Device) -> Result<Chosen> {
-    if args.weights.is_none() && args.hub.is_none() && !args.random_weights {
-        bail!("no weights: pass --weights PATH|DIR, --hub REPO_ID[:FILE], or --random-weights");
-    }
     let request = WeightsRequest {
         model: args.model,
         weights: args.weights.clone(),
@@ -39,6 +37,9 @@ pub fn choose(args: &WeightsArgs, dev: &Device) -> Result<Chosen> {
         random: args.random_weights,
     };
     match scfnet_predict::weights::choose(&request, dev) {
+        Err(scfnet_predict::Error::NoWeights) => {
+            bail!("no weights: pass --weights PATH|DIR, --hub REPO_ID[:FILE], or --random-weights")
+        }
         Err(scfnet_predict::Error::ModelMismatch {
             asked,
             found,

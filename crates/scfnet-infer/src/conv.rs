@@ -291,15 +291,8 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_values::values;
     use candle_core::{DType, Device};
-
-    fn values(shape: &[usize], seed: f32) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| ((i as f32 * 0.618 + seed) * 1.7).sin())
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
 
     /// The largest absolute value of a tensor, in f64.
     fn max_abs(t: &Tensor) -> f64 {

@@ -70,29 +70,15 @@ pub(crate) fn pack(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
     packed
 }
 
-/// One layer's shapes and parameters.
-pub(crate) struct Layer<'a> {
-    /// [`pack`]ed weights.
-    pub packed: &'a [f32],
-    /// Bias per output channel.
-    pub bias: &'a [f32],
-    /// Activation after the bias.
-    pub act: Activation,
-    /// Output channels.
-    pub c_out: usize,
-    /// The window, one for which [`applies`] held.
-    pub geometry: ConvGeometry,
-}
-
 /// `x` `(B, C, H, W)` → `(B, C_out, H', W')`: `act(conv(x) + bias)`, then `then(· + residual)`.
 /// Only when [`applies`] held for the layer.
-pub(crate) fn forward(
-    layer: &Layer,
+fn forward(
+    layer: &kernel::Layer,
     x: &[f32],
     (b, c, h, w): (usize, usize, usize, usize),
     residual: Option<(&[f32], Activation)>,
 ) -> Vec<f32> {
-    let (g, c_out) = (layer.geometry, layer.c_out);
+    let (g, c_out) = (layer.shape.geometry, layer.shape.c_out);
     let (d, st) = (g.dilation, g.stride);
     assert!(st == 1 || st == 2, "direct convolution with stride {st}");
     let (oh, ow) = (g.output(h), g.output(w));
@@ -334,13 +320,6 @@ impl ConvKernel for Direct3x3 {
         _scale: Option<&[f32]>,
         residual: ResidualValues,
     ) -> Vec<f32> {
-        let layer = Layer {
-            packed: l.packed,
-            bias: l.bias,
-            act: l.act,
-            c_out: l.shape.c_out,
-            geometry: l.shape.geometry,
-        };
-        forward(&layer, x, dims, residual)
+        forward(l, x, dims, residual)
     }
 }

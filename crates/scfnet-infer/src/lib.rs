@@ -37,6 +37,8 @@ mod pointwise_conv;
 pub mod runtime;
 pub mod schedule;
 mod se_gate;
+#[cfg(test)]
+mod test_values;
 mod tile_store;
 mod tiled;
 mod winograd;

@@ -72,29 +72,17 @@ pub(crate) fn pack(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
     packed
 }
 
-/// One layer's shapes and parameters.
-pub(crate) struct Layer<'a> {
-    /// [`pack`]ed weights: one set, or one per image (`B` sets one after the other).
-    pub packed: &'a [f32],
-    /// Whether `packed` holds one set of weights per image.
-    pub per_image: bool,
-    /// Bias per output channel.
-    pub bias: &'a [f32],
-    /// Activation after the bias.
-    pub act: Activation,
-    /// Output channels.
-    pub c_out: usize,
-}
-
-/// `x` `(B, C, H, W)` → `(B, C_out, H, W)`: `act(conv(x) + bias)`, then `then(· + residual)`.
-/// Only for a 1×1 layer for which [`applies`] held.
-pub(crate) fn forward(
-    layer: &Layer,
+/// `x` `(B, C, H, W)` → `(B, C_out, H, W)`: `act(conv(x) + bias)`, then `then(· + residual)`,
+/// with the [`pack`]ed weights `packed`: one set, or one per image (`per_image`: `B` sets one
+/// after the other). Only for a 1×1 layer for which [`applies`] held.
+fn forward(
+    layer: &kernel::Layer,
+    (packed, per_image): (&[f32], bool),
     x: &[f32],
     (b, c, h, w): (usize, usize, usize, usize),
     residual: Option<(&[f32], Activation)>,
 ) -> Vec<f32> {
-    let (hw, c_out) = (h * w, layer.c_out);
+    let (hw, c_out) = (h * w, layer.shape.c_out);
     let len = b * c_out * hw;
     if len == 0 {
         return Vec::new();
@@ -102,8 +90,8 @@ pub(crate) fn forward(
     assert!(wide(), "pointwise convolution without AVX2");
     let groups = c_out.div_ceil(GROUP);
     let set = groups * c * GROUP;
-    let sets = if layer.per_image { b } else { 1 };
-    assert_eq!(layer.packed.len(), sets * set, "packed weights");
+    let sets = if per_image { b } else { 1 };
+    assert_eq!(packed.len(), sets * set, "packed weights");
     assert_eq!(x.len(), b * c * hw, "input");
     if let Some((r, _)) = residual {
         assert_eq!(r.len(), len, "residual");
@@ -131,7 +119,7 @@ pub(crate) fn forward(
                 return;
             }
             let image = &x[img * c * hw..(img + 1) * c * hw];
-            let weights = &layer.packed[if layer.per_image { img * set } else { 0 }..][..set];
+            let weights = &packed[if per_image { img * set } else { 0 }..][..set];
             let src = Source {
                 x: image[p0..].as_ptr(),
                 stride: hw,
@@ -297,13 +285,7 @@ impl ConvKernel for Pointwise {
                 .flat_map(|w| pack(w, c_out, c))
                 .collect()
         });
-        let layer = Layer {
-            packed: scaled.as_deref().unwrap_or(l.packed),
-            per_image: scaled.is_some(),
-            bias: l.bias,
-            act: l.act,
-            c_out,
-        };
-        forward(&layer, x, dims, residual)
+        let packed = scaled.as_deref().unwrap_or(l.packed);
+        forward(l, (packed, scaled.is_some()), x, dims, residual)
     }
 }

@@ -204,12 +204,8 @@ mod tests {
 
     /// Fixed values in `[-scale, scale]`, different for each `seed` (the test must not depend
     /// on an unseeded generator: a draw that saturated half the gates once failed it).
-    fn values(shape: &[usize], seed: f32, scale: f32) -> Tensor {
-        let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n)
-            .map(|i| ((i as f32 * 0.618 + seed) * 1.7).sin() * scale)
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    fn values(shape: &[usize], seed: f32, scale: f64) -> Tensor {
+        (crate::test_values::values(shape, seed) * scale).unwrap()
     }
 
     #[test]

@@ -110,18 +110,6 @@ pub(crate) fn pack(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
     packed
 }
 
-/// One layer's shapes and parameters.
-pub(crate) struct Layer<'a> {
-    /// [`pack`]ed weights.
-    pub packed: &'a [f32],
-    /// Bias per output channel.
-    pub bias: &'a [f32],
-    /// Activation after the bias.
-    pub act: Activation,
-    /// Output channels.
-    pub c_out: usize,
-}
-
 /// The sizes of a work item's buffers (see [`forward`]).
 #[derive(Clone, Copy)]
 struct Tiles {
@@ -161,13 +149,13 @@ impl Tiles {
 
 /// `x` `(B, C, H, W)` → `(B, C_out, H, W)`: `act(conv(x) + bias)`, then `then(· + residual)`.
 /// Only when [`applies`] held for the layer.
-pub(crate) fn forward(
-    layer: &Layer,
+fn forward(
+    layer: &kernel::Layer,
     x: &[f32],
     (b, c, h, w): (usize, usize, usize, usize),
     residual: Option<(&[f32], Activation)>,
 ) -> Vec<f32> {
-    let c_out = layer.c_out;
+    let c_out = layer.shape.c_out;
     let len = b * c_out * h * w;
     if len == 0 {
         return Vec::new();
@@ -404,7 +392,7 @@ unsafe fn transform_output(
     spare: &mut [f32],
     s: &Tiles,
     ty: usize,
-    layer: &Layer,
+    layer: &kernel::Layer,
     target: impl Fn(usize, usize) -> Target,
 ) {
     use std::arch::x86_64::*;
@@ -416,7 +404,7 @@ unsafe fn transform_output(
         let stores: [Store; 2] = std::array::from_fn(|dy| {
             let places: [Target; GROUP] =
                 std::array::from_fn(|r| target(grp * GROUP + r, 2 * ty + dy));
-            let residual = layer.residual_rows(&places, &spare_rows, dy);
+            let residual = residual_rows(&places, &spare_rows, dy);
             Store {
                 targets: std::array::from_fn(|r| {
                     places[r].map_or(spare_rows[dy * GROUP + r], |(p, _)| p)
@@ -465,28 +453,25 @@ unsafe fn transform_output(
     }
 }
 
-impl Layer<'_> {
-    /// The residual rows of a group's stores for output row parity `dy`: the places' residual
-    /// rows, spare rows where a place has none; `None` when the layer adds no residual.
-    fn residual_rows(
-        &self,
-        places: &[Target; GROUP],
-        spare: &[*mut f32; 2 * GROUP],
-        dy: usize,
-    ) -> Option<([*const f32; GROUP], Activation)> {
-        let then = places
-            .iter()
-            .flatten()
-            .find_map(|(_, r)| r.map(|(_, t)| t))?;
-        Some((
-            std::array::from_fn(|r| {
-                places[r]
-                    .and_then(|(_, res)| res.map(|(p, _)| p))
-                    .unwrap_or(spare[dy * GROUP + r].cast_const())
-            }),
-            then,
-        ))
-    }
+/// The residual rows of a group's stores for output row parity `dy`: the places' residual
+/// rows, spare rows where a place has none; `None` when the layer adds no residual.
+fn residual_rows(
+    places: &[Target; GROUP],
+    spare: &[*mut f32; 2 * GROUP],
+    dy: usize,
+) -> Option<([*const f32; GROUP], Activation)> {
+    let then = places
+        .iter()
+        .flatten()
+        .find_map(|(_, r)| r.map(|(_, t)| t))?;
+    Some((
+        std::array::from_fn(|r| {
+            places[r]
+                .and_then(|(_, res)| res.map(|(p, _)| p))
+                .unwrap_or(spare[dy * GROUP + r].cast_const())
+        }),
+        then,
+    ))
 }
 
 /// The Winograd kernel in the table of [`crate::kernel`].
@@ -520,12 +505,6 @@ impl ConvKernel for Winograd {
         _scale: Option<&[f32]>,
         residual: ResidualValues,
     ) -> Vec<f32> {
-        let layer = Layer {
-            packed: l.packed,
-            bias: l.bias,
-            act: l.act,
-            c_out: l.shape.c_out,
-        };
-        forward(&layer, x, dims, residual)
+        forward(l, x, dims, residual)
     }
 }

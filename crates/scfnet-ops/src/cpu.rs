@@ -3,8 +3,7 @@
 //! per-thread scratch buffers, the shared output pointer, the bias-and-activation pass over a
 //! row and the shape check of a 4-D input.
 
-use candle_core::{Layout, Result};
-
+pub use crate::elem::dims4;
 pub use crate::out_ptr::OutPtr;
 pub use crate::scratch::{with_scratch, ScratchBuffer, ScratchSlot};
 pub use crate::simd::wide;
@@ -20,9 +19,4 @@ use crate::activation::Activation;
 #[inline(always)]
 pub fn bias_activate_row(row: &mut [f32], bias: f32, act: Activation) {
     crate::bias_act::apply_plane(row, bias, act);
-}
-
-/// `(B, C, H, W)` of a rank-4 layout, or an error naming the op `op`.
-pub fn dims4(op: &str, layout: &Layout) -> Result<(usize, usize, usize, usize)> {
-    crate::elem::dims4(op, layout)
 }

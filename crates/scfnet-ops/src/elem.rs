@@ -192,8 +192,8 @@ macro_rules! map_float3 {
 }
 pub(crate) use map_float3;
 
-/// `(B, C, H, W)` of a rank-4 layout, with a clear error otherwise.
-pub(crate) fn dims4(op: &str, layout: &Layout) -> Result<(usize, usize, usize, usize)> {
+/// `(B, C, H, W)` of a rank-4 layout, with a clear error naming the op `op` otherwise.
+pub fn dims4(op: &str, layout: &Layout) -> Result<(usize, usize, usize, usize)> {
     match layout.shape().dims() {
         &[b, c, h, w] => Ok((b, c, h, w)),
         other => bail!("{op}: expected a (B, C, H, W) tensor, got shape {other:?}"),
