@@ -2,7 +2,8 @@
 //! `cuda` feature it also compiles each to PTX with nvcc (from `NVCC`, else `PATH`; `cargo
 //! xtask build-cuda` sets both) for the compute capability in `CUDA_COMPUTE_CAP` (default 90),
 //! and writes `OUT_DIR/ptx.rs`: one `Module` constant per source. The driver compiles the PTX
-//! for the GPU at load time. Without the feature no CUDA toolkit is needed.
+//! for the GPU at load time. `-fmad=false`: no multiply-add contraction, so that a kernel rounds
+//! like the CPU kernel it mirrors (the kernels are memory-bound; the fused form gains nothing). Without the feature no CUDA toolkit is needed.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ fn main() {
         println!("cargo:rerun-if-changed={src}");
         let ptx = out.join(format!("{name}.ptx"));
         let status = Command::new(&nvcc)
-            .args(["-ptx", &format!("-arch=compute_{cap}"), "-O3", &src, "-o"])
+            .args(["-ptx", &format!("-arch=compute_{cap}"), "-O3", "-fmad=false", &src, "-o"])
             .arg(&ptx)
             .status()
             .unwrap_or_else(|e| {

@@ -9,10 +9,17 @@
 #
 # 1. `scfnet check-device --bench`: every op and each network's map and training step on the GPU
 #    against the CPU, then the student's inference images/s (batch 1, 32) and training-step times
-#    (student batch 128, R50 batch 32) at 352.
+#    (student batch 128 and R50 batch 32 at 352, Swin-B batch 8 at 384) in three modes: f32 and
+#    TF32 matrix products with the native kernels, and f32 with every op composed of candle
+#    primitives (the before of an A/B); each timing with a profile of one run (time per native op).
 # 2. `scfnet predict` end to end on a folder of 512 synthetic 300-400 px PNG images, batch 1 and 32.
-# 3. The PyTorch eager re-creation on the same GPU (tests/reference/{model,train}), if torch and
-#    timm import.
+# 3. One epoch of `scfnet train --device cuda` (student, batch 128 at 352, EPOCH_IMAGES synthetic
+#    images, all cores loading): images/s of the whole loop, to set beside the step alone.
+# 4. The PyTorch eager re-creation on the same GPU (tests/reference/{model,train}) at PyTorch's
+#    defaults, if torch and timm import; with PROFILE=1 also torch.profiler's kernel tables.
+# 5. With KERNEL_PROFILE=path/to/libkernel_profile.so (tests/gpu/build_kernel_profile.sh): one
+#    kernel-level profile per workload (student step b128, R50 step b32, Swin-B step b8, student
+#    inference b32) through CUPTI, $OUT/kernels_*.tsv.
 # Everything lands in $OUT/gpu-check.json (plus the raw logs). Exit status: that of step 1.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +30,8 @@ WORK=$(mktemp -d)
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 N_IMAGES=${N_IMAGES:-512}
+EPOCH_IMAGES=${EPOCH_IMAGES:-1280}
+EPOCH_BATCH=${EPOCH_BATCH:-128}
 
 # The CUDA 13 libraries scfnet links (cudart, cuBLAS, cuBLASLt, cuRAND) from pip's nvidia wheels.
 for d in $($PY -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
@@ -49,15 +58,38 @@ for b in 1 32; do
   echo "predict b$b rc=$rc ms=$(( ($(date +%s%N) - s) / 1000000 ))" >> "$OUT/predict.txt"
 done
 
-# PyTorch eager on the same GPU.
+# One training epoch end to end: loading, augmentation, steps, checkpoint.
+"$BIN" synth --out "$WORK/epoch" --n "$EPOCH_IMAGES" --min-side 300 --max-side 400 --test-fraction 0 > /dev/null 2>&1
+s=$(date +%s%N)
+"$BIN" train --device "$DEVICE" --model student --data "$WORK/epoch" --out "$WORK/epoch-run" \
+  --epochs 1 --batch "$EPOCH_BATCH" --sizes 352 --workers "$(nproc)" --quiet > "$OUT/epoch.log" 2>&1
+rc=$?
+echo "epoch rc=$rc ms=$(( ($(date +%s%N) - s) / 1000000 ))" > "$OUT/epoch.txt"
+cp "$WORK/epoch-run/log.jsonl" "$OUT/epoch-log.jsonl" 2>/dev/null
+
+# Kernel-level profiles of our binary (CUPTI injection), one process per workload.
+if [ -n "${KERNEL_PROFILE:-}" ] && [ "$DEVICE" != cpu ]; then
+  for w in "student:128;0" "r50:32;0" "swinb:8@384;0" ";32"; do
+    train=${w%%;*}; infer=${w##*;}
+    name=${train%%:*}; name=${name:-inference}
+    CUDA_INJECTION64_PATH="$KERNEL_PROFILE" SCFNET_KERNEL_PROFILE="$OUT/kernels_$name.tsv" \
+      "$BIN" check-device --device "$DEVICE" --bench-only --no-breakdown --bench-modes f32 \
+      --train "$train" --infer-batches "$infer" --repeat 3 > "$OUT/kernels_$name.log" 2>&1
+  done
+fi
+
+# PyTorch eager on the same GPU, at its defaults.
 if [ "$DEVICE" != cpu ] && $PY -c 'import torch, timm; assert torch.cuda.is_available()' 2>/dev/null; then
   $PY tests/reference/model/bench_torch.py --device cuda --models student --batches 1,32 \
     --repeat 5 > "$OUT/torch_infer.txt" 2>&1
+  prof=${PROFILE:+--profile $OUT/torch_kernels}
   $PY tests/reference/train/bench_torch_step.py --device cuda --runs student:128,r50:32 \
-    --repeat 5 > "$OUT/torch_train.txt" 2>&1
+    --repeat 5 $prof > "$OUT/torch_train.txt" 2>&1
+  $PY tests/reference/train/bench_torch_step.py --device cuda --runs swinb:8@384 \
+    --repeat 5 $prof > "$OUT/torch_train_swin.txt" 2>&1
 fi
 
-$PY - "$OUT" "$((t1 - t0))" "$N_IMAGES" <<'PYEOF'
+$PY - "$OUT" "$((t1 - t0))" "$N_IMAGES" "$EPOCH_IMAGES" <<'PYEOF'
 import json, re, sys, pathlib
 out = pathlib.Path(sys.argv[1])
 def read(name):
@@ -73,11 +105,34 @@ report["predict"] = [
     {"batch": int(m[0]), "rc": int(m[1]), "seconds": int(m[2]) / 1e3, "images_per_s": n * 1e3 / int(m[2])}
     for m in re.findall(r"predict b(\d+) rc=(\d+) ms=(\d+)", read("predict.txt"))
 ]
+epoch = re.search(r"epoch rc=(\d+) ms=(\d+)", read("epoch.txt"))
+if epoch:
+    n = int(sys.argv[4])
+    report["train_epoch"] = {"images": n, "rc": int(epoch[1]), "seconds": int(epoch[2]) / 1e3,
+                             "images_per_s": n * 1e3 / int(epoch[2])}
+    # The loop's pace after its first step (start-up, data check and first-use kernel loading
+    # excluded): images over wall time, and the same images over the steps' own time.
+    steps = [json.loads(l) for l in read("epoch-log.jsonl").splitlines() if '"wall"' in l]
+    if len(steps) > 2:
+        later = steps[1:]
+        images = sum(s["images"] for s in later)
+        report["train_epoch"]["loop_images_per_s"] = images / (later[-1]["wall"] - steps[0]["wall"])
+        report["train_epoch"]["step_images_per_s"] = images / sum(s["secs"] for s in later)
 torch = {}
-for f in ("torch_infer.txt", "torch_train.txt"):
+for f in ("torch_infer.txt", "torch_train.txt", "torch_train_swin.txt"):
     for label, ms in re.findall(r"torch (\S+ b\d+): ([\d.]+) ms", read(f)):
         torch[f.split("_")[1].split(".")[0] + " " + label] = float(ms)
 report["torch_ms"] = torch
+kernels = {}
+for f in sorted(out.glob("kernels_*.tsv")):
+    rows = [line.split("\t") for line in f.read_text().splitlines() if line.count("\t") == 2]
+    total = sum(float(r[0]) for r in rows) or 1.0
+    kernels[f.stem[len("kernels_"):]] = {
+        "gpu_ms": total,
+        "top": [{"ms": float(r[0]), "share": float(r[0]) / total, "calls": int(r[1]), "kernel": r[2]}
+                for r in rows[:25]],
+    }
+report["kernel_profiles"] = kernels
 (out / "gpu-check.json").write_text(json.dumps(report, indent=2))
 print(json.dumps({k: v for k, v in report.items() if k != "check"}, indent=2))
 PYEOF

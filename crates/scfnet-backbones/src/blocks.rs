@@ -325,6 +325,6 @@ impl ModuleT for ConvBnAct {
             return f.forward(x);
         }
         let y = self.conv.forward(x)?;
-        self.act.apply(&y.apply_t(&self.bn, train)?)
+        self.bn.forward_t_act(&y, self.act, train)
     }
 }

@@ -204,8 +204,8 @@ struct WindowAttention {
     proj: Linear,
     /// `((2·ws − 1)², heads)` learned relative-position biases.
     table: Tensor,
-    /// `(ws⁴)` row of `table` for every (query, key) pair of a window.
-    index: Tensor,
+    /// The row of `table` for every (query, key) pair of a window (`ws⁴` picks).
+    index: scfnet_ops::RowGather,
     heads: usize,
     scale: f64,
 }
@@ -223,7 +223,7 @@ impl WindowAttention {
                 index.push((dy as usize * side + dx as usize) as u32);
             }
         }
-        let index = Tensor::from_vec(index, n * n, table.device())?;
+        let index = scfnet_ops::RowGather::new(index, side * side)?;
         Ok(Self {
             qkv: linear(dim, 3 * dim, vb.pp("qkv"))?,
             proj: linear(dim, dim, vb.pp("proj"))?,
@@ -237,8 +237,8 @@ impl WindowAttention {
     /// The bias of every (query, key) pair of a window of `n` tokens, `(heads, n, n)`, gathered
     /// from the table.
     fn relative_position_bias(&self, n: usize) -> Result<Tensor> {
-        self.table
-            .index_select(&self.index, 0)?
+        self.index
+            .apply(&self.table)?
             .reshape((n, n, self.heads))?
             .permute((2, 0, 1))?
             .contiguous()

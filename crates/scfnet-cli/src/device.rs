@@ -1,5 +1,7 @@
 //! `--device cpu|cuda|cuda:N`, shared by the commands that run a network.
 
+#[cfg(feature = "cuda")]
+use anyhow::Context as _;
 use anyhow::{bail, Result};
 use candle_core::Device;
 
@@ -52,7 +54,11 @@ fn open_cuda(n: usize) -> Result<Device> {
     // or lacks a symbol; turn that into an error too.
     let opened = std::panic::catch_unwind(|| Device::new_cuda(n));
     match opened {
-        Ok(Ok(device)) => Ok(device),
+        Ok(Ok(device)) => {
+            scfnet_ops::prepare_device(&device)
+                .with_context(|| format!("--device cuda:{n}: preparing GPU {n}"))?;
+            Ok(device)
+        }
         Ok(Err(e)) => {
             // candle appends a backtrace when RUST_BACKTRACE is set: keep the message.
             let e = e.to_string();

@@ -33,36 +33,111 @@ pub use candle_core::cuda_backend::cudarc::driver;
 pub use candle_core::cuda_backend::WrapErr;
 
 /// Loads `$name` of `$module` on the `candle_core::CudaDevice` `$dev` (once; later calls find it
-/// cached) and launches it with one thread per element of `$threads`, on candle's stream, with
-/// the device buffers `[$buffer, ...]` (references to `CudaSlice`s or `CudaView`s) then each
-/// `usize` of `$sizes` as arguments, in that order. Returns early with the error (`?`) when
-/// loading or launching fails.
+/// cached) and launches it on candle's stream. Two forms:
 ///
-/// The caller vouches that the arguments match the kernel's signature and that the kernel
-/// stays inside the buffers (the expansion launches in an `unsafe` block).
+/// - `launch!(dev, MODULE, "name", threads, [buffers...], &sizes)`: one thread per element of
+///   `threads` (blocks of 1024), the device buffers (references to `CudaSlice`s or `CudaView`s)
+///   then each `usize` of `sizes` as arguments, in that order; nothing is launched when
+///   `threads` is 0;
+/// - `launch!(dev, MODULE, "name", config: cfg, args: [args...])`: an explicit
+///   `LaunchConfig` (see [`blocks`]) and any kernel arguments (references), in order.
+///
+/// Returns early with the error (`?`) when loading or launching fails. The caller vouches that
+/// the arguments match the kernel's signature and that the kernel stays inside the buffers (the
+/// expansion launches in an `unsafe` block).
 #[cfg(feature = "cuda")]
 #[macro_export]
 macro_rules! launch {
-    ($dev:expr, $module:expr, $name:expr, $threads:expr, [$($buffer:expr),* $(,)?], $sizes:expr) => {{
+    ($dev:expr, $module:expr, $name:expr, config: $cfg:expr, args: [$($arg:expr),* $(,)?]) => {{
         use $crate::driver::PushKernelArg as _;
         use $crate::WrapErr as _;
         let module: $crate::Module = $module;
-        let func = $dev.get_or_load_custom_func($name, module.name, module.ptx)?;
+        let func = $dev.get_or_load_custom_func(&$name, module.name, module.ptx)?;
         let mut builder = func.builder();
-        $( builder.arg($buffer); )*
-        let sizes: &[usize] = $sizes;
-        for size in sizes {
-            builder.arg(size);
-        }
-        let cfg = $crate::driver::LaunchConfig::for_num_elems(($threads) as u32);
+        $( builder.arg($arg); )*
+        let cfg: $crate::driver::LaunchConfig = $cfg;
         // SAFETY: the caller vouches for the arguments (see the macro's documentation).
         unsafe { builder.launch(cfg) }.w()?;
     }};
+    ($dev:expr, $module:expr, $name:expr, $threads:expr, [$($buffer:expr),* $(,)?], $sizes:expr) => {{
+        use $crate::driver::PushKernelArg as _;
+        use $crate::WrapErr as _;
+        let threads: usize = $threads;
+        if threads > 0 {
+            let module: $crate::Module = $module;
+            let func = $dev.get_or_load_custom_func(&$name, module.name, module.ptx)?;
+            let mut builder = func.builder();
+            $( builder.arg($buffer); )*
+            let sizes: &[usize] = $sizes;
+            for size in sizes {
+                builder.arg(size);
+            }
+            let cfg = $crate::driver::LaunchConfig::for_num_elems(threads as u32);
+            // SAFETY: the caller vouches for the arguments (see the macro's documentation).
+            unsafe { builder.launch(cfg) }.w()?;
+        }
+    }};
+}
+
+/// A launch of `grid.0 × grid.1` blocks of `threads` threads (a multiple of 32, at most 1024):
+/// the shape of the kernels that reduce within a block.
+#[cfg(feature = "cuda")]
+pub fn blocks(grid: (usize, usize), threads: u32) -> driver::LaunchConfig {
+    driver::LaunchConfig {
+        grid_dim: (grid.0 as u32, grid.1 as u32, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// How many slices a per-channel reduction over a batch of `batch` planes of `plane` values is
+/// cut into (whole images per slice, about 8,192 values or more each, at most 128 slices): enough
+/// blocks to fill the GPU when channels are few and planes large, and blocks that are not mostly
+/// idle when planes are small.
+pub fn batch_slices(batch: usize, plane: usize) -> usize {
+    (batch * plane).div_ceil(8192).clamp(1, batch.clamp(1, 128))
+}
+
+/// Keeps freed device memory in the stream-ordered pool of `dev`'s GPU instead of returning it to
+/// the driver at every synchronisation (the pool's default release threshold is 0): a training
+/// loop then allocates the same buffers step after step without driver calls.
+#[cfg(feature = "cuda")]
+pub fn keep_freed_memory(dev: &candle_core::CudaDevice) -> candle_core::Result<()> {
+    use driver::sys;
+    let stream = dev.cuda_stream();
+    let ctx = stream.context();
+    ctx.bind_to_thread().w()?;
+    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+    let mut threshold: u64 = u64::MAX;
+    // SAFETY: `pool` is written by the driver for a device of a live context, and the attribute
+    // takes a pointer to a u64, as passed.
+    unsafe {
+        sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
+            .result()
+            .w()?;
+        sys::cuMemPoolSetAttribute(
+            pool,
+            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+            (&mut threshold as *mut u64).cast(),
+        )
+        .result()
+        .w()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::SOURCES;
+    use super::{batch_slices, SOURCES};
+
+    #[test]
+    fn batches_are_cut_into_bounded_slices() {
+        assert_eq!(batch_slices(0, 100), 1);
+        assert_eq!(batch_slices(2, 96 * 96), 2);
+        assert_eq!(batch_slices(128, 88 * 88), 121);
+        assert_eq!(batch_slices(128, 11 * 11), 2);
+        assert_eq!(batch_slices(512, 176 * 176), 128);
+    }
 
     #[test]
     fn every_cuda_source_is_a_module() {
@@ -74,7 +149,16 @@ mod tests {
             .map(|p| p.file_stem().unwrap().to_str().unwrap().to_string())
             .collect();
         found.sort();
-        assert!(found.contains(&"pool".to_string()), "{found:?}");
+        for kernel in [
+            "activation",
+            "batch_norm",
+            "depthwise",
+            "im2col",
+            "pool",
+            "reduce",
+        ] {
+            assert!(found.contains(&kernel.to_string()), "{found:?}");
+        }
         assert_eq!(SOURCES, found.as_slice());
     }
 }

@@ -2,7 +2,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-use crate::dispatch::uses_cpu_kernels;
+use crate::dispatch::uses_own_kernels;
 use crate::elem::{map_float, map_float2, Real};
 
 /// The activation after a convolution (and its BatchNorm) in the networks here.
@@ -17,6 +17,41 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The activation of one value (the same arithmetic as [`Activation::apply`]).
+    pub(crate) fn value<T: Real>(self, x: T) -> T {
+        match self {
+            Activation::None => x,
+            Activation::Relu => x.max(T::ZERO),
+            Activation::HardSwish => Kind::HardSwish.value(x),
+        }
+    }
+
+    /// The derivative [`Activation::apply`]'s backward uses at `x`: candle's ReLU rule (1 where
+    /// `x ≥ 0`), [`hard_swish`]'s.
+    pub(crate) fn derivative<T: Real>(self, x: T) -> T {
+        match self {
+            Activation::None => T::ONE,
+            Activation::Relu => {
+                if x >= T::ZERO {
+                    T::ONE
+                } else {
+                    T::ZERO
+                }
+            }
+            Activation::HardSwish => Kind::HardSwish.derivative(x),
+        }
+    }
+
+    /// The CUDA kernels' code of the activation (0 none, 1 ReLU, 2 hard-swish).
+    #[cfg(feature = "cuda")]
+    pub(crate) fn code(self) -> usize {
+        match self {
+            Activation::None => 0,
+            Activation::Relu => 1,
+            Activation::HardSwish => 2,
+        }
+    }
+
     /// Applies the activation to any shape (differentiable).
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
         match self {
@@ -37,6 +72,15 @@ enum Kind {
 }
 
 impl Kind {
+    /// The CUDA kernels' arguments: kind (0 hard-swish, 1 hard-sigmoid), slope, offset.
+    #[cfg(feature = "cuda")]
+    fn kernel_args(self) -> (usize, f64, f64) {
+        match self {
+            Kind::HardSwish => (0, 0.0, 0.0),
+            Kind::HardSigmoid { slope, offset } => (1, slope, offset),
+        }
+    }
+
     fn value<T: Real>(self, x: T) -> T {
         let clip = |v: T, hi: T| {
             if v < T::ZERO {
@@ -106,6 +150,56 @@ impl CustomOp1 for Piecewise {
             &ActivationGrad(self.0),
         )?))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use crate::gpu::by_float;
+        let out = by_float!(self.name(), storage, cuda_forward(self.0, storage, layout))?;
+        Ok((out, layout.shape().clone()))
+    }
+}
+
+/// `activation_fwd` of `scfnet-kernels`' `activation.cu`: one thread per element.
+#[cfg(feature = "cuda")]
+fn cuda_forward<T: crate::gpu::GpuFloat>(
+    kind: Kind,
+    storage: &candle_core::CudaStorage,
+    layout: &Layout,
+) -> Result<candle_core::CudaStorage> {
+    use crate::gpu::{kernel, output, per_element, view, wrap};
+    use candle_core::backend::BackendStorage;
+    let dev = storage.device();
+    let x = view::<T>("activation", storage, layout)?;
+    let n = layout.shape().elem_count();
+    let mut y = output::<T>(dev, n)?;
+    let (k, slope, offset) = kind.kernel_args();
+    scfnet_kernels::launch!(dev, scfnet_kernels::ptx::ACTIVATION, kernel::<T>("activation_fwd"),
+        config: per_element(n), args: [&x, &mut y, &slope, &offset, &n, &k]);
+    Ok(wrap(storage, y))
+}
+
+/// `activation_grad`: the gradient times the derivative, one thread per element.
+#[cfg(feature = "cuda")]
+fn cuda_gradient<T: crate::gpu::GpuFloat>(
+    kind: Kind,
+    (xs, xl): (&candle_core::CudaStorage, &Layout),
+    (gs, gl): (&candle_core::CudaStorage, &Layout),
+) -> Result<candle_core::CudaStorage> {
+    use crate::gpu::{kernel, output, per_element, view, wrap};
+    use candle_core::backend::BackendStorage;
+    let dev = xs.device();
+    let x = view::<T>("activation-grad", xs, xl)?;
+    let g = view::<T>("activation-grad", gs, gl)?;
+    let n = xl.shape().elem_count();
+    let mut dx = output::<T>(dev, n)?;
+    let (k, slope, offset) = kind.kernel_args();
+    scfnet_kernels::launch!(dev, scfnet_kernels::ptx::ACTIVATION, kernel::<T>("activation_grad"),
+        config: per_element(n), args: [&x, &g, &mut dx, &slope, &offset, &n, &k]);
+    Ok(wrap(xs, dx))
 }
 
 impl CustomOp2 for ActivationGrad {
@@ -127,11 +221,28 @@ impl CustomOp2 for ActivationGrad {
             .collect());
         Ok((out, l1.shape().clone()))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use crate::gpu::by_float;
+        let out = by_float!(
+            "activation grad",
+            s1,
+            cuda_gradient(self.0, (s1, l1), (s2, l2))
+        )?;
+        Ok((out, l1.shape().clone()))
+    }
 }
 
 /// Hard-swish `x · clip(x + 3, 0, 6) / 6` (MobileNetV3), differentiable, any shape.
 pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
-    if !uses_cpu_kernels(x) {
+    if !uses_own_kernels(x) {
         // x · relu6(x + 3) / 6: the same derivative away from the kinks at ±3.
         return (x * (x + 3.0)?.clamp(0.0, 6.0)?)? / 6.0;
     }
@@ -140,7 +251,7 @@ pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
 
 /// Hard-sigmoid `clip(slope · x + offset, 0, 1)`, differentiable, any shape.
 pub fn hard_sigmoid(x: &Tensor, slope: f64, offset: f64) -> Result<Tensor> {
-    if !uses_cpu_kernels(x) {
+    if !uses_own_kernels(x) {
         return x.affine(slope, offset)?.clamp(0.0, 1.0);
     }
     x.contiguous()?

@@ -9,7 +9,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tenso
 use candle_nn::{Init, ModuleT, VarBuilder};
 use rayon::prelude::*;
 
-use crate::dispatch::uses_cpu_kernels;
+use crate::activation::Activation;
+use crate::dispatch::uses_own_kernels;
 use crate::elem::{dims4, map_float, map_float3, Real};
 
 /// A 2-D BatchNorm layer with learnable scale and shift and running statistics.
@@ -91,11 +92,22 @@ impl BatchNorm {
         }
     }
 
-    fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
+    /// `act(self(x))` in train or eval mode: in training, where this crate has kernels, one op
+    /// (normalisation and activation in one pass each way: one graph node fewer, and the
+    /// normalised map is never stored); otherwise the BatchNorm then [`Activation::apply`].
+    pub fn forward_t_act(&self, x: &Tensor, act: Activation, train: bool) -> Result<Tensor> {
+        if train && act != Activation::None && uses_own_kernels(x) {
+            crate::macs::add_batch_norm(x.elem_count());
+            return self.forward_train(x, act);
+        }
+        act.apply(&self.forward_t(x, train)?)
+    }
+
+    fn forward_train(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         let (b, c, h, w) = x.dims4()?;
         let n = (b * h * w) as f64;
-        if !uses_cpu_kernels(x) {
-            return self.forward_train_composed(x);
+        if !uses_own_kernels(x) {
+            return act.apply(&self.forward_train_composed(x)?);
         }
         let x = x.contiguous()?;
         // (2, C): batch mean and biased variance.
@@ -116,6 +128,7 @@ impl BatchNorm {
                 eps: self.eps,
                 channels: c,
                 batch_stats: true,
+                act,
             },
         )
     }
@@ -148,7 +161,7 @@ impl BatchNorm {
 
     fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
         let c = x.dim(1)?;
-        if uses_cpu_kernels(x) {
+        if uses_own_kernels(x) {
             // One fused pass with the running statistics in place of the batch's.
             let x = x.contiguous()?;
             let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;
@@ -167,6 +180,7 @@ impl BatchNorm {
                     eps: self.eps,
                     channels: c,
                     batch_stats: false,
+                    act: Activation::None,
                 },
             );
         }
@@ -186,7 +200,7 @@ impl ModuleT for BatchNorm {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         crate::macs::add_batch_norm(x.elem_count());
         if train {
-            self.forward_train(x)
+            self.forward_train(x, Activation::None)
         } else {
             self.forward_eval(x)
         }
@@ -237,15 +251,27 @@ impl CustomOp1 for ChannelStats {
         let out = map_float!(self.name(), s, l, |d| channel_stats(d, b, c, h * w));
         Ok((out, Shape::from((2, c))))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (b, c, h, w) = dims4(self.name(), l)?;
+        let out = cuda::stats(s, l, (b, c, h * w))?;
+        Ok((out, Shape::from((2, c))))
+    }
 }
 
-/// `y = (x − mean) / √(var + ε) · γ + β` with `stats` = `[mean; var]` and `affine` = `[γ; β]`,
-/// both `(2, C)`: the batch's statistics (training; the backward goes through them) or the
-/// running ones (eval; constants).
+/// `y = act((x − mean) / √(var + ε) · γ + β)` with `stats` = `[mean; var]` and `affine` =
+/// `[γ; β]`, both `(2, C)`: the batch's statistics (training; the backward goes through them)
+/// or the running ones (eval; constants, no activation).
 struct BnTrain {
     eps: f64,
     channels: usize,
     batch_stats: bool,
+    act: Activation,
 }
 
 /// Per-channel `(scale, shift)` so that `y = x · scale + shift`, and `1 / √(var + ε)`.
@@ -269,9 +295,9 @@ fn bn_apply<T: Real + Into<f64>>(
     x: &[T],
     affine: &[T],
     stats: &[T],
-    c: usize,
-    hw: usize,
+    (c, hw): (usize, usize),
     eps: f64,
+    act: Activation,
 ) -> Vec<T> {
     let coef = coefficients(affine, stats, c, eps);
     let mut y = vec![T::ZERO; x.len()];
@@ -280,22 +306,32 @@ fn bn_apply<T: Real + Into<f64>>(
         .enumerate()
         .for_each(|(i, (dst, src))| {
             let (s, t, _) = coef[i % c];
-            for (d, &v) in dst.iter_mut().zip(src) {
-                *d = v * s + t;
+            match act {
+                Activation::None => {
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = v * s + t;
+                    }
+                }
+                _ => {
+                    for (d, &v) in dst.iter_mut().zip(src) {
+                        *d = act.value(v * s + t);
+                    }
+                }
             }
         });
     y
 }
 
 /// The gradients of [`BnTrain`], packed: `dx` (B·C·H·W values), then `dγ` and `dβ` (C each).
+/// With an activation, `dy` is first multiplied by its derivative at the recomputed
+/// pre-activation `x·scale + shift`.
 fn bn_backward<T: Real + Into<f64>>(
     x: &[T],
     dy: &[T],
     params: &[T],
-    b: usize,
-    c: usize,
-    hw: usize,
+    (b, c, hw): (usize, usize, usize),
     eps: f64,
+    act: Activation,
 ) -> Vec<T> {
     // params = [γ; β; mean; var], (4, C).
     let (affine, stats) = params.split_at(2 * c);
@@ -306,12 +342,12 @@ fn bn_backward<T: Real + Into<f64>>(
         .into_par_iter()
         .map(|ch| {
             let mean: f64 = stats[ch].into();
-            let inv = coef[ch].2;
+            let (s, t, inv) = coef[ch];
             let (mut sd, mut sdx) = (0f64, 0f64);
             for bi in 0..b {
                 let o = (bi * c + ch) * hw;
                 for (&v, &g) in x[o..o + hw].iter().zip(&dy[o..o + hw]) {
-                    let g: f64 = g.into();
+                    let g: f64 = (g * act.derivative(v * s + t)).into();
                     sd += g;
                     sdx += g * (v.into() - mean) * inv;
                 }
@@ -325,14 +361,15 @@ fn bn_backward<T: Real + Into<f64>>(
         let ch = i % c;
         let gamma: f64 = affine[ch].into();
         let mean: f64 = stats[ch].into();
-        let inv = coef[ch].2;
+        let (s, t, inv) = coef[ch];
         let (sd, sdx) = sums[ch];
         let k = gamma * inv;
         let (a, m) = (sd / n, sdx / n);
         let o = i * hw;
         for ((d, &v), &g) in dst.iter_mut().zip(&x[o..o + hw]).zip(&dy[o..o + hw]) {
             let xhat = (v.into() - mean) * inv;
-            *d = T::from_f64(k * (g.into() - a - xhat * m));
+            let g: f64 = (g * act.derivative(v * s + t)).into();
+            *d = T::from_f64(k * (g - a - xhat * m));
         }
     });
     for ch in 0..c {
@@ -358,8 +395,23 @@ impl CustomOp3 for BnTrain {
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, h, w) = dims4(self.name(), l1)?;
         let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, affine, stats| {
-            bn_apply(x, affine, stats, c, h * w, self.eps)
+            bn_apply(x, affine, stats, (c, h * w), self.eps, self.act)
         });
+        Ok((out, l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (_, c, h, w) = dims4(self.name(), l1)?;
+        let out = cuda::apply((s1, l1), (s2, l2), (s3, l3), (c, h * w), self.eps, self.act)?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -395,6 +447,7 @@ impl CustomOp3 for BnTrain {
             &BnBackward {
                 eps: self.eps,
                 channels: self.channels,
+                act: self.act,
             },
         )?;
         let n = x.elem_count();
@@ -409,6 +462,7 @@ impl CustomOp3 for BnTrain {
 struct BnBackward {
     eps: f64,
     channels: usize,
+    act: Activation,
 }
 
 impl CustomOp3 for BnBackward {
@@ -427,8 +481,159 @@ impl CustomOp3 for BnBackward {
     ) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = dims4(self.name(), l1)?;
         let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, dy, params| {
-            bn_backward(x, dy, params, b, c, h * w, self.eps)
+            bn_backward(x, dy, params, (b, c, h * w), self.eps, self.act)
         });
         Ok((out, Shape::from(b * c * h * w + 2 * self.channels)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (b, c, h, w) = dims4(self.name(), l1)?;
+        let out = cuda::backward(
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            (b, c, h * w),
+            self.eps,
+            self.act,
+        )?;
+        Ok((out, Shape::from(b * c * h * w + 2 * self.channels)))
+    }
+}
+
+/// The CUDA kernels (`scfnet-kernels`' `batch_norm.cu`): the same sums in `f64`, each channel's
+/// values cut into slices so that the reductions fill the GPU.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use candle_core::backend::BackendStorage;
+    use candle_core::{CudaStorage, Layout, Result};
+    use scfnet_kernels::ptx::BATCH_NORM;
+    use scfnet_kernels::{batch_slices, blocks, launch};
+
+    use crate::activation::Activation;
+    use crate::gpu::{
+        by_float, kernel, output, partials, per_element, per_plane, view, wrap, GpuFloat,
+    };
+
+    const OP: &str = "batch-norm";
+
+    /// Per-channel mean and biased variance, `(2, C)`.
+    pub(super) fn stats(
+        s: &CudaStorage,
+        l: &Layout,
+        dims: (usize, usize, usize),
+    ) -> Result<CudaStorage> {
+        by_float!("batch-norm stats", s, stats_typed(s, l, dims))
+    }
+
+    fn stats_typed<T: GpuFloat>(
+        s: &CudaStorage,
+        l: &Layout,
+        (b, c, hw): (usize, usize, usize),
+    ) -> Result<CudaStorage> {
+        let dev = s.device();
+        let x = view::<T>(OP, s, l)?;
+        per_plane(OP, 1, hw)?;
+        let splits = batch_slices(b, hw);
+        let mut part = partials(dev, 2 * c * splits)?;
+        launch!(dev, BATCH_NORM, kernel::<T>("bn_stat_partials"),
+            config: blocks((splits, c), 256), args: [&x, &mut part, &b, &c, &hw, &splits]);
+        let mut out = output::<T>(dev, 2 * c)?;
+        launch!(dev, BATCH_NORM, kernel::<T>("bn_stat_finish"),
+            config: per_element(c), args: [&x, &part, &mut out, &b, &c, &hw, &splits]);
+        Ok(wrap(s, out))
+    }
+
+    /// `act(x · scale + shift)` per channel.
+    pub(super) fn apply(
+        x: (&CudaStorage, &Layout),
+        affine: (&CudaStorage, &Layout),
+        stats: (&CudaStorage, &Layout),
+        dims: (usize, usize),
+        eps: f64,
+        act: Activation,
+    ) -> Result<CudaStorage> {
+        by_float!(
+            "batch-norm apply",
+            x.0,
+            apply_typed(x, affine, stats, dims, eps, act)
+        )
+    }
+
+    fn apply_typed<T: GpuFloat>(
+        (xs, xl): (&CudaStorage, &Layout),
+        (a_s, al): (&CudaStorage, &Layout),
+        (ss, sl): (&CudaStorage, &Layout),
+        (c, hw): (usize, usize),
+        eps: f64,
+        act: Activation,
+    ) -> Result<CudaStorage> {
+        let act = act.code();
+        let dev = xs.device();
+        let (x, affine, stats) = (
+            view::<T>(OP, xs, xl)?,
+            view::<T>(OP, a_s, al)?,
+            view::<T>(OP, ss, sl)?,
+        );
+        let total = xl.shape().elem_count();
+        let planes = total / hw.max(1);
+        let mut y = output::<T>(dev, total)?;
+        launch!(dev, BATCH_NORM, kernel::<T>("bn_apply"), config: per_plane(OP, planes, hw)?,
+            args: [&x, &affine, &stats, &mut y, &eps, &planes, &c, &hw, &act]);
+        Ok(wrap(xs, y))
+    }
+
+    /// `dx` then `dγ`, `dβ`, packed as the CPU kernel packs them.
+    pub(super) fn backward(
+        x: (&CudaStorage, &Layout),
+        dy: (&CudaStorage, &Layout),
+        params: (&CudaStorage, &Layout),
+        dims: (usize, usize, usize),
+        eps: f64,
+        act: Activation,
+    ) -> Result<CudaStorage> {
+        by_float!(
+            "batch-norm grad",
+            x.0,
+            backward_typed(x, dy, params, dims, eps, act)
+        )
+    }
+
+    fn backward_typed<T: GpuFloat>(
+        (xs, xl): (&CudaStorage, &Layout),
+        (ds, dl): (&CudaStorage, &Layout),
+        (ps, pl): (&CudaStorage, &Layout),
+        (b, c, hw): (usize, usize, usize),
+        eps: f64,
+        act: Activation,
+    ) -> Result<CudaStorage> {
+        let act = act.code();
+        let dev = xs.device();
+        let (x, dy, params) = (
+            view::<T>(OP, xs, xl)?,
+            view::<T>(OP, ds, dl)?,
+            view::<T>(OP, ps, pl)?,
+        );
+        let (planes, total) = (b * c, b * c * hw);
+        let config = per_plane(OP, planes, hw)?;
+        let splits = batch_slices(b, hw);
+        let mut part = partials(dev, 2 * c * splits)?;
+        launch!(dev, BATCH_NORM, kernel::<T>("bn_grad_partials"), config: blocks((splits, c), 256),
+            args: [&x, &dy, &params, &mut part, &eps, &b, &c, &hw, &splits, &act]);
+        let mut sums = partials(dev, 2 * c)?;
+        let mut out = output::<T>(dev, total + 2 * c)?;
+        launch!(dev, BATCH_NORM, kernel::<T>("bn_grad_finish"), config: per_element(c),
+            args: [&part, &mut sums, &mut out, &total, &c, &splits]);
+        launch!(dev, BATCH_NORM, kernel::<T>("bn_grad_input"), config: config,
+            args: [&x, &dy, &params, &sums, &mut out, &eps, &planes, &c, &hw, &act]);
+        Ok(wrap(xs, out))
     }
 }

@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::activation::Activation;
-use crate::dispatch::uses_cpu_kernels;
+use crate::dispatch::{uses_cpu_kernels, uses_own_kernels};
 use crate::elem::{dims4, map_float2, Real};
 use crate::simd;
 use crate::views::{pad2d, tap};
@@ -330,6 +330,26 @@ impl CustomOp2 for DepthwiseConv<'_> {
         let gw = x.apply_op2_no_bwd(&grad, &DepthwiseGradWeight(self.0, w.dim(2)?))?;
         Ok((Some(gx), Some(gw)))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        if self.1.is_some() {
+            candle_core::bail!(
+                "{}: the fused bias and activation are CPU-only",
+                self.name()
+            );
+        }
+        let (g, c) = geometry(self.name(), l1, l2, self.0)?;
+        let b = l1.shape().dims()[0];
+        let out = cuda::run(cuda::Pass::Forward, g, b, c, (s1, l1), (s2, l2))?;
+        Ok((out, Shape::from((b, c, g.oh, g.ow))))
+    }
 }
 
 impl CustomOp2 for DepthwiseGradInput {
@@ -348,6 +368,21 @@ impl CustomOp2 for DepthwiseGradInput {
         let (_, _, k, _) = dims4(self.name(), l2)?;
         let g = Geometry::new(self.1, self.2, k, self.0)?;
         let out = map_float2!(self.name(), s1, l1, s2, l2, |go, w| grad_input(go, w, g, c));
+        Ok((out, Shape::from((b, c, self.1, self.2))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (b, c, _, _) = dims4(self.name(), l1)?;
+        let (_, _, k, _) = dims4(self.name(), l2)?;
+        let g = Geometry::new(self.1, self.2, k, self.0)?;
+        let out = cuda::run(cuda::Pass::GradInput, g, b, c, (s1, l1), (s2, l2))?;
         Ok((out, Shape::from((b, c, self.1, self.2))))
     }
 }
@@ -372,12 +407,113 @@ impl CustomOp2 for DepthwiseGradWeight {
         ));
         Ok((out, Shape::from((c, 1, k, k))))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (b, c, h, w) = dims4(self.name(), l1)?;
+        let k = self.1;
+        let g = Geometry::new(h, w, k, self.0)?;
+        let out = cuda::run(cuda::Pass::GradWeight, g, b, c, (s1, l1), (s2, l2))?;
+        Ok((out, Shape::from((c, 1, k, k))))
+    }
+}
+
+/// The CUDA kernels (`scfnet-kernels`' `depthwise.cu`).
+#[cfg(feature = "cuda")]
+mod cuda {
+    use candle_core::backend::BackendStorage;
+    use candle_core::{CudaStorage, Layout, Result};
+    use scfnet_kernels::ptx::DEPTHWISE;
+
+    use super::Geometry;
+    use crate::gpu::{
+        by_float, kernel, output, partials, per_element, per_plane, view, wrap, GpuFloat,
+    };
+
+    /// Which of the three computations.
+    #[derive(Clone, Copy)]
+    pub(super) enum Pass {
+        /// `(x, weight)` → the output, one thread per output.
+        Forward,
+        /// `(output gradient, weight)` → the input gradient, one thread per input.
+        GradInput,
+        /// `(x, output gradient)` → the weight gradient, block reductions.
+        GradWeight,
+    }
+
+    /// Runs `pass` on the two contiguous inputs of a batch of `b` with `c` channels.
+    pub(super) fn run(
+        pass: Pass,
+        g: Geometry,
+        b: usize,
+        c: usize,
+        a: (&CudaStorage, &Layout),
+        z: (&CudaStorage, &Layout),
+    ) -> Result<CudaStorage> {
+        let op = match pass {
+            Pass::Forward => "depthwise forward",
+            Pass::GradInput => "depthwise grad-input",
+            Pass::GradWeight => "depthwise grad-weight",
+        };
+        by_float!(op, a.0, run_typed(pass, g, b, c, a, z))
+    }
+
+    fn run_typed<T: GpuFloat>(
+        pass: Pass,
+        g: Geometry,
+        b: usize,
+        c: usize,
+        (s1, l1): (&CudaStorage, &Layout),
+        (s2, l2): (&CudaStorage, &Layout),
+    ) -> Result<CudaStorage> {
+        let op = "depthwise-conv2d";
+        let dev = s1.device();
+        let (first, second) = (view::<T>(op, s1, l1)?, view::<T>(op, s2, l2)?);
+        let planes = b * c;
+        let sizes = [g.h, g.w, g.oh, g.ow, g.k, g.stride, g.pad];
+        let [h, w, oh, ow, k, s, p] = sizes;
+        let out = match pass {
+            Pass::Forward | Pass::GradInput => {
+                let (per, name) = match pass {
+                    Pass::Forward => (oh * ow, "dw_fwd"),
+                    _ => (h * w, "dw_grad_input"),
+                };
+                let mut out = output::<T>(dev, planes * per)?;
+                scfnet_kernels::launch!(dev, DEPTHWISE, kernel::<T>(name), config: per_plane(op, planes, per)?,
+                    args: [&first, &second, &mut out, &planes, &c, &h, &w, &oh, &ow, &k, &s, &p]);
+                out
+            }
+            Pass::GradWeight => {
+                let rows = c * k * k;
+                if rows > 65_535 {
+                    candle_core::bail!("{op} (cuda): {rows} weights exceed one grid column");
+                }
+                let splits = scfnet_kernels::batch_slices(b, oh * ow);
+                per_plane(op, 1, (oh * ow).max(h * w))?; // the kernels index a plane in 32 bits
+                let mut part = partials(dev, rows * splits)?;
+                scfnet_kernels::launch!(dev, DEPTHWISE, kernel::<T>("dw_grad_weight_partials"),
+                    config: scfnet_kernels::blocks((splits, rows), 256),
+                    args: [&first, &second, &mut part, &b, &c, &h, &w, &oh, &ow, &k, &s, &p, &splits]);
+                let mut out = output::<T>(dev, rows)?;
+                scfnet_kernels::launch!(dev, DEPTHWISE, kernel::<T>("dw_grad_weight_finish"),
+                    config: per_element(rows), args: [&part, &mut out, &rows, &splits]);
+                out
+            }
+        };
+        Ok(wrap(s1, out))
+    }
 }
 
 /// Depthwise convolution of `x` `(B, C, H, W)` with `weight` `(C, 1, k, k)`, no bias,
 /// differentiable in both. Output `(B, C, (H + 2p − k)/s + 1, (W + 2p − k)/s + 1)`.
 pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, cfg: DepthwiseConfig) -> Result<Tensor> {
-    let y = if !uses_cpu_kernels(x) {
+    let y = if !uses_own_kernels(x) {
         depthwise_generic(x, weight, cfg)?
     } else {
         x.contiguous()?

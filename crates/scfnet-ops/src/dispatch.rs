@@ -2,9 +2,9 @@
 //! primitives that run on any device.
 //!
 //! On the CPU the custom kernels of this crate are used (they are several times faster than
-//! the compositions). On every other device the ops are built from candle primitives that have
-//! kernels there and correct backward passes: matrix products, strided views, element-wise
-//! maxima and selections; on CUDA the max-pool has its own kernel ([`uses_cuda_kernels`]).
+//! the compositions); on CUDA the native kernels of `scfnet-kernels` ([`uses_cuda_kernels`]).
+//! On any other device the ops are built from candle primitives that have kernels there and
+//! correct backward passes: matrix products, strided views, element-wise maxima and selections.
 //! [`force_generic_path`] makes every device take the composed path, so that it can be compared
 //! with the CPU kernels on a machine without a GPU.
 
@@ -22,10 +22,16 @@ pub fn uses_cpu_kernels(t: &Tensor) -> bool {
     t.device().is_cpu() && !FORCE_GENERIC.with(Cell::get)
 }
 
-/// Whether an op on `t` runs this crate's own CUDA kernel, for the ops that have one (the
-/// max-pool): a CUDA tensor in a build with the `cuda` feature, generic path not forced.
+/// Whether an op on `t` runs this crate's own CUDA kernels (from `scfnet-kernels`): a CUDA
+/// tensor in a build with the `cuda` feature, generic path not forced.
 pub fn uses_cuda_kernels(t: &Tensor) -> bool {
     cfg!(feature = "cuda") && t.device().is_cuda() && !FORCE_GENERIC.with(Cell::get)
+}
+
+/// Whether an op on `t` runs a kernel of this crate (the CPU's or CUDA's) rather than the
+/// composition of candle primitives.
+pub(crate) fn uses_own_kernels(t: &Tensor) -> bool {
+    uses_cpu_kernels(t) || uses_cuda_kernels(t)
 }
 
 /// While alive, every op of this crate called from this thread takes the device-generic path,
@@ -47,4 +53,17 @@ impl Drop for GenericPathGuard {
     fn drop(&mut self) {
         FORCE_GENERIC.with(|f| f.set(self.previous));
     }
+}
+
+/// Readies `device` for this crate's ops; call it once after opening a device. On CUDA (with
+/// the `cuda` feature) freed memory then stays in the GPU's stream-ordered pool instead of
+/// going back to the driver at every synchronisation, so a training loop reuses its buffers
+/// step after step. Nothing to do on the CPU.
+pub fn prepare_device(device: &candle_core::Device) -> candle_core::Result<()> {
+    #[cfg(feature = "cuda")]
+    if let candle_core::Device::Cuda(dev) = device {
+        scfnet_kernels::keep_freed_memory(dev)?;
+    }
+    let _ = device;
+    Ok(())
 }

@@ -9,7 +9,7 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::dispatch::uses_cpu_kernels;
+use crate::dispatch::{uses_cpu_kernels, uses_own_kernels};
 use crate::elem::{dims4, map_float, Real};
 use crate::macs;
 use crate::views::{pad2d, tap};
@@ -116,11 +116,7 @@ impl CustomOp1 for Im2Col {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = dims4(self.name(), layout)?;
         let g = self.0;
-        if h + 2 * g.padding < g.dilation * (g.kernel - 1) + 1
-            || w + 2 * g.padding < g.dilation * (g.kernel - 1) + 1
-        {
-            candle_core::bail!("im2col: input {h}x{w} is smaller than the window {g:?}");
-        }
+        check_window(g, h, w)?;
         let out = map_float!(self.name(), storage, layout, |x| im2col(x, c, h, w, g));
         Ok((
             out,
@@ -131,6 +127,129 @@ impl CustomOp1 for Im2Col {
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (_, c, h, w) = arg.dims4()?;
         Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0, c, h, w))?))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (b, c, h, w) = dims4(self.name(), layout)?;
+        let g = self.0;
+        check_window(g, h, w)?;
+        let out = cuda::run(
+            cuda::Direction::ToColumns,
+            g,
+            (b * c, h, w),
+            storage,
+            layout,
+        )?;
+        Ok((
+            out,
+            Shape::from((b, c * g.kernel * g.kernel, g.output(h) * g.output(w))),
+        ))
+    }
+}
+
+/// An error when the `h × w` input is smaller than the window.
+fn check_window(g: ConvGeometry, h: usize, w: usize) -> Result<()> {
+    let span = g.dilation * (g.kernel - 1) + 1;
+    if h + 2 * g.padding < span || w + 2 * g.padding < span {
+        candle_core::bail!("im2col: input {h}x{w} is smaller than the window {g:?}");
+    }
+    Ok(())
+}
+
+/// The CUDA kernels (`scfnet-kernels`' `im2col.cu`): one thread per column element, and for the
+/// way back one per image element (a gather over the taps, no atomics).
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda {
+    use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView};
+    use candle_core::{CudaDevice, CudaStorage, Layout, Result};
+    use scfnet_kernels::ptx::IM2COL;
+
+    use super::ConvGeometry;
+    use crate::gpu::{by_float, kernel, output, per_plane, view, wrap, GpuFloat};
+
+    /// Image to columns, or columns back to the image.
+    #[derive(Clone, Copy)]
+    pub(super) enum Direction {
+        ToColumns,
+        ToImage,
+    }
+
+    /// Runs the kernel of `direction` for `planes` planes of `h × w`.
+    pub(super) fn run(
+        direction: Direction,
+        g: ConvGeometry,
+        dims: (usize, usize, usize),
+        s: &CudaStorage,
+        l: &Layout,
+    ) -> Result<CudaStorage> {
+        let op = match direction {
+            Direction::ToColumns => "im2col",
+            Direction::ToImage => "col2im",
+        };
+        by_float!(op, s, run_typed(direction, g, dims, s, l))
+    }
+
+    fn run_typed<T: GpuFloat>(
+        direction: Direction,
+        g: ConvGeometry,
+        dims: (usize, usize, usize),
+        s: &CudaStorage,
+        l: &Layout,
+    ) -> Result<CudaStorage> {
+        let dev = s.device();
+        let src = view::<T>("im2col", s, l)?;
+        let out = match direction {
+            Direction::ToColumns => columns(dev, &src, g, dims)?,
+            Direction::ToImage => image(dev, &src, g, dims)?,
+        };
+        Ok(wrap(s, out))
+    }
+
+    /// The columns `(planes·k·k, Ho·Wo)` of `planes` planes of `h × w`.
+    pub(crate) fn columns<T: GpuFloat>(
+        dev: &CudaDevice,
+        src: &CudaView<'_, T>,
+        g: ConvGeometry,
+        dims: (usize, usize, usize),
+    ) -> Result<CudaSlice<T>> {
+        launch("im2col", dev, src, g, dims)
+    }
+
+    /// The image `(planes, h, w)` summed back from columns.
+    pub(crate) fn image<T: GpuFloat>(
+        dev: &CudaDevice,
+        cols: &CudaView<'_, T>,
+        g: ConvGeometry,
+        dims: (usize, usize, usize),
+    ) -> Result<CudaSlice<T>> {
+        launch("col2im", dev, cols, g, dims)
+    }
+
+    fn launch<T: GpuFloat>(
+        name: &str,
+        dev: &CudaDevice,
+        src: &CudaView<'_, T>,
+        g: ConvGeometry,
+        (planes, h, w): (usize, usize, usize),
+    ) -> Result<CudaSlice<T>> {
+        let (oh, ow, k) = (g.output(h), g.output(w), g.kernel);
+        let per = if name == "im2col" {
+            k * k * oh * ow
+        } else {
+            h * w
+        };
+        let mut out = output::<T>(dev, planes * per)?;
+        let sizes = [planes, h, w, oh, ow, k, g.stride, g.padding, g.dilation];
+        let [planes, h, w, oh, ow, k, st, p, d] = sizes;
+        scfnet_kernels::launch!(dev, IM2COL, kernel::<T>(name), config: per_plane(name, planes, per)?,
+            args: [src, &mut out, &planes, &h, &w, &oh, &ow, &k, &st, &p, &d]);
+        Ok(out)
     }
 }
 
@@ -151,6 +270,18 @@ impl CustomOp1 for Col2Im {
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let Col2Im(g, c, h, w) = *self;
+        let b = layout.shape().dims()[0];
+        let out = cuda::run(cuda::Direction::ToImage, g, (b * c, h, w), storage, layout)?;
+        Ok((out, Shape::from((b, c, h, w))))
+    }
 }
 
 /// 2-D convolution of `x` `(B, C, H, W)` with `weight` `(Co, C, k, k)` and an optional `bias`
@@ -164,8 +295,7 @@ pub fn conv2d_im2col(
     bias: Option<&Tensor>,
     g: ConvGeometry,
 ) -> Result<Tensor> {
-    let (b, _, h, w) = x.dims4()?;
-    let (co, ci, kh, kw) = weight.dims4()?;
+    let (_, ci, kh, kw) = weight.dims4()?;
     if kh != g.kernel || kw != g.kernel {
         candle_core::bail!(
             "conv2d-im2col: weight {:?} does not match kernel {}",
@@ -173,22 +303,52 @@ pub fn conv2d_im2col(
             g.kernel
         );
     }
-    let y = if !uses_cpu_kernels(x) {
-        conv_generic(x, weight, bias, g)?
-    } else {
-        // A 1×1 convolution with stride 1 needs no columns: the input is the matrix.
-        let cols = if kh == 1 && g.stride == 1 && g.padding == 0 {
-            x.reshape((b, ci, h * w))?
-        } else {
-            x.contiguous()?.apply_op1(Im2Col(g))?
-        };
-        let y = weight
-            .reshape((1, co, ci * kh * kw))?
-            .broadcast_matmul(&cols)?;
-        add_bias(y.reshape((b, co, g.output(h), g.output(w)))?, bias)?
-    };
+    let y = conv_columns(x, weight, bias, g)?;
     macs::add_conv(y.elem_count(), ci * kh * kw, bias.is_some());
     Ok(y)
+}
+
+/// The convolution of [`conv2d_im2col`], uncounted: with this crate's kernels (CPU, CUDA) the
+/// columns `(B, C·k·k, Ho·Wo)` of each image times the `(Co, C·k·k)` weights in one batched
+/// product; elsewhere [`conv_generic`].
+fn conv_columns(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: ConvGeometry,
+) -> Result<Tensor> {
+    if !uses_own_kernels(x) {
+        return conv_generic(x, weight, bias, g);
+    }
+    let (b, c, h, w) = x.dims4()?;
+    let (co, ci, kh, kw) = weight.dims4()?;
+    #[cfg(feature = "cuda")]
+    if crate::dispatch::uses_cuda_kernels(x) {
+        if ci != c {
+            candle_core::bail!(
+                "conv2d: weight {:?} expects {ci} input channels, the input has {c}",
+                weight.dims()
+            );
+        }
+        check_window(g, h, w)?;
+        let y = x
+            .contiguous()?
+            .apply_op2(&weight.contiguous()?, crate::columns_conv::ColumnsConv(g))?;
+        return add_bias(y, bias);
+    }
+    let _ = c;
+    // A 1×1 convolution with stride 1 needs no columns: the input is the matrix.
+    let cols = if kh == 1 && g.stride == 1 && g.padding == 0 {
+        x.reshape((b, ci, h * w))?
+    } else {
+        x.contiguous()?.apply_op1(Im2Col(g))?
+    };
+    let y = crate::profile::timed_on("conv matmul (forward)", x.device(), || {
+        weight
+            .reshape((1, co, ci * kh * kw))?
+            .broadcast_matmul(&cols)
+    })?;
+    add_bias(y.reshape((b, co, g.output(h), g.output(w)))?, bias)
 }
 
 /// `y` `(B, Co, H, W)` plus an optional per-channel `bias` `(Co)`.
@@ -261,7 +421,7 @@ pub fn conv2d(x: &Tensor, conv: &candle_nn::Conv2d) -> Result<Tensor> {
     let y = if uses_cpu_kernels(x) || cfg.groups != 1 || kh != kw {
         conv.forward(x)?
     } else {
-        conv_generic(
+        conv_columns(
             x,
             conv.weight(),
             conv.bias(),

@@ -23,6 +23,8 @@
 //! - [`BatchNorm`] — 2-D BatchNorm with fused statistics, normalisation and backward kernels,
 //!   a drop-in for `candle_nn::BatchNorm` several times faster in training.
 //! - [`bce_with_logits`] — binary cross-entropy with logits that stays finite for any logit.
+//! - [`RowGather`] — rows of a table picked by a fixed index (Swin's relative-position bias),
+//!   a product with a one-hot matrix off the CPU (candle's `index_add` backward is slow on CUDA).
 //! - [`all_finite`] — the finiteness check used wherever values enter or leave the workspace.
 //!
 //! [`cpu`] shares the building blocks of the CPU kernels (the AVX2 check, per-thread scratch
@@ -30,11 +32,14 @@
 //! engine (fused convolutions with BatchNorm folded in) and the ONNX form of these ops live in
 //! crates of their own, above this one.
 //!
-//! On the CPU each op runs a fused kernel of this crate; on any other device (CUDA) it runs a
-//! composition of candle primitives that have kernels there and correct backward passes
-//! (matrix products, strided views, element-wise selections), except the max-pool, which has a
-//! native CUDA kernel (from `scfnet-kernels`) with the `cuda` feature. [`force_generic_path`] makes the
-//! CPU take that path too, which is how the tests compare the two without a GPU.
+//! On the CPU each op runs a fused kernel of this crate. On CUDA (the `cuda` feature) the
+//! max-pool, depthwise convolution, BatchNorm, hard-swish / hard-sigmoid and the columns of the
+//! convolutions run native kernels from `scfnet-kernels` (forward and backward), the same sums
+//! as the CPU's; the resize and the BCE run compositions of candle primitives. On any other
+//! device every op is such a composition (matrix products, strided views, element-wise
+//! selections, all with correct backward passes). [`force_generic_path`] makes the CPU (and
+//! CUDA) take the composed path, which is how the tests compare it with the kernels without a
+//! GPU.
 //!
 //! Every backward is tested against central finite differences in `f64` and against values
 //! computed by PyTorch (`tests/reference/ops/`).
@@ -46,12 +51,17 @@ mod bands;
 mod batch_norm;
 mod bias_act;
 pub mod check;
+#[cfg(feature = "cuda")]
+mod columns_conv;
 pub mod cpu;
 mod depthwise;
 mod depthwise_lanes;
 mod dispatch;
 mod elem;
 pub mod finite;
+mod gather;
+#[cfg(feature = "cuda")]
+mod gpu;
 mod im2col;
 mod linear;
 mod loss;
@@ -59,6 +69,8 @@ pub mod macs;
 
 mod out_ptr;
 mod pool;
+mod precision;
+pub mod profile;
 mod resize;
 mod resize_add;
 mod resize_columns;
@@ -74,12 +86,16 @@ pub use activation::{
 pub use batch_norm::{batch_norm, paddle_batch_norm, BatchNorm, RunningVariance};
 pub use bias_act::add_bias_activate;
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_bias_act, DepthwiseConfig};
-pub use dispatch::{force_generic_path, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard};
+pub use dispatch::{
+    force_generic_path, prepare_device, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard,
+};
 pub use finite::{all_finite, all_finite_values, non_finite_names};
+pub use gather::RowGather;
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
 pub use linear::linear;
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
+pub use precision::{convolution_tf32, set_convolution_tf32};
 pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
 pub use resize_add::add_resized;
 pub use resize_rgb::{resize_bilinear_normalised_rgb, resize_bilinear_normalised_rgb_into};

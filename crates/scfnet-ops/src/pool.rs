@@ -3,7 +3,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::dispatch::{uses_cpu_kernels, uses_cuda_kernels};
+use crate::dispatch::uses_own_kernels;
 use crate::elem::{dims4, map_float, map_float2, Real};
 use crate::views::{pad2d, tap};
 
@@ -261,7 +261,7 @@ impl CustomOp2 for MaxPoolGrad {
 /// The CUDA kernels (`scfnet-kernels`' `pool.cu`): one thread per output.
 #[cfg(feature = "cuda")]
 mod cuda {
-    use candle_core::backend::BackendStorage;
+    use candle_core::backend::{BackendDevice, BackendStorage};
     use candle_core::{CudaStorage, DType, Layout, Result};
     use scfnet_kernels::ptx::POOL;
 
@@ -303,11 +303,17 @@ mod cuda {
                 CudaStorage::wrap_cuda_slice(out, dev.clone())
             }};
         }
-        Ok(match storage.dtype() {
-            DType::F32 => run!(f32, "max_pool_fwd_f32"),
-            DType::F64 => run!(f64, "max_pool_fwd_f64"),
-            other => candle_core::bail!("max-pool2d (cuda): unsupported dtype {other:?}"),
-        })
+        crate::profile::timed(
+            "max-pool forward",
+            || dev.synchronize(),
+            || {
+                Ok(match storage.dtype() {
+                    DType::F32 => run!(f32, "max_pool_fwd_f32"),
+                    DType::F64 => run!(f64, "max_pool_fwd_f64"),
+                    other => candle_core::bail!("max-pool2d (cuda): unsupported dtype {other:?}"),
+                })
+            },
+        )
     }
 
     /// The input gradient: each output's gradient added to its window's first maximum.
@@ -331,11 +337,17 @@ mod cuda {
                 CudaStorage::wrap_cuda_slice(dx, dev.clone())
             }};
         }
-        Ok(match xs.dtype() {
-            DType::F32 => run!(f32, "max_pool_bwd_f32"),
-            DType::F64 => run!(f64, "max_pool_bwd_f64"),
-            other => candle_core::bail!("max-pool2d (cuda): unsupported dtype {other:?}"),
-        })
+        crate::profile::timed(
+            "max-pool grad",
+            || dev.synchronize(),
+            || {
+                Ok(match xs.dtype() {
+                    DType::F32 => run!(f32, "max_pool_bwd_f32"),
+                    DType::F64 => run!(f64, "max_pool_bwd_f64"),
+                    other => candle_core::bail!("max-pool2d (cuda): unsupported dtype {other:?}"),
+                })
+            },
+        )
     }
 }
 
@@ -345,7 +357,7 @@ mod cuda {
 /// first maximum of each window in row-major order, as in PyTorch. Examples: the ResNet stem
 /// (`kernel 3, stride 2, padding 1`) and the boundary loss's same-size pooling ([`max_pool2d_same`]).
 pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
-    if !uses_cpu_kernels(x) && !uses_cuda_kernels(x) {
+    if !uses_own_kernels(x) {
         return max_pool_generic(x, pool);
     }
     x.contiguous()?.apply_op1(MaxPool(pool))

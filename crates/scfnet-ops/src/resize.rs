@@ -402,7 +402,9 @@ pub fn resize_bilinear(
         candle_core::bail!("resize-bilinear: cannot resize {h}x{w} to {out_h}x{out_w}");
     }
     if !uses_cpu_kernels(x) {
-        return resize_generic(x, (out_h, out_w), align_corners);
+        return crate::profile::timed_on("resize (matrix products, forward)", x.device(), || {
+            resize_generic(x, (out_h, out_w), align_corners)
+        });
     }
     x.contiguous()?.apply_op1(BilinearResize {
         out_h,

@@ -250,6 +250,7 @@ pub fn fit(
     let (first_epoch, first_step) = (state.epoch, state.step);
     let step_limit_reached =
         |step: usize| options.max_steps.is_some_and(|n| step >= first_step + n);
+    let loop_start = Instant::now();
     while state.epoch < config.epochs {
         if options
             .stop_after_epochs
@@ -305,6 +306,7 @@ pub fn fit(
                     loss: outcome.loss,
                     parts: outcome.parts,
                     secs: t0.elapsed().as_secs_f64(),
+                    wall: loop_start.elapsed().as_secs_f64(),
                 })?;
                 state.step += 1;
                 loss_sum += outcome.loss;

@@ -29,8 +29,11 @@ pub struct StepLine {
     pub loss: f64,
     /// Side losses `p2 … p5`.
     pub parts: [f64; 4],
-    /// Seconds the step took.
+    /// Seconds the step took (upload, forward, backward, update).
     pub secs: f64,
+    /// Seconds since this invocation's training loop started, at the end of the step (waiting
+    /// for the loader included): the loop's pace, next to `secs`.
+    pub wall: f64,
 }
 
 /// An open `log.jsonl`, appended to.
@@ -79,7 +82,7 @@ impl RunLog {
             "step": s.step, "epoch": s.epoch, "batch": s.batch, "size": s.size,
             "images": s.images, "lr": s.lr, "loss": s.loss,
             "p2": s.parts[0], "p3": s.parts[1], "p4": s.parts[2], "p5": s.parts[3],
-            "secs": s.secs,
+            "secs": s.secs, "wall": s.wall,
         }))
     }
 

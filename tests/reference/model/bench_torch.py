@@ -58,9 +58,32 @@ class SCFNet(nn.Module):
         return F.interpolate(self.heads[0](x2), size=x.shape[2:], mode="bilinear")
 
 
+class ChannelsFirst(nn.Module):
+    """A timm feature extractor whose maps come out (B, C, H, W) whatever the backbone's format
+    (timm's Swin may give (B, H, W, C))."""
+
+    def __init__(self, backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.channels = backbone.feature_info.channels()
+
+    def forward(self, x):
+        out = self.backbone(x)
+        return [f if f.shape[1] == c else f.permute(0, 3, 1, 2).contiguous() for f, c in zip(out, self.channels)]
+
+
 def build(kind):
     from timm.models.mobilenetv3 import _gen_mobilenet_v3
 
+    if kind == "swinb":
+        bb = timm.create_model(
+            "swin_base_patch4_window12_384",
+            pretrained=False,
+            features_only=True,
+            out_indices=(0, 1, 2, 3),
+            drop_path_rate=0.0,
+        )
+        return SCFNet(ChannelsFirst(bb), bb.feature_info.channels(), 64)
     if kind == "student":
         bb = _gen_mobilenet_v3("mobilenetv3_large_100", 0.5, pretrained=False, features_only=True, out_indices=(1, 2, 3, 4))
         return SCFNet(bb, bb.feature_info.channels(), 16)

@@ -45,7 +45,8 @@ def main():
     p.add_argument("--size", type=int, default=352)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check)")
-    p.add_argument("--runs", default="student:16,r50:4", help="MODEL:BATCH pairs")
+    p.add_argument("--runs", default="student:16,r50:4", help="MODEL:BATCH[@SIDE] (swinb: 384)")
+    p.add_argument("--profile", help="also write PREFIX_MODEL.txt: torch.profiler's CUDA kernel table of 3 steps")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
@@ -56,24 +57,43 @@ def main():
 
     for run in a.runs.split(","):
         kind, batch = run.split(":")
-        batch = int(batch)
+        batch, _, side = batch.partition("@")
+        batch, size = int(batch), int(side or a.size)
         m = build(kind).train().to(dev)
         opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-        x = torch.randn(batch, 3, a.size, a.size, device=dev)
-        mask = (torch.rand(batch, 1, a.size, a.size, device=dev) > 0.5).float()
-        best = float("inf")
-        for i in range(a.repeat + 1):
-            sync()
-            t = time.perf_counter()
+        x = torch.randn(batch, 3, size, size, device=dev)
+        mask = (torch.rand(batch, 1, size, size, device=dev) > 0.5).float()
+        def step():
             opt.zero_grad()
             loss = loss_fn(m(x), mask)
             loss.backward()
             opt.step()
             loss.item()
+
+        best = float("inf")
+        for i in range(a.repeat + 1):
+            sync()
+            t = time.perf_counter()
+            step()
             sync()
             if i > 0:
                 best = min(best, time.perf_counter() - t)
-        print(f"torch {kind} b{batch}: {best * 1e3:.1f} ms")
+        print(f"torch {kind} b{batch}: {best * 1e3:.1f} ms", flush=True)
+        if a.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                for _ in range(3):
+                    step()
+                sync()
+            table = None
+            for key in ("device_time_total", "cuda_time_total"):
+                try:
+                    table = prof.key_averages().table(sort_by=key, row_limit=40)
+                    break
+                except Exception:  # noqa: BLE001 - the key's name changed across versions
+                    continue
+            Path(f"{a.profile}_{kind}.txt").write_text(table or "no table")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,40 @@
+// Helpers shared by the kernels (included, not compiled on its own: build.rs compiles only
+// `.cu` files).
+#pragma once
+
+// Grid-stride loop over `n` elements, one index per thread per round.
+#define FOR_EACH_INDEX(i, n)                                                        \
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n);         \
+         i += (size_t)blockDim.x * gridDim.x)
+
+// Planes along the grid's y (looping when there are more than it holds), the `n` elements of a
+// plane along x in 32-bit arithmetic (64-bit division costs tens of instructions on a GPU).
+#define FOR_EACH_PLANE_ELEMENT(plane, r, planes, n)                                 \
+    for (size_t plane = blockIdx.y; plane < (planes); plane += gridDim.y)           \
+        for (unsigned r = blockIdx.x * blockDim.x + threadIdx.x; r < (unsigned)(n); \
+             r += blockDim.x * gridDim.x)
+
+// The sum of `v` over the block (blockDim.x a multiple of 32, at most 1024), valid in thread 0.
+// Every thread of the block must call it. Fixed order: deterministic.
+__device__ inline double block_sum(double v) {
+    __shared__ double part[32];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    __syncthreads();  // `part` may still be read by an earlier call
+    if (lane == 0) part[warp] = v;
+    __syncthreads();
+    int warps = (blockDim.x + 31) >> 5;
+    v = threadIdx.x < warps ? part[threadIdx.x] : 0.0;
+    if (warp == 0) {
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    }
+    return v;
+}
+
+// The images [lo, hi) of slice `slice` when `batch` images are cut into `slices` slices.
+__device__ inline void batch_slice(size_t batch, size_t slices, size_t slice, size_t* lo,
+                                   size_t* hi) {
+    size_t per = (batch + slices - 1) / slices;
+    *lo = slice * per;
+    *hi = min(batch, *lo + per);
+}

@@ -1,0 +1,293 @@
+//! The convolution on CUDA as one graph node: columns (`im2col.cu`) and a cuBLAS product inside
+//! a custom op, with a backward of two more (input gradient: product then `col2im`; weight
+//! gradient: per-image products summed over the batch). Against the composition (columns op,
+//! broadcast, matrix product, reshapes) it keeps the large column tensor out of the graph, so the
+//! backward pass neither zero-fills nor accumulates gradients for it, and the columns are not
+//! kept alive between the forward and the backward pass (they are rebuilt for the weight
+//! gradient). Products use TF32 tensor cores when [`crate::set_convolution_tf32`] allows it.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+
+use crate::elem::dims4;
+use crate::im2col::ConvGeometry;
+
+/// `(x, weight)` → `(B, Co, Ho, Wo)`.
+pub(crate) struct ColumnsConv(pub(crate) ConvGeometry);
+/// `(output gradient, weight)` → the input gradient of an `(h, w)` input.
+struct ColumnsConvGradInput(ConvGeometry, usize, usize);
+/// `(x, output gradient)` → the weight gradient.
+struct ColumnsConvGradWeight(ConvGeometry);
+
+fn cpu_only(op: &str) -> Result<(CpuStorage, Shape)> {
+    candle_core::bail!("{op}: a CUDA op; the CPU takes the columns op and candle's matmul")
+}
+
+/// Whether the convolution needs no columns: its input is the matrix.
+fn is_pointwise(g: ConvGeometry) -> bool {
+    g.kernel == 1 && g.stride == 1 && g.padding == 0
+}
+
+impl CustomOp2 for ColumnsConv {
+    fn name(&self) -> &'static str {
+        "columns-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_only(self.name())
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (_, _, h, wd) = x.dims4()?;
+        let gx = grad.apply_op2_no_bwd(w, &ColumnsConvGradInput(self.0, h, wd))?;
+        let gw = x.apply_op2_no_bwd(&grad, &ColumnsConvGradWeight(self.0))?;
+        Ok((Some(gx), Some(gw)))
+    }
+
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use crate::gpu::by_float;
+        let (b, c, h, w) = dims4(self.name(), l1)?;
+        let (co, ci, k, k2) = dims4(self.name(), l2)?;
+        if ci != c || k != self.0.kernel || k2 != k {
+            candle_core::bail!(
+                "{}: weight {:?} for input {:?}",
+                self.name(),
+                l2.shape(),
+                l1.shape()
+            );
+        }
+        let g = self.0;
+        let out = by_float!(
+            "conv forward",
+            s1,
+            cuda::forward(g, (b, c, h, w), co, (s1, l1), (s2, l2))
+        )?;
+        Ok((out, Shape::from((b, co, g.output(h), g.output(w)))))
+    }
+}
+
+impl CustomOp2 for ColumnsConvGradInput {
+    fn name(&self) -> &'static str {
+        "columns-conv2d-grad-input"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_only(self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use crate::gpu::by_float;
+        let ColumnsConvGradInput(g, h, w) = *self;
+        let (b, co, _, _) = dims4(self.name(), l1)?;
+        let (_, c, _, _) = dims4(self.name(), l2)?;
+        let out = by_float!(
+            "conv grad-input",
+            s1,
+            cuda::grad_input(g, (b, c, h, w), co, (s1, l1), (s2, l2))
+        )?;
+        Ok((out, Shape::from((b, c, h, w))))
+    }
+}
+
+impl CustomOp2 for ColumnsConvGradWeight {
+    fn name(&self) -> &'static str {
+        "columns-conv2d-grad-weight"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_only(self.name())
+    }
+
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        use crate::gpu::by_float;
+        let g = self.0;
+        let (b, c, h, w) = dims4(self.name(), l1)?;
+        let (_, co, _, _) = dims4(self.name(), l2)?;
+        let out = by_float!(
+            "conv grad-weight",
+            s1,
+            cuda::grad_weight(g, (b, c, h, w), co, (s1, l1), (s2, l2))
+        )?;
+        Ok((out, Shape::from((co, c, g.kernel, g.kernel))))
+    }
+}
+
+mod cuda {
+    use candle_core::backend::BackendStorage;
+    use candle_core::{CudaStorage, Layout, Result};
+    use scfnet_kernels::ptx::REDUCE;
+
+    use super::is_pointwise;
+    use crate::gpu::{gemm, kernel, output, per_element, view, wrap, GpuFloat, Operand};
+    use crate::im2col::{cuda as columns, ConvGeometry};
+    use crate::precision::convolution_tf32;
+
+    const OP: &str = "columns-conv2d";
+
+    /// `y_i = W · cols(x_i)` for every image.
+    pub(super) fn forward<T: GpuFloat>(
+        g: ConvGeometry,
+        (b, c, h, w): (usize, usize, usize, usize),
+        co: usize,
+        (xs, xl): (&CudaStorage, &Layout),
+        (ws, wl): (&CudaStorage, &Layout),
+    ) -> Result<CudaStorage> {
+        let dev = xs.device();
+        let x = view::<T>(OP, xs, xl)?;
+        let wt = view::<T>(OP, ws, wl)?;
+        let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
+        let built;
+        let built_view;
+        let cols = if is_pointwise(g) {
+            &x
+        } else {
+            built = columns::columns::<T>(dev, &x, g, (b * c, h, w))?;
+            built_view = built.slice(..);
+            &built_view
+        };
+        let mut y = output::<T>(dev, b * co * p)?;
+        gemm(
+            dev,
+            (b, co, p, kk),
+            Operand {
+                data: &wt,
+                transposed: false,
+                stride: 0,
+            },
+            Operand {
+                data: cols,
+                transposed: false,
+                stride: kk * p,
+            },
+            &mut y,
+            convolution_tf32(),
+        )?;
+        Ok(wrap(xs, y))
+    }
+
+    /// `dx = col2im(Wᵀ · dy_i)` for every image.
+    pub(super) fn grad_input<T: GpuFloat>(
+        g: ConvGeometry,
+        (b, c, h, w): (usize, usize, usize, usize),
+        co: usize,
+        (gs, gl): (&CudaStorage, &Layout),
+        (ws, wl): (&CudaStorage, &Layout),
+    ) -> Result<CudaStorage> {
+        let dev = gs.device();
+        let dy = view::<T>(OP, gs, gl)?;
+        let wt = view::<T>(OP, ws, wl)?;
+        let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
+        let mut dcols = output::<T>(dev, b * kk * p)?;
+        gemm(
+            dev,
+            (b, kk, p, co),
+            Operand {
+                data: &wt,
+                transposed: true,
+                stride: 0,
+            },
+            Operand {
+                data: &dy,
+                transposed: false,
+                stride: co * p,
+            },
+            &mut dcols,
+            convolution_tf32(),
+        )?;
+        if is_pointwise(g) {
+            return Ok(wrap(gs, dcols));
+        }
+        let dx = columns::image::<T>(dev, &dcols.slice(..), g, (b * c, h, w))?;
+        Ok(wrap(gs, dx))
+    }
+
+    /// `dW = Σ_i dy_i · cols(x_i)ᵀ`: the per-image products, then their sum in batch order.
+    pub(super) fn grad_weight<T: GpuFloat>(
+        g: ConvGeometry,
+        (b, c, h, w): (usize, usize, usize, usize),
+        co: usize,
+        (xs, xl): (&CudaStorage, &Layout),
+        (gs, gl): (&CudaStorage, &Layout),
+    ) -> Result<CudaStorage> {
+        let dev = xs.device();
+        let x = view::<T>(OP, xs, xl)?;
+        let dy = view::<T>(OP, gs, gl)?;
+        let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
+        let built;
+        let built_view;
+        let cols = if is_pointwise(g) {
+            &x
+        } else {
+            built = columns::columns::<T>(dev, &x, g, (b * c, h, w))?;
+            built_view = built.slice(..);
+            &built_view
+        };
+        let mut per_image = output::<T>(dev, b * co * kk)?;
+        gemm(
+            dev,
+            (b, co, kk, p),
+            Operand {
+                data: &dy,
+                transposed: false,
+                stride: co * p,
+            },
+            Operand {
+                data: cols,
+                transposed: true,
+                stride: kk * p,
+            },
+            &mut per_image,
+            convolution_tf32(),
+        )?;
+        if b == 1 {
+            return Ok(wrap(xs, per_image));
+        }
+        let n = co * kk;
+        let mut dw = output::<T>(dev, n)?;
+        scfnet_kernels::launch!(dev, REDUCE, kernel::<T>("sum_batch"), config: per_element(n),
+            args: [&per_image, &mut dw, &b, &n]);
+        Ok(wrap(xs, dw))
+    }
+}
