@@ -176,32 +176,37 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
             let grey = map32 * 255.0;
             // Each device's own f32 error on this map (its f32 map against the exact f64 one):
             // a fresh network in eval mode is not normalised (running statistics 0 and 1), so
-            // f32 rounding grows through its layers (the CPU's own error is ~1.7 grey levels at
-            // 96×96) and two f32 maps may differ by the sum of both errors. The device passes
-            // when its f32 map is within one grey level of the CPU's, or at most twice as far
-            // from exact as the CPU's; the f64 maps must agree (1e-6 grey levels).
+            // f32 rounding grows through its layers, and a few pixels move by grey levels (the
+            // CPU's own largest error is ~1.7 grey levels at 96×96) while the rest stay put.
+            // The device passes when its f32 map is within one grey level of the CPU's, or when
+            // its mean error is at most twice the CPU's (plus 0.01 grey levels): as accurate as
+            // the CPU on the map as a whole. The largest errors are reported beside. The f64
+            // maps must agree (1e-6 grey levels): the computation itself is the CPU's.
             let exact = &cpu_maps[0].0;
             let error = |m: &[f64]| {
-                255.0
-                    * m.iter()
-                        .zip(exact)
-                        .map(|(a, b)| (a - b).abs())
-                        .fold(0.0, f64::max)
+                let d: Vec<f64> = m
+                    .iter()
+                    .zip(exact)
+                    .map(|(a, b)| 255.0 * (a - b).abs())
+                    .collect();
+                let largest = d.iter().fold(0.0f64, |a, &b| a.max(b));
+                (largest, d.iter().sum::<f64>() / d.len().max(1) as f64)
             };
-            let (cpu_f32_grey, dev_f32_grey) = (error(&cpu_maps[1].0), error(&cpu_maps[1].1));
-            let grey_limit = (2.0 * cpu_f32_grey).max(1.0);
+            let (cpu_f32_grey, cpu_f32_mean) = error(&cpu_maps[1].0);
+            let (dev_f32_grey, dev_f32_mean) = error(&cpu_maps[1].1);
+            let mean_limit = 2.0 * cpu_f32_mean + 0.01;
             let ok = loss64 <= args.tolerance
                 && update64 <= args.tolerance
                 && map64 * 255.0 <= 1e-6
-                && (grey <= 1.0 || dev_f32_grey <= grey_limit);
+                && (grey <= 1.0 || dev_f32_mean <= mean_limit);
             if !ok {
                 failures.push(format!(
-                    "{}: f64 loss {loss64:.2e}, f64 update {update64:.2e} ({worst64}), f64 map {:.2e} grey levels, f32 map {grey:.2} grey levels from the CPU's, {dev_f32_grey:.2} from exact (limit {grey_limit:.2})",
+                    "{}: f64 loss {loss64:.2e}, f64 update {update64:.2e} ({worst64}), f64 map {:.2e} grey levels, f32 map {grey:.2} grey levels from the CPU's, mean error from exact {dev_f32_mean:.4} (limit {mean_limit:.4})",
                     kind.name(), map64 * 255.0
                 ));
             }
             tracing::info!(
-                "{:<8} f64 step: loss {loss64:.1e}, update {update64:.1e}, map {:.1e} grey levels; f32: map {grey:.3} grey levels from the CPU's (own error: device {dev_f32_grey:.3}, CPU {cpu_f32_grey:.3}), loss {loss32:.1e}, update {update32:.1e}",
+                "{:<8} f64 step: loss {loss64:.1e}, update {update64:.1e}, map {:.1e} grey levels; f32: map {grey:.3} grey levels from the CPU's (error from exact, largest / mean: device {dev_f32_grey:.3} / {dev_f32_mean:.4}, CPU {cpu_f32_grey:.3} / {cpu_f32_mean:.4}), loss {loss32:.1e}, update {update32:.1e}",
                 kind.name(), map64 * 255.0
             );
             networks.push(json!({
@@ -211,7 +216,9 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
                 "f32_map_max_diff_grey_levels": grey,
                 "cpu_f32_map_error_grey_levels": cpu_f32_grey,
                 "device_f32_map_error_grey_levels": dev_f32_grey,
-                "f32_map_limit_grey_levels": grey_limit, "f32_loss_rel_diff": loss32,
+                "cpu_f32_map_mean_error_grey_levels": cpu_f32_mean,
+                "device_f32_map_mean_error_grey_levels": dev_f32_mean,
+                "f32_map_mean_error_limit_grey_levels": mean_limit, "f32_loss_rel_diff": loss32,
                 "f32_update_max_rel_diff": update32, "f32_worst_tensor": worst32,
                 "ok": ok, "seconds": t.elapsed().as_secs_f64(),
             }));
@@ -306,8 +313,8 @@ fn bench_inference(args: &CheckDeviceArgs, dev: &Device, net: &Scfnet, b: usize)
               "seconds": secs, "images_per_s": b as f64 / secs, "profile": profile}))
 }
 
-/// The time of one training step for a `MODEL:BATCH` spec.
-fn bench_train_step(args: &CheckDeviceArgs, dev: &Device, spec: &str) -> Result<Value> {
+/// A `--train` spec, `MODEL:BATCH` or `MODEL:BATCH@SIDE` (default side: `default_side`).
+fn parse_train_spec(spec: &str, default_side: InputSide) -> Result<(ModelKind, usize, InputSide)> {
     let (model, rest) = spec
         .split_once(':')
         .with_context(|| format!("--train {spec}: expected MODEL:BATCH[@SIDE]"))?;
@@ -317,13 +324,24 @@ fn bench_train_step(args: &CheckDeviceArgs, dev: &Device, spec: &str) -> Result<
             side.parse::<InputSide>()
                 .map_err(|e| anyhow::anyhow!("--train {spec}: side: {e}"))?,
         ),
-        None => (rest, args.bench_size),
+        None => (rest, default_side),
     };
-    let s = side.get();
-    let kind: ModelKind = model.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let kind: ModelKind = model
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--train {spec}: {e}"))?;
     let batch: usize = batch
         .parse()
         .with_context(|| format!("--train {spec}: batch"))?;
+    Ok((kind, batch, side))
+}
+
+/// The time of one training step of `kind` at `batch` and `side`.
+fn bench_train_step(
+    args: &CheckDeviceArgs,
+    dev: &Device,
+    (kind, batch, side): (ModelKind, usize, InputSide),
+) -> Result<Value> {
+    let s = side.get();
     let config = TrainConfig {
         batch,
         sizes: vec![side],
@@ -387,6 +405,16 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
             json!({"what": what, "error": format!("{e:#}")})
         }
     };
+    // Every spec is checked before anything is timed.
+    let texts: Vec<&String> = args.train.iter().filter(|t| !t.is_empty()).collect();
+    let specs = texts
+        .iter()
+        .map(|t| parse_train_spec(t, args.bench_size))
+        .collect::<Result<Vec<_>>>()?;
+    let args = &CheckDeviceArgs {
+        train: texts.into_iter().cloned().collect(),
+        ..args.clone()
+    };
     let mut report = serde_json::Map::new();
     for &mode in &args.bench_modes {
         candle_core::cuda::set_gemm_reduced_precision_f32(mode == BenchMode::Tf32);
@@ -417,14 +445,13 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
             })
             .collect();
         drop(net);
-        let train: Vec<Value> = args
-            .train
+        let train: Vec<Value> = specs
             .iter()
-            .filter(|spec| !spec.is_empty())
-            .map(|spec| {
+            .zip(&args.train)
+            .map(|(&spec, text)| {
                 or_error(
                     bench_train_step(args, dev, spec),
-                    format!("{p} train {spec}"),
+                    format!("{p} train {text}"),
                 )
             })
             .collect();
