@@ -1,18 +1,22 @@
 //! Atomic, durable file writes, shared by every crate of the workspace that writes files
 //! (converted weights, checkpoints, maps, synthetic datasets).
 //!
-//! A file is written to a temporary name in its own folder (`.NAME.PID.tmp`), flushed to disk
+//! A file is written to a temporary name in its own folder (`.NAME.scfnet-PID.tmp`), flushed to disk
 //! (`fsync`, or one filesystem sync for a group of files: [`write_many`]), renamed over `NAME`,
 //! and the folder is flushed too, so after a crash or power cut
 //! `NAME` is either the old file or the complete new one. On any error the temporary is removed
 //! and `NAME` is untouched. Temporaries left by killed processes are found by
-//! [`remove_stale_temporaries`].
+//! [`remove_stale_temporaries`], which removes only names of that exact form whose process is
+//! gone: a user's `.env.tmpl` or `.tmp_notes/` is never touched.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// Suffix of every temporary this module creates.
 pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// What stands between a temporary's name and its process's PID: `.NAME.scfnet-PID.tmp`.
+const TEMP_MARK: &str = ".scfnet-";
 
 /// The folder `path` lives in (`.` for a bare name).
 pub fn parent_dir(path: &Path) -> PathBuf {
@@ -22,13 +26,42 @@ pub fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// The temporary name used for `path` by this process: `.NAME.PID.tmp` next to it.
+/// The temporary name used for `path` by this process: `.NAME.scfnet-PID.tmp` next to it (a
+/// name only this project makes, with the process that owns it).
 pub fn temp_path(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    parent_dir(path).join(format!(".{name}.{}{TEMP_SUFFIX}", std::process::id()))
+    parent_dir(path).join(format!(
+        ".{name}{TEMP_MARK}{}{TEMP_SUFFIX}",
+        std::process::id()
+    ))
+}
+
+/// The PID of the process that made the temporary named `name` (`.NAME.scfnet-PID.tmp`), or
+/// `None` for any other name.
+pub fn temp_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    let (stem, pid) = rest.rsplit_once(TEMP_MARK)?;
+    if stem.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` is running. Where that cannot be told (not Linux), every process
+/// counts as running: a temporary is then never taken for stale.
+fn process_alive(pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        Path::new("/proc").join(pid.to_string()).exists()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        true
+    }
 }
 
 /// Flushes a folder's entries (the renames in it) to disk. A no-op where folders cannot be opened.
@@ -198,21 +231,20 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     })
 }
 
-/// Removes the temporaries (files or folders named `.*.tmp`, or `.*.tmpPID`) that processes
-/// other than this one left in `dir`; returns how many. Call it where a new run starts writing,
-/// so a `kill -9` in the middle of a write costs nothing lasting.
+/// Removes the temporaries this project's processes left in `dir` when they died: files or
+/// folders named exactly `.NAME.scfnet-PID.tmp` ([`temp_path`]) whose process is no longer
+/// running (on Linux; elsewhere nothing is taken for stale). Returns how many. Anything else,
+/// whatever its name (`.env.tmpl`, `.tmp_notes/`, `.x.tmp`), is left alone. Call it where a new
+/// run starts writing, so a `kill -9` in the middle of a write costs nothing lasting.
 pub fn remove_stale_temporaries(dir: &Path) -> io::Result<usize> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(0);
     };
-    let own = std::process::id().to_string();
+    let own = std::process::id();
     let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let stale = name.starts_with('.')
-            && name.contains(TEMP_SUFFIX)
-            && !name.contains(&format!(".{own}{TEMP_SUFFIX}"))
-            && !name.ends_with(&format!(".tmp{own}"));
+        let stale = temp_owner(&name).is_some_and(|pid| pid != own && !process_alive(pid));
         if !stale {
             continue;
         }
@@ -303,14 +335,61 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
+    /// A PID no process has (above Linux's largest, 2²²).
+    const DEAD: u32 = 999_999_999;
+
     #[test]
-    fn stale_temporaries_of_other_processes_are_removed() {
+    fn only_our_temporaries_of_dead_processes_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".model.safetensors.1.tmp"), b"x").unwrap();
-        std::fs::create_dir(dir.path().join(".step-00000004.tmp99")).unwrap();
-        std::fs::write(dir.path().join("keep.txt"), b"x").unwrap();
-        std::fs::write(temp_path(&dir.path().join("mine")), b"x").unwrap();
-        assert_eq!(remove_stale_temporaries(dir.path()).unwrap(), 2);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        let d = dir.path();
+        std::fs::write(
+            d.join(format!(".model.safetensors.scfnet-{DEAD}.tmp")),
+            b"x",
+        )
+        .unwrap();
+        std::fs::create_dir(d.join(format!(".step-00000004.scfnet-{DEAD}.tmp"))).unwrap();
+        std::fs::write(d.join(format!(".step-00000004.scfnet-{DEAD}.tmp/w")), b"x").unwrap();
+        // A user's files that merely look temporary, ours of a running process (PID 1 runs on
+        // every Linux), and this process's own.
+        let kept = [
+            ".env.tmpl".to_string(),
+            ".x.tmp".to_string(),
+            ".model.safetensors.4242.tmp".to_string(),
+            format!(".a.scfnet-{DEAD}x.tmp"),
+            format!(".scfnet-{DEAD}.tmp"),
+            ".b.scfnet-1.tmp".to_string(),
+            "keep.txt".to_string(),
+        ];
+        for name in &kept {
+            std::fs::write(d.join(name), b"user").unwrap();
+        }
+        std::fs::create_dir(d.join(".tmp_notes")).unwrap();
+        std::fs::write(temp_path(&d.join("mine")), b"x").unwrap();
+        let expected = if cfg!(target_os = "linux") { 2 } else { 0 };
+        assert_eq!(remove_stale_temporaries(d).unwrap(), expected);
+        for name in &kept {
+            assert_eq!(std::fs::read(d.join(name)).unwrap(), b"user", "{name}");
+        }
+        assert!(d.join(".tmp_notes").is_dir() && temp_path(&d.join("mine")).is_file());
+    }
+
+    #[test]
+    fn temporary_names_carry_their_owner() {
+        let t = temp_path(Path::new("out/model.safetensors"));
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert_eq!(temp_owner(name), Some(std::process::id()));
+        assert_eq!(t.parent().unwrap(), Path::new("out"));
+        assert_eq!(temp_owner(".a.b.scfnet-12.tmp"), Some(12));
+        for other in [
+            ".env.tmpl",
+            ".x.tmp",
+            "a.scfnet-1.tmp",
+            ".scfnet-1.tmp",
+            ".a.scfnet-.tmp",
+            ".a.scfnet-1x.tmp",
+            ".a.scfnet-1.tmp.bak",
+        ] {
+            assert_eq!(temp_owner(other), None, "{other}");
+        }
     }
 }

@@ -655,15 +655,30 @@ fn temporaries_are_never_left_and_stale_ones_are_cleaned() {
     ];
     a.extend_from_slice(&TINY_TRAIN);
     scfnet(&a).succeeded();
-    let stale_dir = run.join("checkpoints/.step-00000007.tmp4242");
+    // (PID 999999999: no process has it.)
+    let stale_dir = run.join("checkpoints/.step-00000007.scfnet-999999999.tmp");
     std::fs::create_dir_all(&stale_dir).unwrap();
     std::fs::write(stale_dir.join("weights.safetensors"), b"half").unwrap();
-    let stale_file = run.join(".model.safetensors.4242.tmp");
+    let stale_file = run.join(".model.safetensors.scfnet-999999999.tmp");
     std::fs::write(&stale_file, b"half").unwrap();
+    // What the user keeps there, however temporary its name looks, is not ours to delete.
+    let user_files = [
+        run.join(".env.tmpl"),
+        run.join(".notes.tmp"),
+        run.join(".tmp_notes/todo.txt"),
+        run.join("checkpoints/.model.safetensors.4242.tmp"),
+    ];
+    for f in &user_files {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, b"mine").unwrap();
+    }
     let mut resume = a.clone();
     resume.push("--resume");
     scfnet(&resume).succeeded();
     assert!(!stale_dir.exists() && !stale_file.exists());
+    for f in &user_files {
+        assert_eq!(std::fs::read(f).unwrap(), b"mine", "{}", f.display());
+    }
 }
 
 // ---------------------------------------------------------------- class 8: the rest

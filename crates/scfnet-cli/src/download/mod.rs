@@ -199,9 +199,10 @@ pub fn download(opts: &Options) -> Result<Report> {
         return Ok(report);
     }
     let mut lock = Lock::load(&data.join("download.lock"))?;
-    // Folders a killed run was building (`.NAME.PID.tmp`) are garbage; `.part` files are kept.
+    // Folders a killed run was building (`.NAME.scfnet-PID.tmp`, the PID gone) are garbage;
+    // `.part` files are kept. A dry run changes nothing.
     for dir in [&data, &downloads] {
-        if dir.is_dir() {
+        if dir.is_dir() && !opts.dry_run {
             scfnet_base::files::remove_stale_temporaries(dir)
                 .with_context(|| format!("cleaning {}", dir.display()))?;
         }

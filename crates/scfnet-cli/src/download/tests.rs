@@ -430,6 +430,9 @@ fn an_unlabeled_pool_is_moved_in_by_hand_after_its_count_is_checked() {
 fn list_and_dry_run_touch_nothing() {
     let server = serve(HashMap::new());
     let root = tempfile::tempdir().unwrap();
+    // Even a stale temporary of ours stays put in a dry run.
+    let stale = root.path().join("data/.TOY.scfnet-999999999.tmp");
+    std::fs::create_dir_all(&stale).unwrap();
     let report = run_with(root.path(), &server, TOY, &[], |o| {
         o.dry_run = true;
         o.fetcher.mirror = Some("http://mirror.example".into());
@@ -449,6 +452,7 @@ fn list_and_dry_run_touch_nothing() {
     );
     assert!(server.requests().is_empty());
     assert!(!root.path().join("data/cache").exists());
+    assert!(stale.is_dir());
 }
 
 #[test]
@@ -472,7 +476,7 @@ fn what_a_killed_run_left_is_resumed_or_cleaned() {
     )
     .unwrap();
     // A half-built dataset folder of a process that no longer exists.
-    let stale = root.path().join("data/.TOY.999999999.tmp");
+    let stale = root.path().join("data/.TOY.scfnet-999999999.tmp");
     std::fs::create_dir_all(stale.join("image")).unwrap();
     let manifest = TOY.replace("\"SERVER/missing/toy.zip\", ", "");
     run(root.path(), &server, &manifest, &[]).unwrap();
