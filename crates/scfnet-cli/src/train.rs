@@ -204,6 +204,10 @@ fn ensure_new_run_folder(args: &CommonArgs) -> Result<()> {
             "{e}; pass --resume to continue it, --overwrite to start over there, or choose \
              another --out"
         ),
+        Err(e @ TrainError::NothingToResume { .. }) => bail!(
+            "--resume: {e}; pass --overwrite (without --resume) to start over there, or choose \
+             another --out"
+        ),
         Err(e) => Err(e).context("cannot remove the earlier run's outputs"),
     }
 }

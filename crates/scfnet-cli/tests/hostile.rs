@@ -483,6 +483,20 @@ fn a_new_run_does_not_replace_an_earlier_one() {
     let mut over = a.clone();
     over.push("--overwrite");
     scfnet(&over).succeeded();
+
+    // --resume with weights and a log but no checkpoint (say, the checkpoints were pruned):
+    // nothing to continue, and a fresh start would replace both; refused, both kept.
+    std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
+    let before = snapshot(&run);
+    let mut resume = a.clone();
+    resume.push("--resume");
+    scfnet(&resume).refused(&[
+        "no checkpoint to resume from",
+        "model.safetensors",
+        "log.jsonl",
+        "--overwrite",
+    ]);
+    unchanged(&before);
 }
 
 // ---------------------------------------------------------------- class 6: absurd sizes

@@ -76,6 +76,19 @@ pub enum TrainError {
         /// The earlier run's outputs found there.
         found: Vec<String>,
     },
+    /// A resumed run was asked for in a folder with no checkpoint to continue from but with an
+    /// earlier run's weights or log (starting afresh would replace them).
+    #[error(
+        "{}: no checkpoint to resume from, but it holds an earlier run's {}",
+        dir.display(),
+        found.join(", ")
+    )]
+    NothingToResume {
+        /// The run folder.
+        dir: PathBuf,
+        /// The earlier run's outputs found there.
+        found: Vec<String>,
+    },
 }
 
 /// Result with a [`TrainError`].

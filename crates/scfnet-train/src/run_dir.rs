@@ -74,10 +74,28 @@ impl RunDir {
 
     /// Makes the folder ready for a run started as `start`: [`Start::New`] fails with
     /// [`TrainError::EarlierRun`] when an earlier run's outputs are there, [`Start::Overwrite`]
-    /// removes them, [`Start::Resume`] leaves them. Returns the names removed.
+    /// removes them, [`Start::Resume`] leaves them, and fails with
+    /// [`TrainError::NothingToResume`] when there is no checkpoint to continue from but an
+    /// earlier run's weights or log (a fresh start would replace them). Returns the names
+    /// removed.
     pub fn prepare(&self, start: Start) -> Result<Vec<&'static str>> {
         let found = self.earlier_outputs();
         match start {
+            Start::Resume if crate::checkpoint::latest(&self.root)?.is_none() => {
+                let kept: Vec<String> = [WEIGHTS_FILE, LOG_FILE]
+                    .into_iter()
+                    .filter(|n| self.root.join(n).exists())
+                    .map(str::to_string)
+                    .collect();
+                if kept.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    Err(TrainError::NothingToResume {
+                        dir: self.root.clone(),
+                        found: kept,
+                    })
+                }
+            }
             Start::Resume => Ok(Vec::new()),
             Start::New if found.is_empty() => Ok(Vec::new()),
             Start::New => Err(TrainError::EarlierRun {
@@ -117,7 +135,12 @@ mod tests {
             matches!(&err, TrainError::EarlierRun { found, .. } if found == &["log.jsonl", "checkpoints"]),
             "{err}"
         );
-        assert_eq!(run.prepare(Start::Resume).unwrap(), Vec::<&str>::new());
+        // A log but no checkpoint: nothing to continue, and a fresh start would replace it.
+        let err = run.prepare(Start::Resume).unwrap_err();
+        assert!(
+            matches!(&err, TrainError::NothingToResume { found, .. } if found == &["log.jsonl"]),
+            "{err}"
+        );
         assert!(run.log().exists());
         assert_eq!(
             run.prepare(Start::Overwrite).unwrap(),
@@ -126,5 +149,7 @@ mod tests {
         assert!(!run.log().exists() && !run.checkpoints().exists());
         assert!(dir.path().join("notes.txt").exists());
         assert_eq!(run.weights(), dir.path().join("model.safetensors"));
+        // An empty folder (or one with unrelated files) resumes as a fresh start.
+        assert_eq!(run.prepare(Start::Resume).unwrap(), Vec::<&str>::new());
     }
 }
