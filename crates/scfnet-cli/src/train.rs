@@ -182,14 +182,27 @@ fn weight_file(spec: &str) -> Result<PathBuf> {
 }
 
 /// Refuses to start a new run in a folder that holds an earlier run's outputs (its log would be
-/// truncated and its weights replaced), unless `--overwrite`.
-fn ensure_new_run_folder(args: &CommonArgs) -> Result<()> {
+/// truncated and its weights replaced), unless `--overwrite`; and refuses an `--overwrite` that
+/// would delete one of the run's own inputs (`inputs`: each flag with its value).
+fn ensure_new_run_folder(args: &CommonArgs, inputs: &[(&str, &str)]) -> Result<()> {
     let start = match (args.resume, args.overwrite) {
         (true, _) => Start::Resume,
         (false, true) => Start::Overwrite,
         (false, false) => Start::New,
     };
-    match RunDir::new(&args.out).prepare(start) {
+    let run = RunDir::new(&args.out);
+    if start == Start::Overwrite {
+        for (flag, spec) in inputs {
+            if let Some(output) = run.output_holding(Path::new(spec)) {
+                bail!(
+                    "{flag} {spec} is part of the earlier run's {output} in {}, which --overwrite \
+                     would delete before reading it; copy it elsewhere first, or choose another --out",
+                    args.out.display()
+                );
+            }
+        }
+    }
+    match run.prepare(start) {
         Ok(removed) => {
             if !removed.is_empty() {
                 tracing::warn!(
@@ -213,8 +226,19 @@ fn ensure_new_run_folder(args: &CommonArgs) -> Result<()> {
 }
 
 /// The trainer of a run: the saved settings when resuming, else `fresh` (+ backbone weights).
-fn trainer(fresh: TrainConfig, args: &CommonArgs) -> Result<Trainer> {
-    ensure_new_run_folder(args)?;
+/// `teacher`: a distillation's `--teacher-weights`, an input the run folder must keep too.
+fn trainer(fresh: TrainConfig, args: &CommonArgs, teacher: Option<&str>) -> Result<Trainer> {
+    let mut inputs = Vec::new();
+    if let Some(spec) = &args.init_weights {
+        inputs.push(("--init-weights", spec.as_str()));
+    }
+    if let Some(spec) = &args.backbone_weights {
+        inputs.push(("--backbone-weights", spec.as_str()));
+    }
+    if let Some(spec) = teacher {
+        inputs.push(("--teacher-weights", spec));
+    }
+    ensure_new_run_folder(args, &inputs)?;
     fresh
         .check()
         .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
@@ -288,7 +312,7 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
         t.is_file().then_some(t)
     });
     let data = SodDataset::labeled(&args.data, list.as_deref())?;
-    let mut t = trainer(config(args.model, &args.common), &args.common)?;
+    let mut t = trainer(config(args.model, &args.common), &args.common, None)?;
     tracing::info!(
         "training {} on {} ({} samples), {} epochs of batch {}",
         t.config().model,
@@ -328,7 +352,11 @@ pub fn run_distill(args: DistillArgs) -> Result<ExitCode> {
     let data = SodDataset::unlabeled(&args.data)?;
     let dev = device(args.common.device)?;
     let teacher = load_teacher(args.teacher, &args.teacher_weights, &dev)?;
-    let mut t = trainer(config(args.model, &args.common), &args.common)?;
+    let mut t = trainer(
+        config(args.model, &args.common),
+        &args.common,
+        Some(&args.teacher_weights),
+    )?;
     tracing::info!(
         "distilling {} into {} on {} unlabeled images, {} epochs of batch {}",
         args.teacher,

@@ -497,6 +497,39 @@ fn a_new_run_does_not_replace_an_earlier_one() {
         "--overwrite",
     ]);
     unchanged(&before);
+    // --overwrite would delete the run's own inputs when they live among the earlier outputs:
+    // refused before anything is removed.
+    let weights = run.join("model.safetensors");
+    let mut init = a.clone();
+    init.extend(["--overwrite", "--init-weights", s(&weights)]);
+    scfnet(&init).refused(&[
+        "--init-weights",
+        "model.safetensors",
+        "--overwrite would delete",
+    ]);
+    unchanged(&before);
+    let images = data.join("image");
+    let mut distill = vec![
+        "distill",
+        "--teacher",
+        "student",
+        "--teacher-weights",
+        s(&weights),
+        "--data",
+        s(&images),
+        "--out",
+        s(&run),
+        "--max-steps",
+        "1",
+        "--overwrite",
+    ];
+    distill.extend_from_slice(&TINY_TRAIN);
+    scfnet(&distill).refused(&[
+        "--teacher-weights",
+        "model.safetensors",
+        "--overwrite would delete",
+    ]);
+    unchanged(&before);
 }
 
 // ---------------------------------------------------------------- class 6: absurd sizes

@@ -72,6 +72,16 @@ impl RunDir {
             .collect()
     }
 
+    /// Which of the earlier run's outputs holds `path` (is it, or contains it), if any: an input
+    /// there would be deleted by [`Start::Overwrite`]. Paths are compared once resolved (links,
+    /// `..`); a path that does not exist is held by nothing.
+    pub fn output_holding(&self, path: &Path) -> Option<&'static str> {
+        let path = std::fs::canonicalize(path).ok()?;
+        self.earlier_outputs().into_iter().find(|name| {
+            std::fs::canonicalize(self.root.join(name)).is_ok_and(|out| path.starts_with(out))
+        })
+    }
+
     /// Makes the folder ready for a run started as `start`: [`Start::New`] fails with
     /// [`TrainError::EarlierRun`] when an earlier run's outputs are there, [`Start::Overwrite`]
     /// removes them, [`Start::Resume`] leaves them, and fails with
@@ -149,6 +159,17 @@ mod tests {
         assert!(!run.log().exists() && !run.checkpoints().exists());
         assert!(dir.path().join("notes.txt").exists());
         assert_eq!(run.weights(), dir.path().join("model.safetensors"));
+        // Inputs inside the outputs are found, resolved; others are not.
+        std::fs::create_dir_all(run.checkpoints().join("step-00000002")).unwrap();
+        std::fs::write(run.checkpoints().join("step-00000002/w"), "x").unwrap();
+        std::fs::write(run.weights(), "w").unwrap();
+        let odd = dir.path().join("checkpoints/../model.safetensors");
+        assert_eq!(run.output_holding(&odd), Some(WEIGHTS_FILE));
+        let inner = run.checkpoints().join("step-00000002/w");
+        assert_eq!(run.output_holding(&inner), Some(CHECKPOINTS_DIR));
+        assert_eq!(run.output_holding(&dir.path().join("notes.txt")), None);
+        assert_eq!(run.output_holding(&dir.path().join("absent")), None);
+        run.prepare(Start::Overwrite).unwrap();
         // An empty folder (or one with unrelated files) resumes as a fresh start.
         assert_eq!(run.prepare(Start::Resume).unwrap(), Vec::<&str>::new());
     }
