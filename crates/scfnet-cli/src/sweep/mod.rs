@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use plan::Plan;
-use stages::{shell_line, stages, Kind, Paths, Stage, State, MARKER};
+use stages::{shell_line, stages, Kind, Paths, Stage, State, MARKER, STARTED, SWEEP_DIR_MARK};
 
 /// Arguments of `sweep`.
 #[derive(clap::Args, Debug)]
@@ -143,6 +143,7 @@ impl Sweep {
                 (State::Partial, Kind::Train) => "partial, resumed",
                 (State::Partial, _) => "partial, redone",
                 (State::Missing, _) => "to run",
+                (State::Foreign, _) => "exists, not made by this sweep: refused",
             };
             out.push(format!("# {} ({what})", s.label));
             out.push(shell_line(scfnet, &s.args_now(state)));
@@ -160,6 +161,7 @@ impl Sweep {
     /// scored. Returns the seconds spent.
     pub fn execute(&self, scfnet: &Path, only: &[String]) -> Result<f64> {
         let start = Instant::now();
+        self.claim_out_dir()?;
         let logs = self.paths.out.join("logs");
         std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
         let selected = self.selected(only)?;
@@ -169,6 +171,14 @@ impl Sweep {
             if state == State::Complete {
                 println!("[{}/{total}] {}: done, skipped", k + 1, s.label);
                 continue;
+            }
+            if state == State::Foreign {
+                bail!(
+                    "{}: {} exists but this sweep did not make it (no {STARTED} in it); the sweep \
+                     neither deletes nor writes into it: move it away, or point the plan elsewhere",
+                    s.label,
+                    s.output.display()
+                );
             }
             for need in &s.needs {
                 if !need.is_file() {
@@ -182,6 +192,12 @@ impl Sweep {
             if state == State::Partial && matches!(s.kind, Kind::Prepare | Kind::Predict) {
                 std::fs::remove_dir_all(&s.output)
                     .with_context(|| format!("removing the partial {}", s.output.display()))?;
+            }
+            if s.kind != Kind::Score {
+                std::fs::create_dir_all(&s.output)
+                    .with_context(|| format!("creating {}", s.output.display()))?;
+                std::fs::write(s.output.join(STARTED), "")
+                    .with_context(|| format!("marking {}", s.output.display()))?;
             }
             let args = s.args_now(state);
             println!(
@@ -218,6 +234,29 @@ impl Sweep {
             bail!("some stages are still incomplete; run the sweep again");
         }
         Ok(wall)
+    }
+
+    /// Takes `--out` for the sweep: a new or empty folder gets [`SWEEP_DIR_MARK`]; one that holds
+    /// anything else without that mark is someone else's and is refused untouched.
+    pub(crate) fn claim_out_dir(&self) -> Result<()> {
+        let out = &self.paths.out;
+        let mark = out.join(SWEEP_DIR_MARK);
+        if mark.is_file() {
+            return Ok(());
+        }
+        if out.exists() {
+            let mut entries =
+                std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?;
+            if entries.next().is_some() {
+                bail!(
+                    "{} holds files and is not a sweep's folder (no {SWEEP_DIR_MARK}); the sweep \
+                     writes only into a new or empty --out, or one it made",
+                    out.display()
+                );
+            }
+        }
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        std::fs::write(&mark, "").with_context(|| format!("marking {}", mark.display()))
     }
 
     /// Writes `results.md`, `results.tex`, `results.json`.

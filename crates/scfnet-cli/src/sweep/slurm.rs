@@ -23,6 +23,8 @@ struct Job {
 /// Each job runs `RUNNER sweep --only ...` (the `scfnet` that wrote the scripts) with `scfnet`
 /// for the stages.
 pub fn emit(sweep: &Sweep, dir: &Path, runner: &Path, scfnet: &Path, gres: &str) -> Result<usize> {
+    // The jobs write into the sweep's folder: take it now, before the scripts may land in it.
+    sweep.claim_out_dir()?;
     std::fs::create_dir_all(dir.join("logs"))
         .with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;

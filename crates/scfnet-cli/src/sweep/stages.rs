@@ -9,6 +9,11 @@ use super::plan::{Plan, RunCommand};
 
 /// The file a finished stage leaves in its output folder.
 pub const MARKER: &str = ".sweep-complete";
+/// The file the sweep writes into a stage's output folder before it runs the stage: a folder
+/// without it (or [`MARKER`]) was not made by the sweep, and the sweep does not touch it.
+pub const STARTED: &str = ".sweep-started";
+/// The file that marks the sweep's own folder (`--out`).
+pub const SWEEP_DIR_MARK: &str = ".scfnet-sweep";
 
 /// Where a sweep's paths point.
 #[derive(Clone, Debug)]
@@ -89,6 +94,9 @@ pub enum State {
     Partial,
     /// Not started.
     Missing,
+    /// The output exists but the sweep did not make it (no [`STARTED`] or [`MARKER`] in it):
+    /// refused, never removed or written into.
+    Foreign,
 }
 
 impl Stage {
@@ -111,7 +119,8 @@ impl Stage {
                 }
             }
             _ if self.output.join(MARKER).is_file() => State::Complete,
-            _ if self.output.exists() => State::Partial,
+            _ if self.output.join(STARTED).is_file() => State::Partial,
+            _ if self.output.exists() => State::Foreign,
             _ => State::Missing,
         }
     }

@@ -309,3 +309,56 @@ fn the_tiny_profile_runs_end_to_end() {
         runs[1]
     );
 }
+
+#[test]
+fn folders_the_sweep_did_not_make_are_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = repo().join("sweeps/tiny.toml");
+    let (scfnet, log) = fake(tmp.path(), "");
+
+    // --out holds someone's files: refused before anything is written.
+    let out = tmp.path().join("mine");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "keep").unwrap();
+    let sweep = Sweep::new(&repo(), &plan, &out, None, &[]).unwrap();
+    let err = format!("{:#}", sweep.execute(&scfnet, &[]).unwrap_err());
+    assert!(err.contains("not a sweep's folder"), "{err}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "keep"
+    );
+    assert!(calls(&log).is_empty());
+
+    // A stage's folder that exists without the sweep's marks (a user's data set where the
+    // plan would create one): refused, neither deleted nor written into.
+    let out = tmp.path().join("out");
+    let sweep = Sweep::new(&repo(), &plan, &out, None, &[]).unwrap();
+    let few = sweep
+        .stages
+        .iter()
+        .find(|s| s.owner == "few-set")
+        .unwrap()
+        .output
+        .clone();
+    // (The sweep's folder is its own: an earlier sweep made it.)
+    std::fs::create_dir_all(&few).unwrap();
+    std::fs::write(out.join(super::stages::SWEEP_DIR_MARK), "").unwrap();
+    std::fs::write(few.join("mine.txt"), "keep").unwrap();
+    let stage = sweep.stages.iter().find(|s| s.output == few).unwrap();
+    assert_eq!(stage.state(&sweep.stages), State::Foreign);
+    let err = format!("{:#}", sweep.execute(&scfnet, &[]).unwrap_err());
+    assert!(
+        err.contains("did not make it") && err.contains("few-set"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&few).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(few.join("mine.txt")).unwrap(),
+        "keep"
+    );
+    // The stages before it ran (and marked their folders); none after it.
+    assert!(calls(&log).iter().all(|c| !c.contains("few-set")));
+    let lines = sweep.plan_lines(&scfnet, &[]).unwrap().join("\n");
+    assert!(lines.contains("not made by this sweep"), "{lines}");
+}
