@@ -23,7 +23,8 @@ use crate::eval::report::{markdown, terminal, EvalResult};
 /// `scfnet demo`.
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Output folder: data/, unlabeled/, teacher/, student/, kd-student/, maps/, results.md.
+    /// Output folder: data/, unlabeled/, teacher/, student/, kd-student/, maps/, results.md. A new
+    /// or empty folder, or one an earlier demo made (its outputs are replaced, nothing else).
     #[arg(long, default_value = "out/demo", value_name = "DIR")]
     pub out: PathBuf,
     /// Labeled synthetic images (a fifth held out for testing).
@@ -157,11 +158,60 @@ fn predict_and_score(
     )?)
 }
 
+/// What the demo writes into its folder; an earlier demo's are removed before a new one.
+const DEMO_OUTPUTS: [&str; 7] = [
+    "data",
+    "unlabeled",
+    "teacher",
+    "student",
+    "kd-student",
+    "maps",
+    "results.md",
+];
+
+/// The mark of a folder the demo made.
+const DEMO_MARK: &str = ".scfnet-demo";
+
+/// Takes `out` for a demo: a new or empty folder is marked as the demo's; in one the demo made
+/// (marked, or an earlier scfnet's demo: `results.md` beside `teacher/log.jsonl`) the last
+/// demo's outputs are removed, and nothing else; any other folder with files is refused
+/// untouched (a new demo would mix its files with what is there).
+fn claim_demo_dir(out: &Path) -> Result<()> {
+    let mark = out.join(DEMO_MARK);
+    let earlier_demo = out.join("results.md").is_file() && out.join("teacher/log.jsonl").is_file();
+    if mark.is_file() || earlier_demo {
+        for name in DEMO_OUTPUTS {
+            let p = out.join(name);
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else if p.exists() {
+                std::fs::remove_file(&p)
+            } else {
+                Ok(())
+            }
+            .with_context(|| format!("removing the earlier demo's {}", p.display()))?;
+        }
+    } else if out.exists() {
+        let mut entries =
+            std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?;
+        if entries.next().is_some() {
+            anyhow::bail!(
+                "{} holds files and is not a demo's folder; the demo writes into a new or empty \
+                 --out, or one an earlier demo made",
+                out.display()
+            );
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::write(&mark, "").with_context(|| format!("marking {}", mark.display()))
+}
+
 /// Runs `scfnet demo`.
 pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let dev = device(args.device)?;
     let out = &args.out;
+    claim_demo_dir(out)?;
     let data_dir = out.join("data");
     let pool_dir = out.join("unlabeled");
     tracing::info!(
@@ -300,4 +350,41 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         out.join("results.md").display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_replaces_only_its_own_outputs_and_refuses_other_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("demo");
+        claim_demo_dir(&out).unwrap();
+        assert!(out.join(DEMO_MARK).is_file());
+        std::fs::create_dir_all(out.join("teacher")).unwrap();
+        std::fs::write(out.join("teacher/log.jsonl"), "{}").unwrap();
+        std::fs::write(out.join("results.md"), "old").unwrap();
+        std::fs::write(out.join("notes.txt"), "mine").unwrap();
+        claim_demo_dir(&out).unwrap();
+        assert!(!out.join("teacher").exists() && !out.join("results.md").exists());
+        assert_eq!(std::fs::read(out.join("notes.txt")).unwrap(), b"mine");
+
+        // Someone else's folder: refused, untouched.
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(other.join("data")).unwrap();
+        std::fs::write(other.join("data/x.txt"), "mine").unwrap();
+        let err = format!("{:#}", claim_demo_dir(&other).unwrap_err());
+        assert!(err.contains("not a demo's folder"), "{err}");
+        assert_eq!(std::fs::read(other.join("data/x.txt")).unwrap(), b"mine");
+        assert!(!other.join(DEMO_MARK).exists());
+
+        // A demo folder of an earlier scfnet (no mark) is recognised.
+        let old = dir.path().join("old");
+        std::fs::create_dir_all(old.join("teacher")).unwrap();
+        std::fs::write(old.join("teacher/log.jsonl"), "{}").unwrap();
+        std::fs::write(old.join("results.md"), "old").unwrap();
+        claim_demo_dir(&old).unwrap();
+        assert!(!old.join("results.md").exists() && old.join(DEMO_MARK).is_file());
+    }
 }

@@ -532,6 +532,23 @@ fn a_new_run_does_not_replace_an_earlier_one() {
     unchanged(&before);
 }
 
+#[test]
+fn synth_and_demo_do_not_write_into_what_they_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 4);
+    let before = snapshot(&data);
+    scfnet(&["synth", "--out", s(&data), "--n", "6", "--seed", "5"]).refused(&[
+        "already holds",
+        "image",
+        "new or empty",
+    ]);
+    unchanged(&before);
+    // The demo refuses a folder with files that it did not make, before any work.
+    scfnet(&["demo", "--out", s(&data)]).refused(&["not a demo's folder"]);
+    unchanged(&before);
+}
+
 // ---------------------------------------------------------------- class 6: absurd sizes
 
 /// CRC-32 of PNG chunks.

@@ -276,6 +276,24 @@ pub fn generate(
             config.side
         )));
     }
+    // A data set is written whole into a place that holds none: never mixed with (or written
+    // over) files already there.
+    let taken: Vec<&str> = ["image", "mask", "train.txt", "test.txt"]
+        .into_iter()
+        .filter(|n| {
+            let p = root.join(n);
+            std::fs::read_dir(&p).map_or(p.exists(), |mut d| d.next().is_some())
+        })
+        .collect();
+    if !taken.is_empty() {
+        return Err(DataError::Layout {
+            path: root.to_owned(),
+            message: format!(
+                "already holds {} (a data set); synthetic data goes into a new or empty folder",
+                taken.join(", ")
+            ),
+        });
+    }
     for dir in ["image", "mask"] {
         let d = root.join(dir);
         std::fs::create_dir_all(&d).map_err(|e| DataError::io(&d, e))?;

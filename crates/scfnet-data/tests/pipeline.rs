@@ -29,6 +29,54 @@ fn config(workers: usize) -> LoaderConfig {
 }
 
 #[test]
+fn a_synthetic_set_is_never_written_over_or_into_another() {
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path(), 4);
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let before: Vec<(std::path::PathBuf, Vec<u8>)> = walk(dir.path());
+    let cfg = SynthConfig {
+        count: 6,
+        seed: 9,
+        side: (64, 96),
+        test_fraction: 0.0,
+    };
+    let err = generate(dir.path(), &cfg, || {}).unwrap_err().to_string();
+    assert!(
+        err.contains("image, mask, train.txt, test.txt") && err.contains("new or empty"),
+        "{err}"
+    );
+    assert_eq!(
+        walk(dir.path()),
+        before,
+        "nothing written, nothing replaced"
+    );
+    // A folder holding only other files (or empty data folders) is fine.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("notes.txt"), "mine").unwrap();
+    std::fs::create_dir(other.path().join("image")).unwrap();
+    generate(other.path(), &cfg, || {}).unwrap();
+    assert_eq!(
+        std::fs::read(other.path().join("notes.txt")).unwrap(),
+        b"mine"
+    );
+}
+
+/// Every file under `dir` with its bytes, sorted.
+fn walk(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
 fn synthetic_set_has_the_layout_and_validates() {
     let dir = tempfile::tempdir().unwrap();
     synth(dir.path(), 8);
