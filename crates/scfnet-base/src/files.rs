@@ -77,17 +77,51 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Whether `path` may be written as an output: a new path, or a regular file (which the write
+/// replaces). A folder, a symbolic link (the link would be replaced, not what it names), a
+/// device, a FIFO or a socket is refused: an output never replaces what is not a plain file.
+pub fn check_output(path: &Path) -> io::Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let (kind, what) = if t.is_dir() {
+        (io::ErrorKind::IsADirectory, "is a folder; give a file name")
+    } else if t.is_symlink() {
+        (
+            io::ErrorKind::InvalidInput,
+            "is a symbolic link; an output replaces only a regular file (give the path it names, or a new one)",
+        )
+    } else {
+        (
+            io::ErrorKind::InvalidInput,
+            "is not a regular file (a device, FIFO or socket); an output replaces only a regular file",
+        )
+    };
+    Err(io::Error::new(kind, what))
+}
+
+/// Whether `a` and `b` name the same existing file or folder (links and `..` resolved).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Writes `path` by calling `write` on a temporary path next to it, then flushes, renames and
-/// flushes the folder. `path` must not be a folder. On failure the temporary is removed.
+/// flushes the folder. `path` must be a new path or a regular file ([`check_output`]). On
+/// failure the temporary is removed.
 pub fn write_with<E: From<io::Error>>(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<(), E> {
-    if path.is_dir() {
-        return Err(
-            io::Error::new(io::ErrorKind::IsADirectory, "is a folder; give a file name").into(),
-        );
-    }
+    check_output(path)?;
     let dir = parent_dir(path);
     std::fs::create_dir_all(&dir)?;
     let tmp = temp_path(path);
@@ -112,12 +146,7 @@ pub fn write_many(files: &[(&Path, &[u8])]) -> Vec<io::Result<()>> {
     let mut written: Vec<io::Result<(PathBuf, std::fs::File)>> = files
         .iter()
         .map(|&(path, bytes)| {
-            if path.is_dir() {
-                return Err(io::Error::new(
-                    io::ErrorKind::IsADirectory,
-                    "is a folder; give a file name",
-                ));
-            }
+            check_output(path)?;
             std::fs::create_dir_all(parent_dir(path))?;
             let tmp = temp_path(path);
             let file = std::fs::File::create(&tmp).and_then(|mut f| {
@@ -325,6 +354,31 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_and_special_files_are_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.txt");
+        std::fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("link.txt");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = write_bytes(&link, b"x").unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        let null = Path::new("/dev/null");
+        let err = write_bytes(null, b"x").unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let results = write_many(&[(link.as_path(), b"x".as_slice())]);
+        assert!(results[0].is_err());
+        assert!(check_output(&dir.path().join("new.txt")).is_ok());
+        assert!(check_output(&target).is_ok());
+        assert!(same_file(&link, &target) && !same_file(&target, &dir.path().join("new.txt")));
     }
 
     #[test]

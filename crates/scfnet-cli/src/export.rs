@@ -29,6 +29,24 @@ pub struct ExportArgs {
 
 /// Runs `scfnet export`.
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
+    if let Some(w) = &args.weights.weights {
+        // The weights read: the file itself, or a folder's weights and config.
+        let read = if w.is_dir() {
+            vec![w.join(scfnet_model::WEIGHTS_FILE), w.join("config.json")]
+        } else {
+            vec![w.clone()]
+        };
+        if let Some(r) = read
+            .iter()
+            .find(|r| scfnet_base::files::same_file(r, &args.onnx))
+        {
+            anyhow::bail!(
+                "--onnx {} is the weights file {} this export reads; give another output path",
+                args.onnx.display(),
+                r.display()
+            );
+        }
+    }
     let chosen = weights::choose(&args.weights, &Device::Cpu)?;
     let net = Scfnet::new(chosen.model, chosen.vb).context("building the network")?;
     let model = net

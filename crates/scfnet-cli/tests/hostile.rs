@@ -364,6 +364,66 @@ fn colliding_output_names_are_refused_before_writing() {
     assert!(!out.exists(), "nothing written");
 }
 
+#[test]
+fn outputs_never_replace_links_devices_or_their_own_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    // A run's weights to export and maps to score.
+    let data = dir.path().join("data");
+    synth(&data, 4);
+    let run = dir.path().join("run");
+    let mut a = vec![
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&run),
+        "--max-steps",
+        "1",
+    ];
+    a.extend_from_slice(&TINY_TRAIN);
+    scfnet(&a).succeeded();
+    let weights = run.join("model.safetensors");
+    let target = dir.path().join("kept.onnx");
+    std::fs::write(&target, b"keep").unwrap();
+    let link = dir.path().join("link.onnx");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let before = snapshot(dir.path());
+
+    let export = |onnx: &Path, weights: &Path| {
+        scfnet(&[
+            "export",
+            "--model",
+            "student",
+            "--weights",
+            s(weights),
+            "--onnx",
+            s(onnx),
+        ])
+    };
+    export(&weights, &weights).refused(&["--onnx", "weights file", "reads"]);
+    export(&weights, &run).refused(&["--onnx", "weights file", "reads"]);
+    export(&link, &weights).refused(&["link.onnx", "symbolic link"]);
+    export(Path::new("/dev/null"), &weights).refused(&["/dev/null", "not a regular file"]);
+    unchanged(&before);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+
+    // eval: two reports on one file, or a report over a mask it reads.
+    let masks = data.join("mask");
+    let mask = masks.join("00000.png");
+    let eval = |extra: &[&str]| {
+        let mut e = vec!["eval", "--pred", s(&masks), "--gt", s(&masks), "--quiet"];
+        e.extend_from_slice(extra);
+        scfnet(&e)
+    };
+    let report = dir.path().join("r.json");
+    eval(&["--json", s(&report), "--csv", s(&report)]).refused(&["--json", "--csv", "own file"]);
+    eval(&["--json", s(&mask)]).refused(&["--json", "00000.png", "input of this evaluation"]);
+    unchanged(&before);
+}
+
 // ---------------------------------------------------------------- class 4: non-finite values
 
 #[test]

@@ -61,6 +61,56 @@ fn progress_bar(len: usize) -> ProgressBar {
     pb
 }
 
+/// Refuses reports that would land on each other (`--json X --csv X`) or on a file the
+/// evaluation reads (a prediction or a mask), before anything is scored.
+fn check_outputs(args: &EvalArgs, items: &[Item]) -> Result<()> {
+    let named: [(&str, &Option<PathBuf>); 7] = [
+        ("--json", &args.json),
+        ("--csv", &args.csv),
+        ("--markdown", &args.markdown),
+        ("--latex", &args.latex),
+        ("--per-image", &args.per_image),
+        ("--curves", &args.curves),
+        ("--plot", &args.plot),
+    ];
+    let outputs: Vec<(&str, &PathBuf)> = named
+        .iter()
+        .filter_map(|(flag, p)| p.as_ref().map(|p| (*flag, p)))
+        .filter(|(_, p)| p.as_os_str() != "-")
+        .collect();
+    for (i, (fa, a)) in outputs.iter().enumerate() {
+        for (fb, b) in &outputs[i + 1..] {
+            if a == b || scfnet_base::files::same_file(a, b) {
+                bail!(
+                    "{fa} and {fb} both name {}: give each report its own file",
+                    a.display()
+                );
+            }
+        }
+    }
+    let existing: Vec<(&str, PathBuf)> = outputs
+        .iter()
+        .filter_map(|(f, p)| std::fs::canonicalize(p).ok().map(|c| (*f, c)))
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    for it in items {
+        for input in [&it.pred, &it.gt] {
+            let Ok(input) = std::fs::canonicalize(input) else {
+                continue;
+            };
+            if let Some((flag, _)) = existing.iter().find(|(_, o)| *o == input) {
+                bail!(
+                    "{flag} {} is an input of this evaluation; write the report elsewhere",
+                    input.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs `scfnet eval`.
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let jobs = plan::jobs(&args)?;
@@ -109,6 +159,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             missing_gt.len()
         );
     }
+
+    check_outputs(&args, &items)?;
 
     // 2. Score every pair on all cores.
     let mode = match args.resize {
