@@ -33,11 +33,20 @@ pub fn temp_path(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    parent_dir(path).join(format!(
-        ".{name}{TEMP_MARK}{}{TEMP_SUFFIX}",
-        std::process::id()
-    ))
+    let tail = format!("{TEMP_MARK}{}{TEMP_SUFFIX}", std::process::id());
+    // A file name may hold 255 bytes: a long NAME is cut (at a character boundary) so that the
+    // temporary of a 250-byte name still fits. Two long names cut alike only share a temporary
+    // within one process, and each write finishes (renamed or removed) before the next starts.
+    let room = MAX_NAME_BYTES - 1 - tail.len();
+    let mut cut = name.len().min(room);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    parent_dir(path).join(format!(".{}{tail}", &name[..cut]))
 }
+
+/// The longest file name most filesystems take, in bytes.
+const MAX_NAME_BYTES: usize = 255;
 
 /// The PID of the process that made the temporary named `name` (`.NAME.scfnet-PID.tmp`), or
 /// `None` for any other name.
@@ -61,6 +70,86 @@ fn process_alive(pid: u32) -> bool {
     {
         let _ = pid;
         true
+    }
+}
+
+/// An exclusive claim of a folder by this process (a run folder, a sweep folder): the file
+/// `.scfnet-lock` in it, created atomically, holding the PID; removed when dropped. A lock left
+/// by a process that no longer runs is taken over; one of a running process is refused (error
+/// kind `WouldBlock`, the message names the PID).
+#[derive(Debug)]
+pub struct FolderLock {
+    path: PathBuf,
+    /// The folder, when the lock created it: removed with the lock if still empty then.
+    created: Option<PathBuf>,
+}
+
+/// The name of a folder's lock file.
+pub const LOCK_FILE: &str = ".scfnet-lock";
+
+impl FolderLock {
+    /// Claims `dir` (created if needed) for this process.
+    pub fn acquire(dir: &Path) -> io::Result<Self> {
+        let created = (!dir.exists()).then(|| dir.to_owned());
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(LOCK_FILE);
+        for _ in 0..3 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    f.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+                    f.sync_all()?;
+                    return Ok(Self { path, created });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    match text.trim().parse::<u32>() {
+                        Ok(pid) if pid != std::process::id() && !process_alive(pid) => {
+                            // Left by a killed process: take it over (one contender wins the
+                            // next creation).
+                            let _ = std::fs::remove_file(&path);
+                        }
+                        Ok(pid) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::WouldBlock,
+                                format!(
+                                "in use by process {pid} (its lock {}); wait for it, or stop it",
+                                path.display()
+                            ),
+                            ))
+                        }
+                        // Being written by its creator this instant, or not ours to judge.
+                        Err(_) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::WouldBlock,
+                                format!(
+                                "locked ({} names no process); remove it if no scfnet runs there",
+                                path.display()
+                            ),
+                            ))
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("{}: contended", path.display()),
+        ))
+    }
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = &self.created {
+            // Only an empty folder is removed: a run that wrote nothing leaves nothing.
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
@@ -425,6 +514,52 @@ mod tests {
             assert_eq!(std::fs::read(d.join(name)).unwrap(), b"user", "{name}");
         }
         assert!(d.join(".tmp_notes").is_dir() && temp_path(&d.join("mine")).is_file());
+    }
+
+    #[test]
+    fn a_folder_has_one_holder_at_a_time_and_dead_holders_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let lock = FolderLock::acquire(&run).unwrap();
+        assert!(run.join(LOCK_FILE).is_file());
+        drop(lock);
+        assert!(
+            !run.exists(),
+            "the folder the lock made, still empty, goes with it"
+        );
+        // PID 1 runs on every Linux: its lock is respected.
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join(LOCK_FILE), "1\n").unwrap();
+        if cfg!(target_os = "linux") {
+            let err = FolderLock::acquire(&run).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+            assert!(err.to_string().contains("process 1"), "{err}");
+        }
+        // A dead holder's lock is taken over, and released on drop.
+        std::fs::write(run.join(LOCK_FILE), "999999999\n").unwrap();
+        if cfg!(target_os = "linux") {
+            let lock = FolderLock::acquire(&run).unwrap();
+            let held = std::fs::read_to_string(run.join(LOCK_FILE)).unwrap();
+            assert_eq!(held.trim(), std::process::id().to_string());
+            drop(lock);
+            assert!(!run.join(LOCK_FILE).exists());
+            assert!(run.is_dir(), "a folder the lock did not make stays");
+        }
+    }
+
+    #[test]
+    fn a_long_name_still_gets_a_temporary_that_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("{}.png", "é".repeat(123)); // 250 bytes
+        assert_eq!(long.len(), 250);
+        let path = dir.path().join(&long);
+        let t = temp_path(&path);
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert!(name.len() <= 255, "{}", name.len());
+        assert_eq!(temp_owner(name), Some(std::process::id()));
+        write_bytes(&path, b"x").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"x");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -212,6 +212,9 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let dev = device(args.device)?;
     let out = &args.out;
     claim_demo_dir(out)?;
+    // One demo at a time in a folder.
+    let _lock = scfnet_base::files::FolderLock::acquire(out)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
     let data_dir = out.join("data");
     let pool_dir = out.join("unlabeled");
     tracing::info!(

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use clap::Args;
 use scfnet_backbones::{resolve, HubOptions, WeightSource};
+use scfnet_base::files::FolderLock;
 use scfnet_data::SodDataset;
 use scfnet_model::WEIGHTS_FILE;
 use scfnet_model::{InputSide, ModelKind, Scfnet};
@@ -225,9 +226,19 @@ fn ensure_new_run_folder(args: &CommonArgs, inputs: &[(&str, &str)]) -> Result<(
     }
 }
 
-/// The trainer of a run: the saved settings when resuming, else `fresh` (+ backbone weights).
-/// `teacher`: a distillation's `--teacher-weights`, an input the run folder must keep too.
-fn trainer(fresh: TrainConfig, args: &CommonArgs, teacher: Option<&str>) -> Result<Trainer> {
+/// The trainer of a run: the saved settings when resuming, else `fresh` (+ backbone weights),
+/// and the run folder's lock, held until the run ends (taken before anything in the folder is
+/// looked at or removed). `teacher`: a distillation's `--teacher-weights`, an input the run
+/// folder must keep too.
+fn trainer(
+    fresh: TrainConfig,
+    args: &CommonArgs,
+    teacher: Option<&str>,
+) -> Result<(Trainer, FolderLock)> {
+    fresh
+        .check()
+        .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+    let lock = RunDir::new(&args.out).lock()?;
     let mut inputs = Vec::new();
     if let Some(spec) = &args.init_weights {
         inputs.push(("--init-weights", spec.as_str()));
@@ -239,9 +250,6 @@ fn trainer(fresh: TrainConfig, args: &CommonArgs, teacher: Option<&str>) -> Resu
         inputs.push(("--teacher-weights", spec));
     }
     ensure_new_run_folder(args, &inputs)?;
-    fresh
-        .check()
-        .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
     let dev = device(args.device)?;
     let config = match args
         .resume
@@ -276,7 +284,7 @@ fn trainer(fresh: TrainConfig, args: &CommonArgs, teacher: Option<&str>) -> Resu
             ),
         }
     }
-    Ok(t)
+    Ok((t, lock))
 }
 
 fn options(args: &CommonArgs) -> Result<FitOptions> {
@@ -312,7 +320,7 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
         t.is_file().then_some(t)
     });
     let data = SodDataset::labeled(&args.data, list.as_deref())?;
-    let mut t = trainer(config(args.model, &args.common), &args.common, None)?;
+    let (mut t, _lock) = trainer(config(args.model, &args.common), &args.common, None)?;
     tracing::info!(
         "training {} on {} ({} samples), {} epochs of batch {}",
         t.config().model,
@@ -352,7 +360,7 @@ pub fn run_distill(args: DistillArgs) -> Result<ExitCode> {
     let data = SodDataset::unlabeled(&args.data)?;
     let dev = device(args.common.device)?;
     let teacher = load_teacher(args.teacher, &args.teacher_weights, &dev)?;
-    let mut t = trainer(
+    let (mut t, _lock) = trainer(
         config(args.model, &args.common),
         &args.common,
         Some(&args.teacher_weights),

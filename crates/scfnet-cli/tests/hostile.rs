@@ -590,6 +590,18 @@ fn a_new_run_does_not_replace_an_earlier_one() {
         "--overwrite would delete",
     ]);
     unchanged(&before);
+    // Another process holds the run folder (PID 1 runs on every Linux): a second run there,
+    // even with --overwrite, is refused naming it, and nothing is touched.
+    std::fs::write(run.join(".scfnet-lock"), "1\n").unwrap();
+    let before = snapshot(&run);
+    let mut over = a.clone();
+    over.push("--overwrite");
+    scfnet(&over).refused(&["in use by process 1"]);
+    unchanged(&before);
+    // A lock left by a killed run is taken over, and released when the run ends.
+    std::fs::write(run.join(".scfnet-lock"), "999999999\n").unwrap();
+    scfnet(&over).succeeded();
+    assert!(!run.join(".scfnet-lock").exists());
 }
 
 #[test]

@@ -72,6 +72,14 @@ impl RunDir {
             .collect()
     }
 
+    /// Claims the folder for this process until the returned lock is dropped: a second run in
+    /// the same folder (another `train`, a restarted sweep's) is refused with the first one's
+    /// PID instead of both writing there. A lock left by a killed run is taken over.
+    pub fn lock(&self) -> Result<scfnet_base::files::FolderLock> {
+        scfnet_base::files::FolderLock::acquire(&self.root)
+            .map_err(|e| TrainError::io(&self.root, e))
+    }
+
     /// Which of the earlier run's outputs holds `path` (is it, or contains it), if any: an input
     /// there would be deleted by [`Start::Overwrite`]. Paths are compared once resolved (links,
     /// `..`); a path that does not exist is held by nothing.
