@@ -238,6 +238,13 @@ fn trainer(
     fresh
         .check()
         .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+    // A run that would stop before its first step would report weights it never wrote.
+    if args.max_steps == Some(0) {
+        bail!("--max-steps must be at least 1");
+    }
+    if args.stop_after_epochs == Some(0) {
+        bail!("--stop-after-epochs must be at least 1");
+    }
     let lock = RunDir::new(&args.out).lock()?;
     let mut inputs = Vec::new();
     if let Some(spec) = &args.init_weights {
@@ -288,9 +295,6 @@ fn trainer(
 }
 
 fn options(args: &CommonArgs) -> Result<FitOptions> {
-    if args.max_steps == Some(0) {
-        bail!("--max-steps must be at least 1");
-    }
     Ok(FitOptions {
         out: args.out.clone(),
         resume: args.resume,

@@ -475,6 +475,12 @@ fn non_finite_settings_and_diverging_runs_fail_without_writing_weights() {
         ("--lr", "0", "learning rate"),
         ("--min-lr", "1", "learning rate"),
         ("--drop-path", "1.5", "stochastic-depth"),
+        (
+            "--stop-after-epochs",
+            "0",
+            "--stop-after-epochs must be at least 1",
+        ),
+        ("--max-steps", "0", "--max-steps must be at least 1"),
     ] {
         let run = dir.path().join(format!("run{flag}{value}"));
         let mut a = vec!["train", "--data", s(&data), "--out", s(&run), flag, value];
