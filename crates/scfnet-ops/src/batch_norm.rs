@@ -519,9 +519,7 @@ mod cuda {
     use scfnet_kernels::{batch_slices, blocks, launch};
 
     use crate::activation::Activation;
-    use crate::gpu::{
-        by_float, kernel, output, partials, per_element, per_plane, view, wrap, GpuFloat,
-    };
+    use crate::gpu::{by_float, kernel, output, per_element, per_plane, view, wrap, GpuFloat};
 
     const OP: &str = "batch-norm";
 
@@ -543,7 +541,7 @@ mod cuda {
         let x = view::<T>(OP, s, l)?;
         per_plane(OP, 1, hw)?;
         let splits = batch_slices(b, hw);
-        let mut part = partials(dev, 2 * c * splits)?;
+        let mut part = output::<f64>(dev, 2 * c * splits)?;
         launch!(dev, BATCH_NORM, kernel::<T>("bn_stat_partials"),
             config: blocks((splits, c), 256), args: [&x, &mut part, &b, &c, &hw, &splits]);
         let mut out = output::<T>(dev, 2 * c)?;
@@ -625,10 +623,10 @@ mod cuda {
         let (planes, total) = (b * c, b * c * hw);
         let config = per_plane(OP, planes, hw)?;
         let splits = batch_slices(b, hw);
-        let mut part = partials(dev, 2 * c * splits)?;
+        let mut part = output::<f64>(dev, 2 * c * splits)?;
         launch!(dev, BATCH_NORM, kernel::<T>("bn_grad_partials"), config: blocks((splits, c), 256),
             args: [&x, &dy, &params, &mut part, &eps, &b, &c, &hw, &splits, &act]);
-        let mut sums = partials(dev, 2 * c)?;
+        let mut sums = output::<f64>(dev, 2 * c)?;
         let mut out = output::<T>(dev, total + 2 * c)?;
         launch!(dev, BATCH_NORM, kernel::<T>("bn_grad_finish"), config: per_element(c),
             args: [&part, &mut sums, &mut out, &total, &c, &splits]);

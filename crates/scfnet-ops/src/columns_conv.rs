@@ -156,7 +156,8 @@ impl CustomOp2 for ColumnsConvGradWeight {
 
 mod cuda {
     use candle_core::backend::BackendStorage;
-    use candle_core::{CudaStorage, Layout, Result};
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView};
+    use candle_core::{CudaDevice, CudaStorage, Layout, Result};
     use scfnet_kernels::ptx::REDUCE;
 
     use super::is_pointwise;
@@ -165,6 +166,19 @@ mod cuda {
     use crate::precision::convolution_tf32;
 
     const OP: &str = "columns-conv2d";
+
+    /// The columns of `x`, or `None` when `x` itself is the matrix ([`is_pointwise`]).
+    fn columns_of<T: GpuFloat>(
+        dev: &CudaDevice,
+        x: &CudaView<'_, T>,
+        g: ConvGeometry,
+        dims: (usize, usize, usize),
+    ) -> Result<Option<CudaSlice<T>>> {
+        if is_pointwise(g) {
+            return Ok(None);
+        }
+        columns::columns(dev, x, g, dims).map(Some)
+    }
 
     /// `y_i = W · cols(x_i)` for every image.
     pub(super) fn forward<T: GpuFloat>(
@@ -178,15 +192,9 @@ mod cuda {
         let x = view::<T>(OP, xs, xl)?;
         let wt = view::<T>(OP, ws, wl)?;
         let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
-        let built;
-        let built_view;
-        let cols = if is_pointwise(g) {
-            &x
-        } else {
-            built = columns::columns::<T>(dev, &x, g, (b * c, h, w))?;
-            built_view = built.slice(..);
-            &built_view
-        };
+        let built = columns_of(dev, &x, g, (b * c, h, w))?;
+        let built = built.as_ref().map(|cols| cols.slice(..));
+        let cols = built.as_ref().unwrap_or(&x);
         let mut y = output::<T>(dev, b * co * p)?;
         gemm(
             dev,
@@ -255,15 +263,9 @@ mod cuda {
         let x = view::<T>(OP, xs, xl)?;
         let dy = view::<T>(OP, gs, gl)?;
         let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
-        let built;
-        let built_view;
-        let cols = if is_pointwise(g) {
-            &x
-        } else {
-            built = columns::columns::<T>(dev, &x, g, (b * c, h, w))?;
-            built_view = built.slice(..);
-            &built_view
-        };
+        let built = columns_of(dev, &x, g, (b * c, h, w))?;
+        let built = built.as_ref().map(|cols| cols.slice(..));
+        let cols = built.as_ref().unwrap_or(&x);
         let mut per_image = output::<T>(dev, b * co * kk)?;
         gemm(
             dev,

@@ -432,9 +432,7 @@ mod cuda {
     use scfnet_kernels::ptx::DEPTHWISE;
 
     use super::Geometry;
-    use crate::gpu::{
-        by_float, kernel, output, partials, per_element, per_plane, view, wrap, GpuFloat,
-    };
+    use crate::gpu::{by_float, kernel, output, per_element, per_plane, view, wrap, GpuFloat};
 
     /// Which of the three computations.
     #[derive(Clone, Copy)]
@@ -496,7 +494,7 @@ mod cuda {
                 }
                 let splits = scfnet_kernels::batch_slices(b, oh * ow);
                 per_plane(op, 1, (oh * ow).max(h * w))?; // the kernels index a plane in 32 bits
-                let mut part = partials(dev, rows * splits)?;
+                let mut part = output::<f64>(dev, rows * splits)?;
                 scfnet_kernels::launch!(dev, DEPTHWISE, kernel::<T>("dw_grad_weight_partials"),
                     config: scfnet_kernels::blocks((splits, rows), 256),
                     args: [&first, &second, &mut part, &b, &c, &h, &w, &oh, &ow, &k, &s, &p, &splits]);

@@ -142,16 +142,11 @@ pub(crate) fn view<'a, T: GpuFloat>(
     }
 }
 
-/// A new buffer of `n` values that the kernel will write in full.
+/// A new buffer of `n` values that the kernel will write in full (an output, or the f64 partial
+/// sums of a reduction).
 pub(crate) fn output<T: GpuFloat>(dev: &CudaDevice, n: usize) -> Result<CudaSlice<T>> {
     // SAFETY: every caller launches a kernel that writes all `n` values before any read.
     unsafe { dev.alloc::<T>(n.max(1)) }
-}
-
-/// Scratch space of `n` doubles (partial sums) that the kernel will write in full.
-pub(crate) fn partials(dev: &CudaDevice, n: usize) -> Result<CudaSlice<f64>> {
-    // SAFETY: as `output`: the partial-sum kernels write every value they later read.
-    unsafe { dev.alloc::<f64>(n.max(1)) }
 }
 
 /// One thread per element of `n` in blocks of 256 (at least one block, at most 2²⁰: the kernels

@@ -4,23 +4,14 @@
 #include "common.cuh"
 
 template <typename T>
-__device__ T clip(T v, T hi) {
-    return v < (T)0 ? (T)0 : (v > hi ? hi : v);
-}
-
-template <typename T>
 __device__ T act_value(size_t kind, T x, T slope, T offset) {
-    if (kind == 0) return x * clip(x + (T)3, (T)6) / (T)6;
+    if (kind == 0) return hard_swish(x);
     return clip(slope * x + offset, (T)1);
 }
 
 template <typename T>
 __device__ T act_derivative(size_t kind, T x, T slope, T offset) {
-    if (kind == 0) {
-        if (x < (T)-3) return (T)0;
-        if (x <= (T)3) return x / (T)3 + (T)0.5;
-        return (T)1;
-    }
+    if (kind == 0) return hard_swish_derivative(x);
     T y = slope * x + offset;
     return (y > (T)0 && y < (T)1) ? slope : (T)0;
 }

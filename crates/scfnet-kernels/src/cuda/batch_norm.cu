@@ -14,22 +14,14 @@
 template <typename T>
 __device__ T act_value(size_t act, T x) {
     if (act == 1) return x > (T)0 ? x : (T)0;
-    if (act == 2) {
-        T c = x + (T)3;
-        c = c < (T)0 ? (T)0 : (c > (T)6 ? (T)6 : c);
-        return x * c / (T)6;
-    }
+    if (act == 2) return hard_swish(x);
     return x;
 }
 
 template <typename T>
 __device__ T act_derivative(size_t act, T x) {
     if (act == 1) return x >= (T)0 ? (T)1 : (T)0;
-    if (act == 2) {
-        if (x < (T)-3) return (T)0;
-        if (x <= (T)3) return x / (T)3 + (T)0.5;
-        return (T)1;
-    }
+    if (act == 2) return hard_swish_derivative(x);
     return (T)1;
 }
 

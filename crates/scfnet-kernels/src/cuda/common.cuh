@@ -31,6 +31,26 @@ __device__ inline double block_sum(double v) {
     return v;
 }
 
+// v clipped to [0, hi].
+template <typename T>
+__device__ inline T clip(T v, T hi) {
+    return v < (T)0 ? (T)0 : (v > hi ? hi : v);
+}
+
+// Hard-swish x·clip(x + 3, 0, 6)/6 and the derivative PyTorch's backward takes (0 below −3,
+// x/3 + 1/2 up to 3 inclusive, 1 above), as scfnet-ops' CPU kernels (activation.rs).
+template <typename T>
+__device__ inline T hard_swish(T x) {
+    return x * clip(x + (T)3, (T)6) / (T)6;
+}
+
+template <typename T>
+__device__ inline T hard_swish_derivative(T x) {
+    if (x < (T)-3) return (T)0;
+    if (x <= (T)3) return x / (T)3 + (T)0.5;
+    return (T)1;
+}
+
 // The images [lo, hi) of slice `slice` when `batch` images are cut into `slices` slices.
 __device__ inline void batch_slice(size_t batch, size_t slices, size_t slice, size_t* lo,
                                    size_t* hi) {
