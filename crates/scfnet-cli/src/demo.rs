@@ -173,13 +173,12 @@ const DEMO_OUTPUTS: [&str; 7] = [
 const DEMO_MARK: &str = ".scfnet-demo";
 
 /// Takes `out` for a demo: a new or empty folder is marked as the demo's; in one the demo made
-/// (marked, or an earlier scfnet's demo: `results.md` beside `teacher/log.jsonl`) the last
-/// demo's outputs are removed, and nothing else; any other folder with files is refused
-/// untouched (a new demo would mix its files with what is there).
+/// (marked) the last demo's outputs are removed, and nothing else; any other folder with files
+/// is refused untouched (a new demo would mix its files with what is there, and names alone
+/// cannot tell a demo's folder from a user's).
 fn claim_demo_dir(out: &Path) -> Result<()> {
     let mark = out.join(DEMO_MARK);
-    let earlier_demo = out.join("results.md").is_file() && out.join("teacher/log.jsonl").is_file();
-    if mark.is_file() || earlier_demo {
+    if mark.is_file() {
         for name in DEMO_OUTPUTS {
             let p = out.join(name);
             if p.is_dir() {
@@ -196,8 +195,9 @@ fn claim_demo_dir(out: &Path) -> Result<()> {
             std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?;
         if entries.next().is_some() {
             anyhow::bail!(
-                "{} holds files and is not a demo's folder; the demo writes into a new or empty \
-                 --out, or one an earlier demo made",
+                "{} holds files and is not a demo's folder (no {DEMO_MARK}); the demo writes into \
+                 a new or empty --out, or one it made (a demo folder of a scfnet before \
+                 2026-12-04 has no mark: delete it, or choose another --out)",
                 out.display()
             );
         }
@@ -382,12 +382,12 @@ mod tests {
         assert_eq!(std::fs::read(other.join("data/x.txt")).unwrap(), b"mine");
         assert!(!other.join(DEMO_MARK).exists());
 
-        // A demo folder of an earlier scfnet (no mark) is recognised.
+        // Names alone do not make a demo's folder: without the mark it is refused untouched.
         let old = dir.path().join("old");
         std::fs::create_dir_all(old.join("teacher")).unwrap();
         std::fs::write(old.join("teacher/log.jsonl"), "{}").unwrap();
         std::fs::write(old.join("results.md"), "old").unwrap();
-        claim_demo_dir(&old).unwrap();
-        assert!(!old.join("results.md").exists() && old.join(DEMO_MARK).is_file());
+        assert!(claim_demo_dir(&old).is_err());
+        assert!(old.join("results.md").is_file() && !old.join(DEMO_MARK).exists());
     }
 }
