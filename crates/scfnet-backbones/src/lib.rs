@@ -16,6 +16,7 @@ pub mod hub;
 pub use scfnet_ops::macs;
 mod mobilenetv3;
 pub mod paddle;
+pub mod pass;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod resnet;

@@ -9,6 +9,8 @@
 //! `blocks.{i}.bottleneck_conv.{conv,bn}`, `blocks.{i}.mid_se.conv{1,2}`,
 //! `blocks.{i}.linear_conv.{conv,bn}`. `scfnet convert` maps a PaddleClas checkpoint to them.
 
+use std::fmt::Arguments;
+
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d, conv2d_no_bias, Conv2d, Conv2dConfig, VarBuilder};
 use scfnet_infer::{Residual, SqueezeExciteGate};
@@ -17,6 +19,7 @@ use scfnet_ops::{hard_sigmoid_paddle, ConvGeometry, DepthwiseConfig, PADDLE_HARD
 
 use crate::blocks::{Activation, BlockConv, ConvBnAct};
 use crate::features::{Backbone, Features};
+use crate::pass::{inputs, Export, Op, Pass, Run};
 
 /// The activations of the table (the shared block's).
 type Act = Activation;
@@ -225,43 +228,62 @@ impl Block {
         })
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.expand.forward_t(x, train)?;
-        let y = self.depthwise.forward_t(&y, train)?;
-        if let Some(project) = self.project.inference_kernel(&y, train) {
-            // Eval on the CPU: the squeeze-excite gate scales the projection's weights instead
-            // of the map, and the shortcut is added inside the projection's kernel.
-            let gate = self.se.as_ref().map(|se| se.gate_values(&y)).transpose()?;
-            let residual = self.shortcut.then_some(Residual {
+    /// The block on `x`: expand, depthwise, then the squeeze-excite gate, the projection and
+    /// the shortcut as one step ([`Projection`]).
+    fn describe<P: Pass>(&self, p: &mut P, name: Arguments, x: &P::Value) -> Result<P::Value> {
+        let y = p.apply(format_args!("{name}.expand_conv"), &self.expand, &[x])?;
+        let y = p.apply(
+            format_args!("{name}.bottleneck_conv"),
+            &self.depthwise,
+            &[&y],
+        )?;
+        p.apply(name, &Projection(self), &[&y, x])
+    }
+}
+
+/// The tail of a [`Block`] on inputs `[y, x]` (the depthwise output and the block's input): the
+/// squeeze-excite gate on `y` if the block has one, the projection, and `x` added when the block
+/// keeps its shape. In eval mode on the CPU it is one kernel: the gate scales the projection's
+/// weights instead of the map, and the shortcut is added inside. Exported as `name.mid_se`,
+/// `name.linear_conv` and `name.add`.
+struct Projection<'a>(&'a Block);
+
+impl Op for Projection<'_> {
+    fn run(&self, xs: &[&Tensor], train: bool) -> Result<Tensor> {
+        let [y, x] = inputs("projection", xs)?;
+        let b = self.0;
+        if let Some(project) = b.project.inference_kernel(y, train) {
+            let gate = b.se.as_ref().map(|se| se.gate_values(y)).transpose()?;
+            let residual = b.shortcut.then_some(Residual {
                 tensor: x,
                 then: Act::None,
             });
-            return project.forward_scaled(&y, gate.as_deref(), residual);
+            return project.forward_scaled(y, gate.as_deref(), residual);
         }
-        let y = match &self.se {
-            Some(se) => se.forward(&y)?,
+        let gated;
+        let y = match &b.se {
+            Some(se) => {
+                gated = se.forward(y)?;
+                &gated
+            }
             None => y,
         };
-        if self.shortcut {
-            self.project.forward_t_residual(&y, x, Act::None, train)
+        if b.shortcut {
+            b.project.forward_t_residual(y, x, Act::None, train)
         } else {
-            self.project.forward_t(&y, train)
+            b.project.forward_t(y, train)
         }
     }
 
-    fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
-        let y = self.expand.to_onnx(g, &format!("{name}.expand_conv"), x)?;
-        let y = self
-            .depthwise
-            .to_onnx(g, &format!("{name}.bottleneck_conv"), &y)?;
-        let y = match &self.se {
-            Some(se) => se.to_onnx(g, &format!("{name}.mid_se"), &y)?,
-            None => y,
+    fn export(&self, g: &mut OnnxGraph, name: &str, xs: &[&Value]) -> Result<Value> {
+        let [y, x] = inputs("projection", xs)?;
+        let b = self.0;
+        let y = match &b.se {
+            Some(se) => se.to_onnx(g, &format!("{name}.mid_se"), y)?,
+            None => y.clone(),
         };
-        let y = self
-            .project
-            .to_onnx(g, &format!("{name}.linear_conv"), &y)?;
-        Ok(if self.shortcut {
+        let y = b.project.to_onnx(g, &format!("{name}.linear_conv"), &y)?;
+        Ok(if b.shortcut {
             g.op("Add", &format!("{name}.add"), &[&y, x])
         } else {
             y
@@ -318,18 +340,26 @@ impl MobileNetV3 {
     }
 }
 
-impl Backbone for MobileNetV3 {
-    fn features(&self, x: &Tensor, train: bool) -> Result<Features> {
-        let x1 = self.stem.forward_t(x, train)?;
+impl MobileNetV3 {
+    /// The network on the image `x`: the stem map `x1` and the taps `x2 … x5`, in either pass.
+    fn describe<P: Pass>(&self, p: &mut P, name: Arguments, x: &P::Value) -> Result<[P::Value; 5]> {
+        let x1 = p.apply(format_args!("{name}.conv"), &self.stem, &[x])?;
         let mut y = x1.clone();
-        let mut taps = Vec::with_capacity(4);
+        let mut maps = Vec::with_capacity(5);
+        maps.push(x1);
         for (i, block) in self.blocks.iter().enumerate() {
-            y = block.forward_t(&y, train)?;
+            y = block.describe(p, format_args!("{name}.blocks.{i}"), &y)?;
             if TAPS.contains(&i) {
-                taps.push(y.clone());
+                maps.push(y.clone());
             }
         }
-        let [x2, x3, x4, x5]: [Tensor; 4] = taps.try_into().expect("four taps");
+        Ok(maps.try_into().ok().expect("the stem and four taps"))
+    }
+}
+
+impl Backbone for MobileNetV3 {
+    fn features(&self, x: &Tensor, train: bool) -> Result<Features> {
+        let [x1, x2, x3, x4, x5] = self.describe(&mut Run { train }, format_args!(""), x)?;
         Ok(Features { x1, x2, x3, x4, x5 })
     }
 
@@ -338,15 +368,9 @@ impl Backbone for MobileNetV3 {
     }
 
     fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<[Value; 4]> {
-        let mut y = self.stem.to_onnx(g, &format!("{name}.conv"), x)?;
-        let mut taps = Vec::with_capacity(4);
-        for (i, block) in self.blocks.iter().enumerate() {
-            y = block.to_onnx(g, &format!("{name}.blocks.{i}"), &y)?;
-            if TAPS.contains(&i) {
-                taps.push(y.clone());
-            }
-        }
-        Ok(taps.try_into().expect("four taps"))
+        let [_, x2, x3, x4, x5] =
+            self.describe(&mut Export { graph: g }, format_args!("{name}"), x)?;
+        Ok([x2, x3, x4, x5])
     }
 
     fn fold_batch_norms(&mut self) -> Result<()> {

@@ -10,8 +10,10 @@
 
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::{conv2d_no_bias, Conv2dConfig, VarBuilder};
-use scfnet_onnx::{self as onnx, OnnxGraph, Value};
-use scfnet_ops::{max_pool2d, Pool2d};
+use std::fmt::Arguments;
+
+use scfnet_onnx::{OnnxGraph, Value};
+use scfnet_ops::Pool2d;
 
 /// The stem's max-pool: 3×3, stride 2, padding 1.
 const STEM_POOL: Pool2d = Pool2d {
@@ -22,6 +24,7 @@ const STEM_POOL: Pool2d = Pool2d {
 
 use crate::blocks::{Activation, BlockConv, ConvBnAct};
 use crate::features::{Backbone, Features};
+use crate::pass::{Export, Pass, Run, Shortcut};
 
 /// A bias-free convolution (`conv`) followed by BatchNorm (`bn`) and `act`.
 #[allow(clippy::too_many_arguments)]
@@ -90,27 +93,21 @@ impl Bottleneck {
         })
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.reduce.forward_t(x, train)?;
-        let y = self.spatial.forward_t(&y, train)?;
+    /// The block on `x`: reduce, spatial, the shortcut (downsampled where the shape changes),
+    /// then the expansion with the shortcut added and ReLU.
+    fn describe<P: Pass>(&self, p: &mut P, name: Arguments, x: &P::Value) -> Result<P::Value> {
+        let y = p.apply(format_args!("{name}.conv1"), &self.reduce, &[x])?;
+        let y = p.apply(format_args!("{name}.conv2"), &self.spatial, &[&y])?;
         let shortcut = match &self.downsample {
-            Some(d) => d.forward_t(x, train)?,
+            Some(d) => p.apply(format_args!("{name}.downsample"), d, &[x])?,
             None => x.clone(),
         };
-        self.expand
-            .forward_t_residual(&y, &shortcut, Activation::Relu, train)
-    }
-
-    fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<Value> {
-        let y = self.reduce.to_onnx(g, &format!("{name}.conv1"), x)?;
-        let y = self.spatial.to_onnx(g, &format!("{name}.conv2"), &y)?;
-        let y = self.expand.to_onnx(g, &format!("{name}.conv3"), &y)?;
-        let shortcut = match &self.downsample {
-            Some(d) => d.to_onnx(g, &format!("{name}.downsample"), x)?,
-            None => x.clone(),
+        let join = Shortcut {
+            block: &self.expand,
+            part: "conv3",
+            then: Activation::Relu,
         };
-        let sum = g.op("Add", &format!("{name}.add"), &[&y, &shortcut]);
-        Ok(g.op("Relu", &format!("{name}.relu"), &[&sum]))
+        p.apply(name, &join, &[&y, &shortcut])
     }
 }
 
@@ -148,18 +145,27 @@ impl ResNet50 {
     }
 }
 
-impl Backbone for ResNet50 {
-    fn features(&self, x: &Tensor, train: bool) -> Result<Features> {
-        let x1 = self.stem.forward_t(x, train)?;
-        let mut y = max_pool2d(&x1, STEM_POOL)?;
-        let mut outs = Vec::with_capacity(4);
-        for stage in &self.stages {
-            for block in stage {
-                y = block.forward_t(&y, train)?;
+impl ResNet50 {
+    /// The network on the image `x`: the stem map `x1` (before the max-pool) and the four stage
+    /// outputs `x2 … x5`, in either pass.
+    fn describe<P: Pass>(&self, p: &mut P, name: Arguments, x: &P::Value) -> Result<[P::Value; 5]> {
+        let x1 = p.apply(format_args!("{name}.conv1"), &self.stem, &[x])?;
+        let mut y = p.apply(format_args!("{name}.maxpool"), &STEM_POOL, &[&x1])?;
+        let mut outs = Vec::with_capacity(5);
+        outs.push(x1);
+        for (s, stage) in self.stages.iter().enumerate() {
+            for (b, block) in stage.iter().enumerate() {
+                y = block.describe(p, format_args!("{name}.layer{}.{b}", s + 1), &y)?;
             }
             outs.push(y.clone());
         }
-        let [x2, x3, x4, x5]: [Tensor; 4] = outs.try_into().expect("four stages");
+        Ok(outs.try_into().ok().expect("the stem and four stages"))
+    }
+}
+
+impl Backbone for ResNet50 {
+    fn features(&self, x: &Tensor, train: bool) -> Result<Features> {
+        let [x1, x2, x3, x4, x5] = self.describe(&mut Run { train }, format_args!(""), x)?;
         Ok(Features { x1, x2, x3, x4, x5 })
     }
 
@@ -168,16 +174,9 @@ impl Backbone for ResNet50 {
     }
 
     fn to_onnx(&self, g: &mut OnnxGraph, name: &str, x: &Value) -> Result<[Value; 4]> {
-        let x1 = self.stem.to_onnx(g, &format!("{name}.conv1"), x)?;
-        let mut y = onnx::max_pool(g, &format!("{name}.maxpool"), &x1, STEM_POOL);
-        let mut outs = Vec::with_capacity(4);
-        for (s, stage) in self.stages.iter().enumerate() {
-            for (b, block) in stage.iter().enumerate() {
-                y = block.to_onnx(g, &format!("{name}.layer{}.{b}", s + 1), &y)?;
-            }
-            outs.push(y.clone());
-        }
-        Ok(outs.try_into().expect("four stages"))
+        let [_, x2, x3, x4, x5] =
+            self.describe(&mut Export { graph: g }, format_args!("{name}"), x)?;
+        Ok([x2, x3, x4, x5])
     }
 
     fn fold_batch_norms(&mut self) -> Result<()> {

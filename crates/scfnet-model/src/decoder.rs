@@ -4,9 +4,12 @@
 //! `mp.cv{1..4}.{0,1}` (mapping conv, BN), `cv1.{0,1}` (dilated conv), `de{1,2,3}.cv{1,2,3}.{0,1}`
 //! (SCFMs), `linear{2..5}` (heads).
 
+use std::fmt::Arguments;
+
 use candle_core::{DType, Result, Tensor};
-use candle_nn::{conv2d, Conv2dConfig, ModuleT, VarBuilder};
+use candle_nn::{conv2d, Conv2dConfig, VarBuilder};
 use scfnet_backbones::blocks::{Activation, BlockConv, ConvBnAct};
+use scfnet_backbones::pass::{inputs, Export, Op, Pass, ResizeLike, Run};
 use scfnet_infer::InferenceConv;
 use scfnet_onnx::{self as onnx, OnnxGraph, Value};
 use scfnet_ops::{add_resized, resize_like, ConvGeometry};
@@ -69,42 +72,89 @@ impl Scfm {
         Ok(())
     }
 
-    /// `fl` (finer), `fh` (previous decoder output), `fd` (deepest map); output at `fl`'s size.
-    ///
-    /// In eval mode each merge runs as one kernel ([`scfnet_ops::add_resized`], the same values).
-    pub fn forward_t(&self, fl: &Tensor, fh: &Tensor, fd: &Tensor, train: bool) -> Result<Tensor> {
+    /// `fl` (finer), `fh` (previous decoder output), `fd` (deepest map); output at `fl`'s size,
+    /// in either pass.
+    fn describe<P: Pass>(
+        &self,
+        p: &mut P,
+        name: Arguments,
+        [fl, fh, fd]: [&P::Value; 3],
+    ) -> Result<P::Value> {
+        let fdh = p.apply(
+            format_args!("{name}.fdh"),
+            &Merge { gated: true },
+            &[fh, fd],
+        )?;
+        let fdh = p.apply(format_args!("{name}.cv1"), &self.cv1, &[&fdh])?;
+        let fhl = p.apply(
+            format_args!("{name}.fhl"),
+            &Merge { gated: true },
+            &[fl, fh],
+        )?;
+        let fhl = p.apply(format_args!("{name}.cv2"), &self.cv2, &[&fhl])?;
+        let sum = p.apply(
+            format_args!("{name}.out"),
+            &Merge { gated: false },
+            &[&fhl, &fdh],
+        )?;
+        p.apply(format_args!("{name}.cv3"), &self.cv3, &[&sum])
+    }
+}
+
+/// One merge of an SCFM on inputs `[a, b]`: `a + a · up(b)` (gated) or `a + up(b)`, with `up`
+/// the bilinear resize (half-pixel) to `a`'s size. In eval mode it is one kernel
+/// ([`scfnet_ops::add_resized`], the same values). Exported as `name.up`, `name.mul`, `name.add`.
+#[derive(Clone, Copy, Debug)]
+struct Merge {
+    gated: bool,
+}
+
+impl Op for Merge {
+    fn run(&self, xs: &[&Tensor], train: bool) -> Result<Tensor> {
+        let [a, b] = inputs("merge", xs)?;
         if !train {
-            let fdh = self.cv1.forward_t(&add_resized(fh, fd, true)?, false)?;
-            let fhl = self.cv2.forward_t(&add_resized(fl, fh, true)?, false)?;
-            return self.cv3.forward_t(&add_resized(&fhl, &fdh, false)?, false);
+            return add_resized(a, b, self.gated);
         }
-        let fdh = (fh + fh.mul(&resize_like(fd, fh)?)?)?;
-        let fdh = self.cv1.forward_t(&fdh, train)?;
-        let fhl = (fl + fl.mul(&resize_like(fh, fl)?)?)?;
-        let fhl = self.cv2.forward_t(&fhl, train)?;
-        self.cv3.forward_t(&(fhl + resize_like(&fdh, fl)?)?, train)
+        let up = resize_like(b, a)?;
+        if self.gated {
+            a + a.mul(&up)?
+        } else {
+            a + up
+        }
     }
 
-    /// Writes the module (eval mode) into `g` as nodes `name.*`.
-    pub fn to_onnx(
-        &self,
-        g: &mut OnnxGraph,
-        name: &str,
-        [fl, fh, fd]: [&Value; 3],
-    ) -> Result<Value> {
-        // a + a · up(b), at a's size.
-        let gate = |g: &mut OnnxGraph, part: &str, a: &Value, b: &Value| {
-            let up = onnx::resize_bilinear_like(g, &format!("{name}.{part}.up"), b, a, false);
-            let prod = g.op("Mul", &format!("{name}.{part}.mul"), &[a, &up]);
-            g.op("Add", &format!("{name}.{part}.add"), &[a, &prod])
-        };
-        let fdh = gate(g, "fdh", fh, fd);
-        let fdh = self.cv1.to_onnx(g, &format!("{name}.cv1"), &fdh)?;
-        let fhl = gate(g, "fhl", fl, fh);
-        let fhl = self.cv2.to_onnx(g, &format!("{name}.cv2"), &fhl)?;
-        let up = onnx::resize_bilinear_like(g, &format!("{name}.out.up"), &fdh, fl, false);
-        let sum = g.op("Add", &format!("{name}.out.add"), &[&fhl, &up]);
-        self.cv3.to_onnx(g, &format!("{name}.cv3"), &sum)
+    fn export(&self, g: &mut OnnxGraph, name: &str, xs: &[&Value]) -> Result<Value> {
+        let [a, b] = inputs("merge", xs)?;
+        let up = onnx::resize_bilinear_like(g, &format!("{name}.up"), b, a, false);
+        Ok(if self.gated {
+            let prod = g.op("Mul", &format!("{name}.mul"), &[a, &up]);
+            g.op("Add", &format!("{name}.add"), &[a, &prod])
+        } else {
+            g.op("Add", &format!("{name}.add"), &[a, &up])
+        })
+    }
+}
+
+/// A prediction head: a 3×3 convolution to one channel with its bias; in eval mode on the CPU
+/// (f32), once folded, its fused kernel.
+#[derive(Clone, Debug)]
+struct Head {
+    conv: BlockConv,
+    kernel: Option<InferenceConv>,
+}
+
+impl Op for Head {
+    /// `(B, C, H, W)` → `(B, 1, H, W)` logits.
+    fn run(&self, xs: &[&Tensor], train: bool) -> Result<Tensor> {
+        let [x] = inputs("head", xs)?;
+        match &self.kernel {
+            Some(k) if !train && InferenceConv::supports(x) => k.forward(x, None),
+            _ => self.conv.forward(x),
+        }
+    }
+
+    fn export(&self, g: &mut OnnxGraph, name: &str, xs: &[&Value]) -> Result<Value> {
+        self.conv.export(g, name, xs)
     }
 }
 
@@ -135,9 +185,7 @@ pub struct Decoder {
     mapping: [ConvBnAct; 4],
     context: ConvBnAct,
     scfm: [Scfm; 3],
-    heads: [BlockConv; 4],
-    /// The heads as fused kernels for eval mode on the CPU (f32), once folded; empty before.
-    head_kernels: Vec<InferenceConv>,
+    heads: [Head; 4],
 }
 
 /// The shape of a decoder.
@@ -162,15 +210,16 @@ impl Decoder {
             ..Default::default()
         };
         let heads = [2, 3, 4, 5].map(|i| {
-            conv2d(c, 1, 3, pad, vb.pp(format!("linear{i}")))
-                .map(|conv| BlockConv::Im2col(conv, same3x3(1)))
+            conv2d(c, 1, 3, pad, vb.pp(format!("linear{i}"))).map(|conv| Head {
+                conv: BlockConv::Im2col(conv, same3x3(1)),
+                kernel: None,
+            })
         });
         Ok(Self {
             mapping: collect(mapping)?,
             context: conv_bn_relu(vb.pp("cv1"), c, c, 5)?,
             scfm: collect(scfm)?,
             heads: collect(heads)?,
-            head_kernels: Vec::new(),
         })
     }
 
@@ -182,86 +231,69 @@ impl Decoder {
             cba.fold_batch_norm()?;
         }
         self.scfm.iter_mut().try_for_each(Scfm::fold_batch_norms)?;
-        self.head_kernels = self
-            .heads
-            .iter()
-            .map(head_kernel)
-            .collect::<Result<Option<Vec<_>>>>()?
-            .unwrap_or_default();
+        for head in &mut self.heads {
+            head.kernel = head_kernel(&head.conv)?;
+        }
         Ok(())
     }
 
-    /// The fused maps `x2 … x5` (decoder width) of the backbone maps `x2 … x5`.
-    fn fuse(&self, maps: [&Tensor; 4], train: bool) -> Result<[Tensor; 4]> {
-        let m: Vec<Tensor> = maps
-            .iter()
-            .zip(&self.mapping)
-            .map(|(x, cbr)| cbr.forward_t(x, train))
-            .collect::<Result<_>>()?;
-        let x5 = self.context.forward_t(&m[3], train)?;
-        let x4 = self.scfm[2].forward_t(&m[2], &x5, &x5, train)?;
-        let x3 = self.scfm[1].forward_t(&m[1], &x4, &x5, train)?;
-        let x2 = self.scfm[0].forward_t(&m[0], &x3, &x5, train)?;
-        Ok([x2, x3, x4, x5])
-    }
-
-    /// Head `i` (0 = `p2`) on `x`, resized to `size`; in eval mode through its fused kernel when
-    /// there is one.
-    fn head(&self, i: usize, x: &Tensor, size: (usize, usize), train: bool) -> Result<Tensor> {
-        let y = match self.head_kernels.get(i) {
-            Some(k) if !train && InferenceConv::supports(x) => k.forward(x, None)?,
-            _ => self.heads[i].forward(x)?,
+    /// The decoder on the backbone maps `x2 … x5`, in either pass: the logits `(B, 1, H, W)` of
+    /// the first `heads` side outputs (`p2`, then `p3` …) at the size of `image` `(B, 3, H, W)`.
+    fn describe<P: Pass>(
+        &self,
+        p: &mut P,
+        maps: [&P::Value; 4],
+        image: &P::Value,
+        heads: usize,
+    ) -> Result<Vec<P::Value>> {
+        let mut m = Vec::with_capacity(4);
+        for (i, (x, cbr)) in maps.into_iter().zip(&self.mapping).enumerate() {
+            m.push(p.apply(format_args!("mp.cv{}", i + 1), cbr, &[x])?);
+        }
+        let x5 = p.apply(format_args!("cv1"), &self.context, &[&m[3]])?;
+        let x4 = self.scfm[2].describe(p, format_args!("de3"), [&m[2], &x5, &x5])?;
+        let x3 = self.scfm[1].describe(p, format_args!("de2"), [&m[1], &x4, &x5])?;
+        let x2 = self.scfm[0].describe(p, format_args!("de1"), [&m[0], &x3, &x5])?;
+        let resize = ResizeLike {
+            align_corners: false,
         };
-        scfnet_ops::resize_bilinear(&y, size, false)
+        let mut out = Vec::with_capacity(heads);
+        for (i, (x, head)) in [x2, x3, x4, x5].iter().zip(&self.heads).enumerate() {
+            if i == heads {
+                break;
+            }
+            let y = p.apply(format_args!("linear{}", i + 2), head, &[x])?;
+            out.push(p.apply(format_args!("p{}", i + 2), &resize, &[&y, image])?);
+        }
+        Ok(out)
     }
 
-    /// Runs the decoder on `x2 … x5`; outputs are resized to `size` (`align_corners = false`).
+    /// Runs the decoder on `x2 … x5`; the outputs are at the size of `image` `(B, 3, H, W)`
+    /// (bilinear, `align_corners = false`).
     pub fn forward_t(
         &self,
         maps: [&Tensor; 4],
-        size: (usize, usize),
+        image: &Tensor,
         train: bool,
     ) -> Result<SideOutputs> {
-        let [x2, x3, x4, x5] = self.fuse(maps, train)?;
-        Ok(SideOutputs {
-            p2: self.head(0, &x2, size, train)?,
-            p3: self.head(1, &x3, size, train)?,
-            p4: self.head(2, &x4, size, train)?,
-            p5: self.head(3, &x5, size, train)?,
-        })
+        let outs = self.describe(&mut Run { train }, maps, image, 4)?;
+        let [p2, p3, p4, p5]: [Tensor; 4] = outs.try_into().expect("four heads");
+        Ok(SideOutputs { p2, p3, p4, p5 })
     }
 
-    /// The prediction `p2` alone (logits `(B, 1, H, W)` at `size`), without the
+    /// The prediction `p2` alone (logits `(B, 1, H, W)` at the size of `image`), without the
     /// deep-supervision heads: what inference needs.
-    pub fn prediction(
-        &self,
-        maps: [&Tensor; 4],
-        size: (usize, usize),
-        train: bool,
-    ) -> Result<Tensor> {
-        let [x2, ..] = self.fuse(maps, train)?;
-        self.head(0, &x2, size, train)
+    pub fn prediction(&self, maps: [&Tensor; 4], image: &Tensor, train: bool) -> Result<Tensor> {
+        let mut outs = self.describe(&mut Run { train }, maps, image, 1)?;
+        Ok(outs.remove(0))
     }
-}
 
-impl Decoder {
     /// Writes the decoder (eval mode) into `g`, on the backbone maps `x2 … x5`; returns the logits
     /// of the prediction `p2` at the size of `image` (the side outputs `p3 … p5` serve training
     /// only and are left out).
     pub fn to_onnx(&self, g: &mut OnnxGraph, maps: [&Value; 4], image: &Value) -> Result<Value> {
-        let names = ["mp.cv1", "mp.cv2", "mp.cv3", "mp.cv4"];
-        let m: Vec<Value> = maps
-            .iter()
-            .zip(&self.mapping)
-            .zip(names)
-            .map(|((x, cbr), name)| cbr.to_onnx(g, name, x))
-            .collect::<Result<_>>()?;
-        let x5 = self.context.to_onnx(g, "cv1", &m[3])?;
-        let x4 = self.scfm[2].to_onnx(g, "de3", [&m[2], &x5, &x5])?;
-        let x3 = self.scfm[1].to_onnx(g, "de2", [&m[1], &x4, &x5])?;
-        let x2 = self.scfm[0].to_onnx(g, "de1", [&m[0], &x3, &x5])?;
-        let p2 = self.heads[0].to_onnx(g, "linear2", &x2)?;
-        Ok(onnx::resize_bilinear_like(g, "p2", &p2, image, false))
+        let mut outs = self.describe(&mut Export { graph: g }, maps, image, 1)?;
+        Ok(outs.remove(0))
     }
 }
 

@@ -134,10 +134,9 @@ impl Scfnet {
 
     /// The four side outputs (logits, `(B, 1, H, W)`) of a `(B, 3, H, W)` normalised batch.
     pub fn side_outputs(&self, x: &Tensor, train: bool) -> Result<SideOutputs> {
-        let (_, _, h, w) = x.dims4()?;
         let f = self.backbone.features(x, train)?;
         self.decoder
-            .forward_t([&f.x2, &f.x3, &f.x4, &f.x5], (h, w), train)
+            .forward_t([&f.x2, &f.x3, &f.x4, &f.x5], x, train)
     }
 }
 
@@ -157,9 +156,8 @@ impl Scfnet {
     /// `p2` of `x` computed on the calling thread's terms: no batch splitting, no helper (what
     /// [`scfnet_infer::schedule::run_eval`] runs on each part of a batch).
     pub fn p2(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
         let f = self.backbone.features(x, train)?;
         self.decoder
-            .prediction([&f.x2, &f.x3, &f.x4, &f.x5], (h, w), train)
+            .prediction([&f.x2, &f.x3, &f.x4, &f.x5], x, train)
     }
 }
