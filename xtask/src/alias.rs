@@ -41,10 +41,8 @@ pub fn run(command: &str, args: Args) -> Result<()> {
         bail!("building scfnet failed");
     }
     let scfnet = root.join("target/release/scfnet");
-    let status = Command::new(&scfnet)
-        .arg(command)
-        .args(&args.args)
-        .status()
+    // A SIGTERM to the alias reaches the sweep (and through it its stage) too.
+    let status = scfnet_base::child::status(Command::new(&scfnet).arg(command).args(&args.args))
         .with_context(|| format!("running {}", scfnet.display()))?;
     if !status.success() {
         bail!("scfnet {command} failed ({status})");

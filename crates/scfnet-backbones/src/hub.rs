@@ -206,6 +206,9 @@ pub fn check_safetensors(
         offset: 0,
         message,
     };
+    // A FIFO or a device (`/dev/zero`) is refused before it is mapped or read.
+    scfnet_base::read::open_regular(path)
+        .map_err(|e| wrap(format!("{label}: not a weights file: {e}")))?;
     // SAFETY: the file is only read; a concurrent writer could change it under the map, which
     // would be reported as corrupt data rather than cause undefined behaviour in safe code here.
     let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.map_err(|e| {

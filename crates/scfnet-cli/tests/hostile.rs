@@ -917,3 +917,172 @@ fn eval_with_nothing_scorable_is_an_error_and_tiny_maps_are_refused() {
     ]);
     assert!(!r.text.contains("NaN"), "no NaN table:\n{}", r.text);
 }
+
+/// Class 4: a SIGTERM to the sweep (what `kill` and job managers send to it alone) stops the stage
+/// it is running too, instead of leaving a trainer writing into the run folder that the next
+/// attempt uses; the sweep itself then ends by that signal.
+#[cfg(unix)]
+#[test]
+fn a_terminated_sweep_leaves_no_stage_running() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::ExitStatusExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let pid_file = tmp.path().join("trainer.pid");
+    // A stand-in scfnet: data sets are two empty files; a training records its PID and sleeps.
+    let fake = tmp.path().join("fake-scfnet");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncmd=$1\nshift\ncase $cmd in\n  synth) while [ $# -gt 0 ]; do if [ \"$1\" = --out ]; then \
+             mkdir -p \"$2/image\" \"$2/mask\"; touch \"$2/image/a.jpg\" \"$2/mask/a.png\"; fi; shift; done;;\n  \
+             train|distill) echo $$ > '{}.tmp'; mv '{0}.tmp' '{0}'; exec sleep 120;;\nesac\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps/tiny.toml");
+    let out = tmp.path().join("out");
+    let mut sweep = Command::new(env!("CARGO_BIN_EXE_scfnet"))
+        .args([
+            "sweep",
+            "--plan",
+            s(&plan),
+            "--out",
+            s(&out),
+            "--scfnet",
+            s(&fake),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !pid_file.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the sweep never reached its training stage"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let trainer: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(Path::new(&format!("/proc/{trainer}")).exists());
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(sweep.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = sweep.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = sweep.kill();
+            // SAFETY: cleaning up the stand-in trainer this test started.
+            unsafe { libc::kill(trainer, libc::SIGKILL) };
+            panic!("the sweep did not end within 20 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    let alive = Path::new(&format!("/proc/{trainer}")).exists();
+    if alive {
+        // SAFETY: cleaning up the stand-in trainer this test started.
+        unsafe { libc::kill(trainer, libc::SIGKILL) };
+    }
+    assert!(!alive, "the training stage {trainer} outlived the sweep");
+}
+
+/// Classes 5 and 6: a FIFO or `/dev/zero` named where a file is read (weights, a weights folder's
+/// `config.json`, a plan, a manifest, `checkpoints/latest`) is refused naming it, neither waited
+/// on nor read without end; a checkpoint pointer naming a folder outside `checkpoints/` is
+/// refused too.
+#[cfg(unix)]
+#[test]
+fn fifos_devices_and_escaping_pointers_are_refused_where_files_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mkfifo = |path: &Path| {
+        let c = std::ffi::CString::new(s(path)).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    };
+    let fifo = dir.path().join("fifo");
+    mkfifo(&fifo);
+    let image = dir.path().join("in/a.png");
+    png(&image, 64, 64);
+    let out = dir.path().join("out");
+    let limit = Duration::from_secs(60);
+    for bad in [fifo.as_path(), Path::new("/dev/zero")] {
+        let what = if bad == fifo {
+            "a FIFO"
+        } else {
+            "a character device"
+        };
+        let predict = |weights: &Path| {
+            scfnet_within(
+                &[
+                    "predict",
+                    "--weights",
+                    s(weights),
+                    "--input",
+                    s(&image),
+                    "--output",
+                    s(&out),
+                ],
+                limit,
+                &[],
+            )
+        };
+        predict(bad).refused(&[s(bad), what]);
+        // A weights folder whose config.json is a link to it.
+        let folder = dir.path().join(format!(
+            "folder-{}",
+            bad.file_name().unwrap().to_str().unwrap()
+        ));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("model.safetensors"), b"").unwrap();
+        std::os::unix::fs::symlink(bad, folder.join("config.json")).unwrap();
+        predict(&folder).refused(&["config.json", what]);
+        let sweep_out = dir.path().join("sweep");
+        let args = [
+            "sweep",
+            "--plan",
+            s(bad),
+            "--out",
+            s(&sweep_out),
+            "--dry-run",
+        ];
+        scfnet_within(&args, limit, &[]).refused(&[s(bad), what]);
+        let root = dir.path().join("root");
+        let args = [
+            "download",
+            "--manifest",
+            s(bad),
+            "--root",
+            s(&root),
+            "--list",
+        ];
+        scfnet_within(&args, limit, &[]).refused(&[s(bad), what]);
+    }
+    assert!(!out.exists(), "nothing was written");
+
+    let data = dir.path().join("data");
+    synth(&data, 4);
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(run.join("checkpoints")).unwrap();
+    let latest = run.join("checkpoints/latest");
+    mkfifo(&latest);
+    let mut a = vec!["train", "--data", s(&data), "--out", s(&run), "--resume"];
+    a.extend_from_slice(&TINY_TRAIN);
+    scfnet_within(&a, limit, &[]).refused(&["latest", "a FIFO"]);
+    std::fs::remove_file(&latest).unwrap();
+    // A pointer naming a folder elsewhere (which holds a state file) is not followed.
+    std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+    std::fs::write(dir.path().join("elsewhere/state.json"), "{}").unwrap();
+    std::fs::write(&latest, "../../elsewhere\n").unwrap();
+    scfnet_within(&a, limit, &[]).refused(&["latest", "not a checkpoint folder beside it"]);
+}

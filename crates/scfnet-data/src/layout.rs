@@ -61,7 +61,7 @@ fn list_images(
 /// Stems of a list file: one a line, blank lines and `#` comments ignored, extensions dropped.
 /// A stem must stay inside the dataset: absolute paths and `..` are errors naming the line.
 fn read_list(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+    let text = scfnet_base::read::read_text(path).map_err(|e| DataError::io(path, e))?;
     let mut out = Vec::new();
     for (no, line) in text.lines().enumerate() {
         let l = line.trim();

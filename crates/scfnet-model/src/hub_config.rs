@@ -80,7 +80,7 @@ impl HubConfig {
 
     /// Reads and checks `path` (a `config.json`).
     pub fn read(path: &Path) -> Result<Self, HubConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| HubConfigError::Io {
+        let text = scfnet_base::read::read_text(path).map_err(|source| HubConfigError::Io {
             path: path.to_owned(),
             source,
         })?;

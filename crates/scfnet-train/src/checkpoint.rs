@@ -195,8 +195,21 @@ pub fn latest(out: &Path) -> Result<Option<PathBuf>> {
     if !pointer.exists() {
         return Ok(None);
     }
-    let name = std::fs::read_to_string(&pointer).map_err(|e| TrainError::io(&pointer, e))?;
-    let dir = checkpoints.join(name.trim());
+    let name = scfnet_base::read::read_text(&pointer).map_err(|e| TrainError::io(&pointer, e))?;
+    let name = name.trim();
+    // The pointer names a folder beside it, nothing else (not `..`, not a path elsewhere).
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && Path::new(name).is_relative();
+    if !plain {
+        return Err(TrainError::checkpoint(
+            &pointer,
+            format!("names {name:?}, which is not a checkpoint folder beside it"),
+        ));
+    }
+    let dir = checkpoints.join(name);
     if !dir.join(STATE).is_file() {
         return Err(TrainError::checkpoint(
             &dir,
@@ -209,8 +222,8 @@ pub fn latest(out: &Path) -> Result<Option<PathBuf>> {
 /// Reads the run state of checkpoint folder `dir`.
 pub fn read_state(dir: &Path) -> Result<RunState> {
     let path = dir.join(STATE);
-    let text = std::fs::read(&path).map_err(|e| TrainError::io(&path, e))?;
-    serde_json::from_slice(&text)
+    let text = scfnet_base::read::read_text(&path).map_err(|e| TrainError::io(&path, e))?;
+    serde_json::from_str(&text)
         .map_err(|e| TrainError::checkpoint(&path, format!("unreadable state: {e}")))
 }
 
@@ -218,8 +231,7 @@ pub fn read_state(dir: &Path) -> Result<RunState> {
 /// `trainer` (built for the same network).
 pub fn restore(dir: &Path, trainer: &mut Trainer) -> Result<()> {
     let weights = dir.join(WEIGHTS);
-    let saved = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu)
-        .map_err(|e| TrainError::checkpoint(&weights, e.to_string()))?;
+    let saved = crate::params::read_safetensors(&weights)?;
     let mut problems = Vec::new();
     for (name, var) in crate::params::sorted_vars(trainer.varmap()) {
         match saved.get(&name) {
@@ -241,8 +253,7 @@ pub fn restore(dir: &Path, trainer: &mut Trainer) -> Result<()> {
         ));
     }
     let optimizer = dir.join(OPTIMIZER);
-    let vels = candle_core::safetensors::load(&optimizer, &candle_core::Device::Cpu)
-        .map_err(|e| TrainError::checkpoint(&optimizer, e.to_string()))?;
+    let vels = crate::params::read_safetensors(&optimizer)?;
     let device = trainer.device().clone();
     let names = trainer.param_names().to_vec();
     for (g, group) in names.iter().enumerate() {

@@ -121,13 +121,21 @@ pub fn init_fresh(varmap: &VarMap, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// The tensors of the safetensors file `path` (on the CPU), after checking that it is a regular
+/// file (a FIFO or a device is refused, not waited on or read without end).
+pub(crate) fn read_safetensors(path: &Path) -> Result<std::collections::HashMap<String, Tensor>> {
+    scfnet_base::read::open_regular(path)
+        .map_err(|e| TrainError::checkpoint(path, format!("not a weights file: {e}")))?;
+    candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+        .map_err(|e| TrainError::checkpoint(path, format!("cannot read safetensors: {e}")))
+}
+
 /// Loads ImageNet backbone weights into the `bkbone.…` variables of `varmap` from a safetensors
 /// file whose names are either the backbone's own (`conv1.weight`, timm/PaddleClas names) or
 /// prefixed (`bkbone.conv1.weight`); extra tensors (classifier heads) are ignored. Every missing
 /// tensor and wrong shape is reported together. Returns the number of tensors loaded.
 pub fn load_backbone(varmap: &VarMap, path: &Path) -> Result<usize> {
-    let file = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
-        .map_err(|e| TrainError::checkpoint(path, format!("cannot read safetensors: {e}")))?;
+    let file = read_safetensors(path)?;
     let mut problems = Vec::new();
     let mut loaded = 0;
     for (name, var) in sorted_vars(varmap) {
@@ -171,8 +179,7 @@ pub fn load_backbone(varmap: &VarMap, path: &Path) -> Result<usize> {
 /// tensor and wrong shape is reported together; extra tensors are refused too (a file of another
 /// network). Returns the number of tensors loaded.
 pub fn load_weights(varmap: &VarMap, path: &Path) -> Result<usize> {
-    let file = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
-        .map_err(|e| TrainError::checkpoint(path, format!("cannot read safetensors: {e}")))?;
+    let file = read_safetensors(path)?;
     let vars = sorted_vars(varmap);
     let mut problems = Vec::new();
     for (name, var) in &vars {

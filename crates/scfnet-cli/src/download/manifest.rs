@@ -103,11 +103,22 @@ fn yes() -> bool {
     true
 }
 
+/// Whether `path` is relative and made of plain names only (no `..`, `.`, root or drive), so
+/// that joined to a folder it stays inside that folder.
+fn confined(path: &str) -> bool {
+    use std::path::Component;
+    !path.is_empty()
+        && !path.contains('\\')
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+}
+
 impl Manifest {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = scfnet_base::read::read_text(path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let m: Self =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         m.check()
@@ -168,6 +179,22 @@ impl Manifest {
             }
             if it.sources.is_empty() && !it.manual {
                 bail!("item {} has no source and is not manual", it.name);
+            }
+            // What an item writes stays inside the repository: a list file beside the data set,
+            // a weights target below the root.
+            if let Some(list) = &it.list {
+                if list.contains(['/', '\\']) || list.starts_with('.') || list.is_empty() {
+                    bail!("item {}: list {list:?} must be a plain file name", it.name);
+                }
+            }
+            if let Some(target) = &it.target {
+                if !confined(target) {
+                    bail!(
+                        "item {}: target {target:?} must be a relative path inside the repository \
+                         (no `..`, not absolute)",
+                        it.name
+                    );
+                }
             }
         }
         Ok(())
@@ -268,5 +295,40 @@ files = ["missing.bin"]
         let m: Manifest = toml::from_str(text).unwrap();
         let e = m.check().unwrap_err().to_string();
         assert!(e.contains("missing.bin"), "{e}");
+    }
+
+    #[test]
+    fn what_an_item_writes_stays_inside_the_repository() {
+        let item = |field: &str| {
+            format!(
+                "[[file]]\nname = \"w.bin\"\nurls = [\"https://x/w.bin\"]\narchive = \"none\"\n\
+                 [[item]]\nname = \"X\"\n{field}\n[[item.sources]]\nfiles = [\"w.bin\"]\n"
+            )
+        };
+        for target in [
+            "../outside.safetensors",
+            "/etc/x",
+            "weights/../../x",
+            "",
+            "./x",
+        ] {
+            let text = item(&format!("kind = \"weights\"\ntarget = {target:?}"));
+            let m: Manifest = toml::from_str(&text).unwrap();
+            let e = m.check().unwrap_err().to_string();
+            assert!(
+                e.contains("must be a relative path inside"),
+                "{target}: {e}"
+            );
+        }
+        let ok = item("kind = \"weights\"\ntarget = \"weights/x.safetensors\"");
+        toml::from_str::<Manifest>(&ok).unwrap().check().unwrap();
+        for list in ["../../train.txt", "/tmp/list.txt", "sub/train.txt"] {
+            let text = format!(
+                "[[item]]\nname = \"D\"\nkind = \"dataset\"\nlist = {list:?}\ncount = 1\nmanual = true\n"
+            );
+            let m: Manifest = toml::from_str(&text).unwrap();
+            let e = m.check().unwrap_err().to_string();
+            assert!(e.contains("must be a plain file name"), "{list}: {e}");
+        }
     }
 }

@@ -80,7 +80,7 @@ fn name_of(dir: &Path) -> String {
 }
 
 fn read_config(path: &Path) -> Result<(Vec<Named>, Vec<Named>)> {
-    let text = std::fs::read_to_string(path)
+    let text = scfnet_base::read::read_text(path)
         .with_context(|| format!("{}: cannot read config", path.display()))?;
     let cfg: ConfigFile = serde_json::from_str(&text)
         .with_context(|| format!("{}: invalid config", path.display()))?;

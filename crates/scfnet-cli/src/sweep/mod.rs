@@ -316,13 +316,15 @@ impl Sweep {
 /// Runs `program args`, its output into `log`; an error carries the log's last lines.
 fn run_logged(program: &Path, args: &[String], log: &Path) -> Result<()> {
     let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
-    let status = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .status()
-        .with_context(|| format!("starting {}", program.display()))?;
+    // A SIGTERM to the sweep stops the stage too (not an orphan trainer in the run folder).
+    let status = scfnet_base::child::status(
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file),
+    )
+    .with_context(|| format!("starting {}", program.display()))?;
     if !status.success() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(15).collect();

@@ -112,8 +112,8 @@ pub struct Paper {
 impl Plan {
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = scfnet_base::read::read_text(path)
+            .with_context(|| format!("reading {}", path.display()))?;
         let plan: Self =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         plan.check()
