@@ -151,9 +151,11 @@ pub fn resolve(source: &WeightSource, opts: &HubOptions) -> Result<PathBuf> {
         message,
     };
     let hf_repo = Repo::with_revision(repo.clone(), RepoType::Model, revision.clone());
+    let hf_repo_for_check = hf_repo.clone();
     let cache = opts.cache();
+    let cache_root = &cache.path().clone();
     if let Some(path) = cache.repo(hf_repo.clone()).get(file) {
-        return Ok(path);
+        return checked_cache_file(cache.path(), &hf_repo, path).map_err(hub_err);
     }
     if opts.offline {
         return Err(hub_err(format!(
@@ -190,7 +192,67 @@ pub fn resolve(source: &WeightSource, opts: &HubOptions) -> Result<PathBuf> {
             meta.size()
         )));
     }
+    checked_cache_file(cache_root, &hf_repo_for_check, path).map_err(hub_err)
+}
+
+/// `path`, a file resolved in the hub cache under `cache_root`, once checked: it must lie inside
+/// the repository's own cache folder (a `refs/REVISION`, a file name or a snapshot link leading
+/// elsewhere, say with `..`, is refused), and a blob named by a SHA-256, as the hub names large
+/// files, must have that digest (a damaged or replaced blob is refused, not loaded).
+fn checked_cache_file(
+    cache_root: &Path,
+    repo: &Repo,
+    path: PathBuf,
+) -> std::result::Result<PathBuf, String> {
+    let repo_dir = cache_root.join(repo.folder_name());
+    let real_dir = repo_dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", repo_dir.display()))?;
+    let real = path
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !real.starts_with(&real_dir) {
+        return Err(format!(
+            "the cache entry {} leads to {}, outside the repository's cache folder {} (a \
+             damaged or hostile refs/ file or snapshot link); delete the entry to download again",
+            path.display(),
+            real.display(),
+            real_dir.display()
+        ));
+    }
+    let name = real.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let digest = sha256_of(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+        if !digest.eq_ignore_ascii_case(name) {
+            return Err(format!(
+                "the cached blob {} does not have the SHA-256 its name says (it has {digest}): \
+                 damaged or replaced; delete it to download again",
+                real.display()
+            ));
+        }
+    }
     Ok(path)
+}
+
+/// The SHA-256 of a regular file, as lowercase hex.
+fn sha256_of(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = scfnet_base::read::open_regular(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Checks that the safetensors file at `path` holds every `(name, shape)` of `expected`

@@ -214,3 +214,72 @@ fn weight_files_are_checked_tensor_by_tensor() {
         "{msg}"
     );
 }
+
+/// Issue 30, class 6: a cache entry leading out of its repository's cache folder (a `refs/main`
+/// or a file name with `..`) is refused, and a blob named by a SHA-256 must have that digest.
+#[test]
+fn cache_entries_stay_in_their_repository_and_blobs_match_their_names() {
+    use sha2::Digest;
+    let cache = tempfile::tempdir().unwrap();
+    let opts = HubOptions {
+        offline: true,
+        ..HubOptions::from_vars(|k| {
+            (k == "HF_HUB_CACHE").then(|| cache.path().display().to_string())
+        })
+    };
+    let source = WeightSource::parse("timm/resnet50.tv_in1k", "model.safetensors");
+    let repo_dir = cache.path().join("models--timm--resnet50.tv_in1k");
+    std::fs::create_dir_all(repo_dir.join("refs")).unwrap();
+    // refs/main leading outside: a folder beside the cache with a loadable file.
+    let outside = cache.path().join("outside/snap");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("model.safetensors"), safetensors_bytes()).unwrap();
+    std::fs::create_dir_all(repo_dir.join("snapshots")).unwrap();
+    std::fs::write(repo_dir.join("refs/main"), "../../outside/snap").unwrap();
+    let msg = resolve(&source, &opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("outside the repository's cache folder"),
+        "{msg}"
+    );
+    // A regular layout: the snapshot's file is a link to a blob named by its SHA-256.
+    std::fs::write(repo_dir.join("refs/main"), COMMIT).unwrap();
+    let bytes = safetensors_bytes();
+    let digest: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::create_dir_all(repo_dir.join("blobs")).unwrap();
+    let blob = repo_dir.join("blobs").join(&digest);
+    std::fs::write(&blob, &bytes).unwrap();
+    let snap = repo_dir.join("snapshots").join(COMMIT);
+    std::fs::create_dir_all(&snap).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../blobs/{digest}"),
+        snap.join("model.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(
+        resolve(&source, &opts).unwrap(),
+        snap.join("model.safetensors")
+    );
+    // The same blob with one byte changed: refused.
+    let mut damaged = bytes.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    std::fs::write(&blob, &damaged).unwrap();
+    let msg = resolve(&source, &opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("does not have the SHA-256 its name says"),
+        "{msg}"
+    );
+    // A file name climbing out of the snapshot.
+    std::fs::write(&blob, &bytes).unwrap();
+    let climbing = WeightSource::parse(
+        "hf://timm/resnet50.tv_in1k:../../../outside/snap/model.safetensors",
+        "model.safetensors",
+    );
+    let msg = resolve(&climbing, &opts).unwrap_err().to_string();
+    assert!(
+        msg.contains("outside the repository's cache folder"),
+        "{msg}"
+    );
+}

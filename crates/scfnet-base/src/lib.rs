@@ -6,6 +6,7 @@
 //!   the sweep of temporaries left by killed processes.
 //! - [`read`] — bounded reads of regular files (no FIFO waits, no `/dev/zero` without end).
 //! - [`normalisation`] — the RGB mean and standard deviation of every network's input.
+//! - [`png_chunks`] — PNGs without their compressed ancillary chunks (no `iCCP` bombs).
 //! - [`pixels`] — the pixel limit every image decoder checks from the file's header.
 
 #![warn(missing_docs)]
@@ -14,6 +15,7 @@ pub mod child;
 pub mod files;
 pub mod normalisation;
 pub mod pixels;
+pub mod png_chunks;
 pub mod read;
 
 pub use pixels::{check_pixels, max_pixels, DEFAULT_MAX_PIXELS};

@@ -1086,3 +1086,111 @@ fn fifos_devices_and_escaping_pointers_are_refused_where_files_are_read() {
     std::fs::write(&latest, "../../elsewhere\n").unwrap();
     scfnet_within(&a, limit, &[]).refused(&["latest", "not a checkpoint folder beside it"]);
 }
+
+/// A zlib stream of `1 + 258·matches` zero bytes: one literal, then that many length-258
+/// matches at distance 1 (fixed Huffman codes, 13 bits each), so it is ~1/160 of a byte a byte.
+fn zlib_of_zeros(matches: usize) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+    impl Bits {
+        /// `len` bits of `value`, least significant first.
+        fn put(&mut self, value: u64, len: u32) {
+            self.acc |= value << self.n;
+            self.n += len;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+        /// A Huffman code of `len` bits, most significant first.
+        fn code(&mut self, code: u64, len: u32) {
+            let reversed = (0..len).fold(0, |r, i| r | ((code >> i) & 1) << (len - 1 - i));
+            self.put(reversed, len);
+        }
+    }
+    let mut b = Bits {
+        out: vec![0x78, 0x01],
+        acc: 0,
+        n: 0,
+    };
+    b.put(1, 1); // the last block
+    b.put(1, 2); // fixed Huffman codes
+    b.code(0x30, 8); // literal 0
+    for _ in 0..matches {
+        b.code(0xc5, 8); // length 258 (symbol 285)
+        b.code(0, 5); // distance 1
+    }
+    b.code(0, 7); // end of block
+    b.put(0, 7); // to a byte boundary
+    let n = 1 + 258 * matches as u64;
+    let adler = ((n % 65521) << 16) | 1;
+    b.out.extend_from_slice(&(adler as u32).to_be_bytes());
+    b.out
+}
+
+/// Class 5: a small PNG whose colour profile (`iCCP`) inflates to 512 MiB is decoded without
+/// inflating it (it used to cost twice that in memory, whatever the pixel limit), and its map is
+/// the map of the same image without the profile.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_png_profile_bomb_costs_no_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain/a.png");
+    png(&plain, 64, 64);
+    let bytes = std::fs::read(&plain).unwrap();
+    let mut data = b"icc\0\0".to_vec();
+    data.extend_from_slice(&zlib_of_zeros(2_080_000));
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    let mut typed = b"iCCP".to_vec();
+    typed.extend_from_slice(&data);
+    chunk.extend_from_slice(&typed);
+    chunk.extend_from_slice(&crc32(&typed).to_be_bytes());
+    // After the signature (8) and IHDR (25).
+    let mut bomb = bytes[..33].to_vec();
+    bomb.extend_from_slice(&chunk);
+    bomb.extend_from_slice(&bytes[33..]);
+    assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
+    let bomb_path = dir.path().join("bomb/a.png");
+    std::fs::create_dir_all(bomb_path.parent().unwrap()).unwrap();
+    std::fs::write(&bomb_path, &bomb).unwrap();
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below, for its own rusage
+    let predict = |input: &Path, out: &Path| {
+        let child = Command::new(env!("CARGO_BIN_EXE_scfnet"))
+            .args([
+                "predict",
+                "--random-weights",
+                "--input",
+                s(input),
+                "--output",
+                s(out),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+        // SAFETY: waits for our own child, whose rusage is then its own alone.
+        let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        assert_eq!(pid, child.id() as i32);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status}"
+        );
+        usage.ru_maxrss as u64 * 1024
+    };
+    let (plain_out, bomb_out) = (dir.path().join("plain-out"), dir.path().join("bomb-out"));
+    let plain_peak = predict(&plain, &plain_out);
+    let bomb_peak = predict(&bomb_path, &bomb_out);
+    assert!(
+        bomb_peak < plain_peak + (128 << 20),
+        "peak memory {bomb_peak} bytes with the profile, {plain_peak} without"
+    );
+    assert_eq!(
+        std::fs::read(plain_out.join("a.png")).unwrap(),
+        std::fs::read(bomb_out.join("a.png")).unwrap()
+    );
+}

@@ -78,6 +78,8 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    // A PNG's compressed profile and text inflate whole, outside the pixel limit: left out.
+    let bytes = scfnet_base::png_chunks::without_compressed_ancillary(&bytes).unwrap_or(bytes);
     let reader = || {
         image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
             .with_guessed_format()
@@ -141,8 +143,11 @@ pub fn read_mask(path: &Path) -> Result<Planar> {
 
 /// Size of an image file without decoding its pixels; the error names the file.
 pub fn image_size(path: &Path) -> Result<(usize, usize)> {
-    let (w, h) = image::ImageReader::open(path)
-        .map_err(|e| DataError::io(path, e))?
+    // The whole file (the header reader would inflate a PNG's profile too), less what
+    // `decode_image` leaves out.
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = scfnet_base::png_chunks::without_compressed_ancillary(&bytes).unwrap_or(bytes);
+    let (w, h) = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
         .with_guessed_format()
         .map_err(|e| DataError::io(path, e))?
         .into_dimensions()

@@ -65,6 +65,8 @@ pub fn load_gray(path: impl AsRef<Path>) -> Result<LoadedGray> {
         path: path.to_owned(),
         source,
     })?;
+    // A PNG's compressed profile and text inflate whole, outside the pixel limit: left out.
+    let bytes = scfnet_base::png_chunks::without_compressed_ancillary(&bytes).unwrap_or(bytes);
     let reader = || {
         image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
             .with_guessed_format()

@@ -206,7 +206,7 @@ pub fn install_dataset(
             link_or_copy(mask, &out)?;
         } else {
             // A few DUTS-TR masks ship as JPEG: stored as grey PNG like the rest.
-            let grey = image::open(mask)
+            let grey = scfnet_data::decode_image(mask)
                 .with_context(|| format!("{}: cannot decode this mask", mask.display()))?
                 .to_luma8();
             grey.save(&out)
@@ -250,9 +250,16 @@ pub fn install_unlabeled(item: &Item, from: &Path, dest: &Path) -> Result<usize>
             );
         }
     }
+    let real_from = from
+        .canonicalize()
+        .with_context(|| format!("resolving {}", from.display()))?;
     for f in &files {
         let to = image_dir.join(f.file_name().expect("a file"));
-        if std::fs::rename(f, &to).is_err() {
+        // Only what really lies inside `from` is moved: a file reached through a link to a
+        // folder elsewhere, or a link itself, is linked or copied and its original left alone.
+        let inside = std::fs::symlink_metadata(f).is_ok_and(|m| !m.file_type().is_symlink())
+            && f.canonicalize().is_ok_and(|r| r.starts_with(&real_from));
+        if !inside || std::fs::rename(f, &to).is_err() {
             link_or_copy(f, &to)?;
         }
     }

@@ -426,6 +426,38 @@ fn an_unlabeled_pool_is_moved_in_by_hand_after_its_count_is_checked() {
     assert!(!drop.path().join("y.jpg").exists(), "files are moved in");
 }
 
+/// Issue 30, class 6: images reached through a link to a folder outside `--from` are copied
+/// (or linked), never moved out of that folder.
+#[test]
+fn an_unlabeled_pool_never_moves_files_from_outside_its_folder() {
+    let server = serve(HashMap::new());
+    let root = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("mine.jpg"), jpg(8)).unwrap();
+    let drop = tempfile::tempdir().unwrap();
+    std::fs::write(drop.path().join("x.jpg"), jpg(5)).unwrap();
+    std::fs::write(drop.path().join("y.jpg"), jpg(6)).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), drop.path().join("link")).unwrap();
+    let from = Some(drop.path().to_owned());
+    run_with(root.path(), &server, POOL, &["POOL"], |o| {
+        o.from = from.clone()
+    })
+    .unwrap();
+    assert_eq!(
+        files_in(&root.path().join("data/POOL/image")),
+        ["mine.jpg", "x.jpg", "y.jpg"]
+    );
+    assert_eq!(
+        std::fs::read(elsewhere.path().join("mine.jpg")).unwrap(),
+        jpg(8),
+        "the file outside --from stays where it was"
+    );
+    assert!(
+        !drop.path().join("x.jpg").exists(),
+        "files inside are moved in"
+    );
+}
+
 #[test]
 fn list_and_dry_run_touch_nothing() {
     let server = serve(HashMap::new());
