@@ -59,6 +59,34 @@ pub fn temp_owner(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
+/// Gives `path` the permissions any new file of this process gets (`0666` less the umask), as
+/// every output has: for files made by a writer that creates them private (the safetensors
+/// writer's 0600). Nothing to do on other platforms.
+pub fn usual_permissions(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = 0o666 & !process_umask();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// The process's file-creation mask (read, not changed: setting it to read it would race with
+/// other threads creating files); 0o022 where it cannot be read.
+#[cfg(unix)]
+fn process_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line["Umask:".len()..].trim(), 8).ok()
+        })
+        .unwrap_or(0o022)
+}
+
 /// Whether process `pid` is running. Where that cannot be told (not Linux), every process
 /// counts as running: a temporary is then never taken for stale.
 fn process_alive(pid: u32) -> bool {
@@ -213,8 +241,11 @@ pub fn write_with<E: From<io::Error>>(
     check_output(path)?;
     let dir = parent_dir(path);
     std::fs::create_dir_all(&dir)?;
+    sweep_once(&dir);
     let tmp = temp_path(path);
     let result = write(&tmp).and_then(|()| {
+        // The writer may have made it private (the safetensors writer creates 0600 files).
+        usual_permissions(&tmp)?;
         std::fs::File::open(&tmp)?.sync_all()?;
         std::fs::rename(&tmp, path)?;
         sync_dir(&dir)?;
@@ -236,7 +267,9 @@ pub fn write_many(files: &[(&Path, &[u8])]) -> Vec<io::Result<()>> {
         .iter()
         .map(|&(path, bytes)| {
             check_output(path)?;
-            std::fs::create_dir_all(parent_dir(path))?;
+            let dir = parent_dir(path);
+            std::fs::create_dir_all(&dir)?;
+            sweep_once(&dir);
             let tmp = temp_path(path);
             let file = std::fs::File::create(&tmp).and_then(|mut f| {
                 f.write_all(bytes)?;
@@ -347,6 +380,19 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut f = std::fs::File::create(tmp)?;
         f.write_all(bytes)
     })
+}
+
+/// Removes dead processes' temporaries from `dir` ([`remove_stale_temporaries`]) the first time
+/// this process writes a file there: every command that writes (export, convert, predict, eval,
+/// train, …) cleans up after a killed earlier one in the folders it writes into, at the cost of
+/// one folder listing per folder.
+fn sweep_once(dir: &Path) {
+    static SWEPT: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
+    if swept.insert(dir.to_owned()) {
+        let _ = remove_stale_temporaries(dir);
+    }
 }
 
 /// Removes the temporaries this project's processes left in `dir` when they died: files or
@@ -580,5 +626,42 @@ mod tests {
         ] {
             assert_eq!(temp_owner(other), None, "{other}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_file_made_private_by_its_writer_gets_the_usual_permissions() {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        write_with(&path, |tmp| -> io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(tmp)?;
+            f.write_all(b"x")
+        })
+        .unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !process_umask());
+        assert_ne!(
+            mode, 0o600,
+            "with the usual umask (022), readable by the group and others"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_first_write_into_a_folder_removes_dead_processes_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        // PID 4194304 is above Linux's largest (2^22): no such process.
+        let stale = dir.path().join(".map.png.scfnet-4194304.tmp");
+        let mine = dir.path().join(".notes.tmp");
+        std::fs::write(&stale, b"half").unwrap();
+        std::fs::write(&mine, b"user").unwrap();
+        write_bytes(&dir.path().join("out.png"), b"new").unwrap();
+        assert!(!stale.exists(), "a dead process's temporary is gone");
+        assert_eq!(std::fs::read(&mine).unwrap(), b"user");
     }
 }

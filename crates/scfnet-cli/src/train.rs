@@ -155,6 +155,35 @@ fn config(model: ModelKind, args: &CommonArgs) -> TrainConfig {
     }
 }
 
+/// Checks a `train …` or `distill …` command line (from the subcommand on) as those commands
+/// would parse it, and the settings it gives ([`TrainConfig::check`]), without running anything:
+/// the sweep checks every run of a plan before its first stage.
+pub fn check_command_line(args: &[String]) -> Result<()> {
+    #[derive(clap::Parser)]
+    #[command(no_binary_name = true)]
+    enum Command {
+        Train(TrainArgs),
+        Distill(DistillArgs),
+    }
+    let command = <Command as clap::Parser>::try_parse_from(args).map_err(|e| {
+        let text = e.to_string();
+        anyhow::anyhow!(
+            "{}",
+            text.lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ")
+        )
+    })?;
+    let (model, common) = match &command {
+        Command::Train(a) => (a.model, &a.common),
+        Command::Distill(a) => (a.model, &a.common),
+    };
+    config(model, common)
+        .check()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
 /// `NAME=DIR` validation sets (each with its test.txt if present).
 fn validation_sets(specs: &[String]) -> Result<Vec<(String, SodDataset)>> {
     specs

@@ -1194,3 +1194,159 @@ fn a_png_profile_bomb_costs_no_memory() {
         std::fs::read(bomb_out.join("a.png")).unwrap()
     );
 }
+
+/// Class 7: `--resume` with other training data than the run it continues is refused (its
+/// sample order and schedule would change silently); with the same data it continues.
+#[test]
+fn a_resumed_run_must_read_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+    synth(&first, 4);
+    synth(&second, 6);
+    let run = dir.path().join("run");
+    let args = |data: &Path, resume: bool| {
+        let mut a = vec![
+            "train".to_owned(),
+            "--data".into(),
+            s(data).into(),
+            "--out".into(),
+            s(&run).into(),
+            "--max-steps".into(),
+            "1".into(),
+        ];
+        a.extend(TINY_TRAIN.iter().map(|x| x.to_string()));
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let call = |a: Vec<String>| scfnet(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    call(args(&first, false)).succeeded();
+    let before = snapshot(&run);
+    call(args(&second, true)).refused(&["this run trains on", "first", "second"]);
+    unchanged(&before);
+    call(args(&first, true)).succeeded();
+}
+
+/// Runs `scfnet ARGS` with every file it writes limited to `bytes`: a write past the limit fails
+/// (EFBIG, SIGXFSZ ignored) as a write onto a full disk fails.
+#[cfg(unix)]
+fn scfnet_with_file_limit(args: &[&str], bytes: u64) -> Run {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_scfnet"));
+    command.args(args).env("RUST_BACKTRACE", "0");
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: bytes as libc::rlim_t,
+                rlim_max: bytes as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = command.output().unwrap();
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        text: format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        args: args.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Class 7: a write that fails for want of space names the file, and `synth` leaves no half data
+/// set (images without list files) behind.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_names_the_file_and_leaves_no_half_data_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("synth");
+    let args = [
+        "synth",
+        "--out",
+        s(&root),
+        "--n",
+        "24",
+        "--min-side",
+        "192",
+        "--max-side",
+        "256",
+    ];
+    let run = scfnet_with_file_limit(&args, 3000);
+    run.refused(&[s(&root)]);
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}\n{}", run.text);
+    // The same folder takes a data set once there is room.
+    scfnet(&args).succeeded();
+
+    let pdparams = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/model/authors_student_f16.pdparams");
+    let out = dir.path().join("student.safetensors");
+    let args = [
+        "convert",
+        "--from",
+        "paddle",
+        "--model",
+        "student",
+        s(&pdparams),
+        s(&out),
+    ];
+    scfnet_with_file_limit(&args, 64 << 10).refused(&["student.safetensors", "File too large"]);
+    assert!(!out.exists());
+    let strays: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(strays.is_empty(), "{strays:?}");
+}
+
+/// Class 7: a photo whose EXIF says "rotated 90°" (orientation 6) is read upright, as OpenCV
+/// reads it: its map (and cutout) has the shown orientation, not the stored one.
+#[test]
+fn exif_orientation_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut jpeg = Vec::new();
+    image::RgbImage::from_fn(64, 32, |x, _| image::Rgb([(x * 4) as u8, 60, 120]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    // APP1 "Exif": a little-endian TIFF header and one IFD entry, Orientation (0x0112) = 6.
+    let mut tiff = b"II*\0\x08\0\0\0\x01\0".to_vec();
+    tiff.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut photo = vec![0xff, 0xd8, 0xff, 0xe1];
+    photo.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    photo.extend_from_slice(&app1);
+    photo.extend_from_slice(&jpeg[2..]);
+    let input = dir.path().join("in/photo.jpg");
+    std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+    std::fs::write(&input, &photo).unwrap();
+    let out = dir.path().join("out");
+    scfnet(&[
+        "predict",
+        "--random-weights",
+        "--input",
+        s(&input),
+        "--output",
+        s(&out),
+        "--cutout",
+    ])
+    .succeeded();
+    for name in ["photo.png", "photo_cutout.png"] {
+        let map = image::open(out.join(name)).unwrap();
+        assert_eq!((map.width(), map.height()), (32, 64), "{name}: upright");
+    }
+}

@@ -106,7 +106,7 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
     limits.max_image_height = Some(h);
     limits.max_alloc = Some(limit.saturating_mul(16).max(512 << 20));
     r.limits(limits);
-    r.decode().map_err(|e| decode_err(e.to_string()))
+    sod_metrics::decode_upright(r).map_err(|e| decode_err(e.to_string()))
 }
 
 fn open_image(path: &Path) -> Result<image::DynamicImage> {

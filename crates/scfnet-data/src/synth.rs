@@ -294,6 +294,26 @@ pub fn generate(
             ),
         });
     }
+    let written = write_all(root, config, progress);
+    if written.is_err() {
+        // A data set appears whole or not at all: what this call wrote is removed again (the
+        // place held none of it before), so a full disk leaves no images without lists.
+        for dir in ["image", "mask"] {
+            let _ = std::fs::remove_dir_all(root.join(dir));
+        }
+        for list in ["train.txt", "test.txt"] {
+            let _ = std::fs::remove_file(root.join(list));
+        }
+    }
+    written
+}
+
+/// The files of [`generate`], into a place checked to hold none of them.
+fn write_all(
+    root: &Path,
+    config: &SynthConfig,
+    progress: impl Fn() + Sync,
+) -> Result<SynthSummary> {
     for dir in ["image", "mask"] {
         let d = root.join(dir);
         std::fs::create_dir_all(&d).map_err(|e| DataError::io(&d, e))?;

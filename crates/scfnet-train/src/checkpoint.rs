@@ -34,6 +34,36 @@ pub struct RunState {
     pub config: TrainConfig,
     /// `supervised` or `distill:<teacher>`.
     pub mode: String,
+    /// The training data the run reads (absent in checkpoints of older versions).
+    #[serde(default)]
+    pub data: Option<DataIdentity>,
+}
+
+/// Which data set a run trains on: its folder (resolved) and its number of samples. A resumed
+/// run must read the same, or its sample order and schedule would silently change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataIdentity {
+    /// The data set's folder, resolved (links, `..`).
+    pub root: PathBuf,
+    /// Its number of samples.
+    pub samples: usize,
+}
+
+impl DataIdentity {
+    /// The identity of `data`.
+    pub fn of(data: &scfnet_data::SodDataset) -> Self {
+        let root = data.root();
+        Self {
+            root: root.canonicalize().unwrap_or_else(|_| root.to_owned()),
+            samples: data.len(),
+        }
+    }
+}
+
+impl std::fmt::Display for DataIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({} samples)", self.root.display(), self.samples)
+    }
 }
 
 const WEIGHTS: &str = "weights.safetensors";
@@ -107,6 +137,11 @@ pub fn save(out: &Path, trainer: &Trainer, state: &RunState) -> Result<PathBuf> 
         .map_err(|e| TrainError::checkpoint(tmp.join(WEIGHTS), e.to_string()))?;
     candle_core::safetensors::save(&velocities_by_name(trainer), tmp.join(OPTIMIZER))
         .map_err(|e| TrainError::checkpoint(tmp.join(OPTIMIZER), e.to_string()))?;
+    for file in [WEIGHTS, OPTIMIZER] {
+        // The safetensors writer makes them private; they get the permissions of every output.
+        let path = tmp.join(file);
+        files::usual_permissions(&path).map_err(|e| TrainError::io(&path, e))?;
+    }
     let json = serde_json::to_vec_pretty(state).expect("state serialises");
     std::fs::write(tmp.join(STATE), json).map_err(|e| TrainError::io(tmp.join(STATE), e))?;
     // On disk before the folder gets its name, and the name before `latest` points at it: a

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::schedule::WarmupCosine;
 
+/// The most epochs a run may have ([`TrainConfig::check`]): the paper trains 69; a plan or a
+/// command line asking for more is a mistake, not a wish.
+pub const MAX_EPOCHS: usize = 10_000;
+
 /// Everything that defines a run's result (saved in every checkpoint, so a resume continues with
 /// it). How a run is executed — loader threads, checkpoint frequency, output folder — is in
 /// [`crate::FitOptions`] and may change between invocations.
@@ -97,6 +101,12 @@ impl TrainConfig {
     pub fn check(&self) -> Result<(), String> {
         if self.epochs == 0 || self.batch == 0 {
             return Err("epochs and batch size must be at least 1".into());
+        }
+        if self.epochs > MAX_EPOCHS {
+            return Err(format!(
+                "{} epochs is more than the {MAX_EPOCHS} a run may have (the paper trains 69)",
+                self.epochs
+            ));
         }
         if self.sizes.is_empty() {
             return Err("at least one input size is needed".into());

@@ -89,6 +89,21 @@ pub enum TrainError {
         /// The earlier run's outputs found there.
         found: Vec<String>,
     },
+    /// A resumed run was given other training data than the run it continues (its sample order
+    /// and schedule would silently change).
+    #[error(
+        "{}: this run trains on {trained_on}, not on {given}; resume it with the same data, or \
+         start a new run",
+        checkpoint.display()
+    )]
+    OtherData {
+        /// The checkpoint that would be resumed.
+        checkpoint: PathBuf,
+        /// The data it was trained on.
+        trained_on: String,
+        /// The data given now.
+        given: String,
+    },
 }
 
 /// Result with a [`TrainError`].

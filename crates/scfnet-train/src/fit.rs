@@ -9,7 +9,7 @@ use std::time::Instant;
 use candle_core::{DType, Device};
 use scfnet_data::{validate, Augment, Loader, LoaderConfig, OnError, SodDataset};
 
-use crate::checkpoint::{self, RunState};
+use crate::checkpoint::{self, DataIdentity, RunState};
 use crate::config::TrainConfig;
 use crate::engine::{Target, Teacher, Trainer};
 use crate::error::{Result, TrainError};
@@ -94,14 +94,15 @@ fn clean_stale(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The state a run starts from: the newest checkpoint of `out` when resuming (restored into
-/// `trainer`, which must have been built with its settings), else step 0. Returns whether it
-/// resumed.
+/// The state a run on `data` starts from: the newest checkpoint of `out` when resuming (restored
+/// into `trainer`, which must have been built with its settings; the checkpoint must have been
+/// written by a run on the same data), else step 0. Returns whether it resumed.
 pub fn resume_state(
     trainer: &mut Trainer,
     out: &Path,
     mode: &str,
     resume: bool,
+    data: &DataIdentity,
 ) -> Result<(RunState, bool)> {
     let fresh = RunState {
         epoch: 0,
@@ -110,6 +111,7 @@ pub fn resume_state(
         skipped: 0,
         config: trainer.config().clone(),
         mode: mode.to_owned(),
+        data: Some(data.clone()),
     };
     if !resume {
         return Ok((fresh, false));
@@ -130,6 +132,16 @@ pub fn resume_state(
                 saved.mode, saved.config.model
             ),
         ));
+    }
+    match &saved.data {
+        Some(trained_on) if trained_on != data => {
+            return Err(TrainError::OtherData {
+                checkpoint: dir,
+                trained_on: trained_on.to_string(),
+                given: data.to_string(),
+            })
+        }
+        _ => {}
     }
     checkpoint::restore(&dir, trainer)?;
     tracing::info!(
@@ -211,7 +223,8 @@ pub fn fit(
     std::fs::create_dir_all(out).map_err(|e| TrainError::io(out, e))?;
     clean_stale(out)?;
     let mode = mode_name(teacher);
-    let (mut state, resumed) = resume_state(trainer, out, &mode, options.resume)?;
+    let identity = DataIdentity::of(&data);
+    let (mut state, resumed) = resume_state(trainer, out, &mode, options.resume, &identity)?;
     let config = trainer.config().clone();
     config.check().map_err(TrainError::Config)?;
     if teacher.is_none() && !data.is_labeled() {

@@ -55,7 +55,23 @@ fn from_rgb(raw: &[u8], channels: usize) -> (Vec<u8>, GraySource) {
     }
 }
 
-/// Decodes a PNG / JPEG / BMP / WebP file into an 8-bit grey map.
+/// Decodes the image of `reader` as it is meant to be seen: its EXIF orientation (a camera's
+/// "rotated 90°" tag) applied, as OpenCV's `imread` (the authors' reader, and
+/// PySODMetrics') applies it. The one decoding step of every image file the workspace reads.
+pub fn decode_upright<R: std::io::BufRead + std::io::Seek>(
+    reader: image::ImageReader<R>,
+) -> image::ImageResult<DynamicImage> {
+    use image::ImageDecoder;
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder)?;
+    img.apply_orientation(orientation);
+    Ok(img)
+}
+
+/// Decodes a PNG / JPEG / BMP / WebP file into an 8-bit grey map (upright: [`decode_upright`]).
 ///
 /// 16-bit and floating-point images are refused with [`MetricsError::UnsupportedFormat`]
 /// (tools reduce them differently); colour images are accepted and flagged in the result.
@@ -85,7 +101,7 @@ pub fn load_gray(path: impl AsRef<Path>) -> Result<LoadedGray> {
         path: path.to_owned(),
         message,
     })?;
-    let decoded = reader()?.decode().map_err(|e| MetricsError::Decode {
+    let decoded = decode_upright(reader()?).map_err(|e| MetricsError::Decode {
         path: path.to_owned(),
         message: e.to_string(),
     })?;

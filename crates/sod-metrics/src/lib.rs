@@ -56,8 +56,8 @@ pub use gray::GrayMap;
 pub use image_scores::{score_pair, ImageScores, Scorer};
 #[cfg(feature = "io")]
 pub use io::{
-    check_pixels, load_gray, load_pair, max_pixels, GraySource, LoadedGray, LoadedPair,
-    DEFAULT_MAX_PIXELS,
+    check_pixels, decode_upright, load_gray, load_pair, max_pixels, GraySource, LoadedGray,
+    LoadedPair, DEFAULT_MAX_PIXELS,
 };
 pub use pair::{SaliencyPair, GT_THRESHOLD};
 pub use parallel::score_parallel;

@@ -274,7 +274,12 @@ pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Resul
                 path: path.to_owned(),
                 source,
             },
-            other => other.into(),
+            // The safetensors writer wraps its I/O errors (a full disk among them): the file is
+            // named all the same.
+            other => WeightsError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::other(other.to_string()),
+            },
         })
 }
 

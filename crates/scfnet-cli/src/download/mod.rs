@@ -159,7 +159,13 @@ fn human(bytes: u64) -> String {
 pub fn download(opts: &Options) -> Result<Report> {
     let manifest = Manifest::load(&opts.manifest)?;
     let mut report = Report::default();
-    let selected = manifest.select(&opts.names)?;
+    // `--list` alone shows every item, the by-hand ones (KD-SOD80K, the authors' checkpoints)
+    // and the non-default ones too; a fetch without names takes the defaults.
+    let selected = if opts.list && opts.names.is_empty() {
+        manifest.items.iter().collect()
+    } else {
+        manifest.select(&opts.names)?
+    };
     let data = opts.root.join("data");
     let cache = data.join("cache");
     let downloads = cache.join("downloads");

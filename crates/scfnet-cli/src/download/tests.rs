@@ -482,6 +482,16 @@ fn list_and_dry_run_touch_nothing() {
         listed.contains("TOY") && listed.contains("missing"),
         "{listed}"
     );
+    // By-hand and non-default items are listed too (issue 30, class 7).
+    let both = format!("{TOY}\n{POOL}");
+    let listed = run_with(root.path(), &server, &both, &[], |o| o.list = true)
+        .unwrap()
+        .lines
+        .join("\n");
+    assert!(
+        listed.contains("POOL") && listed.contains("by hand: --from DIR"),
+        "{listed}"
+    );
     assert!(server.requests().is_empty());
     assert!(!root.path().join("data/cache").exists());
     assert!(stale.is_dir());

@@ -101,6 +101,12 @@ impl Sweep {
             out: out.to_owned(),
         };
         let stages = stages(&plan, &paths, &device, &extra);
+        // Every run's command line as its command would take it, before any stage runs: an
+        // unknown option or an absurd setting fails now, not hours in.
+        for s in stages.iter().filter(|s| s.kind == Kind::Train) {
+            crate::train::check_command_line(&s.args)
+                .with_context(|| format!("{} ({}): its arguments", s.label, plan_path.display()))?;
+        }
         Ok(Self {
             plan,
             plan_path: plan_path.to_owned(),

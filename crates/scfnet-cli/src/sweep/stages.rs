@@ -146,6 +146,49 @@ impl Stage {
     }
 }
 
+/// The options of a command line, `(start, end)` token ranges: `--flag`, `--flag VALUE` (a
+/// next token that is not itself an option) or `--flag=VALUE`; other tokens stand alone.
+fn option_spans(args: &[String]) -> Vec<(usize, usize)> {
+    let is_option = |t: &str| t.starts_with("--");
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let takes_value = is_option(&args[i])
+            && !args[i].contains('=')
+            && args.get(i + 1).is_some_and(|n| !is_option(n));
+        let end = i + if takes_value { 2 } else { 1 };
+        spans.push((i, end));
+        i = end;
+    }
+    spans
+}
+
+/// The option name of the span starting at `token` (`--epochs` of `--epochs=3`), if an option.
+fn option_name(token: &str) -> Option<&str> {
+    token
+        .starts_with("--")
+        .then(|| token.split_once('=').map_or(token, |(k, _)| k))
+}
+
+/// `base` with `extra` appended, an option of `extra` replacing the same option (and its value)
+/// in `base`: `--run-args 'RUN=--epochs 10'` overrides a plan's `--epochs 3` instead of giving
+/// the command the option twice.
+pub(super) fn with_overrides(base: Vec<String>, extra: &[String]) -> Vec<String> {
+    let replaced: Vec<&str> = option_spans(extra)
+        .iter()
+        .filter_map(|&(s, _)| option_name(&extra[s]))
+        .collect();
+    let mut out = Vec::with_capacity(base.len() + extra.len());
+    for (s, e) in option_spans(&base) {
+        if option_name(&base[s]).is_some_and(|n| replaced.contains(&n)) {
+            continue;
+        }
+        out.extend_from_slice(&base[s..e]);
+    }
+    out.extend_from_slice(extra);
+    out
+}
+
 /// Every stage of `plan`, in the order they run. `device` and `run_args` (per run name) are the
 /// command line's overrides.
 pub fn stages(
@@ -205,7 +248,7 @@ pub fn stages(
         args.extend(r.args.iter().map(|a| paths.expand(plan, a)));
         for (name, extra) in run_args {
             if name == &r.name {
-                args.extend(extra.iter().cloned());
+                args = with_overrides(args, extra);
             }
         }
         out.push(Stage {

@@ -362,3 +362,54 @@ fn folders_the_sweep_did_not_make_are_refused_untouched() {
     let lines = sweep.plan_lines(&scfnet, &[]).unwrap().join("\n");
     assert!(lines.contains("not made by this sweep"), "{lines}");
 }
+
+/// Issue 30, class 7: `--run-args` replaces a plan's option instead of giving it twice (which
+/// `scfnet train` refuses), and every run's arguments are checked before any stage runs.
+#[test]
+fn run_args_override_the_plan_and_bad_runs_fail_before_anything_runs() {
+    let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    let merged = super::stages::with_overrides(
+        words("train --epochs 3 --batch 16 --no-augment --lr=0.05"),
+        &words("--epochs 10 --lr 0.1 --seed 2"),
+    );
+    assert_eq!(
+        merged,
+        words("train --batch 16 --no-augment --epochs 10 --lr 0.1 --seed 2")
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = repo().join("sweeps/tiny.toml");
+    let out = tmp.path().join("out");
+    let sweep = Sweep::new(
+        &repo(),
+        &plan,
+        &out,
+        None,
+        &["FS-student=--epochs 7".into()],
+    )
+    .unwrap();
+    let lines = sweep.plan_lines(Path::new("scfnet"), &[]).unwrap();
+    let fs = lines
+        .iter()
+        .find(|l| l.contains("runs/FS-student --device"))
+        .unwrap();
+    assert_eq!(fs.matches("--epochs").count(), 1, "{fs}");
+    assert!(fs.contains("--epochs 7"), "{fs}");
+    // An absurd number of epochs, or an option scfnet train does not know: refused up front.
+    for (extra, said) in [
+        (
+            "FS-student=--epochs 100000000",
+            "more than the 10000 a run may have",
+        ),
+        ("FS-student=--epoch 3", "--epoch"),
+    ] {
+        let Err(err) = Sweep::new(&repo(), &plan, &out, None, &[extra.into()]) else {
+            panic!("{extra} was accepted");
+        };
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("run FS-student") && text.contains(said),
+            "{text}"
+        );
+    }
+    assert!(!out.exists(), "nothing was made");
+}
