@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use scfnet_base::files::FolderLock;
 
 use plan::Plan;
 use stages::{shell_line, stages, Kind, Paths, Stage, State, MARKER, STARTED, SWEEP_DIR_MARK};
@@ -163,6 +164,22 @@ impl Sweep {
         Ok(out)
     }
 
+    /// Claims stage `s` for this process: `OUT/.locks/LABEL/.scfnet-lock`, refused while another
+    /// live process (a second sweep in another shell, a job left running) holds it.
+    fn lock_stage(&self, s: &Stage) -> Result<FolderLock> {
+        let dir = self
+            .paths
+            .out
+            .join(STAGE_LOCKS)
+            .join(s.label.replace([' ', '/'], "_"));
+        FolderLock::acquire(&dir).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: another sweep is running this stage ({e}); wait for it or stop it",
+                s.label
+            )
+        })
+    }
+
     /// Runs every selected stage that is not complete, then the report when everything is
     /// scored. Returns the seconds spent.
     pub fn execute(&self, scfnet: &Path, only: &[String]) -> Result<f64> {
@@ -173,6 +190,9 @@ impl Sweep {
         let selected = self.selected(only)?;
         let total = selected.len();
         for (k, s) in selected.into_iter().enumerate() {
+            // One sweep at a time per stage (jobs of one sweep run different stages side by
+            // side): held from before the stage's state is looked at until it has ended.
+            let _lock = self.lock_stage(s)?;
             let state = s.state(&self.stages);
             if state == State::Complete {
                 println!("[{}/{total}] {}: done, skipped", k + 1, s.label);
@@ -318,6 +338,9 @@ impl Sweep {
         Ok(())
     }
 }
+
+/// The folder under a sweep's `--out` that holds its stages' locks.
+const STAGE_LOCKS: &str = ".locks";
 
 /// Runs `program args`, its output into `log`; an error carries the log's last lines.
 fn run_logged(program: &Path, args: &[String], log: &Path) -> Result<()> {

@@ -413,3 +413,32 @@ fn run_args_override_the_plan_and_bad_runs_fail_before_anything_runs() {
     }
     assert!(!out.exists(), "nothing was made");
 }
+
+/// Issue 30: one sweep at a time per stage: a stage held by a live process (here this test) is
+/// refused before its state is looked at or anything of it is removed.
+#[test]
+fn a_stage_another_sweep_is_running_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = repo().join("sweeps/tiny.toml");
+    let out = tmp.path().join("out");
+    let sweep = Sweep::new(&repo(), &plan, &out, None, &[]).unwrap();
+    let (scfnet, log) = fake(tmp.path(), "");
+    sweep.claim_out_dir().unwrap(); // as the other sweep did
+    let held = scfnet_base::files::FolderLock::acquire(
+        &out.join(super::STAGE_LOCKS).join("prepare_teacher-set"),
+    )
+    .unwrap();
+    let err = sweep.execute(&scfnet, &[]).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("prepare teacher-set") && text.contains("another sweep is running"),
+        "{text}"
+    );
+    assert!(calls(&log).is_empty(), "nothing ran: {:?}", calls(&log));
+    drop(held);
+    sweep.execute(&scfnet, &[]).unwrap();
+    assert!(!out
+        .join(super::STAGE_LOCKS)
+        .join("prepare_teacher-set")
+        .exists());
+}
