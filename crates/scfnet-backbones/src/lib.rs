@@ -20,6 +20,7 @@ pub mod pass;
 #[cfg(feature = "reference")]
 pub mod reference;
 mod resnet;
+pub mod safetensors_file;
 mod swin;
 pub mod synthetic;
 
@@ -28,6 +29,7 @@ pub use features::{Backbone, Features};
 pub use hub::{check_safetensors, resolve, HubOptions, WeightSource};
 pub use mobilenetv3::{make_divisible, MobileNetV3};
 pub use resnet::ResNet50;
+pub use safetensors_file::{read_header, write_safetensors, SafetensorsHeader, TensorEntry};
 pub use swin::{SwinConfig, SwinTransformer};
 pub use synthetic::{synthetic_image, synthetic_values, synthetic_var_builder, SyntheticWeights};
 

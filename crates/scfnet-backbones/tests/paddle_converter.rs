@@ -163,6 +163,7 @@ fn paddleclas_mobilenetv3_converts_and_loads() {
         &out,
         &expected_x0_35(),
         MOBILENETV3_PADDLECLAS,
+        None,
     )
     .unwrap();
     assert_eq!(report.written, expected_x0_35().len());
@@ -281,7 +282,7 @@ fn safetensors_are_written_atomically_into_new_folders() {
         "x".to_owned(),
         Tensor::ones(3, DType::F32, &Device::Cpu).unwrap(),
     );
-    save_safetensors(&map, &out).unwrap();
+    save_safetensors(&map, &out, None).unwrap();
     assert!(out.exists());
     let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary file left behind");

@@ -15,8 +15,8 @@ use crate::atomic::write_atomic;
 /// SHA-256 of a file, hex, read in 1 MiB pieces.
 fn sha256_hex(path: &std::path::Path) -> Result<String> {
     use std::io::Read;
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    let mut f = scfnet_base::read::open_regular(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -67,7 +67,17 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
     let outputs: Vec<PathBuf> = args.output.iter().chain(&weights_in_dir).cloned().collect();
     crate::paths::ensure_distinct(&[(args.input.clone(), outputs.clone())])?;
     let first = &outputs[0];
-    let report = convert_paddle_checkpoint(args.model, &args.input, first)?;
+    // What the weights came from: written into their metadata and the folder's config.json.
+    let source = WeightsSource {
+        file: args
+            .input
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        sha256: sha256_hex(&args.input)?,
+        format: "paddle".into(),
+    };
+    let report = convert_paddle_checkpoint(args.model, &args.input, first, source.clone())?;
     println!(
         "{} tensors written to {} ({} dropped, {} Linear weights transposed)",
         report.written,
@@ -83,18 +93,7 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             scfnet_base::files::write_with(&weights, |tmp| std::fs::copy(first, tmp).map(|_| ()))
                 .with_context(|| format!("{}: cannot write", weights.display()))?;
         }
-        let config = HubConfig::new(
-            args.model,
-            Some(WeightsSource {
-                file: args
-                    .input
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                sha256: sha256_hex(&args.input)?,
-                format: "paddle".into(),
-            }),
-        );
+        let config = HubConfig::new(args.model, Some(source));
         write_atomic(&dir.join(CONFIG_FILE), config.to_json().as_bytes())?;
         write_atomic(
             &dir.join("README.md"),

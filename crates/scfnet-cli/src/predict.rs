@@ -31,7 +31,8 @@ pub struct PredictArgs {
     /// Output folder; the input folder's tree is kept.
     #[arg(long, value_name = "DIR")]
     pub output: PathBuf,
-    /// Network input side (default 352; 384 for swinb); a multiple of 32.
+    /// Network input side, a multiple of 32 (default: the side the weights say they were
+    /// tested at, in a weights folder's config.json or a file's metadata; else 352, 384 for swinb).
     #[arg(long)]
     pub size: Option<InputSide>,
     /// Images per forward pass.

@@ -11,8 +11,8 @@ use scfnet_predict::weights::{Chosen, WeightsRequest};
 /// Which network, and its weights.
 #[derive(clap::Args, Debug, Clone)]
 pub struct WeightsArgs {
-    /// Which network: student, r50 or swinb (default: the config.json of a weights folder or hub
-    /// repository; else student).
+    /// Which network: student, r50 or swinb (default: what the weights say of themselves, in a
+    /// weights folder's config.json or a file's metadata as scfnet writes it; else student).
     #[arg(long)]
     pub model: Option<ModelKind>,
     /// Weights as a local safetensors file (our names; see docs/model.md), or a folder written

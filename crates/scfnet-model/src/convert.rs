@@ -9,6 +9,7 @@ use scfnet_backbones::paddle::{
 };
 use scfnet_backbones::{synthetic_var_builder, WeightsError};
 
+use crate::hub_config::{HubConfig, WeightsSource};
 use crate::kind::ModelKind;
 use crate::scfnet::{backbone_name, Scfnet, BACKBONE_PREFIX};
 
@@ -37,14 +38,23 @@ pub fn expected_tensors(kind: ModelKind) -> candle_core::Result<Vec<(String, Vec
 }
 
 /// Converts the authors' `.pdparams` of `kind` at `input` to safetensors at `output`, refusing a
-/// missing, extra or mis-shaped tensor by name.
+/// missing, extra or mis-shaped tensor by name. The file describes itself
+/// ([`crate::weights_metadata`]): the network, its input side and normalisation, and `source`.
 pub fn convert_paddle_checkpoint(
     kind: ModelKind,
     input: &Path,
     output: &Path,
+    source: WeightsSource,
 ) -> Result<ConversionReport, WeightsError> {
     let expected = expected_tensors(kind)?;
-    convert_file(input, output, &expected, paddle_mapping(kind))
+    let metadata = crate::weights_metadata(&HubConfig::new(kind, Some(source)), None);
+    convert_file(
+        input,
+        output,
+        &expected,
+        paddle_mapping(kind),
+        Some(metadata),
+    )
 }
 
 #[cfg(test)]

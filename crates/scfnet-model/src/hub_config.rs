@@ -90,19 +90,29 @@ impl HubConfig {
         };
         let c: HubConfig = serde_json::from_str(&text)
             .map_err(|e| invalid(format!("not an scfnet config.json: {e}")))?;
-        if c.library != "scfnet" {
+        c.check(path)?;
+        Ok(c)
+    }
+
+    /// Refuses a config of another library or another normalisation (`path` names it).
+    pub fn check(&self, path: &Path) -> Result<(), HubConfigError> {
+        let invalid = |message: String| HubConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if self.library != "scfnet" {
             return Err(invalid(format!(
                 "written for library {:?}, not scfnet",
-                c.library
+                self.library
             )));
         }
-        if c.mean != MEAN || c.std != STD {
+        if self.mean != MEAN || self.std != STD {
             return Err(invalid(format!(
                 "normalisation mean {:?} / std {:?} differs from the networks' {MEAN:?} / {STD:?}",
-                c.mean, c.std
+                self.mean, self.std
             )));
         }
-        Ok(c)
+        Ok(())
     }
 
     /// The JSON text of the config.

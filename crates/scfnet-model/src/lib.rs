@@ -19,6 +19,7 @@ mod kind;
 mod predictor;
 mod scfnet;
 mod spec;
+mod weights_meta;
 
 pub use convert::{convert_paddle_checkpoint, expected_tensors, paddle_mapping};
 pub use decoder::{conv_bn_relu, Decoder, DecoderConfig, Scfm, SideOutputs};
@@ -33,6 +34,7 @@ pub use predictor::{
 };
 pub use scfnet::{backbone_name, Scfnet, BACKBONE_PREFIX};
 pub use spec::{ModelSpec, SPECS};
+pub use weights_meta::{config_from_metadata, weights_metadata};
 
 /// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
 #[cfg(doctest)]

@@ -19,6 +19,15 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A stand-in description of the checkpoint converted.
+fn source() -> scfnet_model::WeightsSource {
+    scfnet_model::WeightsSource {
+        file: "authors_student_f16.pdparams".into(),
+        sha256: "0".repeat(64),
+        format: "paddle".into(),
+    }
+}
+
 #[test]
 fn the_students_checkpoint_converts_and_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -27,6 +36,7 @@ fn the_students_checkpoint_converts_and_runs() {
         ModelKind::Student,
         &data("authors_student_f16.pdparams"),
         &out,
+        source(),
     )
     .unwrap();
     let expected = expected_tensors(ModelKind::Student).unwrap();
@@ -70,6 +80,7 @@ fn a_checkpoint_of_another_network_is_refused_by_name() {
         ModelKind::R50,
         &data("authors_student_f16.pdparams"),
         &dir.path().join("x.safetensors"),
+        source(),
     )
     .unwrap_err()
     .to_string();
@@ -120,6 +131,7 @@ fn the_authors_swin_converts_to_our_layout_and_matches_their_forward() {
         &out,
         &recorded.requested(),
         SWIN_PADDLE,
+        None,
     )
     .unwrap();
     assert!(

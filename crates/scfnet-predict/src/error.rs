@@ -23,9 +23,11 @@ pub enum Error {
     /// No source of weights was given.
     #[error("no weights given: a weights file or folder, a hub repository, or synthetic weights")]
     NoWeights,
-    /// The network asked for is not the one the weights' `config.json` names.
+    /// The network asked for is not the one the weights name (a folder's `config.json`, or a
+    /// file's metadata).
     #[error(
-        "network {asked} asked for, but {source_label} holds weights for {found} (its {})",
+        "network {asked} asked for, but {source_label} holds weights for {found} (as its {} or \
+         the file's metadata says)",
         scfnet_model::CONFIG_FILE
     )]
     ModelMismatch {

@@ -1,5 +1,6 @@
-//! Choosing and checking the network's weights: a file, a weights folder or hub repository with
-//! its `config.json` (which names the network and input side), or synthetic weights.
+//! Choosing and checking the network's weights: a file (whose metadata, when scfnet wrote it,
+//! names the network and input side), a weights folder or hub repository with its `config.json`
+//! (which names them too), or synthetic weights.
 
 use std::path::PathBuf;
 
@@ -35,6 +36,17 @@ pub struct Chosen {
     pub vb: VarBuilder<'static>,
 }
 
+/// What the weights file at `path` says of itself (its `__metadata__`, when scfnet wrote it):
+/// the network and input side, as a weights folder's `config.json` says them.
+/// A file whose header cannot be read says nothing here: the weights check that follows
+/// reports what is wrong with it.
+fn described(path: &std::path::Path) -> Result<Option<HubConfig>> {
+    match scfnet_backbones::read_header(path) {
+        Ok(header) => Ok(scfnet_model::config_from_metadata(&header.metadata, path)?),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The network asked for if any, else the config's network, else the student (a file of another
 /// network is then refused by the name check); both given must agree.
 fn network(args: &WeightsRequest, config: Option<&HubConfig>, what: &str) -> Result<ModelKind> {
@@ -64,7 +76,7 @@ pub fn choose(args: &WeightsRequest, dev: &Device) -> Result<Chosen> {
                     Some(config),
                 )
             }
-            (Some(path), _, _) => (path.clone(), path.display().to_string(), None),
+            (Some(path), _, _) => (path.clone(), path.display().to_string(), described(path)?),
             (None, Some(hub), _) => {
                 let source = WeightSource::parse(hub, WEIGHTS_FILE);
                 // A repository laid out by `scfnet convert --hub-dir` has a config.json.
@@ -85,7 +97,12 @@ pub fn choose(args: &WeightsRequest, dev: &Device) -> Result<Chosen> {
                     }
                     WeightSource::File(_) => None,
                 };
-                (resolve(&source, &opts)?, source.to_string(), config)
+                let path = resolve(&source, &opts)?;
+                let config = match config {
+                    Some(c) => Some(c),
+                    None => described(&path)?,
+                };
+                (path, source.to_string(), config)
             }
             (None, None, true) => {
                 tracing::warn!("untrained synthetic weights: the maps are meaningless");

@@ -78,6 +78,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     files::write_bytes(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
+/// Writes the network's weights to `path`, describing themselves
+/// ([`scfnet_model::weights_metadata`]): network, input side (the run's test side),
+/// normalisation, the run's settings as `recipe` and its `mode`.
+fn write_weights(trainer: &Trainer, state: &RunState, path: &Path) -> Result<()> {
+    let tensors: HashMap<String, Tensor> = trainer
+        .varmap()
+        .data()
+        .lock()
+        .expect("the variables' lock")
+        .iter()
+        .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+        .collect();
+    let config = &state.config;
+    let mut hub = scfnet_model::HubConfig::new(config.model, None);
+    hub.input_size = config.test_size;
+    let recipe = serde_json::to_string(config).expect("settings serialise");
+    let metadata = scfnet_model::weights_metadata(&hub, Some((recipe, state.mode.clone())));
+    scfnet_backbones::write_safetensors(path, &tensors, Some(metadata))
+        .map_err(|e| TrainError::checkpoint(path, e.to_string()))
+}
+
 /// Copies the weights of checkpoint folder `dir` to `out/model.safetensors` (atomically), where
 /// `scfnet predict --weights` expects the newest weights.
 fn publish_model(out: &Path, dir: &Path) -> Result<()> {
@@ -131,10 +152,7 @@ pub fn save(out: &Path, trainer: &Trainer, state: &RunState) -> Result<PathBuf> 
     let tmp = files::temp_path(&root.join(&name));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
-    trainer
-        .varmap()
-        .save(tmp.join(WEIGHTS))
-        .map_err(|e| TrainError::checkpoint(tmp.join(WEIGHTS), e.to_string()))?;
+    write_weights(trainer, state, &tmp.join(WEIGHTS))?;
     candle_core::safetensors::save(&velocities_by_name(trainer), tmp.join(OPTIMIZER))
         .map_err(|e| TrainError::checkpoint(tmp.join(OPTIMIZER), e.to_string()))?;
     for file in [WEIGHTS, OPTIMIZER] {

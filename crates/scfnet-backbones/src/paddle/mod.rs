@@ -266,33 +266,28 @@ pub fn convert(
     Ok((out, report))
 }
 
-/// Writes `tensors` as safetensors to `path` atomically (`scfnet_base::files::write_with`).
-pub fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    scfnet_base::files::write_with(path, |tmp| candle_core::safetensors::save(tensors, tmp))
-        .map_err(|e| match e {
-            candle_core::Error::Io(source) => WeightsError::Io {
-                path: path.to_owned(),
-                source,
-            },
-            // The safetensors writer wraps its I/O errors (a full disk among them): the file is
-            // named all the same.
-            other => WeightsError::Io {
-                path: path.to_owned(),
-                source: std::io::Error::other(other.to_string()),
-            },
-        })
+/// Writes `tensors` as safetensors to `path` atomically, with `metadata` as its
+/// `__metadata__` ([`crate::write_safetensors`]).
+pub fn save_safetensors(
+    tensors: &HashMap<String, Tensor>,
+    path: &Path,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<()> {
+    crate::write_safetensors(path, tensors, metadata)
 }
 
-/// Reads `input`, converts it for a model that needs `expected`, and writes `output`.
+/// Reads `input`, converts it for a model that needs `expected`, and writes `output` with
+/// `metadata` as its `__metadata__`.
 pub fn convert_file(
     input: &Path,
     output: &Path,
     expected: &[(String, Vec<usize>)],
     mapping: Mapping,
+    metadata: Option<HashMap<String, String>>,
 ) -> Result<ConversionReport> {
     let tensors = read_pdparams(input)?;
     let (out, report) = convert(input, tensors, expected, mapping)?;
-    save_safetensors(&out, output)?;
+    save_safetensors(&out, output, metadata)?;
     Ok(report)
 }
 

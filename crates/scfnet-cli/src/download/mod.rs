@@ -392,6 +392,7 @@ fn install_weights(it: &Item, fetched: &Path, dest: &Path) -> Result<()> {
                 dest,
                 &mobilenetv3_names(0.5)?,
                 scfnet_backbones::paddle::MOBILENETV3_PADDLECLAS,
+                None,
             )?;
             tracing::info!(
                 "{}: {} tensors converted to {}",
