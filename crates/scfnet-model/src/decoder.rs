@@ -254,6 +254,9 @@ impl Decoder {
         let x4 = self.scfm[2].describe(p, format_args!("de3"), [&m[2], &x5, &x5])?;
         let x3 = self.scfm[1].describe(p, format_args!("de2"), [&m[1], &x4, &x5])?;
         let x2 = self.scfm[0].describe(p, format_args!("de1"), [&m[0], &x3, &x5])?;
+        // The mapped maps are not needed by the heads: freed before them, as they were when the
+        // fusion was a function of its own.
+        drop(m);
         let resize = ResizeLike {
             align_corners: false,
         };
