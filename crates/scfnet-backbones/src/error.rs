@@ -24,6 +24,14 @@ pub enum WeightsError {
         /// What was wrong.
         message: String,
     },
+    /// A safetensors file that cannot be used: unreadable header, cut short, unreadable tensor.
+    #[error("{}: {message}", path.display())]
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
     /// Tensors the model needs are absent from the file.
     #[error("{}: missing {} tensor(s): {}", path.display(), names.len(), names.join(", "))]
     Missing {

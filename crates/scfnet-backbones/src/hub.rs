@@ -151,11 +151,11 @@ pub fn resolve(source: &WeightSource, opts: &HubOptions) -> Result<PathBuf> {
         message,
     };
     let hf_repo = Repo::with_revision(repo.clone(), RepoType::Model, revision.clone());
-    let hf_repo_for_check = hf_repo.clone();
     let cache = opts.cache();
-    let cache_root = &cache.path().clone();
+    // Where every file of this repository must resolve to.
+    let repo_dir = cache.path().join(hf_repo.folder_name());
     if let Some(path) = cache.repo(hf_repo.clone()).get(file) {
-        return checked_cache_file(cache.path(), &hf_repo, path).map_err(hub_err);
+        return checked_cache_file(&repo_dir, path).map_err(hub_err);
     }
     if opts.offline {
         return Err(hub_err(format!(
@@ -192,19 +192,14 @@ pub fn resolve(source: &WeightSource, opts: &HubOptions) -> Result<PathBuf> {
             meta.size()
         )));
     }
-    checked_cache_file(cache_root, &hf_repo_for_check, path).map_err(hub_err)
+    checked_cache_file(&repo_dir, path).map_err(hub_err)
 }
 
-/// `path`, a file resolved in the hub cache under `cache_root`, once checked: it must lie inside
-/// the repository's own cache folder (a `refs/REVISION`, a file name or a snapshot link leading
+/// `path`, a file resolved in the hub cache, once checked: it must lie inside the repository's
+/// own cache folder `repo_dir` (a `refs/REVISION`, a file name or a snapshot link leading
 /// elsewhere, say with `..`, is refused), and a blob named by a SHA-256, as the hub names large
 /// files, must have that digest (a damaged or replaced blob is refused, not loaded).
-fn checked_cache_file(
-    cache_root: &Path,
-    repo: &Repo,
-    path: PathBuf,
-) -> std::result::Result<PathBuf, String> {
-    let repo_dir = cache_root.join(repo.folder_name());
+fn checked_cache_file(repo_dir: &Path, path: PathBuf) -> std::result::Result<PathBuf, String> {
     let real_dir = repo_dir
         .canonicalize()
         .map_err(|e| format!("{}: {e}", repo_dir.display()))?;
@@ -222,7 +217,8 @@ fn checked_cache_file(
     }
     let name = real.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let digest = sha256_of(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+        let digest =
+            scfnet_base::read::sha256_hex(&real).map_err(|e| format!("{}: {e}", real.display()))?;
         if !digest.eq_ignore_ascii_case(name) {
             return Err(format!(
                 "the cached blob {} does not have the SHA-256 its name says (it has {digest}): \
@@ -234,27 +230,6 @@ fn checked_cache_file(
     Ok(path)
 }
 
-/// The SHA-256 of a regular file, as lowercase hex.
-fn sha256_of(path: &Path) -> std::io::Result<String> {
-    use sha2::Digest;
-    use std::io::Read;
-    let mut file = scfnet_base::read::open_regular(path)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 /// Checks that the safetensors file at `path` holds every `(name, shape)` of `expected`
 /// (extra tensors are allowed: a checkpoint may carry a classifier the backbone does not use).
 /// `label` names the source in errors (e.g. the hub repository and file).
@@ -263,9 +238,8 @@ pub fn check_safetensors(
     expected: &[(String, Vec<usize>)],
     label: &str,
 ) -> Result<()> {
-    let wrap = |message: String| WeightsError::Pickle {
+    let wrap = |message: String| WeightsError::Safetensors {
         path: path.to_owned(),
-        offset: 0,
         message,
     };
     // A FIFO or a device (`/dev/zero`) is refused before it is mapped or read.

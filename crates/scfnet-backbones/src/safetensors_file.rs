@@ -89,9 +89,8 @@ pub struct SafetensorsHeader {
 /// Reads the header of the safetensors file `path` alone (the tensors are not read), checking
 /// that it is a regular file and that the header's offsets account for the whole file.
 pub fn read_header(path: &Path) -> Result<SafetensorsHeader, WeightsError> {
-    let bad = |message: String| WeightsError::Pickle {
+    let bad = |message: String| WeightsError::Safetensors {
         path: path.to_owned(),
-        offset: 0,
         message: format!("not a safetensors file: {message}"),
     };
     let io = |source: std::io::Error| WeightsError::Io {

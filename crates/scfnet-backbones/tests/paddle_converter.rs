@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use scfnet_backbones::paddle::{
-    convert, convert_file, read_pdparams, save_safetensors, Mapping, MOBILENETV3_PADDLECLAS,
+    convert, convert_file, read_pdparams, Mapping, MOBILENETV3_PADDLECLAS,
 };
 use scfnet_backbones::{
     synthetic_image, synthetic_values, synthetic_var_builder, Backbone, MobileNetV3, WeightsError,
@@ -282,7 +282,7 @@ fn safetensors_are_written_atomically_into_new_folders() {
         "x".to_owned(),
         Tensor::ones(3, DType::F32, &Device::Cpu).unwrap(),
     );
-    save_safetensors(&map, &out, None).unwrap();
+    scfnet_backbones::write_safetensors(&out, &map, None).unwrap();
     assert!(out.exists());
     let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary file left behind");

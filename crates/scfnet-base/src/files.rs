@@ -62,7 +62,7 @@ pub fn temp_owner(name: &str) -> Option<u32> {
 /// Gives `path` the permissions any new file of this process gets (`0666` less the umask), as
 /// every output has: for files made by a writer that creates them private (the safetensors
 /// writer's 0600). Nothing to do on other platforms.
-pub fn usual_permissions(path: &Path) -> io::Result<()> {
+fn usual_permissions(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

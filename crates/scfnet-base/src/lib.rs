@@ -4,7 +4,8 @@
 //! - [`child`] — child processes that stop with their parent (signals passed on).
 //! - [`files`] — atomic, durable file writes (temporary name, `fsync`, rename, folder sync) and
 //!   the sweep of temporaries left by killed processes.
-//! - [`read`] — bounded reads of regular files (no FIFO waits, no `/dev/zero` without end).
+//! - [`read`] — bounded reads of regular files (no FIFO waits, no `/dev/zero` without end), and
+//!   their SHA-256.
 //! - [`normalisation`] — the RGB mean and standard deviation of every network's input.
 //! - [`png_chunks`] — PNGs without their compressed ancillary chunks (no `iCCP` bombs).
 //! - [`pixels`] — the pixel limit every image decoder checks from the file's header.

@@ -83,6 +83,26 @@ pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The SHA-256 of the regular file `path` as lowercase hex, read in 1 MiB pieces.
+pub fn sha256_hex(path: &Path) -> io::Result<String> {
+    use sha2::Digest;
+    let mut file = open_regular(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// The regular file `path` as UTF-8 text of at most [`TEXT_LIMIT`] bytes.
 pub fn read_text(path: &Path) -> io::Result<String> {
     String::from_utf8(read_regular(path, TEXT_LIMIT)?)
@@ -99,6 +119,11 @@ mod tests {
         let text = dir.path().join("a.json");
         std::fs::write(&text, "{}").unwrap();
         assert_eq!(read_text(&text).unwrap(), "{}");
+        // `printf '{}' | sha256sum`
+        assert_eq!(
+            sha256_hex(&text).unwrap(),
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
         assert_eq!(read_regular(&text, 2).unwrap(), b"{}");
         let err = read_regular(&text, 1).unwrap_err();
         assert!(err.to_string().contains("larger than the 1 bytes"), "{err}");

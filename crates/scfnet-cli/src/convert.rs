@@ -8,28 +8,8 @@ use clap::{Args, ValueEnum};
 use scfnet_model::{
     convert_paddle_checkpoint, HubConfig, ModelKind, WeightsSource, CONFIG_FILE, WEIGHTS_FILE,
 };
-use sha2::{Digest, Sha256};
 
 use crate::atomic::write_atomic;
-
-/// SHA-256 of a file, hex, read in 1 MiB pieces.
-fn sha256_hex(path: &std::path::Path) -> Result<String> {
-    use std::io::Read;
-    let mut f = scfnet_base::read::open_regular(path)
-        .with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
 
 /// Checkpoint formats `scfnet convert` reads.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -74,7 +54,8 @@ pub fn run(args: ConvertArgs) -> Result<ExitCode> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        sha256: sha256_hex(&args.input)?,
+        sha256: scfnet_base::read::sha256_hex(&args.input)
+            .with_context(|| format!("{}: cannot read", args.input.display()))?,
         format: "paddle".into(),
     };
     let report = convert_paddle_checkpoint(args.model, &args.input, first, source.clone())?;

@@ -26,9 +26,8 @@ pub struct InfoArgs {
 
 /// `scfnet info --weights FILE`.
 fn describe_weights(path: &std::path::Path, json: bool) -> Result<ExitCode> {
-    use anyhow::Context;
-    let header = scfnet_backbones::read_header(path)
-        .with_context(|| format!("{}: cannot describe", path.display()))?;
+    // Its errors name the file.
+    let header = scfnet_backbones::read_header(path)?;
     let elements = |shape: &[usize]| shape.iter().product::<usize>();
     let total: usize = header.tensors.iter().map(|t| elements(&t.shape)).sum();
     if json {

@@ -20,6 +20,19 @@ struct Run {
 }
 
 impl Run {
+    /// The outcome of `scfnet ARGS` from its finished process.
+    fn of(args: &[&str], o: std::process::Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            text: format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
     /// Failed cleanly (not a panic, not a kill) and said every one of `needles`.
     fn refused(&self, needles: &[&str]) {
         assert!(
@@ -77,16 +90,7 @@ fn scfnet_within(args: &[&str], limit: Duration, envs: &[(&str, &str)]) -> Run {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let o = child.wait_with_output().unwrap();
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        text: format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        args: args.iter().map(|s| s.to_string()).collect(),
-    }
+    Run::of(args, child.wait_with_output().unwrap())
 }
 
 fn scfnet(args: &[&str]) -> Run {
@@ -1204,28 +1208,27 @@ fn a_resumed_run_must_read_the_same_data() {
     synth(&first, 4);
     synth(&second, 6);
     let run = dir.path().join("run");
-    let args = |data: &Path, resume: bool| {
+    fn args<'a>(data: &'a Path, run: &'a Path, resume: bool) -> Vec<&'a str> {
         let mut a = vec![
-            "train".to_owned(),
-            "--data".into(),
-            s(data).into(),
-            "--out".into(),
-            s(&run).into(),
-            "--max-steps".into(),
-            "1".into(),
+            "train",
+            "--data",
+            s(data),
+            "--out",
+            s(run),
+            "--max-steps",
+            "1",
         ];
-        a.extend(TINY_TRAIN.iter().map(|x| x.to_string()));
+        a.extend_from_slice(&TINY_TRAIN);
         if resume {
-            a.push("--resume".into());
+            a.push("--resume");
         }
         a
-    };
-    let call = |a: Vec<String>| scfnet(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    call(args(&first, false)).succeeded();
+    }
+    scfnet(&args(&first, &run, false)).succeeded();
     let before = snapshot(&run);
-    call(args(&second, true)).refused(&["this run trains on", "first", "second"]);
+    scfnet(&args(&second, &run, true)).refused(&["this run trains on", "first", "second"]);
     unchanged(&before);
-    call(args(&first, true)).succeeded();
+    scfnet(&args(&first, &run, true)).succeeded();
 }
 
 /// Runs `scfnet ARGS` with every file it writes limited to `bytes`: a write past the limit fails
@@ -1249,16 +1252,7 @@ fn scfnet_with_file_limit(args: &[&str], bytes: u64) -> Run {
             Ok(())
         });
     }
-    let o = command.output().unwrap();
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        text: format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        args: args.iter().map(|s| s.to_string()).collect(),
-    }
+    Run::of(args, command.output().unwrap())
 }
 
 /// Class 7: a write that fails for want of space names the file, and `synth` leaves no half data

@@ -141,21 +141,37 @@ pub fn read_mask(path: &Path) -> Result<Planar> {
     })
 }
 
-/// Size of an image file without decoding its pixels; the error names the file.
+/// Size of an image file as [`decode_image`] returns it (upright: a rotation its EXIF
+/// orientation asks for swaps the sides), without decoding its pixels; the error names the file.
 pub fn image_size(path: &Path) -> Result<(usize, usize)> {
-    // The whole file (the header reader would inflate a PNG's profile too), less what
-    // `decode_image` leaves out.
+    use image::metadata::Orientation;
+    use image::ImageDecoder;
+    let err = |e: image::ImageError| DataError::Decode {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    // The whole file, less what `decode_image` leaves out (the header reader would inflate a
+    // PNG's profile too).
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     let bytes = scfnet_base::png_chunks::without_compressed_ancillary(&bytes).unwrap_or(bytes);
-    let (w, h) = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+    let mut decoder = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
         .with_guessed_format()
         .map_err(|e| DataError::io(path, e))?
-        .into_dimensions()
-        .map_err(|e| DataError::Decode {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-    Ok((w as usize, h as usize))
+        .into_decoder()
+        .map_err(err)?;
+    let (w, h) = decoder.dimensions();
+    let turned = matches!(
+        decoder.orientation().unwrap_or(Orientation::NoTransforms),
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    Ok(if turned {
+        (h as usize, w as usize)
+    } else {
+        (w as usize, h as usize)
+    })
 }
 
 /// Source index pairs and weights of a half-pixel bilinear axis (`cv2.INTER_LINEAR`).

@@ -294,12 +294,22 @@ pub fn generate(
             ),
         });
     }
+    // An empty `image/` or `mask/` (or a link to an empty folder) may already stand there.
+    let existed = ["image", "mask"].map(|d| root.join(d).exists());
     let written = write_all(root, config, progress);
     if written.is_err() {
         // A data set appears whole or not at all: what this call wrote is removed again (the
-        // place held none of it before), so a full disk leaves no images without lists.
-        for dir in ["image", "mask"] {
-            let _ = std::fs::remove_dir_all(root.join(dir));
+        // place held none of it before), so a full disk leaves no images without lists. A
+        // folder that was there stays, emptied of what was written into it.
+        for (dir, existed) in ["image", "mask"].into_iter().zip(existed) {
+            let dir = root.join(dir);
+            if !existed {
+                let _ = std::fs::remove_dir_all(&dir);
+            } else if let Ok(entries) = std::fs::read_dir(&dir) {
+                for entry in entries.flatten() {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
         }
         for list in ["train.txt", "test.txt"] {
             let _ = std::fs::remove_file(root.join(list));

@@ -4,7 +4,6 @@
 use rayon::prelude::*;
 
 use crate::error::{DataError, Result};
-use crate::image_ops::image_size;
 use crate::layout::{Sample, SodDataset};
 
 /// What validation saw.
@@ -20,9 +19,9 @@ pub struct ValidationReport {
 
 /// Size of the image, or the problem with this sample.
 fn check(sample: &Sample) -> std::result::Result<(usize, usize), String> {
-    let (w, h) = image_size(&sample.image).map_err(|e| e.to_string())?;
-    // Reading the header is not enough for a truncated file: decode the pixels too.
-    crate::image_ops::read_rgb(&sample.image).map_err(|e| e.to_string())?;
+    // Decoded whole (a header alone passes a truncated file), upright as training reads it.
+    let image = crate::image_ops::read_rgb(&sample.image).map_err(|e| e.to_string())?;
+    let (w, h) = (image.width, image.height);
     if let Some(mask) = &sample.mask {
         let m = crate::image_ops::read_mask(mask).map_err(|e| e.to_string())?;
         if (m.width, m.height) != (w, h) {

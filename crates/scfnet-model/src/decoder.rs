@@ -261,10 +261,12 @@ impl Decoder {
             align_corners: false,
         };
         let mut out = Vec::with_capacity(heads);
-        for (i, (x, head)) in [x2, x3, x4, x5].iter().zip(&self.heads).enumerate() {
-            if i == heads {
-                break;
-            }
+        for (i, (x, head)) in [x2, x3, x4, x5]
+            .iter()
+            .zip(&self.heads)
+            .take(heads)
+            .enumerate()
+        {
             let y = p.apply(format_args!("linear{}", i + 2), head, &[x])?;
             out.push(p.apply(format_args!("p{}", i + 2), &resize, &[&y, image])?);
         }

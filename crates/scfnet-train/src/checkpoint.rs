@@ -153,13 +153,9 @@ pub fn save(out: &Path, trainer: &Trainer, state: &RunState) -> Result<PathBuf> 
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
     write_weights(trainer, state, &tmp.join(WEIGHTS))?;
-    candle_core::safetensors::save(&velocities_by_name(trainer), tmp.join(OPTIMIZER))
-        .map_err(|e| TrainError::checkpoint(tmp.join(OPTIMIZER), e.to_string()))?;
-    for file in [WEIGHTS, OPTIMIZER] {
-        // The safetensors writer makes them private; they get the permissions of every output.
-        let path = tmp.join(file);
-        files::usual_permissions(&path).map_err(|e| TrainError::io(&path, e))?;
-    }
+    let optimizer = tmp.join(OPTIMIZER);
+    scfnet_backbones::write_safetensors(&optimizer, &velocities_by_name(trainer), None)
+        .map_err(|e| TrainError::checkpoint(&optimizer, e.to_string()))?;
     let json = serde_json::to_vec_pretty(state).expect("state serialises");
     std::fs::write(tmp.join(STATE), json).map_err(|e| TrainError::io(tmp.join(STATE), e))?;
     // On disk before the folder gets its name, and the name before `latest` points at it: a

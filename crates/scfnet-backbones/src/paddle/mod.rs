@@ -266,16 +266,6 @@ pub fn convert(
     Ok((out, report))
 }
 
-/// Writes `tensors` as safetensors to `path` atomically, with `metadata` as its
-/// `__metadata__` ([`crate::write_safetensors`]).
-pub fn save_safetensors(
-    tensors: &HashMap<String, Tensor>,
-    path: &Path,
-    metadata: Option<HashMap<String, String>>,
-) -> Result<()> {
-    crate::write_safetensors(path, tensors, metadata)
-}
-
 /// Reads `input`, converts it for a model that needs `expected`, and writes `output` with
 /// `metadata` as its `__metadata__`.
 pub fn convert_file(
@@ -287,7 +277,7 @@ pub fn convert_file(
 ) -> Result<ConversionReport> {
     let tensors = read_pdparams(input)?;
     let (out, report) = convert(input, tensors, expected, mapping)?;
-    save_safetensors(&out, output, metadata)?;
+    crate::write_safetensors(output, &out, metadata)?;
     Ok(report)
 }
 
