@@ -19,29 +19,43 @@ use sod_metrics::{Accumulator, DatasetScores, GrayMap};
 use crate::atomic::write_atomic;
 use crate::device::{device, DeviceArg};
 use crate::eval::report::{markdown, terminal, EvalResult};
+use crate::figures::curves::{LearningCurves, RunLog, CURVES_SIZE};
+use crate::figures::grid::{example_grid, Example, MapColumn};
+use crate::figures::{render, PlotFormat};
 
 /// `scfnet demo`.
 #[derive(Args, Debug, Clone)]
 pub struct DemoArgs {
-    /// Output folder: data/, unlabeled/, teacher/, student/, kd-student/, maps/, results.md. A new
-    /// or empty folder, or one an earlier demo made (its outputs are replaced, nothing else).
+    /// Output folder: data/, unlabeled/, teacher/, student/, kd-student/, maps/, results.md,
+    /// curves.png, examples.png. A new or empty folder, or one an earlier demo made (its outputs
+    /// are replaced, nothing else).
     #[arg(long, default_value = "out/demo", value_name = "DIR")]
     pub out: PathBuf,
-    /// Labeled synthetic images (a fifth held out for testing).
-    #[arg(long, default_value_t = 200)]
-    pub images: usize,
-    /// Extra unlabeled synthetic images for distillation (the KD-SOD80K stand-in).
+    /// Labeled synthetic images (a fifth held out for testing); the teacher learns from the rest.
     #[arg(long, default_value_t = 240)]
+    pub images: usize,
+    /// Labeled images the supervised student learns from (the first of the teacher's).
+    #[arg(long, default_value_t = 16)]
+    pub student_labels: usize,
+    /// Extra unlabeled synthetic images for distillation (the KD-SOD80K stand-in); the teacher's
+    /// training images join them without their masks.
+    #[arg(long, default_value_t = 192)]
     pub unlabeled: usize,
+    /// Most distractors per scene (muted shapes, small specks, shapes cut by the border: not
+    /// salient); 0 gives plain scenes.
+    #[arg(long, default_value_t = 4)]
+    pub clutter: usize,
     /// Network input side for training and testing (the paper: 224–352 / 352).
-    #[arg(long, default_value = "96")]
+    #[arg(long, default_value = "64")]
     pub size: InputSide,
-    /// Teacher (ResNet-50) epochs.
-    #[arg(long, default_value_t = 12)]
+    /// Teacher (ResNet-50) epochs over its labeled images (24: 288 steps; with 12 the teacher
+    /// was not ahead of the supervised student at two of four seeds, docs/training.md).
+    #[arg(long, default_value_t = 24)]
     pub teacher_epochs: usize,
-    /// Student epochs with full supervision; distillation runs as many steps on its larger pool.
-    #[arg(long, default_value_t = 20)]
-    pub student_epochs: usize,
+    /// Optimiser steps of each student (the same for both: full supervision on its few labels,
+    /// distillation on the larger unlabeled pool).
+    #[arg(long, default_value_t = 480)]
+    pub student_steps: usize,
     /// Batch size.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
@@ -52,6 +66,12 @@ pub struct DemoArgs {
     #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
     pub device: DeviceArg,
 }
+
+/// Share of the labeled images held out for testing.
+const TEST_FRACTION: f64 = 0.2;
+
+/// Points on each learning curve (validations per run, about).
+const CURVE_POINTS: usize = 24;
 
 /// A centred Gaussian blob (σ = a quarter of each side): the trivial baseline.
 fn gaussian_blob(width: usize, height: usize) -> Vec<u8> {
@@ -113,20 +133,24 @@ fn train_config(model: ModelKind, args: &DemoArgs, epochs: usize) -> TrainConfig
     }
 }
 
-/// A fresh network trained on `data` (with `teacher`: distilled) into `out`, and the seconds it took.
+/// A fresh network trained on `data` (with `teacher`: distilled) into `out`, scored on
+/// `held_out` after every epoch (its learning curve), and the seconds it took.
 fn train_timed(
     config: TrainConfig,
     dev: &Device,
     data: SodDataset,
     teacher: Option<&Teacher>,
+    held_out: &SodDataset,
     out: PathBuf,
 ) -> Result<(Trainer, f64)> {
     let t0 = Instant::now();
+    let validate_every = (config.epochs / CURVE_POINTS).max(1);
     let mut trainer = Trainer::fresh(config, dev, DType::F32)?;
     let mut options = FitOptions {
         out,
         resume: false,
-        validation: Vec::new(),
+        validation: vec![(HELD_OUT.to_string(), held_out.clone())],
+        validate_every,
         stop_after_epochs: None,
         max_steps: None,
         progress: Some(crate::progress::training_bar(false)),
@@ -158,8 +182,11 @@ fn predict_and_score(
     )?)
 }
 
+/// Name of the held-out set in the logs and the table.
+const HELD_OUT: &str = "synthetic-test";
+
 /// What the demo writes into its folder; an earlier demo's are removed before a new one.
-const DEMO_OUTPUTS: [&str; 7] = [
+const DEMO_OUTPUTS: [&str; 9] = [
     "data",
     "unlabeled",
     "teacher",
@@ -167,7 +194,60 @@ const DEMO_OUTPUTS: [&str; 7] = [
     "kd-student",
     "maps",
     "results.md",
+    "curves.png",
+    "examples.png",
 ];
+
+/// Held-out images shown in `examples.png` (the first ones of the list: no picking).
+const EXAMPLES: usize = 6;
+
+/// Writes `curves.png` (held-out MAE and loss against steps of every run, from their
+/// `log.jsonl`) and `examples.png` (held-out images, ground truth, every network's map).
+fn write_figures(out: &Path, runs: &[(&str, &str)], test: &SodDataset, maps: &Path) -> Result<()> {
+    let mut logs = Vec::new();
+    for (label, dir) in runs {
+        logs.push((
+            label.to_string(),
+            RunLog::read(&out.join(dir).join("log.jsonl"))?,
+        ));
+    }
+    let curves = LearningCurves {
+        title: "scfnet demo: learning curves",
+        runs: &logs,
+        smoothing: 10,
+    };
+    write_atomic(
+        &out.join("curves.png"),
+        &render(&curves, CURVES_SIZE, PlotFormat::Png)?,
+    )?;
+    let examples: Vec<Example> = test
+        .samples()
+        .iter()
+        .take(EXAMPLES)
+        .filter_map(|s| {
+            s.mask.as_ref().map(|m| Example {
+                image: s.image.clone(),
+                mask: m.clone(),
+            })
+        })
+        .collect();
+    let columns: Vec<MapColumn> = runs
+        .iter()
+        .map(|(label, _)| MapColumn {
+            title: label.to_string(),
+            maps: maps.join(map_folder(label)),
+        })
+        .collect();
+    write_atomic(
+        &out.join("examples.png"),
+        &example_grid(&examples, &columns)?,
+    )
+}
+
+/// The maps folder of a network labelled `label` ("KD-SCFNet (student)" → "KD-SCFNet").
+fn map_folder(label: &str) -> &str {
+    label.split(' ').next().unwrap_or(label)
+}
 
 /// The mark of a folder the demo made.
 const DEMO_MARK: &str = ".scfnet-demo";
@@ -209,6 +289,13 @@ fn claim_demo_dir(out: &Path) -> Result<()> {
 /// Runs `scfnet demo`.
 pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
+    // The labeled split as `generate` makes it: a fifth held out, the rest for training.
+    let n_train = args.images - (args.images as f64 * TEST_FRACTION).round() as usize;
+    anyhow::ensure!(
+        (1..=n_train).contains(&args.student_labels),
+        "the supervised student's labeled images must be between 1 and the {n_train} training images, got {}",
+        args.student_labels
+    );
     let dev = device(args.device)?;
     let out = &args.out;
     claim_demo_dir(out)?;
@@ -222,33 +309,32 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         args.images,
         args.unlabeled
     );
-    let side = (160, 240);
+    let side = (64, 96);
+    let synth = |count, seed, test_fraction| SynthConfig {
+        count,
+        seed,
+        side,
+        test_fraction,
+        clutter: args.clutter,
+    };
     generate(
         &data_dir,
-        &SynthConfig {
-            count: args.images,
-            seed: args.seed,
-            side,
-            test_fraction: 0.2,
-        },
+        &synth(args.images, args.seed, TEST_FRACTION),
         || {},
     )?;
     generate(
         &pool_dir,
-        &SynthConfig {
-            count: args.unlabeled,
-            seed: args.seed + 1_000_003,
-            side,
-            test_fraction: 0.0,
-        },
+        &synth(args.unlabeled, args.seed + 1_000_003, 0.0),
         || {},
     )?;
     let train = SodDataset::labeled(&data_dir, Some(Path::new("train.txt")))?;
     let test = SodDataset::labeled(&data_dir, Some(Path::new("test.txt")))?;
     let pool = SodDataset::unlabeled(pool_dir.join("image"))?;
+    let few = SodDataset::from_samples(&data_dir, train.samples()[..args.student_labels].to_vec());
 
     tracing::info!(
-        "2/5 training the ResNet-50 teacher ({} epochs)",
+        "2/5 training the ResNet-50 teacher on {} labeled images ({} epochs)",
+        train.len(),
         args.teacher_epochs
     );
     let (teacher, teacher_secs) = train_timed(
@@ -256,45 +342,53 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         &dev,
         train.clone(),
         None,
+        &test,
         out.join("teacher"),
     )?;
 
+    // Both students make the same number of optimiser steps.
+    let epochs_for = |images: usize| {
+        args.student_steps
+            .div_ceil(images.div_ceil(args.batch))
+            .max(1)
+    };
     tracing::info!(
-        "3/5 training the student with full supervision ({} epochs)",
-        args.student_epochs
+        "3/5 training the student with full supervision on {} labeled images ({} steps)",
+        few.len(),
+        args.student_steps
     );
     let (fs, fs_secs) = train_timed(
-        train_config(ModelKind::Student, &args, args.student_epochs),
+        train_config(ModelKind::Student, &args, epochs_for(few.len())),
         &dev,
-        train.clone(),
+        few,
         None,
+        &test,
         out.join("student"),
     )?;
 
-    tracing::info!(
-        "4/5 distilling the teacher into a fresh student on {} unlabeled images",
-        pool.len() + train.len()
-    );
-    let frozen = crate::train::load_teacher(
-        ModelKind::R50,
-        &out.join("teacher/model.safetensors").display().to_string(),
-        &dev,
-    )?;
-    // The unlabeled pool plus the training images without their masks.
+    // The unlabeled pool plus the teacher's training images without their masks.
     let mut samples = pool.samples().to_vec();
     samples.extend(train.samples().iter().map(|s| scfnet_data::Sample {
         mask: None,
         ..s.clone()
     }));
     let kd_data = SodDataset::from_samples(&pool_dir, samples);
-    // As many steps as the supervised student made.
-    let fs_steps = args.student_epochs * train.len().div_ceil(args.batch);
-    let kd_epochs = fs_steps.div_ceil(kd_data.len().div_ceil(args.batch)).max(1);
+    tracing::info!(
+        "4/5 distilling the teacher into a fresh student on {} unlabeled images ({} steps)",
+        kd_data.len(),
+        args.student_steps
+    );
+    let frozen = crate::train::load_teacher(
+        ModelKind::R50,
+        &out.join("teacher/model.safetensors").display().to_string(),
+        &dev,
+    )?;
     let (kd, kd_secs) = train_timed(
-        train_config(ModelKind::Student, &args, kd_epochs),
+        train_config(ModelKind::Student, &args, epochs_for(kd_data.len())),
         &dev,
         kd_data,
         Some(&frozen),
+        &test,
         out.join("kd-student"),
     )?;
 
@@ -304,16 +398,17 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     );
     let maps = out.join("maps");
     let mut results = Vec::new();
-    for (name, trainer) in [
-        ("SCFNet-R50 (teacher)", &teacher),
-        ("FS-SCFNet (student)", &fs),
-        ("KD-SCFNet (student)", &kd),
-    ] {
-        let dir = maps.join(name.split(' ').next().unwrap_or(name));
+    let runs = [
+        ("SCFNet-R50 (teacher)", "teacher"),
+        ("FS-SCFNet (student)", "student"),
+        ("KD-SCFNet (student)", "kd-student"),
+    ];
+    for ((name, _), trainer) in runs.iter().zip([&teacher, &fs, &kd]) {
+        let dir = maps.join(map_folder(name));
         let scores = predict_and_score(trainer, &test, args.size, &dir)?;
         results.push(EvalResult {
-            method: name.into(),
-            dataset: "synthetic-test".into(),
+            method: name.to_string(),
+            dataset: HELD_OUT.into(),
             scores,
             skipped: 0,
             per_image: Vec::new(),
@@ -321,7 +416,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     results.push(EvalResult {
         method: "centred Gaussian".into(),
-        dataset: "synthetic-test".into(),
+        dataset: HELD_OUT.into(),
         scores: baseline(&test)?,
         skipped: 0,
         per_image: Vec::new(),
@@ -329,23 +424,60 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let table = terminal(&results);
     println!("{table}");
     let (fs_s, kd_s, base) = (&results[1].scores, &results[2].scores, &results[3].scores);
-    let verdict = format!(
-        "student vs baseline: MAE {:.4} vs {:.4}, Sm {:.4} vs {:.4}\ndistillation {}: KD student MAE {:.4}, Sm {:.4} vs FS student MAE {:.4}, Sm {:.4}\ntimes: teacher {teacher_secs:.0} s, student {fs_secs:.0} s, distillation {kd_secs:.0} s, total {:.0} s",
-        fs_s.mae,
-        base.mae,
-        fs_s.s_measure,
-        base.s_measure,
-        if kd_s.s_measure > fs_s.s_measure && kd_s.mae < fs_s.mae { "helped" } else { "did not help on both MAE and Sm" },
+    let teacher_s = &results[0].scores;
+    let setting = format!(
+        "setting: the teacher learned from {} labeled images, the FS student from {} of them, the KD student from the teacher's maps of {} images without labels; each student made {} steps",
+        train.len(),
+        args.student_labels,
+        pool.len() + train.len(),
+        args.student_steps
+    );
+    let teacher_line = if teacher_s.mae < fs_s.mae {
+        format!(
+            "the teacher is ahead of the FS student (MAE {:.4} vs {:.4}): there is knowledge to distil",
+            teacher_s.mae, fs_s.mae
+        )
+    } else {
+        format!(
+            "the teacher is not ahead of the FS student (MAE {:.4} vs {:.4}): there is little to distil (more --teacher-epochs or fewer --student-labels)",
+            teacher_s.mae, fs_s.mae
+        )
+    };
+    let helped = kd_s.s_measure > fs_s.s_measure && kd_s.mae < fs_s.mae;
+    let kd_line = format!(
+        "distillation {}: KD student MAE {:.4}, Sm {:.4} vs FS student MAE {:.4}, Sm {:.4}{}",
+        if helped {
+            "helped"
+        } else {
+            "did not help on both MAE and Sm"
+        },
         kd_s.mae,
         kd_s.s_measure,
         fs_s.mae,
         fs_s.s_measure,
+        if helped {
+            ""
+        } else {
+            " (the KD student learns less per step than the FS student, see curves.png; more --student-steps let it catch up: docs/training.md)"
+        }
+    );
+    let verdict = format!(
+        "{setting}\nstudent vs baseline: MAE {:.4} vs {:.4}, Sm {:.4} vs {:.4}\n{teacher_line}\n{kd_line}\ntimes: teacher {teacher_secs:.0} s, student {fs_secs:.0} s, distillation {kd_secs:.0} s, total {:.0} s",
+        fs_s.mae,
+        base.mae,
+        fs_s.s_measure,
+        base.s_measure,
         started.elapsed().as_secs_f64()
     );
     println!("{verdict}");
+    write_figures(out, &runs, &test, &maps)?;
     write_atomic(
         &out.join("results.md"),
-        format!("{}\n```\n{verdict}\n```\n", markdown(&results)).as_bytes(),
+        format!(
+            "{}\n```\n{verdict}\n```\n\n## Learning curves\n\nHeld-out MAE after every epoch and the training loss of each run:\n\n![learning curves](curves.png)\n\n## Examples\n\nThe first {EXAMPLES} held-out images, their ground truth and each network's map:\n\n![examples](examples.png)\n",
+            markdown(&results)
+        )
+        .as_bytes(),
     )?;
     tracing::info!(
         "maps in {}, table in {}",

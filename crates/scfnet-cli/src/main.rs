@@ -14,12 +14,14 @@ mod device;
 mod download;
 mod eval;
 mod export;
+mod figures;
 mod info;
 mod memory;
 mod model_card;
 mod paths;
 mod predict;
 mod progress;
+mod serve;
 mod sweep;
 mod synth;
 mod train;
@@ -46,6 +48,8 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Saliency maps for images or folders (one 8-bit PNG per image, at the image's size).
     Predict(Box<predict::PredictArgs>),
+    /// Saliency maps over HTTP: dynamic batching, metrics and a web page (docs/serve.md).
+    Serve(Box<serve::ServeArgs>),
     /// Write a network as an ONNX model (opset 17, dynamic batch and size), for ONNX Runtime.
     Export(Box<export::ExportArgs>),
     /// Train a network with full supervision on images and masks (the paper's recipe by default).
@@ -55,7 +59,8 @@ enum Command {
     /// Generate a synthetic salient-object dataset (the embedded default data).
     Synth(synth::SynthArgs),
     /// The whole method on embedded synthetic data: train a teacher and the student, distill a
-    /// second student, predict and score all three against a baseline (about 10 minutes on 2 cores).
+    /// second student, predict and score all three against a baseline (about 10 minutes on 2 cores
+    /// after the build).
     Demo(Box<demo::DemoArgs>),
     /// Compare a GPU with the CPU (every op, each network's map and training step) and time it;
     /// writes a JSON report.
@@ -108,6 +113,7 @@ fn main() -> std::process::ExitCode {
         Command::Eval(args) => eval::run(*args),
         Command::Info(args) => info::run(args),
         Command::Predict(args) => predict::run(*args),
+        Command::Serve(args) => serve::run(*args),
         Command::Convert(args) => convert::run(args),
         Command::Export(args) => export::run(*args),
         Command::Train(args) => train::run_train(*args),

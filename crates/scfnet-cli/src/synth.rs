@@ -29,6 +29,10 @@ pub struct SynthArgs {
     /// Fraction listed in test.txt.
     #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
+    /// Most distractors per scene (not salient, not in the mask: muted shapes, small saturated
+    /// specks, shapes cut by the border); 0 gives the plain scenes.
+    #[arg(long, default_value_t = 0)]
+    pub clutter: usize,
 }
 
 /// Runs `scfnet synth`.
@@ -38,6 +42,7 @@ pub fn run(args: SynthArgs) -> Result<ExitCode> {
         seed: args.seed,
         side: (args.min_side, args.max_side),
         test_fraction: args.test_fraction,
+        clutter: args.clutter,
     };
     let pb = ProgressBar::new(args.n as u64);
     pb.set_style(

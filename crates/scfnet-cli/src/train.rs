@@ -63,6 +63,9 @@ pub struct CommonArgs {
     /// epoch: NAME=DIR, repeatable.
     #[arg(long = "val", value_name = "NAME=DIR")]
     pub val: Vec<String>,
+    /// Score the --val sets after every N epochs (and after the last) instead of every epoch.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub val_every: u64,
     /// Continue from the newest checkpoint in --out (its saved settings are used).
     #[arg(long)]
     pub resume: bool,
@@ -328,6 +331,7 @@ fn options(args: &CommonArgs) -> Result<FitOptions> {
         out: args.out.clone(),
         resume: args.resume,
         validation: validation_sets(&args.val)?,
+        validate_every: args.val_every as usize,
         stop_after_epochs: args.stop_after_epochs,
         max_steps: args.max_steps,
         progress: Some(crate::progress::training_bar(args.quiet)),

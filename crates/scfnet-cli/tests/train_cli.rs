@@ -303,3 +303,70 @@ fn max_steps_and_init_weights() {
     args.extend(common);
     assert!(!scfnet(&args).status.success());
 }
+
+/// `scfnet demo` in miniature: the table, the setting it names, and its pictures, linked from
+/// `results.md` (the defaults run for minutes; their numbers are in docs/training.md).
+#[test]
+fn the_demo_in_miniature_writes_its_table_curves_and_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let text = ok(scfnet(&[
+        "demo",
+        "--out",
+        s(&out),
+        "--images",
+        "40",
+        "--unlabeled",
+        "16",
+        "--student-labels",
+        "8",
+        "--teacher-epochs",
+        "1",
+        "--student-steps",
+        "4",
+    ]));
+    assert!(
+        text.contains("the FS student from 8 of them")
+            && text.contains("teacher's maps of 48 images")
+            && text.contains("each student made 4 steps"),
+        "{text}"
+    );
+    let results = std::fs::read_to_string(out.join("results.md")).unwrap();
+    for picture in ["curves.png", "examples.png"] {
+        assert!(results.contains(&format!("({picture})")), "{results}");
+        image::open(out.join(picture)).unwrap();
+    }
+    // Held-out MAE on every run's curve: the validations are in each log.
+    for run in ["teacher", "student", "kd-student"] {
+        let log = std::fs::read_to_string(out.join(run).join("log.jsonl")).unwrap();
+        assert!(
+            log.contains("\"validation\":\"synthetic-test\""),
+            "{run}: {log}"
+        );
+    }
+    // 8 held-out maps per network.
+    for net in ["SCFNet-R50", "FS-SCFNet", "KD-SCFNet"] {
+        assert_eq!(
+            std::fs::read_dir(out.join("maps").join(net))
+                .unwrap()
+                .count(),
+            8
+        );
+    }
+    // More labels for the student than the teacher has: refused before anything trains.
+    let o = scfnet(&[
+        "demo",
+        "--out",
+        s(&dir.path().join("other")),
+        "--images",
+        "10",
+        "--student-labels",
+        "9",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("between 1 and the 8 training images"),
+        "{err}"
+    );
+    assert!(!dir.path().join("other/teacher").exists());
+}

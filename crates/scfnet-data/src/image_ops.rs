@@ -70,7 +70,7 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
         return Err(decode_err("not a regular file".into()));
     }
     // No image format needs more than ~5 bytes a pixel on disk.
-    if meta.len() > limit.saturating_mul(5).saturating_add(1 << 20) {
+    if meta.len() > max_encoded_bytes(limit) {
         return Err(decode_err(format!(
             "file of {} bytes is larger than any image of at most {limit} pixels \
              (set SCFNET_MAX_PIXELS to raise the limit)",
@@ -78,6 +78,31 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    decode_image_bytes(bytes, path)
+}
+
+/// The largest encoded image worth reading when images hold at most `limit` pixels (no format
+/// needs more than about 5 bytes a pixel).
+pub fn max_encoded_bytes(limit: u64) -> u64 {
+    limit.saturating_mul(5).saturating_add(1 << 20)
+}
+
+/// Decodes an image already in memory (an upload, say) with the same checks as
+/// [`decode_image`]; errors name `name` (a file name or another label of the bytes).
+pub fn decode_image_bytes(bytes: Vec<u8>, name: &Path) -> Result<image::DynamicImage> {
+    let path = name;
+    let decode_err = |message: String| DataError::Decode {
+        path: path.to_owned(),
+        message,
+    };
+    let limit = max_pixels().map_err(decode_err)?;
+    if bytes.len() as u64 > max_encoded_bytes(limit) {
+        return Err(decode_err(format!(
+            "{} bytes is larger than any image of at most {limit} pixels \
+             (set SCFNET_MAX_PIXELS to raise the limit)",
+            bytes.len()
+        )));
+    }
     // A PNG's compressed profile and text inflate whole, outside the pixel limit: left out.
     let bytes = scfnet_base::png_chunks::without_compressed_ancillary(&bytes).unwrap_or(bytes);
     let reader = || {

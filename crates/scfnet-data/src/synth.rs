@@ -22,6 +22,11 @@ pub struct SynthConfig {
     pub side: (usize, usize),
     /// Fraction of the images listed in `test.txt` (the rest in `train.txt`).
     pub test_fraction: f64,
+    /// Most distractors a scene may hold (0: none, the plain scenes). Distractors are drawn
+    /// behind the salient objects and are not in the mask: muted shapes in the background's
+    /// tones, small saturated specks, and saturated shapes cut by the image border, so that
+    /// "bright and saturated" alone no longer finds the salient object (see [`scene_with`]).
+    pub clutter: usize,
 }
 
 impl Default for SynthConfig {
@@ -31,6 +36,7 @@ impl Default for SynthConfig {
             seed: 0,
             side: (160, 256),
             test_fraction: 0.2,
+            clutter: 0,
         }
     }
 }
@@ -155,8 +161,49 @@ fn hsv(h: f64, s: f64, v: f64) -> [f64; 3] {
     rgb.map(|c| c * 255.0)
 }
 
-/// Scene number `index` of the stream `seed`.
+/// Scene number `index` of the stream `seed`, without distractors.
 pub fn scene(seed: u64, index: usize, side: (usize, usize)) -> SynthScene {
+    scene_with(seed, index, side, 0)
+}
+
+/// Up to `clutter` distractors of scene `index` (their own random stream, so that the salient
+/// objects and the background are those of the plain scene): not salient, never in the mask.
+fn distractors(seed: u64, index: usize, w: f64, h: f64, clutter: usize) -> Vec<Object> {
+    let mut rng = Rng::stream(seed, &[0x434c_5554, index as u64]);
+    let n = rng.below(clutter + 1);
+    let s = w.min(h);
+    (0..n)
+        .map(|_| {
+            let mut o = Object::random(&mut rng, w, h, 1.0);
+            match rng.below(3) {
+                // A shape in the background's muted tones.
+                0 => {
+                    o.colour = hsv(rng.unit(), rng.uniform(0.05, 0.3), rng.uniform(0.3, 0.7));
+                    o.cx = rng.uniform(0.1, 0.9) * w;
+                    o.cy = rng.uniform(0.1, 0.9) * h;
+                }
+                // A small saturated speck.
+                1 => {
+                    o.rx = rng.uniform(0.03, 0.06) * s;
+                    o.ry = rng.uniform(0.03, 0.06) * s;
+                    o.cx = rng.uniform(0.05, 0.95) * w;
+                    o.cy = rng.uniform(0.05, 0.95) * h;
+                }
+                // A saturated shape centred on the border, half outside the image.
+                _ => match rng.below(4) {
+                    0 => o.cx = 0.0,
+                    1 => o.cx = w,
+                    2 => o.cy = 0.0,
+                    _ => o.cy = h,
+                },
+            }
+            o
+        })
+        .collect()
+}
+
+/// Scene number `index` of the stream `seed` with up to `clutter` distractors (0: [`scene`]).
+pub fn scene_with(seed: u64, index: usize, side: (usize, usize), clutter: usize) -> SynthScene {
     let mut rng = Rng::stream(seed, &[0x5953_4e54, index as u64]);
     let span = side.1.saturating_sub(side.0) + 1;
     let width = side.0 + rng.below(span);
@@ -174,6 +221,11 @@ pub fn scene(seed: u64, index: usize, side: (usize, usize)) -> SynthScene {
         .map(|_| Object::random(&mut rng, w, h, scale))
         .collect();
     let softness = rng.uniform(0.6, 2.0); // edge width in pixels
+    let clutter = if clutter == 0 {
+        Vec::new()
+    } else {
+        distractors(seed, index, w, h, clutter)
+    };
     let mut grain = Rng::stream(seed, &[0x4752_4149, index as u64]);
     let mut rgb = Vec::with_capacity(width * height * 3);
     let mut mask = Vec::with_capacity(width * height);
@@ -185,6 +237,15 @@ pub fn scene(seed: u64, index: usize, side: (usize, usize)) -> SynthScene {
             let mut colour = [0.0; 3];
             for c in 0..3 {
                 colour[c] = base[c] * (1.0 - g) + other[c] * g + t + 8.0 * (grain.unit() - 0.5);
+            }
+            // Distractors lie behind the salient objects and stay out of the mask.
+            for o in &clutter {
+                let a = (0.5 - o.distance(px, py) / softness).clamp(0.0, 1.0);
+                if a > 0.0 {
+                    for (v, oc) in colour.iter_mut().zip(o.colour) {
+                        *v = *v * (1.0 - a) + oc * a;
+                    }
+                }
             }
             // Objects later in the list are in front.
             let mut alpha_total = 0.0f64;
@@ -333,7 +394,7 @@ fn write_all(
         .par_iter()
         .enumerate()
         .try_for_each(|(i, stem)| -> Result<()> {
-            let s = scene(config.seed, i, config.side);
+            let s = scene_with(config.seed, i, config.side, config.clutter);
             write_jpeg(
                 &root.join("image").join(format!("{stem}.jpg")),
                 s.width,
@@ -358,4 +419,39 @@ fn write_all(
         train: train.to_vec(),
         test: test.to_vec(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clutter_changes_pixels_but_never_the_mask() {
+        let side = (64, 96);
+        let mut changed = 0;
+        for index in 0..16 {
+            let plain = scene(7, index, side);
+            assert_eq!(
+                scene_with(7, index, side, 0).rgb,
+                plain.rgb,
+                "clutter 0 is the plain scene"
+            );
+            let busy = scene_with(7, index, side, 4);
+            assert_eq!((busy.width, busy.height), (plain.width, plain.height));
+            assert_eq!(busy.mask, plain.mask, "distractors are not salient");
+            // Distractors lie behind the objects: inside the mask the pixels are the plain ones.
+            let mut outside_diff = 0;
+            for (i, &m) in plain.mask.iter().enumerate() {
+                let same = busy.rgb[3 * i..3 * i + 3] == plain.rgb[3 * i..3 * i + 3];
+                if m == 255 {
+                    assert!(same, "scene {index}: pixel {i} inside an object changed");
+                } else if !same {
+                    outside_diff += 1;
+                }
+            }
+            changed += usize::from(outside_diff > 0);
+        }
+        // Up to four distractors a scene (none in about a fifth of them).
+        assert!(changed >= 8, "only {changed} of 16 scenes got distractors");
+    }
 }

@@ -12,6 +12,7 @@ fn synth(dir: &Path, count: usize) {
         seed: 3,
         side: (64, 96),
         test_fraction: 0.25,
+        clutter: 0,
     };
     let s = generate(dir, &cfg, || {}).unwrap();
     assert_eq!(s.train.len() + s.test.len(), count);
@@ -39,6 +40,7 @@ fn a_synthetic_set_is_never_written_over_or_into_another() {
         seed: 9,
         side: (64, 96),
         test_fraction: 0.0,
+        clutter: 0,
     };
     let err = generate(dir.path(), &cfg, || {}).unwrap_err().to_string();
     assert!(

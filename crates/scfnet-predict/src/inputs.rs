@@ -68,15 +68,25 @@ pub fn collect_inputs(input: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
 
 /// Decodes one image to RGB; the error names the file.
 pub fn decode(path: &Path, relative: &Path) -> Result<Decoded> {
-    let img = scfnet_data::decode_image(path)
-        .map_err(Error::Data)?
-        .into_rgb8();
+    let img = scfnet_data::decode_image(path).map_err(Error::Data)?;
+    Ok(decoded(img, path, relative))
+}
+
+/// Decodes an image held in memory (an upload) to RGB, with the checks of [`decode`]; `name`
+/// labels it in errors and is its `path` and `relative`.
+pub fn decode_bytes(bytes: Vec<u8>, name: &Path) -> Result<Decoded> {
+    let img = scfnet_data::decode_image_bytes(bytes, name).map_err(Error::Data)?;
+    Ok(decoded(img, name, name))
+}
+
+fn decoded(img: image::DynamicImage, path: &Path, relative: &Path) -> Decoded {
+    let img = img.into_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
-    Ok(Decoded {
+    Decoded {
         path: path.to_owned(),
         relative: relative.to_owned(),
         width: w,
         height: h,
         rgb: img.into_raw(),
-    })
+    }
 }

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod background;
+pub mod batcher;
 pub mod cpu_clock;
 mod error;
 mod inputs;
@@ -38,6 +39,7 @@ pub mod priority;
 pub mod sink;
 pub mod weights;
 
+pub use batcher::{BatchOptions, Batcher, Job, Served, Submit};
 pub use error::{Error, Result};
-pub use inputs::{collect_inputs, decode, Decoded};
+pub use inputs::{collect_inputs, decode, decode_bytes, Decoded};
 pub use pipeline::{network_only, prefers_small_pages, run, Profile, RunOptions};

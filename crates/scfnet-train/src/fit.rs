@@ -24,8 +24,12 @@ pub struct FitOptions {
     pub out: PathBuf,
     /// Continue from the newest checkpoint in `out` (its settings win).
     pub resume: bool,
-    /// Labeled benchmark folders scored after every epoch (MAE, maxF, Sm, meanE).
+    /// Labeled benchmark folders scored after every `validate_every`-th epoch and the last one
+    /// (MAE, maxF, Sm, meanE).
     pub validation: Vec<(String, SodDataset)>,
+    /// Score the validation sets after every this many epochs (and after the last); 1: every
+    /// epoch. A run of many one-step epochs (few images) validates less often this way.
+    pub validate_every: usize,
     /// Stop (with a checkpoint) after this many epochs of this invocation; the schedule still
     /// spans all epochs, so a later `resume` continues it.
     pub stop_after_epochs: Option<usize>,
@@ -348,7 +352,14 @@ pub fn fit(
             progress.note(format!("stopped after {} steps", state.step - first_step));
             break;
         }
-        for scores in validate_epoch(trainer, &options.validation, epoch, dtype)? {
+        let validate =
+            (epoch + 1) % options.validate_every.max(1) == 0 || epoch + 1 == config.epochs;
+        let sets = if validate {
+            &options.validation[..]
+        } else {
+            &[]
+        };
+        for scores in validate_epoch(trainer, sets, epoch, dtype)? {
             progress.note(format!(
                 "epoch {} {}: MAE {:.4} maxF {:.4} Sm {:.4} meanE {:.4}",
                 epoch + 1,

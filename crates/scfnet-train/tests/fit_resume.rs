@@ -16,6 +16,7 @@ fn synth(dir: &Path) -> SodDataset {
         seed: 5,
         side: (64, 80),
         test_fraction: 0.0,
+        clutter: 0,
     };
     generate(dir, &cfg, || {}).unwrap();
     SodDataset::labeled(dir, None).unwrap()
@@ -38,6 +39,7 @@ fn options(out: &Path) -> FitOptions {
         out: out.to_owned(),
         resume: false,
         validation: Vec::new(),
+        validate_every: 1,
         stop_after_epochs: None,
         max_steps: None,
         progress: None,
@@ -178,4 +180,31 @@ fn distillation_trains_the_student_on_unlabeled_images() {
     let other = tempfile::tempdir().unwrap();
     let e = fit(&mut fs, unlabeled, None, &mut options(other.path())).unwrap_err();
     assert!(e.to_string().contains("needs masks"), "{e}");
+}
+
+#[test]
+fn validation_runs_every_nth_epoch_and_after_the_last() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = synth(data_dir.path());
+    let out = tempfile::tempdir().unwrap();
+    let mut t = Trainer::fresh(
+        TrainConfig {
+            epochs: 5,
+            batch: 6,
+            ..config()
+        },
+        &Device::Cpu,
+        DType::F32,
+    )
+    .unwrap();
+    let mut opts = FitOptions {
+        validation: vec![("held".into(), data.clone())],
+        validate_every: 2,
+        ..options(out.path())
+    };
+    let s = fit(&mut t, data, None, &mut opts).unwrap();
+    let epochs: Vec<usize> = s.validation.iter().map(|v| v.epoch).collect();
+    assert_eq!(epochs, [1, 3, 4]);
+    let log = std::fs::read_to_string(out.path().join("log.jsonl")).unwrap();
+    assert_eq!(log.matches("\"validation\"").count(), 3, "{log}");
 }

@@ -13,14 +13,7 @@ pub enum ResizeArg {
     Refuse,
 }
 
-/// Image format of `--plot`.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum PlotFormat {
-    /// PNG raster images.
-    Png,
-    /// SVG vector images.
-    Svg,
-}
+pub use crate::figures::PlotFormat;
 
 /// `scfnet eval`: score saliency maps against GT masks.
 ///

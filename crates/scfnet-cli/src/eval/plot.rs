@@ -1,27 +1,17 @@
 //! PR and F-threshold plots with `plotters` (PNG or SVG).
 
 use std::path::Path;
-use std::sync::Once;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::args::PlotFormat;
 use super::report::EvalResult;
 use crate::atomic::write_atomic;
+use crate::figures::{drawing_error, render, Figure};
 
-/// DejaVu Sans subset to printable ASCII (licence in `assets/`): plots need no system fonts.
-const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-ascii.ttf");
 const SIZE: (u32, u32) = (800, 600);
-
-fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-            .unwrap_or_else(|_| panic!("embedded font is a valid TrueType file"));
-    });
-}
 
 /// Which curve a plot shows.
 #[derive(Clone, Copy)]
@@ -41,7 +31,7 @@ fn draw<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e:?}");
+    let err = drawing_error::<DB::ErrorType>;
     area.fill(&WHITE).map_err(err)?;
     let (title, x_label, y_label, x_max) = match kind {
         Kind::Pr => (
@@ -116,37 +106,19 @@ where
     Ok(())
 }
 
-fn render(
-    dataset: &str,
+/// One dataset's plot of one kind.
+struct Plot<'a> {
+    dataset: &'a str,
     kind: Kind,
-    results: &[&EvalResult],
-    format: PlotFormat,
-) -> Result<Vec<u8>> {
-    match format {
-        PlotFormat::Svg => {
-            let mut svg = String::new();
-            draw(
-                SVGBackend::with_string(&mut svg, SIZE).into_drawing_area(),
-                dataset,
-                kind,
-                results,
-            )?;
-            Ok(svg.into_bytes())
-        }
-        PlotFormat::Png => {
-            let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
-            draw(
-                BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area(),
-                dataset,
-                kind,
-                results,
-            )?;
-            let img = image::RgbImage::from_raw(SIZE.0, SIZE.1, rgb).context("plot buffer size")?;
-            let mut png = Vec::new();
-            img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-                .context("encoding PNG")?;
-            Ok(png)
-        }
+    results: &'a [&'a EvalResult],
+}
+
+impl Figure for Plot<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        draw(area, self.dataset, self.kind, self.results)
     }
 }
 
@@ -169,7 +141,6 @@ pub fn write_plots(
     results: &[EvalResult],
     format: PlotFormat,
 ) -> Result<Vec<std::path::PathBuf>> {
-    register_font();
     let ext = match format {
         PlotFormat::Png => "png",
         PlotFormat::Svg => "svg",
@@ -185,8 +156,13 @@ pub fn write_plots(
         let subset: Vec<&EvalResult> = results.iter().filter(|r| r.dataset == d).collect();
         for (kind, tag) in [(Kind::Pr, "pr"), (Kind::FThreshold, "f")] {
             let path = dir.join(format!("{}_{tag}.{ext}", file_stem(d)));
-            let bytes = render(d, kind, &subset, format)
-                .with_context(|| format!("{}: plot", path.display()))?;
+            let plot = Plot {
+                dataset: d,
+                kind,
+                results: &subset,
+            };
+            let bytes =
+                render(&plot, SIZE, format).with_context(|| format!("{}: plot", path.display()))?;
             write_atomic(&path, &bytes)?;
             written.push(path);
         }

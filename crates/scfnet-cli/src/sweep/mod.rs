@@ -2,6 +2,7 @@
 //! scores, report) as `scfnet` commands, each stage skipped when complete and resumed when
 //! partial, so a killed sweep started again loses at most one checkpoint interval.
 
+mod figures;
 mod plan;
 mod report;
 mod slurm;
@@ -285,7 +286,8 @@ impl Sweep {
         std::fs::write(&mark, "").with_context(|| format!("marking {}", mark.display()))
     }
 
-    /// Writes `results.md`, `results.tex`, `results.json`.
+    /// Writes `results.md` (with `curves.png` and `examples-SET.png`), `results.tex`,
+    /// `results.json`.
     pub fn report(&self, scfnet: &Path) -> Result<()> {
         let scores = report::read_scores(&self.paths.scores())?;
         let mut info = BTreeMap::new();
@@ -322,7 +324,16 @@ impl Sweep {
             scfnet_base::files::write_bytes(&p, text.as_bytes())
                 .with_context(|| format!("writing {}", p.display()))
         };
-        write("results.md", report::markdown(&self.plan, &rows, total))?;
+        // The pictures are extras: one that cannot be drawn (an unreadable image in a test set)
+        // is reported in the report and the log, and the tables are still written.
+        let pictures = figures::write_figures(&self.plan, &self.paths).unwrap_or_else(|e| {
+            tracing::warn!("the report's pictures were not drawn: {e:#}");
+            format!("\n## Pictures\n\nNot drawn: {e:#}\n")
+        });
+        write(
+            "results.md",
+            report::markdown(&self.plan, &rows, total) + &pictures,
+        )?;
         write("results.tex", report::latex(&self.plan, &rows))?;
         write(
             "results.json",

@@ -1,0 +1,307 @@
+//! `scfnet serve` on loopback: the map of an upload is `scfnet predict`'s file byte for byte,
+//! concurrent clients get their own images back and share batches, every refusal has its status
+//! and reason, and SIGTERM lets the request in flight finish before the process exits 0.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running server, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scfnet"))
+            .args([
+                "serve",
+                "--random-weights",
+                "--model",
+                "student",
+                "--size",
+                "64",
+                "--port",
+                "0",
+            ])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_owned();
+        Self { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into()
+}
+
+/// (status, headers as "name: value" lines, body).
+fn post(url: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut r = agent().post(url).send(body).unwrap();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let status = r.status().as_u16();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap();
+    (status, headers, body)
+}
+
+fn get(url: &str) -> (u16, String) {
+    let mut r = agent().get(url).call().unwrap();
+    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+}
+
+/// A test image of `w × h` with its own pattern, as PNG bytes.
+fn png(seed: u32, w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            ((x * 7 + seed * 31) % 256) as u8,
+            ((y * 5 + seed * 17) % 256) as u8,
+            (((x + y) * 3 + seed) % 256) as u8,
+        ])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// `scfnet predict`'s map (and cutout) files for `images` (name, bytes).
+fn predicted(images: &[(String, Vec<u8>)], cutout: bool) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for (name, bytes) in images {
+        std::fs::write(input.join(name), bytes).unwrap();
+    }
+    let out = dir.path().join("out");
+    let mut args = vec![
+        "predict",
+        "--random-weights",
+        "--model",
+        "student",
+        "--size",
+        "64",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    if cutout {
+        args.push("--cutout");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_scfnet"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (dir, out)
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn maps_equal_predict_and_concurrent_clients_share_batches() {
+    let server = Server::start(&["--max-batch", "8", "--max-wait-ms", "100"]);
+    assert_eq!(get(&server.url("/healthz")), (200, "ok\n".into()));
+    let (status, model) = get(&server.url("/v1/model"));
+    assert_eq!(status, 200);
+    assert!(
+        model.contains("\"network\":\"student\"") && model.contains("\"input_size\":64"),
+        "{model}"
+    );
+    let (status, page) = get(&server.url("/"));
+    assert!(status == 200 && page.contains("/v1/saliency"), "{page}");
+
+    let images: Vec<(String, Vec<u8>)> = (0..8)
+        .map(|i| (format!("img{i}.png"), png(i, 40 + 7 * i, 90 - 5 * i)))
+        .collect();
+    let (_dir, out) = predicted(&images, true);
+
+    // One at a time, with and without the cutout.
+    let (status, headers, map) = post(&server.url("/v1/saliency"), &images[0].1);
+    assert_eq!(status, 200, "{headers}");
+    assert!(headers.contains("content-type: image/png"), "{headers}");
+    assert_eq!(map, read(&out.join("img0.png")));
+    let (status, _, cut) = post(&server.url("/v1/saliency?cutout=true"), &images[0].1);
+    assert_eq!(status, 200);
+    assert_eq!(cut, read(&out.join("img0_cutout.png")));
+
+    // Eight clients at once: each gets its own image's map.
+    let url = server.url("/v1/saliency");
+    std::thread::scope(|s| {
+        let handles: Vec<_> = images
+            .iter()
+            .map(|(name, bytes)| {
+                let url = url.clone();
+                s.spawn(move || (name.clone(), post(&url, bytes)))
+            })
+            .collect();
+        for h in handles {
+            let (name, (status, headers, body)) = h.join().unwrap();
+            assert_eq!(status, 200, "{name}: {headers}");
+            assert_eq!(body, read(&out.join(&name)), "{name}");
+        }
+    });
+    // The metrics saw batches of more than one image.
+    let (status, metrics) = get(&server.url("/metrics"));
+    assert_eq!(status, 200);
+    let count = |key: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{key} in\n{metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let batches = count("scfnet_batch_size_count");
+    let single = count("scfnet_batch_size_bucket{le=\"1\"}");
+    assert!(
+        batches > single,
+        "no batch held more than one image:\n{metrics}"
+    );
+    assert_eq!(count("scfnet_batch_size_sum"), 10.0, "{metrics}");
+    assert!(
+        count("scfnet_requests_total{status=\"200\"}") >= 10.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("scfnet_request_seconds_bucket"),
+        "{metrics}"
+    );
+    assert_eq!(count("scfnet_queue_depth"), 0.0);
+}
+
+#[test]
+fn refusals_have_their_status_and_reason() {
+    let server = Server::start(&["--max-body", "100000"]);
+    let url = server.url("/v1/saliency");
+    // Over --max-body: refused without reading it whole.
+    let (status, _, _) = post(&url, &vec![0u8; 300_000]);
+    assert_eq!(status, 413);
+    // Not an image.
+    let (status, _, body) = post(&url, b"hello, not an image");
+    assert_eq!(status, 400);
+    let reason = String::from_utf8_lossy(&body);
+    assert!(
+        reason.contains("the uploaded image") && reason.contains("not an image"),
+        "{reason}"
+    );
+    let (status, _, _) = post(&url, b"");
+    assert_eq!(status, 400);
+    // A truncated JPEG: the reason of predict's check.
+    let mut jpeg = Vec::new();
+    image::RgbImage::from_pixel(64, 64, image::Rgb([200, 10, 10]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .unwrap();
+    jpeg.truncate(jpeg.len() - 10);
+    let (status, _, body) = post(&url, &jpeg);
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("truncated JPEG"));
+    // A queue of one behind a network taking batches of one: a burst is partly turned away
+    // with 503 and Retry-After, and every other request is answered.
+    let server = Server::start(&["--queue", "1", "--max-batch", "1"]);
+    let url = server.url("/v1/saliency");
+    let big = png(3, 900, 900);
+    let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..12).map(|_| s.spawn(|| post(&url, &big))).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                let (status, headers, _) = h.join().unwrap();
+                (status, headers)
+            })
+            .collect()
+    });
+    assert!(
+        answers.iter().all(|(s, _)| *s == 200 || *s == 503),
+        "{answers:?}"
+    );
+    let busy: Vec<_> = answers.iter().filter(|(s, _)| *s == 503).collect();
+    assert!(
+        !busy.is_empty(),
+        "12 at once all fitted a queue of one: {answers:?}"
+    );
+    assert!(
+        busy.iter().all(|(_, h)| h.contains("retry-after: 1")),
+        "{busy:?}"
+    );
+    assert!(answers.iter().any(|(s, _)| *s == 200));
+}
+
+#[test]
+fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
+    let mut server = Server::start(&["--max-wait-ms", "1500", "--max-batch", "8"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let image = png(5, 64, 64);
+    // A raw request, so that it is surely on its way before the signal.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "POST /v1/saliency HTTP/1.1\r\nHost: {addr}\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        image.len()
+    )
+    .unwrap();
+    stream.write_all(&image).unwrap();
+    // The batch waits 1.5 s for company: stop the server meanwhile.
+    std::thread::sleep(Duration::from_millis(400));
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}",
+        &text[..text.len().min(200)]
+    );
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
