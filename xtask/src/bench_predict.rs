@@ -65,21 +65,37 @@ fn synthetic_photo(i: usize, width: u32, height: u32) -> RgbImage {
 
 /// Writes `args.count` JPEGs (quality 90, `args.subsampling`) into `dir`.
 fn write_folder(dir: &Path, args: &Args) -> Result<()> {
+    write_jpegs(
+        dir,
+        args.count,
+        (args.width, args.height),
+        &args.subsampling,
+    )
+}
+
+/// Writes `count` photo-like JPEGs `NNNN.jpg` of `size` (quality 90, chroma `subsampling`: "420"
+/// or "444") into `dir`.
+pub(crate) fn write_jpegs(
+    dir: &Path,
+    count: usize,
+    (width, height): (u32, u32),
+    subsampling: &str,
+) -> Result<()> {
     use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
     std::fs::create_dir_all(dir)?;
-    let sampling = match args.subsampling.as_str() {
+    let sampling = match subsampling {
         "444" => SamplingFactor::R_4_4_4,
         _ => SamplingFactor::R_4_2_0,
     };
-    for i in 0..args.count {
-        let img = synthetic_photo(i, args.width, args.height);
+    for i in 0..count {
+        let img = synthetic_photo(i, width, height);
         let mut bytes = Vec::new();
         let mut encoder = Encoder::new(&mut bytes, 90);
         encoder.set_sampling_factor(sampling);
         encoder.encode(
             img.as_raw(),
-            u16::try_from(args.width)?,
-            u16::try_from(args.height)?,
+            u16::try_from(width)?,
+            u16::try_from(height)?,
             ColorType::Rgb,
         )?;
         std::fs::write(dir.join(format!("{i:04}.jpg")), bytes)?;
@@ -127,7 +143,13 @@ fn scfnet_rate(
 /// before the end of the benchmark (a run that creates its files just after many were deleted
 /// pays for the deletions: on this project's ext4, without a journal, `perf` showed the writing
 /// thread's kernel time going to the search past recently freed inodes).
-fn predict_rate(scfnet: &Path, model: &str, input: &Path, out: &Path, batch: usize) -> Result<f64> {
+pub(crate) fn predict_rate(
+    scfnet: &Path,
+    model: &str,
+    input: &Path,
+    out: &Path,
+    batch: usize,
+) -> Result<f64> {
     scfnet_rate(scfnet, (model, batch), (input, out), &[], "wrote")
 }
 
@@ -173,7 +195,7 @@ fn network_rate(predictor: &Predictor, images: &[RgbImage], batch: usize) -> Res
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
-fn median(values: &mut [f64]) -> f64 {
+pub(crate) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n == 0 {

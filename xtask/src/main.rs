@@ -15,6 +15,7 @@ mod bench_backbones;
 mod bench_metrics;
 mod bench_models;
 mod bench_predict;
+mod bench_serve;
 mod bench_train;
 mod build_cuda;
 mod demo_data;
@@ -63,6 +64,9 @@ enum Command {
     /// Folder throughput of `scfnet predict` (decoding, network, maps, PNGs overlapped) against
     /// the network alone on the same images, alternately in the same run.
     BenchPredict(bench_predict::Args),
+    /// `scfnet serve` under 1, 8 and 32 concurrent clients (img/s, p50, p99) beside `scfnet
+    /// predict` at the same batch size, and its memory over many requests.
+    BenchServe(bench_serve::Args),
     /// Time of one training step (student at batch 16, R50 at batch 4), optionally next to
     /// PyTorch in the same run.
     BenchTrain(bench_train::Args),
@@ -102,6 +106,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchBackbones(a) => bench_backbones::run(a),
         Command::BenchModels(a) => bench_models::run(a),
         Command::BenchPredict(a) => bench_predict::run(a),
+        Command::BenchServe(a) => bench_serve::run(a),
         Command::BenchTrain(a) => bench_train::run(a),
         Command::DemoData(a) => demo_data::run(a),
         Command::BuildCuda(a) => build_cuda::run(a),

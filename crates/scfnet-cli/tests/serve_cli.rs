@@ -305,3 +305,112 @@ fn sigterm_finishes_the_request_in_flight_then_exits_zero() {
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// Standard base64 (for a data URL).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Chromium, if installed (`.ci/run` installs Debian's package when it is absent).
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH").and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join(name))
+                    .find(|p| p.is_file())
+            })
+        })
+}
+
+/// The web page in headless Chromium: it loads, takes an image (through the page's own upload
+/// path, given as a data URL in the address), shows the map, and the map's pixels read back from
+/// the page are `scfnet predict`'s; a screenshot of it is written to
+/// `target/tmp/serve-page.png`. Without Chromium the test says so and passes, unless
+/// `SCFNET_REQUIRE_BROWSER=1` (set by `.ci/run`).
+#[test]
+fn the_page_shows_the_map_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        assert!(
+            std::env::var_os("SCFNET_REQUIRE_BROWSER").is_none(),
+            "no chromium on PATH (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED: no chromium on PATH; the page was not checked in a browser");
+        return;
+    };
+    let server = Server::start(&[]);
+    let image = png(9, 48, 32);
+    let (_dir, out) = predicted(&[("page.png".into(), image.clone())], false);
+    let expected = image::load_from_memory(&read(&out.join("page.png")))
+        .unwrap()
+        .to_luma8();
+    let url = format!(
+        "{}/#image={}",
+        server.base,
+        format!("data:image/png;base64,{}", base64(&image)).replace('+', "%2B")
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let browse = |extra: &[&str]| {
+        Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--virtual-time-budget=30000",
+                "--window-size=1100,650",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap()
+    };
+    let dom = browse(&["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let pixels = dom
+        .split("<pre id=\"pixels\" hidden=\"\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no pixels in the page:\n{dom}"));
+    let (size, values) = pixels.split_once(':').unwrap();
+    assert_eq!(size, "48x32", "{pixels}");
+    let shown: Vec<u8> = values.split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(
+        shown,
+        expected.as_raw().as_slice(),
+        "the page's map is not predict's"
+    );
+
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-page.png");
+    let _ = std::fs::remove_file(&shot);
+    let o = browse(&[&format!("--screenshot={}", shot.display())]);
+    let picture = image::open(&shot)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)))
+        .to_rgb8();
+    assert_eq!(picture.dimensions(), (1100, 650));
+    // Not a blank page: text, the image, the map.
+    let dark = picture
+        .pixels()
+        .filter(|p| p.0.iter().all(|&c| c < 80))
+        .count();
+    assert!(dark > 500, "{dark} dark pixels in the screenshot");
+}
