@@ -414,3 +414,28 @@ fn the_page_shows_the_map_in_headless_chromium() {
         .count();
     assert!(dark > 500, "{dark} dark pixels in the screenshot");
 }
+
+/// A client that sends its body too slowly gets 408 after `--timeout-s`, and the server goes on
+/// answering others.
+#[test]
+fn a_slow_client_gets_408_after_the_timeout() {
+    let server = Server::start(&["--timeout-s", "1"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /v1/saliency HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100000\r\n\r\n0123456789"
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 64];
+    let n = stream.read(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let (status, _, _) = post(&server.url("/v1/saliency"), &png(1, 32, 32));
+    assert_eq!(status, 200);
+}
