@@ -208,14 +208,11 @@ pub(crate) fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Runs the benchmark.
-pub fn run(args: Args) -> Result<()> {
-    let kind: ModelKind = args
-        .model
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--model: {e}"))?;
-    let scfnet = match &args.scfnet {
-        Some(p) => p.clone(),
+/// The `scfnet` binary a benchmark runs: `given`, else the one beside this xtask
+/// (`target/release/scfnet`); an error says how to build it when it is absent.
+pub(crate) fn scfnet_binary(given: Option<&Path>) -> Result<PathBuf> {
+    let scfnet = match given {
+        Some(p) => p.to_owned(),
         None => std::env::current_exe()?.with_file_name("scfnet"),
     };
     if !scfnet.is_file() {
@@ -225,6 +222,16 @@ pub fn run(args: Args) -> Result<()> {
             scfnet.display()
         );
     }
+    Ok(scfnet)
+}
+
+/// Runs the benchmark.
+pub fn run(args: Args) -> Result<()> {
+    let kind: ModelKind = args
+        .model
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--model: {e}"))?;
+    let scfnet = scfnet_binary(args.scfnet.as_deref())?;
     let root = crate::repo_root().join("target/bench-predict");
     let (input, maps) = (root.join("jpegs"), root.join("maps"));
     let _ = std::fs::remove_dir_all(&input);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench_predict::{median, predict_rate, write_jpegs};
+use crate::bench_predict::{median, predict_rate, scfnet_binary, write_jpegs};
 
 /// Arguments of `bench-serve`.
 #[derive(clap::Args)]
@@ -167,17 +167,7 @@ fn quantile(values: &mut [f64], q: f64) -> f64 {
 
 /// Runs the benchmark.
 pub fn run(args: Args) -> Result<()> {
-    let scfnet = match &args.scfnet {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("scfnet"),
-    };
-    if !scfnet.is_file() {
-        bail!(
-            "{}: no scfnet binary; build it first (cargo build --release -p scfnet-cli) or pass \
-             --scfnet",
-            scfnet.display()
-        );
-    }
+    let scfnet = scfnet_binary(args.scfnet.as_deref())?;
     let root = crate::repo_root().join("target/bench-serve");
     let (input, maps) = (root.join("jpegs"), root.join("maps"));
     let _ = std::fs::remove_dir_all(&root);

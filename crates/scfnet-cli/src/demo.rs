@@ -21,7 +21,7 @@ use crate::device::{device, DeviceArg};
 use crate::eval::report::{markdown, terminal, EvalResult};
 use crate::figures::curves::{LearningCurves, RunLog, CURVES_SIZE};
 use crate::figures::grid::{example_grid, Example, MapColumn};
-use crate::figures::{render, PlotFormat};
+use crate::figures::write_png;
 
 /// `scfnet demo`.
 #[derive(Args, Debug, Clone)]
@@ -216,10 +216,7 @@ fn write_figures(out: &Path, runs: &[(&str, &str)], test: &SodDataset, maps: &Pa
         runs: &logs,
         smoothing: 10,
     };
-    write_atomic(
-        &out.join("curves.png"),
-        &render(&curves, CURVES_SIZE, PlotFormat::Png)?,
-    )?;
+    write_png(&out.join("curves.png"), &curves, CURVES_SIZE)?;
     let examples: Vec<Example> = test
         .samples()
         .iter()
@@ -291,6 +288,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     // The labeled split as `generate` makes it: a fifth held out, the rest for training.
     let n_train = args.images - (args.images as f64 * TEST_FRACTION).round() as usize;
+    anyhow::ensure!(
+        args.teacher_epochs >= 1 && args.student_steps >= 1,
+        "the teacher needs at least 1 epoch and each student at least 1 step"
+    );
     anyhow::ensure!(
         (1..=n_train).contains(&args.student_labels),
         "the supervised student's labeled images must be between 1 and the {n_train} training images, got {}",

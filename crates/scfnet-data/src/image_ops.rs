@@ -78,21 +78,20 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    decode_image_bytes(bytes, path)
+    decode_checked(bytes, path, limit)
 }
 
 /// The largest encoded image worth reading when images hold at most `limit` pixels (no format
 /// needs more than about 5 bytes a pixel).
-pub fn max_encoded_bytes(limit: u64) -> u64 {
+fn max_encoded_bytes(limit: u64) -> u64 {
     limit.saturating_mul(5).saturating_add(1 << 20)
 }
 
 /// Decodes an image already in memory (an upload, say) with the same checks as
 /// [`decode_image`]; errors name `name` (a file name or another label of the bytes).
 pub fn decode_image_bytes(bytes: Vec<u8>, name: &Path) -> Result<image::DynamicImage> {
-    let path = name;
     let decode_err = |message: String| DataError::Decode {
-        path: path.to_owned(),
+        path: name.to_owned(),
         message,
     };
     let limit = max_pixels().map_err(decode_err)?;
@@ -103,6 +102,15 @@ pub fn decode_image_bytes(bytes: Vec<u8>, name: &Path) -> Result<image::DynamicI
             bytes.len()
         )));
     }
+    decode_checked(bytes, name, limit)
+}
+
+/// The decoding both entries share, once the encoded size is known to be within `limit`.
+fn decode_checked(bytes: Vec<u8>, path: &Path, limit: u64) -> Result<image::DynamicImage> {
+    let decode_err = |message: String| DataError::Decode {
+        path: path.to_owned(),
+        message,
+    };
     // A PNG's compressed profile and text inflate whole, outside the pixel limit: left out.
     let bytes = scfnet_base::png_chunks::without_compressed_ancillary(&bytes).unwrap_or(bytes);
     let reader = || {

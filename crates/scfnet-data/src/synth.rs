@@ -317,6 +317,9 @@ fn write_text(path: &Path, text: &str) -> Result<()> {
 /// Largest side of a synthetic image.
 pub const MAX_SYNTH_SIDE: usize = 4096;
 
+/// Most distractors a scene may be asked for ([`SynthConfig::clutter`]).
+pub const MAX_CLUTTER: usize = 64;
+
 /// Generates `config.count` scenes into `root` (`image/NNNNN.jpg`, `mask/NNNNN.png`, `train.txt`,
 /// `test.txt`), in parallel, calling `progress` after each file pair.
 pub fn generate(
@@ -335,6 +338,12 @@ pub fn generate(
         return Err(DataError::Config(format!(
             "image sides must satisfy 32 <= min <= max <= {MAX_SYNTH_SIDE}, got {:?}",
             config.side
+        )));
+    }
+    if config.clutter > MAX_CLUTTER {
+        return Err(DataError::Config(format!(
+            "at most {MAX_CLUTTER} distractors per scene, got {}",
+            config.clutter
         )));
     }
     // A data set is written whole into a place that holds none: never mixed with (or written
@@ -453,5 +462,25 @@ mod tests {
         }
         // Up to four distractors a scene (none in about a fifth of them).
         assert!(changed >= 8, "only {changed} of 16 scenes got distractors");
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+
+    #[test]
+    fn too_many_distractors_are_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SynthConfig {
+            count: 2,
+            clutter: MAX_CLUTTER + 1,
+            ..SynthConfig::default()
+        };
+        let err = generate(dir.path(), &config, || {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at most 64 distractors"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

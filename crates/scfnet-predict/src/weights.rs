@@ -34,6 +34,10 @@ pub struct Chosen {
     pub size: Option<InputSide>,
     /// The checked weights.
     pub vb: VarBuilder<'static>,
+    /// The weights file read (a hub's cached file included); `None` for synthetic weights.
+    pub file: Option<PathBuf>,
+    /// Where the weights came from, as errors name it (the folder, file or hub spec).
+    pub label: String,
 }
 
 /// What the weights file at `path` says of itself (its `__metadata__`, when scfnet wrote it):
@@ -110,6 +114,8 @@ pub fn choose(args: &WeightsRequest, dev: &Device) -> Result<Chosen> {
                     model: args.model.unwrap_or(ModelKind::Student),
                     size: None,
                     vb: synthetic_var_builder(DType::F32, dev).0,
+                    file: None,
+                    label: "synthetic (untrained)".into(),
                 });
             }
             (None, None, false) => return Err(Error::NoWeights),
@@ -119,5 +125,7 @@ pub fn choose(args: &WeightsRequest, dev: &Device) -> Result<Chosen> {
         model,
         size: config.as_ref().map(|c| c.input_size),
         vb: scfnet_model::load_weights(model, &path, &label, dev)?,
+        file: Some(path),
+        label,
     })
 }

@@ -9,7 +9,7 @@ use plotters::prelude::*;
 use super::args::PlotFormat;
 use super::report::EvalResult;
 use crate::atomic::write_atomic;
-use crate::figures::{drawing_error, render, Figure};
+use crate::figures::{drawing_error, legend_mark, render, Figure};
 
 const SIZE: (u32, u32) = (800, 600);
 
@@ -87,9 +87,7 @@ where
             ))
             .map_err(err)?
             .label(r.method.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(legend_mark(color));
     }
     chart
         .configure_series_labels()

@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{drawing_error, Figure};
+use plotters::coord::types::RangedCoordf64;
+
+use super::{drawing_error, legend_mark, Figure};
 
 /// What one run's `log.jsonl` says about its progress.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -21,23 +23,26 @@ pub struct RunLog {
 }
 
 impl RunLog {
-    /// Reads a run's `log.jsonl`; lines that are neither steps nor validations are skipped, a line
-    /// that is not JSON is an error naming the file and the line.
+    /// Reads a run's `log.jsonl` line by line (a long run's log may be large); lines that are
+    /// neither steps nor validations are skipped, a line that is not JSON is an error naming the
+    /// file and the line.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = scfnet_base::read::read_text(path)
+        let file = scfnet_base::read::open_regular(path)
             .with_context(|| format!("reading {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+        Self::from_lines(std::io::BufReader::new(file))
+            .with_context(|| format!("in {}", path.display()))
     }
 
-    /// Parses the text of a `log.jsonl`.
-    pub fn parse(text: &str) -> Result<Self> {
+    /// Parses the lines of a `log.jsonl`.
+    fn from_lines(lines: impl std::io::BufRead) -> Result<Self> {
         let mut log = Self::default();
-        for (i, line) in text.lines().enumerate() {
+        for (i, line) in lines.lines().enumerate() {
+            let line = line.with_context(|| format!("line {}", i + 1))?;
             if line.trim().is_empty() {
                 continue;
             }
             let v: serde_json::Value =
-                serde_json::from_str(line).with_context(|| format!("line {}: not JSON", i + 1))?;
+                serde_json::from_str(&line).with_context(|| format!("line {}: not JSON", i + 1))?;
             let num = |k: &str| v.get(k).and_then(serde_json::Value::as_f64);
             match (v.get("validation").and_then(|n| n.as_str()), num("step")) {
                 (Some(set), Some(step)) => {
@@ -92,6 +97,24 @@ fn span(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
         Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
     })
 }
+
+/// The legend of a panel, in its upper right corner.
+fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut Panel<'a, DB>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(drawing_error::<DB::ErrorType>)
+}
+
+/// A panel's chart: steps against a value, both linear (the MAE is drawn as its log10).
+type Panel<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 impl LearningCurves<'_> {
     fn max_step(&self) -> f64 {
@@ -152,20 +175,10 @@ impl LearningCurves<'_> {
                     chart.draw_series(DashedLineSeries::new(series, 6, 4, style))
                 }
                 .map_err(err)?;
-                drawn.label(name).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
+                drawn.label(name).legend(legend_mark(colour));
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart)
     }
 
     fn loss_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()>
@@ -208,19 +221,9 @@ impl LearningCurves<'_> {
                 ))
                 .map_err(err)?
                 .label(label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
+                .legend(legend_mark(colour));
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart)
     }
 }
 
@@ -256,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_log_gives_its_steps_and_validations() {
-        let log = RunLog::parse(LOG).unwrap();
+        let log = RunLog::from_lines(LOG.as_bytes()).unwrap();
         assert_eq!(log.loss, vec![(0.0, 2.0), (1.0, 1.0), (2.0, 0.5)]);
         assert_eq!(log.mae["test-a"], vec![(2.0, 0.3), (3.0, 0.1)]);
         assert_eq!(log.mae["test-b"], vec![(3.0, 0.2)]);
@@ -264,14 +267,20 @@ mod tests {
             log.smoothed_loss(2),
             vec![(0.0, 2.0), (1.0, 1.5), (2.0, 0.75)]
         );
-        let err = format!("{:#}", RunLog::parse("{}\nnot json\n").unwrap_err());
+        let err = format!(
+            "{:#}",
+            RunLog::from_lines(&b"{}\nnot json\n"[..]).unwrap_err()
+        );
         assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]
     fn curves_render_as_png_and_svg() {
         let runs = vec![
-            ("FS".to_string(), RunLog::parse(LOG).unwrap()),
+            (
+                "FS".to_string(),
+                RunLog::from_lines(LOG.as_bytes()).unwrap(),
+            ),
             ("KD".to_string(), RunLog::default()),
         ];
         let fig = LearningCurves {

@@ -63,6 +63,16 @@ pub fn render(figure: &impl Figure, size: (u32, u32), format: PlotFormat) -> Res
     }
 }
 
+/// Draws `figure` as a PNG of `size` into `path` (atomically).
+pub fn write_png(path: &std::path::Path, figure: &impl Figure, size: (u32, u32)) -> Result<()> {
+    crate::atomic::write_atomic(path, &render(figure, size, PlotFormat::Png)?)
+}
+
+/// The mark beside a series' name in a legend: a short line of its colour, 2 px wide.
+pub fn legend_mark(colour: RGBAColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+}
+
 /// PNG bytes of an RGB buffer of `size` (width, height).
 pub fn png_of_rgb(size: (u32, u32), rgb: Vec<u8>) -> Result<Vec<u8>> {
     let img = image::RgbImage::from_raw(size.0, size.1, rgb).context("figure buffer size")?;

@@ -15,7 +15,6 @@ mod metrics;
 mod routes;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +70,8 @@ pub struct ModelInfo {
     pub network: String,
     /// Network input side.
     pub input_size: usize,
-    /// SHA-256 of the weights file, when the weights are a local file or folder.
+    /// SHA-256 of the weights file read (a folder's `model.safetensors`, a hub's cached file);
+    /// `None` for synthetic weights.
     pub weights_sha256: Option<String>,
     /// Where the weights came from.
     pub weights: String,
@@ -85,16 +85,6 @@ pub struct App {
     metrics: Arc<Metrics>,
     model: ModelInfo,
     timeout: Duration,
-}
-
-/// The local weights file of `args`, if any: a file, or a folder's model.safetensors.
-fn weights_file(args: &WeightsArgs) -> Option<PathBuf> {
-    let w = args.weights.as_ref()?;
-    Some(if w.is_dir() {
-        w.join(scfnet_model::WEIGHTS_FILE)
-    } else {
-        w.clone()
-    })
 }
 
 /// Waits for Ctrl-C or SIGTERM.
@@ -134,10 +124,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     )?;
     // Other threads decode and encode while the network runs: no busy-waiting helper.
     predictor.set_busy_helper(false);
-    let weights_sha256 = match weights_file(&args.weights) {
+    let weights_sha256 = match &chosen.file {
         Some(f) => Some(
-            scfnet_base::read::sha256_hex(&f)
-                .with_context(|| format!("reading {}", f.display()))?,
+            scfnet_base::read::sha256_hex(f).with_context(|| format!("reading {}", f.display()))?,
         ),
         None => None,
     };
@@ -145,11 +134,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         network: model.to_string(),
         input_size: size.get(),
         weights_sha256,
-        weights: match (&args.weights.weights, &args.weights.hub) {
-            (Some(w), _) => w.display().to_string(),
-            (None, Some(h)) => format!("hub:{h}"),
-            _ => "synthetic (untrained)".into(),
-        },
+        weights: chosen.label.clone(),
         max_batch: args.max_batch as usize,
     };
     let metrics = Arc::new(Metrics::default());

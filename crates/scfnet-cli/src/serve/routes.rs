@@ -136,7 +136,7 @@ async fn saliency(
     }
     // The reason as text: the error itself is large to move between threads.
     let decoded = tokio::task::spawn_blocking(move || {
-        decode_bytes(bytes.to_vec(), Path::new("the uploaded image")).map_err(|e| e.to_string())
+        decode_bytes(Vec::from(bytes), Path::new("the uploaded image")).map_err(|e| e.to_string())
     })
     .await;
     let image = match decoded {

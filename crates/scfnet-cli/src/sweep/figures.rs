@@ -8,17 +8,13 @@ use anyhow::{Context, Result};
 
 use super::plan::Plan;
 use super::stages::Paths;
+use crate::atomic::write_atomic;
 use crate::figures::curves::{LearningCurves, RunLog, CURVES_SIZE};
 use crate::figures::grid::{example_grid, Example, MapColumn};
-use crate::figures::{render, PlotFormat};
+use crate::figures::write_png;
 
 /// Images of a test set shown in its grid (the first ones by name: no picking).
 const EXAMPLES: usize = 6;
-
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    scfnet_base::files::write_bytes(path, bytes)
-        .with_context(|| format!("writing {}", path.display()))
-}
 
 /// The first [`EXAMPLES`] images of `set` (by file name) with their masks.
 fn examples(set: &Path) -> Result<Vec<Example>> {
@@ -57,10 +53,7 @@ pub fn write_figures(plan: &Plan, paths: &Paths) -> Result<String> {
             runs: &runs,
             smoothing: 10,
         };
-        write(
-            &paths.out.join("curves.png"),
-            &render(&curves, CURVES_SIZE, PlotFormat::Png)?,
-        )?;
+        write_png(&paths.out.join("curves.png"), &curves, CURVES_SIZE)?;
         s.push_str(
             "Held-out MAE after every epoch (runs given `--val`) and the training loss of each run:\n\n![learning curves](curves.png)\n\n",
         );
@@ -80,7 +73,7 @@ pub fn write_figures(plan: &Plan, paths: &Paths) -> Result<String> {
             })
             .collect();
         let name = format!("examples-{set}.png");
-        write(&paths.out.join(&name), &example_grid(&examples, &columns)?)?;
+        write_atomic(&paths.out.join(&name), &example_grid(&examples, &columns)?)?;
         s.push_str(&format!(
             "{set}: the first {} images, their ground truth and each run's map:\n\n![examples on {set}]({name})\n\n",
             examples.len()
