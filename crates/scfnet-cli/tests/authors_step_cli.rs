@@ -172,7 +172,11 @@ fn run(file: &str, kind: ModelKind, extra: &[&str]) {
 
     // The step's loss and learning rate, from the run's log.
     let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
-    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    let first: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v.get("loss").is_some())
+        .unwrap();
     let (loss, lr) = (
         first["loss"].as_f64().unwrap(),
         first["lr"].as_f64().unwrap(),

@@ -1,6 +1,7 @@
 //! `scfnet serve` on loopback: the map of an upload is `scfnet predict`'s file byte for byte,
 //! concurrent clients get their own images back and share batches, every refusal has its status
-//! and reason, and SIGTERM lets the request in flight finish before the process exits 0.
+//! and reason, slow clients are cut off, and SIGTERM lets the request in flight finish before the
+//! process exits 0.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -16,6 +17,11 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[])
+    }
+
+    /// A server with `extra` arguments and `env` variables.
+    fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_scfnet"))
             .args([
                 "serve",
@@ -28,6 +34,7 @@ impl Server {
                 "0",
             ])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -241,6 +248,17 @@ fn refusals_have_their_status_and_reason() {
     let (status, _, body) = post(&url, &jpeg);
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("truncated JPEG"));
+    // Over the pixel limit: 413 with the reason, from the header; under it: served.
+    let small = Server::start_with_env(&[], &[("SCFNET_MAX_PIXELS", "1000")]);
+    let (status, _, body) = post(&small.url("/v1/saliency"), &png(4, 40, 40));
+    let reason = String::from_utf8_lossy(&body);
+    assert_eq!(status, 413, "{reason}");
+    assert!(
+        reason.contains("40x40 = 1600 pixels, more than the limit of 1000"),
+        "{reason}"
+    );
+    let (status, _, _) = post(&small.url("/v1/saliency"), &png(4, 30, 30));
+    assert_eq!(status, 200);
     // A queue of one behind a network taking batches of one: a burst is partly turned away
     // with 503 and Retry-After, and every other request is answered.
     let server = Server::start(&["--queue", "1", "--max-batch", "1"]);
@@ -436,6 +454,53 @@ fn a_slow_client_gets_408_after_the_timeout() {
     let text = String::from_utf8_lossy(&answer[..n]);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(10));
+    let (status, _, _) = post(&server.url("/v1/saliency"), &png(1, 32, 32));
+    assert_eq!(status, 200);
+}
+
+/// Reads from `stream` until the server closes it; what it sent, and how long that took.
+fn until_closed(stream: &mut TcpStream) -> (String, Duration) {
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// Clients that never finish their headers, or send nothing at all, are disconnected after
+/// `--timeout-s` (no connection is held for ever), and the server goes on answering others.
+#[test]
+fn clients_that_never_finish_their_headers_are_disconnected() {
+    let server = Server::start(&["--timeout-s", "1"]);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut partial = TcpStream::connect(&addr).unwrap();
+    let mut silent = TcpStream::connect(&addr).unwrap();
+    for s in [&partial, &silent] {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    }
+    write!(
+        partial,
+        "POST /v1/saliency HTTP/1.1\r\nHost: {addr}\r\nContent-Le"
+    )
+    .unwrap();
+    for stream in [&mut partial, &mut silent] {
+        let (sent, took) = until_closed(stream);
+        assert!(
+            sent.is_empty() || sent.starts_with("HTTP/1.1 408"),
+            "{sent:?}"
+        );
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    }
     let (status, _, _) = post(&server.url("/v1/saliency"), &png(1, 32, 32));
     assert_eq!(status, 200);
 }

@@ -21,6 +21,15 @@ pub enum DataError {
         /// What the decoder said.
         message: String,
     },
+    /// An image larger than the pixel limit (`scfnet_base::max_pixels`), refused from its header
+    /// or its encoded size before anything is decoded.
+    #[error("{path}: cannot decode image: {message}")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size and the limit.
+        message: String,
+    },
     /// An image could not be written.
     #[error("{path}: cannot write image: {message}")]
     Write {

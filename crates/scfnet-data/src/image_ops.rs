@@ -71,14 +71,25 @@ pub fn decode_image(path: &Path) -> Result<image::DynamicImage> {
     }
     // No image format needs more than ~5 bytes a pixel on disk.
     if meta.len() > max_encoded_bytes(limit) {
-        return Err(decode_err(format!(
-            "file of {} bytes is larger than any image of at most {limit} pixels \
+        return Err(too_large(
+            path,
+            format!(
+                "file of {} bytes is larger than any image of at most {limit} pixels \
              (set SCFNET_MAX_PIXELS to raise the limit)",
-            meta.len()
-        )));
+                meta.len()
+            ),
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
     decode_checked(bytes, path, limit)
+}
+
+/// The refusal of an image over the pixel limit.
+fn too_large(path: &Path, message: String) -> DataError {
+    DataError::TooLarge {
+        path: path.to_owned(),
+        message,
+    }
 }
 
 /// The largest encoded image worth reading when images hold at most `limit` pixels (no format
@@ -96,11 +107,14 @@ pub fn decode_image_bytes(bytes: Vec<u8>, name: &Path) -> Result<image::DynamicI
     };
     let limit = max_pixels().map_err(decode_err)?;
     if bytes.len() as u64 > max_encoded_bytes(limit) {
-        return Err(decode_err(format!(
-            "{} bytes is larger than any image of at most {limit} pixels \
+        return Err(too_large(
+            name,
+            format!(
+                "{} bytes is larger than any image of at most {limit} pixels \
              (set SCFNET_MAX_PIXELS to raise the limit)",
-            bytes.len()
-        )));
+                bytes.len()
+            ),
+        ));
     }
     decode_checked(bytes, name, limit)
 }
@@ -127,7 +141,7 @@ fn decode_checked(bytes: Vec<u8>, path: &Path, limit: u64) -> Result<image::Dyna
     if w == 0 || h == 0 {
         return Err(decode_err("empty image".into()));
     }
-    scfnet_base::check_pixels(w, h).map_err(decode_err)?;
+    scfnet_base::check_pixels(w, h).map_err(|m| too_large(path, m))?;
     if format == image::ImageFormat::Jpeg && !jpeg_is_complete(&bytes) {
         return Err(decode_err(
             "truncated JPEG (no end-of-image marker): the file is incomplete".into(),

@@ -16,7 +16,7 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
 use crate::progress::{FitEvent, ProgressCallback, Reporter};
 use crate::run_dir::RunDir;
-use crate::run_log::{RunLog, StepLine};
+use crate::run_log::{PlanLine, RunLog, StepLine};
 
 /// How to run [`fit`].
 pub struct FitOptions {
@@ -254,6 +254,12 @@ pub fn fit(
     let schedule = config.schedule(samples);
     let per_epoch = loader.batches_per_epoch();
     let mut log = RunLog::open(out, resumed.then_some(state.step))?;
+    log.plan(&PlanLine {
+        epochs: config.epochs,
+        batches_per_epoch: per_epoch,
+        samples,
+        first_step: state.step,
+    })?;
     let mut progress = Reporter::new(options.progress.as_mut());
     progress.emit(FitEvent::Start {
         position: state.epoch * per_epoch + state.batch,

@@ -36,6 +36,19 @@ pub struct StepLine {
     pub wall: f64,
 }
 
+/// What a run is set to do, logged once per invocation.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanLine {
+    /// Epochs of the whole run.
+    pub epochs: usize,
+    /// Batches (steps) in one epoch.
+    pub batches_per_epoch: usize,
+    /// Training samples.
+    pub samples: usize,
+    /// The global step this invocation starts from (0, or a resumed checkpoint's).
+    pub first_step: usize,
+}
+
 /// An open `log.jsonl`, appended to.
 pub struct RunLog {
     path: PathBuf,
@@ -83,6 +96,19 @@ impl RunLog {
             "images": s.images, "lr": s.lr, "loss": s.loss,
             "p2": s.parts[0], "p3": s.parts[1], "p4": s.parts[2], "p5": s.parts[3],
             "secs": s.secs, "wall": s.wall,
+        }))
+    }
+
+    /// Logs what this invocation is set to do, before its first step: `{"plan": …}` with the
+    /// epochs, the batches of an epoch, the steps of the whole run, the samples and the step it
+    /// starts from (readers of steps and validations skip it: it has no `step`).
+    pub fn plan(&mut self, p: &PlanLine) -> Result<()> {
+        self.write(json!({
+            "plan": {
+                "epochs": p.epochs, "batches_per_epoch": p.batches_per_epoch,
+                "steps": p.epochs * p.batches_per_epoch, "samples": p.samples,
+                "first_step": p.first_step,
+            }
         }))
     }
 

@@ -100,6 +100,11 @@ impl Fetcher {
         }
     }
 
+    /// The hub settings (endpoint, cache folder, offline).
+    pub fn hub(&self) -> &HubOptions {
+        &self.hub
+    }
+
     /// Sets how long one request may spend receiving its body before it is cut and resumed.
     pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
         self.agent = agent(timeout);

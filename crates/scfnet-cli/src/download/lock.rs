@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 /// One pinned file.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Pin {
-    /// The manifest's file name.
+    /// The manifest's file name, or a parquet source's `hf-parquet://ORG/NAME/CONFIG/SPLIT` (its
+    /// SHA-256 is then that of the rows it holds).
     pub name: String,
     /// Bytes.
     pub size: u64,

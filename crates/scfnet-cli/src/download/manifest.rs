@@ -58,12 +58,59 @@ pub enum ItemKind {
     Weights,
 }
 
+/// A dataset published on the Hugging Face hub as parquet: the hub's own conversion of a dataset
+/// repository (its `refs/convert/parquet` branch, shards `CONFIG/SPLIT/NNNN.parquet`), fetched
+/// through candle-datasets' hub route. Each row holds one image and its mask, as the `datasets`
+/// library's `Image` feature (a struct of `bytes` and `path`) or as plain bytes.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetSource {
+    /// The dataset repository, `ORG/NAME`.
+    pub dataset: String,
+    /// The configuration (the first folder of the shards).
+    #[serde(default = "default_config")]
+    pub config: String,
+    /// The split (the shards' folder below the configuration), e.g. `train` or `test`.
+    pub split: String,
+    /// The column of the images.
+    #[serde(default = "image_column")]
+    pub image: String,
+    /// The column of the masks.
+    #[serde(default = "mask_column")]
+    pub mask: String,
+}
+
+fn default_config() -> String {
+    "default".into()
+}
+
+fn image_column() -> String {
+    "image".into()
+}
+
+fn mask_column() -> String {
+    "mask".into()
+}
+
+impl ParquetSource {
+    /// A name for messages and the lock file: `hf-parquet://ORG/NAME/CONFIG/SPLIT`.
+    pub fn label(&self) -> String {
+        format!(
+            "hf-parquet://{}/{}/{}",
+            self.dataset, self.config, self.split
+        )
+    }
+}
+
 /// One alternative way to make an item.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     /// Names of [`FileSpec`]s it needs.
+    #[serde(default)]
     pub files: Vec<String>,
+    /// Instead of files: a dataset on the hub as parquet (datasets only).
+    pub parquet: Option<ParquetSource>,
     /// Folder patterns of the images (datasets).
     #[serde(default)]
     pub images: Vec<String>,
@@ -101,6 +148,46 @@ pub struct Item {
 
 fn yes() -> bool {
     true
+}
+
+/// Whether `name` is one plain path component (no `/`, `\`, leading `.`, not empty).
+fn plain(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['/', '\\']) && !name.starts_with('.')
+}
+
+/// A parquet source stands alone (no files, no folder patterns: its rows are laid out by us) and
+/// names its repository and split plainly.
+fn check_parquet(item: &str, kind: ItemKind, s: &Source, p: &ParquetSource) -> Result<()> {
+    if kind != ItemKind::Dataset {
+        bail!("item {item}: a parquet source makes datasets only");
+    }
+    if !s.files.is_empty() || !s.images.is_empty() || !s.masks.is_empty() {
+        bail!("item {item}: a parquet source takes no `files`, `images` or `masks`");
+    }
+    let parts: Vec<&str> = p.dataset.split('/').collect();
+    if parts.len() != 2 || !parts.iter().all(|x| plain(x)) {
+        bail!(
+            "item {item}: parquet dataset {:?} must be ORG/NAME",
+            p.dataset
+        );
+    }
+    for (what, v) in [
+        ("config", &p.config),
+        ("split", &p.split),
+        ("image", &p.image),
+        ("mask", &p.mask),
+    ] {
+        if !plain(v) {
+            bail!("item {item}: parquet {what} {v:?} must be a plain name");
+        }
+    }
+    if p.image == p.mask {
+        bail!(
+            "item {item}: the image and mask columns are both {:?}",
+            p.image
+        );
+    }
+    Ok(())
 }
 
 /// Whether `path` is relative and made of plain names only (no `..`, `.`, root or drive), so
@@ -150,6 +237,13 @@ impl Manifest {
                 bail!("item name {:?} must be a plain name", it.name);
             }
             for s in &it.sources {
+                if let Some(p) = &s.parquet {
+                    check_parquet(&it.name, it.kind, s, p)?;
+                    continue;
+                }
+                if s.files.is_empty() {
+                    bail!("item {}: a source needs `files` or `parquet`", it.name);
+                }
                 for f in &s.files {
                     if !files.contains(f.as_str()) {
                         bail!("item {} needs file {f}, which is not declared", it.name);

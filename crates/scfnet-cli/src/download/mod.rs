@@ -2,15 +2,20 @@
 //! distillation pool, from the manifest `data/manifest.toml`.
 //!
 //! Every file is fetched by [`fetch::Fetcher`] (hub cache, resumable streaming, checksums, lock
-//! file), unpacked by [`archive::extract_zip`] and laid out by [`layout`]. Items already complete
+//! file), unpacked by [`archive::extract_zip`] and laid out by [`layout`]. A dataset published on
+//! the Hugging Face hub as parquet is fetched through candle-datasets ([`hub_parquet`]), its rows
+//! written out and laid out the same way. Items already complete
 //! are skipped, so a second run does nothing.
 
 mod archive;
 mod fetch;
 mod gdrive;
+mod hub_parquet;
 mod layout;
 mod lock;
 mod manifest;
+#[cfg(test)]
+mod parquet_tests;
 #[cfg(test)]
 mod test_server;
 #[cfg(test)]
@@ -23,8 +28,8 @@ use candle_core::{DType, Device};
 use scfnet_backbones::HubOptions;
 
 use fetch::Fetcher;
-use lock::Lock;
-use manifest::{Archive, Item, ItemKind, Manifest, Source};
+use lock::{Lock, Pin};
+use manifest::{Archive, Item, ItemKind, Manifest, ParquetSource, Source};
 
 /// Arguments of `download`.
 #[derive(clap::Args, Debug)]
@@ -274,6 +279,23 @@ fn plan_lines(manifest: &Manifest, opts: &Options, it: &Item, dest: &Path) -> St
     }
     for (k, src) in it.sources.iter().enumerate() {
         s.push_str(&format!("\n  source {}:", k + 1));
+        if let Some(p) = &src.parquet {
+            let endpoint = opts
+                .fetcher
+                .hub()
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| "https://huggingface.co".into());
+            s.push_str(&format!(
+                "\n    {} (columns {}, {})\n      {endpoint}/datasets/{}/tree/refs%2Fconvert%2Fparquet/{}/{}",
+                p.label(),
+                p.image,
+                p.mask,
+                p.dataset,
+                p.config,
+                p.split
+            ));
+        }
         for f in &src.files {
             let spec = manifest.file(f).expect("checked");
             s.push_str(&format!("\n    {f}"));
@@ -324,6 +346,9 @@ fn make_from(
     cache: &Path,
     lock: &mut Lock,
 ) -> Result<()> {
+    if let Some(p) = &src.parquet {
+        return make_from_parquet(opts, it, p, dest, cache, lock);
+    }
     let mut roots = Vec::new();
     let mut fetched = Vec::new();
     for f in &src.files {
@@ -351,6 +376,62 @@ fn make_from(
         ItemKind::Weights => install_weights(it, &fetched[0], dest),
         ItemKind::Unlabeled => bail!("an unlabeled pool comes from --from only"),
     }
+}
+
+/// Makes dataset `it` from the hub's parquet shards: rows written under the extraction folder,
+/// laid out and counted like an archive's folders, what they hold checked against the lock file's
+/// pin (pinned by the first good run).
+fn make_from_parquet(
+    opts: &Options,
+    it: &Item,
+    p: &ParquetSource,
+    dest: &Path,
+    cache: &Path,
+    lock: &mut Lock,
+) -> Result<()> {
+    let out = cache.join("extract").join(format!("{}.parquet", it.name));
+    let got = hub_parquet::extract(p, opts.fetcher.hub(), &out)?;
+    let label = p.label();
+    tracing::info!(
+        "{label}: {} rows written ({} bytes of images and masks)",
+        got.rows,
+        got.bytes
+    );
+    let pinned = lock.get(&label).map(|pin| pin.sha256.clone());
+    if let Some(sha) = &pinned {
+        if *sha != got.digest {
+            bail!(
+                "{label}: the rows' SHA-256 {} differs from the pinned {sha} (data/download.lock: \
+                 the source changed the dataset)",
+                got.digest
+            );
+        }
+    }
+    let folders = Source {
+        files: Vec::new(),
+        parquet: None,
+        images: vec!["image".into()],
+        masks: vec!["mask".into()],
+    };
+    let n = layout::install_dataset(it, &folders, &[got.root], dest)?;
+    tracing::info!(
+        "{}: {n} image/mask pairs from {label} in {}",
+        it.name,
+        dest.display()
+    );
+    if pinned.is_none() {
+        tracing::info!(
+            "{label}: pinning the rows' SHA-256 {} in the lock file",
+            got.digest
+        );
+        lock.pin(Pin {
+            name: label.clone(),
+            size: got.bytes,
+            sha256: got.digest,
+            url: label,
+        })?;
+    }
+    Ok(())
 }
 
 /// Moves `from/NAME` into the downloads folder, where it is verified like a download.

@@ -1,5 +1,6 @@
 //! A loopback HTTP server for the download tests: plain and ranged GETs, a connection cut after
-//! a number of bytes on the first full answer, 404s, and HTML pages like Google Drive's.
+//! a number of bytes on the first full answer, 404s, HTML pages like Google Drive's, HEAD requests
+//! and extra headers (the hub's `X-Repo-Commit`, an `ETag` of the route's own).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -16,6 +17,8 @@ pub struct Route {
     pub cut_first_at: Option<usize>,
     /// Content type (default `application/octet-stream`).
     pub content_type: Option<String>,
+    /// More headers of every answer; an `ETag` here replaces the default `"e<LENGTH>"`.
+    pub headers: Vec<(String, String)>,
 }
 
 /// A running server: its base URL and the log of `PATH RANGE` lines it answered.
@@ -57,6 +60,7 @@ pub fn serve(routes: HashMap<String, Route>) -> Server {
                     range = v.trim().trim_end_matches('-').parse::<usize>().ok();
                 }
             }
+            let head_only = request.starts_with("HEAD ");
             let target = request.split_whitespace().nth(1).unwrap_or("").to_owned();
             let path = target.split('?').next().unwrap_or("").to_owned();
             log2.lock().unwrap().push(format!("{target} {range:?}"));
@@ -67,15 +71,32 @@ pub fn serve(routes: HashMap<String, Route>) -> Server {
                 continue;
             };
             let n = route.body.len();
-            let ctype = route
+            let mut ctype = route
                 .content_type
                 .clone()
                 .unwrap_or_else(|| "application/octet-stream".into());
+            // Extra headers ride on the content type's line; the default ETag gives way to one
+            // of the route's.
+            let own_etag = route
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("etag"));
+            for (k, v) in &route.headers {
+                ctype.push_str(&format!("\r\n{k}: {v}"));
+            }
+            let etag_line = |n: usize| {
+                if own_etag {
+                    String::new()
+                } else {
+                    format!("ETag: \"e{n}\"\r\n")
+                }
+            };
             let (head, body) = match range {
                 Some(start) if start < n => (
                     format!(
-                        "HTTP/1.1 206 Partial Content\r\nContent-Type: {ctype}\r\nETag: \"e{n}\"\r\n\
+                        "HTTP/1.1 206 Partial Content\r\nContent-Type: {ctype}\r\n{}\
                          Content-Range: bytes {start}-{}/{n}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        etag_line(n),
                         n - 1,
                         n - start
                     ),
@@ -98,15 +119,18 @@ pub fn serve(routes: HashMap<String, Route>) -> Server {
                     };
                     (
                         format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nETag: \"e{n}\"\r\n\
-                             Accept-Ranges: bytes\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n"
+                            "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\n{}\
+                             Accept-Ranges: bytes\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n",
+                            etag_line(n)
                         ),
                         &route.body[..send],
                     )
                 }
             };
             let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(body);
+            if !head_only {
+                let _ = stream.write_all(body);
+            }
             let _ = stream.flush();
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }

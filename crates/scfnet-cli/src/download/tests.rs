@@ -15,14 +15,14 @@ use super::fetch::Fetcher;
 use super::test_server::{serve, Route, Server};
 use super::{download, Options, Report};
 
-fn png(value: u8) -> Vec<u8> {
+pub(super) fn png(value: u8) -> Vec<u8> {
     let img = image::GrayImage::from_pixel(4, 3, image::Luma([value]));
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
 }
 
-fn jpg(value: u8) -> Vec<u8> {
+pub(super) fn jpg(value: u8) -> Vec<u8> {
     let img = image::RgbImage::from_pixel(4, 3, image::Rgb([value, 10, 20]));
     let mut out = Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
@@ -94,11 +94,16 @@ fn fetcher(server: &Server, root: &Path) -> Fetcher {
 }
 
 /// Writes `manifest` into `root/data/manifest.toml` and runs the task for `names`.
-fn run(root: &Path, server: &Server, manifest: &str, names: &[&str]) -> anyhow::Result<Report> {
+pub(super) fn run(
+    root: &Path,
+    server: &Server,
+    manifest: &str,
+    names: &[&str],
+) -> anyhow::Result<Report> {
     run_with(root, server, manifest, names, |_| {})
 }
 
-fn run_with(
+pub(super) fn run_with(
     root: &Path,
     server: &Server,
     manifest: &str,
@@ -138,7 +143,7 @@ images = ["**/TOY/imgs", "**/TOY/image"]
 masks = ["**/TOY/mask"]
 "#;
 
-fn files_in(dir: &Path) -> Vec<String> {
+pub(super) fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

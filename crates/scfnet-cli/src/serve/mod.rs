@@ -9,8 +9,9 @@
 //! Under pressure: a full queue answers 503 with `Retry-After`; a body over `--max-body` is
 //! refused with 413 before it is read whole; an image the checks of `predict` refuse gets 400
 //! (413 over the pixel limit) with the reason; a request that takes longer than `--timeout-s`
-//! gets 408; SIGTERM or Ctrl-C finishes the requests in flight, then exits 0.
+//! gets 408, and a client that has not sent its headers within it is disconnected; SIGTERM or Ctrl-C finishes the requests in flight, then exits 0.
 
+mod listen;
 mod metrics;
 mod routes;
 
@@ -58,7 +59,8 @@ pub struct ServeArgs {
     /// Most images waiting for the network; more are answered 503 with Retry-After.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
     pub queue: u64,
-    /// Longest a request may take, reading its body included (408 after it).
+    /// Longest a request may take, reading its body included (408 after it); a connection that
+    /// sends no whole request head within it (an idle keep-alive one included) is closed.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_s: u64,
 }
@@ -174,10 +176,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             args.max_batch,
             args.queue
         );
-        axum::serve(listener, routes::router(Arc::clone(&app), args.max_body))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving")
+        let router = routes::router(Arc::clone(&app), args.max_body);
+        listen::serve(listener, router, app.timeout, shutdown_signal()).await;
+        anyhow::Ok(())
     })?;
     drop(runtime);
     // The last requests are answered; the network thread finishes and stops.

@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use scfnet_data::DataError;
 use scfnet_predict::{decode_bytes, Job, Submit};
 
 use super::App;
@@ -134,21 +135,22 @@ async fn saliency(
             "empty body: send the image's bytes",
         );
     }
-    // The reason as text: the error itself is large to move between threads.
+    // The status and the reason as text: the error itself is large to move between threads.
     let decoded = tokio::task::spawn_blocking(move || {
-        decode_bytes(Vec::from(bytes), Path::new("the uploaded image")).map_err(|e| e.to_string())
+        decode_bytes(Vec::from(bytes), Path::new("the uploaded image")).map_err(|e| {
+            let status = match e {
+                scfnet_predict::Error::Data(DataError::TooLarge { .. }) => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            (status, e.to_string())
+        })
     })
     .await;
     let image = match decoded {
         Ok(Ok(image)) => image,
-        Ok(Err(reason)) => {
-            let status = if reason.contains("SCFNET_MAX_PIXELS") {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            };
-            return refuse(status, reason);
-        }
+        Ok(Err((status, reason))) => return refuse(status, reason),
         Err(e) => {
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,

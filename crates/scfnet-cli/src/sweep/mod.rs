@@ -2,6 +2,7 @@
 //! scores, report) as `scfnet` commands, each stage skipped when complete and resumed when
 //! partial, so a killed sweep started again loses at most one checkpoint interval.
 
+mod estimate;
 mod figures;
 mod plan;
 mod report;
@@ -55,6 +56,14 @@ pub struct Args {
     /// With --emit: also submit the chain with sbatch.
     #[arg(long, requires = "emit")]
     submit: bool,
+    /// Time a few steps of every run that is not finished (its own command, data and device)
+    /// and print each run's projected time next to the plan; runs missing prepare steps first,
+    /// trains nothing else. The table is also written to OUT/estimate.json.
+    #[arg(long, conflicts_with_all = ["dry_run", "emit"])]
+    estimate: bool,
+    /// With --estimate: steps timed per run (the first two are not counted).
+    #[arg(long, default_value_t = 8, value_name = "N", requires = "estimate")]
+    estimate_steps: usize,
     /// With --emit: the generic resources each run asks for ("" for none).
     #[arg(long, default_value = "gpu:1")]
     gres: String,
@@ -474,6 +483,24 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             println!("submit with: bash {}", dir.join("submit.sh").display());
         }
+        return Ok(());
+    }
+    if args.estimate {
+        let scfnet = scfnet_binary(args.scfnet, &sweep.device)?;
+        let estimates = sweep.estimate(&scfnet, &args.only, args.estimate_steps)?;
+        for l in estimate::table(&sweep.device, &estimates) {
+            println!("{l}");
+        }
+        let path = sweep.paths.out.join("estimate.json");
+        let json = serde_json::json!({
+            "plan": sweep.plan_path,
+            "device": sweep.device,
+            "timed_steps": args.estimate_steps,
+            "runs": estimates,
+        });
+        scfnet_base::files::write_bytes(&path, serde_json::to_string_pretty(&json)?.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("written to {}", path.display());
         return Ok(());
     }
     if args.dry_run {

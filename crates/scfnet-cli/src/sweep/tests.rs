@@ -271,8 +271,8 @@ fn the_slurm_chain_waits_for_teachers_and_the_report_for_all() {
 /// report has all three runs on both test sets with the paper's order (the teacher and the
 /// distilled student ahead of the supervised one), and its pictures. About seven minutes on 2
 /// cores.
-#[test]
-fn the_tiny_profile_runs_end_to_end() {
+/// The real `scfnet` of this build (built first when the tests run alone).
+fn real_scfnet() -> PathBuf {
     let scfnet = std::env::current_exe()
         .unwrap()
         .parent()
@@ -287,6 +287,81 @@ fn the_tiny_profile_runs_end_to_end() {
             .unwrap();
         assert!(status.success(), "building scfnet");
     }
+    scfnet
+}
+
+#[test]
+fn the_estimate_times_a_few_steps_of_each_run_and_projects_the_whole() {
+    let scfnet = real_scfnet();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("tiny");
+    let sweep = Sweep::new(&repo(), &repo().join("sweeps/tiny.toml"), &out, None, &[]).unwrap();
+    let e = sweep.estimate(&scfnet, &[], 4).unwrap();
+    let names: Vec<&str> = e.iter().map(|r| r.run.as_str()).collect();
+    assert_eq!(names, ["teacher-R50", "FS-student", "KD-student"]);
+    // The steps of each whole run, from its own plan line: 192 images in batches of 16 for 12
+    // epochs; 16 for 480; a pool of 192 for 40.
+    let steps: Vec<Option<usize>> = e.iter().map(|r| r.steps).collect();
+    assert_eq!(steps, [Some(144), Some(480), Some(480)]);
+    for r in &e {
+        assert!(r.note.is_none(), "{r:?}");
+        let pace = r.secs_per_step.unwrap();
+        assert!(pace > 0.0 && pace < 60.0, "{r:?}");
+        // Each step's own time is within its gap on the loop's clock, so the medians too.
+        let step_only = r.step_only_secs.unwrap();
+        assert!(step_only > 0.0 && step_only <= pace + 1e-9, "{r:?}");
+        let projected = r.projected_secs.unwrap();
+        assert!((projected - pace * r.steps.unwrap() as f64).abs() < 1e-9);
+    }
+    // The prepare steps ran (the steps need their data) and are kept; no run was made or
+    // started, and the timing folders are gone.
+    for s in &sweep.stages {
+        let want = match s.kind {
+            Kind::Prepare => State::Complete,
+            _ => State::Missing,
+        };
+        assert_eq!(s.state(&sweep.stages), want, "{}", s.label);
+    }
+    assert!(!out.join("estimate/teacher-R50").exists());
+    let table = super::estimate::table("cpu", &e);
+    assert!(
+        table.last().unwrap().starts_with("total on cpu: "),
+        "{table:?}"
+    );
+    assert!(!table.last().unwrap().contains("not timed"), "{table:?}");
+}
+
+#[test]
+fn runs_that_cannot_be_timed_are_named_in_the_estimate() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The stand-in trains without writing a log: nothing to time.
+    let (scfnet, _log) = fake(tmp.path(), "");
+    let out = tmp.path().join("out");
+    let sweep = Sweep::new(&repo(), &repo().join("sweeps/tiny.toml"), &out, None, &[]).unwrap();
+    let e = sweep.estimate(&scfnet, &["FS-student".into()], 4).unwrap();
+    assert_eq!(e.len(), 1);
+    let note = e[0].note.as_deref().unwrap();
+    assert!(
+        note.starts_with("not timed: ") && note.contains("log.jsonl"),
+        "{note}"
+    );
+    let table = super::estimate::table("cpu", &e);
+    assert!(
+        table
+            .last()
+            .unwrap()
+            .contains("runs not timed are left out"),
+        "{table:?}"
+    );
+    assert!(
+        sweep.estimate(&scfnet, &[], 3).is_err(),
+        "3 steps leave nothing after the warm-up"
+    );
+}
+
+#[test]
+fn the_tiny_profile_runs_end_to_end() {
+    let scfnet = real_scfnet();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("tiny");
     let sweep = Sweep::new(&repo(), &repo().join("sweeps/tiny.toml"), &out, None, &[]).unwrap();
