@@ -3,6 +3,7 @@
 //! the release `scfnet` (with `--features cuda` when the arguments ask for a CUDA device) and run
 //! it with the same arguments.
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
@@ -25,22 +26,29 @@ fn wants_cuda(args: &[String]) -> bool {
     })
 }
 
-/// Builds the release `scfnet` and runs `scfnet COMMAND ARGS…`, exiting with its status.
-pub fn run(command: &str, args: Args) -> Result<()> {
+/// Builds the release `scfnet` of this checkout (`--features cuda` when `cuda`) and returns its
+/// path: what the aliases run and what the benchmarks time unless given another binary, so that
+/// neither runs a binary older than the sources.
+pub(crate) fn build_scfnet(cuda: bool) -> Result<PathBuf> {
     let root = crate::repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build
         .current_dir(&root)
         .args(["build", "--release", "-p", "scfnet-cli"]);
-    if wants_cuda(&args.args) {
+    if cuda {
         build.args(["--features", "cuda"]);
     }
     let status = build.status().context("running cargo build")?;
     if !status.success() {
         bail!("building scfnet failed");
     }
-    let scfnet = root.join("target/release/scfnet");
+    Ok(root.join("target/release/scfnet"))
+}
+
+/// Builds the release `scfnet` and runs `scfnet COMMAND ARGS…`, exiting with its status.
+pub fn run(command: &str, args: Args) -> Result<()> {
+    let scfnet = build_scfnet(wants_cuda(&args.args))?;
     // A SIGTERM to the alias reaches the sweep (and through it its stage) too.
     let status = scfnet_base::child::status(Command::new(&scfnet).arg(command).args(&args.args))
         .with_context(|| format!("running {}", scfnet.display()))?;

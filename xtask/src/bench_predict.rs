@@ -37,7 +37,7 @@ pub struct Args {
     /// Alternations of the two measurements (the machine is noisy).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// The `scfnet` binary (default: the one beside this xtask, `target/release/scfnet`).
+    /// The `scfnet` binary (default: this checkout's release binary, built first).
     #[arg(long)]
     scfnet: Option<PathBuf>,
 }
@@ -208,21 +208,17 @@ pub(crate) fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// The `scfnet` binary a benchmark runs: `given`, else the one beside this xtask
-/// (`target/release/scfnet`); an error says how to build it when it is absent.
+/// The `scfnet` binary a benchmark runs: `given`, else this checkout's release binary, built
+/// first (`cargo build --release -p scfnet-cli`).
 pub(crate) fn scfnet_binary(given: Option<&Path>) -> Result<PathBuf> {
-    let scfnet = match given {
-        Some(p) => p.to_owned(),
-        None => std::env::current_exe()?.with_file_name("scfnet"),
+    let Some(scfnet) = given else {
+        // This checkout's release binary, built now: never one older than the sources.
+        return crate::alias::build_scfnet(false);
     };
     if !scfnet.is_file() {
-        bail!(
-            "{}: no scfnet binary; build it first (cargo build --release -p scfnet-cli) or pass \
-             --scfnet",
-            scfnet.display()
-        );
+        bail!("{}: no such scfnet binary", scfnet.display());
     }
-    Ok(scfnet)
+    Ok(scfnet.to_owned())
 }
 
 /// Runs the benchmark.

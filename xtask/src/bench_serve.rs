@@ -44,7 +44,7 @@ pub struct Args {
     /// tenth of them and after all.
     #[arg(long, default_value_t = 10_000)]
     memory_requests: usize,
-    /// The `scfnet` binary (default: the one beside this xtask, `target/release/scfnet`).
+    /// The `scfnet` binary (default: this checkout's release binary, built first).
     #[arg(long)]
     scfnet: Option<PathBuf>,
 }
