@@ -15,6 +15,8 @@
 # 2. `scfnet predict` end to end on a folder of 512 synthetic 300-400 px PNG images, batch 1 and 32.
 # 3. One epoch of `scfnet train --device cuda` (student, batch 128 at 352, EPOCH_IMAGES synthetic
 #    images, all cores loading): images/s of the whole loop, to set beside the step alone.
+#    Then `scfnet sweep --estimate` on those images (R50, student, distillation at the paper's
+#    recipe, ESTIMATE_STEPS=8 steps each): the projection and the share of time in the steps.
 # 4. The PyTorch eager re-creation on the same GPU (tests/reference/{model,train}) at PyTorch's
 #    defaults, if torch and timm import; with PROFILE=1 also torch.profiler's kernel tables.
 # 5. With KERNEL_PROFILE=path/to/libkernel_profile.so (tests/gpu/build_kernel_profile.sh): one
@@ -67,6 +69,34 @@ rc=$?
 echo "epoch rc=$rc ms=$(( ($(date +%s%N) - s) / 1000000 ))" > "$OUT/epoch.txt"
 cp "$WORK/epoch-run/log.jsonl" "$OUT/epoch-log.jsonl" 2>/dev/null
 
+# `scfnet sweep --estimate` on the epoch's images: a teacher, a student and a distillation at the
+# paper's recipe (the commands' defaults), each timed for a few steps and projected.
+cat > "$WORK/estimate.toml" <<EOF
+[sweep]
+name = "estimate check"
+data = "$WORK"
+test_sets = ["epoch"]
+[[run]]
+name = "r50"
+command = "train"
+model = "r50"
+data = "$WORK/epoch"
+[[run]]
+name = "student"
+command = "train"
+model = "student"
+data = "$WORK/epoch"
+[[run]]
+name = "kd-student"
+command = "distill"
+model = "student"
+teacher = "r50"
+data = "$WORK/epoch"
+EOF
+"$BIN" sweep --plan "$WORK/estimate.toml" --out "$WORK/estimate" --device "$DEVICE" --scfnet "$BIN" \
+  --estimate --estimate-steps "${ESTIMATE_STEPS:-8}" > "$OUT/estimate.log" 2>&1
+cp "$WORK/estimate/estimate.json" "$OUT/estimate.json" 2>/dev/null
+
 # Kernel-level profiles of our binary (CUPTI injection), one process per workload.
 if [ -n "${KERNEL_PROFILE:-}" ] && [ "$DEVICE" != cpu ]; then
   for w in "student:128;0" "r50:32;0" "swinb:8@384;0" ";32"; do
@@ -118,6 +148,10 @@ if epoch:
         images = sum(s["images"] for s in later)
         report["train_epoch"]["loop_images_per_s"] = images / (later[-1]["wall"] - steps[0]["wall"])
         report["train_epoch"]["step_images_per_s"] = images / sum(s["secs"] for s in later)
+try:
+    report["estimate"] = json.loads(read("estimate.json"))
+except ValueError:
+    report["estimate"] = None
 torch = {}
 for f in ("torch_infer.txt", "torch_train.txt", "torch_train_swin.txt"):
     for label, ms in re.findall(r"torch (\S+ b\d+): ([\d.]+) ms", read(f)):

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::stages::{with_overrides, Kind, State};
-use super::{run_logged, Sweep};
+use super::{run_logged, StageFailed, Sweep};
 
 /// Steps at the start of a timing run that are not counted.
 const WARMUP_STEPS: usize = 2;
@@ -180,6 +180,14 @@ impl Sweep {
             .collect();
             if let Some(teacher) = &run.teacher {
                 let weights = scfnet_train::RunDir::new(dir.join(teacher)).weights();
+                if !weights.is_file() {
+                    e.note = Some(format!(
+                        "not timed: its teacher {teacher} was not timed (it needs the teacher's \
+                         timing run)"
+                    ));
+                    out.push(e);
+                    continue;
+                }
                 extra.extend([
                     "--teacher-weights".into(),
                     weights.to_string_lossy().into_owned(),
@@ -201,14 +209,11 @@ impl Sweep {
                     }
                 }
                 Err(err) => {
-                    let last = format!("{err:#}")
-                        .lines()
-                        .rev()
-                        .find(|l| !l.trim().is_empty())
-                        .unwrap_or("failed")
-                        .trim()
-                        .to_owned();
-                    e.note = Some(format!("not timed: {last} (log: {})", log.display()));
+                    let why = match err.downcast_ref::<StageFailed>() {
+                        Some(failed) => failed.reason(),
+                        None => format!("{err:#}"),
+                    };
+                    e.note = Some(format!("not timed: {why} (log: {})", log.display()));
                 }
             }
             out.push(e);

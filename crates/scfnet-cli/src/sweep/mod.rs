@@ -362,7 +362,46 @@ impl Sweep {
 /// The folder under a sweep's `--out` that holds its stages' locks.
 const STAGE_LOCKS: &str = ".locks";
 
-/// Runs `program args`, its output into `log`; an error carries the log's last lines.
+/// A stage's command that did not succeed: its status and the last lines of its log.
+#[derive(Debug)]
+pub(crate) struct StageFailed {
+    /// The command line.
+    command: String,
+    /// How it ended.
+    status: std::process::ExitStatus,
+    /// Its log file.
+    log: PathBuf,
+    /// The log's last lines (at most 15).
+    tail: Vec<String>,
+}
+
+impl std::fmt::Display for StageFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} failed ({}); last lines of {}:\n{}",
+            self.command,
+            self.status,
+            self.log.display(),
+            self.tail.join("\n")
+        )
+    }
+}
+
+impl std::error::Error for StageFailed {}
+
+impl StageFailed {
+    /// How it ended and, where the log has one, its last error line: `exit status: 1: error: …`.
+    pub(crate) fn reason(&self) -> String {
+        match self.tail.iter().rev().find(|l| l.contains("error")) {
+            Some(l) => format!("{}: {}", self.status, l.trim()),
+            None => self.status.to_string(),
+        }
+    }
+}
+
+/// Runs `program args`, its output into `log`; an error ([`StageFailed`]) carries the log's last
+/// lines.
 fn run_logged(program: &Path, args: &[String], log: &Path) -> Result<()> {
     let file = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     // A SIGTERM to the sweep stops the stage too (not an orphan trainer in the run folder).
@@ -376,13 +415,15 @@ fn run_logged(program: &Path, args: &[String], log: &Path) -> Result<()> {
     .with_context(|| format!("starting {}", program.display()))?;
     if !status.success() {
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(15).collect();
-        bail!(
-            "{} failed ({status}); last lines of {}:\n{}",
-            shell_line(program, args),
-            log.display(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
+        let mut tail: Vec<String> = text.lines().rev().take(15).map(str::to_owned).collect();
+        tail.reverse();
+        return Err(StageFailed {
+            command: shell_line(program, args),
+            status,
+            log: log.to_owned(),
+            tail,
+        }
+        .into());
     }
     Ok(())
 }

@@ -334,17 +334,27 @@ fn the_estimate_times_a_few_steps_of_each_run_and_projects_the_whole() {
 #[test]
 fn runs_that_cannot_be_timed_are_named_in_the_estimate() {
     let tmp = tempfile::tempdir().unwrap();
-    // The stand-in trains without writing a log: nothing to time.
-    let (scfnet, _log) = fake(tmp.path(), "");
+    // The stand-in trains without writing a log (nothing to time), and its teacher run fails.
+    let (scfnet, _log) = fake(tmp.path(), "teacher-R50");
     let out = tmp.path().join("out");
     let sweep = Sweep::new(&repo(), &repo().join("sweeps/tiny.toml"), &out, None, &[]).unwrap();
-    let e = sweep.estimate(&scfnet, &["FS-student".into()], 4).unwrap();
-    assert_eq!(e.len(), 1);
-    let note = e[0].note.as_deref().unwrap();
+    let e = sweep.estimate(&scfnet, &[], 4).unwrap();
+    let notes: Vec<&str> = e.iter().map(|r| r.note.as_deref().unwrap()).collect();
     assert!(
-        note.starts_with("not timed: ") && note.contains("log.jsonl"),
-        "{note}"
+        notes[0].starts_with("not timed: exit status: 3 (log: ")
+            && notes[0].contains("estimate/teacher-R50.log"),
+        "{notes:?}"
     );
+    assert!(
+        notes[1].starts_with("not timed: ") && notes[1].contains("log.jsonl"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[2].starts_with("not timed: its teacher teacher-R50 was not timed"),
+        "{notes:?}"
+    );
+    // The failed run's log is kept for the user to read.
+    assert!(out.join("estimate/teacher-R50.log").is_file());
     let table = super::estimate::table("cpu", &e);
     assert!(
         table
