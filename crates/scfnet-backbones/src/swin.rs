@@ -41,32 +41,23 @@ fn recording(x: &Tensor, weights: &Tensor) -> bool {
     x.track_op() || weights.track_op()
 }
 
-/// LayerNorm over the last axis: candle's fused kernel for inference, the same arithmetic from
-/// differentiable primitives when a graph is being recorded or for f64 (the fused kernel takes
-/// f32, f16 and bf16 only).
+/// LayerNorm over the last axis: candle's fused kernel for inference, `scfnet_ops::layer_norm`
+/// (fused kernels with a backward) when a graph is being recorded or for f64 (candle's kernel
+/// takes f32, f16 and bf16 only).
 fn layer_norm_t(ln: &LayerNorm, x: &Tensor) -> Result<Tensor> {
     if !recording(x, ln.weight()) && x.dtype() != candle_core::DType::F64 {
         return ln.forward(x);
     }
-    let mean = x.mean_keepdim(D::Minus1)?;
-    let centred = x.broadcast_sub(&mean)?;
-    let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-    let y = centred
-        .broadcast_div(&(var + LN_EPS)?.sqrt()?)?
-        .broadcast_mul(ln.weight())?;
-    match ln.bias() {
-        Some(b) => y.broadcast_add(b),
-        None => Ok(y),
-    }
+    scfnet_ops::layer_norm(x, ln.weight(), ln.bias(), LN_EPS)
 }
 
-/// Softmax over the last axis: candle's fused kernel for inference, `exp(x − max) / Σ` from
-/// differentiable primitives when a graph is being recorded.
+/// Softmax over the last axis: candle's fused kernel for inference, `scfnet_ops`' (fused
+/// kernels with a backward) when a graph is being recorded.
 fn softmax_t(x: &Tensor, weights: &Tensor) -> Result<Tensor> {
     if !recording(x, weights) {
         return candle_nn::ops::softmax_last_dim(x);
     }
-    candle_nn::ops::softmax(x, D::Minus1)
+    scfnet_ops::softmax_last_dim(x)
 }
 
 /// Architecture hyper-parameters.

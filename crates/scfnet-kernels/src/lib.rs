@@ -90,6 +90,25 @@ pub fn blocks(grid: (usize, usize), threads: u32) -> driver::LaunchConfig {
     }
 }
 
+/// One warp (32 threads) per row of `rows`, 8 rows to a block of 256 threads, at most 2²⁰
+/// blocks (the kernels loop over the rows beyond): the shape of the kernels that reduce along
+/// rows of a few hundred values (LayerNorm, softmax) with warp shuffles only.
+#[cfg(feature = "cuda")]
+pub fn rows_per_warp(rows: usize) -> driver::LaunchConfig {
+    driver::LaunchConfig {
+        grid_dim: (rows.div_ceil(8).clamp(1, 1 << 20) as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// How many slices a column sum over `rows` rows is cut into (about 128 rows or more each, at
+/// most 1,024 slices): one block per slice and group of columns, partial sums added in slice
+/// order afterwards.
+pub fn row_slices(rows: usize) -> usize {
+    rows.div_ceil(128).clamp(1, 1024)
+}
+
 /// How many slices a per-channel reduction over a batch of `batch` planes of `plane` values is
 /// cut into (whole images per slice, about 8,192 values or more each, at most 128 slices): enough
 /// blocks to fill the GPU when channels are few and planes large, and blocks that are not mostly
@@ -128,7 +147,7 @@ pub fn keep_freed_memory(dev: &candle_core::CudaDevice) -> candle_core::Result<(
 
 #[cfg(test)]
 mod tests {
-    use super::{batch_slices, SOURCES};
+    use super::{batch_slices, row_slices, SOURCES};
 
     #[test]
     fn batches_are_cut_into_bounded_slices() {
@@ -137,6 +156,15 @@ mod tests {
         assert_eq!(batch_slices(128, 88 * 88), 121);
         assert_eq!(batch_slices(128, 11 * 11), 2);
         assert_eq!(batch_slices(512, 176 * 176), 128);
+    }
+
+    #[test]
+    fn rows_are_cut_into_bounded_slices() {
+        assert_eq!(row_slices(0), 1);
+        assert_eq!(row_slices(128), 1);
+        assert_eq!(row_slices(129), 2);
+        assert_eq!(row_slices(8 * 96 * 96), 576);
+        assert_eq!(row_slices(1 << 20), 1024);
     }
 
     #[test]
@@ -154,8 +182,10 @@ mod tests {
             "batch_norm",
             "depthwise",
             "im2col",
+            "layer_norm",
             "pool",
             "reduce",
+            "softmax",
         ] {
             assert!(found.contains(&kernel.to_string()), "{found:?}");
         }

@@ -8,7 +8,8 @@ use candle_nn::{Conv2d, Conv2dConfig, ModuleT, VarBuilder, VarMap};
 
 use crate::{
     bce_with_logits, conv2d, conv2d_im2col, depthwise_conv2d, hard_sigmoid_paddle, hard_swish,
-    max_pool2d, max_pool2d_same, resize_bilinear, ConvGeometry, DepthwiseConfig, Pool2d,
+    layer_norm, max_pool2d, max_pool2d_same, resize_bilinear, softmax_last_dim, ConvGeometry,
+    DepthwiseConfig, Pool2d,
 };
 
 /// The function a case evaluates on its inputs (tensors on the device under test).
@@ -205,6 +206,27 @@ pub fn op_cases() -> Vec<OpCase> {
                 let bn = fixed_batch_norm(4, t[0].dtype(), t[0].device())?;
                 bn.forward_t(&(&t[0] + 1.0)?, train)
             },
+        ));
+    }
+    // Rows shorter than a warp, several warps long, and not a multiple of 32; an offset mean.
+    for (i, &(rows, c)) in [(6, 7), (4, 40), (3, 70)].iter().enumerate() {
+        let seed = 40 + 3 * i as u64;
+        let (x, s) = input(&[rows, 2, c], seed, 2.0);
+        cases.push(case(
+            format!("layer-norm C={c}"),
+            vec![
+                (x.iter().map(|v| v + 3.0).collect(), s),
+                input(&[c], seed + 1, 1.0),
+                input(&[c], seed + 2, 1.0),
+            ],
+            |t| layer_norm(&t[0], &t[1], Some(&t[2]), 1e-5),
+        ));
+    }
+    for &(n, scale) in &[(5, 3.0), (49, 8.0), (70, 30.0)] {
+        cases.push(case(
+            format!("softmax N={n} (logits up to ±{scale})"),
+            vec![input(&[2, 3, n], 50 + n as u64, scale)],
+            |t| softmax_last_dim(&t[0]),
         ));
     }
     cases

@@ -176,3 +176,44 @@ fn im2col_backward() {
         conv2d_im2col(x, &w, None, g)
     });
 }
+
+#[test]
+fn layer_norm_backward_in_input_weight_and_bias() {
+    use scfnet_ops::layer_norm;
+    let c = 37;
+    let fixed = |seed: u64, shift: f64| {
+        let v: Vec<f64> = values(c, seed, 1.0).iter().map(|x| x + shift).collect();
+        Tensor::from_vec(v, c, &Device::Cpu).unwrap()
+    };
+    let (w, b) = (fixed(110, 1.0), fixed(111, 0.0));
+    check("layer-norm d/dx", &[3, 2, c], 112, 2.0, &|x| {
+        layer_norm(x, &w, Some(&b), 1e-5)
+    });
+    let x = Tensor::from_vec(values(4 * c, 113, 3.0), (4, c), &Device::Cpu).unwrap();
+    check("layer-norm d/dweight", &[c], 114, 1.0, &|w| {
+        layer_norm(&x, w, Some(&b), 1e-5)
+    });
+    check("layer-norm d/dbias", &[c], 115, 1.0, &|b| {
+        layer_norm(&x, &w, Some(b), 1e-5)
+    });
+    check("layer-norm without bias d/dx", &[2, c], 116, 2.0, &|x| {
+        layer_norm(x, &w, None, 1e-5)
+    });
+}
+
+#[test]
+fn softmax_backward() {
+    use scfnet_ops::softmax_last_dim;
+    for (i, &(n, scale)) in [(1, 1.0), (5, 2.0), (49, 6.0), (70, 20.0)]
+        .iter()
+        .enumerate()
+    {
+        check(
+            &format!("softmax N={n}"),
+            &[2, 3, n],
+            120 + i as u64,
+            scale,
+            &softmax_last_dim,
+        );
+    }
+}

@@ -58,3 +58,24 @@ __device__ inline void batch_slice(size_t batch, size_t slices, size_t slice, si
     *lo = slice * per;
     *hi = min(batch, *lo + per);
 }
+
+// Rows along warps: warp w of block b takes rows b·(warps per block) + w, then every
+// (warps in the grid)-th row after it. The loop is uniform across a warp (every lane takes the
+// same rows), as the warp reductions below need.
+#define FOR_EACH_WARP_ROW(r, rows)                                                       \
+    for (size_t r = (size_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); r < (rows); \
+         r += (size_t)gridDim.x * (blockDim.x >> 5))
+
+// The sum of `v` over the 32 lanes of a warp, the same value in every lane (a butterfly: lanes
+// i and i^o add the same two values, and addition commutes). Every lane must call it.
+__device__ inline double warp_sum(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// The largest `v` over the 32 lanes of a warp (NaN ignored, as fmax), in every lane.
+template <typename T>
+__device__ inline T warp_max(T v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
