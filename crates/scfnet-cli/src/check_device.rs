@@ -53,9 +53,16 @@ pub struct CheckDeviceArgs {
     )]
     pub train: Vec<String>,
     /// How to run the timings: f32 (strict matrix products), tf32 (TF32 tensor cores for f32
-    /// matrix products and the convolutions), f32-generic (f32 with every op
-    /// composed of candle primitives instead of the native kernels: the before of an A/B).
-    #[arg(long, value_delimiter = ',', default_value = "f32,tf32,f32-generic")]
+    /// matrix products and the convolutions), conv-tf32 (TF32 for the convolutions only:
+    /// PyTorch's defaults and `--precision`'s default), f32-generic (f32 with every op
+    /// composed of candle primitives instead of the native kernels: the before of an A/B),
+    /// f32-events (f32 with cudarc's per-buffer CUDA events, its default, which `scfnet` turns
+    /// off: the before of that A/B).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "f32,conv-tf32,tf32,f32-events"
+    )]
     pub bench_modes: Vec<BenchMode>,
     /// Timed repetitions (after one warm-up).
     #[arg(long, default_value_t = 5)]
@@ -82,8 +89,12 @@ pub enum BenchMode {
     /// TF32 tensor cores for f32 matrix products
     /// (`candle_core::cuda::set_gemm_reduced_precision_f32`), native kernels.
     Tf32,
+    /// TF32 for the convolutions, full f32 for the other matrix products (PyTorch's defaults).
+    ConvTf32,
     /// Full f32, every op composed of candle primitives (`scfnet_ops::force_generic_path`).
     F32Generic,
+    /// Full f32, native kernels, with cudarc's per-buffer event tracking on (its default).
+    F32Events,
 }
 
 impl BenchMode {
@@ -91,7 +102,9 @@ impl BenchMode {
         match self {
             Self::F32 => "f32",
             Self::Tf32 => "tf32",
+            Self::ConvTf32 => "conv-tf32",
             Self::F32Generic => "f32-generic",
+            Self::F32Events => "f32-events",
         }
     }
 }
@@ -418,8 +431,10 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
     let mut report = serde_json::Map::new();
     for &mode in &args.bench_modes {
         candle_core::cuda::set_gemm_reduced_precision_f32(mode == BenchMode::Tf32);
-        scfnet_ops::set_convolution_tf32(mode == BenchMode::Tf32);
+        scfnet_ops::set_convolution_tf32(matches!(mode, BenchMode::Tf32 | BenchMode::ConvTf32));
         let _generic = (mode == BenchMode::F32Generic).then(scfnet_ops::force_generic_path);
+        // Buffers allocated from here on (the mode's networks and activations).
+        scfnet_ops::set_cuda_event_tracking(dev, mode == BenchMode::F32Events);
         let p = mode.name();
         tracing::info!("timings: {p}");
         let args = &CheckDeviceArgs {
@@ -459,5 +474,6 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
     }
     candle_core::cuda::set_gemm_reduced_precision_f32(false);
     scfnet_ops::set_convolution_tf32(false);
+    scfnet_ops::set_cuda_event_tracking(dev, false);
     Ok(Value::Object(report))
 }

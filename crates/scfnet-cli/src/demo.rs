@@ -298,6 +298,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         args.student_labels
     );
     let dev = device(args.device)?;
+    crate::precision::apply(&dev, None)?;
     let out = &args.out;
     claim_demo_dir(out)?;
     // One demo at a time in a folder.

@@ -19,6 +19,7 @@ mod info;
 mod memory;
 mod model_card;
 mod paths;
+mod precision;
 mod predict;
 mod progress;
 mod serve;

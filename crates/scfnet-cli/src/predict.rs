@@ -18,6 +18,7 @@ use scfnet_predict::{collect_inputs, RunOptions};
 
 use crate::device::{device, DeviceArg};
 use crate::paths::{ensure_distinct, ensure_outside};
+use crate::precision::{self, Precision};
 use crate::weights::{self, WeightsArgs};
 
 /// `scfnet predict`: one 8-bit PNG saliency map per image, at the image's size.
@@ -44,6 +45,10 @@ pub struct PredictArgs {
     /// Where to run the network.
     #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
     pub device: DeviceArg,
+    /// Matrix products on a GPU: f32 (strict), conv-tf32 (TF32 convolutions, f32 otherwise:
+    /// PyTorch's defaults; the default on a GPU) or tf32 (every product). The CPU: f32 only.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// For benchmarks: decode every image first, then run only the network over them in
     /// batches, timing its calls, and log its throughput; writes nothing. What `cargo xtask
     /// bench-predict` compares the folder's throughput with, in a process started the same way.
@@ -68,6 +73,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
         crate::memory::small_pages();
     }
     let dev = device(args.device)?;
+    precision::apply(&dev, args.precision)?;
     let chosen = weights::choose(&args.weights, &dev)?;
     let model = chosen.model;
     let size = args.size.or(chosen.size).unwrap_or(model.default_size());

@@ -18,6 +18,7 @@ use scfnet_train::{
 };
 
 use crate::device::{device, DeviceArg};
+use crate::precision::{self, Precision};
 
 /// Options shared by `train` and `distill`.
 #[derive(Args, Debug, Clone)]
@@ -98,6 +99,10 @@ pub struct CommonArgs {
     /// Where to train.
     #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
     pub device: DeviceArg,
+    /// Matrix products on a GPU: f32 (strict), conv-tf32 (TF32 convolutions, f32 otherwise:
+    /// PyTorch's defaults; the default on a GPU) or tf32 (every product). The CPU: f32 only.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -290,6 +295,7 @@ fn trainer(
     }
     ensure_new_run_folder(args, &inputs)?;
     let dev = device(args.device)?;
+    precision::apply(&dev, args.precision)?;
     let config = match args
         .resume
         .then(|| checkpoint::latest(&args.out))
@@ -396,6 +402,7 @@ pub fn run_distill(args: DistillArgs) -> Result<ExitCode> {
     }
     let data = SodDataset::unlabeled(&args.data)?;
     let dev = device(args.common.device)?;
+    precision::apply(&dev, args.common.precision)?;
     let teacher = load_teacher(args.teacher, &args.teacher_weights, &dev)?;
     let (mut t, _lock) = trainer(
         config(args.model, &args.common),

@@ -3,6 +3,10 @@
 //! new `.cu` file, and its PTX is `ptx::{FILE_STEM}`. The ops load and launch their kernels
 //! through one macro, `launch!`, so no op repeats the loading, argument and launch code.
 //!
+//! `upload` copies host batches to the GPU on a stream of their own (page-locked buffers,
+//! ordered against candle's stream by events), and `keep_freed_memory` /
+//! `set_event_tracking` tune the driver for a training loop.
+//!
 //! Without the `cuda` feature the crate holds only [`SOURCES`] and [`Module`] and needs no CUDA
 //! toolkit.
 
@@ -18,6 +22,9 @@ pub struct Module {
     /// The PTX.
     pub ptx: &'static str,
 }
+
+#[cfg(feature = "cuda")]
+pub mod upload;
 
 /// The PTX of each `src/cuda/*.cu`, as a [`Module`] named after the file in capitals.
 #[cfg(feature = "cuda")]
@@ -145,6 +152,27 @@ pub fn keep_freed_memory(dev: &candle_core::CudaDevice) -> candle_core::Result<(
     Ok(())
 }
 
+/// Turns cudarc's event tracking of new device buffers on or off for `dev`'s GPU. With it on
+/// (cudarc's default) every buffer allocated afterwards creates two CUDA events and destroys them
+/// when freed, thousands of driver calls a training step, to order its uses across streams
+/// automatically. scfnet orders its only second stream ([`upload::SideUploader`]) by explicit
+/// events, and candle runs everything else on one stream, so [`keep_freed_memory`]'s caller
+/// (`scfnet_ops::prepare_device`) turns it off; on is the A/B reference.
+#[cfg(feature = "cuda")]
+pub fn set_event_tracking(dev: &candle_core::CudaDevice, on: bool) {
+    let ctx = dev.cuda_stream().context().clone();
+    // SAFETY: candle issues its work on one stream, and the side stream's copies are ordered
+    // against it by events recorded and waited for explicitly (upload.rs), so no buffer relies
+    // on cudarc's per-buffer events for ordering.
+    unsafe {
+        if on {
+            ctx.enable_event_tracking();
+        } else {
+            ctx.disable_event_tracking();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{batch_slices, row_slices, SOURCES};
@@ -185,6 +213,7 @@ mod tests {
             "layer_norm",
             "pool",
             "reduce",
+            "sgd",
             "softmax",
         ] {
             assert!(found.contains(&kernel.to_string()), "{found:?}");

@@ -55,15 +55,29 @@ impl Drop for GenericPathGuard {
     }
 }
 
-/// Readies `device` for this crate's ops; call it once after opening a device. On CUDA (with
-/// the `cuda` feature) freed memory then stays in the GPU's stream-ordered pool instead of
-/// going back to the driver at every synchronisation, so a training loop reuses its buffers
-/// step after step. Nothing to do on the CPU.
+/// Readies `device` for this crate's ops; call it once after opening a device, before
+/// allocating on it. On CUDA (with the `cuda` feature) freed memory then stays in the GPU's
+/// stream-ordered pool instead of going back to the driver at every synchronisation, so a
+/// training loop reuses its buffers step after step, and new buffers come without cudarc's
+/// per-buffer events (two created and destroyed per buffer; see
+/// `scfnet_kernels::set_event_tracking`). Nothing to do on the CPU.
 pub fn prepare_device(device: &candle_core::Device) -> candle_core::Result<()> {
     #[cfg(feature = "cuda")]
     if let candle_core::Device::Cuda(dev) = device {
         scfnet_kernels::keep_freed_memory(dev)?;
+        scfnet_kernels::set_event_tracking(dev, false);
     }
     let _ = device;
     Ok(())
+}
+
+/// Turns cudarc's per-buffer event tracking on or off for a CUDA `device` (off after
+/// [`prepare_device`]; on is cudarc's default, kept as the reference of an A/B timing). Affects
+/// buffers allocated afterwards. Nothing to do on other devices or without the `cuda` feature.
+pub fn set_cuda_event_tracking(device: &candle_core::Device, on: bool) {
+    #[cfg(feature = "cuda")]
+    if let candle_core::Device::Cuda(dev) = device {
+        scfnet_kernels::set_event_tracking(dev, on);
+    }
+    let _ = (device, on);
 }

@@ -26,6 +26,8 @@
 //! - [`layer_norm`] and [`softmax_last_dim`] — over the last axis, one fused kernel each way
 //!   (candle-nn's fused versions have no backward; their compositions record a dozen and five
 //!   nodes a call in Swin's training).
+//! - [`sgd_momentum_update`] — one parameter's SGD-with-momentum update in place, two fused
+//!   passes instead of seven candle operations, bit for bit the same values.
 //! - [`RowGather`] — rows of a table picked by a fixed index (Swin's relative-position bias),
 //!   a product with a one-hot matrix off the CPU (candle's `index_add` backward is slow on CUDA).
 //! - [`all_finite`] — the finiteness check used wherever values enter or leave the workspace.
@@ -80,6 +82,7 @@ mod resize_add;
 mod resize_columns;
 mod resize_rgb;
 mod scratch;
+mod sgd;
 mod sigmoid;
 mod simd;
 mod softmax;
@@ -92,7 +95,8 @@ pub use batch_norm::{batch_norm, paddle_batch_norm, BatchNorm, RunningVariance};
 pub use bias_act::add_bias_activate;
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_bias_act, DepthwiseConfig};
 pub use dispatch::{
-    force_generic_path, prepare_device, uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard,
+    force_generic_path, prepare_device, set_cuda_event_tracking, uses_cpu_kernels,
+    uses_cuda_kernels, GenericPathGuard,
 };
 pub use finite::{all_finite, all_finite_values, non_finite_names};
 pub use gather::RowGather;
@@ -105,6 +109,7 @@ pub use precision::{convolution_tf32, set_convolution_tf32};
 pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
 pub use resize_add::add_resized;
 pub use resize_rgb::{resize_bilinear_normalised_rgb, resize_bilinear_normalised_rgb_into};
+pub use sgd::{sgd_momentum_update, SgdSettings};
 pub use sigmoid::sigmoid_values;
 pub use softmax::softmax_last_dim;
 

@@ -377,3 +377,45 @@ fn depthwise_conv_on_wide_rows_matches_candles_grouped_conv() {
         assert!(diff < 1e-5, "k{k} s{stride}: {diff}");
     }
 }
+
+#[test]
+fn sgd_update_in_place_is_the_composition_bit_for_bit() {
+    use scfnet_ops::{force_generic_path, sgd_momentum_update, SgdSettings};
+    let run = |dtype: DType, weight_decay: f64, generic: bool| -> (Vec<f64>, Vec<f64>) {
+        let _guard = generic.then(force_generic_path);
+        let w0 = (ramp(&[3, 5, 7]).sin().unwrap() * 0.7).unwrap();
+        let w = Var::from_tensor(&w0.to_dtype(dtype).unwrap()).unwrap();
+        let mut v: Option<Tensor> = None;
+        for step in 0..4 {
+            let g = (ramp(&[3, 5, 7]) * (0.31 + step as f64))
+                .unwrap()
+                .cos()
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let settings = SgdSettings {
+                momentum: 0.9,
+                weight_decay,
+                step: 0.064 * (1.0 + step as f64) * 0.1,
+            };
+            v = Some(sgd_momentum_update(&w, v.as_ref(), &g, settings).unwrap());
+        }
+        let host = |t: &Tensor| {
+            t.to_dtype(DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+        };
+        (host(w.as_tensor()), host(&v.unwrap()))
+    };
+    for dtype in [DType::F32, DType::F64] {
+        for wd in [0.0, 5e-4] {
+            let fused = run(dtype, wd, false);
+            let composed = run(dtype, wd, true);
+            assert_eq!(fused, composed, "{dtype:?} weight decay {wd}");
+            assert!(fused.0.iter().all(|x| x.is_finite()));
+        }
+    }
+}

@@ -142,13 +142,18 @@ impl Trainer {
             Target::Mask(mask) => supervised_loss(out.as_array(), mask, epoch)?,
             Target::Teacher(p2) => distillation_loss(out.as_array(), p2)?,
         };
-        let scalar =
-            |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
-        let loss = scalar(&total)?;
+        // The backward pass is queued before the loss is read, so that on a GPU it runs while
+        // the host waits; the update comes only after the loss was found finite. The five
+        // values come to the host in one copy (one synchronisation, not five).
+        let grads = total.backward()?;
+        let values: Vec<Tensor> = std::iter::once(&total)
+            .chain(parts.iter())
+            .map(Tensor::detach)
+            .collect();
+        let read: Vec<f64> = Tensor::stack(&values, 0)?.to_dtype(DType::F64)?.to_vec1()?;
+        let loss = read[0];
         let mut values = [0.0; 4];
-        for (i, p) in parts.iter().enumerate() {
-            values[i] = scalar(p)?;
-        }
+        values.copy_from_slice(&read[1..]);
         let bad = values
             .iter()
             .enumerate()
@@ -163,7 +168,6 @@ impl Trainer {
                 value,
             });
         }
-        let grads = total.backward()?;
         self.optimizer.step(&grads, lr)?;
         Ok(StepOutcome {
             loss,

@@ -14,6 +14,7 @@ use crate::config::TrainConfig;
 use crate::engine::{Target, Teacher, Trainer};
 use crate::error::{Result, TrainError};
 use crate::evaluate::evaluate;
+use crate::feed::FedBatch;
 use crate::progress::{FitEvent, ProgressCallback, Reporter};
 use crate::run_dir::RunDir;
 use crate::run_log::{PlanLine, RunLog, StepLine};
@@ -288,25 +289,21 @@ pub fn fit(
             epochs: config.epochs,
         });
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
-        for batch in loader.epoch(epoch, state.batch) {
-            let batch = batch?;
+        for fed in crate::feed::feed(loader.epoch(epoch, state.batch), &device, dtype)? {
+            let FedBatch { batch, tensors } = fed?;
             state.skipped += batch.skipped.len();
             state.batch = batch.index + 1;
             let lr = schedule.lr(state.step);
             let mut loss = None;
-            if !batch.is_empty() {
+            if let Some((images, masks)) = tensors {
                 let t0 = Instant::now();
-                let images = batch.images_tensor(&device)?.to_dtype(dtype)?;
                 let stepped = match teacher {
                     Some(t) => {
                         let p2 = t.p2(&images)?;
                         trainer.step(&images, Target::Teacher(&p2), epoch, state.step, lr)
                     }
                     None => {
-                        let masks = batch
-                            .masks_tensor(&device)?
-                            .expect("labeled data has masks")
-                            .to_dtype(dtype)?;
+                        let masks = masks.expect("labeled data has masks");
                         trainer.step(&images, Target::Mask(&masks), epoch, state.step, lr)
                     }
                 };

@@ -13,6 +13,7 @@ pub mod cross_device;
 mod engine;
 mod error;
 mod evaluate;
+mod feed;
 mod fit;
 mod loss;
 mod optim;

@@ -6,6 +6,7 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
+use scfnet_ops::{sgd_momentum_update, SgdSettings};
 
 /// Parameters sharing a learning-rate multiplier and a weight decay.
 pub struct ParamGroup {
@@ -43,17 +44,12 @@ impl SgdMomentum {
                 let Some(g) = grads.get(var.as_tensor()) else {
                     continue;
                 };
-                let g = if group.weight_decay != 0.0 {
-                    (g + (var.as_tensor() * group.weight_decay)?)?
-                } else {
-                    g.clone()
+                let settings = SgdSettings {
+                    momentum: self.momentum,
+                    weight_decay: group.weight_decay,
+                    step: lr * group.lr_mult,
                 };
-                let new_v = match v.take() {
-                    Some(old) => ((old * self.momentum)? + g)?,
-                    None => g,
-                };
-                var.set(&(var.as_tensor() - (&new_v * (lr * group.lr_mult))?)?)?;
-                *v = Some(new_v.detach());
+                *v = Some(sgd_momentum_update(var, v.take().as_ref(), g, settings)?);
             }
         }
         Ok(())

@@ -115,6 +115,7 @@ async fn shutdown_signal() {
 /// Runs `scfnet serve` until Ctrl-C or SIGTERM.
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let dev = device(args.device)?;
+    crate::precision::apply(&dev, None)?;
     let chosen = weights::choose(&args.weights, &dev)?;
     let model = chosen.model;
     let size = args.size.or(chosen.size).unwrap_or(model.default_size());

@@ -1,0 +1,74 @@
+//! `--precision f32|tf32|conv-tf32`: how f32 matrix products run on a CUDA GPU.
+
+use anyhow::{bail, Result};
+use candle_core::Device;
+
+/// The arithmetic of the f32 matrix products on a GPU (the CPU always computes in full f32).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Full f32 everywhere (strict; what the checks against the CPU use).
+    F32,
+    /// TF32 tensor cores (10-bit mantissa products, f32 sums) for the convolutions, full f32 for
+    /// the other matrix products: PyTorch's defaults, and the default here on a GPU.
+    ConvTf32,
+    /// TF32 tensor cores for every f32 matrix product (convolutions, attention, linear layers).
+    Tf32,
+}
+
+impl Precision {
+    /// The setting when `--precision` is not given: PyTorch's defaults on a GPU, f32 on the CPU.
+    fn default_for(device: &Device) -> Self {
+        if device.is_cuda() {
+            Self::ConvTf32
+        } else {
+            Self::F32
+        }
+    }
+
+    /// The name as written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::ConvTf32 => "conv-tf32",
+            Self::Tf32 => "tf32",
+        }
+    }
+}
+
+/// Applies `chosen` (or the default for `device`) to this process's matrix products. TF32 on a
+/// device other than a CUDA GPU is an error (the CPU has no TF32).
+pub fn apply(device: &Device, chosen: Option<Precision>) -> Result<Precision> {
+    let precision = chosen.unwrap_or_else(|| Precision::default_for(device));
+    if precision != Precision::F32 && !device.is_cuda() {
+        bail!(
+            "--precision {}: TF32 exists only on CUDA GPUs (the CPU computes in full f32); use --precision f32 or --device cuda",
+            precision.name()
+        );
+    }
+    #[cfg(feature = "cuda")]
+    candle_core::cuda::set_gemm_reduced_precision_f32(precision == Precision::Tf32);
+    scfnet_ops::set_convolution_tf32(precision != Precision::F32);
+    if device.is_cuda() {
+        tracing::info!("precision: {}", precision.name());
+    }
+    Ok(precision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_computes_in_f32_and_refuses_tf32() {
+        assert_eq!(apply(&Device::Cpu, None).unwrap(), Precision::F32);
+        assert_eq!(
+            apply(&Device::Cpu, Some(Precision::F32)).unwrap(),
+            Precision::F32
+        );
+        assert!(!scfnet_ops::convolution_tf32());
+        for p in [Precision::Tf32, Precision::ConvTf32] {
+            let e = apply(&Device::Cpu, Some(p)).unwrap_err().to_string();
+            assert!(e.contains("only on CUDA GPUs"), "{e}");
+        }
+    }
+}
