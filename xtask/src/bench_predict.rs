@@ -12,18 +12,26 @@ use image::RgbImage;
 use scfnet_backbones::synthetic_var_builder;
 use scfnet_model::{ModelKind, Predictor, RgbRef, Scfnet};
 
+/// The synthetic JPEG set of the predict and serve benchmarks.
+#[derive(clap::Args)]
+pub struct JpegSet {
+    /// How many JPEGs.
+    #[arg(long, default_value_t = 96)]
+    pub count: usize,
+    /// Their width.
+    #[arg(long, default_value_t = 400)]
+    pub width: u32,
+    /// Their height.
+    #[arg(long, default_value_t = 300)]
+    pub height: u32,
+}
+
 /// Arguments of `bench-predict`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// JPEGs in the folder.
-    #[arg(long, default_value_t = 96)]
-    count: usize,
-    /// Their width.
-    #[arg(long, default_value_t = 400)]
-    width: u32,
-    /// Their height.
-    #[arg(long, default_value_t = 300)]
-    height: u32,
+    /// The JPEGs in the folder.
+    #[command(flatten)]
+    jpegs: JpegSet,
     /// Chroma subsampling of the JPEGs: 420 (what cameras, libjpeg and PIL write by default) or
     /// 444 (full-resolution colour, about 1.5 times the decoding work).
     #[arg(long, default_value = "420", value_parser = ["420", "444"])]
@@ -63,12 +71,12 @@ fn synthetic_photo(i: usize, width: u32, height: u32) -> RgbImage {
     })
 }
 
-/// Writes `args.count` JPEGs (quality 90, `args.subsampling`) into `dir`.
+/// Writes `args.jpegs.count` JPEGs (quality 90, `args.subsampling`) into `dir`.
 fn write_folder(dir: &Path, args: &Args) -> Result<()> {
     write_jpegs(
         dir,
-        args.count,
-        (args.width, args.height),
+        args.jpegs.count,
+        (args.jpegs.width, args.jpegs.height),
         &args.subsampling,
     )
 }
@@ -241,7 +249,7 @@ pub fn run(args: Args) -> Result<()> {
         &Device::Cpu,
         DType::F32,
     )?;
-    let images = (0..args.count)
+    let images = (0..args.jpegs.count)
         .map(|i| Ok(image::open(input.join(format!("{i:04}.jpg")))?.to_rgb8()))
         .collect::<Result<Vec<_>>>()?;
 
@@ -249,9 +257,9 @@ pub fn run(args: Args) -> Result<()> {
         "{} JPEGs of {}x{} ({} chroma), {kind}, {} threads, {} rounds (each: scfnet predict; the network \
          alone in a new scfnet process; the network alone in this process, warm after round 1; \
          on the same decoded images, only the network's calls timed)\n",
-        args.count,
-        args.width,
-        args.height,
+        args.jpegs.count,
+        args.jpegs.width,
+        args.jpegs.height,
         format_args!("{}:{}:{}", &args.subsampling[..1], &args.subsampling[1..2], &args.subsampling[2..]),
         candle_core::utils::get_num_threads(),
         args.rounds

@@ -11,20 +11,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::bench_predict::{median, predict_rate, scfnet_binary, write_jpegs};
+use crate::bench_predict::{median, predict_rate, scfnet_binary, write_jpegs, JpegSet};
 
 /// Arguments of `bench-serve`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// JPEGs the clients send (in turn).
-    #[arg(long, default_value_t = 96)]
-    count: usize,
-    /// Their width.
-    #[arg(long, default_value_t = 400)]
-    width: u32,
-    /// Their height.
-    #[arg(long, default_value_t = 300)]
-    height: u32,
+    /// The JPEGs the clients send (in turn).
+    #[command(flatten)]
+    jpegs: JpegSet,
     /// Network (student or r50).
     #[arg(long, default_value = "student")]
     model: String,
@@ -171,8 +165,13 @@ pub fn run(args: Args) -> Result<()> {
     let root = crate::repo_root().join("target/bench-serve");
     let (input, maps) = (root.join("jpegs"), root.join("maps"));
     let _ = std::fs::remove_dir_all(&root);
-    write_jpegs(&input, args.count, (args.width, args.height), "420")?;
-    let images = (0..args.count)
+    write_jpegs(
+        &input,
+        args.jpegs.count,
+        (args.jpegs.width, args.jpegs.height),
+        "420",
+    )?;
+    let images = (0..args.jpegs.count)
         .map(|i| Ok(std::fs::read(input.join(format!("{i:04}.jpg")))?))
         .collect::<Result<Vec<_>>>()?;
     let limit = Duration::from_secs(args.max_seconds);
@@ -180,9 +179,9 @@ pub fn run(args: Args) -> Result<()> {
     println!(
         "{} JPEGs of {}x{}, {}, batch {}; each row: {} requests (at most {} s) from that many \
          clients, then scfnet predict on the folder at the same batch\n",
-        args.count,
-        args.width,
-        args.height,
+        args.jpegs.count,
+        args.jpegs.width,
+        args.jpegs.height,
         args.model,
         args.batch,
         args.requests,

@@ -60,6 +60,15 @@ fn softmax_t(x: &Tensor, weights: &Tensor) -> Result<Tensor> {
     scfnet_ops::softmax_last_dim(x)
 }
 
+/// The exact GELU: candle's kernel for inference, `scfnet_ops::gelu_erf` (one kernel each way,
+/// the exact derivative) when a graph is being recorded.
+fn gelu_t(x: &Tensor, weights: &Tensor) -> Result<Tensor> {
+    if !recording(x, weights) {
+        return x.gelu_erf();
+    }
+    scfnet_ops::gelu_erf(x)
+}
+
 /// Architecture hyper-parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SwinConfig {
@@ -335,7 +344,10 @@ impl SwinBlock {
         }
         let x = (x + drop_path(&y, self.drop_path, train)?)?;
         let m = scfnet_ops::linear(
-            &scfnet_ops::linear(&layer_norm_t(&self.norm2, &x)?, &self.fc1)?.gelu_erf()?,
+            &gelu_t(
+                &scfnet_ops::linear(&layer_norm_t(&self.norm2, &x)?, &self.fc1)?,
+                self.fc1.weight(),
+            )?,
             &self.fc2,
         )?;
         debug_assert_eq!(m.dims4()?, (b, h, w, c));

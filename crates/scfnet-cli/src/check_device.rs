@@ -57,11 +57,12 @@ pub struct CheckDeviceArgs {
     /// PyTorch's defaults and `--precision`'s default), f32-generic (f32 with every op
     /// composed of candle primitives instead of the native kernels: the before of an A/B),
     /// f32-events (f32 with cudarc's per-buffer CUDA events, its default, which `scfnet` turns
-    /// off: the before of that A/B).
+    /// off: the before of that A/B), cudnn (conv-tf32 with the dense convolutions through cuDNN
+    /// instead of columns + cuBLAS).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "f32,conv-tf32,tf32,f32-events"
+        default_value = "f32,conv-tf32,tf32,f32-events,cudnn"
     )]
     pub bench_modes: Vec<BenchMode>,
     /// Timed repetitions (after one warm-up).
@@ -95,6 +96,8 @@ pub enum BenchMode {
     F32Generic,
     /// Full f32, native kernels, with cudarc's per-buffer event tracking on (its default).
     F32Events,
+    /// conv-tf32 with the dense convolutions through cuDNN.
+    Cudnn,
 }
 
 impl BenchMode {
@@ -105,6 +108,7 @@ impl BenchMode {
             Self::ConvTf32 => "conv-tf32",
             Self::F32Generic => "f32-generic",
             Self::F32Events => "f32-events",
+            Self::Cudnn => "cudnn",
         }
     }
 }
@@ -140,6 +144,45 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
         tracing::info!("op {:<50} max rel diff {err:.2e} ({at})", case.name);
         ops.push(json!({"op": case.name, "max_rel_diff": err, "where": at, "ok": ok}));
     }
+    // The dense convolutions again through cuDNN (strict f32), where it can be loaded.
+    let cudnn = if args.bench_only || !dev.is_cuda() {
+        Value::Null
+    } else {
+        match scfnet_ops::cudnn_version() {
+            Ok(version) => {
+                scfnet_ops::set_cudnn_convolutions(true);
+                for case in op_cases().iter().filter(|c| c.name.starts_with("conv2d")) {
+                    let name = format!("{} [cudnn]", case.name);
+                    let both = evaluate(case, &Device::Cpu, DType::F32)
+                        .and_then(|cpu| Ok((cpu, evaluate(case, &dev, DType::F32)?)));
+                    match both {
+                        Ok((cpu, on_dev)) => {
+                            let (err, at) = max_relative_difference(&cpu, &on_dev);
+                            let ok = err <= args.tolerance;
+                            if !ok {
+                                failures.push(format!("op {name}: {at} differs by {err:.2e}"));
+                            }
+                            tracing::info!("op {name:<50} max rel diff {err:.2e} ({at})");
+                            ops.push(
+                                json!({"op": name, "max_rel_diff": err, "where": at, "ok": ok}),
+                            );
+                        }
+                        Err(e) => {
+                            tracing::error!("op {name}: {e}");
+                            failures.push(format!("op {name}: {e}"));
+                            ops.push(json!({"op": name, "error": e.to_string(), "ok": false}));
+                        }
+                    }
+                }
+                scfnet_ops::set_cudnn_convolutions(false);
+                json!({"available": true, "version": version})
+            }
+            Err(why) => {
+                tracing::warn!("cuDNN: {why}");
+                json!({"available": false, "why": why})
+            }
+        }
+    };
     let mut networks = Vec::new();
     if !args.ops_only && !args.bench_only {
         for kind in ModelKind::ALL {
@@ -253,6 +296,7 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
         "device": args.device.to_string(),
         "tolerance": args.tolerance,
         "ops": ops,
+        "cudnn": cudnn,
         "networks": networks,
         "bench": bench,
         "failures": failures,
@@ -431,7 +475,11 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
     let mut report = serde_json::Map::new();
     for &mode in &args.bench_modes {
         candle_core::cuda::set_gemm_reduced_precision_f32(mode == BenchMode::Tf32);
-        scfnet_ops::set_convolution_tf32(matches!(mode, BenchMode::Tf32 | BenchMode::ConvTf32));
+        scfnet_ops::set_convolution_tf32(matches!(
+            mode,
+            BenchMode::Tf32 | BenchMode::ConvTf32 | BenchMode::Cudnn
+        ));
+        scfnet_ops::set_cudnn_convolutions(mode == BenchMode::Cudnn);
         let _generic = (mode == BenchMode::F32Generic).then(scfnet_ops::force_generic_path);
         // Buffers allocated from here on (the mode's networks and activations).
         scfnet_ops::set_cuda_event_tracking(dev, mode == BenchMode::F32Events);
@@ -475,5 +523,6 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
     candle_core::cuda::set_gemm_reduced_precision_f32(false);
     scfnet_ops::set_convolution_tf32(false);
     scfnet_ops::set_cuda_event_tracking(dev, false);
+    scfnet_ops::set_cudnn_convolutions(false);
     Ok(Value::Object(report))
 }

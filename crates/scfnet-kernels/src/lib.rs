@@ -3,7 +3,7 @@
 //! new `.cu` file, and its PTX is `ptx::{FILE_STEM}`. The ops load and launch their kernels
 //! through one macro, `launch!`, so no op repeats the loading, argument and launch code.
 //!
-//! `upload` copies host batches to the GPU on a stream of their own (page-locked buffers,
+//! `cudnn` runs dense convolutions through cuDNN, loaded at run time; `upload` copies host batches to the GPU on a stream of their own (page-locked buffers,
 //! ordered against candle's stream by events), and `keep_freed_memory` /
 //! `set_event_tracking` tune the driver for a training loop.
 //!
@@ -23,6 +23,8 @@ pub struct Module {
     pub ptx: &'static str,
 }
 
+#[cfg(feature = "cuda")]
+pub mod cudnn;
 #[cfg(feature = "cuda")]
 pub mod upload;
 
@@ -209,6 +211,7 @@ mod tests {
             "activation",
             "batch_norm",
             "depthwise",
+            "gelu",
             "im2col",
             "layer_norm",
             "pool",

@@ -7,9 +7,9 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{Conv2d, Conv2dConfig, ModuleT, VarBuilder, VarMap};
 
 use crate::{
-    bce_with_logits, conv2d, conv2d_im2col, depthwise_conv2d, hard_sigmoid_paddle, hard_swish,
-    layer_norm, max_pool2d, max_pool2d_same, resize_bilinear, softmax_last_dim, ConvGeometry,
-    DepthwiseConfig, Pool2d,
+    bce_with_logits, conv2d, conv2d_im2col, depthwise_conv2d, gelu_erf, hard_sigmoid_paddle,
+    hard_swish, layer_norm, max_pool2d, max_pool2d_same, resize_bilinear, softmax_last_dim,
+    ConvGeometry, DepthwiseConfig, Pool2d,
 };
 
 /// The function a case evaluates on its inputs (tensors on the device under test).
@@ -186,9 +186,10 @@ pub fn op_cases() -> Vec<OpCase> {
     cases.push(case("hard-swish".into(), vec![x.clone()], |t| {
         hard_swish(&t[0])
     }));
-    cases.push(case("hard-sigmoid (Paddle)".into(), vec![x], |t| {
+    cases.push(case("hard-sigmoid (Paddle)".into(), vec![x.clone()], |t| {
         hard_sigmoid_paddle(&t[0])
     }));
+    cases.push(case("gelu (erf)".into(), vec![x], |t| gelu_erf(&t[0])));
     let (t, s) = input(&[2, 1, 6, 6], 14, 0.5);
     cases.push(case(
         "bce-with-logits (logits up to ±60)".into(),

@@ -5,6 +5,7 @@
 //! backward pass neither zero-fills nor accumulates gradients for it, and the columns are not
 //! kept alive between the forward and the backward pass (they are rebuilt for the weight
 //! gradient). Products use TF32 tensor cores when [`crate::set_convolution_tf32`] allows it.
+//! With [`crate::set_cudnn_convolutions`] the three passes run through cuDNN instead.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -163,7 +164,7 @@ mod cuda {
     use super::is_pointwise;
     use crate::gpu::{gemm, kernel, output, per_element, view, wrap, GpuFloat, Operand};
     use crate::im2col::{cuda as columns, ConvGeometry};
-    use crate::precision::convolution_tf32;
+    use crate::precision::{convolution_tf32, cudnn_convolutions};
 
     const OP: &str = "columns-conv2d";
 
@@ -180,6 +181,69 @@ mod cuda {
         columns::columns(dev, x, g, dims).map(Some)
     }
 
+    /// The cuDNN description of a convolution of `g` on `(b, c, h, w)` with `co` filters.
+    fn cudnn_shape(
+        g: ConvGeometry,
+        input: (usize, usize, usize, usize),
+        co: usize,
+    ) -> scfnet_kernels::cudnn::ConvShape {
+        scfnet_kernels::cudnn::ConvShape {
+            input,
+            out_channels: co,
+            kernel: g.kernel,
+            stride: g.stride,
+            padding: g.padding,
+            dilation: g.dilation,
+        }
+    }
+
+    /// cuDNN's element type for `T`.
+    fn element<T: GpuFloat>() -> scfnet_kernels::cudnn::Element {
+        if T::SUFFIX == "f32" {
+            scfnet_kernels::cudnn::Element::F32
+        } else {
+            scfnet_kernels::cudnn::Element::F64
+        }
+    }
+
+    /// The device address of a view (on candle's stream).
+    fn address<T>(dev: &CudaDevice, v: &CudaView<'_, T>) -> u64 {
+        use candle_core::cuda_backend::cudarc::driver::DevicePtr;
+        let stream = dev.cuda_stream();
+        let (ptr, _guard) = v.device_ptr(&stream);
+        ptr
+    }
+
+    /// One pass through cuDNN: `a`, `b` its inputs, a new buffer of `n` values its output.
+    fn cudnn_pass<T: GpuFloat>(
+        dev: &CudaDevice,
+        pass: unsafe fn(
+            &CudaDevice,
+            &scfnet_kernels::cudnn::ConvShape,
+            scfnet_kernels::cudnn::Element,
+            bool,
+            (u64, u64, u64),
+        ) -> Result<()>,
+        shape: scfnet_kernels::cudnn::ConvShape,
+        (a, b): (&CudaView<'_, T>, &CudaView<'_, T>),
+        n: usize,
+    ) -> Result<CudaSlice<T>> {
+        let out = output::<T>(dev, n)?;
+        let o = address(dev, &out.slice(..));
+        // SAFETY: `a` and `b` hold the pass's inputs of `shape` (checked by the ops' shape
+        // checks), `out` is a new buffer of the output's size.
+        unsafe {
+            pass(
+                dev,
+                &shape,
+                element::<T>(),
+                convolution_tf32(),
+                (address(dev, a), address(dev, b), o),
+            )?;
+        }
+        Ok(out)
+    }
+
     /// `y_i = W · cols(x_i)` for every image.
     pub(super) fn forward<T: GpuFloat>(
         g: ConvGeometry,
@@ -191,6 +255,12 @@ mod cuda {
         let dev = xs.device();
         let x = view::<T>(OP, xs, xl)?;
         let wt = view::<T>(OP, ws, wl)?;
+        if cudnn_convolutions() {
+            let shape = cudnn_shape(g, (b, c, h, w), co);
+            let n = b * co * g.output(h) * g.output(w);
+            let y = cudnn_pass(dev, scfnet_kernels::cudnn::forward, shape, (&x, &wt), n)?;
+            return Ok(wrap(xs, y));
+        }
         let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
         let built = columns_of(dev, &x, g, (b * c, h, w))?;
         let built = built.as_ref().map(|cols| cols.slice(..));
@@ -226,6 +296,17 @@ mod cuda {
         let dev = gs.device();
         let dy = view::<T>(OP, gs, gl)?;
         let wt = view::<T>(OP, ws, wl)?;
+        if cudnn_convolutions() {
+            let shape = cudnn_shape(g, (b, c, h, w), co);
+            let dx = cudnn_pass(
+                dev,
+                scfnet_kernels::cudnn::backward_data,
+                shape,
+                (&wt, &dy),
+                b * c * h * w,
+            )?;
+            return Ok(wrap(gs, dx));
+        }
         let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
         let mut dcols = output::<T>(dev, b * kk * p)?;
         gemm(
@@ -262,6 +343,18 @@ mod cuda {
         let dev = xs.device();
         let x = view::<T>(OP, xs, xl)?;
         let dy = view::<T>(OP, gs, gl)?;
+        if cudnn_convolutions() {
+            let shape = cudnn_shape(g, (b, c, h, w), co);
+            let k = g.kernel;
+            let dw = cudnn_pass(
+                dev,
+                scfnet_kernels::cudnn::backward_filter,
+                shape,
+                (&x, &dy),
+                co * c * k * k,
+            )?;
+            return Ok(wrap(xs, dw));
+        }
         let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
         let built = columns_of(dev, &x, g, (b * c, h, w))?;
         let built = built.as_ref().map(|cols| cols.slice(..));

@@ -23,6 +23,7 @@
 //! - [`BatchNorm`] — 2-D BatchNorm with fused statistics, normalisation and backward kernels,
 //!   a drop-in for `candle_nn::BatchNorm` several times faster in training.
 //! - [`bce_with_logits`] — binary cross-entropy with logits that stays finite for any logit.
+//! - [`gelu_erf`] — the exact GELU with a backward in one kernel each way (Swin's MLP).
 //! - [`layer_norm`] and [`softmax_last_dim`] — over the last axis, one fused kernel each way
 //!   (candle-nn's fused versions have no backward; their compositions record a dozen and five
 //!   nodes a call in Swin's training).
@@ -38,8 +39,8 @@
 //! crates of their own, above this one.
 //!
 //! On the CPU each op runs a fused kernel of this crate. On CUDA (the `cuda` feature) the
-//! max-pool, depthwise convolution, BatchNorm, hard-swish / hard-sigmoid, LayerNorm, softmax and
-//! the columns of the convolutions run native kernels from `scfnet-kernels` (forward and backward), the same sums
+//! max-pool, depthwise convolution, BatchNorm, hard-swish / hard-sigmoid, GELU, LayerNorm, softmax
+//! and the columns of the convolutions run native kernels from `scfnet-kernels` (forward and backward), the same sums
 //! as the CPU's; the resize and the BCE run compositions of candle primitives. On any other
 //! device every op is such a composition (matrix products, strided views, element-wise
 //! selections, all with correct backward passes). [`force_generic_path`] makes the CPU (and
@@ -65,6 +66,7 @@ mod dispatch;
 mod elem;
 pub mod finite;
 mod gather;
+mod gelu;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod im2col;
@@ -100,12 +102,16 @@ pub use dispatch::{
 };
 pub use finite::{all_finite, all_finite_values, non_finite_names};
 pub use gather::RowGather;
+pub use gelu::gelu_erf;
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
 pub use layer_norm::layer_norm;
 pub use linear::linear;
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
-pub use precision::{convolution_tf32, set_convolution_tf32};
+pub use precision::{
+    convolution_tf32, cudnn_convolutions, cudnn_version, set_convolution_tf32,
+    set_cudnn_convolutions,
+};
 pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
 pub use resize_add::add_resized;
 pub use resize_rgb::{resize_bilinear_normalised_rgb, resize_bilinear_normalised_rgb_into};

@@ -1,8 +1,10 @@
-//! The precision of the convolutions' matrix products on CUDA.
+//! How the convolutions run on CUDA: the precision of their matrix products, and whether cuDNN
+//! computes them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static TF32: AtomicBool = AtomicBool::new(false);
+static CUDNN: AtomicBool = AtomicBool::new(false);
 
 /// Lets the convolutions' matrix products on CUDA use TF32 tensor cores (10-bit mantissa
 /// products, f32 sums), as PyTorch's cuDNN convolutions do by default; off (the default here):
@@ -15,4 +17,26 @@ pub fn set_convolution_tf32(allow: bool) {
 /// Whether the convolutions on CUDA may use TF32 ([`set_convolution_tf32`]).
 pub fn convolution_tf32() -> bool {
     TF32.load(Ordering::Relaxed)
+}
+
+/// Makes the dense convolutions on CUDA run through cuDNN (forward, backward data, backward
+/// filter; loaded at run time, an error naming what to install where it is missing) instead of
+/// the columns kernel and cuBLAS (the default). Depthwise convolutions keep their own kernels.
+/// No effect on the CPU.
+pub fn set_cudnn_convolutions(on: bool) {
+    CUDNN.store(on, Ordering::Relaxed);
+}
+
+/// Whether the dense convolutions on CUDA run through cuDNN ([`set_cudnn_convolutions`]).
+pub fn cudnn_convolutions() -> bool {
+    CUDNN.load(Ordering::Relaxed)
+}
+
+/// cuDNN's version (e.g. 91002) when it can be loaded for [`set_cudnn_convolutions`], or why
+/// not (not installed, too old, or a build without the `cuda` feature).
+pub fn cudnn_version() -> std::result::Result<usize, String> {
+    #[cfg(feature = "cuda")]
+    return scfnet_kernels::cudnn::version();
+    #[cfg(not(feature = "cuda"))]
+    Err("this build has no CUDA support (the cuda feature)".to_string())
 }

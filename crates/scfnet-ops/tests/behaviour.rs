@@ -419,3 +419,29 @@ fn sgd_update_in_place_is_the_composition_bit_for_bit() {
         }
     }
 }
+
+#[test]
+fn gelu_forward_is_candles_gelu_erf_and_the_gradient_is_exact() {
+    let x = ((ramp(&[4, 50]) * 0.037).unwrap().sin().unwrap() * 6.0).unwrap();
+    for dtype in [DType::F32, DType::F64] {
+        let x = x.to_dtype(dtype).unwrap();
+        let ours = scfnet_ops::gelu_erf(&x).unwrap();
+        let theirs = x.gelu_erf().unwrap();
+        let tol = if dtype == DType::F32 { 1e-6 } else { 1e-14 };
+        assert!(max_diff(&ours, &theirs) <= tol, "{dtype:?}");
+    }
+    // d/dx at 0 is 1/2; at 1 it is Φ(1) + φ(1) = 0.8413447460685429 + 0.24197072451914337.
+    let x = Var::from_tensor(&Tensor::new(&[0.0f64, 1.0], &Device::Cpu).unwrap()).unwrap();
+    let g = scfnet_ops::gelu_erf(x.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let d = g.get(x.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+    assert!((d[0] - 0.5).abs() < 1e-15, "{d:?}");
+    assert!(
+        (d[1] - (0.841_344_746_068_542_9 + 0.241_970_724_519_143_37)).abs() < 1e-14,
+        "{d:?}"
+    );
+}

@@ -217,3 +217,8 @@ fn softmax_backward() {
         );
     }
 }
+
+#[test]
+fn gelu_backward() {
+    check("gelu", &[2, 3, 17], 130, 4.0, &scfnet_ops::gelu_erf);
+}

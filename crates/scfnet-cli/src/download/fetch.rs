@@ -83,7 +83,8 @@ pub fn digests(path: &Path) -> Result<Digests> {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` in lower-case hexadecimal (digests).
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -111,17 +112,21 @@ impl Fetcher {
         self
     }
 
+    /// The hub's address: the environment's `HF_ENDPOINT`, else `https://huggingface.co`.
+    pub fn endpoint(&self) -> String {
+        self.hub
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| "https://huggingface.co".into())
+    }
+
     /// The URLs tried for `spec`, in order (the mirror first, hub paths made absolute).
     pub fn urls(&self, spec: &FileSpec) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(m) = &self.mirror {
             out.push(format!("{}/{}", m.trim_end_matches('/'), spec.name));
         }
-        let endpoint = self
-            .hub
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| "https://huggingface.co".into());
+        let endpoint = self.endpoint();
         for u in &spec.urls {
             out.push(match parse_hf(u) {
                 Some(h) => h.url(&endpoint),

@@ -19,6 +19,7 @@ use parquet::record::{Field, Row};
 use scfnet_backbones::HubOptions;
 use sha2::{Digest, Sha256};
 
+use super::fetch::hex;
 use super::manifest::ParquetSource;
 
 /// The branch where the hub keeps its parquet conversion of a dataset repository.
@@ -301,10 +302,6 @@ fn extension(bytes: &[u8]) -> Result<&'static str> {
             bytes.len()
         ),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -280,12 +280,7 @@ fn plan_lines(manifest: &Manifest, opts: &Options, it: &Item, dest: &Path) -> St
     for (k, src) in it.sources.iter().enumerate() {
         s.push_str(&format!("\n  source {}:", k + 1));
         if let Some(p) = &src.parquet {
-            let endpoint = opts
-                .fetcher
-                .hub()
-                .endpoint
-                .clone()
-                .unwrap_or_else(|| "https://huggingface.co".into());
+            let endpoint = opts.fetcher.endpoint();
             s.push_str(&format!(
                 "\n    {} (columns {}, {})\n      {endpoint}/datasets/{}/tree/refs%2Fconvert%2Fparquet/{}/{}",
                 p.label(),
