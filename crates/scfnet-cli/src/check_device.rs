@@ -123,26 +123,14 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
     } else {
         op_cases()
     };
-    for case in cases {
-        // An error on the device is a failed check, not the end of the report.
-        let both = evaluate(&case, &Device::Cpu, DType::F32)
-            .and_then(|cpu| Ok((cpu, evaluate(&case, &dev, DType::F32)?)));
-        let (cpu, on_dev) = match both {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::error!("op {}: {e}", case.name);
-                failures.push(format!("op {}: {e}", case.name));
-                ops.push(json!({"op": case.name, "error": e.to_string(), "ok": false}));
-                continue;
-            }
-        };
-        let (err, at) = max_relative_difference(&cpu, &on_dev);
-        let ok = err <= args.tolerance;
-        if !ok {
-            failures.push(format!("op {}: {at} differs by {err:.2e}", case.name));
-        }
-        tracing::info!("op {:<50} max rel diff {err:.2e} ({at})", case.name);
-        ops.push(json!({"op": case.name, "max_rel_diff": err, "where": at, "ok": ok}));
+    for case in &cases {
+        ops.push(compare_op(
+            case,
+            &case.name,
+            &dev,
+            args.tolerance,
+            &mut failures,
+        ));
     }
     // The dense convolutions again through cuDNN (strict f32), where it can be loaded.
     let cudnn = if args.bench_only || !dev.is_cuda() {
@@ -151,28 +139,9 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
         match scfnet_ops::cudnn_version() {
             Ok(version) => {
                 scfnet_ops::set_cudnn_convolutions(true);
-                for case in op_cases().iter().filter(|c| c.name.starts_with("conv2d")) {
+                for case in cases.iter().filter(|c| c.name.starts_with("conv2d")) {
                     let name = format!("{} [cudnn]", case.name);
-                    let both = evaluate(case, &Device::Cpu, DType::F32)
-                        .and_then(|cpu| Ok((cpu, evaluate(case, &dev, DType::F32)?)));
-                    match both {
-                        Ok((cpu, on_dev)) => {
-                            let (err, at) = max_relative_difference(&cpu, &on_dev);
-                            let ok = err <= args.tolerance;
-                            if !ok {
-                                failures.push(format!("op {name}: {at} differs by {err:.2e}"));
-                            }
-                            tracing::info!("op {name:<50} max rel diff {err:.2e} ({at})");
-                            ops.push(
-                                json!({"op": name, "max_rel_diff": err, "where": at, "ok": ok}),
-                            );
-                        }
-                        Err(e) => {
-                            tracing::error!("op {name}: {e}");
-                            failures.push(format!("op {name}: {e}"));
-                            ops.push(json!({"op": name, "error": e.to_string(), "ok": false}));
-                        }
-                    }
+                    ops.push(compare_op(case, &name, &dev, args.tolerance, &mut failures));
                 }
                 scfnet_ops::set_cudnn_convolutions(false);
                 json!({"available": true, "version": version})
@@ -314,6 +283,35 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
             tracing::error!("{f}");
         }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `case` (f32) on `dev` against the CPU, reported as `name`: its JSON entry; a difference over
+/// `tolerance`, or an error on the device, is added to `failures` (not the end of the report).
+fn compare_op(
+    case: &scfnet_ops::check::OpCase,
+    name: &str,
+    dev: &Device,
+    tolerance: f64,
+    failures: &mut Vec<String>,
+) -> Value {
+    let both = evaluate(case, &Device::Cpu, DType::F32)
+        .and_then(|cpu| Ok((cpu, evaluate(case, dev, DType::F32)?)));
+    match both {
+        Ok((cpu, on_dev)) => {
+            let (err, at) = max_relative_difference(&cpu, &on_dev);
+            let ok = err <= tolerance;
+            if !ok {
+                failures.push(format!("op {name}: {at} differs by {err:.2e}"));
+            }
+            tracing::info!("op {name:<50} max rel diff {err:.2e} ({at})");
+            json!({"op": name, "max_rel_diff": err, "where": at, "ok": ok})
+        }
+        Err(e) => {
+            tracing::error!("op {name}: {e}");
+            failures.push(format!("op {name}: {e}"));
+            json!({"op": name, "error": e.to_string(), "ok": false})
+        }
     }
 }
 

@@ -45,7 +45,6 @@ pub fn apply(device: &Device, chosen: Option<Precision>) -> Result<Precision> {
             precision.name()
         );
     }
-    #[cfg(feature = "cuda")]
     candle_core::cuda::set_gemm_reduced_precision_f32(precision == Precision::Tf32);
     scfnet_ops::set_convolution_tf32(precision != Precision::F32);
     if device.is_cuda() {

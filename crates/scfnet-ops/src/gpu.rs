@@ -179,6 +179,14 @@ pub(crate) fn per_plane(op: &str, planes: usize, n: usize) -> Result<LaunchConfi
     })
 }
 
+/// `n` (the length of a row the kernels index in 32-bit arithmetic) as `u32`, or an error
+/// naming `op`.
+pub(crate) fn row_length_u32(op: &str, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| {
+        candle_core::Error::Msg(format!("{op} (cuda): rows of {n} values are too long"))
+    })
+}
+
 /// Wraps a buffer as a storage on `storage`'s device.
 pub(crate) fn wrap<T: GpuFloat>(storage: &CudaStorage, out: CudaSlice<T>) -> CudaStorage {
     CudaStorage::wrap_cuda_slice(out, storage.device().clone())

@@ -60,7 +60,7 @@ fn composed(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, eps: f64) -> Res
 }
 
 /// The mean and `1 / √(σ² + ε)` of one row (two passes, in `f64`).
-pub(crate) fn row_statistics<T: Real + Into<f64>>(row: &[T], eps: f64) -> (f64, f64) {
+fn row_statistics<T: Real + Into<f64>>(row: &[T], eps: f64) -> (f64, f64) {
     let n = row.len() as f64;
     let mean = row.iter().map(|&v| v.into()).sum::<f64>() / n;
     let var = row
@@ -243,7 +243,7 @@ mod cuda {
     use scfnet_kernels::ptx::LAYER_NORM;
     use scfnet_kernels::{blocks, launch, row_slices, rows_per_warp};
 
-    use crate::gpu::{by_float, kernel, output, per_element, view, wrap, GpuFloat};
+    use crate::gpu::{by_float, kernel, output, per_element, row_length_u32, view, wrap, GpuFloat};
 
     const OP: &str = "layer-norm";
 
@@ -271,7 +271,7 @@ mod cuda {
         );
         let (n, c) = (xl.shape().elem_count(), wl.shape().elem_count());
         let rows = n / c.max(1);
-        let c32 = column_count(c)?;
+        let c32 = row_length_u32(OP, c)?;
         let mut y = output::<T>(dev, n)?;
         launch!(dev, LAYER_NORM, kernel::<T>("ln_fwd"), config: rows_per_warp(rows),
             args: [&x, &w, &b, &mut y, &rows, &c32, &eps]);
@@ -302,7 +302,7 @@ mod cuda {
         );
         let (n, c) = (xl.shape().elem_count(), wl.shape().elem_count());
         let rows = n / c.max(1);
-        let c32 = column_count(c)?;
+        let c32 = row_length_u32(OP, c)?;
         let mut stats = output::<f64>(dev, 2 * rows)?;
         launch!(dev, LAYER_NORM, kernel::<T>("ln_stats"), config: rows_per_warp(rows),
             args: [&x, &mut stats, &rows, &c32, &eps]);
@@ -317,12 +317,5 @@ mod cuda {
         launch!(dev, LAYER_NORM, kernel::<T>("ln_grad_affine_finish"),
             config: per_element(2 * c), args: [&part, &mut out, &n, &c, &slices]);
         Ok(wrap(xs, out))
-    }
-
-    /// `c` as the kernels' 32-bit column count.
-    fn column_count(c: usize) -> Result<u32> {
-        u32::try_from(c).map_err(|_| {
-            candle_core::Error::Msg(format!("{OP} (cuda): rows of {c} values are too long"))
-        })
     }
 }

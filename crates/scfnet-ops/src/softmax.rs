@@ -147,7 +147,7 @@ mod cuda {
     use scfnet_kernels::ptx::SOFTMAX;
     use scfnet_kernels::{launch, rows_per_warp};
 
-    use crate::gpu::{by_float, kernel, output, view, wrap, GpuFloat};
+    use crate::gpu::{by_float, kernel, output, row_length_u32, view, wrap, GpuFloat};
 
     const OP: &str = "softmax";
 
@@ -160,7 +160,7 @@ mod cuda {
         let x = view::<T>(OP, s, l)?;
         let total = l.shape().elem_count();
         let rows = total / n;
-        let n32 = row_length(n)?;
+        let n32 = row_length_u32(OP, n)?;
         let mut y = output::<T>(dev, total)?;
         launch!(dev, SOFTMAX, kernel::<T>("softmax_fwd"), config: rows_per_warp(rows),
             args: [&x, &mut y, &rows, &n32]);
@@ -184,17 +184,10 @@ mod cuda {
         let (y, g) = (view::<T>(OP, ys, yl)?, view::<T>(OP, gs, gl)?);
         let total = yl.shape().elem_count();
         let rows = total / n;
-        let n32 = row_length(n)?;
+        let n32 = row_length_u32(OP, n)?;
         let mut dx = output::<T>(dev, total)?;
         launch!(dev, SOFTMAX, kernel::<T>("softmax_grad"), config: rows_per_warp(rows),
             args: [&y, &g, &mut dx, &rows, &n32]);
         Ok(wrap(ys, dx))
-    }
-
-    /// `n` as the kernels' 32-bit row length.
-    fn row_length(n: usize) -> Result<u32> {
-        u32::try_from(n).map_err(|_| {
-            candle_core::Error::Msg(format!("{OP} (cuda): rows of {n} values are too long"))
-        })
     }
 }
