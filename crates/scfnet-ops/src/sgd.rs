@@ -46,6 +46,10 @@ pub fn sgd_momentum_update(
     };
     let new_v = match velocity {
         Some(old) => ((old * settings.momentum)? + g)?,
+        // The first velocity gets a buffer of its own: later updates write it in place, and a
+        // gradient may share its storage with other gradients (candle stores a tensor's first
+        // gradient contribution as it is, e.g. the same tensor for both operands of an addition).
+        None if settings.weight_decay == 0.0 => g.force_contiguous()?,
         None => g,
     };
     weight.set(&(w - (&new_v * settings.step)?)?)?;

@@ -420,6 +420,85 @@ fn sgd_update_in_place_is_the_composition_bit_for_bit() {
     }
 }
 
+/// Whether two tensors are views of one storage.
+fn same_storage(a: &Tensor, b: &Tensor) -> bool {
+    let (sa, _) = a.storage_and_layout();
+    let (sb, _) = b.storage_and_layout();
+    std::ptr::eq(&*sa, &*sb)
+}
+
+#[test]
+fn candle_stores_a_first_gradient_without_a_zero_fill() {
+    // Our candle-core patch (vendor/README.md): both operands of an addition receive the sum's
+    // gradient itself, not each a copy made by adding it to zeros. Fails if the patch is lost.
+    let a = Var::from_tensor(&ramp(&[3, 5])).unwrap();
+    let b = Var::from_tensor(&ramp(&[3, 5]).cos().unwrap()).unwrap();
+    let c = ramp(&[3, 5]).sin().unwrap();
+    let loss = ((a.as_tensor() + b.as_tensor()).unwrap() * &c)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    let (ga, gb) = (grads.get(&a).unwrap(), grads.get(&b).unwrap());
+    assert!(same_storage(ga, gb));
+    assert_eq!(max_diff(ga, &c), 0.0);
+    // A strided first contribution (the gradient of a transpose) is stored contiguous, as before.
+    let t = Var::from_tensor(&ramp(&[5, 3])).unwrap();
+    let loss = (t.as_tensor().t().unwrap() * &c)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let grads = loss.backward().unwrap();
+    let gt = grads.get(&t).unwrap();
+    assert!(gt.is_contiguous() && gt.layout().start_offset() == 0);
+    assert_eq!(max_diff(gt, &c.t().unwrap()), 0.0);
+}
+
+#[test]
+fn sgd_in_place_is_right_for_parameters_whose_gradients_share_storage() {
+    // `a + b`: the two gradients are one tensor (above); the first velocities must still be
+    // separate buffers, since the following updates write them in place.
+    use scfnet_ops::{force_generic_path, sgd_momentum_update, SgdSettings};
+    let run = |generic: bool| -> Vec<f64> {
+        let _guard = generic.then(force_generic_path);
+        let a = Var::from_tensor(&ramp(&[3, 5])).unwrap();
+        let b = Var::from_tensor(&ramp(&[3, 5]).cos().unwrap()).unwrap();
+        let (mut va, mut vb): (Option<Tensor>, Option<Tensor>) = (None, None);
+        for step in 0..3 {
+            let c = (ramp(&[3, 5]) * (0.3 + step as f64))
+                .unwrap()
+                .sin()
+                .unwrap();
+            let loss = ((a.as_tensor() + b.as_tensor()).unwrap() * &c)
+                .unwrap()
+                .sum_all()
+                .unwrap();
+            let grads = loss.backward().unwrap();
+            let settings = SgdSettings {
+                momentum: 0.9,
+                weight_decay: 0.0,
+                step: 0.1,
+            };
+            let ga = grads.get(&a).unwrap();
+            let gb = grads.get(&b).unwrap();
+            va = Some(sgd_momentum_update(&a, va.as_ref(), ga, settings).unwrap());
+            vb = Some(sgd_momentum_update(&b, vb.as_ref(), gb, settings).unwrap());
+        }
+        [a.as_tensor(), b.as_tensor()]
+            .iter()
+            .flat_map(|t| {
+                t.flatten_all()
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(run(false), run(true));
+}
+
 #[test]
 fn gelu_forward_is_candles_gelu_erf_and_the_gradient_is_exact() {
     let x = ((ramp(&[4, 50]) * 0.037).unwrap().sin().unwrap() * 6.0).unwrap();
