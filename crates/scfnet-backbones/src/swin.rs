@@ -261,7 +261,7 @@ impl WindowAttention {
             let nw = mask.dim(0)?;
             attn = attn
                 .reshape((bw / nw, nw, self.heads, n, n))?
-                .broadcast_add(&mask.to_dtype(attn.dtype())?.unsqueeze(1)?.unsqueeze(0)?)?
+                .broadcast_add(&mask.unsqueeze(1)?.unsqueeze(0)?)?
                 .reshape((bw, self.heads, n, n))?;
         }
         let attn = softmax_t(&attn, self.qkv.weight())?;
@@ -326,7 +326,16 @@ impl SwinBlock {
         let y = y.pad_with_zeros(1, 0, pad_h)?.pad_with_zeros(2, 0, pad_w)?;
         let (hp, wp) = (h + pad_h, w + pad_w);
         let mask = if shift != (0, 0) {
-            Some(shift_mask(hp, wp, ws, shift, x.device())?)
+            // Made once per size and device: no upload inside a step.
+            let key = format!(
+                "swin-shift-mask:{hp}:{wp}:{ws}:{}:{}:{:?}",
+                shift.0,
+                shift.1,
+                x.dtype()
+            );
+            Some(scfnet_ops::cached_constant(&key, x.device(), || {
+                shift_mask(hp, wp, ws, shift, x.device())?.to_dtype(x.dtype())
+            })?)
         } else {
             None
         };

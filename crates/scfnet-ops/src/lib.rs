@@ -59,6 +59,7 @@ mod bias_act;
 pub mod check;
 #[cfg(feature = "cuda")]
 mod columns_conv;
+mod constants;
 pub mod cpu;
 mod depthwise;
 mod depthwise_lanes;
@@ -95,6 +96,7 @@ pub use activation::{
 };
 pub use batch_norm::{batch_norm, paddle_batch_norm, BatchNorm, RunningVariance};
 pub use bias_act::add_bias_activate;
+pub use constants::cached_constant;
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_bias_act, DepthwiseConfig};
 pub use dispatch::{
     force_generic_path, prepare_device, set_cuda_event_tracking, uses_cpu_kernels,

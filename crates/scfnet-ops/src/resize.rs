@@ -5,10 +5,10 @@ use std::mem::MaybeUninit;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::constants::cached_constant;
 use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float, Real};
 use crate::resize_columns::ColumnTaps;
-use crate::views::cached_constant;
 
 /// One output coordinate's two source indices and weights.
 #[derive(Clone, Copy, Debug)]
@@ -267,11 +267,10 @@ fn interpolation_tensor(
     align_corners: bool,
 ) -> Result<Tensor> {
     let key = format!(
-        "interpolation:{in_len}:{out_len}:{align_corners}:{:?}:{:?}",
-        x.dtype(),
-        x.device().location()
+        "interpolation:{in_len}:{out_len}:{align_corners}:{:?}",
+        x.dtype()
     );
-    cached_constant(key, || {
+    cached_constant(&key, x.device(), || {
         interpolation_tensor_uncached(x, in_len, out_len, align_corners)
     })
 }

@@ -3,6 +3,8 @@
 
 use candle_core::{Result, Tensor};
 
+use crate::constants::cached_constant;
+
 /// Pads the last two axes of a `(B, C, H, W)` tensor with `value`: `(top, bottom)` rows and
 /// `(left, right)` columns. Differentiable in `x`.
 pub(crate) fn pad2d(
@@ -39,38 +41,9 @@ pub(crate) fn pad2d(
     pad_axis(x, 3, cols)
 }
 
-thread_local! {
-    /// Constant tensors already on a device (interpolation matrices, index vectors), by a key
-    /// that names their parameters, dtype and device: made once, so a forward pass uploads
-    /// nothing.
-    static CONSTANTS: std::cell::RefCell<std::collections::HashMap<String, Tensor>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-}
-
-/// The constant tensor of `key` from this thread's cache, made by `make` on a miss. The cache
-/// is cleared when it reaches 4096 entries (many distinct sizes).
-pub(crate) fn cached_constant(
-    key: String,
-    make: impl FnOnce() -> Result<Tensor>,
-) -> Result<Tensor> {
-    if let Some(t) = CONSTANTS.with(|c| c.borrow().get(&key).cloned()) {
-        return Ok(t);
-    }
-    let t = make()?;
-    CONSTANTS.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= 4096 {
-            c.clear();
-        }
-        c.insert(key, t.clone());
-    });
-    Ok(t)
-}
-
 /// The `u32` indices `start, start + step, …` (`n` of them) on `device`, cached.
 fn indices(start: usize, step: usize, n: usize, device: &candle_core::Device) -> Result<Tensor> {
-    let key = format!("indices:{start}:{step}:{n}:{:?}", device.location());
-    cached_constant(key, || {
+    cached_constant(&format!("indices:{start}:{step}:{n}"), device, || {
         let ids: Vec<u32> = (0..n).map(|i| (start + i * step) as u32).collect();
         Tensor::from_vec(ids, n, device)
     })
