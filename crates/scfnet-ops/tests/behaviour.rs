@@ -13,6 +13,16 @@ fn ramp(shape: &[usize]) -> Tensor {
         .unwrap()
 }
 
+/// All values of `t`, flattened, as f64.
+fn values_f64(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
+}
+
 /// The largest absolute difference of two tensors of the same shape, in f64.
 fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
@@ -400,15 +410,7 @@ fn sgd_update_in_place_is_the_composition_bit_for_bit() {
             };
             v = Some(sgd_momentum_update(&w, v.as_ref(), &g, settings).unwrap());
         }
-        let host = |t: &Tensor| {
-            t.to_dtype(DType::F64)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f64>()
-                .unwrap()
-        };
-        (host(w.as_tensor()), host(&v.unwrap()))
+        (values_f64(w.as_tensor()), values_f64(&v.unwrap()))
     };
     for dtype in [DType::F32, DType::F64] {
         for wd in [0.0, 5e-4] {
@@ -484,17 +486,7 @@ fn sgd_in_place_is_right_for_parameters_whose_gradients_share_storage() {
             va = Some(sgd_momentum_update(&a, va.as_ref(), ga, settings).unwrap());
             vb = Some(sgd_momentum_update(&b, vb.as_ref(), gb, settings).unwrap());
         }
-        [a.as_tensor(), b.as_tensor()]
-            .iter()
-            .flat_map(|t| {
-                t.flatten_all()
-                    .unwrap()
-                    .to_dtype(DType::F64)
-                    .unwrap()
-                    .to_vec1::<f64>()
-                    .unwrap()
-            })
-            .collect()
+        [values_f64(a.as_tensor()), values_f64(b.as_tensor())].concat()
     };
     assert_eq!(run(false), run(true));
 }
