@@ -52,9 +52,16 @@ impl CustomOp2 for ColumnsConv {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (_, _, h, wd) = x.dims4()?;
-        let gx = grad.apply_op2_no_bwd(w, &ColumnsConvGradInput(self.0, h, wd))?;
-        let gw = x.apply_op2_no_bwd(&grad, &ColumnsConvGradWeight(self.0))?;
-        Ok((Some(gx), Some(gw)))
+        // An operand that records no graph (a network's input image) needs no gradient.
+        let gx = x
+            .track_op()
+            .then(|| grad.apply_op2_no_bwd(w, &ColumnsConvGradInput(self.0, h, wd)))
+            .transpose()?;
+        let gw = w
+            .track_op()
+            .then(|| x.apply_op2_no_bwd(&grad, &ColumnsConvGradWeight(self.0)))
+            .transpose()?;
+        Ok((gx, gw))
     }
 
     fn cuda_fwd(

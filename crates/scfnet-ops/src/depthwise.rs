@@ -326,9 +326,16 @@ impl CustomOp2 for DepthwiseConv<'_> {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (_, _, h, wd) = x.dims4()?;
-        let gx = grad.apply_op2_no_bwd(w, &DepthwiseGradInput(self.0, h, wd))?;
-        let gw = x.apply_op2_no_bwd(&grad, &DepthwiseGradWeight(self.0, w.dim(2)?))?;
-        Ok((Some(gx), Some(gw)))
+        // An operand that records no graph (an input, a frozen weight) needs no gradient.
+        let gx = x
+            .track_op()
+            .then(|| grad.apply_op2_no_bwd(w, &DepthwiseGradInput(self.0, h, wd)))
+            .transpose()?;
+        let gw = w
+            .track_op()
+            .then(|| x.apply_op2_no_bwd(&grad, &DepthwiseGradWeight(self.0, w.dim(2)?)))
+            .transpose()?;
+        Ok((gx, gw))
     }
 
     #[cfg(feature = "cuda")]

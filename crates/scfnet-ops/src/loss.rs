@@ -50,8 +50,9 @@ impl CustomOp2 for BceWithLogits {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let sigmoid = (x.neg()?.exp()? + 1.0)?.recip()?;
         let dx = (sigmoid - t)?.mul(grad)?;
-        let dt = x.neg()?.mul(grad)?;
-        Ok((Some(dx), Some(dt)))
+        // Targets that record no graph (ground truth, a frozen teacher's maps) need no gradient.
+        let dt = t.track_op().then(|| x.neg()?.mul(grad)).transpose()?;
+        Ok((Some(dx), dt))
     }
 }
 

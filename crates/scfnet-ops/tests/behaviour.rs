@@ -457,6 +457,54 @@ fn candle_stores_a_first_gradient_without_a_zero_fill() {
 }
 
 #[test]
+fn candle_computes_no_gradient_for_operands_that_need_none() {
+    // Our candle-core patch, part 3 (vendor/README.md): the contributions of a product, a matrix
+    // product, a convolution and a concatenation to operands that lead to no variable (inputs,
+    // constants, masks) are not computed; the variables' gradients are unchanged. Fails if the
+    // patch is lost (unpatched candle stores a gradient for every operand).
+    let w = Var::from_tensor(&ramp(&[4, 3, 3, 3])).unwrap();
+    let image = ramp(&[2, 3, 6, 6]).sin().unwrap();
+    let mask = ramp(&[2, 4, 6, 6]).cos().unwrap();
+    let m = Var::from_tensor(&ramp(&[6, 6])).unwrap();
+    let constant = ramp(&[6, 6]).sin().unwrap();
+    let features = image.conv2d(w.as_tensor(), 1, 1, 1, 1).unwrap();
+    let gated = (&features * &mask).unwrap();
+    let projected = gated.broadcast_matmul(&constant).unwrap();
+    let joined = Tensor::cat(&[&projected, &mask], 1).unwrap();
+    let loss =
+        (joined.sum_all().unwrap() + m.as_tensor().matmul(&constant).unwrap().sum_all()).unwrap();
+    let grads = loss.backward().unwrap();
+    for (name, t) in [("image", &image), ("mask", &mask), ("constant", &constant)] {
+        assert!(grads.get(t).is_none(), "a gradient was computed for {name}");
+    }
+    // The variables' gradients, against sums written out: ∂/∂m = 1·constantᵀ (row sums of
+    // constant, the same in every row), ∂/∂w from the convolution of the image with the gate.
+    let ones = Tensor::ones((6, 6), DType::F32, &Device::Cpu).unwrap();
+    let gm = ones.matmul(&constant.t().unwrap()).unwrap();
+    assert!(max_diff(grads.get(&m).unwrap(), &gm) < 1e-5);
+    let upstream = ones
+        .matmul(&constant.t().unwrap())
+        .unwrap()
+        .broadcast_as((2, 4, 6, 6))
+        .unwrap();
+    let dy = (upstream * &mask).unwrap();
+    let w_probe = Var::from_tensor(w.as_tensor()).unwrap();
+    let probe = (image.conv2d(w_probe.as_tensor(), 1, 1, 1, 1).unwrap() * &dy)
+        .unwrap()
+        .sum_all()
+        .unwrap();
+    let expected = probe.backward().unwrap().get(&w_probe).unwrap().clone();
+    let scale = expected
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64;
+    assert!(scale > 1.0 && max_diff(grads.get(&w).unwrap(), &expected) <= 1e-6 * scale);
+}
+
+#[test]
 fn sgd_in_place_is_right_for_parameters_whose_gradients_share_storage() {
     // `a + b`: the two gradients are one tensor (above); the first velocities must still be
     // separate buffers, since the following updates write them in place.

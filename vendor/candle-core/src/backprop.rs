@@ -1,7 +1,7 @@
 //! Methods for backpropagation of gradients.
 use crate::op::{BinaryOp, Op, ReduceOp, UnaryOp};
 use crate::{Error, Result, Tensor, TensorId};
-use std::collections::{hash_map::Entry, HashMap};
+use std::collections::{hash_map::Entry, HashMap, HashSet};
 
 // arg has been reduced to node via reduce_dims, expand it back to arg.
 // This has to handle keepdims.
@@ -164,6 +164,12 @@ impl Tensor {
 
     pub fn backward(&self) -> Result<GradStore> {
         let sorted_nodes = self.sorted_nodes();
+        // scfnet-rs patch (see `vendor/README.md`): the sorted nodes are exactly the tensors that
+        // lead to a variable, the only ones whose gradient is used. The contribution of a node
+        // with several operands to an operand that is not among them (an input, a constant, a
+        // mask) is neither computed nor stored.
+        let wanted: HashSet<TensorId> = sorted_nodes.iter().map(|node| node.id()).collect();
+        let wants = |tensor: &Tensor| wanted.contains(&tensor.id());
         let mut grads = GradStore::new();
         grads.insert(self, self.ones_like()?.contiguous()?);
         for node in sorted_nodes.iter() {
@@ -183,24 +189,40 @@ impl Tensor {
             if let Some(op) = node.op() {
                 match op {
                     Op::Binary(lhs, rhs, BinaryOp::Add) => {
-                        grads.accumulate(lhs, &grad)?;
-                        grads.accumulate(rhs, &grad)?;
+                        if wants(lhs) {
+                            grads.accumulate(lhs, &grad)?;
+                        }
+                        if wants(rhs) {
+                            grads.accumulate(rhs, &grad)?;
+                        }
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Sub) => {
-                        grads.accumulate(lhs, &grad)?;
-                        grads.accumulate_neg(rhs, &grad)?;
+                        if wants(lhs) {
+                            grads.accumulate(lhs, &grad)?;
+                        }
+                        if wants(rhs) {
+                            grads.accumulate_neg(rhs, &grad)?;
+                        }
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Mul) => {
-                        let lhs_grad = grad.mul(rhs)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
-                        let rhs_grad = grad.mul(lhs)?;
-                        grads.accumulate(rhs, &rhs_grad)?;
+                        if wants(lhs) {
+                            let lhs_grad = grad.mul(rhs)?;
+                            grads.accumulate(lhs, &lhs_grad)?;
+                        }
+                        if wants(rhs) {
+                            let rhs_grad = grad.mul(lhs)?;
+                            grads.accumulate(rhs, &rhs_grad)?;
+                        }
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Div) => {
-                        let lhs_grad = grad.div(rhs)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
-                        let rhs_grad = grad.mul(lhs)?.div(&rhs.sqr()?)?;
-                        grads.accumulate_neg(rhs, &rhs_grad)?;
+                        if wants(lhs) {
+                            let lhs_grad = grad.div(rhs)?;
+                            grads.accumulate(lhs, &lhs_grad)?;
+                        }
+                        if wants(rhs) {
+                            let rhs_grad = grad.mul(lhs)?.div(&rhs.sqr()?)?;
+                            grads.accumulate_neg(rhs, &rhs_grad)?;
+                        }
                     }
                     Op::Binary(lhs, rhs, BinaryOp::Minimum)
                     | Op::Binary(lhs, rhs, BinaryOp::Maximum) => {
@@ -209,18 +231,26 @@ impl Tensor {
 
                         // If both masks are 1 one the same point, we want to scale the
                         // gradient by 0.5 rather than 1.
-                        let lhs_grad = mask_lhs.mul(&grad)?.div(&(&mask_rhs + 1.)?)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
+                        if wants(lhs) {
+                            let lhs_grad = mask_lhs.mul(&grad)?.div(&(&mask_rhs + 1.)?)?;
+                            grads.accumulate(lhs, &lhs_grad)?;
+                        }
 
-                        let rhs_grad = mask_rhs.mul(&grad)?.div(&(&mask_lhs + 1.)?)?;
-                        grads.accumulate(rhs, &rhs_grad)?;
+                        if wants(rhs) {
+                            let rhs_grad = mask_rhs.mul(&grad)?.div(&(&mask_lhs + 1.)?)?;
+                            grads.accumulate(rhs, &rhs_grad)?;
+                        }
                     }
                     Op::WhereCond(pred, t, f) => {
                         let zeros = grad.zeros_like()?;
-                        let t_grad = pred.where_cond(&grad, &zeros)?;
-                        grads.accumulate(t, &t_grad)?;
-                        let f_grad = pred.where_cond(&zeros, &grad)?;
-                        grads.accumulate(f, &f_grad)?;
+                        if wants(t) {
+                            let t_grad = pred.where_cond(&grad, &zeros)?;
+                            grads.accumulate(t, &t_grad)?;
+                        }
+                        if wants(f) {
+                            let f_grad = pred.where_cond(&zeros, &grad)?;
+                            grads.accumulate(f, &f_grad)?;
+                        }
                     }
                     Op::Conv1D {
                         arg,
@@ -231,33 +261,37 @@ impl Tensor {
                     } => {
                         // The output height for conv_transpose1d is:
                         // (l_in - 1) * stride - 2 * padding + dilation * (k_size - 1) + out_padding + 1
-                        let grad_l_in = grad.dim(2)?;
-                        let k_size = kernel.dim(2)?;
-                        let out_size =
-                            (grad_l_in - 1) * stride + dilation * (k_size - 1) + 1 - 2 * padding;
-                        let out_padding = arg.dim(2)? - out_size;
-                        let grad_arg = grad.conv_transpose1d(
-                            kernel,
-                            *padding,
-                            out_padding,
-                            *stride,
-                            *dilation,
-                            /* groups */ 1,
-                        )?;
-                        grads.accumulate(arg, &grad_arg)?;
+                        if wants(arg) {
+                            let grad_l_in = grad.dim(2)?;
+                            let k_size = kernel.dim(2)?;
+                            let out_size = (grad_l_in - 1) * stride + dilation * (k_size - 1) + 1
+                                - 2 * padding;
+                            let out_padding = arg.dim(2)? - out_size;
+                            let grad_arg = grad.conv_transpose1d(
+                                kernel,
+                                *padding,
+                                out_padding,
+                                *stride,
+                                *dilation,
+                                /* groups */ 1,
+                            )?;
+                            grads.accumulate(arg, &grad_arg)?;
+                        }
 
-                        let grad_kernel = arg
-                            .transpose(0, 1)?
-                            .conv1d(&grad.transpose(0, 1)?, *padding, *dilation, *stride, 1)?
-                            .transpose(0, 1)?;
-                        let (_, _, k0) = kernel.dims3()?;
-                        let (_, _, g_k0) = grad_kernel.dims3()?;
-                        let grad_kernel = if g_k0 != k0 {
-                            grad_kernel.narrow(2, 0, k0)?
-                        } else {
-                            grad_kernel
-                        };
-                        grads.accumulate(kernel, &grad_kernel)?;
+                        if wants(kernel) {
+                            let grad_kernel = arg
+                                .transpose(0, 1)?
+                                .conv1d(&grad.transpose(0, 1)?, *padding, *dilation, *stride, 1)?
+                                .transpose(0, 1)?;
+                            let (_, _, k0) = kernel.dims3()?;
+                            let (_, _, g_k0) = grad_kernel.dims3()?;
+                            let grad_kernel = if g_k0 != k0 {
+                                grad_kernel.narrow(2, 0, k0)?
+                            } else {
+                                grad_kernel
+                            };
+                            grads.accumulate(kernel, &grad_kernel)?;
+                        }
                     }
                     Op::Conv2D {
                         arg,
@@ -268,32 +302,36 @@ impl Tensor {
                     } => {
                         // The output height for conv_transpose2d is:
                         // (i_h - 1) * stride - 2 * padding + dilation * (k_h - 1) + out_padding + 1
-                        let grad_h = grad.dim(2)?;
-                        let k_h = kernel.dim(2)?;
-                        let out_size =
-                            (grad_h - 1) * stride + dilation * (k_h - 1) + 1 - 2 * padding;
-                        let out_padding = arg.dim(2)? - out_size;
-                        let grad_arg = grad.conv_transpose2d(
-                            kernel,
-                            *padding,
-                            out_padding,
-                            *stride,
-                            *dilation,
-                        )?;
-                        grads.accumulate(arg, &grad_arg)?;
+                        if wants(arg) {
+                            let grad_h = grad.dim(2)?;
+                            let k_h = kernel.dim(2)?;
+                            let out_size =
+                                (grad_h - 1) * stride + dilation * (k_h - 1) + 1 - 2 * padding;
+                            let out_padding = arg.dim(2)? - out_size;
+                            let grad_arg = grad.conv_transpose2d(
+                                kernel,
+                                *padding,
+                                out_padding,
+                                *stride,
+                                *dilation,
+                            )?;
+                            grads.accumulate(arg, &grad_arg)?;
+                        }
 
-                        let grad_kernel = arg
-                            .transpose(0, 1)?
-                            .conv2d(&grad.transpose(0, 1)?, *padding, *dilation, *stride, 1)?
-                            .transpose(0, 1)?;
-                        let (_, _, k0, k1) = kernel.dims4()?;
-                        let (_, _, g_k0, g_k1) = grad_kernel.dims4()?;
-                        let grad_kernel = if g_k0 != k0 || g_k1 != k1 {
-                            grad_kernel.narrow(2, 0, k0)?.narrow(3, 0, k1)?
-                        } else {
-                            grad_kernel
-                        };
-                        grads.accumulate(kernel, &grad_kernel)?;
+                        if wants(kernel) {
+                            let grad_kernel = arg
+                                .transpose(0, 1)?
+                                .conv2d(&grad.transpose(0, 1)?, *padding, *dilation, *stride, 1)?
+                                .transpose(0, 1)?;
+                            let (_, _, k0, k1) = kernel.dims4()?;
+                            let (_, _, g_k0, g_k1) = grad_kernel.dims4()?;
+                            let grad_kernel = if g_k0 != k0 || g_k1 != k1 {
+                                grad_kernel.narrow(2, 0, k0)?.narrow(3, 0, k1)?
+                            } else {
+                                grad_kernel
+                            };
+                            grads.accumulate(kernel, &grad_kernel)?;
+                        }
                     }
                     Op::ConvTranspose1D { .. } => Err(Error::BackwardNotSupported {
                         op: "conv-transpose1d",
@@ -306,21 +344,25 @@ impl Tensor {
                         dilation,
                         output_padding: _output_padding,
                     } => {
-                        let grad_arg = grad.conv2d(kernel, *padding, *stride, *dilation, 1)?;
-                        grads.accumulate(arg, &grad_arg)?;
+                        if wants(arg) {
+                            let grad_arg = grad.conv2d(kernel, *padding, *stride, *dilation, 1)?;
+                            grads.accumulate(arg, &grad_arg)?;
+                        }
 
-                        let grad_kernel = grad
-                            .transpose(0, 1)?
-                            .conv2d(&arg.transpose(0, 1)?, *padding, *dilation, *stride, 1)?
-                            .transpose(0, 1)?;
-                        let (_, _, k0, k1) = kernel.dims4()?;
-                        let (_, _, g_k0, g_k1) = grad_kernel.dims4()?;
-                        let grad_kernel = if g_k0 != k0 || g_k1 != k1 {
-                            grad_kernel.narrow(2, 0, k0)?.narrow(3, 0, k1)?
-                        } else {
-                            grad_kernel
-                        };
-                        grads.accumulate(kernel, &grad_kernel)?;
+                        if wants(kernel) {
+                            let grad_kernel = grad
+                                .transpose(0, 1)?
+                                .conv2d(&arg.transpose(0, 1)?, *padding, *dilation, *stride, 1)?
+                                .transpose(0, 1)?;
+                            let (_, _, k0, k1) = kernel.dims4()?;
+                            let (_, _, g_k0, g_k1) = grad_kernel.dims4()?;
+                            let grad_kernel = if g_k0 != k0 || g_k1 != k1 {
+                                grad_kernel.narrow(2, 0, k0)?.narrow(3, 0, k1)?
+                            } else {
+                                grad_kernel
+                            };
+                            grads.accumulate(kernel, &grad_kernel)?;
+                        }
                     }
                     Op::AvgPool2D {
                         arg,
@@ -392,35 +434,49 @@ impl Tensor {
                         crate::bail!("backward not supported for upsample_bilinear2d")
                     }
                     Op::SliceScatter0(lhs, rhs, start_rhs) => {
-                        let rhs_grad = grad.narrow(0, *start_rhs, rhs.dim(0)?)?;
-                        grads.accumulate(rhs, &rhs_grad)?;
+                        if wants(rhs) {
+                            let rhs_grad = grad.narrow(0, *start_rhs, rhs.dim(0)?)?;
+                            grads.accumulate(rhs, &rhs_grad)?;
+                        }
 
-                        let lhs_grad = grad.slice_scatter0(&rhs.zeros_like()?, *start_rhs)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
+                        if wants(lhs) {
+                            let lhs_grad = grad.slice_scatter0(&rhs.zeros_like()?, *start_rhs)?;
+                            grads.accumulate(lhs, &lhs_grad)?;
+                        }
                     }
                     Op::Gather(arg, indexes, dim) => {
                         let sum_grad = grads.or_insert(arg)?;
                         *sum_grad = sum_grad.scatter_add(indexes, &grad, *dim)?;
                     }
                     Op::Scatter(init, indexes, src, dim) => {
-                        grads.accumulate(init, &grad)?;
-
-                        let src_grad = grad.gather(indexes, *dim)?;
-                        grads.accumulate(src, &src_grad)?;
+                        if wants(init) {
+                            grads.accumulate(init, &grad)?;
+                        }
+                        if wants(src) {
+                            let src_grad = grad.gather(indexes, *dim)?;
+                            grads.accumulate(src, &src_grad)?;
+                        }
                     }
                     Op::ScatterAdd(init, indexes, src, dim) => {
-                        let mask = init.ones_like()?;
-                        let mask = mask.scatter(indexes, &mask.zeros_like()?, *dim)?;
-                        grads.accumulate(init, &grad.mul(&mask)?)?;
+                        if wants(init) {
+                            let mask = init.ones_like()?;
+                            let mask = mask.scatter(indexes, &mask.zeros_like()?, *dim)?;
+                            grads.accumulate(init, &grad.mul(&mask)?)?;
+                        }
 
-                        let src_grad = grad.gather(indexes, *dim)?;
-                        grads.accumulate(src, &src_grad)?;
+                        if wants(src) {
+                            let src_grad = grad.gather(indexes, *dim)?;
+                            grads.accumulate(src, &src_grad)?;
+                        }
                     }
                     Op::IndexAdd(init, indexes, src, dim) => {
-                        grads.accumulate(init, &grad)?;
-
-                        let src_grad = grad.index_select(indexes, *dim)?;
-                        grads.accumulate(src, &src_grad)?;
+                        if wants(init) {
+                            grads.accumulate(init, &grad)?;
+                        }
+                        if wants(src) {
+                            let src_grad = grad.index_select(indexes, *dim)?;
+                            grads.accumulate(src, &src_grad)?;
+                        }
                     }
                     Op::IndexSelect(arg, indexes, dim) => {
                         let sum_grad = grads.or_insert(arg)?;
@@ -432,18 +488,24 @@ impl Tensor {
                         // Skipping checks, the op went ok, we can skip
                         // the matmul size checks for now.
 
-                        let lhs_grad = grad.matmul(&rhs.t()?)?;
-                        grads.accumulate(lhs, &lhs_grad)?;
+                        if wants(lhs) {
+                            let lhs_grad = grad.matmul(&rhs.t()?)?;
+                            grads.accumulate(lhs, &lhs_grad)?;
+                        }
 
-                        let rhs_grad = lhs.t()?.matmul(&grad)?;
-                        grads.accumulate(rhs, &rhs_grad)?;
+                        if wants(rhs) {
+                            let rhs_grad = lhs.t()?.matmul(&grad)?;
+                            grads.accumulate(rhs, &rhs_grad)?;
+                        }
                     }
                     Op::Cat(args, dim) => {
                         let mut start_idx = 0;
                         for arg in args {
                             let len = arg.dims()[*dim];
-                            let arg_grad = grad.narrow(*dim, start_idx, len)?;
-                            grads.accumulate(arg, &arg_grad)?;
+                            if wants(arg) {
+                                let arg_grad = grad.narrow(*dim, start_idx, len)?;
+                                grads.accumulate(arg, &arg_grad)?;
+                            }
                             start_idx += len;
                         }
                     }
@@ -613,23 +675,23 @@ impl Tensor {
                     }
                     Op::CustomOp2(arg1, arg2, c) => {
                         let (arg_grad1, arg_grad2) = c.bwd(arg1, arg2, node, &grad)?;
-                        if let Some(arg_grad1) = arg_grad1 {
+                        if let Some(arg_grad1) = arg_grad1.filter(|_| wants(arg1)) {
                             grads.accumulate(arg1, &arg_grad1)?;
                         }
-                        if let Some(arg_grad2) = arg_grad2 {
+                        if let Some(arg_grad2) = arg_grad2.filter(|_| wants(arg2)) {
                             grads.accumulate(arg2, &arg_grad2)?;
                         }
                     }
                     Op::CustomOp3(arg1, arg2, arg3, c) => {
                         let (arg_grad1, arg_grad2, arg_grad3) =
                             c.bwd(arg1, arg2, arg3, node, &grad)?;
-                        if let Some(arg_grad1) = arg_grad1 {
+                        if let Some(arg_grad1) = arg_grad1.filter(|_| wants(arg1)) {
                             grads.accumulate(arg1, &arg_grad1)?;
                         }
-                        if let Some(arg_grad2) = arg_grad2 {
+                        if let Some(arg_grad2) = arg_grad2.filter(|_| wants(arg2)) {
                             grads.accumulate(arg2, &arg_grad2)?;
                         }
-                        if let Some(arg_grad3) = arg_grad3 {
+                        if let Some(arg_grad3) = arg_grad3.filter(|_| wants(arg3)) {
                             grads.accumulate(arg3, &arg_grad3)?;
                         }
                     }
