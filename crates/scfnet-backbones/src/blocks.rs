@@ -19,10 +19,9 @@ pub use scfnet_ops::Activation;
 /// How a block convolves `(B, C_in, H, W)`.
 #[derive(Clone, Debug)]
 pub enum BlockConv {
-    /// candle's convolution (through `scfnet_ops::conv2d`): many channels (ResNet).
-    Candle(Conv2d),
-    /// Explicit columns and one matrix product (`scfnet_ops::conv2d_im2col`): few channels
-    /// (MobileNetV3, the decoder), where candle's kernel is several times slower.
+    /// A dense convolution (one group) through explicit columns and a matrix product
+    /// (`scfnet_ops::conv2d_im2col`; on the CPU several times faster than candle's kernel, in
+    /// training too: see docs/benchmarks.md).
     Im2col(Conv2d, ConvGeometry),
     /// One filter per channel, weight `(C, 1, k, k)`.
     Depthwise(Tensor, DepthwiseConfig),
@@ -32,7 +31,7 @@ impl BlockConv {
     /// The weight, `(C_out, C_in / groups, k, k)`.
     pub fn weight(&self) -> &Tensor {
         match self {
-            BlockConv::Candle(c) | BlockConv::Im2col(c, _) => c.weight(),
+            BlockConv::Im2col(c, _) => c.weight(),
             BlockConv::Depthwise(w, _) => w,
         }
     }
@@ -40,21 +39,14 @@ impl BlockConv {
     /// The bias, if the convolution has one.
     pub fn bias(&self) -> Option<&Tensor> {
         match self {
-            BlockConv::Candle(c) | BlockConv::Im2col(c, _) => c.bias(),
+            BlockConv::Im2col(c, _) => c.bias(),
             BlockConv::Depthwise(..) => None,
         }
     }
 
-    /// The same convolution with `weight` in place of its weight and no bias, for inference:
-    /// a dense convolution always goes through explicit columns there (no backward to serve,
-    /// and on the CPU the columns plus one matrix product beat candle's tiled copies for every
-    /// layer of ResNet-50 too).
+    /// The same convolution with `weight` in place of its weight and no bias (inference).
     pub fn with_weight(&self, weight: Tensor) -> BlockConv {
         match self {
-            BlockConv::Candle(c) => {
-                let (geometry, _) = self.geometry();
-                BlockConv::Im2col(Conv2d::new(weight, None, *c.config()), geometry)
-            }
             BlockConv::Im2col(c, g) => {
                 BlockConv::Im2col(Conv2d::new(weight, None, *c.config()), *g)
             }
@@ -66,16 +58,6 @@ impl BlockConv {
     pub fn geometry(&self) -> (ConvGeometry, usize) {
         let kernel = self.weight().dims().get(2).copied().unwrap_or(1);
         match self {
-            BlockConv::Candle(c) => {
-                let cfg = c.config();
-                let g = ConvGeometry {
-                    kernel,
-                    stride: cfg.stride,
-                    padding: cfg.padding,
-                    dilation: cfg.dilation,
-                };
-                (g, cfg.groups)
-            }
             BlockConv::Im2col(_, g) => (*g, 1),
             BlockConv::Depthwise(w, cfg) => {
                 let g = ConvGeometry {
@@ -112,7 +94,6 @@ impl BlockConv {
     /// Convolves `x`, `(B, C_in, H, W)` → `(B, C_out, H', W')`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            BlockConv::Candle(c) => scfnet_ops::conv2d(x, c),
             BlockConv::Im2col(c, g) => conv2d_im2col(x, c.weight(), c.bias(), *g),
             BlockConv::Depthwise(w, cfg) => depthwise_conv2d(x, w, *cfg),
         }

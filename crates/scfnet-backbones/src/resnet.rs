@@ -13,7 +13,7 @@ use candle_nn::{conv2d_no_bias, Conv2dConfig, VarBuilder};
 use std::fmt::Arguments;
 
 use scfnet_onnx::{OnnxGraph, Value};
-use scfnet_ops::Pool2d;
+use scfnet_ops::{ConvGeometry, Pool2d};
 
 /// The stem's max-pool: 3×3, stride 2, padding 1.
 const STEM_POOL: Pool2d = Pool2d {
@@ -43,8 +43,14 @@ fn conv_bn(
         padding: k / 2,
         ..Default::default()
     };
+    let geometry = ConvGeometry {
+        kernel: k,
+        stride,
+        padding: k / 2,
+        dilation: 1,
+    };
     ConvBnAct::new(
-        BlockConv::Candle(conv2d_no_bias(c_in, c_out, k, cfg, vb.pp(conv))?),
+        BlockConv::Im2col(conv2d_no_bias(c_in, c_out, k, cfg, vb.pp(conv))?, geometry),
         vb.pp(bn),
         act,
     )

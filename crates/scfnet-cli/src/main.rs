@@ -60,7 +60,7 @@ enum Command {
     /// Generate a synthetic salient-object dataset (the embedded default data).
     Synth(synth::SynthArgs),
     /// The whole method on embedded synthetic data: train a teacher and the student, distill a
-    /// second student, predict and score all three against a baseline (about 9 minutes on 2 cores
+    /// second student, predict and score all three against a baseline (about 5 minutes on 2 cores
     /// after the build).
     Demo(Box<demo::DemoArgs>),
     /// Compare a GPU with the CPU (every op, each network's map and training step) and time it;

@@ -41,65 +41,126 @@ impl ConvGeometry {
     }
 }
 
-/// `(B, C, H, W)` → `(B, C·k·k, Ho·Wo)`: row `(c, ky, kx)` holds the input seen by that tap.
-fn im2col<T: Real>(x: &[T], c: usize, h: usize, w: usize, g: ConvGeometry) -> Vec<T> {
-    let (oh, ow, kk) = (g.output(h), g.output(w), g.kernel * g.kernel);
-    let batch = x.len() / (c * h * w);
-    let rows = batch * c * kk;
-    let mut out = vec![T::ZERO; rows * oh * ow];
-    out.par_chunks_mut(oh * ow)
-        .enumerate()
-        .for_each(|(r, dst)| {
-            let (plane, tap) = (r / kk, r % kk);
-            let (ky, kx) = (tap / g.kernel, tap % g.kernel);
-            let src = &x[plane * h * w..(plane + 1) * h * w];
-            for y in 0..oh {
-                let Some(iy) = g.input(y, ky, h) else {
-                    continue;
-                };
-                let row = &src[iy * w..(iy + 1) * w];
-                let drow = &mut dst[y * ow..(y + 1) * ow];
-                if g.stride == 1 {
-                    // Contiguous run of valid columns.
-                    let lo = g.padding.saturating_sub(kx * g.dilation);
-                    let hi = (w + g.padding).saturating_sub(kx * g.dilation).min(ow);
-                    if lo >= hi {
-                        continue; // this tap sees only padding on this row
-                    }
-                    let off = lo + kx * g.dilation - g.padding;
-                    drow[lo..hi].copy_from_slice(&row[off..off + (hi - lo)]);
-                } else {
-                    for (xo, d) in drow.iter_mut().enumerate() {
-                        if let Some(ix) = g.input(xo, kx, w) {
-                            *d = row[ix];
-                        }
-                    }
+/// Fills `dst` `(Ho·Wo)` with what tap `(ky, kx)` sees of the plane `src` `(H·W)` (padding
+/// positions are left as they are: zero).
+fn fill_tap<T: Real>(
+    src: &[T],
+    dst: &mut [T],
+    (ky, kx): (usize, usize),
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+) {
+    let (oh, ow) = (g.output(h), g.output(w));
+    for y in 0..oh {
+        let Some(iy) = g.input(y, ky, h) else {
+            continue;
+        };
+        let row = &src[iy * w..(iy + 1) * w];
+        let drow = &mut dst[y * ow..(y + 1) * ow];
+        if g.stride == 1 {
+            // Contiguous run of valid columns.
+            let lo = g.padding.saturating_sub(kx * g.dilation);
+            let hi = (w + g.padding).saturating_sub(kx * g.dilation).min(ow);
+            if lo >= hi {
+                continue; // this tap sees only padding on this row
+            }
+            let off = lo + kx * g.dilation - g.padding;
+            drow[lo..hi].copy_from_slice(&row[off..off + (hi - lo)]);
+        } else {
+            for (xo, d) in drow.iter_mut().enumerate() {
+                if let Some(ix) = g.input(xo, kx, w) {
+                    *d = row[ix];
                 }
             }
-        });
+        }
+    }
+}
+
+/// Adjoint of [`fill_tap`]: adds `src` `(Ho·Wo)` onto the plane `dst` `(H·W)` where tap
+/// `(ky, kx)` read it.
+fn add_tap<T: Real>(
+    src: &[T],
+    dst: &mut [T],
+    (ky, kx): (usize, usize),
+    (h, w): (usize, usize),
+    g: ConvGeometry,
+) {
+    let (oh, ow) = (g.output(h), g.output(w));
+    for y in 0..oh {
+        let Some(iy) = g.input(y, ky, h) else {
+            continue;
+        };
+        for xo in 0..ow {
+            if let Some(ix) = g.input(xo, kx, w) {
+                dst[iy * w + ix] += src[y * ow + xo];
+            }
+        }
+    }
+}
+
+/// `(B, C, H, W)` → `(B, C·k·k, Ho·Wo)`: row `(c, ky, kx)` holds the input seen by that tap.
+fn im2col<T: Real>(x: &[T], c: usize, h: usize, w: usize, g: ConvGeometry) -> Vec<T> {
+    let (plane, kk) = (g.output(h) * g.output(w), g.kernel * g.kernel);
+    let batch = x.len() / (c * h * w);
+    let mut out = vec![T::ZERO; batch * c * kk * plane];
+    out.par_chunks_mut(plane).enumerate().for_each(|(r, dst)| {
+        let (p, tap) = (r / kk, r % kk);
+        let src = &x[p * h * w..(p + 1) * h * w];
+        fill_tap(src, dst, (tap / g.kernel, tap % g.kernel), (h, w), g);
+    });
     out
 }
 
 /// Adjoint of [`im2col`]: sums the columns back onto `(B, C, H, W)`.
 fn col2im<T: Real>(cols: &[T], c: usize, h: usize, w: usize, g: ConvGeometry) -> Vec<T> {
-    let (oh, ow, kk) = (g.output(h), g.output(w), g.kernel * g.kernel);
-    let planes = cols.len() / (kk * oh * ow);
+    let (plane, kk) = (g.output(h) * g.output(w), g.kernel * g.kernel);
+    let planes = cols.len() / (kk * plane);
     debug_assert_eq!(planes % c, 0);
     let mut out = vec![T::ZERO; planes * h * w];
     out.par_chunks_mut(h * w).enumerate().for_each(|(p, dst)| {
         for tap in 0..kk {
-            let (ky, kx) = (tap / g.kernel, tap % g.kernel);
-            let src = &cols[(p * kk + tap) * oh * ow..(p * kk + tap + 1) * oh * ow];
-            for y in 0..oh {
-                let Some(iy) = g.input(y, ky, h) else {
-                    continue;
-                };
-                for xo in 0..ow {
-                    if let Some(ix) = g.input(xo, kx, w) {
-                        dst[iy * w + ix] += src[y * ow + xo];
-                    }
-                }
+            let src = &cols[(p * kk + tap) * plane..(p * kk + tap + 1) * plane];
+            add_tap(src, dst, (tap / g.kernel, tap % g.kernel), (h, w), g);
+        }
+    });
+    out
+}
+
+/// `(B, C, H, W)` → `(C·k·k, B·Ho·Wo)`: row `(c, ky, kx)` holds what that tap sees in every
+/// image, image after image, so that one matrix product covers the batch.
+fn im2col_wide<T: Real>(x: &[T], c: usize, h: usize, w: usize, g: ConvGeometry) -> Vec<T> {
+    let (plane, kk) = (g.output(h) * g.output(w), g.kernel * g.kernel);
+    let batch = x.len() / (c * h * w);
+    let mut out = vec![T::ZERO; c * kk * batch * plane];
+    out.par_chunks_mut(batch * plane)
+        .enumerate()
+        .for_each(|(r, row)| {
+            let (ci, tap) = (r / kk, r % kk);
+            for (b, dst) in row.chunks_mut(plane).enumerate() {
+                let p = b * c + ci;
+                let src = &x[p * h * w..(p + 1) * h * w];
+                fill_tap(src, dst, (tap / g.kernel, tap % g.kernel), (h, w), g);
             }
+        });
+    out
+}
+
+/// Adjoint of [`im2col_wide`]: sums the columns back onto `(B, C, H, W)`.
+fn col2im_wide<T: Real>(cols: &[T], c: usize, h: usize, w: usize, g: ConvGeometry) -> Vec<T> {
+    let (plane, kk) = (g.output(h) * g.output(w), g.kernel * g.kernel);
+    let batch = cols.len() / (c * kk * plane);
+    let mut out = vec![T::ZERO; batch * c * h * w];
+    out.par_chunks_mut(h * w).enumerate().for_each(|(p, dst)| {
+        let (b, ci) = (p / c, p % c);
+        for tap in 0..kk {
+            let start = ((ci * kk + tap) * batch + b) * plane;
+            add_tap(
+                &cols[start..start + plane],
+                dst,
+                (tap / g.kernel, tap % g.kernel),
+                (h, w),
+                g,
+            );
         }
     });
     out
@@ -284,6 +345,61 @@ impl CustomOp1 for Col2Im {
     }
 }
 
+/// [`im2col_wide`] as a graph node (CPU only): `(B, C, H, W)` → `(C·k·k, B·Ho·Wo)`.
+struct Im2ColWide(ConvGeometry);
+/// [`col2im_wide`] as a graph node (CPU only): `(C·k·k, B·Ho·Wo)` → `(B, C, H, W)` for the
+/// stored `(C, H, W)`.
+struct Col2ImWide(ConvGeometry, usize, usize, usize);
+
+impl CustomOp1 for Im2ColWide {
+    fn name(&self) -> &'static str {
+        "im2col-wide"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = dims4(self.name(), layout)?;
+        let g = self.0;
+        check_window(g, h, w)?;
+        let out = map_float!(self.name(), storage, layout, |x| im2col_wide(x, c, h, w, g));
+        Ok((
+            out,
+            Shape::from((c * g.kernel * g.kernel, b * g.output(h) * g.output(w))),
+        ))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let (_, c, h, w) = arg.dims4()?;
+        Ok(Some(
+            grad.contiguous()?.apply_op1(Col2ImWide(self.0, c, h, w))?,
+        ))
+    }
+}
+
+impl CustomOp1 for Col2ImWide {
+    fn name(&self) -> &'static str {
+        "col2im-wide"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let Col2ImWide(g, c, h, w) = *self;
+        let (rows, cols) = layout.shape().dims2()?;
+        let plane = g.output(h) * g.output(w);
+        if rows != c * g.kernel * g.kernel || cols % plane != 0 || !layout.is_contiguous() {
+            candle_core::bail!(
+                "{}: columns {:?} do not fit a {c}×{h}×{w} input and {g:?}",
+                self.name(),
+                layout.shape()
+            );
+        }
+        let out = map_float!(self.name(), storage, layout, |x| col2im_wide(x, c, h, w, g));
+        Ok((out, Shape::from((cols / plane, c, h, w))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Im2ColWide(self.0))?))
+    }
+}
+
 /// 2-D convolution of `x` `(B, C, H, W)` with `weight` `(Co, C, k, k)` and an optional `bias`
 /// `(Co)`, through explicit columns and a matrix product; differentiable in all inputs.
 /// Same result as `Tensor::conv2d` (groups = 1), faster for few channels on the CPU; on other
@@ -337,8 +453,23 @@ fn conv_columns(
         return add_bias(y, bias);
     }
     let _ = c;
+    let pointwise = kh == 1 && g.stride == 1 && g.padding == 0;
+    let (oh, ow) = (g.output(h), g.output(w));
+    if b > 1 && wide_product(oh * ow) {
+        // One product for the whole batch: `(Co, C·k·k)` times `(C·k·k, B·Ho·Wo)`.
+        let cols = if pointwise {
+            x.transpose(0, 1)?.contiguous()?.reshape((ci, b * h * w))?
+        } else {
+            x.contiguous()?.apply_op1(Im2ColWide(g))?
+        };
+        let y = crate::profile::timed_on("conv matmul (forward)", x.device(), || {
+            weight.reshape((co, ci * kh * kw))?.matmul(&cols)
+        })?;
+        let y = y.reshape((co, b, oh, ow))?.transpose(0, 1)?.contiguous()?;
+        return add_bias(y, bias);
+    }
     // A 1×1 convolution with stride 1 needs no columns: the input is the matrix.
-    let cols = if kh == 1 && g.stride == 1 && g.padding == 0 {
+    let cols = if pointwise {
         x.reshape((b, ci, h * w))?
     } else {
         x.contiguous()?.apply_op1(Im2Col(g))?
@@ -348,7 +479,17 @@ fn conv_columns(
             .reshape((1, co, ci * kh * kw))?
             .broadcast_matmul(&cols)
     })?;
-    add_bias(y.reshape((b, co, g.output(h), g.output(w)))?, bias)
+    add_bias(y.reshape((b, co, oh, ow))?, bias)
+}
+
+/// Whether the CPU convolves a batch of `plane = Ho·Wo` outputs per image in one product over
+/// `(C·k·k, B·Ho·Wo)` columns rather than one product per image. On small maps a product per
+/// image is too narrow to run at speed, and its weight gradient is a sum of per-image products
+/// (a `(Co, C·k·k)` matrix per image); on large maps the two run alike and the per-image product
+/// spares the output's transposition. The limit was measured (docs/benchmarks.md): training the
+/// student and ResNet-50 ran fastest with it at 1024, alike at 4096.
+fn wide_product(plane: usize) -> bool {
+    plane <= 1024
 }
 
 /// `y` `(B, Co, H, W)` plus an optional per-channel `bias` `(Co)`.
@@ -435,4 +576,56 @@ pub fn conv2d(x: &Tensor, conv: &candle_nn::Conv2d) -> Result<Tensor> {
     };
     macs::add_conv(y.elem_count(), ci * kh * kw, conv.bias().is_some());
     Ok(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Odd sides, stride, dilation and padding larger than some taps' reach.
+    const GEOMETRIES: [ConvGeometry; 3] = [
+        ConvGeometry {
+            kernel: 3,
+            stride: 1,
+            padding: 1,
+            dilation: 1,
+        },
+        ConvGeometry {
+            kernel: 3,
+            stride: 2,
+            padding: 2,
+            dilation: 2,
+        },
+        ConvGeometry {
+            kernel: 1,
+            stride: 2,
+            padding: 0,
+            dilation: 1,
+        },
+    ];
+
+    #[test]
+    fn wide_columns_are_the_per_image_columns_side_by_side() {
+        let (b, c, h, w) = (3, 2, 7, 6);
+        let x: Vec<f64> = (0..b * c * h * w).map(|i| (i as f64).sin()).collect();
+        for g in GEOMETRIES {
+            let (plane, rows) = (g.output(h) * g.output(w), c * g.kernel * g.kernel);
+            let narrow = im2col(&x, c, h, w, g);
+            let wide = im2col_wide(&x, c, h, w, g);
+            assert_eq!(wide.len(), narrow.len());
+            for r in 0..rows {
+                for i in 0..b {
+                    assert_eq!(
+                        wide[(r * b + i) * plane..(r * b + i + 1) * plane],
+                        narrow[(i * rows + r) * plane..(i * rows + r + 1) * plane],
+                        "{g:?} row {r} image {i}"
+                    );
+                }
+            }
+            // The adjoints: the same columns, laid out each way, sum back to the same image.
+            let back = col2im(&narrow, c, h, w, g);
+            assert_eq!(col2im_wide(&wide, c, h, w, g), back, "{g:?}");
+            assert!(back.iter().any(|&v| v != 0.0));
+        }
+    }
 }
