@@ -166,28 +166,61 @@ fn col2im_wide<T: Real>(cols: &[T], c: usize, h: usize, w: usize, g: ConvGeometr
     out
 }
 
-struct Im2Col(ConvGeometry);
-struct Col2Im(ConvGeometry, usize, usize, usize);
+/// How a batch's columns are laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Columns {
+    /// `(B, C·k·k, Ho·Wo)`: one matrix per image ([`im2col`]); CPU and CUDA.
+    PerImage,
+    /// `(C·k·k, B·Ho·Wo)`: every image side by side, so that one product covers the batch
+    /// ([`im2col_wide`]); CPU only.
+    Batch,
+}
+
+impl Columns {
+    /// The shape of the columns of `b` images with `rows = C·k·k` taps and `plane = Ho·Wo`
+    /// outputs per image.
+    fn shape(self, b: usize, rows: usize, plane: usize) -> Shape {
+        match self {
+            Columns::PerImage => Shape::from((b, rows, plane)),
+            Columns::Batch => Shape::from((rows, b * plane)),
+        }
+    }
+}
+
+/// `(B, C, H, W)` → the columns of the stored layout, as a graph node.
+struct Im2Col(ConvGeometry, Columns);
+/// The columns of the stored layout → `(B, C, H, W)` for the stored `(C, H, W)`, summing the
+/// taps back (the adjoint of [`Im2Col`]), as a graph node.
+struct Col2Im(ConvGeometry, Columns, usize, usize, usize);
 
 impl CustomOp1 for Im2Col {
     fn name(&self) -> &'static str {
-        "im2col"
+        match self.1 {
+            Columns::PerImage => "im2col",
+            Columns::Batch => "im2col-wide",
+        }
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = dims4(self.name(), layout)?;
-        let g = self.0;
+        let Im2Col(g, columns) = *self;
         check_window(g, h, w)?;
-        let out = map_float!(self.name(), storage, layout, |x| im2col(x, c, h, w, g));
-        Ok((
-            out,
-            Shape::from((b, c * g.kernel * g.kernel, g.output(h) * g.output(w))),
-        ))
+        let out = match columns {
+            Columns::PerImage => {
+                map_float!(self.name(), storage, layout, |x| im2col(x, c, h, w, g))
+            }
+            Columns::Batch => {
+                map_float!(self.name(), storage, layout, |x| im2col_wide(x, c, h, w, g))
+            }
+        };
+        let rows = c * g.kernel * g.kernel;
+        Ok((out, columns.shape(b, rows, g.output(h) * g.output(w))))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         let (_, c, h, w) = arg.dims4()?;
-        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0, c, h, w))?))
+        let op = Col2Im(self.0, self.1, c, h, w);
+        Ok(Some(grad.contiguous()?.apply_op1(op)?))
     }
 
     #[cfg(feature = "cuda")]
@@ -197,7 +230,13 @@ impl CustomOp1 for Im2Col {
         layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let (b, c, h, w) = dims4(self.name(), layout)?;
-        let g = self.0;
+        let Im2Col(g, columns) = *self;
+        if columns != Columns::PerImage {
+            candle_core::bail!(
+                "{}: the batch-wide column layout has no CUDA kernel",
+                self.name()
+            );
+        }
         check_window(g, h, w)?;
         let out = cuda::run(
             cuda::Direction::ToColumns,
@@ -206,10 +245,8 @@ impl CustomOp1 for Im2Col {
             storage,
             layout,
         )?;
-        Ok((
-            out,
-            Shape::from((b, c * g.kernel * g.kernel, g.output(h) * g.output(w))),
-        ))
+        let rows = c * g.kernel * g.kernel;
+        Ok((out, columns.shape(b, rows, g.output(h) * g.output(w))))
     }
 }
 
@@ -316,20 +353,28 @@ pub(crate) mod cuda {
 
 impl CustomOp1 for Col2Im {
     fn name(&self) -> &'static str {
-        "col2im"
+        match self.1 {
+            Columns::PerImage => "col2im",
+            Columns::Batch => "col2im-wide",
+        }
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let Col2Im(g, c, h, w) = *self;
-        let b = layout.shape().dims()[0];
-        let out = map_float!(self.name(), storage, layout, |cols| col2im(
-            cols, c, h, w, g
-        ));
+        let Col2Im(g, columns, c, h, w) = *self;
+        let b = self.batch(layout)?;
+        let out = match columns {
+            Columns::PerImage => {
+                map_float!(self.name(), storage, layout, |x| col2im(x, c, h, w, g))
+            }
+            Columns::Batch => {
+                map_float!(self.name(), storage, layout, |x| col2im_wide(x, c, h, w, g))
+            }
+        };
         Ok((out, Shape::from((b, c, h, w))))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0, self.1))?))
     }
 
     #[cfg(feature = "cuda")]
@@ -338,65 +383,39 @@ impl CustomOp1 for Col2Im {
         storage: &candle_core::CudaStorage,
         layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let Col2Im(g, c, h, w) = *self;
-        let b = layout.shape().dims()[0];
+        let Col2Im(g, columns, c, h, w) = *self;
+        if columns != Columns::PerImage {
+            candle_core::bail!(
+                "{}: the batch-wide column layout has no CUDA kernel",
+                self.name()
+            );
+        }
+        let b = self.batch(layout)?;
         let out = cuda::run(cuda::Direction::ToImage, g, (b * c, h, w), storage, layout)?;
         Ok((out, Shape::from((b, c, h, w))))
     }
 }
 
-/// [`im2col_wide`] as a graph node (CPU only): `(B, C, H, W)` → `(C·k·k, B·Ho·Wo)`.
-struct Im2ColWide(ConvGeometry);
-/// [`col2im_wide`] as a graph node (CPU only): `(C·k·k, B·Ho·Wo)` → `(B, C, H, W)` for the
-/// stored `(C, H, W)`.
-struct Col2ImWide(ConvGeometry, usize, usize, usize);
-
-impl CustomOp1 for Im2ColWide {
-    fn name(&self) -> &'static str {
-        "im2col-wide"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (b, c, h, w) = dims4(self.name(), layout)?;
-        let g = self.0;
-        check_window(g, h, w)?;
-        let out = map_float!(self.name(), storage, layout, |x| im2col_wide(x, c, h, w, g));
-        Ok((
-            out,
-            Shape::from((c * g.kernel * g.kernel, b * g.output(h) * g.output(w))),
-        ))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let (_, c, h, w) = arg.dims4()?;
-        Ok(Some(
-            grad.contiguous()?.apply_op1(Col2ImWide(self.0, c, h, w))?,
-        ))
-    }
-}
-
-impl CustomOp1 for Col2ImWide {
-    fn name(&self) -> &'static str {
-        "col2im-wide"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let Col2ImWide(g, c, h, w) = *self;
-        let (rows, cols) = layout.shape().dims2()?;
-        let plane = g.output(h) * g.output(w);
-        if rows != c * g.kernel * g.kernel || cols % plane != 0 || !layout.is_contiguous() {
-            candle_core::bail!(
+impl Col2Im {
+    /// The batch size of the columns in `layout`, or an error when they do not fit the stored
+    /// input and geometry.
+    fn batch(&self, layout: &Layout) -> Result<usize> {
+        let Col2Im(g, columns, c, h, w) = *self;
+        let (rows, plane) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
+        let dims = layout.shape().dims();
+        let b = match (columns, dims) {
+            (Columns::PerImage, &[b, r, p]) if r == rows && p == plane => Some(b),
+            (Columns::Batch, &[r, n]) if r == rows && n % plane == 0 => Some(n / plane),
+            _ => None,
+        };
+        match b {
+            Some(b) if layout.is_contiguous() => Ok(b),
+            _ => candle_core::bail!(
                 "{}: columns {:?} do not fit a {c}×{h}×{w} input and {g:?}",
                 self.name(),
                 layout.shape()
-            );
+            ),
         }
-        let out = map_float!(self.name(), storage, layout, |x| col2im_wide(x, c, h, w, g));
-        Ok((out, Shape::from((cols / plane, c, h, w))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Im2ColWide(self.0))?))
     }
 }
 
@@ -460,7 +479,7 @@ fn conv_columns(
         let cols = if pointwise {
             x.transpose(0, 1)?.contiguous()?.reshape((ci, b * h * w))?
         } else {
-            x.contiguous()?.apply_op1(Im2ColWide(g))?
+            x.contiguous()?.apply_op1(Im2Col(g, Columns::Batch))?
         };
         let y = crate::profile::timed_on("conv matmul (forward)", x.device(), || {
             weight.reshape((co, ci * kh * kw))?.matmul(&cols)
@@ -472,7 +491,7 @@ fn conv_columns(
     let cols = if pointwise {
         x.reshape((b, ci, h * w))?
     } else {
-        x.contiguous()?.apply_op1(Im2Col(g))?
+        x.contiguous()?.apply_op1(Im2Col(g, Columns::PerImage))?
     };
     let y = crate::profile::timed_on("conv matmul (forward)", x.device(), || {
         weight
@@ -627,5 +646,34 @@ mod tests {
             assert_eq!(col2im_wide(&wide, c, h, w, g), back, "{g:?}");
             assert!(back.iter().any(|&v| v != 0.0));
         }
+    }
+
+    #[test]
+    fn columns_that_do_not_fit_the_input_are_an_error() -> Result<()> {
+        let (c, h, w, g) = (2, 7, 6, GEOMETRIES[0]);
+        let (rows, plane) = (c * 9, g.output(h) * g.output(w));
+        let cpu = &candle_core::Device::Cpu;
+        let cases = [
+            (Columns::PerImage, vec![3, rows, plane], true),
+            (Columns::PerImage, vec![3, rows, plane - 1], false),
+            (Columns::PerImage, vec![rows, 3 * plane], false),
+            (Columns::Batch, vec![rows, 3 * plane], true),
+            (Columns::Batch, vec![rows, 3 * plane + 1], false),
+            (Columns::Batch, vec![rows + 1, 3 * plane], false),
+        ];
+        for (columns, dims, fits) in cases {
+            let cols = Tensor::ones(dims.as_slice(), candle_core::DType::F32, cpu)?;
+            match cols.apply_op1(Col2Im(g, columns, c, h, w)) {
+                Ok(x) => {
+                    assert!(fits, "{columns:?} {dims:?} was accepted");
+                    assert_eq!(x.dims(), &[3, c, h, w]);
+                }
+                Err(e) => {
+                    assert!(!fits, "{columns:?} {dims:?}: {e}");
+                    assert!(e.to_string().contains("do not fit a 2×7×6 input"), "{e}");
+                }
+            }
+        }
+        Ok(())
     }
 }
