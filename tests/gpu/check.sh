@@ -11,9 +11,10 @@
 #    against the CPU, then the student's inference images/s (batch 1, 32) and training-step times
 #    (student batch 128 and R50 batch 32 at 352, Swin-B batch 8 at 384) in check-device's default
 #    modes: f32, conv-tf32 (PyTorch's defaults), tf32, f32-events (cudarc's per-buffer events
-#    on: the before of an A/B) and cudnn (conv-tf32 with cuDNN convolutions, from the machine's
-#    PyTorch libraries); each timing with a profile of one run (time per native op). The dense
-#    convolution cases are also compared with the CPU through cuDNN.
+#    on: the before of an A/B), cudnn (conv-tf32 with cuDNN convolutions, from the machine's
+#    PyTorch libraries) and batch-wgrad (conv-tf32 with the weight gradient as one product over
+#    the batch); each timing with a profile of one run (time per native op). The dense
+#    convolution cases are also compared with the CPU through cuDNN and with batch-wgrad.
 # 2. `scfnet predict` end to end on a folder of 512 synthetic 300-400 px PNG images, batch 1 and 32.
 # 3. One epoch of `scfnet train --device cuda` (student, batch 128 at 352, EPOCH_IMAGES synthetic
 #    images, all cores loading): images/s of the whole loop, to set beside the step alone.

@@ -58,11 +58,12 @@ pub struct CheckDeviceArgs {
     /// composed of candle primitives instead of the native kernels: the before of an A/B),
     /// f32-events (f32 with cudarc's per-buffer CUDA events, its default, which `scfnet` turns
     /// off: the before of that A/B), cudnn (conv-tf32 with the dense convolutions through cuDNN
-    /// instead of columns + cuBLAS).
+    /// instead of columns + cuBLAS), batch-wgrad (conv-tf32 with each convolution's weight
+    /// gradient one product over the batch instead of one per image summed).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "f32,conv-tf32,tf32,f32-events,cudnn"
+        default_value = "f32,conv-tf32,tf32,f32-events,cudnn,batch-wgrad"
     )]
     pub bench_modes: Vec<BenchMode>,
     /// Timed repetitions (after one warm-up).
@@ -98,6 +99,9 @@ pub enum BenchMode {
     F32Events,
     /// conv-tf32 with the dense convolutions through cuDNN.
     Cudnn,
+    /// conv-tf32 with the columns convolution's weight gradient as one product over the batch
+    /// (`scfnet_ops::set_batch_weight_gradient`).
+    BatchWgrad,
 }
 
 impl BenchMode {
@@ -109,6 +113,7 @@ impl BenchMode {
             Self::F32Generic => "f32-generic",
             Self::F32Events => "f32-events",
             Self::Cudnn => "cudnn",
+            Self::BatchWgrad => "batch-wgrad",
         }
     }
 }
@@ -152,6 +157,15 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
             }
         }
     };
+    // The dense convolutions again with the weight gradient as one product over the batch.
+    if !args.bench_only && dev.is_cuda() {
+        scfnet_ops::set_batch_weight_gradient(true);
+        for case in cases.iter().filter(|c| c.name.starts_with("conv2d")) {
+            let name = format!("{} [batch-wgrad]", case.name);
+            ops.push(compare_op(case, &name, &dev, args.tolerance, &mut failures));
+        }
+        scfnet_ops::set_batch_weight_gradient(false);
+    }
     let mut networks = Vec::new();
     if !args.ops_only && !args.bench_only {
         for kind in ModelKind::ALL {
@@ -475,9 +489,10 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
         candle_core::cuda::set_gemm_reduced_precision_f32(mode == BenchMode::Tf32);
         scfnet_ops::set_convolution_tf32(matches!(
             mode,
-            BenchMode::Tf32 | BenchMode::ConvTf32 | BenchMode::Cudnn
+            BenchMode::Tf32 | BenchMode::ConvTf32 | BenchMode::Cudnn | BenchMode::BatchWgrad
         ));
         scfnet_ops::set_cudnn_convolutions(mode == BenchMode::Cudnn);
+        scfnet_ops::set_batch_weight_gradient(mode == BenchMode::BatchWgrad);
         let _generic = (mode == BenchMode::F32Generic).then(scfnet_ops::force_generic_path);
         // Buffers allocated from here on (the mode's networks and activations).
         scfnet_ops::set_cuda_event_tracking(dev, mode == BenchMode::F32Events);
@@ -522,5 +537,6 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
     scfnet_ops::set_convolution_tf32(false);
     scfnet_ops::set_cuda_event_tracking(dev, false);
     scfnet_ops::set_cudnn_convolutions(false);
+    scfnet_ops::set_batch_weight_gradient(false);
     Ok(Value::Object(report))
 }

@@ -171,7 +171,7 @@ mod cuda {
     use super::is_pointwise;
     use crate::gpu::{gemm, kernel, output, per_element, view, wrap, GpuFloat, Operand};
     use crate::im2col::{cuda as columns, ConvGeometry};
-    use crate::precision::{convolution_tf32, cudnn_convolutions};
+    use crate::precision::{batch_weight_gradient, convolution_tf32, cudnn_convolutions};
 
     const OP: &str = "columns-conv2d";
 
@@ -363,6 +363,9 @@ mod cuda {
             return Ok(wrap(xs, dw));
         }
         let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
+        if b > 1 && batch_weight_gradient() {
+            return Ok(wrap(xs, batch_product(dev, g, (b, c, h, w), co, &x, &dy)?));
+        }
         let built = columns_of(dev, &x, g, (b * c, h, w))?;
         let built = built.as_ref().map(|cols| cols.slice(..));
         let cols = built.as_ref().unwrap_or(&x);
@@ -391,5 +394,40 @@ mod cuda {
         scfnet_kernels::launch!(dev, REDUCE, kernel::<T>("sum_batch"), config: per_element(n),
             args: [&per_image, &mut dw, &b, &n]);
         Ok(wrap(xs, dw))
+    }
+
+    /// `dW = dY · colsᵀ` in one product over the batch: `dY` `(B, Co, P)` transposed to
+    /// `(Co, B·P)` and the columns laid out `(C·k·k, B·P)` (both by the `im2col_wide` kernel,
+    /// `dY` as a 1×1 window over `(B, Co, 1, P)`), inner dimension `B·P`. No per-image
+    /// `(B, Co, C·k·k)` buffer and no batch sum.
+    fn batch_product<T: GpuFloat>(
+        dev: &CudaDevice,
+        g: ConvGeometry,
+        (b, c, h, w): (usize, usize, usize, usize),
+        co: usize,
+        x: &CudaView<'_, T>,
+        dy: &CudaView<'_, T>,
+    ) -> Result<CudaSlice<T>> {
+        let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
+        let cols = columns::columns_wide(dev, x, g, (b, c, h, w))?;
+        let dy_t = columns::columns_wide(dev, dy, ConvGeometry::POINTWISE, (b, co, 1, p))?;
+        let mut dw = output::<T>(dev, co * kk)?;
+        gemm(
+            dev,
+            (1, co, kk, b * p),
+            Operand {
+                data: &dy_t.slice(..),
+                transposed: false,
+                stride: 0,
+            },
+            Operand {
+                data: &cols.slice(..),
+                transposed: true,
+                stride: 0,
+            },
+            &mut dw,
+            convolution_tf32(),
+        )?;
+        Ok(dw)
     }
 }

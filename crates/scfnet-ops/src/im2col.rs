@@ -28,6 +28,14 @@ pub struct ConvGeometry {
 }
 
 impl ConvGeometry {
+    /// A 1×1 window, stride 1, no padding: the columns are the input itself.
+    pub const POINTWISE: ConvGeometry = ConvGeometry {
+        kernel: 1,
+        stride: 1,
+        padding: 0,
+        dilation: 1,
+    };
+
     /// Output side for an input side `n`.
     pub fn output(&self, n: usize) -> usize {
         (n + 2 * self.padding - self.dilation * (self.kernel - 1) - 1) / self.stride + 1
@@ -327,6 +335,27 @@ pub(crate) mod cuda {
         dims: (usize, usize, usize),
     ) -> Result<CudaSlice<T>> {
         launch("col2im", dev, cols, g, dims)
+    }
+
+    /// The batch-wide columns `(C·k·k, B·Ho·Wo)` of `images` images of `channels` planes of
+    /// `h × w` ([`super::im2col_wide`]'s layout).
+    pub(crate) fn columns_wide<T: GpuFloat>(
+        dev: &CudaDevice,
+        src: &CudaView<'_, T>,
+        g: ConvGeometry,
+        (images, channels, h, w): (usize, usize, usize, usize),
+    ) -> Result<CudaSlice<T>> {
+        let (oh, ow, k) = (g.output(h), g.output(w), g.kernel);
+        let (planes, per) = (images * channels, k * k * oh * ow);
+        let mut out = output::<T>(dev, planes * per)?;
+        let sizes = [
+            planes, images, h, w, oh, ow, k, g.stride, g.padding, g.dilation,
+        ];
+        let [planes, images, h, w, oh, ow, k, st, p, d] = sizes;
+        scfnet_kernels::launch!(dev, IM2COL, kernel::<T>("im2col_wide"),
+            config: per_plane("im2col-wide", planes, per)?,
+            args: [src, &mut out, &planes, &images, &h, &w, &oh, &ow, &k, &st, &p, &d]);
+        Ok(out)
     }
 
     fn launch<T: GpuFloat>(

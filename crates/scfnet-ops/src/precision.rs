@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static TF32: AtomicBool = AtomicBool::new(false);
 static CUDNN: AtomicBool = AtomicBool::new(false);
+static BATCH_WEIGHT_GRADIENT: AtomicBool = AtomicBool::new(false);
 
 /// Lets the convolutions' matrix products on CUDA use TF32 tensor cores (10-bit mantissa
 /// products, f32 sums), as PyTorch's cuDNN convolutions do by default; off (the default here):
@@ -30,6 +31,21 @@ pub fn set_cudnn_convolutions(on: bool) {
 /// Whether the dense convolutions on CUDA run through cuDNN ([`set_cudnn_convolutions`]).
 pub fn cudnn_convolutions() -> bool {
     CUDNN.load(Ordering::Relaxed)
+}
+
+/// Makes the weight gradient of the columns convolution on CUDA one matrix product over the
+/// whole batch (`dY` `(Co, B·Ho·Wo)` times the batch-wide columns `(C·k·k, B·Ho·Wo)` transposed)
+/// instead of one product per image (inner dimension `Ho·Wo` only) summed over the batch
+/// afterwards (the default). Off until a GPU run has measured it (`check-device`'s
+/// `batch-wgrad` mode). No effect on the CPU (which decides by map size) or with cuDNN.
+pub fn set_batch_weight_gradient(on: bool) {
+    BATCH_WEIGHT_GRADIENT.store(on, Ordering::Relaxed);
+}
+
+/// Whether the columns convolution's weight gradient on CUDA is one product over the batch
+/// ([`set_batch_weight_gradient`]).
+pub fn batch_weight_gradient() -> bool {
+    BATCH_WEIGHT_GRADIENT.load(Ordering::Relaxed)
 }
 
 /// cuDNN's version (e.g. 91002) when it can be loaded for [`set_cudnn_convolutions`], or why
