@@ -144,10 +144,14 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
         match scfnet_ops::cudnn_version() {
             Ok(version) => {
                 scfnet_ops::set_cudnn_convolutions(true);
-                for case in cases.iter().filter(|c| c.name.starts_with("conv2d")) {
-                    let name = format!("{} [cudnn]", case.name);
-                    ops.push(compare_op(case, &name, &dev, args.tolerance, &mut failures));
-                }
+                compare_convolutions_again(
+                    &cases,
+                    "cudnn",
+                    &dev,
+                    args.tolerance,
+                    &mut ops,
+                    &mut failures,
+                );
                 scfnet_ops::set_cudnn_convolutions(false);
                 json!({"available": true, "version": version})
             }
@@ -160,10 +164,14 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
     // The dense convolutions again with the weight gradient as one product over the batch.
     if !args.bench_only && dev.is_cuda() {
         scfnet_ops::set_batch_weight_gradient(true);
-        for case in cases.iter().filter(|c| c.name.starts_with("conv2d")) {
-            let name = format!("{} [batch-wgrad]", case.name);
-            ops.push(compare_op(case, &name, &dev, args.tolerance, &mut failures));
-        }
+        compare_convolutions_again(
+            &cases,
+            "batch-wgrad",
+            &dev,
+            args.tolerance,
+            &mut ops,
+            &mut failures,
+        );
         scfnet_ops::set_batch_weight_gradient(false);
     }
     let mut networks = Vec::new();
@@ -297,6 +305,22 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
             tracing::error!("{f}");
         }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Every `conv2d` case of `cases` compared again, named `… [label]`, under whatever setting
+/// the caller turned on (cuDNN, the batch weight gradient).
+fn compare_convolutions_again(
+    cases: &[scfnet_ops::check::OpCase],
+    label: &str,
+    dev: &Device,
+    tolerance: f64,
+    ops: &mut Vec<Value>,
+    failures: &mut Vec<String>,
+) {
+    for case in cases.iter().filter(|c| c.name.starts_with("conv2d")) {
+        let name = format!("{} [{label}]", case.name);
+        ops.push(compare_op(case, &name, dev, tolerance, failures));
     }
 }
 

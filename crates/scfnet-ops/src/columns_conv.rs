@@ -362,10 +362,10 @@ mod cuda {
             )?;
             return Ok(wrap(xs, dw));
         }
-        let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
         if b > 1 && batch_weight_gradient() {
             return Ok(wrap(xs, batch_product(dev, g, (b, c, h, w), co, &x, &dy)?));
         }
+        let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
         let built = columns_of(dev, &x, g, (b * c, h, w))?;
         let built = built.as_ref().map(|cols| cols.slice(..));
         let cols = built.as_ref().unwrap_or(&x);

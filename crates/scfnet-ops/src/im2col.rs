@@ -106,62 +106,44 @@ fn add_tap<T: Real>(
     }
 }
 
-/// `(B, C, H, W)` → `(B, C·k·k, Ho·Wo)`: row `(c, ky, kx)` holds the input seen by that tap.
-fn im2col<T: Real>(x: &[T], c: usize, h: usize, w: usize, g: ConvGeometry) -> Vec<T> {
-    let (plane, kk) = (g.output(h) * g.output(w), g.kernel * g.kernel);
-    let batch = x.len() / (c * h * w);
-    let mut out = vec![T::ZERO; batch * c * kk * plane];
-    out.par_chunks_mut(plane).enumerate().for_each(|(r, dst)| {
-        let (p, tap) = (r / kk, r % kk);
-        let src = &x[p * h * w..(p + 1) * h * w];
-        fill_tap(src, dst, (tap / g.kernel, tap % g.kernel), (h, w), g);
-    });
-    out
-}
-
-/// Adjoint of [`im2col`]: sums the columns back onto `(B, C, H, W)`.
-fn col2im<T: Real>(cols: &[T], c: usize, h: usize, w: usize, g: ConvGeometry) -> Vec<T> {
-    let (plane, kk) = (g.output(h) * g.output(w), g.kernel * g.kernel);
-    let planes = cols.len() / (kk * plane);
-    debug_assert_eq!(planes % c, 0);
-    let mut out = vec![T::ZERO; planes * h * w];
-    out.par_chunks_mut(h * w).enumerate().for_each(|(p, dst)| {
-        for tap in 0..kk {
-            let src = &cols[(p * kk + tap) * plane..(p * kk + tap + 1) * plane];
-            add_tap(src, dst, (tap / g.kernel, tap % g.kernel), (h, w), g);
-        }
-    });
-    out
-}
-
-/// `(B, C, H, W)` → `(C·k·k, B·Ho·Wo)`: row `(c, ky, kx)` holds what that tap sees in every
-/// image, image after image, so that one matrix product covers the batch.
-fn im2col_wide<T: Real>(x: &[T], c: usize, h: usize, w: usize, g: ConvGeometry) -> Vec<T> {
-    let (plane, kk) = (g.output(h) * g.output(w), g.kernel * g.kernel);
-    let batch = x.len() / (c * h * w);
-    let mut out = vec![T::ZERO; c * kk * batch * plane];
-    out.par_chunks_mut(batch * plane)
+/// `(B, C, H, W)` → the columns of `layout`: row `(c, ky, kx)` holds the input seen by that tap.
+fn im2col<T: Real>(
+    x: &[T],
+    layout: Columns,
+    c: usize,
+    h: usize,
+    w: usize,
+    g: ConvGeometry,
+) -> Vec<T> {
+    let sizes = ColumnSizes::new(x.len() / (c * h * w), c, g, (h, w));
+    let mut out = vec![T::ZERO; sizes.len()];
+    out.par_chunks_mut(sizes.plane)
         .enumerate()
-        .for_each(|(r, row)| {
-            let (ci, tap) = (r / kk, r % kk);
-            for (b, dst) in row.chunks_mut(plane).enumerate() {
-                let p = b * c + ci;
-                let src = &x[p * h * w..(p + 1) * h * w];
-                fill_tap(src, dst, (tap / g.kernel, tap % g.kernel), (h, w), g);
-            }
+        .for_each(|(run, dst)| {
+            let (b, ci, tap) = layout.source(sizes, run);
+            let p = b * c + ci;
+            let src = &x[p * h * w..(p + 1) * h * w];
+            fill_tap(src, dst, (tap / g.kernel, tap % g.kernel), (h, w), g);
         });
     out
 }
 
-/// Adjoint of [`im2col_wide`]: sums the columns back onto `(B, C, H, W)`.
-fn col2im_wide<T: Real>(cols: &[T], c: usize, h: usize, w: usize, g: ConvGeometry) -> Vec<T> {
-    let (plane, kk) = (g.output(h) * g.output(w), g.kernel * g.kernel);
-    let batch = cols.len() / (c * kk * plane);
-    let mut out = vec![T::ZERO; batch * c * h * w];
+/// Adjoint of [`im2col`]: sums the columns of `layout` back onto `(B, C, H, W)`.
+fn col2im<T: Real>(
+    cols: &[T],
+    layout: Columns,
+    c: usize,
+    h: usize,
+    w: usize,
+    g: ConvGeometry,
+) -> Vec<T> {
+    let kk = g.kernel * g.kernel;
+    let plane = g.output(h) * g.output(w);
+    let sizes = ColumnSizes::new(cols.len() / (c * kk * plane), c, g, (h, w));
+    let mut out = vec![T::ZERO; sizes.images * c * h * w];
     out.par_chunks_mut(h * w).enumerate().for_each(|(p, dst)| {
-        let (b, ci) = (p / c, p % c);
         for tap in 0..kk {
-            let start = ((ci * kk + tap) * batch + b) * plane;
+            let start = layout.run(sizes, (p / c, p % c, tap)) * plane;
             add_tap(
                 &cols[start..start + plane],
                 dst,
@@ -174,17 +156,66 @@ fn col2im_wide<T: Real>(cols: &[T], c: usize, h: usize, w: usize, g: ConvGeometr
     out
 }
 
+/// The sizes of a batch's columns: `images` images of `channels` channels, `taps = k·k` taps
+/// and `plane = Ho·Wo` outputs per tap.
+#[derive(Clone, Copy, Debug)]
+struct ColumnSizes {
+    images: usize,
+    channels: usize,
+    taps: usize,
+    plane: usize,
+}
+
+impl ColumnSizes {
+    fn new(images: usize, channels: usize, g: ConvGeometry, (h, w): (usize, usize)) -> Self {
+        ColumnSizes {
+            images,
+            channels,
+            taps: g.kernel * g.kernel,
+            plane: g.output(h) * g.output(w),
+        }
+    }
+
+    /// The number of column values.
+    fn len(self) -> usize {
+        self.images * self.channels * self.taps * self.plane
+    }
+}
+
 /// How a batch's columns are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Columns {
-    /// `(B, C·k·k, Ho·Wo)`: one matrix per image ([`im2col`]); CPU and CUDA.
+    /// `(B, C·k·k, Ho·Wo)`: one matrix per image; CPU and CUDA.
     PerImage,
-    /// `(C·k·k, B·Ho·Wo)`: every image side by side, so that one product covers the batch
-    /// ([`im2col_wide`]); CPU only.
+    /// `(C·k·k, B·Ho·Wo)`: every image side by side, so that one product covers the batch; CPU
+    /// only as a graph node (CUDA's weight gradient builds it directly).
     Batch,
 }
 
 impl Columns {
+    /// Which run of `plane = Ho·Wo` values holds image `b`, channel `c`, tap `tap`.
+    fn run(self, s: ColumnSizes, (b, c, tap): (usize, usize, usize)) -> usize {
+        match self {
+            Columns::PerImage => (b * s.channels + c) * s.taps + tap,
+            Columns::Batch => (c * s.taps + tap) * s.images + b,
+        }
+    }
+
+    /// The image, channel and tap of run `run` (the inverse of [`Columns::run`]).
+    fn source(self, s: ColumnSizes, run: usize) -> (usize, usize, usize) {
+        match self {
+            Columns::PerImage => (
+                run / (s.channels * s.taps),
+                run / s.taps % s.channels,
+                run % s.taps,
+            ),
+            Columns::Batch => {
+                let row = run / s.images;
+                (run % s.images, row / s.taps, row % s.taps)
+            }
+        }
+    }
+
     /// The shape of the columns of `b` images with `rows = C·k·k` taps and `plane = Ho·Wo`
     /// outputs per image.
     fn shape(self, b: usize, rows: usize, plane: usize) -> Shape {
@@ -213,14 +244,9 @@ impl CustomOp1 for Im2Col {
         let (b, c, h, w) = dims4(self.name(), layout)?;
         let Im2Col(g, columns) = *self;
         check_window(g, h, w)?;
-        let out = match columns {
-            Columns::PerImage => {
-                map_float!(self.name(), storage, layout, |x| im2col(x, c, h, w, g))
-            }
-            Columns::Batch => {
-                map_float!(self.name(), storage, layout, |x| im2col_wide(x, c, h, w, g))
-            }
-        };
+        let out = map_float!(self.name(), storage, layout, |x| im2col(
+            x, columns, c, h, w, g
+        ));
         let rows = c * g.kernel * g.kernel;
         Ok((out, columns.shape(b, rows, g.output(h) * g.output(w))))
     }
@@ -338,7 +364,7 @@ pub(crate) mod cuda {
     }
 
     /// The batch-wide columns `(C·k·k, B·Ho·Wo)` of `images` images of `channels` planes of
-    /// `h × w` ([`super::im2col_wide`]'s layout).
+    /// `h × w` (the CPU's [`super::Columns::Batch`] layout).
     pub(crate) fn columns_wide<T: GpuFloat>(
         dev: &CudaDevice,
         src: &CudaView<'_, T>,
@@ -391,14 +417,9 @@ impl CustomOp1 for Col2Im {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let Col2Im(g, columns, c, h, w) = *self;
         let b = self.batch(layout)?;
-        let out = match columns {
-            Columns::PerImage => {
-                map_float!(self.name(), storage, layout, |x| col2im(x, c, h, w, g))
-            }
-            Columns::Batch => {
-                map_float!(self.name(), storage, layout, |x| col2im_wide(x, c, h, w, g))
-            }
-        };
+        let out = map_float!(self.name(), storage, layout, |x| col2im(
+            x, columns, c, h, w, g
+        ));
         Ok((out, Shape::from((b, c, h, w))))
     }
 
@@ -658,8 +679,8 @@ mod tests {
         let x: Vec<f64> = (0..b * c * h * w).map(|i| (i as f64).sin()).collect();
         for g in GEOMETRIES {
             let (plane, rows) = (g.output(h) * g.output(w), c * g.kernel * g.kernel);
-            let narrow = im2col(&x, c, h, w, g);
-            let wide = im2col_wide(&x, c, h, w, g);
+            let narrow = im2col(&x, Columns::PerImage, c, h, w, g);
+            let wide = im2col(&x, Columns::Batch, c, h, w, g);
             assert_eq!(wide.len(), narrow.len());
             for r in 0..rows {
                 for i in 0..b {
@@ -671,10 +692,32 @@ mod tests {
                 }
             }
             // The adjoints: the same columns, laid out each way, sum back to the same image.
-            let back = col2im(&narrow, c, h, w, g);
-            assert_eq!(col2im_wide(&wide, c, h, w, g), back, "{g:?}");
+            let back = col2im(&narrow, Columns::PerImage, c, h, w, g);
+            assert_eq!(col2im(&wide, Columns::Batch, c, h, w, g), back, "{g:?}");
             assert!(back.iter().any(|&v| v != 0.0));
         }
+    }
+
+    #[test]
+    fn every_run_of_both_layouts_belongs_to_one_image_channel_and_tap() {
+        let sizes = ColumnSizes::new(3, 4, GEOMETRIES[0], (7, 6));
+        let runs = sizes.images * sizes.channels * sizes.taps;
+        for layout in [Columns::PerImage, Columns::Batch] {
+            let mut seen = vec![false; runs];
+            for b in 0..3 {
+                for c in 0..4 {
+                    for tap in 0..9 {
+                        let run = layout.run(sizes, (b, c, tap));
+                        assert!(run < runs, "{layout:?} {b} {c} {tap}");
+                        assert!(!std::mem::replace(&mut seen[run], true), "{layout:?} {run}");
+                        assert_eq!(layout.source(sizes, run), (b, c, tap), "{layout:?}");
+                    }
+                }
+            }
+        }
+        // The batch layout puts the images of one (channel, tap) row side by side.
+        assert_eq!(Columns::Batch.run(sizes, (1, 0, 0)), 1);
+        assert_eq!(Columns::PerImage.run(sizes, (1, 0, 0)), 4 * 9);
     }
 
     #[test]
