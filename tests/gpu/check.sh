@@ -12,19 +12,22 @@
 #    (student batch 128 and R50 batch 32 at 352, Swin-B batch 8 at 384) in check-device's default
 #    modes: f32, conv-tf32 (PyTorch's defaults), tf32, f32-events (cudarc's per-buffer events
 #    on: the before of an A/B), cudnn (conv-tf32 with cuDNN convolutions, from the machine's
-#    PyTorch libraries) and batch-wgrad (conv-tf32 with the weight gradient as one product over
-#    the batch); each timing with a profile of one run (time per native op). The dense
-#    convolution cases are also compared with the CPU through cuDNN and with batch-wgrad.
-# 2. `scfnet predict` end to end on a folder of 512 synthetic 300-400 px PNG images, batch 1 and 32.
+#    PyTorch libraries), batch-wgrad (conv-tf32 with the weight gradient as one product over
+#    the batch) and batch-columns (every convolution pass one product over the batch); each
+#    timing with a profile of one run (time per native op). The dense convolution cases are
+#    also compared with the CPU through cuDNN and with batch-columns.
+# 2. The PyTorch eager re-creation on the same GPU (tests/reference/{model,train}) at PyTorch's
+#    defaults, if torch and timm import; with PROFILE=1 also torch.profiler's kernel tables.
 # 3. One epoch of `scfnet train --device cuda` (student, batch 128 at 352, EPOCH_IMAGES synthetic
 #    images, all cores loading): images/s of the whole loop, to set beside the step alone.
-#    Then `scfnet sweep --estimate` on those images (R50, student, distillation at the paper's
+# 4. `scfnet predict` end to end on a folder of 512 synthetic 300-400 px PNG images, batch 1 and 32.
+# 5. `scfnet sweep --estimate` on the epoch's images (R50, student, distillation at the paper's
 #    recipe, ESTIMATE_STEPS=8 steps each): the projection and the share of time in the steps.
-# 4. The PyTorch eager re-creation on the same GPU (tests/reference/{model,train}) at PyTorch's
-#    defaults, if torch and timm import; with PROFILE=1 also torch.profiler's kernel tables.
-# 5. With KERNEL_PROFILE=path/to/libkernel_profile.so (tests/gpu/build_kernel_profile.sh): one
+# 6. With KERNEL_PROFILE=path/to/libkernel_profile.so (tests/gpu/build_kernel_profile.sh): one
 #    kernel-level profile per workload (student step b128, R50 step b32, Swin-B step b8, student
 #    inference b32) through CUPTI, $OUT/kernels_*.tsv.
+# The script keeps to BUDGET_S seconds (540; step 1 at most CHECK_BUDGET_S, 300): a later step
+# that would not fit is skipped and named in the JSON's `skipped`.
 # Everything lands in $OUT/gpu-check.json (plus the raw logs). Exit status: that of step 1.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,33 +51,66 @@ export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/nvidia-smi.csv" 2>&1
 "$BIN" --version > "$OUT/version.txt" 2>&1
 
+# A time budget for the whole script (BUDGET_S, default 540 s: the device tool allows 600 s a
+# call): check-device first (stopped after CHECK_BUDGET_S, default 300 s), then the other stages
+# in order of need; a stage that would not fit in what is left is skipped and named in the JSON's
+# `skipped`, so that the summary is always written.
+start=$(date +%s)
+BUDGET_S=${BUDGET_S:-540}
+: > "$OUT/skipped.txt"
+fits() { # fits NAME SECONDS: whether stage NAME (about SECONDS long) fits in what is left
+  if [ $(( $(date +%s) - start + $2 )) -le "$BUDGET_S" ]; then return 0; fi
+  echo "$1" >> "$OUT/skipped.txt"
+  return 1
+}
+
 t0=$(date +%s)
-"$BIN" check-device --device "$DEVICE" --bench ${CHECK_ARGS:-} --json "$OUT/check.json" 2>&1 | tee "$OUT/check.log"
+timeout "${CHECK_BUDGET_S:-300}" "$BIN" check-device --device "$DEVICE" --bench ${CHECK_ARGS:-} \
+  --json "$OUT/check.json" 2>&1 | tee "$OUT/check.log"
 status=${PIPESTATUS[0]}
 t1=$(date +%s)
 
-# End-to-end predict on a folder (PNG decode/encode included), the network on the GPU.
-"$BIN" synth --out "$WORK/synth" --n "$N_IMAGES" --min-side 300 --max-side 400 --test-fraction 0 > /dev/null 2>&1
-for b in 1 32; do
-  s=$(date +%s%N)
-  "$BIN" predict --random-weights --model student --device "$DEVICE" --batch $b \
-    --input "$WORK/synth/image" --output "$WORK/pred$b" > "$OUT/predict_b$b.log" 2>&1
-  rc=$?
-  echo "predict b$b rc=$rc ms=$(( ($(date +%s%N) - s) / 1000000 ))" >> "$OUT/predict.txt"
-done
+# PyTorch eager on the same GPU, at its defaults (the reference of every ratio).
+if [ "$DEVICE" != cpu ] && $PY -c 'import torch, timm; assert torch.cuda.is_available()' 2>/dev/null \
+  && fits torch 120; then
+  $PY tests/reference/model/bench_torch.py --device cuda --models student --batches 1,32 \
+    --repeat 5 > "$OUT/torch_infer.txt" 2>&1
+  prof=${PROFILE:+--profile $OUT/torch_kernels}
+  $PY tests/reference/train/bench_torch_step.py --device cuda --runs student:128,r50:32 \
+    --repeat 5 $prof > "$OUT/torch_train.txt" 2>&1
+  $PY tests/reference/train/bench_torch_step.py --device cuda --runs swinb:8@384 \
+    --repeat 5 $prof > "$OUT/torch_train_swin.txt" 2>&1
+fi
 
 # One training epoch end to end: loading, augmentation, steps, checkpoint.
-"$BIN" synth --out "$WORK/epoch" --n "$EPOCH_IMAGES" --min-side 300 --max-side 400 --test-fraction 0 > /dev/null 2>&1
-s=$(date +%s%N)
-"$BIN" train --device "$DEVICE" --model student --data "$WORK/epoch" --out "$WORK/epoch-run" \
-  --epochs 1 --batch "$EPOCH_BATCH" --sizes 352 --workers "$(nproc)" --quiet > "$OUT/epoch.log" 2>&1
-rc=$?
-echo "epoch rc=$rc ms=$(( ($(date +%s%N) - s) / 1000000 ))" > "$OUT/epoch.txt"
-cp "$WORK/epoch-run/log.jsonl" "$OUT/epoch-log.jsonl" 2>/dev/null
+if fits epoch 60; then
+  "$BIN" synth --out "$WORK/epoch" --n "$EPOCH_IMAGES" --min-side 300 --max-side 400 --test-fraction 0 > /dev/null 2>&1
+  s=$(date +%s%N)
+  "$BIN" train --device "$DEVICE" --model student --data "$WORK/epoch" --out "$WORK/epoch-run" \
+    --epochs 1 --batch "$EPOCH_BATCH" --sizes 352 --workers "$(nproc)" --quiet > "$OUT/epoch.log" 2>&1
+  rc=$?
+  echo "epoch rc=$rc ms=$(( ($(date +%s%N) - s) / 1000000 ))" > "$OUT/epoch.txt"
+  cp "$WORK/epoch-run/log.jsonl" "$OUT/epoch-log.jsonl" 2>/dev/null
+fi
+
+# End-to-end predict on a folder (PNG decode/encode included), the network on the GPU.
+if fits predict 40; then
+  "$BIN" synth --out "$WORK/synth" --n "$N_IMAGES" --min-side 300 --max-side 400 --test-fraction 0 > /dev/null 2>&1
+  for b in 1 32; do
+    s=$(date +%s%N)
+    "$BIN" predict --random-weights --model student --device "$DEVICE" --batch $b \
+      --input "$WORK/synth/image" --output "$WORK/pred$b" > "$OUT/predict_b$b.log" 2>&1
+    rc=$?
+    echo "predict b$b rc=$rc ms=$(( ($(date +%s%N) - s) / 1000000 ))" >> "$OUT/predict.txt"
+  done
+fi
 
 # `scfnet sweep --estimate` on the epoch's images: a teacher, a student and a distillation at the
 # paper's recipe (the commands' defaults), each timed for a few steps and projected.
-cat > "$WORK/estimate.toml" <<EOF
+if [ ! -d "$WORK/epoch" ]; then
+  echo "estimate (no epoch images)" >> "$OUT/skipped.txt"
+elif fits estimate 90; then
+  cat > "$WORK/estimate.toml" <<EOF
 [sweep]
 name = "estimate check"
 data = "$WORK"
@@ -96,33 +132,24 @@ model = "student"
 teacher = "r50"
 data = "$WORK/epoch"
 EOF
-"$BIN" sweep --plan "$WORK/estimate.toml" --out "$WORK/estimate" --device "$DEVICE" --scfnet "$BIN" \
-  --estimate --estimate-steps "${ESTIMATE_STEPS:-8}" > "$OUT/estimate.log" 2>&1
-cp "$WORK/estimate/estimate.json" "$OUT/estimate.json" 2>/dev/null
+  "$BIN" sweep --plan "$WORK/estimate.toml" --out "$WORK/estimate" --device "$DEVICE" --scfnet "$BIN" \
+    --estimate --estimate-steps "${ESTIMATE_STEPS:-8}" > "$OUT/estimate.log" 2>&1
+  cp "$WORK/estimate/estimate.json" "$OUT/estimate.json" 2>/dev/null
+fi
 
 # Kernel-level profiles of our binary (CUPTI injection), one process per workload.
 if [ -n "${KERNEL_PROFILE:-}" ] && [ "$DEVICE" != cpu ]; then
   for w in "student:128;0" "r50:32;0" "swinb:8@384;0" ";32"; do
     train=${w%%;*}; infer=${w##*;}
     name=${train%%:*}; name=${name:-inference}
+    fits "kernels $name" 30 || continue
     CUDA_INJECTION64_PATH="$KERNEL_PROFILE" SCFNET_KERNEL_PROFILE="$OUT/kernels_$name.tsv" \
       "$BIN" check-device --device "$DEVICE" --bench-only --no-breakdown --bench-modes f32 \
       --train "$train" --infer-batches "$infer" --repeat 3 > "$OUT/kernels_$name.log" 2>&1
   done
 fi
 
-# PyTorch eager on the same GPU, at its defaults.
-if [ "$DEVICE" != cpu ] && $PY -c 'import torch, timm; assert torch.cuda.is_available()' 2>/dev/null; then
-  $PY tests/reference/model/bench_torch.py --device cuda --models student --batches 1,32 \
-    --repeat 5 > "$OUT/torch_infer.txt" 2>&1
-  prof=${PROFILE:+--profile $OUT/torch_kernels}
-  $PY tests/reference/train/bench_torch_step.py --device cuda --runs student:128,r50:32 \
-    --repeat 5 $prof > "$OUT/torch_train.txt" 2>&1
-  $PY tests/reference/train/bench_torch_step.py --device cuda --runs swinb:8@384 \
-    --repeat 5 $prof > "$OUT/torch_train_swin.txt" 2>&1
-fi
-
-$PY - "$OUT" "$((t1 - t0))" "$N_IMAGES" "$EPOCH_IMAGES" <<'PYEOF'
+$PY - "$OUT" "$((t1 - t0))" "$N_IMAGES" "$EPOCH_IMAGES" "$(( $(date +%s) - start ))" <<'PYEOF'
 import json, re, sys, pathlib
 out = pathlib.Path(sys.argv[1])
 def read(name):
@@ -170,6 +197,8 @@ for f in sorted(out.glob("kernels_*.tsv")):
                 for r in rows[:25]],
     }
 report["kernel_profiles"] = kernels
+report["skipped"] = read("skipped.txt").split("\n")[:-1]
+report["script_seconds"] = int(sys.argv[5])
 (out / "gpu-check.json").write_text(json.dumps(report, indent=2))
 print(json.dumps({k: v for k, v in report.items() if k != "check"}, indent=2))
 PYEOF

@@ -59,11 +59,12 @@ pub struct CheckDeviceArgs {
     /// f32-events (f32 with cudarc's per-buffer CUDA events, its default, which `scfnet` turns
     /// off: the before of that A/B), cudnn (conv-tf32 with the dense convolutions through cuDNN
     /// instead of columns + cuBLAS), batch-wgrad (conv-tf32 with each convolution's weight
-    /// gradient one product over the batch instead of one per image summed).
+    /// gradient one product over the batch instead of one per image summed), batch-columns
+    /// (batch-wgrad with the forward pass and input gradient one product over the batch too).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "f32,conv-tf32,tf32,f32-events,cudnn,batch-wgrad"
+        default_value = "f32,conv-tf32,tf32,f32-events,cudnn,batch-wgrad,batch-columns"
     )]
     pub bench_modes: Vec<BenchMode>,
     /// Timed repetitions (after one warm-up).
@@ -100,8 +101,11 @@ pub enum BenchMode {
     /// conv-tf32 with the dense convolutions through cuDNN.
     Cudnn,
     /// conv-tf32 with the columns convolution's weight gradient as one product over the batch
-    /// (`scfnet_ops::set_batch_weight_gradient`).
+    /// (`scfnet_ops::BatchColumns::WeightGradient`).
     BatchWgrad,
+    /// conv-tf32 with every pass of the columns convolution one product over the batch
+    /// (`scfnet_ops::BatchColumns::Every`).
+    BatchColumns,
 }
 
 impl BenchMode {
@@ -114,6 +118,7 @@ impl BenchMode {
             Self::F32Events => "f32-events",
             Self::Cudnn => "cudnn",
             Self::BatchWgrad => "batch-wgrad",
+            Self::BatchColumns => "batch-columns",
         }
     }
 }
@@ -161,18 +166,19 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
             }
         }
     };
-    // The dense convolutions again with the weight gradient as one product over the batch.
+    // The dense convolutions again with every pass one product over the batch (the weight
+    // gradient's code is the same as in batch-wgrad's timings).
     if !args.bench_only && dev.is_cuda() {
-        scfnet_ops::set_batch_weight_gradient(true);
+        scfnet_ops::set_batch_columns(scfnet_ops::BatchColumns::Every);
         compare_convolutions_again(
             &cases,
-            "batch-wgrad",
+            "batch-columns",
             &dev,
             args.tolerance,
             &mut ops,
             &mut failures,
         );
-        scfnet_ops::set_batch_weight_gradient(false);
+        scfnet_ops::set_batch_columns(scfnet_ops::BatchColumns::Off);
     }
     let mut networks = Vec::new();
     if !args.ops_only && !args.bench_only {
@@ -513,10 +519,18 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
         candle_core::cuda::set_gemm_reduced_precision_f32(mode == BenchMode::Tf32);
         scfnet_ops::set_convolution_tf32(matches!(
             mode,
-            BenchMode::Tf32 | BenchMode::ConvTf32 | BenchMode::Cudnn | BenchMode::BatchWgrad
+            BenchMode::Tf32
+                | BenchMode::ConvTf32
+                | BenchMode::Cudnn
+                | BenchMode::BatchWgrad
+                | BenchMode::BatchColumns
         ));
         scfnet_ops::set_cudnn_convolutions(mode == BenchMode::Cudnn);
-        scfnet_ops::set_batch_weight_gradient(mode == BenchMode::BatchWgrad);
+        scfnet_ops::set_batch_columns(match mode {
+            BenchMode::BatchWgrad => scfnet_ops::BatchColumns::WeightGradient,
+            BenchMode::BatchColumns => scfnet_ops::BatchColumns::Every,
+            _ => scfnet_ops::BatchColumns::Off,
+        });
         let _generic = (mode == BenchMode::F32Generic).then(scfnet_ops::force_generic_path);
         // Buffers allocated from here on (the mode's networks and activations).
         scfnet_ops::set_cuda_event_tracking(dev, mode == BenchMode::F32Events);
@@ -561,6 +575,6 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
     scfnet_ops::set_convolution_tf32(false);
     scfnet_ops::set_cuda_event_tracking(dev, false);
     scfnet_ops::set_cudnn_convolutions(false);
-    scfnet_ops::set_batch_weight_gradient(false);
+    scfnet_ops::set_batch_columns(scfnet_ops::BatchColumns::Off);
     Ok(Value::Object(report))
 }

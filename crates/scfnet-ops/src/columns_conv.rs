@@ -5,7 +5,9 @@
 //! backward pass neither zero-fills nor accumulates gradients for it, and the columns are not
 //! kept alive between the forward and the backward pass (they are rebuilt for the weight
 //! gradient). Products use TF32 tensor cores when [`crate::set_convolution_tf32`] allows it.
-//! With [`crate::set_cudnn_convolutions`] the three passes run through cuDNN instead.
+//! With [`crate::set_cudnn_convolutions`] the three passes run through cuDNN instead; with
+//! [`crate::set_batch_columns`] some or all of them as one product over the batch (columns laid
+//! out `(C·k·k, B·Ho·Wo)`).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -170,8 +172,8 @@ mod cuda {
 
     use super::is_pointwise;
     use crate::gpu::{gemm, kernel, output, per_element, view, wrap, GpuFloat, Operand};
-    use crate::im2col::{cuda as columns, ConvGeometry};
-    use crate::precision::{batch_weight_gradient, convolution_tf32, cudnn_convolutions};
+    use crate::im2col::{cuda as columns, Columns, ConvGeometry};
+    use crate::precision::{batch_columns, convolution_tf32, cudnn_convolutions, BatchColumns};
 
     const OP: &str = "columns-conv2d";
 
@@ -180,12 +182,34 @@ mod cuda {
         dev: &CudaDevice,
         x: &CudaView<'_, T>,
         g: ConvGeometry,
-        dims: (usize, usize, usize),
+        dims: (usize, usize, usize, usize),
     ) -> Result<Option<CudaSlice<T>>> {
         if is_pointwise(g) {
             return Ok(None);
         }
-        columns::columns(dev, x, g, dims).map(Some)
+        columns::columns(dev, x, g, Columns::PerImage, dims).map(Some)
+    }
+
+    /// `(B, C, P)` → `(C, B·P)` (or back, with `b` and `c` swapped): the batch layout's
+    /// transposition of a matrix per image.
+    fn transposed<T: GpuFloat>(
+        dev: &CudaDevice,
+        v: &CudaView<'_, T>,
+        (b, c, p): (usize, usize, usize),
+    ) -> Result<CudaSlice<T>> {
+        columns::columns(
+            dev,
+            v,
+            ConvGeometry::POINTWISE,
+            Columns::Batch,
+            (b, c, 1, p),
+        )
+    }
+
+    /// Whether this pass of a batch of `b` runs as one product over the batch.
+    fn one_product(b: usize, pass: BatchColumns) -> bool {
+        let setting = batch_columns();
+        b > 1 && setting != BatchColumns::Off && (setting == BatchColumns::Every || setting == pass)
     }
 
     /// The cuDNN description of a convolution of `g` on `(b, c, h, w)` with `co` filters.
@@ -269,7 +293,29 @@ mod cuda {
             return Ok(wrap(xs, y));
         }
         let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
-        let built = columns_of(dev, &x, g, (b * c, h, w))?;
+        if one_product(b, BatchColumns::Every) {
+            // (Co, C·k·k) · (C·k·k, B·P) = (Co, B·P), then (Co, B, P) → (B, Co, P).
+            let cols = columns::columns(dev, &x, g, Columns::Batch, (b, c, h, w))?;
+            let mut y = output::<T>(dev, co * b * p)?;
+            gemm(
+                dev,
+                (1, co, b * p, kk),
+                Operand {
+                    data: &wt,
+                    transposed: false,
+                    stride: 0,
+                },
+                Operand {
+                    data: &cols.slice(..),
+                    transposed: false,
+                    stride: 0,
+                },
+                &mut y,
+                convolution_tf32(),
+            )?;
+            return Ok(wrap(xs, transposed(dev, &y.slice(..), (co, b, p))?));
+        }
+        let built = columns_of(dev, &x, g, (b, c, h, w))?;
         let built = built.as_ref().map(|cols| cols.slice(..));
         let cols = built.as_ref().unwrap_or(&x);
         let mut y = output::<T>(dev, b * co * p)?;
@@ -315,6 +361,29 @@ mod cuda {
             return Ok(wrap(gs, dx));
         }
         let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
+        if one_product(b, BatchColumns::Every) {
+            // (C·k·k, Co) · (Co, B·P) = the batch-wide columns' gradient, summed back.
+            let dy_t = transposed(dev, &dy, (b, co, p))?;
+            let mut dcols = output::<T>(dev, kk * b * p)?;
+            gemm(
+                dev,
+                (1, kk, b * p, co),
+                Operand {
+                    data: &wt,
+                    transposed: true,
+                    stride: 0,
+                },
+                Operand {
+                    data: &dy_t.slice(..),
+                    transposed: false,
+                    stride: 0,
+                },
+                &mut dcols,
+                convolution_tf32(),
+            )?;
+            let dx = columns::image(dev, &dcols.slice(..), g, Columns::Batch, (b, c, h, w))?;
+            return Ok(wrap(gs, dx));
+        }
         let mut dcols = output::<T>(dev, b * kk * p)?;
         gemm(
             dev,
@@ -335,7 +404,7 @@ mod cuda {
         if is_pointwise(g) {
             return Ok(wrap(gs, dcols));
         }
-        let dx = columns::image::<T>(dev, &dcols.slice(..), g, (b * c, h, w))?;
+        let dx = columns::image::<T>(dev, &dcols.slice(..), g, Columns::PerImage, (b, c, h, w))?;
         Ok(wrap(gs, dx))
     }
 
@@ -362,11 +431,11 @@ mod cuda {
             )?;
             return Ok(wrap(xs, dw));
         }
-        if b > 1 && batch_weight_gradient() {
+        if one_product(b, BatchColumns::WeightGradient) {
             return Ok(wrap(xs, batch_product(dev, g, (b, c, h, w), co, &x, &dy)?));
         }
         let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
-        let built = columns_of(dev, &x, g, (b * c, h, w))?;
+        let built = columns_of(dev, &x, g, (b, c, h, w))?;
         let built = built.as_ref().map(|cols| cols.slice(..));
         let cols = built.as_ref().unwrap_or(&x);
         let mut per_image = output::<T>(dev, b * co * kk)?;
@@ -397,8 +466,8 @@ mod cuda {
     }
 
     /// `dW = dY · colsᵀ` in one product over the batch: `dY` `(B, Co, P)` transposed to
-    /// `(Co, B·P)` and the columns laid out `(C·k·k, B·P)` (both by the `im2col_wide` kernel,
-    /// `dY` as a 1×1 window over `(B, Co, 1, P)`), inner dimension `B·P`. No per-image
+    /// `(Co, B·P)` and the columns laid out `(C·k·k, B·P)` (both by the `im2col` kernel's batch
+    /// layout, `dY` as a 1×1 window over `(B, Co, 1, P)`), inner dimension `B·P`. No per-image
     /// `(B, Co, C·k·k)` buffer and no batch sum.
     fn batch_product<T: GpuFloat>(
         dev: &CudaDevice,
@@ -409,8 +478,8 @@ mod cuda {
         dy: &CudaView<'_, T>,
     ) -> Result<CudaSlice<T>> {
         let (kk, p) = (c * g.kernel * g.kernel, g.output(h) * g.output(w));
-        let cols = columns::columns_wide(dev, x, g, (b, c, h, w))?;
-        let dy_t = columns::columns_wide(dev, dy, ConvGeometry::POINTWISE, (b, co, 1, p))?;
+        let cols = columns::columns(dev, x, g, Columns::Batch, (b, c, h, w))?;
+        let dy_t = transposed(dev, dy, (b, co, p))?;
         let mut dw = output::<T>(dev, co * kk)?;
         gemm(
             dev,

@@ -184,11 +184,11 @@ impl ColumnSizes {
 
 /// How a batch's columns are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Columns {
+pub(crate) enum Columns {
     /// `(B, C·k·k, Ho·Wo)`: one matrix per image; CPU and CUDA.
     PerImage,
     /// `(C·k·k, B·Ho·Wo)`: every image side by side, so that one product covers the batch; CPU
-    /// only as a graph node (CUDA's weight gradient builds it directly).
+    /// and CUDA.
     Batch,
 }
 
@@ -265,17 +265,12 @@ impl CustomOp1 for Im2Col {
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let (b, c, h, w) = dims4(self.name(), layout)?;
         let Im2Col(g, columns) = *self;
-        if columns != Columns::PerImage {
-            candle_core::bail!(
-                "{}: the batch-wide column layout has no CUDA kernel",
-                self.name()
-            );
-        }
         check_window(g, h, w)?;
         let out = cuda::run(
             cuda::Direction::ToColumns,
             g,
-            (b * c, h, w),
+            columns,
+            (b, c, h, w),
             storage,
             layout,
         )?;
@@ -294,7 +289,7 @@ fn check_window(g: ConvGeometry, h: usize, w: usize) -> Result<()> {
 }
 
 /// The CUDA kernels (`scfnet-kernels`' `im2col.cu`): one thread per column element, and for the
-/// way back one per image element (a gather over the taps, no atomics).
+/// way back one per image element (a gather over the taps, no atomics); both layouts.
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda {
     use candle_core::backend::BackendStorage;
@@ -302,7 +297,7 @@ pub(crate) mod cuda {
     use candle_core::{CudaDevice, CudaStorage, Layout, Result};
     use scfnet_kernels::ptx::IM2COL;
 
-    use super::ConvGeometry;
+    use super::{Columns, ConvGeometry};
     use crate::gpu::{by_float, kernel, output, per_plane, view, wrap, GpuFloat};
 
     /// Image to columns, or columns back to the image.
@@ -312,96 +307,95 @@ pub(crate) mod cuda {
         ToImage,
     }
 
-    /// Runs the kernel of `direction` for `planes` planes of `h × w`.
+    impl Direction {
+        fn kernel(self) -> &'static str {
+            match self {
+                Direction::ToColumns => "im2col",
+                Direction::ToImage => "col2im",
+            }
+        }
+    }
+
+    /// Runs the kernel of `direction` for `(B, C, h, w)` images and columns in `layout`.
     pub(super) fn run(
         direction: Direction,
         g: ConvGeometry,
-        dims: (usize, usize, usize),
+        layout: Columns,
+        dims: (usize, usize, usize, usize),
         s: &CudaStorage,
         l: &Layout,
     ) -> Result<CudaStorage> {
-        let op = match direction {
-            Direction::ToColumns => "im2col",
-            Direction::ToImage => "col2im",
-        };
-        by_float!(op, s, run_typed(direction, g, dims, s, l))
+        by_float!(
+            direction.kernel(),
+            s,
+            run_typed(direction, g, layout, dims, s, l)
+        )
     }
 
     fn run_typed<T: GpuFloat>(
         direction: Direction,
         g: ConvGeometry,
-        dims: (usize, usize, usize),
+        layout: Columns,
+        dims: (usize, usize, usize, usize),
         s: &CudaStorage,
         l: &Layout,
     ) -> Result<CudaStorage> {
-        let dev = s.device();
-        let src = view::<T>("im2col", s, l)?;
-        let out = match direction {
-            Direction::ToColumns => columns(dev, &src, g, dims)?,
-            Direction::ToImage => image(dev, &src, g, dims)?,
-        };
+        let src = view::<T>(direction.kernel(), s, l)?;
+        let out = launch(direction, s.device(), &src, g, layout, dims)?;
         Ok(wrap(s, out))
     }
 
-    /// The columns `(planes·k·k, Ho·Wo)` of `planes` planes of `h × w`.
+    /// The columns in `layout` of `(B, C, h, w)` images: `(B, C·k·k, Ho·Wo)` per image,
+    /// `(C·k·k, B·Ho·Wo)` batch-wide. With [`ConvGeometry::POINTWISE`] and `h = 1` the batch-wide
+    /// layout transposes `(B, C, w)` to `(C, B·w)`.
     pub(crate) fn columns<T: GpuFloat>(
         dev: &CudaDevice,
         src: &CudaView<'_, T>,
         g: ConvGeometry,
-        dims: (usize, usize, usize),
+        layout: Columns,
+        dims: (usize, usize, usize, usize),
     ) -> Result<CudaSlice<T>> {
-        launch("im2col", dev, src, g, dims)
+        launch(Direction::ToColumns, dev, src, g, layout, dims)
     }
 
-    /// The image `(planes, h, w)` summed back from columns.
+    /// The images `(B, C, h, w)` summed back from columns in `layout`.
     pub(crate) fn image<T: GpuFloat>(
         dev: &CudaDevice,
         cols: &CudaView<'_, T>,
         g: ConvGeometry,
-        dims: (usize, usize, usize),
+        layout: Columns,
+        dims: (usize, usize, usize, usize),
     ) -> Result<CudaSlice<T>> {
-        launch("col2im", dev, cols, g, dims)
-    }
-
-    /// The batch-wide columns `(C·k·k, B·Ho·Wo)` of `images` images of `channels` planes of
-    /// `h × w` (the CPU's [`super::Columns::Batch`] layout).
-    pub(crate) fn columns_wide<T: GpuFloat>(
-        dev: &CudaDevice,
-        src: &CudaView<'_, T>,
-        g: ConvGeometry,
-        (images, channels, h, w): (usize, usize, usize, usize),
-    ) -> Result<CudaSlice<T>> {
-        let (oh, ow, k) = (g.output(h), g.output(w), g.kernel);
-        let (planes, per) = (images * channels, k * k * oh * ow);
-        let mut out = output::<T>(dev, planes * per)?;
-        let sizes = [
-            planes, images, h, w, oh, ow, k, g.stride, g.padding, g.dilation,
-        ];
-        let [planes, images, h, w, oh, ow, k, st, p, d] = sizes;
-        scfnet_kernels::launch!(dev, IM2COL, kernel::<T>("im2col_wide"),
-            config: per_plane("im2col-wide", planes, per)?,
-            args: [src, &mut out, &planes, &images, &h, &w, &oh, &ow, &k, &st, &p, &d]);
-        Ok(out)
+        launch(Direction::ToImage, dev, cols, g, layout, dims)
     }
 
     fn launch<T: GpuFloat>(
-        name: &str,
+        direction: Direction,
         dev: &CudaDevice,
         src: &CudaView<'_, T>,
         g: ConvGeometry,
-        (planes, h, w): (usize, usize, usize),
+        layout: Columns,
+        (images, channels, h, w): (usize, usize, usize, usize),
     ) -> Result<CudaSlice<T>> {
+        let name = direction.kernel();
         let (oh, ow, k) = (g.output(h), g.output(w), g.kernel);
-        let per = if name == "im2col" {
-            k * k * oh * ow
-        } else {
-            h * w
+        let planes = images * channels;
+        let per = match direction {
+            Direction::ToColumns => k * k * oh * ow,
+            Direction::ToImage => h * w,
+        };
+        // The kernels' `images`: 0 for the per-image layout.
+        let wide = match layout {
+            Columns::PerImage => 0,
+            Columns::Batch => images,
         };
         let mut out = output::<T>(dev, planes * per)?;
-        let sizes = [planes, h, w, oh, ow, k, g.stride, g.padding, g.dilation];
-        let [planes, h, w, oh, ow, k, st, p, d] = sizes;
+        let sizes = [
+            planes, wide, h, w, oh, ow, k, g.stride, g.padding, g.dilation,
+        ];
+        let [planes, wide, h, w, oh, ow, k, st, p, d] = sizes;
         scfnet_kernels::launch!(dev, IM2COL, kernel::<T>(name), config: per_plane(name, planes, per)?,
-            args: [src, &mut out, &planes, &h, &w, &oh, &ow, &k, &st, &p, &d]);
+            args: [src, &mut out, &planes, &wide, &h, &w, &oh, &ow, &k, &st, &p, &d]);
         Ok(out)
     }
 }
@@ -434,14 +428,15 @@ impl CustomOp1 for Col2Im {
         layout: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let Col2Im(g, columns, c, h, w) = *self;
-        if columns != Columns::PerImage {
-            candle_core::bail!(
-                "{}: the batch-wide column layout has no CUDA kernel",
-                self.name()
-            );
-        }
         let b = self.batch(layout)?;
-        let out = cuda::run(cuda::Direction::ToImage, g, (b * c, h, w), storage, layout)?;
+        let out = cuda::run(
+            cuda::Direction::ToImage,
+            g,
+            columns,
+            (b, c, h, w),
+            storage,
+            layout,
+        )?;
         Ok((out, Shape::from((b, c, h, w))))
     }
 }

@@ -1,11 +1,11 @@
 //! How the convolutions run on CUDA: the precision of their matrix products, and whether cuDNN
 //! computes them.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 static TF32: AtomicBool = AtomicBool::new(false);
 static CUDNN: AtomicBool = AtomicBool::new(false);
-static BATCH_WEIGHT_GRADIENT: AtomicBool = AtomicBool::new(false);
+static BATCH_COLUMNS: AtomicU8 = AtomicU8::new(BatchColumns::Off as u8);
 
 /// Lets the convolutions' matrix products on CUDA use TF32 tensor cores (10-bit mantissa
 /// products, f32 sums), as PyTorch's cuDNN convolutions do by default; off (the default here):
@@ -33,19 +33,38 @@ pub fn cudnn_convolutions() -> bool {
     CUDNN.load(Ordering::Relaxed)
 }
 
-/// Makes the weight gradient of the columns convolution on CUDA one matrix product over the
-/// whole batch (`dY` `(Co, B·Ho·Wo)` times the batch-wide columns `(C·k·k, B·Ho·Wo)` transposed)
-/// instead of one product per image (inner dimension `Ho·Wo` only) summed over the batch
-/// afterwards (the default). Off until a GPU run has measured it (`check-device`'s
-/// `batch-wgrad` mode). No effect on the CPU (which decides by map size) or with cuDNN.
-pub fn set_batch_weight_gradient(on: bool) {
-    BATCH_WEIGHT_GRADIENT.store(on, Ordering::Relaxed);
+/// Which passes of the columns convolution on CUDA (batch > 1, no cuDNN) run as one matrix
+/// product over the whole batch, on columns laid out `(C·k·k, B·Ho·Wo)`, instead of one product
+/// per image (inner or outer dimension `Ho·Wo` only: narrow on the small maps of a network's
+/// last stages). Set by [`set_batch_columns`]; no effect on the CPU (which decides by map size).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchColumns {
+    /// One product per image in every pass; the weight gradient summed over the batch
+    /// afterwards (the default until a GPU run has measured the others).
+    Off = 0,
+    /// The weight gradient as one product: `dY` `(Co, B·Ho·Wo)` times the columns transposed;
+    /// no `(B, Co, C·k·k)` buffer, no batch sum (`check-device`'s `batch-wgrad` mode).
+    WeightGradient = 1,
+    /// That, and the forward pass (`(Co, C·k·k)` times the columns, then `(Co, B, Ho·Wo)`
+    /// transposed to `(B, Co, Ho·Wo)`) and the input gradient (`dY` transposed, one product,
+    /// then the batch-wide columns summed back onto the image) likewise (`batch-columns` mode).
+    Every = 2,
 }
 
-/// Whether the columns convolution's weight gradient on CUDA is one product over the batch
-/// ([`set_batch_weight_gradient`]).
-pub fn batch_weight_gradient() -> bool {
-    BATCH_WEIGHT_GRADIENT.load(Ordering::Relaxed)
+/// Sets which passes of the columns convolution on CUDA are one product over the batch
+/// ([`BatchColumns`]).
+pub fn set_batch_columns(passes: BatchColumns) {
+    BATCH_COLUMNS.store(passes as u8, Ordering::Relaxed);
+}
+
+/// Which passes of the columns convolution on CUDA are one product over the batch
+/// ([`set_batch_columns`]).
+pub fn batch_columns() -> BatchColumns {
+    match BATCH_COLUMNS.load(Ordering::Relaxed) {
+        1 => BatchColumns::WeightGradient,
+        2 => BatchColumns::Every,
+        _ => BatchColumns::Off,
+    }
 }
 
 /// cuDNN's version (e.g. 91002) when it can be loaded for [`set_cudnn_convolutions`], or why
