@@ -29,6 +29,7 @@
 # The script keeps to BUDGET_S seconds (540; step 1 at most CHECK_BUDGET_S, 300): a later step
 # that would not fit is skipped and named in the JSON's `skipped`.
 # Everything lands in $OUT/gpu-check.json (plus the raw logs). Exit status: that of step 1.
+# `python3 tests/gpu/summarize.py $OUT/gpu-check.json` prints what the run decides (markdown).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${SCFNET:-target/cuda/release/scfnet}

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""The decisions a GPU run of tests/gpu/check.sh is for, read from its JSON (stdlib only).
+
+    python3 tests/gpu/summarize.py docs/gpu/<date>-h200.json > /tmp/summary.md
+
+Prints markdown: the comparisons that failed; for every timing mode, each workload's time and
+its ratio to PyTorch eager of the same run against issue 27's targets; each opt-in mode (cudnn,
+batch-wgrad, batch-columns, f32-events) against the mode it is an A/B of; the epoch's loop
+against its steps; the stages check.sh skipped; the five slowest native ops of each training
+step in the default mode (else the first). It decides nothing by itself: the numbers it prints come from the
+JSON, the choice of defaults stays with whoever reads them.
+"""
+import json
+import sys
+
+# Issue 27's targets: the most time (or the least speed) against PyTorch eager, same run.
+TARGETS = {
+    "infer student b1": ("speed", 1.0),
+    "infer student b32": ("speed", 1.0),
+    "train student b128": ("time", 1.3),
+    "train r50 b32": ("time", 1.3),
+    "train swinb b8": ("time", 1.5),
+}
+# Each opt-in mode and the mode it differs from by one setting.
+AB = {
+    "cudnn": "conv-tf32",
+    "batch-wgrad": "conv-tf32",
+    "batch-columns": "conv-tf32",
+    "f32-events": "f32",
+    "f32-generic": "f32",
+}
+DEFAULT_MODE = "conv-tf32"
+
+
+def workloads(mode):
+    """{workload label: (ms, images/s or None, entry)} of one mode's timings."""
+    out = {}
+    for e in mode.get("inference", []):
+        if "seconds" in e:
+            label = f"infer {e['model']} b{e['batch']}"
+            out[label] = (e["seconds"] * 1e3, e["images_per_s"], e)
+    for e in mode.get("train_step", []):
+        if "seconds" in e:
+            label = f"train {e['model']} b{e['batch']}"
+            out[label] = (e["seconds"] * 1e3, None, e)
+    return out
+
+
+def against_torch(label, ms, torch_ms):
+    """The ratio to PyTorch in the target's sense, and whether it meets the target."""
+    if label not in torch_ms or label not in TARGETS:
+        return "", ""
+    kind, limit = TARGETS[label]
+    if kind == "speed":
+        ratio = torch_ms[label] / ms
+        return f"{ratio:.2f}× speed", "met" if ratio >= limit else f"missed (≥ {limit}×)"
+    ratio = ms / torch_ms[label]
+    return f"{ratio:.2f}× time", "met" if ratio <= limit else f"missed (≤ {limit}×)"
+
+
+def main(path):
+    report = json.load(open(path))
+    check = report.get("check") or {}
+    bench = check.get("bench") or {}
+    torch_ms = report.get("torch_ms") or {}
+    gpu = " / ".join(report.get("gpu", "?").splitlines())
+    lines = [f"# GPU run {path}", "", f"GPU: {gpu}", ""]
+
+    failures = check.get("failures")
+    if failures is None:
+        lines.append("**No check-device report** (killed or not run): nothing is proven.")
+    elif failures:
+        lines.append(f"**Failed comparisons ({len(failures)}):**")
+        lines += [f"- {f}" for f in failures]
+    else:
+        ops = len(check.get("ops", []))
+        nets = len(check.get("networks", []))
+        lines.append(f"Every comparison passed ({ops} op cases, {nets} networks).")
+    errors = [e for m in bench.values() for k in ("inference", "train_step")
+              for e in m.get(k, []) if "error" in e]
+    lines += [f"- timing failed: {e['what']}: {e['error']}" for e in errors]
+    lines.append("")
+
+    lines += ["## Timings against PyTorch eager (same run)", "",
+              "| mode | workload | ms | PyTorch ms | ratio | target |", "|---|---|---:|---:|---:|---|"]
+    for name, mode in bench.items():
+        for label, (ms, _, _) in workloads(mode).items():
+            ratio, verdict = against_torch(label, ms, torch_ms)
+            t = f"{torch_ms[label]:.1f}" if label in torch_ms else ""
+            lines.append(f"| {name} | {label} | {ms:.1f} | {t} | {ratio} | {verdict} |")
+    lines.append("")
+
+    lines += ["## Each opt-in mode against its base (time ratio; below 1 is faster)", "",
+              "| mode | base | workload | mode ms | base ms | ratio |", "|---|---|---|---:|---:|---:|"]
+    pairs = [(name, base) for name, base in AB.items() if name in bench and base in bench]
+    if not pairs:
+        lines.append("| (none of them in this run) | | | | | |")
+    for name, base in pairs:
+        a, b = workloads(bench[name]), workloads(bench[base])
+        for label in a:
+            if label in b:
+                lines.append(f"| {name} | {base} | {label} | {a[label][0]:.1f} | {b[label][0]:.1f} "
+                             f"| {a[label][0] / b[label][0]:.3f} |")
+    lines.append("")
+
+    epoch = report.get("train_epoch")
+    if epoch and "loop_images_per_s" in epoch:
+        share = epoch["loop_images_per_s"] / epoch["step_images_per_s"]
+        verdict = "met" if share >= 0.9 else "missed"
+        lines.append(f"Epoch: loop {epoch['loop_images_per_s']:.0f} img/s, steps alone "
+                     f"{epoch['step_images_per_s']:.0f} img/s: {share:.1%} (target ≥ 90 %: {verdict}).")
+    elif epoch:
+        lines.append(f"Epoch: {epoch}")
+    else:
+        lines.append("Epoch: not run.")
+    skipped = report.get("skipped") or []
+    if skipped:
+        lines.append(f"Skipped by check.sh's budget: {', '.join(skipped)}.")
+    if "script_seconds" in report:
+        lines.append(f"check.sh took {report['script_seconds']} s (check-device {report.get('check_seconds')} s).")
+    lines.append("")
+
+    shown = DEFAULT_MODE if DEFAULT_MODE in bench else next(iter(bench), None)
+    if shown:
+        lines += [f"## Slowest native ops per training step ({shown})", ""]
+        for label, (ms, _, e) in workloads(bench[shown]).items():
+            prof = e.get("profile") or {}
+            ops = sorted(prof.get("ops", []), key=lambda o: -o["ms"])[:5]
+            if label.startswith("train") and ops:
+                top = "; ".join(f"{o['op']} {o['ms']:.1f}" for o in ops)
+                lines.append(f"- {label} ({ms:.1f} ms; profiled run {prof.get('total_ms', 0):.1f} ms, "
+                             f"{prof.get('unlisted_ms', 0):.1f} of it outside native ops): {top}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
