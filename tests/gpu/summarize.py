@@ -75,7 +75,11 @@ def main(path):
     else:
         ops = len(check.get("ops", []))
         nets = len(check.get("networks", []))
-        lines.append(f"Every comparison passed ({ops} op cases, {nets} networks).")
+        which = "it finished" if check.get("complete") is False else ""
+        lines.append(f"Every comparison {which} passed ({ops} op cases, {nets} networks).".replace("  ", " "))
+    if check and check.get("complete") is False:
+        lines.append("**check-device did not finish** (stopped by check.sh's budget?): what follows "
+                     f"is what it wrote before, {len(bench)} timing mode(s).")
     errors = [e for m in bench.values() for k in ("inference", "train_step")
               for e in m.get(k, []) if "error" in e]
     lines += [f"- timing failed: {e['what']}: {e['error']}" for e in errors]

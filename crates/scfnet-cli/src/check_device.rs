@@ -79,7 +79,8 @@ pub struct CheckDeviceArgs {
     /// Time whole training steps only: no forward / loss split and no per-op profile run.
     #[arg(long)]
     pub no_breakdown: bool,
-    /// Write the report here (JSON).
+    /// Write the report here (JSON): after the comparisons, after each timing mode, and at the
+    /// end (`"complete": true` only then).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
@@ -277,8 +278,20 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
             }));
         }
     }
+    // Written now and after each timing mode, so that a run stopped from outside (check.sh's
+    // time budget) still leaves what it measured, marked `"complete": false`.
+    let partial = |bench: Option<&Value>| -> Result<()> {
+        match &args.json {
+            Some(path) => {
+                let r = report(&args, (&ops, &cudnn, &networks), bench, &failures, false);
+                write_atomic(path, serde_json::to_string_pretty(&r)?.as_bytes())
+            }
+            None => Ok(()),
+        }
+    };
+    partial(None)?;
     let bench = if args.bench || args.bench_only {
-        match bench(&args, &dev) {
+        match bench(&args, &dev, &|so_far| partial(Some(so_far))) {
             Ok(b) => Some(b),
             Err(e) => {
                 tracing::error!("bench: {e:#}");
@@ -289,15 +302,13 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let report = json!({
-        "device": args.device.to_string(),
-        "tolerance": args.tolerance,
-        "ops": ops,
-        "cudnn": cudnn,
-        "networks": networks,
-        "bench": bench,
-        "failures": failures,
-    });
+    let report = report(
+        &args,
+        (&ops, &cudnn, &networks),
+        bench.as_ref(),
+        &failures,
+        true,
+    );
     let text = serde_json::to_string_pretty(&report)?;
     match &args.json {
         Some(path) => write_atomic(path, text.as_bytes())?,
@@ -312,6 +323,27 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// The JSON report: the comparisons (`ops`, cuDNN's availability, `networks`), the timings so
+/// far, the failures, and whether the run got to its end (`complete`).
+fn report(
+    args: &CheckDeviceArgs,
+    (ops, cudnn, networks): (&[Value], &Value, &[Value]),
+    bench: Option<&Value>,
+    failures: &[String],
+    complete: bool,
+) -> Value {
+    json!({
+        "device": args.device.to_string(),
+        "tolerance": args.tolerance,
+        "ops": ops,
+        "cudnn": cudnn,
+        "networks": networks,
+        "bench": bench,
+        "failures": failures,
+        "complete": complete,
+    })
 }
 
 /// Every `conv2d` case of `cases` compared again, named `… [label]`, under whatever setting
@@ -495,8 +527,13 @@ fn bench_train_step(
     )
 }
 
-/// Every timing; one that fails is reported in place and the others still run.
-fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
+/// Every timing; one that fails is reported in place and the others still run. `so_far` gets
+/// the timings after each mode.
+fn bench(
+    args: &CheckDeviceArgs,
+    dev: &Device,
+    so_far: &dyn Fn(&Value) -> Result<()>,
+) -> Result<Value> {
     let or_error = |r: Result<Value>, what: String| match r {
         Ok(v) => v,
         Err(e) => {
@@ -570,6 +607,7 @@ fn bench(args: &CheckDeviceArgs, dev: &Device) -> Result<Value> {
             })
             .collect();
         report.insert(p.into(), json!({"inference": infer, "train_step": train}));
+        so_far(&Value::Object(report.clone()))?;
     }
     candle_core::cuda::set_gemm_reduced_precision_f32(false);
     scfnet_ops::set_convolution_tf32(false);
