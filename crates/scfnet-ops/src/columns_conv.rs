@@ -209,7 +209,7 @@ mod cuda {
     /// Whether this pass of a batch of `b` runs as one product over the batch.
     fn one_product(b: usize, pass: BatchColumns) -> bool {
         let setting = batch_columns();
-        b > 1 && setting != BatchColumns::Off && (setting == BatchColumns::Every || setting == pass)
+        b > 1 && (setting == BatchColumns::Every || setting == pass)
     }
 
     /// The cuDNN description of a convolution of `g` on `(b, c, h, w)` with `co` filters.
@@ -300,16 +300,8 @@ mod cuda {
             gemm(
                 dev,
                 (1, co, b * p, kk),
-                Operand {
-                    data: &wt,
-                    transposed: false,
-                    stride: 0,
-                },
-                Operand {
-                    data: &cols.slice(..),
-                    transposed: false,
-                    stride: 0,
-                },
+                Operand::same(&wt, false),
+                Operand::same(&cols.slice(..), false),
                 &mut y,
                 convolution_tf32(),
             )?;
@@ -322,11 +314,7 @@ mod cuda {
         gemm(
             dev,
             (b, co, p, kk),
-            Operand {
-                data: &wt,
-                transposed: false,
-                stride: 0,
-            },
+            Operand::same(&wt, false),
             Operand {
                 data: cols,
                 transposed: false,
@@ -368,16 +356,8 @@ mod cuda {
             gemm(
                 dev,
                 (1, kk, b * p, co),
-                Operand {
-                    data: &wt,
-                    transposed: true,
-                    stride: 0,
-                },
-                Operand {
-                    data: &dy_t.slice(..),
-                    transposed: false,
-                    stride: 0,
-                },
+                Operand::same(&wt, true),
+                Operand::same(&dy_t.slice(..), false),
                 &mut dcols,
                 convolution_tf32(),
             )?;
@@ -388,11 +368,7 @@ mod cuda {
         gemm(
             dev,
             (b, kk, p, co),
-            Operand {
-                data: &wt,
-                transposed: true,
-                stride: 0,
-            },
+            Operand::same(&wt, true),
             Operand {
                 data: &dy,
                 transposed: false,
@@ -484,16 +460,8 @@ mod cuda {
         gemm(
             dev,
             (1, co, kk, b * p),
-            Operand {
-                data: &dy_t.slice(..),
-                transposed: false,
-                stride: 0,
-            },
-            Operand {
-                data: &cols.slice(..),
-                transposed: true,
-                stride: 0,
-            },
+            Operand::same(&dy_t.slice(..), false),
+            Operand::same(&cols.slice(..), true),
             &mut dw,
             convolution_tf32(),
         )?;

@@ -57,6 +57,18 @@ pub(crate) struct Operand<'a, T> {
     pub(crate) stride: usize,
 }
 
+impl<'a, T> Operand<'a, T> {
+    /// The same matrix for every product of the batch (stride 0), or the one matrix of a batch
+    /// of one.
+    pub(crate) fn same(data: &'a CudaView<'a, T>, transposed: bool) -> Self {
+        Operand {
+            data,
+            transposed,
+            stride: 0,
+        }
+    }
+}
+
 /// `C_i = A_i · B_i` for `batch` row-major products (`A_i` `(m, k)`, `B_i` `(k, n)` after any
 /// transposition, `C_i` `(m, n)` at `c + i·m·n`) in one cuBLAS call; TF32 for `f32` when
 /// `tf32`.

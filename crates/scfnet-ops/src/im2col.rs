@@ -137,12 +137,15 @@ fn col2im<T: Real>(
     w: usize,
     g: ConvGeometry,
 ) -> Vec<T> {
-    let kk = g.kernel * g.kernel;
-    let plane = g.output(h) * g.output(w);
-    let sizes = ColumnSizes::new(cols.len() / (c * kk * plane), c, g, (h, w));
+    let one = ColumnSizes::new(1, c, g, (h, w));
+    let sizes = ColumnSizes {
+        images: cols.len() / one.len(),
+        ..one
+    };
+    let plane = sizes.plane;
     let mut out = vec![T::ZERO; sizes.images * c * h * w];
     out.par_chunks_mut(h * w).enumerate().for_each(|(p, dst)| {
-        for tap in 0..kk {
+        for tap in 0..sizes.taps {
             let start = layout.run(sizes, (p / c, p % c, tap)) * plane;
             add_tap(
                 &cols[start..start + plane],
