@@ -149,7 +149,8 @@ fn read(p: &Path) -> Vec<u8> {
 
 #[test]
 fn maps_equal_predict_and_concurrent_clients_share_batches() {
-    let server = Server::start(&["--max-batch", "8", "--max-wait-ms", "100"]);
+    // A long wait, so that the eight clients below meet in a batch even on a loaded machine.
+    let server = Server::start(&["--max-batch", "8", "--max-wait-ms", "400"]);
     assert_eq!(get(&server.url("/healthz")), (200, "ok\n".into()));
     let (status, model) = get(&server.url("/v1/model"));
     assert_eq!(status, 200);

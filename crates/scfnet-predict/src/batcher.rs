@@ -90,7 +90,8 @@ impl std::fmt::Debug for Submit {
 
 impl Batcher {
     /// Starts the network thread for `predictor`; `on_batch(n)` is called after every batch of
-    /// `n` images (a server's histogram of batch sizes).
+    /// `n` images has been through the network and before any of its answers is sent, so that a
+    /// client holding its answer sees its batch counted (a server's histogram of batch sizes).
     pub fn start(
         predictor: Predictor,
         options: BatchOptions,
@@ -186,6 +187,10 @@ fn work(
         let images: Vec<_> = batch.iter().map(|j| j.image.as_rgb()).collect();
         let maps = predictor.maps(&images);
         drop(images);
+        // Counted before any answer leaves: a client that has its map may read the counts next.
+        stats.batches.fetch_add(1, Ordering::SeqCst);
+        stats.images.fetch_add(n, Ordering::SeqCst);
+        on_batch(n);
         match maps {
             Ok(maps) => {
                 batch
@@ -200,9 +205,6 @@ fn work(
                 }
             }
         }
-        stats.batches.fetch_add(1, Ordering::SeqCst);
-        stats.images.fetch_add(n, Ordering::SeqCst);
-        on_batch(n);
     }
 }
 
@@ -306,6 +308,38 @@ mod tests {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.iter().sum::<usize>(), 4);
         assert!(seen.len() < 4, "batches {seen:?}");
+    }
+
+    #[test]
+    fn a_batch_is_counted_before_its_answers_leave() {
+        // A slow counter: were it called after the answers, the client would see nothing counted.
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen_in = Arc::clone(&seen);
+        let mut b = Batcher::start(
+            predictor(),
+            BatchOptions {
+                max_batch: 1,
+                max_wait: Duration::ZERO,
+                queue: 1,
+            },
+            move |n| {
+                std::thread::sleep(Duration::from_millis(200));
+                seen_in.lock().unwrap().push(n);
+            },
+        );
+        let (tx, rx) = mpsc::sync_channel(1);
+        b.submit(Job {
+            image: image(1, 32, 24),
+            cutout: false,
+            reply: tx,
+        })
+        .map_err(|_| "refused")
+        .unwrap();
+        rx.recv().unwrap().unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![1]);
+        assert_eq!(b.stats().batches.load(Ordering::SeqCst), 1);
+        assert_eq!(b.stats().images.load(Ordering::SeqCst), 1);
+        b.shutdown();
     }
 
     #[test]
