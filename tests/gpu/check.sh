@@ -10,12 +10,13 @@
 # 1. `scfnet check-device --bench`: every op and each network's map and training step on the GPU
 #    against the CPU, then the student's inference images/s (batch 1, 32) and training-step times
 #    (student batch 128 and R50 batch 32 at 352, Swin-B batch 8 at 384) in check-device's default
-#    modes: f32, conv-tf32 (PyTorch's defaults), tf32, f32-events (cudarc's per-buffer events
-#    on: the before of an A/B), cudnn (conv-tf32 with cuDNN convolutions, from the machine's
-#    PyTorch libraries), batch-wgrad (conv-tf32 with the weight gradient as one product over
-#    the batch) and batch-columns (every convolution pass one product over the batch); each
-#    timing with a profile of one run (time per native op). The dense convolution cases are
-#    also compared with the CPU through cuDNN and with batch-columns.
+#    modes: conv-tf32 (PyTorch's defaults), f32, cudnn (conv-tf32 with cuDNN convolutions,
+#    from the machine's PyTorch libraries), batch-columns (every convolution pass one product
+#    over the batch), batch-wgrad (conv-tf32 with the weight gradient as one product over the
+#    batch), bf16 (every f32 product on bf16 tensor cores), tf32 and f32-events (cudarc's
+#    per-buffer events on: the before of an A/B); each timing with a profile of one run (time
+#    per native op) and its first step's loss (same weights and batch in every mode). The dense
+#    convolution cases are also compared with the CPU through cuDNN and with batch-columns.
 # 2. The PyTorch eager re-creation on the same GPU (tests/reference/{model,train}) at PyTorch's
 #    defaults, if torch and timm import; with PROFILE=1 also torch.profiler's kernel tables.
 # 3. One epoch of `scfnet train --device cuda` (student, batch 128 at 352, EPOCH_IMAGES synthetic

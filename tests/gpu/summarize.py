@@ -4,8 +4,9 @@
     python3 tests/gpu/summarize.py docs/gpu/<date>-h200.json > /tmp/summary.md
 
 Prints markdown: the comparisons that failed; for every timing mode, each workload's time and
-its ratio to PyTorch eager of the same run against issue 27's targets; each opt-in mode (cudnn,
-batch-wgrad, batch-columns, f32-events) against the mode it is an A/B of; the epoch's loop
+its ratio to PyTorch eager of the same run against issue 27's targets (and the bf16 stretch
+target); each opt-in mode (cudnn, batch-wgrad, batch-columns, bf16, f32-events) against the mode
+it is an A/B of; each mode's first-step loss against f32's; the epoch's loop
 against its steps; the stages check.sh skipped; the five slowest native ops of each training
 step in the default mode (else the first). It decides nothing by itself: the numbers it prints come from the
 JSON, the choice of defaults stays with whoever reads them.
@@ -26,10 +27,13 @@ AB = {
     "cudnn": "conv-tf32",
     "batch-wgrad": "conv-tf32",
     "batch-columns": "conv-tf32",
+    "bf16": "conv-tf32",
     "f32-events": "f32",
     "f32-generic": "f32",
 }
 DEFAULT_MODE = "conv-tf32"
+# The stretch target: bf16 training of the student at least this many times PyTorch's speed.
+BF16_STRETCH = ("train student b128", 2.0)
 
 
 def workloads(mode):
@@ -93,6 +97,13 @@ def main(path):
             t = f"{torch_ms[label]:.1f}" if label in torch_ms else ""
             lines.append(f"| {name} | {label} | {ms:.1f} | {t} | {ratio} | {verdict} |")
     lines.append("")
+    label, limit = BF16_STRETCH
+    bf16 = workloads(bench.get("bf16", {}))
+    if label in bf16 and label in torch_ms:
+        speed = torch_ms[label] / bf16[label][0]
+        verdict = "met" if speed >= limit else "missed"
+        lines += [f"Stretch: bf16 {label} {bf16[label][0]:.1f} ms against PyTorch's "
+                  f"{torch_ms[label]:.1f} ms: {speed:.2f}× its speed (target ≥ {limit}×: {verdict}).", ""]
 
     lines += ["## Each opt-in mode against its base (time ratio; below 1 is faster)", "",
               "| mode | base | workload | mode ms | base ms | ratio |", "|---|---|---|---:|---:|---:|"]
@@ -106,6 +117,23 @@ def main(path):
                 lines.append(f"| {name} | {base} | {label} | {a[label][0]:.1f} | {b[label][0]:.1f} "
                              f"| {a[label][0] / b[label][0]:.3f} |")
     lines.append("")
+
+    # The first step's loss: the same weights and batch in every mode, so its distance from
+    # f32's is what the mode's arithmetic does to the forward pass.
+    strict = workloads(bench.get("f32", {}))
+    rows = []
+    for name, mode in bench.items():
+        if name == "f32":
+            continue
+        for label, (_, _, e) in workloads(mode).items():
+            ref = strict.get(label, (None, None, {}))[2].get("first_loss")
+            if e.get("first_loss") is not None and ref:
+                rows.append(f"| {name} | {label} | {e['first_loss']:.6g} | {ref:.6g} "
+                            f"| {abs(e['first_loss'] - ref) / abs(ref):.2e} |")
+    if rows:
+        lines += ["## First step's loss against f32's (same weights and batch)", "",
+                  "| mode | workload | loss | f32 loss | relative difference |",
+                  "|---|---|---:|---:|---:|"] + rows + [""]
 
     epoch = report.get("train_epoch")
     if epoch and "loop_images_per_s" in epoch:

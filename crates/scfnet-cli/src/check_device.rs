@@ -15,6 +15,7 @@ use candle_core::{DType, Device, Tensor};
 use clap::Args;
 use scfnet_model::{InputSide, ModelKind, Scfnet};
 use scfnet_ops::check::{evaluate, max_relative_difference, op_cases};
+use scfnet_ops::ProductPrecision;
 use scfnet_train::cross_device::{max_differences, record_step, StepLoss};
 use scfnet_train::{Target, TrainConfig, Trainer};
 use serde_json::{json, Value};
@@ -60,11 +61,13 @@ pub struct CheckDeviceArgs {
     /// off: the before of that A/B), cudnn (conv-tf32 with the dense convolutions through cuDNN
     /// instead of columns + cuBLAS), batch-wgrad (conv-tf32 with each convolution's weight
     /// gradient one product over the batch instead of one per image summed), batch-columns
-    /// (batch-wgrad with the forward pass and input gradient one product over the batch too).
+    /// (batch-wgrad with the forward pass and input gradient one product over the batch too),
+    /// bf16 (every f32 matrix product on bf16 tensor cores: `--precision bf16`). The default
+    /// runs the modes that decide a default first, in case the run is stopped early.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "f32,conv-tf32,tf32,f32-events,cudnn,batch-wgrad,batch-columns"
+        default_value = "conv-tf32,f32,cudnn,batch-columns,batch-wgrad,bf16,tf32,f32-events"
     )]
     pub bench_modes: Vec<BenchMode>,
     /// Timed repetitions (after one warm-up).
@@ -107,6 +110,9 @@ pub enum BenchMode {
     /// conv-tf32 with every pass of the columns convolution one product over the batch
     /// (`scfnet_ops::BatchColumns::Every`).
     BatchColumns,
+    /// Every f32 matrix product (convolutions and candle's) on bf16 tensor cores, f32 sums
+    /// (`--precision bf16`).
+    Bf16,
 }
 
 impl BenchMode {
@@ -120,6 +126,7 @@ impl BenchMode {
             Self::Cudnn => "cudnn",
             Self::BatchWgrad => "batch-wgrad",
             Self::BatchColumns => "batch-columns",
+            Self::Bf16 => "bf16",
         }
     }
 }
@@ -466,6 +473,27 @@ fn parse_train_spec(spec: &str, default_side: InputSide) -> Result<(ModelKind, u
     Ok((kind, batch, side))
 }
 
+/// A batch that is the same in every timing mode: images `(B, 3, S, S)` of a fixed wave in
+/// `[-2, 2]` and masks `(B, 1, S, S)` of stripes, about a third ones, each image's wave shifted.
+fn fixed_batch(dev: &Device, batch: usize, side: usize) -> Result<(Tensor, Tensor)> {
+    // `sin(i·step + b·0.37)`: the indices `i` of one image only, so that each is exact in f32.
+    let wave = |channels: usize, step: f64| -> Result<Tensor> {
+        let n = (channels * side * side) as u32;
+        let phase = Tensor::arange(0u32, n, dev)?
+            .to_dtype(DType::F32)?
+            .affine(step, 0.0)?
+            .reshape((1, channels, side, side))?;
+        let shifts = Tensor::arange(0u32, batch as u32, dev)?
+            .to_dtype(DType::F32)?
+            .affine(0.37, 0.0)?
+            .reshape((batch, 1, 1, 1))?;
+        Ok(phase.broadcast_add(&shifts)?.sin()?)
+    };
+    let x = wave(3, 0.7131)?.affine(2.0, 0.0)?;
+    let mask = wave(1, 0.0123)?.ge(0.5)?.to_dtype(DType::F32)?;
+    Ok((x, mask))
+}
+
 /// The time of one training step of `kind` at `batch` and `side`.
 fn bench_train_step(
     args: &CheckDeviceArgs,
@@ -481,12 +509,13 @@ fn bench_train_step(
         ..TrainConfig::paper(kind)
     };
     let mut trainer = Trainer::fresh(config, dev, DType::F32)?;
-    let x = Tensor::randn(0f32, 1.0, (batch, 3, s, s), dev)?;
-    let mask = Tensor::rand(0f32, 1.0, (batch, 1, s, s), dev)?
-        .ge(0.5)?
-        .to_dtype(DType::F32)?;
+    let (x, mask) = fixed_batch(dev, batch, s)?;
+    // The same weights and batch in every mode: the first step's loss shows what the mode's
+    // arithmetic does to the forward pass (e.g. bf16 against f32).
+    let mut first_loss = None;
     let secs = best_seconds(dev, args.repeat, || {
-        trainer.step(&x, Target::Mask(&mask), 0, 0, 1e-3)?;
+        let outcome = trainer.step(&x, Target::Mask(&mask), 0, 0, 1e-3)?;
+        first_loss.get_or_insert(outcome.loss);
         Ok(())
     })?;
     if args.no_breakdown {
@@ -495,7 +524,10 @@ fn bench_train_step(
             kind.name(),
             secs * 1e3
         );
-        return Ok(json!({"model": kind.name(), "batch": batch, "size": s, "seconds": secs}));
+        return Ok(
+            json!({"model": kind.name(), "batch": batch, "size": s, "seconds": secs,
+                  "first_loss": first_loss}),
+        );
     }
     // Where the time goes: the train-mode forward alone, then with the loss; the rest of the
     // step is the backward pass and the update.
@@ -522,6 +554,7 @@ fn bench_train_step(
     );
     Ok(
         json!({"model": kind.name(), "batch": batch, "size": s, "seconds": secs,
+              "first_loss": first_loss,
               "forward_seconds": forward, "forward_and_loss_seconds": with_loss,
               "profile": profile}),
     )
@@ -554,14 +587,16 @@ fn bench(
     let mut report = serde_json::Map::new();
     for &mode in &args.bench_modes {
         candle_core::cuda::set_gemm_reduced_precision_f32(mode == BenchMode::Tf32);
-        scfnet_ops::set_convolution_tf32(matches!(
-            mode,
+        candle_core::cuda::set_gemm_f32_bf16_products(mode == BenchMode::Bf16);
+        scfnet_ops::set_convolution_products(match mode {
             BenchMode::Tf32
-                | BenchMode::ConvTf32
-                | BenchMode::Cudnn
-                | BenchMode::BatchWgrad
-                | BenchMode::BatchColumns
-        ));
+            | BenchMode::ConvTf32
+            | BenchMode::Cudnn
+            | BenchMode::BatchWgrad
+            | BenchMode::BatchColumns => ProductPrecision::Tf32,
+            BenchMode::Bf16 => ProductPrecision::Bf16,
+            BenchMode::F32 | BenchMode::F32Generic | BenchMode::F32Events => ProductPrecision::F32,
+        });
         scfnet_ops::set_cudnn_convolutions(mode == BenchMode::Cudnn);
         scfnet_ops::set_batch_columns(match mode {
             BenchMode::BatchWgrad => scfnet_ops::BatchColumns::WeightGradient,
@@ -610,7 +645,8 @@ fn bench(
         so_far(&Value::Object(report.clone()))?;
     }
     candle_core::cuda::set_gemm_reduced_precision_f32(false);
-    scfnet_ops::set_convolution_tf32(false);
+    candle_core::cuda::set_gemm_f32_bf16_products(false);
+    scfnet_ops::set_convolution_products(ProductPrecision::F32);
     scfnet_ops::set_cuda_event_tracking(dev, false);
     scfnet_ops::set_cudnn_convolutions(false);
     scfnet_ops::set_batch_columns(scfnet_ops::BatchColumns::Off);

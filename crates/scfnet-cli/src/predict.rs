@@ -46,7 +46,8 @@ pub struct PredictArgs {
     #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
     pub device: DeviceArg,
     /// Matrix products on a GPU: f32 (strict), conv-tf32 (TF32 convolutions, f32 otherwise:
-    /// PyTorch's defaults; the default on a GPU) or tf32 (every product). The CPU: f32 only.
+    /// PyTorch's defaults; the default on a GPU), tf32 (every product) or bf16 (every product
+    /// on bf16 tensor cores, f32 sums). The CPU: f32 only.
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
     /// For benchmarks: decode every image first, then run only the network over them in

@@ -321,6 +321,27 @@ fn cuda_without_the_feature_and_bad_arguments_are_clear_errors() {
         "{}",
         text(&o)
     );
+    // Reduced precision exists only on a GPU: refused by name on the CPU, nothing written.
+    for precision in ["bf16", "tf32", "conv-tf32"] {
+        let o = scfnet(&[
+            "predict",
+            "--random-weights",
+            "--precision",
+            precision,
+            "--input",
+            s(&img),
+            "--output",
+            s(&out),
+        ]);
+        let said = text(&o);
+        assert!(
+            !o.status.success()
+                && said.contains(&format!("--precision {precision}"))
+                && said.contains("only on CUDA GPUs"),
+            "{said}"
+        );
+        assert!(!out.exists(), "{precision}: {} was written", out.display());
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! broadcast, matrix product, reshapes) it keeps the large column tensor out of the graph, so the
 //! backward pass neither zero-fills nor accumulates gradients for it, and the columns are not
 //! kept alive between the forward and the backward pass (they are rebuilt for the weight
-//! gradient). Products use TF32 tensor cores when [`crate::set_convolution_tf32`] allows it.
+//! gradient). Products use TF32 or bf16 tensor cores as [`crate::set_convolution_products`] says.
 //! With [`crate::set_cudnn_convolutions`] the three passes run through cuDNN instead; with
 //! [`crate::set_batch_columns`] some or all of them as one product over the batch (columns laid
 //! out `(C·k·k, B·Ho·Wo)`).
@@ -173,7 +173,9 @@ mod cuda {
     use super::is_pointwise;
     use crate::gpu::{gemm, kernel, output, per_element, view, wrap, GpuFloat, Operand};
     use crate::im2col::{cuda as columns, Columns, ConvGeometry};
-    use crate::precision::{batch_columns, convolution_tf32, cudnn_convolutions, BatchColumns};
+    use crate::precision::{
+        batch_columns, convolution_products, cudnn_convolutions, BatchColumns, ProductPrecision,
+    };
 
     const OP: &str = "columns-conv2d";
 
@@ -268,7 +270,8 @@ mod cuda {
                 dev,
                 &shape,
                 element::<T>(),
-                convolution_tf32(),
+                // cuDNN's f32 convolutions have no bf16 mode: TF32 stands in for it.
+                convolution_products() != ProductPrecision::F32,
                 (address(dev, a), address(dev, b), o),
             )?;
         }
@@ -303,7 +306,7 @@ mod cuda {
                 Operand::same(&wt, false),
                 Operand::same(&cols.slice(..), false),
                 &mut y,
-                convolution_tf32(),
+                convolution_products(),
             )?;
             return Ok(wrap(xs, transposed(dev, &y.slice(..), (co, b, p))?));
         }
@@ -321,7 +324,7 @@ mod cuda {
                 stride: kk * p,
             },
             &mut y,
-            convolution_tf32(),
+            convolution_products(),
         )?;
         Ok(wrap(xs, y))
     }
@@ -359,7 +362,7 @@ mod cuda {
                 Operand::same(&wt, true),
                 Operand::same(&dy_t.slice(..), false),
                 &mut dcols,
-                convolution_tf32(),
+                convolution_products(),
             )?;
             let dx = columns::image(dev, &dcols.slice(..), g, Columns::Batch, (b, c, h, w))?;
             return Ok(wrap(gs, dx));
@@ -375,7 +378,7 @@ mod cuda {
                 stride: co * p,
             },
             &mut dcols,
-            convolution_tf32(),
+            convolution_products(),
         )?;
         if is_pointwise(g) {
             return Ok(wrap(gs, dcols));
@@ -429,7 +432,7 @@ mod cuda {
                 stride: kk * p,
             },
             &mut per_image,
-            convolution_tf32(),
+            convolution_products(),
         )?;
         if b == 1 {
             return Ok(wrap(xs, per_image));
@@ -463,7 +466,7 @@ mod cuda {
             Operand::same(&dy_t.slice(..), false),
             Operand::same(&cols.slice(..), true),
             &mut dw,
-            convolution_tf32(),
+            convolution_products(),
         )?;
         Ok(dw)
     }

@@ -7,6 +7,8 @@ use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr,
 use candle_core::cuda_backend::CudaDType;
 use candle_core::{CudaDevice, CudaStorage, Layout, Result};
 
+use crate::precision::ProductPrecision;
+
 /// `f32` or `f64` on the GPU: every kernel is compiled for both, named `{kernel}_{SUFFIX}`.
 pub(crate) trait GpuFloat: CudaDType + DeviceRepr + Copy {
     /// The suffix of the kernels for this type.
@@ -17,8 +19,9 @@ pub(crate) trait GpuFloat: CudaDType + DeviceRepr + Copy {
     const ONE: Self;
     /// 0 of the type.
     const ZERO: Self;
-    /// cuBLAS's accumulation for a product: TF32 tensor cores for `f32` when `tf32`.
-    fn compute(tf32: bool) -> cublas::sys::cublasComputeType_t;
+    /// cuBLAS's compute type for a product: for `f32`, full f32 or TF32 / bf16 tensor cores
+    /// (factors rounded, f32 sums) as `products` says; f64 always exact.
+    fn compute(products: ProductPrecision) -> cublas::sys::cublasComputeType_t;
 }
 
 impl GpuFloat for f32 {
@@ -26,11 +29,14 @@ impl GpuFloat for f32 {
     const DATA: cublas::sys::cudaDataType = cublas::sys::cudaDataType::CUDA_R_32F;
     const ONE: Self = 1.0;
     const ZERO: Self = 0.0;
-    fn compute(tf32: bool) -> cublas::sys::cublasComputeType_t {
-        if tf32 {
-            cublas::sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
-        } else {
-            cublas::sys::cublasComputeType_t::CUBLAS_COMPUTE_32F
+    fn compute(products: ProductPrecision) -> cublas::sys::cublasComputeType_t {
+        use cublas::sys::cublasComputeType_t::{
+            CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_COMPUTE_32F_FAST_TF32,
+        };
+        match products {
+            ProductPrecision::F32 => CUBLAS_COMPUTE_32F,
+            ProductPrecision::Tf32 => CUBLAS_COMPUTE_32F_FAST_TF32,
+            ProductPrecision::Bf16 => CUBLAS_COMPUTE_32F_FAST_16BF,
         }
     }
 }
@@ -40,7 +46,7 @@ impl GpuFloat for f64 {
     const DATA: cublas::sys::cudaDataType = cublas::sys::cudaDataType::CUDA_R_64F;
     const ONE: Self = 1.0;
     const ZERO: Self = 0.0;
-    fn compute(_tf32: bool) -> cublas::sys::cublasComputeType_t {
+    fn compute(_products: ProductPrecision) -> cublas::sys::cublasComputeType_t {
         cublas::sys::cublasComputeType_t::CUBLAS_COMPUTE_64F
     }
 }
@@ -70,15 +76,15 @@ impl<'a, T> Operand<'a, T> {
 }
 
 /// `C_i = A_i · B_i` for `batch` row-major products (`A_i` `(m, k)`, `B_i` `(k, n)` after any
-/// transposition, `C_i` `(m, n)` at `c + i·m·n`) in one cuBLAS call; TF32 for `f32` when
-/// `tf32`.
+/// transposition, `C_i` `(m, n)` at `c + i·m·n`) in one cuBLAS call; for `f32`, multiplied as
+/// `products` says.
 pub(crate) fn gemm<T: GpuFloat>(
     dev: &CudaDevice,
     (batch, m, n, k): (usize, usize, usize, usize),
     a: Operand<'_, T>,
     b: Operand<'_, T>,
     c: &mut CudaSlice<T>,
-    tf32: bool,
+    products: ProductPrecision,
 ) -> Result<()> {
     use candle_core::cuda_backend::cudarc::driver::{DevicePtr, DevicePtrMut};
     use candle_core::cuda_backend::WrapErr;
@@ -129,7 +135,7 @@ pub(crate) fn gemm<T: GpuFloat>(
             int(n)?,
             (m * n) as i64,
             int(batch)?,
-            T::compute(tf32),
+            T::compute(products),
             cublas::sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
         )
         .w()?;

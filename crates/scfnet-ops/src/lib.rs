@@ -111,8 +111,8 @@ pub use linear::linear;
 pub use loss::{bce_with_logits, bce_with_logits_mean};
 pub use pool::{max_pool2d, max_pool2d_same, Pool2d};
 pub use precision::{
-    batch_columns, convolution_tf32, cudnn_convolutions, cudnn_version, set_batch_columns,
-    set_convolution_tf32, set_cudnn_convolutions, BatchColumns,
+    batch_columns, convolution_products, cudnn_convolutions, cudnn_version, set_batch_columns,
+    set_convolution_products, set_cudnn_convolutions, BatchColumns, ProductPrecision,
 };
 pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
 pub use resize_add::add_resized;

@@ -1,23 +1,41 @@
-//! How the convolutions run on CUDA: the precision of their matrix products, and whether cuDNN
-//! computes them.
+//! How the convolutions run on CUDA: the precision of their matrix products, whether cuDNN
+//! computes them, and which passes multiply over the whole batch.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-static TF32: AtomicBool = AtomicBool::new(false);
+static PRODUCTS: AtomicU8 = AtomicU8::new(ProductPrecision::F32 as u8);
 static CUDNN: AtomicBool = AtomicBool::new(false);
 static BATCH_COLUMNS: AtomicU8 = AtomicU8::new(BatchColumns::Off as u8);
 
-/// Lets the convolutions' matrix products on CUDA use TF32 tensor cores (10-bit mantissa
-/// products, f32 sums), as PyTorch's cuDNN convolutions do by default; off (the default here):
-/// full f32. Other matrix products follow candle's own
-/// `candle_core::cuda::set_gemm_reduced_precision_f32`. No effect on the CPU or in f64.
-pub fn set_convolution_tf32(allow: bool) {
-    TF32.store(allow, Ordering::Relaxed);
+/// How the f32 matrix products of the convolutions on CUDA multiply (their operands and results
+/// stay f32 in memory; the sums are always f32). No effect on the CPU or in f64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProductPrecision {
+    /// Full f32 (the default here; what the comparisons with the CPU use).
+    F32 = 0,
+    /// TF32 tensor cores: each factor rounded to a 10-bit mantissa, as PyTorch's cuDNN
+    /// convolutions do by default (cuBLAS's `CUBLAS_COMPUTE_32F_FAST_TF32`).
+    Tf32 = 1,
+    /// bf16 tensor cores: each factor rounded to bf16's 7-bit mantissa, as under PyTorch's bf16
+    /// autocast (cuBLAS's `CUBLAS_COMPUTE_32F_FAST_16BF`). cuDNN's f32 convolutions have no such
+    /// mode: through cuDNN ([`set_cudnn_convolutions`]) this is TF32.
+    Bf16 = 2,
 }
 
-/// Whether the convolutions on CUDA may use TF32 ([`set_convolution_tf32`]).
-pub fn convolution_tf32() -> bool {
-    TF32.load(Ordering::Relaxed)
+/// Sets how the convolutions' f32 matrix products on CUDA multiply ([`ProductPrecision`]).
+/// Other matrix products follow candle's own `candle_core::cuda::set_gemm_reduced_precision_f32`
+/// (and, in our patched candle, `set_gemm_f32_bf16_products`).
+pub fn set_convolution_products(precision: ProductPrecision) {
+    PRODUCTS.store(precision as u8, Ordering::Relaxed);
+}
+
+/// How the convolutions' f32 matrix products on CUDA multiply ([`set_convolution_products`]).
+pub fn convolution_products() -> ProductPrecision {
+    match PRODUCTS.load(Ordering::Relaxed) {
+        1 => ProductPrecision::Tf32,
+        2 => ProductPrecision::Bf16,
+        _ => ProductPrecision::F32,
+    }
 }
 
 /// Makes the dense convolutions on CUDA run through cuDNN (forward, backward data, backward

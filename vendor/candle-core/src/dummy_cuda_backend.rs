@@ -315,3 +315,11 @@ pub fn gemm_reduced_precision_f32() -> bool {
 /// This bool controls whether reduced precision reductions (e.g., with tf32 accumulation type) are
 /// allowed with f32 GEMMs.
 pub fn set_gemm_reduced_precision_f32(_b: bool) {}
+
+/// Whether f32 GEMMs multiply on bf16 tensor cores (scfnet patch; always false without CUDA).
+pub fn gemm_f32_bf16_products() -> bool {
+    false
+}
+
+/// Lets f32 GEMMs multiply on bf16 tensor cores (scfnet patch; no effect without CUDA).
+pub fn set_gemm_f32_bf16_products(_: bool) {}

@@ -2577,6 +2577,22 @@ pub fn set_gemm_reduced_precision_f32(b: bool) {
     MM_F32_REDUCED_PRECISION.store(b, std::sync::atomic::Ordering::Relaxed)
 }
 
+// scfnet patch: f32 GEMMs on bf16 tensor cores (PyTorch's bf16 autocast rounds the factors of
+// its products likewise).
+static MM_F32_BF16_PRODUCTS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Whether f32 GEMMs multiply on bf16 tensor cores (factors rounded to bf16, f32 sums:
+/// `CUBLAS_COMPUTE_32F_FAST_16BF`); it takes precedence over `gemm_reduced_precision_f32`.
+pub fn gemm_f32_bf16_products() -> bool {
+    MM_F32_BF16_PRODUCTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Lets f32 GEMMs multiply on bf16 tensor cores (see `gemm_f32_bf16_products`).
+pub fn set_gemm_f32_bf16_products(b: bool) {
+    MM_F32_BF16_PRODUCTS.store(b, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// This bool controls whether reduced precision reductions (e.g., with fp16 accumulation type) are
 /// allowed with f16 GEMMs.
 pub fn gemm_reduced_precision_f16() -> bool {
@@ -2611,7 +2627,9 @@ unsafe fn gemm_strided_batched_f32(
     use cudarc::cublas::sys;
     use cudarc::driver::DevicePtrMut;
 
-    let compute_type = if gemm_reduced_precision_f32() {
+    let compute_type = if gemm_f32_bf16_products() {
+        sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_16BF
+    } else if gemm_reduced_precision_f32() {
         sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_FAST_TF32
     } else {
         sys::cublasComputeType_t::CUBLAS_COMPUTE_32F
