@@ -18,7 +18,8 @@
 #    per native op) and its first step's loss (same weights and batch in every mode). The dense
 #    convolution cases are also compared with the CPU through cuDNN and with batch-columns.
 # 2. The PyTorch eager re-creation on the same GPU (tests/reference/{model,train}) at PyTorch's
-#    defaults, if torch and timm import; with PROFILE=1 also torch.profiler's kernel tables.
+#    defaults, if torch and timm import (and the student's step under bf16 autocast, beside
+#    `--precision bf16`); with PROFILE=1 also torch.profiler's kernel tables.
 # 3. One epoch of `scfnet train --device cuda` (student, batch 128 at 352, EPOCH_IMAGES synthetic
 #    images, all cores loading): images/s of the whole loop, to set beside the step alone.
 # 4. `scfnet predict` end to end on a folder of 512 synthetic 300-400 px PNG images, batch 1 and 32.
@@ -82,6 +83,9 @@ if [ "$DEVICE" != cpu ] && $PY -c 'import torch, timm; assert torch.cuda.is_avai
     --repeat 5 $prof > "$OUT/torch_train.txt" 2>&1
   $PY tests/reference/train/bench_torch_step.py --device cuda --runs swinb:8@384 \
     --repeat 5 $prof > "$OUT/torch_train_swin.txt" 2>&1
+  # What a PyTorch user gets with bf16 autocast: beside `--precision bf16`.
+  $PY tests/reference/train/bench_torch_step.py --device cuda --runs student:128 \
+    --repeat 5 --autocast bf16 > "$OUT/torch_train_bf16.txt" 2>&1
 fi
 
 # One training epoch end to end: loading, augmentation, steps, checkpoint.
@@ -185,9 +189,10 @@ try:
 except ValueError:
     report["estimate"] = None
 torch = {}
-for f in ("torch_infer.txt", "torch_train.txt", "torch_train_swin.txt"):
+for f, kind in (("torch_infer.txt", "infer"), ("torch_train.txt", "train"),
+                ("torch_train_swin.txt", "train"), ("torch_train_bf16.txt", "bf16 train")):
     for label, ms in re.findall(r"torch (\S+ b\d+): ([\d.]+) ms", read(f)):
-        torch[f.split("_")[1].split(".")[0] + " " + label] = float(ms)
+        torch[kind + " " + label] = float(ms)
 report["torch_ms"] = torch
 kernels = {}
 for f in sorted(out.glob("kernels_*.tsv")):

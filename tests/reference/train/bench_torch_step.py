@@ -5,7 +5,8 @@
 The eager re-creation of tests/reference/model/bench_torch.py in train mode: forward, the
 deep-supervision Dice + boundary Dice loss (band 13), backward, SGD with momentum 0.9 and weight
 decay 5e-4. Student at batch 16, R50 at batch 4 (`--runs`). Prints `torch NAME bB: X ms`.
-`--device cuda` times it on a GPU (tests/gpu/check.sh).
+`--device cuda` times it on a GPU (tests/gpu/check.sh); `--autocast bf16` runs the forward pass
+and the loss under `torch.autocast` in bf16 (f32 master weights; bf16 needs no loss scaling).
 """
 
 import argparse
@@ -47,6 +48,8 @@ def main():
     p.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check)")
     p.add_argument("--runs", default="student:16,r50:4", help="MODEL:BATCH[@SIDE] (swinb: 384)")
     p.add_argument("--profile", help="also write PREFIX_MODEL.txt: torch.profiler's CUDA kernel table of 3 steps")
+    p.add_argument("--autocast", choices=["off", "bf16"], default="off",
+                   help="bf16: forward pass and loss under torch.autocast(dtype=bfloat16)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
@@ -65,7 +68,8 @@ def main():
         mask = (torch.rand(batch, 1, size, size, device=dev) > 0.5).float()
         def step():
             opt.zero_grad()
-            loss = loss_fn(m(x), mask)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.autocast == "bf16"):
+                loss = loss_fn(m(x), mask)
             loss.backward()
             opt.step()
             loss.item()
