@@ -42,6 +42,14 @@ impl Precision {
         }
     }
 
+    /// Sets this process's matrix products (candle's and the convolutions') to this precision,
+    /// whatever the device (they act on CUDA only).
+    pub fn set(self) {
+        candle_core::cuda::set_gemm_reduced_precision_f32(self == Self::Tf32);
+        candle_core::cuda::set_gemm_f32_bf16_products(self == Self::Bf16);
+        scfnet_ops::set_convolution_products(self.convolutions());
+    }
+
     /// How the convolutions' products multiply.
     fn convolutions(self) -> ProductPrecision {
         match self {
@@ -62,9 +70,7 @@ pub fn apply(device: &Device, chosen: Option<Precision>) -> Result<Precision> {
             precision.name()
         );
     }
-    candle_core::cuda::set_gemm_reduced_precision_f32(precision == Precision::Tf32);
-    candle_core::cuda::set_gemm_f32_bf16_products(precision == Precision::Bf16);
-    scfnet_ops::set_convolution_products(precision.convolutions());
+    precision.set();
     if device.is_cuda() {
         tracing::info!("precision: {}", precision.name());
     }

@@ -239,6 +239,7 @@ pub(super) fn bench(
         report.insert(p.into(), json!({"inference": infer, "train_step": train}));
         so_far(&Value::Object(report.clone()))?;
     }
-    BenchMode::reset(dev);
+    // Back to the comparisons' strict setting.
+    BenchMode::F32.apply(dev);
     Ok(Value::Object(report))
 }

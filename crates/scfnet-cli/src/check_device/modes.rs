@@ -1,7 +1,9 @@
 //! `check-device`'s timing modes: the process-wide settings each one turns on.
 
 use candle_core::Device;
-use scfnet_ops::{BatchColumns, ProductPrecision};
+use scfnet_ops::BatchColumns;
+
+use crate::precision::Precision;
 
 /// The setting of one round of timings.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,19 +48,24 @@ impl BenchMode {
         }
     }
 
+    /// The matrix products' arithmetic of this mode (what `--precision` would set).
+    fn precision(self) -> Precision {
+        match self {
+            Self::F32 | Self::F32Generic | Self::F32Events => Precision::F32,
+            Self::ConvTf32 | Self::Cudnn | Self::BatchWgrad | Self::BatchColumns => {
+                Precision::ConvTf32
+            }
+            Self::Tf32 => Precision::Tf32,
+            Self::Bf16 => Precision::Bf16,
+        }
+    }
+
     /// Turns on this mode's settings for what runs next (the process-wide precision, cuDNN,
     /// batch columns; cudarc's event tracking for buffers allocated from here on). The composed
-    /// path of `f32-generic` is the caller's guard.
+    /// path of `f32-generic` is the caller's guard. `F32` is the setting of `check-device`'s
+    /// comparisons: strict f32, no cuDNN, one product per image, no per-buffer events.
     pub(super) fn apply(self, dev: &Device) {
-        candle_core::cuda::set_gemm_reduced_precision_f32(self == Self::Tf32);
-        candle_core::cuda::set_gemm_f32_bf16_products(self == Self::Bf16);
-        scfnet_ops::set_convolution_products(match self {
-            Self::Tf32 | Self::ConvTf32 | Self::Cudnn | Self::BatchWgrad | Self::BatchColumns => {
-                ProductPrecision::Tf32
-            }
-            Self::Bf16 => ProductPrecision::Bf16,
-            Self::F32 | Self::F32Generic | Self::F32Events => ProductPrecision::F32,
-        });
+        self.precision().set();
         scfnet_ops::set_cudnn_convolutions(self == Self::Cudnn);
         scfnet_ops::set_batch_columns(match self {
             Self::BatchWgrad => BatchColumns::WeightGradient,
@@ -66,16 +73,5 @@ impl BenchMode {
             _ => BatchColumns::Off,
         });
         scfnet_ops::set_cuda_event_tracking(dev, self == Self::F32Events);
-    }
-
-    /// Back to the defaults of `check-device`'s comparisons: strict f32, no cuDNN, one product
-    /// per image, no per-buffer events.
-    pub(super) fn reset(dev: &Device) {
-        candle_core::cuda::set_gemm_reduced_precision_f32(false);
-        candle_core::cuda::set_gemm_f32_bf16_products(false);
-        scfnet_ops::set_convolution_products(ProductPrecision::F32);
-        scfnet_ops::set_cudnn_convolutions(false);
-        scfnet_ops::set_batch_columns(BatchColumns::Off);
-        scfnet_ops::set_cuda_event_tracking(dev, false);
     }
 }
