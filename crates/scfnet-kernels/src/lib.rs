@@ -42,14 +42,9 @@ pub use candle_core::cuda_backend::cudarc::driver;
 pub use candle_core::cuda_backend::WrapErr;
 
 /// Loads `$name` of `$module` on the `candle_core::CudaDevice` `$dev` (once; later calls find it
-/// cached) and launches it on candle's stream. Two forms:
-///
-/// - `launch!(dev, MODULE, "name", threads, [buffers...], &sizes)`: one thread per element of
-///   `threads` (blocks of 1024), the device buffers (references to `CudaSlice`s or `CudaView`s)
-///   then each `usize` of `sizes` as arguments, in that order; nothing is launched when
-///   `threads` is 0;
-/// - `launch!(dev, MODULE, "name", config: cfg, args: [args...])`: an explicit
-///   `LaunchConfig` (see [`blocks`]) and any kernel arguments (references), in order.
+/// cached) and launches it on candle's stream:
+/// `launch!(dev, MODULE, "name", config: cfg, args: [args...])`, with an explicit
+/// `LaunchConfig` (see [`blocks`]) and the kernel's arguments (references), in order.
 ///
 /// Returns early with the error (`?`) when loading or launching fails. The caller vouches that
 /// the arguments match the kernel's signature and that the kernel stays inside the buffers (the
@@ -67,24 +62,6 @@ macro_rules! launch {
         let cfg: $crate::driver::LaunchConfig = $cfg;
         // SAFETY: the caller vouches for the arguments (see the macro's documentation).
         unsafe { builder.launch(cfg) }.w()?;
-    }};
-    ($dev:expr, $module:expr, $name:expr, $threads:expr, [$($buffer:expr),* $(,)?], $sizes:expr) => {{
-        use $crate::driver::PushKernelArg as _;
-        use $crate::WrapErr as _;
-        let threads: usize = $threads;
-        if threads > 0 {
-            let module: $crate::Module = $module;
-            let func = $dev.get_or_load_custom_func(&$name, module.name, module.ptx)?;
-            let mut builder = func.builder();
-            $( builder.arg($buffer); )*
-            let sizes: &[usize] = $sizes;
-            for size in sizes {
-                builder.arg(size);
-            }
-            let cfg = $crate::driver::LaunchConfig::for_num_elems(threads as u32);
-            // SAFETY: the caller vouches for the arguments (see the macro's documentation).
-            unsafe { builder.launch(cfg) }.w()?;
-        }
     }};
 }
 

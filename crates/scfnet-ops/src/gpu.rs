@@ -3,14 +3,16 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::cublas;
-use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, DeviceRepr, LaunchConfig};
+use candle_core::cuda_backend::cudarc::driver::{
+    CudaSlice, CudaView, DeviceRepr, LaunchConfig, ValidAsZeroBits,
+};
 use candle_core::cuda_backend::CudaDType;
 use candle_core::{CudaDevice, CudaStorage, Layout, Result};
 
 use crate::precision::ProductPrecision;
 
 /// `f32` or `f64` on the GPU: every kernel is compiled for both, named `{kernel}_{SUFFIX}`.
-pub(crate) trait GpuFloat: CudaDType + DeviceRepr + Copy {
+pub(crate) trait GpuFloat: CudaDType + DeviceRepr + ValidAsZeroBits + Copy {
     /// The suffix of the kernels for this type.
     const SUFFIX: &'static str;
     /// cuBLAS's name of the type.

@@ -258,21 +258,19 @@ impl CustomOp2 for MaxPoolGrad {
     }
 }
 
-/// The CUDA kernels (`scfnet-kernels`' `pool.cu`): one thread per output.
+/// The CUDA kernels (`scfnet-kernels`' `pool.cu`): one thread per output, planes along the grid's
+/// y and 32-bit indices within a plane.
 #[cfg(feature = "cuda")]
 mod cuda {
-    use candle_core::backend::{BackendDevice, BackendStorage};
-    use candle_core::{CudaStorage, DType, Layout, Result};
+    use candle_core::backend::BackendStorage;
+    use candle_core::{CudaStorage, Layout, Result};
+    use scfnet_kernels::launch;
     use scfnet_kernels::ptx::POOL;
 
     use super::Pool2d;
+    use crate::gpu::{by_float, kernel, output, per_plane, view, wrap, GpuFloat};
 
-    fn start(layout: &Layout) -> Result<usize> {
-        match layout.contiguous_offsets() {
-            Some((start, _)) => Ok(start),
-            None => candle_core::bail!("max-pool2d (cuda): input must be contiguous"),
-        }
-    }
+    const OP: &str = "max-pool2d";
 
     /// The size arguments both kernels take after their buffers: planes, `h`, `w`, the output
     /// size, then the window.
@@ -282,72 +280,74 @@ mod cuda {
         [planes, h, w, oh, ow, k.0, k.1, s.0, s.1, pad.0, pad.1]
     }
 
+    /// One thread per output of each plane; an error when an input or output plane is too
+    /// large for the kernels' 32-bit indices.
+    fn launch_config(
+        p: &Pool2d,
+        (planes, h, w): (usize, usize, usize),
+    ) -> Result<scfnet_kernels::driver::LaunchConfig> {
+        let (oh, ow) = p.output_size(h, w);
+        per_plane(OP, planes, h * w)?;
+        per_plane(OP, planes, oh * ow)
+    }
+
     /// The pooled maps of `planes` `(h, w)` planes.
     pub(super) fn forward(
         p: &Pool2d,
         storage: &CudaStorage,
         layout: &Layout,
-        (planes, h, w): (usize, usize, usize),
+        dims: (usize, usize, usize),
+    ) -> Result<CudaStorage> {
+        by_float!(
+            "max-pool forward",
+            storage,
+            forward_typed(p, storage, layout, dims)
+        )
+    }
+
+    fn forward_typed<T: GpuFloat>(
+        p: &Pool2d,
+        storage: &CudaStorage,
+        layout: &Layout,
+        dims: (usize, usize, usize),
     ) -> Result<CudaStorage> {
         let dev = storage.device();
-        let (oh, ow) = p.output_size(h, w);
-        let n = planes * oh * ow;
-        let at = start(layout)?;
-        let sizes = sizes(p, (planes, h, w));
-        macro_rules! run {
-            ($t:ty, $name:expr) => {{
-                let src = storage.as_cuda_slice::<$t>()?.slice(at..);
-                // SAFETY: every element is written by the kernel.
-                let out = unsafe { dev.alloc::<$t>(n)? };
-                scfnet_kernels::launch!(dev, POOL, $name, n, [&src, &out], &sizes);
-                CudaStorage::wrap_cuda_slice(out, dev.clone())
-            }};
-        }
-        crate::profile::timed(
-            "max-pool forward",
-            || dev.synchronize(),
-            || {
-                Ok(match storage.dtype() {
-                    DType::F32 => run!(f32, "max_pool_fwd_f32"),
-                    DType::F64 => run!(f64, "max_pool_fwd_f64"),
-                    other => candle_core::bail!("max-pool2d (cuda): unsupported dtype {other:?}"),
-                })
-            },
-        )
+        let (oh, ow) = p.output_size(dims.1, dims.2);
+        let config = launch_config(p, dims)?;
+        let x = view::<T>(OP, storage, layout)?;
+        let mut y = output::<T>(dev, dims.0 * oh * ow)?;
+        let [planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw] = sizes(p, dims);
+        launch!(dev, POOL, kernel::<T>("max_pool_fwd"), config: config,
+            args: [&x, &mut y, &planes, &h, &w, &oh, &ow, &kh, &kw, &sh, &sw, &ph, &pw]);
+        Ok(wrap(storage, y))
     }
 
     /// The input gradient: each output's gradient added to its window's first maximum.
     pub(super) fn backward(
         p: &Pool2d,
+        x: (&CudaStorage, &Layout),
+        g: (&CudaStorage, &Layout),
+        dims: (usize, usize, usize),
+    ) -> Result<CudaStorage> {
+        by_float!("max-pool grad", x.0, backward_typed(p, x, g, dims))
+    }
+
+    fn backward_typed<T: GpuFloat>(
+        p: &Pool2d,
         (xs, xl): (&CudaStorage, &Layout),
         (gs, gl): (&CudaStorage, &Layout),
-        (planes, h, w): (usize, usize, usize),
+        dims: (usize, usize, usize),
     ) -> Result<CudaStorage> {
         let dev = xs.device();
-        let (oh, ow) = p.output_size(h, w);
-        let n = planes * oh * ow;
-        let (xa, ga) = (start(xl)?, start(gl)?);
-        let sizes = sizes(p, (planes, h, w));
-        macro_rules! run {
-            ($t:ty, $name:expr) => {{
-                let x = xs.as_cuda_slice::<$t>()?.slice(xa..);
-                let g = gs.as_cuda_slice::<$t>()?.slice(ga..);
-                let dx = dev.alloc_zeros::<$t>(planes * h * w)?;
-                scfnet_kernels::launch!(dev, POOL, $name, n, [&x, &g, &dx], &sizes);
-                CudaStorage::wrap_cuda_slice(dx, dev.clone())
-            }};
-        }
-        crate::profile::timed(
-            "max-pool grad",
-            || dev.synchronize(),
-            || {
-                Ok(match xs.dtype() {
-                    DType::F32 => run!(f32, "max_pool_bwd_f32"),
-                    DType::F64 => run!(f64, "max_pool_bwd_f64"),
-                    other => candle_core::bail!("max-pool2d (cuda): unsupported dtype {other:?}"),
-                })
-            },
-        )
+        let config = launch_config(p, dims)?;
+        let x = view::<T>(OP, xs, xl)?;
+        let g = view::<T>(OP, gs, gl)?;
+        // Zeroed: the kernel adds into it.
+        let mut dx = dev.alloc_zeros::<T>(xl.shape().elem_count())?;
+        let [planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw] = sizes(p, dims);
+        launch!(dev, POOL, kernel::<T>("max_pool_bwd"), config: config,
+            args: [&x, &g, &mut dx, &planes, &h, &w, &oh, &ow, &kh, &kw, &sh, &sw, &ph, &pw]);
+        Ok(wrap(xs, dx))
     }
 }
 
