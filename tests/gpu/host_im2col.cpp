@@ -26,7 +26,7 @@ template <class T> T __shfl_xor_sync(unsigned, T v, int) { return v; }
 #include "../../crates/scfnet-kernels/src/cuda/im2col.cu"
 int main() {
   int fails = 0;
-  struct G { unsigned k, s, p, d; } gs[] = {{3,1,1,1},{3,2,2,2},{1,2,0,1},{1,1,0,1},{7,2,3,1}};
+  struct G { unsigned k, s, p, d; } gs[] = {{3,1,1,1},{3,2,2,2},{1,2,0,1},{1,1,0,1},{7,2,3,1},{3,1,2,2},{2,2,0,1},{5,1,2,1},{3,2,1,1},{3,3,4,3}};
   unsigned B = 3, C = 2, H = 9, W = 7;
   std::vector<double> x(B*C*H*W);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin((double)i) + 2.0;
@@ -38,8 +38,12 @@ int main() {
     im2col<double>(x.data(), wide.data(), B*C, B, H, W, oh, ow, g.k, g.s, g.p, g.d);
     size_t nonzero = 0;
     for (size_t r = 0; r < rows; ++r) for (size_t b = 0; b < B; ++b) for (size_t q = 0; q < P; ++q) {
+      // What tap t = r % kk of channel r / kk sees at output q: the image, or zero outside it.
+      size_t c = r / kk, t = r % kk;
+      int iy = (int)((q / ow)*g.s + (t / g.k)*g.d) - (int)g.p, ix = (int)((q % ow)*g.s + (t % g.k)*g.d) - (int)g.p;
+      double seen = iy >= 0 && iy < (int)H && ix >= 0 && ix < (int)W ? x[((b*C + c)*H + iy)*W + ix] : 0.0;
       double a = wide[(r*B + b)*P + q], e = narrow[(b*rows + r)*P + q];
-      if (a != e || e == -1) { if (fails++ < 5) printf("k%u: r%zu b%zu q%zu %g != %g\n", g.k, r, b, q, a, e); }
+      if (a != e || e != seen) { if (fails++ < 5) printf("k%u: r%zu b%zu q%zu %g, %g != %g\n", g.k, r, b, q, a, e, seen); }
       nonzero += e != 0;
     }
     // The way back: a scatter of the per-image columns, tap by tap (the kernels' order).

@@ -291,8 +291,9 @@ fn check_window(g: ConvGeometry, h: usize, w: usize) -> Result<()> {
     Ok(())
 }
 
-/// The CUDA kernels (`scfnet-kernels`' `im2col.cu`): one thread per column element, and for the
-/// way back one per image element (a gather over the taps, no atomics); both layouts.
+/// The CUDA kernels (`scfnet-kernels`' `im2col.cu`): one thread per output position (writing its
+/// k·k taps), and for the way back one per image element (a gather over the taps, no atomics);
+/// both layouts.
 #[cfg(feature = "cuda")]
 pub(crate) mod cuda {
     use candle_core::backend::BackendStorage;
@@ -383,10 +384,14 @@ pub(crate) mod cuda {
         let name = direction.kernel();
         let (oh, ow, k) = (g.output(h), g.output(w), g.kernel);
         let planes = images * channels;
-        let per = match direction {
-            Direction::ToColumns => k * k * oh * ow,
-            Direction::ToImage => h * w,
+        // Threads per plane (one per output position, or per image element) and the values
+        // written per plane.
+        let (threads, per) = match direction {
+            Direction::ToColumns => (oh * ow, k * k * oh * ow),
+            Direction::ToImage => (h * w, h * w),
         };
+        // The kernels index an image plane and a plane of outputs in 32-bit arithmetic.
+        per_plane(name, planes, (h * w).max(oh * ow))?;
         // The kernels' `images`: 0 for the per-image layout.
         let wide = match layout {
             Columns::PerImage => 0,
@@ -397,7 +402,7 @@ pub(crate) mod cuda {
             planes, wide, h, w, oh, ow, k, g.stride, g.padding, g.dilation,
         ];
         let [planes, wide, h, w, oh, ow, k, st, p, d] = sizes;
-        scfnet_kernels::launch!(dev, IM2COL, kernel::<T>(name), config: per_plane(name, planes, per)?,
+        scfnet_kernels::launch!(dev, IM2COL, kernel::<T>(name), config: per_plane(name, planes, threads)?,
             args: [src, &mut out, &planes, &wide, &h, &w, &oh, &ow, &k, &st, &p, &d]);
         Ok(out)
     }

@@ -51,6 +51,17 @@ __device__ inline T hard_swish_derivative(T x) {
     return (T)1;
 }
 
+// The outputs o (lo ≤ o ≤ hi, within 0 ≤ o < n_out) whose window of k taps at dilation d,
+// stride s, padding p can cover input i: o·s + t·d − p = i for a tap 0 ≤ t < k. With d = 1 every
+// o of the range covers i (tap t = i + p − o·s, from the largest o, smallest tap, down); with
+// d > 1 only those where d divides i + p − o·s. Empty when hi < lo.
+__device__ inline void covering(int i, int k, int s, int p, int d, int n_out, int* hi, int* lo) {
+    int top = i + p;  // = o·s + t·d
+    *hi = min(top / s, n_out - 1);
+    int low = top - (k - 1) * d;
+    *lo = low <= 0 ? 0 : (low + s - 1) / s;
+}
+
 // The images [lo, hi) of slice `slice` when `batch` images are cut into `slices` slices.
 __device__ inline void batch_slice(size_t batch, size_t slices, size_t slice, size_t* lo,
                                    size_t* hi) {

@@ -25,15 +25,6 @@ __device__ void dw_fwd(const T* x, const T* w, T* y, size_t planes, size_t c, un
     }
 }
 
-// The outputs o (0 ≤ o < n_out) whose window of k taps at stride s, padding p covers input i:
-// o·s + t − p = i for a tap t, from the largest o (smallest tap) down.
-__device__ inline void covering(int i, int k, int s, int p, int n_out, int* hi, int* lo) {
-    int top = i + p;  // = o·s + t
-    *hi = min(top / s, n_out - 1);
-    int low = top - (k - 1);
-    *lo = low <= 0 ? 0 : (low + s - 1) / s;
-}
-
 // One thread per input pixel: Σ over the taps that read it (ky then kx ascending, as the CPU)
 // of w·gradient (a gather, no atomics).
 template <typename T>
@@ -45,8 +36,8 @@ __device__ void dw_grad_input(const T* g, const T* w, T* dx, size_t planes, size
         const T* go = g + plane * oh * ow;
         const T* f = w + (plane % c) * k * k;
         int y_hi, y_lo, x_hi, x_lo;
-        covering(iy, k, s, p, oh, &y_hi, &y_lo);
-        covering(ix, k, s, p, ow, &x_hi, &x_lo);
+        covering(iy, k, s, p, 1, oh, &y_hi, &y_lo);
+        covering(ix, k, s, p, 1, ow, &x_hi, &x_lo);
         T acc = (T)0;
         for (int oy = y_hi; oy >= y_lo; --oy) {
             int ky = iy + (int)p - oy * (int)s;

@@ -4,18 +4,6 @@
 // layout (C·k·k, B·Ho·Wo), for one matrix product over the batch (see plane_rows).
 #include "common.cuh"
 
-// What tap r / per_tap of plane `plane` sees at output r % per_tap (zero in the padding).
-template <typename T>
-__device__ inline T tap_value(const T* x, size_t plane, unsigned r, unsigned h, unsigned w,
-                              unsigned ow, unsigned per_tap, unsigned k, unsigned s, unsigned p,
-                              unsigned d) {
-    unsigned tap = r / per_tap, q = r % per_tap;
-    int iy = (int)((q / ow) * s + (tap / k) * d) - (int)p;
-    int ix = (int)((q % ow) * s + (tap % k) * d) - (int)p;
-    bool inside = iy >= 0 && iy < (int)h && ix >= 0 && ix < (int)w;
-    return inside ? x[plane * h * w + iy * w + ix] : (T)0;
-}
-
 // Where the k·k rows of plane `plane` (= b·C + c) start in the columns, and the distance from one
 // row to the next: per image, (B, C·k·k, Ho·Wo) when `images` is 0; batch-wide, (C·k·k, B·Ho·Wo)
 // for `images` images otherwise (row (c, ky, kx) holds that tap's view of every image, image
@@ -30,19 +18,35 @@ __device__ inline PlaneRows plane_rows(size_t plane, size_t planes, size_t image
     return {(c * kk * images + b) * per_tap, images * per_tap};
 }
 
-// One thread per column element of a plane's k·k rows.
+// One thread per output position q of a plane: its k·k taps (zero in the padding), each
+// written to its row (consecutive threads write consecutive columns of a row). Two 32-bit
+// divisions a thread and the taps' positions by addition (a thread per column element cost six
+// divisions per element: by instruction count, several times the time of the kernel's memory
+// traffic on an H200 — an estimate, not a measurement).
 template <typename T>
 __device__ void im2col(const T* x, T* cols, size_t planes, size_t images, unsigned h, unsigned w,
                        unsigned oh, unsigned ow, unsigned k, unsigned s, unsigned p, unsigned d) {
     unsigned per_tap = oh * ow;
-    FOR_EACH_PLANE_ELEMENT(plane, r, planes, k * k * per_tap) {
+    FOR_EACH_PLANE_ELEMENT(plane, q, planes, per_tap) {
         PlaneRows rows = plane_rows(plane, planes, images, k * k, per_tap);
-        cols[rows.start + (r / per_tap) * rows.step + r % per_tap] =
-            tap_value(x, plane, r, h, w, ow, per_tap, k, s, p, d);
+        const T* src = x + plane * h * w;
+        T* dst = cols + rows.start + q;
+        int iy0 = (int)((q / ow) * s) - (int)p, ix0 = (int)((q % ow) * s) - (int)p;
+        for (unsigned ky = 0; ky < k; ++ky) {
+            int iy = iy0 + (int)(ky * d);
+            bool row_inside = iy >= 0 && iy < (int)h;
+            for (unsigned kx = 0; kx < k; ++kx) {
+                int ix = ix0 + (int)(kx * d);
+                bool inside = row_inside && ix >= 0 && ix < (int)w;
+                dst[(ky * k + kx) * rows.step] = inside ? src[iy * (int)w + ix] : (T)0;
+            }
+        }
     }
 }
 
-// One thread per image element: Σ over the taps (in order) of the columns that read it.
+// One thread per image element: Σ over the taps that read it, in tap order (ky, then kx
+// ascending: the covering outputs from the last down), of their column entries (a gather, no
+// atomics). The covering outputs come from a range, not a divisibility test per tap.
 template <typename T>
 __device__ void col2im(const T* cols, T* x, size_t planes, size_t images, unsigned h, unsigned w,
                        unsigned oh, unsigned ow, unsigned k, unsigned s, unsigned p, unsigned d) {
@@ -50,16 +54,19 @@ __device__ void col2im(const T* cols, T* x, size_t planes, size_t images, unsign
         int iy = r / w, ix = r % w;
         PlaneRows rows = plane_rows(plane, planes, images, k * k, oh * ow);
         const T* src = cols + rows.start;
+        int y_hi, y_lo, x_hi, x_lo;
+        covering(iy, k, s, p, d, oh, &y_hi, &y_lo);
+        covering(ix, k, s, p, d, ow, &x_hi, &x_lo);
         T acc = (T)0;
-        for (int ky = 0; ky < (int)k; ++ky) {
-            int ty = iy + (int)p - ky * (int)d;  // = oy·s
-            if (ty < 0 || ty % (int)s != 0 || ty / (int)s >= (int)oh) continue;
-            int oy = ty / (int)s;
-            for (int kx = 0; kx < (int)k; ++kx) {
-                int tx = ix + (int)p - kx * (int)d;
-                if (tx < 0 || tx % (int)s != 0 || tx / (int)s >= (int)ow) continue;
-                int ox = tx / (int)s;
-                acc += src[(ky * k + kx) * rows.step + oy * ow + ox];
+        for (int oy = y_hi; oy >= y_lo; --oy) {
+            int ty = iy + (int)p - oy * (int)s;  // = ky·d
+            if (d > 1 && ty % (int)d != 0) continue;
+            int ky = d > 1 ? ty / (int)d : ty;
+            for (int ox = x_hi; ox >= x_lo; --ox) {
+                int tx = ix + (int)p - ox * (int)s;  // = kx·d
+                if (d > 1 && tx % (int)d != 0) continue;
+                int kx = d > 1 ? tx / (int)d : tx;
+                acc += src[(ky * (int)k + kx) * rows.step + oy * ow + ox];
             }
         }
         x[plane * h * w + r] = acc;
