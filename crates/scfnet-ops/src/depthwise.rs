@@ -441,6 +441,10 @@ mod cuda {
     use super::Geometry;
     use crate::gpu::{by_float, kernel, output, per_element, per_plane, view, wrap, GpuFloat};
 
+    /// The taps of one row a block of `dw_grad_weight_partials` sums at once (`DW_TAPS` in
+    /// `depthwise.cu`).
+    const DW_TAPS: usize = 8;
+
     /// Which of the three computations.
     #[derive(Clone, Copy)]
     pub(super) enum Pass {
@@ -448,7 +452,7 @@ mod cuda {
         Forward,
         /// `(output gradient, weight)` → the input gradient, one thread per input.
         GradInput,
-        /// `(x, output gradient)` → the weight gradient, block reductions.
+        /// `(x, output gradient)` → the weight gradient, block reductions (a block per tap row).
         GradWeight,
     }
 
@@ -495,15 +499,20 @@ mod cuda {
                 out
             }
             Pass::GradWeight => {
+                // One block per slice of the batch and per (channel, tap row, chunk of
+                // `DW_TAPS` taps of the row).
                 let rows = c * k * k;
-                if rows > 65_535 {
-                    candle_core::bail!("{op} (cuda): {rows} weights exceed one grid column");
+                let blocks = c * k * k.div_ceil(DW_TAPS);
+                if blocks > 65_535 {
+                    candle_core::bail!(
+                        "{op} (cuda): {c} channels of {k}x{k} taps exceed one grid column"
+                    );
                 }
                 let splits = scfnet_kernels::batch_slices(b, oh * ow);
                 per_plane(op, 1, (oh * ow).max(h * w))?; // the kernels index a plane in 32 bits
                 let mut part = output::<f64>(dev, rows * splits)?;
                 scfnet_kernels::launch!(dev, DEPTHWISE, kernel::<T>("dw_grad_weight_partials"),
-                    config: scfnet_kernels::blocks((splits, rows), 256),
+                    config: scfnet_kernels::blocks((splits, blocks), 256),
                     args: [&first, &second, &mut part, &b, &c, &h, &w, &oh, &ow, &k, &s, &p, &splits]);
                 let mut out = output::<T>(dev, rows)?;
                 scfnet_kernels::launch!(dev, DEPTHWISE, kernel::<T>("dw_grad_weight_finish"),

@@ -50,33 +50,63 @@ __device__ void dw_grad_input(const T* g, const T* w, T* dx, size_t planes, size
     }
 }
 
-// Blocks (slice of the batch, channel·k·k + tap): partial Σ of gradient·input over the slice's
-// images, reduced in the block; `dw_grad_weight_finish` adds the slices in order
-// (deterministic).
+// The taps of one row a block of the weight gradient sums at once (its sums stay in registers).
+#define DW_TAPS 8
+
+// Blocks (slice of the batch, (channel·k + ky)·chunks + chunk), chunks = ⌈k / DW_TAPS⌉: for the
+// tap row ky and the taps kx = chunk·DW_TAPS + t < k, the partial Σ of gradient·input over the
+// slice's images, reduced in the block and written to part[(channel·k·k + ky·k + kx)·splits +
+// slice]; `dw_grad_weight_finish` adds the slices in order (deterministic). Each output's
+// gradient is read once per tap row (was once per tap), and a thread steps through its outputs
+// by addition (no division per output).
 template <typename T>
 __device__ void dw_grad_weight_partials(const T* x, const T* g, double* part, size_t batch,
                                         size_t c, unsigned h, unsigned wd, unsigned oh,
                                         unsigned ow, unsigned k, unsigned s, unsigned p,
                                         size_t splits) {
-    size_t slice = blockIdx.x, row = blockIdx.y;
-    size_t ch = row / (k * k);
-    int tap = row % (k * k), ky = tap / k, kx = tap % k;
+    unsigned chunks = (k + DW_TAPS - 1) / DW_TAPS;
+    size_t slice = blockIdx.x, tap_row = blockIdx.y / chunks;  // tap_row = channel·k + ky
+    size_t ch = tap_row / k;
+    int ky = (int)(tap_row % k), kx0 = (int)(blockIdx.y % chunks) * DW_TAPS;
     size_t lo, hi;
     batch_slice(batch, splits, slice, &lo, &hi);
-    double acc = 0.0;
+    double acc[DW_TAPS];
+#pragma unroll
+    for (int t = 0; t < DW_TAPS; ++t) acc[t] = 0.0;
+    // A thread's outputs r = threadIdx.x + n·blockDim.x as (oy, ox), advanced by (dy, dx).
+    unsigned n_out = oh * ow, dy = blockDim.x / ow, dx = blockDim.x % ow;
     for (size_t b = lo; b < hi; ++b) {
         size_t plane = b * c + ch;
         const T* src = x + plane * h * wd;
-        const T* go = g + plane * oh * ow;
-        for (unsigned r = threadIdx.x; r < oh * ow; r += blockDim.x) {
-            int oy = r / ow, ox = r % ow;
-            int iy = oy * (int)s + ky - (int)p, ix = ox * (int)s + kx - (int)p;
-            if (iy < 0 || iy >= (int)h || ix < 0 || ix >= (int)wd) continue;
-            acc += (double)go[r] * (double)src[iy * wd + ix];
+        const T* go = g + plane * n_out;
+        unsigned oy = threadIdx.x / ow, ox = threadIdx.x % ow;
+        for (unsigned r = threadIdx.x; r < n_out; r += blockDim.x) {
+            int iy = (int)(oy * s) + ky - (int)p;
+            if (iy >= 0 && iy < (int)h) {
+                double gv = (double)go[r];
+                const T* row = src + iy * (int)wd;
+                int ix0 = (int)(ox * s) - (int)p + kx0;
+#pragma unroll
+                for (int t = 0; t < DW_TAPS; ++t) {
+                    int ix = ix0 + t;
+                    if (kx0 + t < (int)k && ix >= 0 && ix < (int)wd) acc[t] += gv * (double)row[ix];
+                }
+            }
+            oy += dy;
+            ox += dx;
+            if (ox >= ow) {
+                ox -= ow;
+                ++oy;
+            }
         }
     }
-    acc = block_sum(acc);
-    if (threadIdx.x == 0) part[row * splits + slice] = acc;
+#pragma unroll
+    for (int t = 0; t < DW_TAPS; ++t) {
+        if (kx0 + t < (int)k) {  // the same for every thread of the block
+            double v = block_sum(acc[t]);
+            if (threadIdx.x == 0) part[(tap_row * k + kx0 + t) * splits + slice] = v;
+        }
+    }
 }
 
 // One thread per weight: the sum of its slices.

@@ -1,0 +1,119 @@
+// A host build of depthwise.cu's per-thread bodies (no GPU), against plain references: the
+// forward pass and the input gradient (one thread walks every index), and the weight gradient's
+// partial sums, with each block's threads run one after the other (the last thread first, so
+// that thread 0, which writes the block's sum, comes last) and the block reduction emulated:
+// several block widths (narrower and wider than an output row, which the kernel's stepping
+// through its outputs must handle), kernel sizes 1 to 9 (9: two chunks of taps), strides 1 and
+// 2, batch slices 1 to 3. Races, the shuffles of the real reduction and the launch need a GPU
+// (check-device's depthwise cases). Run by hand from the repository root:
+//
+//   g++ -std=c++17 -w tests/gpu/host_depthwise.cpp -o /tmp/host_depthwise && /tmp/host_depthwise
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdio>
+#include <vector>
+using std::max;
+using std::min;
+#define __device__
+#define __global__
+#define __host__
+#define __shared__ static
+struct D3 { unsigned x, y, z; };
+static D3 blockIdx{0, 0, 0}, threadIdx{0, 0, 0}, blockDim{1, 1, 1}, gridDim{1, 1, 1};
+static inline void __syncthreads() {}
+template <class T> T __shfl_down_sync(unsigned, T v, int) { return 0; }
+template <class T> T __shfl_xor_sync(unsigned, T v, int) { return 0; }
+#include "../../crates/scfnet-kernels/src/cuda/common.cuh"
+// The block reduction, emulated over threads run one after the other: the n-th call of a thread
+// adds its value to the n-th sum of the block and returns the sum so far (the whole block's for
+// the thread that runs last).
+static std::vector<double> block_sums;
+static size_t block_call = 0;
+static double emulated_block_sum(double v) {
+  if (block_call >= block_sums.size()) block_sums.resize(block_call + 1, 0.0);
+  block_sums[block_call] += v;
+  return block_sums[block_call++];
+}
+#define block_sum emulated_block_sum
+#include "../../crates/scfnet-kernels/src/cuda/depthwise.cu"
+
+int main() {
+  int fails = 0, cases = 0;
+  struct G { unsigned k, s, p; } gs[] = {{3, 1, 1}, {3, 2, 1}, {5, 1, 2}, {5, 2, 2}, {1, 1, 0},
+                                         {7, 1, 3}, {9, 2, 4}, {3, 1, 0}, {2, 2, 0}};
+  unsigned sizes[][2] = {{9, 7}, {16, 5}, {4, 11}};
+  unsigned widths[] = {1, 4, 32, 37};
+  const unsigned B = 5, C = 3;
+  for (auto hw : sizes)
+    for (auto g : gs) {
+      unsigned h = hw[0], w = hw[1];
+      if (h + 2 * g.p < g.k || w + 2 * g.p < g.k) continue;
+      unsigned oh = (h + 2 * g.p - g.k) / g.s + 1, ow = (w + 2 * g.p - g.k) / g.s + 1;
+      unsigned kk = g.k * g.k;
+      std::vector<double> x(B * C * h * w), wt(C * kk), go(B * C * oh * ow);
+      for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.7 * i) + 0.25;
+      for (size_t i = 0; i < wt.size(); ++i) wt[i] = std::cos(1.3 * i);
+      for (size_t i = 0; i < go.size(); ++i) go[i] = std::cos(0.37 * i) - 0.1;
+      // References: each tap's contributions, summed in plain loops.
+      std::vector<double> y_ref(go.size(), 0.0), dx_ref(x.size(), 0.0), dw_ref(C * kk, 0.0);
+      std::vector<std::vector<double>> dw_per_image(B, std::vector<double>(C * kk, 0.0));
+      for (unsigned b = 0; b < B; ++b)
+        for (unsigned c = 0; c < C; ++c)
+          for (unsigned oy = 0; oy < oh; ++oy)
+            for (unsigned ox = 0; ox < ow; ++ox)
+              for (unsigned ky = 0; ky < g.k; ++ky)
+                for (unsigned kx = 0; kx < g.k; ++kx) {
+                  int iy = (int)(oy * g.s + ky) - (int)g.p, ix = (int)(ox * g.s + kx) - (int)g.p;
+                  if (iy < 0 || iy >= (int)h || ix < 0 || ix >= (int)w) continue;
+                  size_t xi = ((size_t)(b * C + c) * h + iy) * w + ix;
+                  size_t oi = ((size_t)(b * C + c) * oh + oy) * ow + ox;
+                  y_ref[oi] += wt[c * kk + ky * g.k + kx] * x[xi];
+                  dx_ref[xi] += wt[c * kk + ky * g.k + kx] * go[oi];
+                  dw_per_image[b][c * kk + ky * g.k + kx] += go[oi] * x[xi];
+                }
+      auto close = [](double a, double e) { return std::fabs(a - e) <= 1e-12 * (1.0 + std::fabs(e)); };
+      ++cases;
+      std::vector<double> y(go.size(), -9), dx(x.size(), -9);
+      dw_fwd<double>(x.data(), wt.data(), y.data(), B * C, C, h, w, oh, ow, g.k, g.s, g.p);
+      dw_grad_input<double>(go.data(), wt.data(), dx.data(), B * C, C, h, w, oh, ow, g.k, g.s, g.p);
+      for (size_t i = 0; i < y.size(); ++i)
+        if (!close(y[i], y_ref[i]) && fails++ < 8)
+          printf("fwd %ux%u k%u s%u p%u: %zu %g != %g\n", h, w, g.k, g.s, g.p, i, y[i], y_ref[i]);
+      for (size_t i = 0; i < dx.size(); ++i)
+        if (!close(dx[i], dx_ref[i]) && fails++ < 8)
+          printf("grad-input %ux%u k%u s%u p%u: %zu %g != %g\n", h, w, g.k, g.s, g.p, i, dx[i], dx_ref[i]);
+      // The weight gradient: every block width and number of slices.
+      unsigned chunks = (g.k + DW_TAPS - 1) / DW_TAPS;
+      for (unsigned width : widths)
+        for (size_t splits = 1; splits <= 3; ++splits) {
+          ++cases;
+          std::vector<double> part(C * kk * splits, -9), dw(C * kk, -9);
+          blockDim = {width, 1, 1};
+          for (unsigned slice = 0; slice < splits; ++slice)
+            for (unsigned row = 0; row < C * g.k * chunks; ++row) {
+              blockIdx = {slice, row, 0};
+              block_sums.clear();
+              for (int t = (int)width - 1; t >= 0; --t) {
+                threadIdx = {(unsigned)t, 0, 0};
+                block_call = 0;
+                dw_grad_weight_partials<double>(x.data(), go.data(), part.data(), B, C, h, w, oh,
+                                                ow, g.k, g.s, g.p, splits);
+              }
+            }
+          blockIdx = {0, 0, 0};
+          threadIdx = {0, 0, 0};
+          blockDim = {1, 1, 1};
+          dw_grad_weight_finish<double>(part.data(), dw.data(), C * kk, splits);
+          for (size_t r = 0; r < C * kk; ++r) {
+            double e = 0.0;
+            for (unsigned b = 0; b < B; ++b) e += dw_per_image[b][r];
+            if (!close(dw[r], e) && fails++ < 8)
+              printf("grad-weight %ux%u k%u s%u p%u width %u splits %zu: weight %zu %g != %g\n", h,
+                     w, g.k, g.s, g.p, width, splits, r, dw[r], e);
+          }
+        }
+    }
+  printf("%d cases, %d mismatches\n", cases, fails);
+  return fails != 0;
+}
