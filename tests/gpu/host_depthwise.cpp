@@ -1,5 +1,6 @@
 // A host build of depthwise.cu's per-thread bodies (no GPU), against plain references: the
-// forward pass and the input gradient (one thread walks every index), and the weight gradient's
+// forward pass and the input gradient (one thread walks every index; the any-size code and the
+// code compiled for 3×3 and 5×5 filters), and the weight gradient's
 // partial sums, with each block's threads run one after the other (the last thread first, so
 // that thread 0, which writes the block's sum, comes last) and the block reduction emulated:
 // several block widths (narrower and wider than an output row, which the kernel's stepping
@@ -73,16 +74,26 @@ int main() {
                   dw_per_image[b][c * kk + ky * g.k + kx] += go[oi] * x[xi];
                 }
       auto close = [](double a, double e) { return std::fabs(a - e) <= 1e-12 * (1.0 + std::fabs(e)); };
-      ++cases;
-      std::vector<double> y(go.size(), -9), dx(x.size(), -9);
-      dw_fwd<double>(x.data(), wt.data(), y.data(), B * C, C, h, w, oh, ow, g.k, g.s, g.p);
-      dw_grad_input<double>(go.data(), wt.data(), dx.data(), B * C, C, h, w, oh, ow, g.k, g.s, g.p);
-      for (size_t i = 0; i < y.size(); ++i)
-        if (!close(y[i], y_ref[i]) && fails++ < 8)
-          printf("fwd %ux%u k%u s%u p%u: %zu %g != %g\n", h, w, g.k, g.s, g.p, i, y[i], y_ref[i]);
-      for (size_t i = 0; i < dx.size(); ++i)
-        if (!close(dx[i], dx_ref[i]) && fails++ < 8)
-          printf("grad-input %ux%u k%u s%u p%u: %zu %g != %g\n", h, w, g.k, g.s, g.p, i, dx[i], dx_ref[i]);
+      // The forward pass and the input gradient: the any-size code, and the one compiled for
+      // the filter's size where there is one (K = 3, 5).
+      auto check = [&](const char* what, unsigned compiled, const std::vector<double>& a,
+                       const std::vector<double>& e) {
+        for (size_t i = 0; i < a.size(); ++i)
+          if (!close(a[i], e[i]) && fails++ < 8)
+            printf("%s (K = %u) %ux%u k%u s%u p%u: %zu %g != %g\n", what, compiled, h, w, g.k, g.s,
+                   g.p, i, a[i], e[i]);
+      };
+      auto run = [&](auto fwd, auto grad_input, unsigned compiled) {
+        ++cases;
+        std::vector<double> y(go.size(), -9), dx(x.size(), -9);
+        fwd(x.data(), wt.data(), y.data(), B * C, C, h, w, oh, ow, g.k, g.s, g.p);
+        grad_input(go.data(), wt.data(), dx.data(), B * C, C, h, w, oh, ow, g.k, g.s, g.p);
+        check("fwd", compiled, y, y_ref);
+        check("grad-input", compiled, dx, dx_ref);
+      };
+      run(dw_fwd<double, 0>, dw_grad_input<double, 0>, 0);
+      if (g.k == 3) run(dw_fwd<double, 3>, dw_grad_input<double, 3>, 3);
+      if (g.k == 5) run(dw_fwd<double, 5>, dw_grad_input<double, 5>, 5);
       // The weight gradient: every block width and number of slices.
       unsigned chunks = (g.k + DW_TAPS - 1) / DW_TAPS;
       for (unsigned width : widths)

@@ -3,22 +3,39 @@
 // (B, C, H, W); the weight is (C, 1, k, k). Planes (b, c) along the grid's y, pixels along x.
 #include "common.cuh"
 
-// One thread per output pixel: Σ over ky then kx of w·in, padding taps skipped.
-template <typename T>
+// The forward pass and the input gradient are templates on K, the filter size when it is
+// known at compile time (3 and 5, the networks' sizes: loops unrolled, the weights' offsets
+// constant) or 0 for any other size (then read from `k_any`); the kernels pick one by k.
+
+// One thread per output pixel: Σ over ky then kx of w·in, padding taps skipped. A window wholly
+// inside the image (most of them) takes no test per tap.
+template <typename T, int K>
 __device__ void dw_fwd(const T* x, const T* w, T* y, size_t planes, size_t c, unsigned h,
-                       unsigned wd, unsigned oh, unsigned ow, unsigned k, unsigned s, unsigned p) {
+                       unsigned wd, unsigned oh, unsigned ow, unsigned k_any, unsigned s,
+                       unsigned p) {
+    const int k = K > 0 ? K : (int)k_any;
     FOR_EACH_PLANE_ELEMENT(plane, r, planes, oh * ow) {
-        int oy = r / ow, ox = r % ow;
+        int iy0 = (int)(r / ow * s) - (int)p, ix0 = (int)(r % ow * s) - (int)p;
         const T* src = x + plane * h * wd;
         const T* f = w + (plane % c) * k * k;
         T acc = (T)0;
-        for (int ky = 0; ky < (int)k; ++ky) {
-            int iy = oy * (int)s + ky - (int)p;
-            if (iy < 0 || iy >= (int)h) continue;
-            for (int kx = 0; kx < (int)k; ++kx) {
-                int ix = ox * (int)s + kx - (int)p;
-                if (ix < 0 || ix >= (int)wd) continue;
-                acc += f[ky * k + kx] * src[iy * wd + ix];
+        if (iy0 >= 0 && ix0 >= 0 && iy0 + k <= (int)h && ix0 + k <= (int)wd) {
+            const T* at = src + iy0 * (int)wd + ix0;
+#pragma unroll
+            for (int ky = 0; ky < k; ++ky)
+#pragma unroll
+                for (int kx = 0; kx < k; ++kx) acc += f[ky * k + kx] * at[ky * (int)wd + kx];
+        } else {
+#pragma unroll
+            for (int ky = 0; ky < k; ++ky) {
+                int iy = iy0 + ky;
+                if (iy < 0 || iy >= (int)h) continue;
+#pragma unroll
+                for (int kx = 0; kx < k; ++kx) {
+                    int ix = ix0 + kx;
+                    if (ix < 0 || ix >= (int)wd) continue;
+                    acc += f[ky * k + kx] * src[iy * (int)wd + ix];
+                }
             }
         }
         y[plane * oh * ow + r] = acc;
@@ -26,11 +43,13 @@ __device__ void dw_fwd(const T* x, const T* w, T* y, size_t planes, size_t c, un
 }
 
 // One thread per input pixel: Σ over the taps that read it (ky then kx ascending, as the CPU)
-// of w·gradient (a gather, no atomics).
-template <typename T>
+// of w·gradient (a gather, no atomics). The covering outputs, from the last down, are at most
+// k along each axis.
+template <typename T, int K>
 __device__ void dw_grad_input(const T* g, const T* w, T* dx, size_t planes, size_t c,
-                              unsigned h, unsigned wd, unsigned oh, unsigned ow, unsigned k,
+                              unsigned h, unsigned wd, unsigned oh, unsigned ow, unsigned k_any,
                               unsigned s, unsigned p) {
+    const int k = K > 0 ? K : (int)k_any;
     FOR_EACH_PLANE_ELEMENT(plane, r, planes, h * wd) {
         int iy = r / wd, ix = r % wd;
         const T* go = g + plane * oh * ow;
@@ -39,11 +58,17 @@ __device__ void dw_grad_input(const T* g, const T* w, T* dx, size_t planes, size
         covering(iy, k, s, p, 1, oh, &y_hi, &y_lo);
         covering(ix, k, s, p, 1, ow, &x_hi, &x_lo);
         T acc = (T)0;
-        for (int oy = y_hi; oy >= y_lo; --oy) {
+#pragma unroll
+        for (int ty = 0; ty < k; ++ty) {
+            int oy = y_hi - ty;
+            if (oy < y_lo) break;
             int ky = iy + (int)p - oy * (int)s;
-            for (int ox = x_hi; ox >= x_lo; --ox) {
+#pragma unroll
+            for (int tx = 0; tx < k; ++tx) {
+                int ox = x_hi - tx;
+                if (ox < x_lo) break;
                 int kx = ix + (int)p - ox * (int)s;
-                acc += f[ky * k + kx] * go[oy * ow + ox];
+                acc += f[ky * k + kx] * go[oy * (int)ow + ox];
             }
         }
         dx[plane * h * wd + r] = acc;
@@ -119,17 +144,26 @@ __device__ void dw_grad_weight_finish(const double* part, T* dw, size_t rows, si
     }
 }
 
+// The filter sizes the forward pass and the input gradient are compiled for, else any size.
+#define DW_BY_SIZE(f, T, ...)                                 \
+    if (k == 3)                                               \
+        f<T, 3>(__VA_ARGS__);                                 \
+    else if (k == 5)                                          \
+        f<T, 5>(__VA_ARGS__);                                 \
+    else                                                      \
+        f<T, 0>(__VA_ARGS__);
+
 #define DEPTHWISE_KERNELS(T, SUFFIX)                                                             \
     extern "C" __global__ void dw_fwd_##SUFFIX(const T* x, const T* w, T* y, size_t planes,      \
                                                size_t c, size_t h, size_t wd, size_t oh,         \
                                                size_t ow, size_t k, size_t s, size_t p) {        \
-        dw_fwd<T>(x, w, y, planes, c, h, wd, oh, ow, k, s, p);                                   \
+        DW_BY_SIZE(dw_fwd, T, x, w, y, planes, c, h, wd, oh, ow, k, s, p)                        \
     }                                                                                            \
     extern "C" __global__ void dw_grad_input_##SUFFIX(const T* g, const T* w, T* dx,             \
                                                       size_t planes, size_t c, size_t h,         \
                                                       size_t wd, size_t oh, size_t ow, size_t k, \
                                                       size_t s, size_t p) {                      \
-        dw_grad_input<T>(g, w, dx, planes, c, h, wd, oh, ow, k, s, p);                           \
+        DW_BY_SIZE(dw_grad_input, T, g, w, dx, planes, c, h, wd, oh, ow, k, s, p)                \
     }                                                                                            \
     extern "C" __global__ void dw_grad_weight_partials_##SUFFIX(                                 \
         const T* x, const T* g, double* part, size_t batch, size_t c, size_t h, size_t wd,       \
