@@ -274,7 +274,9 @@ impl ConvBnAct {
     }
 
     /// `then(forward_t(x, train) + residual)`: a block's output with its shortcut, the addition
-    /// fused into the convolution's kernel in eval mode once folded.
+    /// fused into the convolution's kernel in eval mode once folded, and into the BatchNorm's
+    /// normalisation in training where the block has no activation of its own
+    /// ([`BatchNorm::forward_t_residual`]).
     pub fn forward_t_residual(
         &self,
         x: &Tensor,
@@ -284,6 +286,11 @@ impl ConvBnAct {
     ) -> Result<Tensor> {
         if let (Some(f), false) = (&self.folded, train) {
             return f.forward_residual(x, residual, then);
+        }
+        if train && self.act == Activation::None {
+            return self
+                .bn
+                .forward_t_residual(&self.conv.forward(x)?, residual, then, train);
         }
         then.apply(&(self.forward_t(x, train)? + residual)?)
     }

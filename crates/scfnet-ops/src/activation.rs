@@ -69,6 +69,8 @@ enum Kind {
     HardSwish,
     /// `clip(slope · x + offset, 0, 1)`.
     HardSigmoid { slope: f64, offset: f64 },
+    /// ReLU seen from its output `y` (only its gradient is taken): slope 1 where `y > 0`.
+    ReluOfOutput,
 }
 
 impl Kind {
@@ -78,6 +80,7 @@ impl Kind {
         match self {
             Kind::HardSwish => (0, 0.0, 0.0),
             Kind::HardSigmoid { slope, offset } => (1, slope, offset),
+            Kind::ReluOfOutput => (2, 0.0, 0.0),
         }
     }
 
@@ -96,6 +99,7 @@ impl Kind {
             Kind::HardSigmoid { slope, offset } => {
                 clip(T::from_f64(slope) * x + T::from_f64(offset), T::ONE)
             }
+            Kind::ReluOfOutput => x.max(T::ZERO),
         }
     }
 
@@ -121,6 +125,13 @@ impl Kind {
                     T::ZERO
                 }
             }
+            Kind::ReluOfOutput => {
+                if x > T::ZERO {
+                    T::ONE
+                } else {
+                    T::ZERO
+                }
+            }
         }
     }
 }
@@ -133,6 +144,7 @@ impl CustomOp1 for Piecewise {
         match self.0 {
             Kind::HardSwish => "hard-swish",
             Kind::HardSigmoid { .. } => "hard-sigmoid",
+            Kind::ReluOfOutput => "relu",
         }
     }
 
@@ -238,6 +250,17 @@ impl CustomOp2 for ActivationGrad {
         )?;
         Ok((out, l1.shape().clone()))
     }
+}
+
+/// The gradient through a ReLU from its output `y` and the output's gradient `dy` (same
+/// shape): `dy` where `y > 0`, else 0 (PyTorch's `threshold_backward`; candle's ReLU, from its
+/// input, passes the gradient at exactly 0 too). For fused ops that keep only the output.
+pub(crate) fn relu_grad_from_output(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    if !uses_own_kernels(y) {
+        return dy * y.gt(0.0)?.to_dtype(dy.dtype())?;
+    }
+    y.contiguous()?
+        .apply_op2_no_bwd(&dy.contiguous()?, &ActivationGrad(Kind::ReluOfOutput))
 }
 
 /// Hard-swish `x · clip(x + 3, 0, 6) / 6` (MobileNetV3), differentiable, any shape.

@@ -103,23 +103,49 @@ impl BatchNorm {
         act.apply(&self.forward_t(x, train)?)
     }
 
+    /// `act(self(x) + residual)`, `residual` of `x`'s shape: in training, where this crate has
+    /// kernels and `act` is none or ReLU, one op (normalisation, addition and activation in one
+    /// pass; the backward takes ReLU's slope from the output, 0 where it is 0, as PyTorch's
+    /// `threshold_backward`), so neither the normalised map nor the sum is stored; otherwise the
+    /// BatchNorm, the addition, then [`Activation::apply`]. ResNet's blocks end so.
+    pub fn forward_t_residual(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        act: Activation,
+        train: bool,
+    ) -> Result<Tensor> {
+        if train
+            && matches!(act, Activation::None | Activation::Relu)
+            && uses_own_kernels(x)
+            && residual.shape() == x.shape()
+        {
+            crate::macs::add_batch_norm(x.elem_count());
+            let c = x.dim(1)?;
+            let x = x.contiguous()?;
+            let stats = self.batch_statistics(&x)?;
+            let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;
+            let params = Tensor::cat(&[&affine, &stats.to_dtype(x.dtype())?], 0)?;
+            return x.apply_op3(
+                &params,
+                &residual.contiguous()?,
+                BnResidual {
+                    eps: self.eps,
+                    channels: c,
+                    act,
+                },
+            );
+        }
+        act.apply(&(self.forward_t(x, train)? + residual)?)
+    }
+
     fn forward_train(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        let (b, c, h, w) = x.dims4()?;
-        let n = (b * h * w) as f64;
+        let c = x.dim(1)?;
         if !uses_own_kernels(x) {
             return act.apply(&self.forward_train_composed(x)?);
         }
         let x = x.contiguous()?;
-        // (2, C): batch mean and biased variance.
-        let stats = x.detach().apply_op1_no_bwd(&ChannelStats)?;
-        let mean = stats.get(0)?;
-        let var = stats.get(1)?;
-        let m = self.momentum;
-        self.running_mean
-            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (&mean * m)?)?)?;
-        let unbiased = self.variance_weight(n);
-        self.running_var
-            .set(&((self.running_var.as_tensor() * (1.0 - m))? + (&var * unbiased)?)?)?;
+        let stats = self.batch_statistics(&x)?;
         let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;
         x.apply_op3(
             &affine,
@@ -131,6 +157,23 @@ impl BatchNorm {
                 act,
             },
         )
+    }
+
+    /// The batch mean and biased variance of a contiguous `x`, `(2, C)`, with the running
+    /// statistics updated from them (the kernels' path).
+    fn batch_statistics(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, _, h, w) = x.dims4()?;
+        let n = (b * h * w) as f64;
+        let stats = x.detach().apply_op1_no_bwd(&ChannelStats)?;
+        let mean = stats.get(0)?;
+        let var = stats.get(1)?;
+        let m = self.momentum;
+        self.running_mean
+            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (&mean * m)?)?)?;
+        let unbiased = self.variance_weight(n);
+        self.running_var
+            .set(&((self.running_var.as_tensor() * (1.0 - m))? + (&var * unbiased)?)?)?;
+        Ok(stats)
     }
 
     /// The same computation from candle operations (devices without the fused kernel).
@@ -291,10 +334,13 @@ fn coefficients<T: Real + Into<f64>>(
         .collect()
 }
 
+/// `act(x · scale + shift + residual)` per channel (`act(x · scale + shift)` without a
+/// residual), with the composition's roundings: the normalised value, then the sum, in `T`.
 fn bn_apply<T: Real + Into<f64>>(
     x: &[T],
     affine: &[T],
     stats: &[T],
+    residual: Option<&[T]>,
     (c, hw): (usize, usize),
     eps: f64,
     act: Activation,
@@ -306,15 +352,21 @@ fn bn_apply<T: Real + Into<f64>>(
         .enumerate()
         .for_each(|(i, (dst, src))| {
             let (s, t, _) = coef[i % c];
-            match act {
-                Activation::None => {
+            match (residual, act) {
+                (None, Activation::None) => {
                     for (d, &v) in dst.iter_mut().zip(src) {
                         *d = v * s + t;
                     }
                 }
-                _ => {
+                (None, _) => {
                     for (d, &v) in dst.iter_mut().zip(src) {
                         *d = act.value(v * s + t);
+                    }
+                }
+                (Some(r), _) => {
+                    let r = &r[i * hw..(i + 1) * hw];
+                    for ((d, &v), &rv) in dst.iter_mut().zip(src).zip(r) {
+                        *d = act.value((v * s + t) + rv);
                     }
                 }
             }
@@ -395,7 +447,7 @@ impl CustomOp3 for BnTrain {
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, h, w) = dims4(self.name(), l1)?;
         let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, affine, stats| {
-            bn_apply(x, affine, stats, (c, h * w), self.eps, self.act)
+            bn_apply(x, affine, stats, None, (c, h * w), self.eps, self.act)
         });
         Ok((out, l1.shape().clone()))
     }
@@ -459,6 +511,107 @@ impl CustomOp3 for BnTrain {
     }
 }
 
+/// `act(BatchNorm(x) + residual)` in training: inputs `x`, `params` = `[γ; β; mean; var]`
+/// `(4, C)` (the batch statistics), `residual`; `act` none or ReLU.
+struct BnResidual {
+    eps: f64,
+    channels: usize,
+    act: Activation,
+}
+
+impl CustomOp3 for BnResidual {
+    fn name(&self) -> &'static str {
+        "batch-norm-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, c, h, w) = dims4(self.name(), l1)?;
+        if l3.shape() != l1.shape() {
+            candle_core::bail!(
+                "{}: residual {:?} and input {:?} differ in shape",
+                self.name(),
+                l3.shape(),
+                l1.shape()
+            );
+        }
+        let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, params, r| {
+            let (affine, stats) = params.split_at(2 * c);
+            bn_apply(x, affine, stats, Some(r), (c, h * w), self.eps, self.act)
+        });
+        Ok((out, l1.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let (_, c, h, w) = dims4(self.name(), l1)?;
+        if l3.shape() != l1.shape() {
+            candle_core::bail!(
+                "{}: residual {:?} and input {:?} differ in shape",
+                self.name(),
+                l3.shape(),
+                l1.shape()
+            );
+        }
+        let out =
+            cuda::apply_residual((s1, l1), (s2, l2), (s3, l3), (c, h * w), self.eps, self.act)?;
+        Ok((out, l1.shape().clone()))
+    }
+
+    /// The slope of the activation from the output `y` (ReLU: 1 where `y > 0`), then the
+    /// BatchNorm's backward of that gradient; the residual's gradient is the same.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        residual: &Tensor,
+        y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let c = self.channels;
+        let g = match self.act {
+            Activation::Relu => crate::activation::relu_grad_from_output(y, dy)?,
+            _ => dy.contiguous()?,
+        };
+        let packed = x.apply_op3_no_bwd(
+            &g,
+            &params.contiguous()?,
+            &BnBackward {
+                eps: self.eps,
+                channels: c,
+                act: Activation::None,
+            },
+        )?;
+        let n = x.elem_count();
+        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        // The statistics' rows get no gradient (the backward above goes through them).
+        let dparams = Tensor::cat(
+            &[
+                &packed.narrow(0, n, 2 * c)?.reshape((2, c))?,
+                &Tensor::zeros((2, c), x.dtype(), x.device())?,
+            ],
+            0,
+        )?;
+        let dr = residual.track_op().then_some(g);
+        Ok((Some(dx), Some(dparams), dr))
+    }
+}
+
 struct BnBackward {
     eps: f64,
     channels: usize,
@@ -514,6 +667,7 @@ impl CustomOp3 for BnBackward {
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;
+    use candle_core::cuda_backend::cudarc::driver::CudaView;
     use candle_core::{CudaStorage, Layout, Result};
     use scfnet_kernels::ptx::BATCH_NORM;
     use scfnet_kernels::{batch_slices, blocks, launch};
@@ -562,30 +716,83 @@ mod cuda {
         by_float!(
             "batch-norm apply",
             x.0,
-            apply_typed(x, affine, stats, dims, eps, act)
+            apply_typed(x, affine, stats, None, dims, eps, act)
         )
     }
 
+    /// `act(x · scale + shift + residual)` per channel, `params` = `[γ; β; mean; var]`.
+    pub(super) fn apply_residual(
+        x: (&CudaStorage, &Layout),
+        params: (&CudaStorage, &Layout),
+        residual: (&CudaStorage, &Layout),
+        (c, hw): (usize, usize),
+        eps: f64,
+        act: Activation,
+    ) -> Result<CudaStorage> {
+        by_float!(
+            "batch-norm apply",
+            x.0,
+            apply_residual_typed(x, params, residual, (c, hw), eps, act)
+        )
+    }
+
+    fn apply_residual_typed<T: GpuFloat>(
+        x: (&CudaStorage, &Layout),
+        (ps, pl): (&CudaStorage, &Layout),
+        residual: (&CudaStorage, &Layout),
+        (c, hw): (usize, usize),
+        eps: f64,
+        act: Activation,
+    ) -> Result<CudaStorage> {
+        let params = view::<T>(OP, ps, pl)?;
+        let (affine, stats) = (params.slice(0..2 * c), params.slice(2 * c..4 * c));
+        apply_views(x, &affine, &stats, Some(residual), (c, hw), eps, act)
+    }
+
     fn apply_typed<T: GpuFloat>(
-        (xs, xl): (&CudaStorage, &Layout),
+        x: (&CudaStorage, &Layout),
         (a_s, al): (&CudaStorage, &Layout),
         (ss, sl): (&CudaStorage, &Layout),
+        residual: Option<(&CudaStorage, &Layout)>,
+        dims: (usize, usize),
+        eps: f64,
+        act: Activation,
+    ) -> Result<CudaStorage> {
+        let (affine, stats) = (view::<T>(OP, a_s, al)?, view::<T>(OP, ss, sl)?);
+        apply_views(x, &affine, &stats, residual, dims, eps, act)
+    }
+
+    /// The coefficients of every channel (`bn_coefficients`), then the normalisation with the
+    /// activation, adding `residual` when there is one (`bn_apply`, `bn_apply_residual`).
+    fn apply_views<T: GpuFloat>(
+        (xs, xl): (&CudaStorage, &Layout),
+        affine: &CudaView<'_, T>,
+        stats: &CudaView<'_, T>,
+        residual: Option<(&CudaStorage, &Layout)>,
         (c, hw): (usize, usize),
         eps: f64,
         act: Activation,
     ) -> Result<CudaStorage> {
         let act = act.code();
         let dev = xs.device();
-        let (x, affine, stats) = (
-            view::<T>(OP, xs, xl)?,
-            view::<T>(OP, a_s, al)?,
-            view::<T>(OP, ss, sl)?,
-        );
+        let x = view::<T>(OP, xs, xl)?;
         let total = xl.shape().elem_count();
         let planes = total / hw.max(1);
+        let config = per_plane(OP, planes, hw)?;
+        // Scale and shift per channel, once: no division or square root per element.
+        let mut coef = output::<T>(dev, 2 * c)?;
+        launch!(dev, BATCH_NORM, kernel::<T>("bn_coefficients"), config: per_element(c),
+            args: [affine, stats, &mut coef, &eps, &c]);
         let mut y = output::<T>(dev, total)?;
-        launch!(dev, BATCH_NORM, kernel::<T>("bn_apply"), config: per_plane(OP, planes, hw)?,
-            args: [&x, &affine, &stats, &mut y, &eps, &planes, &c, &hw, &act]);
+        match residual {
+            None => launch!(dev, BATCH_NORM, kernel::<T>("bn_apply"), config: config,
+                args: [&x, &coef, &mut y, &planes, &c, &hw, &act]),
+            Some((rs, rl)) => {
+                let r = view::<T>(OP, rs, rl)?;
+                launch!(dev, BATCH_NORM, kernel::<T>("bn_apply_residual"), config: config,
+                    args: [&x, &coef, &r, &mut y, &planes, &c, &hw, &act]);
+            }
+        }
         Ok(wrap(xs, y))
     }
 
@@ -626,12 +833,13 @@ mod cuda {
         let mut part = output::<f64>(dev, 2 * c * splits)?;
         launch!(dev, BATCH_NORM, kernel::<T>("bn_grad_partials"), config: blocks((splits, c), 256),
             args: [&x, &dy, &params, &mut part, &eps, &b, &c, &hw, &splits, &act]);
-        let mut sums = output::<f64>(dev, 2 * c)?;
+        // Per channel: dγ, dβ, and the coefficients of the input gradient (7 each).
+        let mut coef = output::<f64>(dev, 7 * c)?;
         let mut out = output::<T>(dev, total + 2 * c)?;
         launch!(dev, BATCH_NORM, kernel::<T>("bn_grad_finish"), config: per_element(c),
-            args: [&part, &mut sums, &mut out, &total, &c, &splits]);
+            args: [&part, &params, &mut coef, &mut out, &eps, &total, &c, &splits]);
         launch!(dev, BATCH_NORM, kernel::<T>("bn_grad_input"), config: config,
-            args: [&x, &dy, &params, &sums, &mut out, &eps, &planes, &c, &hw, &act]);
+            args: [&x, &dy, &coef, &mut out, &planes, &c, &hw, &act]);
         Ok(wrap(xs, out))
     }
 }

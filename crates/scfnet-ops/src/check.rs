@@ -9,7 +9,7 @@ use candle_nn::{Conv2d, Conv2dConfig, ModuleT, VarBuilder, VarMap};
 use crate::{
     bce_with_logits, conv2d, conv2d_im2col, depthwise_conv2d, gelu_erf, hard_sigmoid_paddle,
     hard_swish, layer_norm, max_pool2d, max_pool2d_same, resize_bilinear, softmax_last_dim,
-    ConvGeometry, DepthwiseConfig, Pool2d,
+    Activation, ConvGeometry, DepthwiseConfig, Pool2d,
 };
 
 /// The function a case evaluates on its inputs (tensors on the device under test).
@@ -206,6 +206,27 @@ pub fn op_cases() -> Vec<OpCase> {
             move |t| {
                 let bn = fixed_batch_norm(4, t[0].dtype(), t[0].device())?;
                 bn.forward_t(&(&t[0] + 1.0)?, train)
+            },
+        ));
+    }
+    // BatchNorm fused with its activation in training, and with a block's shortcut.
+    for act in [Activation::Relu, Activation::HardSwish] {
+        cases.push(case(
+            format!("batch-norm train + {act:?}"),
+            vec![input(&[3, 4, 5, 6], 16, 3.0)],
+            move |t| {
+                let bn = fixed_batch_norm(4, t[0].dtype(), t[0].device())?;
+                bn.forward_t_act(&(&t[0] + 1.0)?, act, true)
+            },
+        ));
+    }
+    for act in [Activation::None, Activation::Relu] {
+        cases.push(case(
+            format!("batch-norm train + residual + {act:?}"),
+            vec![input(&[3, 4, 5, 6], 17, 3.0), input(&[3, 4, 5, 6], 18, 1.0)],
+            move |t| {
+                let bn = fixed_batch_norm(4, t[0].dtype(), t[0].device())?;
+                bn.forward_t_residual(&(&t[0] + 1.0)?, &t[1], act, true)
             },
         ));
     }

@@ -118,3 +118,86 @@ fn eval_mode_matches_candle_nn_with_gradients_and_f32_works() {
     let mean = y.mean_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(mean.abs() < 1e-5, "{mean}");
 }
+
+/// A BatchNorm of ours on 5 channels in `dtype` with fixed non-trivial γ, β and running statistics.
+fn fixed(dtype: DType) -> (VarMap, scfnet_ops::BatchNorm) {
+    let dev = Device::Cpu;
+    let map = VarMap::new();
+    let bn = scfnet_ops::batch_norm(5, 1e-5, VarBuilder::from_varmap(&map, dtype, &dev)).unwrap();
+    for (i, name) in ["weight", "bias", "running_mean", "running_var"]
+        .iter()
+        .enumerate()
+    {
+        let v: Vec<f64> = (0..5).map(|c| 0.5 + 0.3 * ((c + i) as f64).sin()).collect();
+        let v = Tensor::from_vec(v, 5, &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        map.data().lock().unwrap()[*name].set(&v).unwrap();
+    }
+    (map, bn)
+}
+
+#[test]
+fn the_residual_op_is_the_composition_of_its_parts() {
+    use scfnet_ops::Activation;
+    let dev = Device::Cpu;
+    for dtype in [DType::F64, DType::F32] {
+        let tolerance = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+        let x0 = ((Tensor::randn(0f64, 1.0, (3, 5, 7, 6), &dev).unwrap() * 3.0).unwrap() + 2.0)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        let r0 = Tensor::randn(0f64, 1.0, (3, 5, 7, 6), &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        let w = Tensor::randn(0f64, 1.0, (3, 5, 7, 6), &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        for act in [Activation::None, Activation::Relu] {
+            let (map, bn) = fixed(dtype);
+            let mut runs = Vec::new();
+            for fused in [true, false] {
+                let (x, r) = (
+                    Var::from_tensor(&x0).unwrap(),
+                    Var::from_tensor(&r0).unwrap(),
+                );
+                let y = if fused {
+                    bn.forward_t_residual(x.as_tensor(), r.as_tensor(), act, true)
+                } else {
+                    act.apply(
+                        &(bn.forward_t(x.as_tensor(), true).unwrap() + r.as_tensor()).unwrap(),
+                    )
+                }
+                .unwrap();
+                let g = (&y * &w).unwrap().sum_all().unwrap().backward().unwrap();
+                let vars = map.data().lock().unwrap();
+                let grad = |t: &Tensor| g.get(t).unwrap().to_dtype(DType::F64).unwrap();
+                runs.push([
+                    y.to_dtype(DType::F64).unwrap(),
+                    grad(x.as_tensor()),
+                    grad(r.as_tensor()),
+                    grad(vars["weight"].as_tensor()),
+                    grad(vars["bias"].as_tensor()),
+                ]);
+            }
+            // The same roundings in the same order: the output is bit for bit the composition's.
+            let e = max_rel(&runs[0][0], &runs[1][0]);
+            assert_eq!(e, 0.0, "{dtype:?} {act:?} output");
+            for (i, what) in ["dx", "dresidual", "dgamma", "dbeta"].iter().enumerate() {
+                let e = max_rel(&runs[0][i + 1], &runs[1][i + 1]);
+                assert!(
+                    e < tolerance,
+                    "{dtype:?} {act:?} {what}: relative error {e:.2e}"
+                );
+            }
+            if act == Activation::Relu {
+                // The ReLU cut something off, so its slope was exercised.
+                let zeros = runs[0][0].eq(0.0).unwrap().to_dtype(DType::F64).unwrap();
+                assert!(zeros.sum_all().unwrap().to_scalar::<f64>().unwrap() > 10.0);
+            }
+        }
+    }
+}

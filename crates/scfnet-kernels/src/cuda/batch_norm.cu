@@ -67,21 +67,35 @@ __device__ void bn_stat_finish(const T* x, const double* part, T* stats, size_t 
     }
 }
 
-// y = x·scale + shift with scale = γ/√(var + ε), shift = β − mean·scale (from affine = [γ; β]
-// and stats = [mean; var], each (2, C)), rounded to T as the CPU kernel does.
+// coef = [scale; shift], (2, C): scale = γ/√(var + ε), shift = β − mean·scale (from affine =
+// [γ; β] and stats = [mean; var], each (2, C)), computed in double and rounded to T as the CPU
+// kernel does; one thread per channel, so that the per-element kernel below does no division or
+// square root (computed per element, they made it several times slower than its memory traffic).
 template <typename T>
-__device__ void bn_apply(const T* x, const T* affine, const T* stats, T* y, double eps,
-                         size_t planes, size_t c, unsigned hw, size_t act) {
-    for (size_t plane = blockIdx.y; plane < planes; plane += gridDim.y) {
-        size_t ch = plane % c;
+__device__ void bn_coefficients(const T* affine, const T* stats, T* coef, double eps, size_t c) {
+    FOR_EACH_INDEX(ch, c) {
         double g = (double)affine[ch], bt = (double)affine[c + ch];
         double inv = 1.0 / sqrt((double)stats[c + ch] + eps);
-        T scale = (T)(g * inv), shift = (T)(bt - (double)stats[ch] * g * inv);
+        coef[ch] = (T)(g * inv);
+        coef[c + ch] = (T)(bt - (double)stats[ch] * g * inv);
+    }
+}
+
+// y = act(x·scale + shift) per channel, with coef = [scale; shift] from bn_coefficients; with a
+// residual r (not null), y = act((x·scale + shift) + r), rounded as the composition rounds.
+template <typename T>
+__device__ void bn_apply(const T* x, const T* coef, const T* r, T* y, size_t planes, size_t c,
+                         unsigned hw, size_t act) {
+    for (size_t plane = blockIdx.y; plane < planes; plane += gridDim.y) {
+        size_t ch = plane % c;
+        T scale = coef[ch], shift = coef[c + ch];
         const T* src = x + plane * hw;
         T* dst = y + plane * hw;
         for (unsigned j = blockIdx.x * blockDim.x + threadIdx.x; j < hw;
              j += blockDim.x * gridDim.x) {
-            dst[j] = act_value<T>(act, src[j] * scale + shift);
+            T v = src[j] * scale + shift;
+            if (r != nullptr) v = v + r[plane * hw + j];
+            dst[j] = act_value<T>(act, v);
         }
     }
 }
@@ -114,37 +128,46 @@ __device__ void bn_grad_partials(const T* x, const T* dy, const T* params, doubl
     }
 }
 
-// sums[2·ch] = Σ dy, sums[2·ch + 1] = Σ dy·x̂; out[total + ch] = dγ, out[total + c + ch] = dβ.
+// Per channel, from the slices' partial sums: out[total + ch] = dγ = Σ dy·x̂ and
+// out[total + c + ch] = dβ = Σ dy, and the coefficients bn_grad_input needs, coef[7·ch + …]:
+// mean, inv = 1/√(var + ε), k = γ·inv, a = Σdy/n, m = Σ(dy·x̂)/n (n = B·H·W), and the
+// forward's scale and shift rounded to T (stored as doubles, exactly). Computed once per channel,
+// not per element.
 template <typename T>
-__device__ void bn_grad_finish(const double* part, double* sums, T* out, size_t total, size_t c,
-                               size_t splits) {
+__device__ void bn_grad_finish(const double* part, const T* params, double* coef, T* out,
+                               double eps, size_t total, size_t c, size_t splits) {
     FOR_EACH_INDEX(ch, c) {
         double sd = 0.0, sdx = 0.0;
         for (size_t k = 0; k < splits; ++k) {
             sd += part[(ch * splits + k) * 2];
             sdx += part[(ch * splits + k) * 2 + 1];
         }
-        sums[2 * ch] = sd;
-        sums[2 * ch + 1] = sdx;
         out[total + ch] = (T)sdx;
         out[total + c + ch] = (T)sd;
-    }
-}
-
-// dx = γ·inv·(dy − Σdy/n − x̂·Σ(dy·x̂)/n).
-template <typename T>
-__device__ void bn_grad_input(const T* x, const T* dy, const T* params, const double* sums,
-                              T* out, double eps, size_t planes, size_t c, unsigned hw,
-                              size_t act) {
-    double n = (double)(planes / c * hw);
-    for (size_t plane = blockIdx.y; plane < planes; plane += gridDim.y) {
-        size_t ch = plane % c;
+        double n = (double)(total / c);
         double mean = (double)params[2 * c + ch];
         double inv = 1.0 / sqrt((double)params[3 * c + ch] + eps);
         double k = (double)params[ch] * inv;
         double bt = (double)params[c + ch];
-        T scale = (T)k, shift = (T)(bt - mean * (double)params[ch] * inv);
-        double a = sums[2 * ch] / n, m = sums[2 * ch + 1] / n;
+        double* cf = coef + 7 * ch;
+        cf[0] = mean;
+        cf[1] = inv;
+        cf[2] = k;
+        cf[3] = sd / n;
+        cf[4] = sdx / n;
+        cf[5] = (double)(T)k;
+        cf[6] = (double)(T)(bt - mean * (double)params[ch] * inv);
+    }
+}
+
+// dx = γ·inv·(dy − Σdy/n − x̂·Σ(dy·x̂)/n), with the coefficients of bn_grad_finish.
+template <typename T>
+__device__ void bn_grad_input(const T* x, const T* dy, const double* coef, T* out,
+                              size_t planes, size_t c, unsigned hw, size_t act) {
+    for (size_t plane = blockIdx.y; plane < planes; plane += gridDim.y) {
+        const double* cf = coef + 7 * (plane % c);
+        double mean = cf[0], inv = cf[1], k = cf[2], a = cf[3], m = cf[4];
+        T scale = (T)cf[5], shift = (T)cf[6];
         size_t o = plane * hw;
         for (unsigned j = blockIdx.x * blockDim.x + threadIdx.x; j < hw;
              j += blockDim.x * gridDim.x) {
@@ -165,10 +188,18 @@ __device__ void bn_grad_input(const T* x, const T* dy, const T* params, const do
                                                        size_t splits) {                         \
         bn_stat_finish<T>(x, part, stats, b, c, hw, splits);                                    \
     }                                                                                           \
-    extern "C" __global__ void bn_apply_##SUFFIX(const T* x, const T* affine, const T* stats,   \
-                                                 T* y, double eps, size_t planes, size_t c,     \
-                                                 size_t hw, size_t act) {                       \
-        bn_apply<T>(x, affine, stats, y, eps, planes, c, hw, act);                              \
+    extern "C" __global__ void bn_coefficients_##SUFFIX(const T* affine, const T* stats,      \
+                                                        T* coef, double eps, size_t c) {        \
+        bn_coefficients<T>(affine, stats, coef, eps, c);                                        \
+    }                                                                                           \
+    extern "C" __global__ void bn_apply_##SUFFIX(const T* x, const T* coef, T* y, size_t planes, \
+                                                 size_t c, size_t hw, size_t act) {             \
+        bn_apply<T>(x, coef, nullptr, y, planes, c, hw, act);                                   \
+    }                                                                                           \
+    extern "C" __global__ void bn_apply_residual_##SUFFIX(const T* x, const T* coef,            \
+                                                          const T* r, T* y, size_t planes,      \
+                                                          size_t c, size_t hw, size_t act) {    \
+        bn_apply<T>(x, coef, r, y, planes, c, hw, act);                                         \
     }                                                                                           \
     extern "C" __global__ void bn_grad_partials_##SUFFIX(const T* x, const T* dy,               \
                                                          const T* params, double* part,         \
@@ -177,16 +208,16 @@ __device__ void bn_grad_input(const T* x, const T* dy, const T* params, const do
                                                          size_t act) {                          \
         bn_grad_partials<T>(x, dy, params, part, eps, b, c, hw, splits, act);                   \
     }                                                                                           \
-    extern "C" __global__ void bn_grad_finish_##SUFFIX(const double* part, double* sums,        \
-                                                       T* out, size_t total, size_t c,          \
-                                                       size_t splits) {                         \
-        bn_grad_finish<T>(part, sums, out, total, c, splits);                                   \
+    extern "C" __global__ void bn_grad_finish_##SUFFIX(const double* part, const T* params,     \
+                                                       double* coef, T* out, double eps,        \
+                                                       size_t total, size_t c, size_t splits) { \
+        bn_grad_finish<T>(part, params, coef, out, eps, total, c, splits);                      \
     }                                                                                           \
-    extern "C" __global__ void bn_grad_input_##SUFFIX(const T* x, const T* dy, const T* params, \
-                                                      const double* sums, T* out, double eps,   \
+    extern "C" __global__ void bn_grad_input_##SUFFIX(const T* x, const T* dy,                  \
+                                                      const double* coef, T* out,               \
                                                       size_t planes, size_t c, size_t hw,       \
                                                       size_t act) {                             \
-        bn_grad_input<T>(x, dy, params, sums, out, eps, planes, c, hw, act);                    \
+        bn_grad_input<T>(x, dy, coef, out, planes, c, hw, act);                                 \
     }
 
 BN_KERNELS(float, f32)
