@@ -7,7 +7,8 @@
 // threads one after the other (the last first, so that thread 0, which writes the block's sum,
 // comes last) with the block sum emulated; several block widths and batch slices. Races, the
 // shuffles of the real reduction and the launch need a GPU (check-device's BatchNorm cases).
-// Run by hand from the repository root:
+// CI builds and runs it (scfnet-kernels' test
+// `host_builds`); by hand, from the repository root:
 //
 //   g++ -std=c++17 -w tests/gpu/host_batch_norm.cpp -o /tmp/host_bn && /tmp/host_bn
 #include <algorithm>

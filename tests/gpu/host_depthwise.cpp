@@ -6,7 +6,8 @@
 // several block widths (narrower and wider than an output row, which the kernel's stepping
 // through its outputs must handle), kernel sizes 1 to 9 (9: two chunks of taps), strides 1 and
 // 2, batch slices 1 to 3. Races, the shuffles of the real reduction and the launch need a GPU
-// (check-device's depthwise cases). Run by hand from the repository root:
+// (check-device's depthwise cases). CI builds and runs it (scfnet-kernels' test
+// `host_builds`); by hand, from the repository root:
 //
 //   g++ -std=c++17 -w tests/gpu/host_depthwise.cpp -o /tmp/host_depthwise && /tmp/host_depthwise
 #include <algorithm>

@@ -3,7 +3,8 @@
 // either layout equals a plain scatter of the columns back onto the image; and with a 1×1
 // window the batch-wide layout transposes (B, Co, P) to (Co, B·P) and back, as the columns
 // convolution's batch products (columns_conv.rs) use it. Races and the launch itself need a GPU
-// (check-device's `[batch-columns]` cases). Run by hand from the repository root:
+// (check-device's `[batch-columns]` cases). CI builds and runs it (scfnet-kernels' test
+// `host_builds`); by hand, from the repository root:
 //
 //   g++ -std=c++17 -w tests/gpu/host_im2col.cpp -o /tmp/host_im2col && /tmp/host_im2col
 //

@@ -3,7 +3,8 @@
 // window in row-major order, a NaN wins, -inf padding), on values with ties and a plane holding
 // NaNs, for the networks' windows (the ResNet stem's 3x3/2) and the boundary loss's separable
 // same-size windows (1xk and kx1, stride 1). Races and the launch itself need a GPU
-// (check-device's max-pool cases). Run by hand from the repository root:
+// (check-device's max-pool cases). CI builds and runs it (scfnet-kernels' test
+// `host_builds`); by hand, from the repository root:
 //
 //   g++ -std=c++17 -w tests/gpu/host_pool.cpp -o /tmp/host_pool && /tmp/host_pool
 //
