@@ -11,52 +11,8 @@
 // `host_builds`); by hand, from the repository root:
 //
 //   g++ -std=c++17 -w tests/gpu/host_batch_norm.cpp -o /tmp/host_bn && /tmp/host_bn
-#include <algorithm>
-#include <cmath>
-#include <cstddef>
-#include <cstdio>
-#include <functional>
-#include <vector>
-using std::max;
-using std::min;
-#define __device__
-#define __global__
-#define __host__
-#define __shared__ static
-struct D3 { unsigned x, y, z; };
-static D3 blockIdx{0, 0, 0}, threadIdx{0, 0, 0}, blockDim{1, 1, 1}, gridDim{1, 1, 1};
-static inline void __syncthreads() {}
-template <class T> T __shfl_down_sync(unsigned, T v, int) { return 0; }
-template <class T> T __shfl_xor_sync(unsigned, T v, int) { return 0; }
-#include "../../crates/scfnet-kernels/src/cuda/common.cuh"
-static std::vector<double> block_sums;
-static size_t block_call = 0;
-static double emulated_block_sum(double v) {
-  if (block_call >= block_sums.size()) block_sums.resize(block_call + 1, 0.0);
-  block_sums[block_call] += v;
-  return block_sums[block_call++];
-}
-#define block_sum emulated_block_sum
+#include "host_cuda.h"
 #include "../../crates/scfnet-kernels/src/cuda/batch_norm.cu"
-
-// Runs `body` as the blocks (x < gx, y < gy) of `width` threads, each block's threads one after
-// the other, the last first.
-static void run_blocks(unsigned gx, unsigned gy, unsigned width, const std::function<void()>& body) {
-  blockDim = {width, 1, 1};
-  for (unsigned by = 0; by < gy; ++by)
-    for (unsigned bx = 0; bx < gx; ++bx) {
-      blockIdx = {bx, by, 0};
-      block_sums.clear();
-      for (int t = (int)width - 1; t >= 0; --t) {
-        threadIdx = {(unsigned)t, 0, 0};
-        block_call = 0;
-        body();
-      }
-    }
-  blockIdx = {0, 0, 0};
-  threadIdx = {0, 0, 0};
-  blockDim = {1, 1, 1};
-}
 
 // The activations and the derivatives the CPU kernel uses (activation.rs), in T.
 template <typename T>

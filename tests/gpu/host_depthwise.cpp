@@ -10,34 +10,7 @@
 // `host_builds`); by hand, from the repository root:
 //
 //   g++ -std=c++17 -w tests/gpu/host_depthwise.cpp -o /tmp/host_depthwise && /tmp/host_depthwise
-#include <algorithm>
-#include <cmath>
-#include <cstddef>
-#include <cstdio>
-#include <vector>
-using std::max;
-using std::min;
-#define __device__
-#define __global__
-#define __host__
-#define __shared__ static
-struct D3 { unsigned x, y, z; };
-static D3 blockIdx{0, 0, 0}, threadIdx{0, 0, 0}, blockDim{1, 1, 1}, gridDim{1, 1, 1};
-static inline void __syncthreads() {}
-template <class T> T __shfl_down_sync(unsigned, T v, int) { return 0; }
-template <class T> T __shfl_xor_sync(unsigned, T v, int) { return 0; }
-#include "../../crates/scfnet-kernels/src/cuda/common.cuh"
-// The block reduction, emulated over threads run one after the other: the n-th call of a thread
-// adds its value to the n-th sum of the block and returns the sum so far (the whole block's for
-// the thread that runs last).
-static std::vector<double> block_sums;
-static size_t block_call = 0;
-static double emulated_block_sum(double v) {
-  if (block_call >= block_sums.size()) block_sums.resize(block_call + 1, 0.0);
-  block_sums[block_call] += v;
-  return block_sums[block_call++];
-}
-#define block_sum emulated_block_sum
+#include "host_cuda.h"
 #include "../../crates/scfnet-kernels/src/cuda/depthwise.cu"
 
 int main() {
@@ -101,21 +74,10 @@ int main() {
         for (size_t splits = 1; splits <= 3; ++splits) {
           ++cases;
           std::vector<double> part(C * kk * splits, -9), dw(C * kk, -9);
-          blockDim = {width, 1, 1};
-          for (unsigned slice = 0; slice < splits; ++slice)
-            for (unsigned row = 0; row < C * g.k * chunks; ++row) {
-              blockIdx = {slice, row, 0};
-              block_sums.clear();
-              for (int t = (int)width - 1; t >= 0; --t) {
-                threadIdx = {(unsigned)t, 0, 0};
-                block_call = 0;
-                dw_grad_weight_partials<double>(x.data(), go.data(), part.data(), B, C, h, w, oh,
-                                                ow, g.k, g.s, g.p, splits);
-              }
-            }
-          blockIdx = {0, 0, 0};
-          threadIdx = {0, 0, 0};
-          blockDim = {1, 1, 1};
+          run_blocks(splits, C * g.k * chunks, width, [&] {
+            dw_grad_weight_partials<double>(x.data(), go.data(), part.data(), B, C, h, w, oh, ow,
+                                            g.k, g.s, g.p, splits);
+          });
           dw_grad_weight_finish<double>(part.data(), dw.data(), C * kk, splits);
           for (size_t r = 0; r < C * kk; ++r) {
             double e = 0.0;

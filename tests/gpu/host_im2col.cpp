@@ -9,21 +9,7 @@
 //   g++ -std=c++17 -w tests/gpu/host_im2col.cpp -o /tmp/host_im2col && /tmp/host_im2col
 //
 // One thread walks every index (grid and block of one).
-#include <cstdio>
-#include <cstddef>
-#include <vector>
-#include <cmath>
-#include <algorithm>
-using std::min;
-#define __device__
-#define __global__
-#define __host__
-#define __shared__ static
-struct D3 { unsigned x, y, z; };
-static D3 blockIdx{0,0,0}, threadIdx{0,0,0}, blockDim{1,1,1}, gridDim{1,1,1};
-static inline void __syncthreads() {}
-template <class T> T __shfl_down_sync(unsigned, T v, int) { return v; }
-template <class T> T __shfl_xor_sync(unsigned, T v, int) { return v; }
+#include "host_cuda.h"
 #include "../../crates/scfnet-kernels/src/cuda/im2col.cu"
 int main() {
   int fails = 0;

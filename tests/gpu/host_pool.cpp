@@ -9,23 +9,7 @@
 //   g++ -std=c++17 -w tests/gpu/host_pool.cpp -o /tmp/host_pool && /tmp/host_pool
 //
 // One thread walks every index (grid and block of one).
-#include <algorithm>
-#include <cmath>
-#include <cstddef>
-#include <cstdio>
-#include <vector>
-using std::max;
-using std::min;
-#define __device__
-#define __global__
-#define __host__
-#define __shared__ static
-struct D3 { unsigned x, y, z; };
-static D3 blockIdx{0, 0, 0}, threadIdx{0, 0, 0}, blockDim{1, 1, 1}, gridDim{1, 1, 1};
-static inline void __syncthreads() {}
-template <class T> T __shfl_down_sync(unsigned, T v, int) { return v; }
-template <class T> T __shfl_xor_sync(unsigned, T v, int) { return v; }
-template <class T> T atomicAdd(T* at, T v) { T old = *at; *at += v; return old; }
+#include "host_cuda.h"
 #include "../../crates/scfnet-kernels/src/cuda/pool.cu"
 
 struct Window { unsigned kh, kw, sh, sw, ph, pw; };

@@ -519,6 +519,23 @@ struct BnResidual {
     act: Activation,
 }
 
+impl BnResidual {
+    /// The channels and plane size of the input `(B, C, H, W)`; an error when the residual's
+    /// shape differs.
+    fn sizes(&self, input: &Layout, residual: &Layout) -> Result<(usize, usize)> {
+        let (_, c, h, w) = dims4(self.name(), input)?;
+        if residual.shape() != input.shape() {
+            candle_core::bail!(
+                "{}: residual {:?} and input {:?} differ in shape",
+                self.name(),
+                residual.shape(),
+                input.shape()
+            );
+        }
+        Ok((c, h * w))
+    }
+}
+
 impl CustomOp3 for BnResidual {
     fn name(&self) -> &'static str {
         "batch-norm-residual"
@@ -533,18 +550,10 @@ impl CustomOp3 for BnResidual {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (_, c, h, w) = dims4(self.name(), l1)?;
-        if l3.shape() != l1.shape() {
-            candle_core::bail!(
-                "{}: residual {:?} and input {:?} differ in shape",
-                self.name(),
-                l3.shape(),
-                l1.shape()
-            );
-        }
+        let (c, hw) = self.sizes(l1, l3)?;
         let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, params, r| {
             let (affine, stats) = params.split_at(2 * c);
-            bn_apply(x, affine, stats, Some(r), (c, h * w), self.eps, self.act)
+            bn_apply(x, affine, stats, Some(r), (c, hw), self.eps, self.act)
         });
         Ok((out, l1.shape().clone()))
     }
@@ -559,17 +568,8 @@ impl CustomOp3 for BnResidual {
         s3: &candle_core::CudaStorage,
         l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (_, c, h, w) = dims4(self.name(), l1)?;
-        if l3.shape() != l1.shape() {
-            candle_core::bail!(
-                "{}: residual {:?} and input {:?} differ in shape",
-                self.name(),
-                l3.shape(),
-                l1.shape()
-            );
-        }
-        let out =
-            cuda::apply_residual((s1, l1), (s2, l2), (s3, l3), (c, h * w), self.eps, self.act)?;
+        let (c, hw) = self.sizes(l1, l3)?;
+        let out = cuda::apply_residual((s1, l1), (s2, l2), (s3, l3), (c, hw), self.eps, self.act)?;
         Ok((out, l1.shape().clone()))
     }
 
