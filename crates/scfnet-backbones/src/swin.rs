@@ -21,7 +21,7 @@
 //! train SCFNet-Swin-B with 0.5), and gradients through every softmax, LayerNorm and
 //! relative-position table (the tables are gathered at every call, so updates reach the network).
 
-use candle_core::{Device, Module, ModuleT, Result, Tensor, D};
+use candle_core::{Device, Module, ModuleT, Result, Tensor};
 use candle_nn::{
     conv2d, layer_norm, linear, linear_no_bias, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder,
 };
@@ -135,25 +135,6 @@ fn drop_path(y: &Tensor, p: f64, train: bool) -> Result<Tensor> {
     (y / keep)?.broadcast_mul(&mask)
 }
 
-/// Splits `(B, H, W, C)` into `(B · nW, ws², C)` windows (H, W multiples of `ws`).
-fn window_partition(x: &Tensor, ws: usize) -> Result<Tensor> {
-    let (b, h, w, c) = x.dims4()?;
-    x.reshape((b, h / ws, ws, w / ws, ws, c))?
-        .permute((0, 1, 3, 2, 4, 5))?
-        .contiguous()?
-        .reshape((b * (h / ws) * (w / ws), ws * ws, c))
-}
-
-/// Inverse of [`window_partition`].
-fn window_reverse(windows: &Tensor, ws: usize, b: usize, h: usize, w: usize) -> Result<Tensor> {
-    let c = windows.dim(D::Minus1)?;
-    windows
-        .reshape((b, h / ws, w / ws, ws, ws, c))?
-        .permute((0, 1, 3, 2, 4, 5))?
-        .contiguous()?
-        .reshape((b, h, w, c))
-}
-
 /// The shifted-window attention mask `(nW, ws², ws²)`: 0 within a region, −100 across regions
 /// (timm's values), for a padded map of `hp × wp`.
 fn shift_mask(
@@ -247,13 +228,11 @@ impl WindowAttention {
     /// `x`: `(B · nW, N, C)`; `mask`: `(nW, N, N)`.
     fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let (bw, n, c) = x.dims3()?;
-        let hd = c / self.heads;
-        let qkv = scfnet_ops::linear(x, &self.qkv)?
-            .reshape((bw, n, 3, self.heads, hd))?
-            .permute((2, 0, 3, 1, 4))?;
-        let q = (qkv.get(0)?.contiguous()? * self.scale)?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
+        // (B·nW, N, 3C) → each part (B·nW, heads, N, C / heads), one gather each way.
+        let qkv = scfnet_ops::linear(x, &self.qkv)?;
+        let q = scfnet_ops::qkv_heads(&qkv, 0, self.heads, self.scale)?;
+        let k = scfnet_ops::qkv_heads(&qkv, 1, self.heads, 1.0)?;
+        let v = scfnet_ops::qkv_heads(&qkv, 2, self.heads, 1.0)?;
         // Gathered at every call, so an optimiser step on the table is seen by the next forward.
         let bias = self.relative_position_bias(n)?.to_dtype(q.dtype())?;
         let mut attn = q.matmul(&k.t()?)?.broadcast_add(&bias)?;
@@ -315,16 +294,8 @@ impl SwinBlock {
             if h <= ws { 0 } else { self.shift },
             if w <= ws { 0 } else { self.shift },
         );
-        let mut y = layer_norm_t(&self.norm1, x)?;
-        if shift.0 > 0 {
-            y = y.roll(-(shift.0 as i32), 1)?;
-        }
-        if shift.1 > 0 {
-            y = y.roll(-(shift.1 as i32), 2)?;
-        }
-        let (pad_h, pad_w) = ((ws - h % ws) % ws, (ws - w % ws) % ws);
-        let y = y.pad_with_zeros(1, 0, pad_h)?.pad_with_zeros(2, 0, pad_w)?;
-        let (hp, wp) = (h + pad_h, w + pad_w);
+        let y = layer_norm_t(&self.norm1, x)?;
+        let (hp, wp) = (h.div_ceil(ws) * ws, w.div_ceil(ws) * ws);
         let mask = if shift != (0, 0) {
             // Made once per size and device: no upload inside a step.
             let key = format!(
@@ -339,18 +310,11 @@ impl SwinBlock {
         } else {
             None
         };
+        // Rolled by the shift, zero-padded to whole windows and cut, in one gather each way.
         let windows = self
             .attn
-            .forward(&window_partition(&y, ws)?, mask.as_ref())?;
-        let mut y = window_reverse(&windows, ws, b, hp, wp)?
-            .narrow(1, 0, h)?
-            .narrow(2, 0, w)?;
-        if shift.0 > 0 {
-            y = y.roll(shift.0 as i32, 1)?;
-        }
-        if shift.1 > 0 {
-            y = y.roll(shift.1 as i32, 2)?;
-        }
+            .forward(&scfnet_ops::window_partition(&y, ws, shift)?, mask.as_ref())?;
+        let y = scfnet_ops::window_merge(&windows, ws, shift, (b, h, w))?;
         let x = (x + drop_path(&y, self.drop_path, train)?)?;
         let m = scfnet_ops::linear(
             &gelu_t(
@@ -581,26 +545,6 @@ mod tests {
             .fold(0.0, f64::max);
         assert!(diff < 1e-4, "f32 vs f64: {diff}");
         assert!(b.iter().all(|v| v.is_finite()));
-    }
-
-    #[test]
-    fn partition_and_reverse_are_inverse() {
-        let x = Tensor::arange(0f32, (2 * 4 * 6 * 3) as f32, &Device::Cpu)
-            .unwrap()
-            .reshape((2, 4, 6, 3))
-            .unwrap();
-        let w = window_partition(&x, 2).unwrap();
-        assert_eq!(w.dims3().unwrap(), (12, 4, 3));
-        let back = window_reverse(&w, 2, 2, 4, 6).unwrap();
-        let diff = (back - &x)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(diff, 0.0);
     }
 
     #[test]

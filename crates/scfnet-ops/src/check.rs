@@ -8,8 +8,9 @@ use candle_nn::{Conv2d, Conv2dConfig, ModuleT, VarBuilder, VarMap};
 
 use crate::{
     bce_with_logits, conv2d, conv2d_im2col, depthwise_conv2d, gelu_erf, hard_sigmoid_paddle,
-    hard_swish, layer_norm, max_pool2d, max_pool2d_same, resize_bilinear, softmax_last_dim,
-    Activation, ConvGeometry, DepthwiseConfig, Pool2d,
+    hard_swish, layer_norm, max_pool2d, max_pool2d_same, qkv_heads, resize_bilinear,
+    softmax_last_dim, window_merge, window_partition, Activation, ConvGeometry, DepthwiseConfig,
+    Pool2d,
 };
 
 /// The function a case evaluates on its inputs (tensors on the device under test).
@@ -249,6 +250,32 @@ pub fn op_cases() -> Vec<OpCase> {
             format!("softmax N={n} (logits up to ±{scale})"),
             vec![input(&[2, 3, n], 50 + n as u64, scale)],
             |t| softmax_last_dim(&t[0]),
+        ));
+    }
+    // Swin's windows: exact multiples without a shift; padding on both sides with a shift on
+    // both axes (the windows of a 5×7 map in 3×3 windows: 2×3 per image).
+    cases.push(case(
+        "window partition 2x2".into(),
+        vec![input(&[2, 4, 6, 3], 60, 1.0)],
+        |t| window_partition(&t[0], 2, (0, 0)),
+    ));
+    cases.push(case(
+        "window partition 3x3 shift (1, 2), padded".into(),
+        vec![input(&[2, 5, 7, 3], 61, 1.0)],
+        |t| window_partition(&t[0], 3, (1, 2)),
+    ));
+    cases.push(case(
+        "window merge 3x3 shift (1, 2), padded".into(),
+        vec![input(&[12, 9, 3], 62, 1.0)],
+        |t| window_merge(&t[0], 3, (1, 2), (2, 5, 7)),
+    ));
+    // The three parts of a fused attention projection (2 images, 5 tokens, 3 heads of 2).
+    for part in 0..3 {
+        let scale = if part == 0 { 0.7 } else { 1.0 };
+        cases.push(case(
+            format!("qkv heads part {part} (scale {scale})"),
+            vec![input(&[2, 5, 18], 63 + part as u64, 1.0)],
+            move |t| qkv_heads(&t[0], part, 3, scale),
         ));
     }
     cases

@@ -21,6 +21,8 @@ pub(crate) trait GpuFloat: CudaDType + DeviceRepr + ValidAsZeroBits + Copy {
     const ONE: Self;
     /// 0 of the type.
     const ZERO: Self;
+    /// `v` rounded to the type (a kernel's scalar argument).
+    fn from_f64(v: f64) -> Self;
     /// cuBLAS's compute type for a product: for `f32`, full f32 or TF32 / bf16 tensor cores
     /// (factors rounded, f32 sums) as `products` says; f64 always exact.
     fn compute(products: ProductPrecision) -> cublas::sys::cublasComputeType_t;
@@ -31,6 +33,9 @@ impl GpuFloat for f32 {
     const DATA: cublas::sys::cudaDataType = cublas::sys::cudaDataType::CUDA_R_32F;
     const ONE: Self = 1.0;
     const ZERO: Self = 0.0;
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
     fn compute(products: ProductPrecision) -> cublas::sys::cublasComputeType_t {
         use cublas::sys::cublasComputeType_t::{
             CUBLAS_COMPUTE_32F, CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_COMPUTE_32F_FAST_TF32,
@@ -48,6 +53,9 @@ impl GpuFloat for f64 {
     const DATA: cublas::sys::cudaDataType = cublas::sys::cudaDataType::CUDA_R_64F;
     const ONE: Self = 1.0;
     const ZERO: Self = 0.0;
+    fn from_f64(v: f64) -> Self {
+        v
+    }
     fn compute(_products: ProductPrecision) -> cublas::sys::cublasComputeType_t {
         cublas::sys::cublasComputeType_t::CUBLAS_COMPUTE_64F
     }

@@ -29,6 +29,11 @@
 //!   nodes a call in Swin's training).
 //! - [`sgd_momentum_update`] — one parameter's SGD-with-momentum update in place, two fused
 //!   passes instead of seven candle operations, bit for bit the same values.
+//! - [`qkv_heads`] — the queries, keys or values of a fused attention projection split into
+//!   heads, one gather each way (candle's `get` backward zero-fills and concatenates).
+//! - [`window_partition`] / [`window_merge`] — Swin's cut of a map into (shifted, padded)
+//!   windows and its inverse, one gather each way (candle's rolls and their backward pass make a
+//!   dozen passes).
 //! - [`RowGather`] — rows of a table picked by a fixed index (Swin's relative-position bias),
 //!   a product with a one-hot matrix off the CPU (candle's `index_add` backward is slow on CUDA).
 //! - [`all_finite`] — the finiteness check used wherever values enter or leave the workspace.
@@ -39,8 +44,8 @@
 //! crates of their own, above this one.
 //!
 //! On the CPU each op runs a fused kernel of this crate. On CUDA (the `cuda` feature) the
-//! max-pool, depthwise convolution, BatchNorm, hard-swish / hard-sigmoid, GELU, LayerNorm, softmax
-//! and the columns of the convolutions run native kernels from `scfnet-kernels` (forward and backward), the same sums
+//! max-pool, depthwise convolution, BatchNorm, hard-swish / hard-sigmoid, GELU, LayerNorm, softmax,
+//! the windows, the attention heads and the columns of the convolutions run native kernels from `scfnet-kernels` (forward and backward), the same sums
 //! as the CPU's; the resize and the BCE run compositions of candle primitives. On any other
 //! device every op is such a composition (matrix products, strided views, element-wise
 //! selections, all with correct backward passes). [`force_generic_path`] makes the CPU (and
@@ -70,6 +75,7 @@ mod gather;
 mod gelu;
 #[cfg(feature = "cuda")]
 mod gpu;
+mod heads;
 mod im2col;
 mod layer_norm;
 mod linear;
@@ -90,6 +96,7 @@ mod sigmoid;
 mod simd;
 mod softmax;
 mod views;
+mod windows;
 
 pub use activation::{
     hard_sigmoid, hard_sigmoid_paddle, hard_swish, Activation, PADDLE_HARDSIGMOID_SLOPE,
@@ -105,6 +112,7 @@ pub use dispatch::{
 pub use finite::{all_finite, all_finite_values, non_finite_names};
 pub use gather::RowGather;
 pub use gelu::gelu_erf;
+pub use heads::qkv_heads;
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
 pub use layer_norm::layer_norm;
 pub use linear::linear;
@@ -120,6 +128,7 @@ pub use resize_rgb::{resize_bilinear_normalised_rgb, resize_bilinear_normalised_
 pub use sgd::{sgd_momentum_update, SgdSettings};
 pub use sigmoid::sigmoid_values;
 pub use softmax::softmax_last_dim;
+pub use windows::{window_merge, window_partition};
 
 /// The examples of the crate's README.md, compiled and run by `cargo test --doc`.
 #[cfg(doctest)]
