@@ -122,7 +122,29 @@ static int check(const char* type, double tol) {
   return fails;
 }
 
+// The running statistics' update, bit for bit the composition (r*keep + 0) + (b*weight + 0),
+// over a grid smaller than the channels (the index loop wraps).
+template <typename T>
+static int check_running(const char* type) {
+  int fails = 0;
+  const size_t n = 300;
+  std::vector<T> r(n), b(n), want(n);
+  for (size_t i = 0; i < n; ++i) {
+    r[i] = (T)(0.37 * (double)i - 20.0);
+    b[i] = (T)(1.0 + 0.011 * (double)((i * 7919) % 1009));
+    want[i] = (r[i] * (T)0.9 + (T)0) + (b[i] * (T)(0.1 * 640.0 / 639.0) + (T)0);
+  }
+  gridDim = {2, 1, 1};  // run_blocks leaves the grid's size to the caller
+  run_blocks(2, 1, 64, [&] { bn_running_update<T>(r.data(), b.data(), n, 0.9, 0.1 * 640.0 / 639.0); });
+  gridDim = {1, 1, 1};
+  for (size_t i = 0; i < n; ++i)
+    if (r[i] != want[i] && fails++ < 8) printf("%s running %zu: %g != %g\n", type, i, (double)r[i], (double)want[i]);
+  printf("%s: running statistics, %d mismatches\n", type, fails);
+  return fails;
+}
+
 int main() {
   int fails = check<double>("double", 1e-12) + check<float>("float", 1e-5);
+  fails += check_running<double>("double") + check_running<float>("float");
   return fails != 0;
 }

@@ -168,11 +168,9 @@ impl BatchNorm {
         let mean = stats.get(0)?;
         let var = stats.get(1)?;
         let m = self.momentum;
-        self.running_mean
-            .set(&((self.running_mean.as_tensor() * (1.0 - m))? + (&mean * m)?)?)?;
+        crate::running_stats::update_running(&self.running_mean, &mean, 1.0 - m, m)?;
         let unbiased = self.variance_weight(n);
-        self.running_var
-            .set(&((self.running_var.as_tensor() * (1.0 - m))? + (&var * unbiased)?)?)?;
+        crate::running_stats::update_running(&self.running_var, &var, 1.0 - m, unbiased)?;
         Ok(stats)
     }
 

@@ -90,6 +90,7 @@ mod resize;
 mod resize_add;
 mod resize_columns;
 mod resize_rgb;
+mod running_stats;
 mod scratch;
 mod sgd;
 mod sigmoid;

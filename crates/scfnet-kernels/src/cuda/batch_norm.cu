@@ -222,3 +222,20 @@ __device__ void bn_grad_input(const T* x, const T* dy, const double* coef, T* ou
 
 BN_KERNELS(float, f32)
 BN_KERNELS(double, f64)
+
+// The running statistics updated in place (scfnet-ops' running_stats.rs):
+// r <- (r*keep + 0) + (batch*weight + 0), rounded as candle's composition of two affine maps and
+// an addition (no contraction: -fmad=false). One thread per channel.
+template <typename T>
+__device__ void bn_running_update(T* r, const T* batch, size_t n, double keep, double weight) {
+    T k = (T)keep, w = (T)weight;
+    FOR_EACH_INDEX(i, n) r[i] = (r[i] * k + (T)0) + (batch[i] * w + (T)0);
+}
+extern "C" __global__ void bn_running_update_f32(float* r, const float* batch, size_t n,
+                                                 double keep, double weight) {
+    bn_running_update<float>(r, batch, n, keep, weight);
+}
+extern "C" __global__ void bn_running_update_f64(double* r, const double* batch, size_t n,
+                                                 double keep, double weight) {
+    bn_running_update<double>(r, batch, n, keep, weight);
+}
