@@ -1,6 +1,7 @@
 // What the host builds of the kernels (tests/gpu/host_*.cpp) share: the CUDA keywords defined
-// away, one-thread stand-ins for the intrinsics, scfnet-kernels' common.cuh, and an emulated
-// block sum with `run_blocks`, which runs each block's threads one after the other. Include it,
+// away, one-thread stand-ins for the intrinsics, scfnet-kernels' common.cuh, an emulated
+// block sum with `run_blocks`, which runs each block's threads one after the other, and
+// `run_grid_32x8` for the row-gather kernels. Include it,
 // then the kernel's .cu file. Not compiled on its own.
 #pragma once
 #include <algorithm>
@@ -54,4 +55,23 @@ static void run_blocks(unsigned gx, unsigned gy, unsigned width, const std::func
   blockIdx = {0, 0, 0};
   threadIdx = {0, 0, 0};
   blockDim = {1, 1, 1};
+}
+
+// Runs `body` as a grid of `gx` blocks of 32 x 8 threads (threadIdx.y picks a row, threadIdx.x a
+// value of it: the shape of windows.cu's and heads.cu's kernels), every thread in turn; leaves
+// one block of one thread behind.
+static void run_grid_32x8(unsigned gx, const std::function<void()>& body) {
+  blockDim = {32, 8, 1};
+  gridDim = {gx, 1, 1};
+  for (unsigned bx = 0; bx < gx; ++bx)
+    for (unsigned ty = 0; ty < 8; ++ty)
+      for (unsigned tx = 0; tx < 32; ++tx) {
+        blockIdx = {bx, 0, 0};
+        threadIdx = {tx, ty, 0};
+        body();
+      }
+  blockIdx = {0, 0, 0};
+  threadIdx = {0, 0, 0};
+  blockDim = {1, 1, 1};
+  gridDim = {1, 1, 1};
 }

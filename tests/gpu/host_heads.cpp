@@ -10,22 +10,6 @@
 #include "host_cuda.h"
 #include "../../crates/scfnet-kernels/src/cuda/heads.cu"
 
-static void run_grid(unsigned gx, const std::function<void()>& body) {
-  blockDim = {32, 8, 1};
-  gridDim = {gx, 1, 1};
-  for (unsigned bx = 0; bx < gx; ++bx)
-    for (unsigned ty = 0; ty < 8; ++ty)
-      for (unsigned tx = 0; tx < 32; ++tx) {
-        blockIdx = {bx, 0, 0};
-        threadIdx = {tx, ty, 0};
-        body();
-      }
-  blockIdx = {0, 0, 0};
-  threadIdx = {0, 0, 0};
-  blockDim = {1, 1, 1};
-  gridDim = {1, 1, 1};
-}
-
 int main() {
   int fails = 0, cases = 0;
   struct Split { unsigned b, n, c, heads; };
@@ -48,8 +32,8 @@ int main() {
                 ref[dst] = qkv[src] * scale;
                 ref_back[src] = ref[dst] * scale;
               }
-        run_grid(gx, [&] { qkv_heads_split(qkv.data(), heads.data(), rows, s.n, s.c, s.heads, part, scale); });
-        run_grid(gx, [&] { qkv_heads_grad(heads.data(), back.data(), rows, s.n, s.c, s.heads, part, scale); });
+        run_grid_32x8(gx, [&] { qkv_heads_split(qkv.data(), heads.data(), rows, s.n, s.c, s.heads, part, scale); });
+        run_grid_32x8(gx, [&] { qkv_heads_grad(heads.data(), back.data(), rows, s.n, s.c, s.heads, part, scale); });
         ++cases;
         if (heads != ref || back != ref_back) {
           ++fails;

@@ -11,23 +11,6 @@
 #include "host_cuda.h"
 #include "../../crates/scfnet-kernels/src/cuda/windows.cu"
 
-// Runs `body` as a grid of `gx` blocks of 32 x 8 threads.
-static void run_grid(unsigned gx, const std::function<void()>& body) {
-  blockDim = {32, 8, 1};
-  gridDim = {gx, 1, 1};
-  for (unsigned bx = 0; bx < gx; ++bx)
-    for (unsigned ty = 0; ty < 8; ++ty)
-      for (unsigned tx = 0; tx < 32; ++tx) {
-        blockIdx = {bx, 0, 0};
-        threadIdx = {tx, ty, 0};
-        body();
-      }
-  blockIdx = {0, 0, 0};
-  threadIdx = {0, 0, 0};
-  blockDim = {1, 1, 1};
-  gridDim = {1, 1, 1};
-}
-
 int main() {
   int fails = 0, cases = 0;
   struct Cut { unsigned b, h, w, c, ws, sh, sw; };
@@ -53,11 +36,11 @@ int main() {
         }
     for (unsigned gx : {1u, 2u, 5u}) {
       std::vector<double> y(win_rows * k.c, -7.0), back(map_rows * k.c, -7.0);
-      run_grid(gx, [&] {
+      run_grid_32x8(gx, [&] {
         window_partition(x.data(), y.data(), (unsigned)win_rows, k.c, k.h, k.w, k.ws, k.sh, k.sw,
                          ny, nx);
       });
-      run_grid(gx, [&] {
+      run_grid_32x8(gx, [&] {
         window_merge(y.data(), back.data(), (unsigned)map_rows, k.c, k.h, k.w, k.ws, k.sh, k.sw,
                      ny, nx);
       });

@@ -1,7 +1,8 @@
 //! Cross-implementation checks: a fixed list of cases covering every op of this crate (odd
 //! sizes, non-square inputs, strides, dilations, ties for the max-pool), and a harness that
-//! evaluates a case's output and input gradients on any device. The tests compare the CPU kernels
-//! with the device-generic path; `scfnet check-device` compares the CPU with a GPU.
+//! evaluates a case's output and input gradients on any device; and the in-place updates
+//! ([`update_cases`]: the optimiser), compared by the values they leave. The tests compare the
+//! CPU kernels with the device-generic path; `scfnet check-device` compares the CPU with a GPU.
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{Conv2d, Conv2dConfig, ModuleT, VarBuilder, VarMap};
@@ -9,8 +10,8 @@ use candle_nn::{Conv2d, Conv2dConfig, ModuleT, VarBuilder, VarMap};
 use crate::{
     bce_with_logits, conv2d, conv2d_im2col, depthwise_conv2d, gelu_erf, hard_sigmoid_paddle,
     hard_swish, layer_norm, max_pool2d, max_pool2d_same, qkv_heads, resize_bilinear,
-    softmax_last_dim, window_merge, window_partition, Activation, ConvGeometry, DepthwiseConfig,
-    Pool2d,
+    sgd_momentum_update_all, softmax_last_dim, window_merge, window_partition, Activation,
+    ConvGeometry, DepthwiseConfig, Pool2d, SgdParam, SgdSettings,
 };
 
 /// The function a case evaluates on its inputs (tensors on the device under test).
@@ -281,6 +282,83 @@ pub fn op_cases() -> Vec<OpCase> {
     cases
 }
 
+/// An in-place update with fixed inputs, run on a device in a type: the values it leaves, as
+/// host f64 vectors, labelled.
+pub struct UpdateCase {
+    /// What it is.
+    pub name: String,
+    /// The run: `(label, values)` pairs.
+    pub run: UpdateFn,
+}
+
+/// The function an [`UpdateCase`] runs.
+pub type UpdateFn = Box<dyn Fn(&Device, DType) -> Result<Vec<(String, Vec<f64>)>> + Send + Sync>;
+
+/// The optimiser's in-place updates: SGD with momentum over 70 parameters (more than one CUDA
+/// launch's 64; 1 to 300,000 values; two weight decays, three steps), three updates (the first
+/// makes the velocities, the others update them in place).
+pub fn update_cases() -> Vec<UpdateCase> {
+    vec![UpdateCase {
+        name: "sgd momentum (70 parameters, 3 updates)".into(),
+        run: Box::new(sgd_updates),
+    }]
+}
+
+fn sgd_updates(device: &Device, dtype: DType) -> Result<Vec<(String, Vec<f64>)>> {
+    let lengths: Vec<usize> = (0..70)
+        .map(|i| if i == 5 { 300_000 } else { 1 + (i * 37) % 301 })
+        .collect();
+    let on_device = |v: Vec<f64>| -> Result<Tensor> {
+        let n = v.len();
+        Tensor::from_vec(v, n, &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(device)
+    };
+    let weights: Vec<Var> = lengths
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| Var::from_tensor(&on_device(values(n, 500 + i as u64, 1.0))?))
+        .collect::<Result<_>>()?;
+    let mut velocities: Vec<Option<Tensor>> = vec![None; lengths.len()];
+    for update in 0..3u64 {
+        let grads: Vec<Tensor> = lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| on_device(values(n, 1000 + 100 * update + i as u64, 1.0)))
+            .collect::<Result<_>>()?;
+        let mut params: Vec<SgdParam<'_>> = weights
+            .iter()
+            .zip(velocities.iter_mut())
+            .zip(&grads)
+            .enumerate()
+            .map(|(i, ((weight, velocity), grad))| SgdParam {
+                weight,
+                velocity,
+                grad,
+                settings: SgdSettings {
+                    momentum: 0.9,
+                    weight_decay: if i % 2 == 0 { 5e-4 } else { 0.0 },
+                    step: 0.01 * (1 + i % 3) as f64 * (1 + update) as f64,
+                },
+            })
+            .collect();
+        sgd_momentum_update_all(&mut params)?;
+    }
+    let host = |t: &Tensor| -> Result<Vec<f64>> {
+        t.to_device(&Device::Cpu)?.to_dtype(DType::F64)?.to_vec1()
+    };
+    let mut w = Vec::new();
+    let mut v = Vec::new();
+    for (weight, velocity) in weights.iter().zip(&velocities) {
+        w.extend(host(weight.as_tensor())?);
+        match velocity {
+            Some(t) => v.extend(host(t)?),
+            None => candle_core::bail!("sgd: a parameter was left without a velocity"),
+        }
+    }
+    Ok(vec![("weights".into(), w), ("velocities".into(), v)])
+}
+
 /// The output of `case` and the gradient of `sum(output · w)` (fixed random `w`) for each input,
 /// on `device` in `dtype`, as host f64 vectors: `[output, d input 0, d input 1, …]`.
 pub fn evaluate(case: &OpCase, device: &Device, dtype: DType) -> Result<Vec<Vec<f64>>> {
@@ -319,16 +397,36 @@ pub fn evaluate(case: &OpCase, device: &Device, dtype: DType) -> Result<Vec<Vec<
 /// The largest difference between two [`evaluate`] results, each vector's differences relative
 /// to its largest magnitude (at least 1), and where it is (`"output"` or `"gradient N"`).
 pub fn max_relative_difference(a: &[Vec<f64>], b: &[Vec<f64>]) -> (f64, String) {
-    let mut worst = (0.0, String::from("output"));
     if a.len() != b.len() {
         return (f64::INFINITY, "number of gradients".into());
     }
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        let label = if i == 0 {
+    let label = |i: usize| {
+        if i == 0 {
             "output".to_string()
         } else {
             format!("gradient {}", i - 1)
-        };
+        }
+    };
+    let labelled = |v: &[Vec<f64>]| -> Vec<(String, Vec<f64>)> {
+        v.iter()
+            .enumerate()
+            .map(|(i, x)| (label(i), x.clone()))
+            .collect()
+    };
+    max_labelled_difference(&labelled(a), &labelled(b))
+}
+
+/// The largest difference between two labelled lists of vectors (an [`UpdateCase`]'s runs),
+/// relative to each vector's largest magnitude (at least 1), and the label where it is.
+pub fn max_labelled_difference(
+    a: &[(String, Vec<f64>)],
+    b: &[(String, Vec<f64>)],
+) -> (f64, String) {
+    let mut worst = (0.0, a.first().map_or_else(String::new, |(l, _)| l.clone()));
+    if a.len() != b.len() {
+        return (f64::INFINITY, "number of vectors".into());
+    }
+    for ((label, x), (_, y)) in a.iter().zip(b) {
         if x.len() != y.len() {
             return (f64::INFINITY, format!("{label}: length"));
         }

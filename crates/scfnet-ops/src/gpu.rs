@@ -187,6 +187,17 @@ pub(crate) fn per_element(n: usize) -> LaunchConfig {
     }
 }
 
+/// Blocks of 32 × 8 threads for `rows` rows, a row per `threadIdx.y` and its values along
+/// `threadIdx.x`, at most 2²⁰ blocks (the kernels loop over the rows beyond): the shape of the
+/// row gathers (`windows.cu`, `heads.cu`; `FOR_EACH_BLOCK_ROW` in `common.cuh`).
+pub(crate) fn rows_of_32x8(rows: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (rows.div_ceil(8).clamp(1, 1 << 20) as u32, 1, 1),
+        block_dim: (32, 8, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 /// Planes along the grid's y (at most 65,535; the kernels loop over the rest) and the `n`
 /// elements of a plane along x in blocks of 256: the shape of the kernels that index within a
 /// plane in 32-bit arithmetic, hence an error when a plane holds 2³¹ elements or more.

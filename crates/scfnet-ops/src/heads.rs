@@ -173,13 +173,12 @@ impl CustomOp1 for Merge {
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
     use candle_core::{CudaStorage, Layout, Result};
     use scfnet_kernels::launch;
     use scfnet_kernels::ptx::HEADS;
 
     use super::Split;
-    use crate::gpu::{kernel, output, view, wrap, GpuFloat};
+    use crate::gpu::{kernel, output, rows_of_32x8, view, wrap, GpuFloat};
 
     pub(super) fn run<T: GpuFloat>(
         s: &CudaStorage,
@@ -195,11 +194,7 @@ mod cuda {
         }
         let len = if name == "qkv_heads_split" { 1 } else { 3 } * rows * sp.c;
         let mut y = output::<T>(dev, len)?;
-        let cfg = LaunchConfig {
-            grid_dim: (rows.div_ceil(8).clamp(1, 1 << 20) as u32, 1, 1),
-            block_dim: (32, 8, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = rows_of_32x8(rows);
         let u = |v: usize| v as u32;
         let (rows, n, c, heads, part) = (u(rows), u(sp.n), u(sp.c), u(sp.heads), u(sp.part));
         let scale: T = T::from_f64(sp.scale);

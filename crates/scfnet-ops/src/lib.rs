@@ -27,8 +27,9 @@
 //! - [`layer_norm`] and [`softmax_last_dim`] — over the last axis, one fused kernel each way
 //!   (candle-nn's fused versions have no backward; their compositions record a dozen and five
 //!   nodes a call in Swin's training).
-//! - [`sgd_momentum_update`] — one parameter's SGD-with-momentum update in place, two fused
-//!   passes instead of seven candle operations, bit for bit the same values.
+//! - [`sgd_momentum_update_all`] / [`sgd_momentum_update`] — SGD with momentum in place, on
+//!   the CPU two fused passes per parameter, on CUDA one launch per 64 parameters, instead of
+//!   seven candle operations per parameter; bit for bit the same values.
 //! - [`qkv_heads`] — the queries, keys or values of a fused attention projection split into
 //!   heads, one gather each way (candle's `get` backward zero-fills and concatenates).
 //! - [`window_partition`] / [`window_merge`] — Swin's cut of a map into (shifted, padded)
@@ -126,7 +127,7 @@ pub use precision::{
 pub use resize::{resize_bilinear, resize_bilinear_planes, resize_like};
 pub use resize_add::add_resized;
 pub use resize_rgb::{resize_bilinear_normalised_rgb, resize_bilinear_normalised_rgb_into};
-pub use sgd::{sgd_momentum_update, SgdSettings};
+pub use sgd::{sgd_momentum_update, sgd_momentum_update_all, SgdParam, SgdSettings};
 pub use sigmoid::sigmoid_values;
 pub use softmax::softmax_last_dim;
 pub use windows::{window_merge, window_partition};

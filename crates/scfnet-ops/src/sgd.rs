@@ -1,6 +1,7 @@
-//! The SGD-with-momentum update of one parameter in place: two passes (velocity, weight)
-//! instead of seven candle operations and their buffers per parameter and step (hundreds of
-//! parameters in a teacher). The same roundings as the composition, in the same order, so the
+//! The SGD-with-momentum update of parameters in place: on the CPU two passes per parameter
+//! (velocity, weight), on CUDA one launch per chunk of 64 parameters, instead of seven candle
+//! operations and their buffers per parameter and step (hundreds of parameters in a teacher).
+//! The same roundings as the composition, in the same order, so the
 //! weights are bit for bit those of the composed update.
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
@@ -20,25 +21,89 @@ pub struct SgdSettings {
     pub step: f64,
 }
 
+/// One parameter's part of [`sgd_momentum_update_all`].
+pub struct SgdParam<'a> {
+    /// The weight, updated in place.
+    pub weight: &'a Var,
+    /// Its velocity: `None` before the first update; replaced or updated in place.
+    pub velocity: &'a mut Option<Tensor>,
+    /// Its gradient.
+    pub grad: &'a Tensor,
+    /// The update's settings.
+    pub settings: SgdSettings,
+}
+
 /// Updates `weight` with its gradient `grad` and returns the new velocity. `velocity` is the
-/// previous one (`None` at the first update, where the velocity is `g'`). On the CPU and CUDA,
-/// once a velocity exists, both are updated in place by two fused kernels (the returned tensor
-/// is `velocity` itself); otherwise the same arithmetic from candle operations.
+/// previous one (`None` at the first update, where the velocity is `g'`). The update of one
+/// parameter by [`sgd_momentum_update_all`]; the returned tensor is the velocity buffer that
+/// later updates write in place.
 pub fn sgd_momentum_update(
     weight: &Var,
     velocity: Option<&Tensor>,
     grad: &Tensor,
     settings: SgdSettings,
 ) -> Result<Tensor> {
-    let w = weight.as_tensor();
-    if let Some(v) = velocity {
-        if uses_own_kernels(w) && w.is_contiguous() && v.is_contiguous() {
-            let g = grad.contiguous()?;
-            v.inplace_op3(&g, w, &VelocityUpdate(settings))?;
-            w.inplace_op2(v, &WeightUpdate(settings))?;
-            return Ok(v.clone());
+    let mut v = velocity.cloned();
+    sgd_momentum_update_all(&mut [SgdParam {
+        weight,
+        velocity: &mut v,
+        grad,
+        settings,
+    }])?;
+    v.ok_or_else(|| candle_core::Error::Msg("sgd: the update set no velocity".into()))
+}
+
+/// Updates every parameter of `params` (any sizes, groups and settings). Once a parameter has a
+/// velocity, its velocity and weight are updated in place: on the CPU by two fused passes per
+/// parameter, on CUDA by one kernel launch per chunk of up to 64 parameters of a type (instead
+/// of two launches per parameter: hundreds per step in a teacher). A first update, or storage
+/// that is not contiguous, goes through candle operations with the same roundings.
+pub fn sgd_momentum_update_all(params: &mut [SgdParam<'_>]) -> Result<()> {
+    #[cfg(feature = "cuda")]
+    let mut on_gpu = Vec::new();
+    for p in params.iter_mut() {
+        let w = p.weight.as_tensor();
+        let in_place = match p.velocity.as_ref() {
+            Some(v) => {
+                uses_own_kernels(w)
+                    && w.is_contiguous()
+                    && v.is_contiguous()
+                    && v.dtype() == w.dtype()
+            }
+            None => false,
+        };
+        let Some(v) = p.velocity.as_ref().filter(|_| in_place) else {
+            let new_v = composed_update(p.weight, p.velocity.as_ref(), p.grad, p.settings)?;
+            *p.velocity = Some(new_v);
+            continue;
+        };
+        let g = p.grad.contiguous()?;
+        #[cfg(feature = "cuda")]
+        if w.device().is_cuda() {
+            on_gpu.push(cuda::Update {
+                w: w.clone(),
+                v: v.clone(),
+                g,
+                settings: p.settings,
+            });
+            continue;
         }
+        v.inplace_op3(&g, w, &VelocityUpdate(p.settings))?;
+        w.inplace_op2(v, &WeightUpdate(p.settings))?;
     }
+    #[cfg(feature = "cuda")]
+    cuda::update_in_chunks(on_gpu)?;
+    Ok(())
+}
+
+/// The update from candle operations; returns the new velocity.
+fn composed_update(
+    weight: &Var,
+    velocity: Option<&Tensor>,
+    grad: &Tensor,
+    settings: SgdSettings,
+) -> Result<Tensor> {
+    let w = weight.as_tensor();
     let g = if settings.weight_decay != 0.0 {
         (grad + (w * settings.weight_decay)?)?
     } else {
@@ -111,19 +176,6 @@ impl InplaceOp3 for VelocityUpdate {
             _ => candle_core::bail!("{}: operands must all be f32 or all f64", self.name()),
         }
     }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &mut candle_core::CudaStorage,
-        l1: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-        s3: &candle_core::CudaStorage,
-        l3: &Layout,
-    ) -> Result<()> {
-        cuda::velocity((s1, l1), (s2, l2), (s3, l3), self.0)
-    }
 }
 
 impl InplaceOp2 for WeightUpdate {
@@ -148,17 +200,6 @@ impl InplaceOp2 for WeightUpdate {
             }
             _ => candle_core::bail!("{}: operands must both be f32 or both f64", self.name()),
         }
-    }
-
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        s1: &mut candle_core::CudaStorage,
-        l1: &Layout,
-        s2: &candle_core::CudaStorage,
-        l2: &Layout,
-    ) -> Result<()> {
-        cuda::weight((s1, l1), (s2, l2), self.0)
     }
 }
 
@@ -187,77 +228,130 @@ fn weight_cpu<T: Real>(w: &mut [T], v: &[T], s: SgdSettings) -> Result<()> {
     Ok(())
 }
 
-/// The CUDA kernels (`scfnet-kernels`' `sgd.cu`): one thread per value.
+/// The CUDA kernel (`scfnet-kernels`' `sgd.cu`): the parameters in chunks of up to
+/// [`cuda::CHUNK`], one launch each.
 #[cfg(feature = "cuda")]
 mod cuda {
-    use candle_core::backend::BackendStorage;
-    use candle_core::{CudaStorage, DType, Layout, Result};
+    use candle_core::cuda_backend::cudarc::driver::{DevicePtr, DeviceRepr};
+    use candle_core::{CudaDevice, Result};
+    use candle_core::{DType, Storage, Tensor};
     use scfnet_kernels::launch;
     use scfnet_kernels::ptx::SGD;
 
-    use super::{range, SgdSettings};
-    use crate::gpu::{kernel, per_element, view, GpuFloat};
+    use super::SgdSettings;
+    use crate::gpu::{kernel, GpuFloat};
 
-    pub(super) fn velocity(
-        (vs, vl): (&mut CudaStorage, &Layout),
-        g: (&CudaStorage, &Layout),
-        w: (&CudaStorage, &Layout),
-        s: SgdSettings,
-    ) -> Result<()> {
-        match vs.dtype() {
-            DType::F32 => velocity_typed::<f32>((vs, vl), g, w, s),
-            DType::F64 => velocity_typed::<f64>((vs, vl), g, w, s),
-            other => candle_core::bail!("sgd-velocity (cuda): unsupported dtype {other:?}"),
-        }
+    /// Parameters per launch (`SGD_CHUNK` in `sgd.cu`).
+    pub(super) const CHUNK: usize = 64;
+
+    /// One parameter's update: contiguous weight, velocity and gradient of one type.
+    pub(super) struct Update {
+        pub(super) w: Tensor,
+        pub(super) v: Tensor,
+        pub(super) g: Tensor,
+        pub(super) settings: SgdSettings,
     }
 
-    fn velocity_typed<T: GpuFloat>(
-        (vs, vl): (&mut CudaStorage, &Layout),
-        (gs, gl): (&CudaStorage, &Layout),
-        (ws, wl): (&CudaStorage, &Layout),
-        s: SgdSettings,
-    ) -> Result<()> {
-        let dev = vs.device().clone();
-        let (start, end) = range("sgd-velocity", vl)?;
-        let n = end - start;
-        let (g, w) = (view::<T>("sgd", gs, gl)?, view::<T>("sgd", ws, wl)?);
-        if g.len() != n || w.len() != n {
-            candle_core::bail!("sgd-velocity (cuda): operands of different lengths");
+    /// The kernel's argument, `SgdChunk` in `sgd.cu` (the same layout: 8-byte fields only).
+    #[repr(C)]
+    struct SgdChunk {
+        w: [u64; CHUNK],
+        v: [u64; CHUNK],
+        g: [u64; CHUNK],
+        n: [u64; CHUNK],
+        momentum: [f64; CHUNK],
+        decay: [f64; CHUNK],
+        step: [f64; CHUNK],
+    }
+
+    // SAFETY: plain old data, laid out as the kernel's struct.
+    unsafe impl DeviceRepr for SgdChunk {}
+
+    /// Runs `updates`: grouped by element type, sorted by size (so that a launch's grid fits
+    /// its parameters), in chunks of [`CHUNK`].
+    pub(super) fn update_in_chunks(mut updates: Vec<Update>) -> Result<()> {
+        updates.sort_by_key(|u| (u.w.dtype() == DType::F64, u.w.elem_count()));
+        let mut rest = updates.as_slice();
+        while let Some(first) = rest.first() {
+            let dtype = first.w.dtype();
+            let same = rest
+                .iter()
+                .take(CHUNK)
+                .take_while(|u| u.w.dtype() == dtype)
+                .count();
+            let (chunk, tail) = rest.split_at(same);
+            match dtype {
+                DType::F32 => launch_chunk::<f32>(chunk)?,
+                DType::F64 => launch_chunk::<f64>(chunk)?,
+                other => candle_core::bail!("sgd (cuda): unsupported dtype {other:?}"),
+            }
+            rest = tail;
         }
-        let decay = usize::from(s.weight_decay != 0.0);
-        let mut v = vs.as_cuda_slice_mut::<T>()?.slice_mut(start..end);
-        launch!(dev, SGD, kernel::<T>("sgd_velocity"), config: per_element(n),
-            args: [&mut v, &g, &w, &n, &s.momentum, &s.weight_decay, &decay]);
         Ok(())
     }
 
-    pub(super) fn weight(
-        (ws, wl): (&mut CudaStorage, &Layout),
-        v: (&CudaStorage, &Layout),
-        s: SgdSettings,
-    ) -> Result<()> {
-        match ws.dtype() {
-            DType::F32 => weight_typed::<f32>((ws, wl), v, s),
-            DType::F64 => weight_typed::<f64>((ws, wl), v, s),
-            other => candle_core::bail!("sgd-weight (cuda): unsupported dtype {other:?}"),
-        }
+    /// The address of a contiguous `t`'s first value on `dev`, and its length.
+    fn address<T: GpuFloat>(t: &Tensor, dev: &CudaDevice) -> Result<(u64, usize)> {
+        let (storage, layout) = t.storage_and_layout();
+        let Storage::Cuda(cs) = &*storage else {
+            candle_core::bail!("sgd (cuda): an operand is not on the GPU");
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("sgd (cuda): operands must be contiguous");
+        };
+        let stream = dev.cuda_stream();
+        let values = cs.as_cuda_slice::<T>()?.slice(start..end);
+        let (ptr, _sync) = values.device_ptr(&stream);
+        Ok((ptr, end - start))
     }
 
-    fn weight_typed<T: GpuFloat>(
-        (ws, wl): (&mut CudaStorage, &Layout),
-        (vs, vl): (&CudaStorage, &Layout),
-        s: SgdSettings,
-    ) -> Result<()> {
-        let dev = ws.device().clone();
-        let (start, end) = range("sgd-weight", wl)?;
-        let n = end - start;
-        let v = view::<T>("sgd", vs, vl)?;
-        if v.len() != n {
-            candle_core::bail!("sgd-weight (cuda): operands of different lengths");
+    /// One launch for up to [`CHUNK`] updates of type `T`.
+    fn launch_chunk<T: GpuFloat>(chunk: &[Update]) -> Result<()> {
+        let Some(first) = chunk.first() else {
+            return Ok(());
+        };
+        let dev = match first.w.device() {
+            candle_core::Device::Cuda(dev) => dev.clone(),
+            _ => candle_core::bail!("sgd (cuda): a weight is not on the GPU"),
+        };
+        let mut arg = SgdChunk {
+            w: [0; CHUNK],
+            v: [0; CHUNK],
+            g: [0; CHUNK],
+            n: [0; CHUNK],
+            momentum: [0.0; CHUNK],
+            decay: [0.0; CHUNK],
+            step: [0.0; CHUNK],
+        };
+        let mut longest = 0;
+        for (i, u) in chunk.iter().enumerate() {
+            // The kernel writes the weight and the velocity through these addresses: the
+            // storages are device memory that no host code touches meanwhile, and the launch
+            // is ordered on the stream after the gradients' kernels.
+            let (w, n) = address::<T>(&u.w, &dev)?;
+            let (v, nv) = address::<T>(&u.v, &dev)?;
+            let (g, ng) = address::<T>(&u.g, &dev)?;
+            if nv != n || ng != n {
+                candle_core::bail!(
+                    "sgd (cuda): {n} weights, {nv} velocities, {ng} gradients in one parameter"
+                );
+            }
+            (arg.w[i], arg.v[i], arg.g[i], arg.n[i]) = (w, v, g, n as u64);
+            arg.momentum[i] = u.settings.momentum;
+            arg.decay[i] = u.settings.weight_decay;
+            arg.step[i] = u.settings.step;
+            longest = longest.max(n);
         }
-        let mut w = ws.as_cuda_slice_mut::<T>()?.slice_mut(start..end);
-        launch!(dev, SGD, kernel::<T>("sgd_weight"), config: per_element(n),
-            args: [&mut w, &v, &n, &s.step]);
+        let config = candle_core::cuda_backend::cudarc::driver::LaunchConfig {
+            grid_dim: (
+                longest.div_ceil(256).clamp(1, 1024) as u32,
+                chunk.len() as u32,
+                1,
+            ),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        launch!(dev, SGD, kernel::<T>("sgd_chunk"), config: config, args: [&arg]);
         Ok(())
     }
 }

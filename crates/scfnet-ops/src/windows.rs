@@ -292,13 +292,12 @@ impl CustomOp1 for Merge {
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::LaunchConfig;
     use candle_core::{CudaStorage, Layout, Result};
     use scfnet_kernels::launch;
     use scfnet_kernels::ptx::WINDOWS;
 
     use super::Geometry;
-    use crate::gpu::{kernel, output, view, wrap, GpuFloat};
+    use crate::gpu::{kernel, output, rows_of_32x8, view, wrap, GpuFloat};
 
     /// Which of the two gathers.
     #[derive(Clone, Copy)]
@@ -322,11 +321,7 @@ mod cuda {
         let mut y = output::<T>(dev, rows * g.c)?;
         let (ny, nx) = g.windows();
         let u = |v: usize| v as u32; // every size is below the window rows, checked < 2³¹
-        let cfg = LaunchConfig {
-            grid_dim: (rows.div_ceil(8).clamp(1, 1 << 20) as u32, 1, 1),
-            block_dim: (32, 8, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = rows_of_32x8(rows);
         let (rows, c, h, w, ws, sh, sw, ny, nx) = (
             u(rows),
             u(g.c),

@@ -5,7 +5,9 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{ModuleT, VarBuilder, VarMap};
-use scfnet_ops::check::{evaluate, max_relative_difference, op_cases};
+use scfnet_ops::check::{
+    evaluate, max_labelled_difference, max_relative_difference, op_cases, update_cases,
+};
 use scfnet_ops::{force_generic_path, uses_cpu_kernels};
 
 #[test]
@@ -31,6 +33,33 @@ fn every_op_generic_equals_kernels() {
         }
     }
     assert!(uses_cpu_kernels(&probe), "the guard restores the setting");
+}
+
+#[test]
+fn every_update_generic_equals_kernels_bit_for_bit() {
+    let cases = update_cases();
+    assert!(!cases.is_empty());
+    for dtype in [DType::F64, DType::F32] {
+        for case in &cases {
+            let kernels = (case.run)(&Device::Cpu, dtype).unwrap();
+            let generic = {
+                let _guard = force_generic_path();
+                (case.run)(&Device::Cpu, dtype).unwrap()
+            };
+            let (err, at) = max_labelled_difference(&kernels, &generic);
+            assert!(
+                err == 0.0,
+                "{} {dtype:?}: {at} differs by {err:.1e}",
+                case.name
+            );
+            // The updates moved the weights and made velocities.
+            let moved = kernels.iter().all(|(_, v)| v.iter().any(|x| *x != 0.0));
+            assert!(moved && kernels.len() == 2, "{}", case.name);
+            let mut wrong = kernels.clone();
+            wrong[1].1[7] += 1e-9;
+            assert!(max_labelled_difference(&kernels, &wrong).1 == "velocities");
+        }
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
-use scfnet_ops::{sgd_momentum_update, SgdSettings};
+use scfnet_ops::{sgd_momentum_update_all, SgdParam, SgdSettings};
 
 /// Parameters sharing a learning-rate multiplier and a weight decay.
 pub struct ParamGroup {
@@ -39,20 +39,26 @@ impl SgdMomentum {
     /// One update with the global learning rate `lr`. Parameters without a gradient are left as
     /// they are (and keep their velocity).
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        let mut params = Vec::new();
         for (group, velocities) in self.groups.iter().zip(self.velocity.iter_mut()) {
-            for (var, v) in group.vars.iter().zip(velocities.iter_mut()) {
-                let Some(g) = grads.get(var.as_tensor()) else {
-                    continue;
-                };
-                let settings = SgdSettings {
-                    momentum: self.momentum,
-                    weight_decay: group.weight_decay,
-                    step: lr * group.lr_mult,
-                };
-                *v = Some(sgd_momentum_update(var, v.take().as_ref(), g, settings)?);
+            let settings = SgdSettings {
+                momentum: self.momentum,
+                weight_decay: group.weight_decay,
+                step: lr * group.lr_mult,
+            };
+            for (var, velocity) in group.vars.iter().zip(velocities.iter_mut()) {
+                if let Some(grad) = grads.get(var.as_tensor()) {
+                    params.push(SgdParam {
+                        weight: var,
+                        velocity,
+                        grad,
+                        settings,
+                    });
+                }
             }
         }
-        Ok(())
+        // All at once: on CUDA a few launches for the whole network.
+        sgd_momentum_update_all(&mut params)
     }
 
     /// The velocity buffers (for checkpoints), group by group; `None` before the first update.

@@ -1,12 +1,14 @@
-//! `check-device`'s comparisons with the CPU: each op case, and one training step of each
-//! network.
+//! `check-device`'s comparisons with the CPU: each op case, each in-place update, and one
+//! training step of each network.
 
 use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::{DType, Device};
 use scfnet_model::ModelKind;
-use scfnet_ops::check::{evaluate, max_relative_difference, OpCase};
+use scfnet_ops::check::{
+    evaluate, max_labelled_difference, max_relative_difference, OpCase, UpdateCase,
+};
 use scfnet_train::cross_device::{max_differences, record_step, StepLoss};
 use serde_json::{json, Value};
 
@@ -37,11 +39,38 @@ pub(super) fn compare_op(
     tolerance: f64,
     failures: &mut Vec<String>,
 ) -> Value {
-    let both = evaluate(case, &Device::Cpu, DType::F32)
-        .and_then(|cpu| Ok((cpu, evaluate(case, dev, DType::F32)?)));
-    match both {
-        Ok((cpu, on_dev)) => {
-            let (err, at) = max_relative_difference(&cpu, &on_dev);
+    let difference = evaluate(case, &Device::Cpu, DType::F32).and_then(|cpu| {
+        let on_dev = evaluate(case, dev, DType::F32)?;
+        Ok(max_relative_difference(&cpu, &on_dev))
+    });
+    report(name, difference, tolerance, failures)
+}
+
+/// The update `case` (f32) on `dev` against the CPU: its JSON entry, failures as
+/// [`compare_op`]'s.
+pub(super) fn compare_update(
+    case: &UpdateCase,
+    dev: &Device,
+    tolerance: f64,
+    failures: &mut Vec<String>,
+) -> Value {
+    let difference = (case.run)(&Device::Cpu, DType::F32).and_then(|cpu| {
+        let on_dev = (case.run)(dev, DType::F32)?;
+        Ok(max_labelled_difference(&cpu, &on_dev))
+    });
+    report(&case.name, difference, tolerance, failures)
+}
+
+/// The JSON entry (and log line) of a comparison: its largest difference and where, or its
+/// error; a difference over `tolerance` or an error is added to `failures`.
+fn report(
+    name: &str,
+    difference: candle_core::Result<(f64, String)>,
+    tolerance: f64,
+    failures: &mut Vec<String>,
+) -> Value {
+    match difference {
+        Ok((err, at)) => {
             let ok = err <= tolerance;
             if !ok {
                 failures.push(format!("op {name}: {at} differs by {err:.2e}"));

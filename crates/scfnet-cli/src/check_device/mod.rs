@@ -16,13 +16,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use scfnet_model::{InputSide, ModelKind};
-use scfnet_ops::check::op_cases;
+use scfnet_ops::check::{op_cases, update_cases};
 use serde_json::{json, Value};
 
 use crate::atomic::write_atomic;
 use crate::device::{device, DeviceArg};
 use bench::bench;
-use compare::{compare_convolutions_again, compare_network, compare_op};
+use compare::{compare_convolutions_again, compare_network, compare_op, compare_update};
 pub use modes::BenchMode;
 
 /// `scfnet check-device`.
@@ -108,6 +108,11 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
             args.tolerance,
             &mut failures,
         ));
+    }
+    if !args.bench_only {
+        for case in &update_cases() {
+            ops.push(compare_update(case, &dev, args.tolerance, &mut failures));
+        }
     }
     // The dense convolutions again through cuDNN (strict f32), where it can be loaded.
     let cudnn = if args.bench_only || !dev.is_cuda() {

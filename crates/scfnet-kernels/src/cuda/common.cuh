@@ -14,6 +14,12 @@
         for (unsigned r = blockIdx.x * blockDim.x + threadIdx.x; r < (unsigned)(n); \
              r += blockDim.x * gridDim.x)
 
+// Rows along threadIdx.y of blocks of 32 x 8 threads (a row's values along threadIdx.x), looping
+// over the grid; 32-bit row numbers (the host checks that there are fewer than 2^31 rows).
+#define FOR_EACH_BLOCK_ROW(r, rows)                                                  \
+    for (unsigned r = blockIdx.x * blockDim.y + threadIdx.y; r < (unsigned)(rows); \
+         r += gridDim.x * blockDim.y)
+
 // The sum of `v` over the block (blockDim.x a multiple of 32, at most 1024), valid in thread 0.
 // Every thread of the block must call it. Fixed order: deterministic.
 __device__ inline double block_sum(double v) {

@@ -17,12 +17,9 @@ __host__ __device__ inline size_t head_offset(unsigned r, unsigned k, unsigned n
     return (((size_t)b * heads + hh) * n + t) * hd + d;
 }
 
-#define FOR_EACH_TOKEN_ROW(r, rows) \
-    for (unsigned r = blockIdx.x * blockDim.y + threadIdx.y; r < (rows); r += gridDim.x * blockDim.y)
-
 template <typename T>
 __device__ void qkv_heads_split(const T* qkv, T* out, HEADS_SIZES, T scale) {
-    FOR_EACH_TOKEN_ROW(r, rows) {
+    FOR_EACH_BLOCK_ROW(r, rows) {
         const T* src = qkv + (size_t)r * 3 * c + (size_t)part * c;
         for (unsigned k = threadIdx.x; k < c; k += blockDim.x)
             out[head_offset(r, k, n, c, heads)] = src[k] * scale;
@@ -31,7 +28,7 @@ __device__ void qkv_heads_split(const T* qkv, T* out, HEADS_SIZES, T scale) {
 
 template <typename T>
 __device__ void qkv_heads_grad(const T* g, T* dqkv, HEADS_SIZES, T scale) {
-    FOR_EACH_TOKEN_ROW(r, rows) {
+    FOR_EACH_BLOCK_ROW(r, rows) {
         T* row = dqkv + (size_t)r * 3 * c;
         for (unsigned j = threadIdx.x; j < 3 * c; j += blockDim.x) {
             unsigned p = j / c;

@@ -41,9 +41,6 @@ __host__ __device__ inline size_t merge_source(unsigned r, unsigned h, unsigned 
     return (((size_t)b * ny + wy) * nx + wx) * ws * ws + iy * ws + ix;
 }
 
-#define FOR_EACH_BLOCK_ROW(r, rows) \
-    for (unsigned r = blockIdx.x * blockDim.y + threadIdx.y; r < (rows); r += gridDim.x * blockDim.y)
-
 template <typename T>
 __device__ void window_partition(const T* x, T* y, WINDOW_SIZES) {
     FOR_EACH_BLOCK_ROW(r, rows) {
