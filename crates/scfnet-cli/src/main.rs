@@ -9,6 +9,7 @@ mod atomic;
 mod check_device;
 mod checkout;
 mod convert;
+mod convolutions;
 mod demo;
 mod device;
 mod download;

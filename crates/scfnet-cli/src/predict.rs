@@ -16,6 +16,7 @@ use scfnet_model::{InputSide, Predictor, Scfnet};
 use scfnet_predict::sink::output_paths;
 use scfnet_predict::{collect_inputs, RunOptions};
 
+use crate::convolutions::{self, Convolutions};
 use crate::device::{device, DeviceArg};
 use crate::paths::{ensure_distinct, ensure_outside};
 use crate::precision::{self, Precision};
@@ -50,6 +51,12 @@ pub struct PredictArgs {
     /// on bf16 tensor cores, f32 sums). The CPU: f32 only.
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
+    /// Dense convolutions on a GPU: columns (our columns kernel and cuBLAS, one product per
+    /// image; the default), batch-wgrad (the weight gradient one product over the batch),
+    /// batch-columns (every pass so) or cudnn (cuDNN 9, loaded at run time). The CPU: the
+    /// default only.
+    #[arg(long, value_enum)]
+    pub convolutions: Option<Convolutions>,
     /// For benchmarks: decode every image first, then run only the network over them in
     /// batches, timing its calls, and log its throughput; writes nothing. What `cargo xtask
     /// bench-predict` compares the folder's throughput with, in a process started the same way.
@@ -75,6 +82,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode> {
     }
     let dev = device(args.device)?;
     precision::apply(&dev, args.precision)?;
+    convolutions::apply(&dev, args.convolutions)?;
     let chosen = weights::choose(&args.weights, &dev)?;
     let model = chosen.model;
     let size = args.size.or(chosen.size).unwrap_or(model.default_size());

@@ -17,6 +17,7 @@ use scfnet_train::{
     TrainConfig, TrainError, Trainer,
 };
 
+use crate::convolutions::{self, Convolutions};
 use crate::device::{device, DeviceArg};
 use crate::precision::{self, Precision};
 
@@ -104,6 +105,12 @@ pub struct CommonArgs {
     /// on bf16 tensor cores, f32 sums). The CPU: f32 only.
     #[arg(long, value_enum)]
     pub precision: Option<Precision>,
+    /// Dense convolutions on a GPU: columns (our columns kernel and cuBLAS, one product per
+    /// image; the default), batch-wgrad (the weight gradient one product over the batch),
+    /// batch-columns (every pass so) or cudnn (cuDNN 9, loaded at run time). The CPU: the
+    /// default only.
+    #[arg(long, value_enum)]
+    pub convolutions: Option<Convolutions>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -297,6 +304,7 @@ fn trainer(
     ensure_new_run_folder(args, &inputs)?;
     let dev = device(args.device)?;
     precision::apply(&dev, args.precision)?;
+    convolutions::apply(&dev, args.convolutions)?;
     let config = match args
         .resume
         .then(|| checkpoint::latest(&args.out))
@@ -404,6 +412,7 @@ pub fn run_distill(args: DistillArgs) -> Result<ExitCode> {
     let data = SodDataset::unlabeled(&args.data)?;
     let dev = device(args.common.device)?;
     precision::apply(&dev, args.common.precision)?;
+    convolutions::apply(&dev, args.common.convolutions)?;
     let teacher = load_teacher(args.teacher, &args.teacher_weights, &dev)?;
     let (mut t, _lock) = trainer(
         config(args.model, &args.common),

@@ -342,6 +342,31 @@ fn cuda_without_the_feature_and_bad_arguments_are_clear_errors() {
         );
         assert!(!out.exists(), "{precision}: {} was written", out.display());
     }
+    // So do the GPU's other convolution implementations (cuDNN included, before any loading).
+    for convolutions in ["cudnn", "batch-wgrad", "batch-columns"] {
+        let o = scfnet(&[
+            "predict",
+            "--random-weights",
+            "--convolutions",
+            convolutions,
+            "--input",
+            s(&img),
+            "--output",
+            s(&out),
+        ]);
+        let said = text(&o);
+        assert!(
+            !o.status.success()
+                && said.contains(&format!("--convolutions {convolutions}"))
+                && said.contains("CUDA GPUs"),
+            "{said}"
+        );
+        assert!(
+            !out.exists(),
+            "{convolutions}: {} was written",
+            out.display()
+        );
+    }
 }
 
 #[test]

@@ -120,7 +120,7 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
     } else {
         match scfnet_ops::cudnn_version() {
             Ok(version) => {
-                scfnet_ops::set_cudnn_convolutions(true);
+                crate::convolutions::Convolutions::Cudnn.set();
                 compare_convolutions_again(
                     &cases,
                     "cudnn",
@@ -129,7 +129,7 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
                     &mut ops,
                     &mut failures,
                 );
-                scfnet_ops::set_cudnn_convolutions(false);
+                crate::convolutions::Convolutions::Columns.set();
                 json!({"available": true, "version": version})
             }
             Err(why) => {
@@ -141,7 +141,7 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
     // The dense convolutions again with every pass one product over the batch (the weight
     // gradient's code is the same as in batch-wgrad's timings).
     if !args.bench_only && dev.is_cuda() {
-        scfnet_ops::set_batch_columns(scfnet_ops::BatchColumns::Every);
+        crate::convolutions::Convolutions::BatchColumns.set();
         compare_convolutions_again(
             &cases,
             "batch-columns",
@@ -150,7 +150,7 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
             &mut ops,
             &mut failures,
         );
-        scfnet_ops::set_batch_columns(scfnet_ops::BatchColumns::Off);
+        crate::convolutions::Convolutions::Columns.set();
     }
     let networks = if args.ops_only || args.bench_only {
         Vec::new()

@@ -1,8 +1,8 @@
 //! `check-device`'s timing modes: the process-wide settings each one turns on.
 
 use candle_core::Device;
-use scfnet_ops::BatchColumns;
 
+use crate::convolutions::Convolutions;
 use crate::precision::Precision;
 
 /// The setting of one round of timings.
@@ -60,18 +60,23 @@ impl BenchMode {
         }
     }
 
+    /// The dense convolutions' implementation of this mode (what `--convolutions` would set).
+    fn convolutions(self) -> Convolutions {
+        match self {
+            Self::Cudnn => Convolutions::Cudnn,
+            Self::BatchWgrad => Convolutions::BatchWgrad,
+            Self::BatchColumns => Convolutions::BatchColumns,
+            _ => Convolutions::Columns,
+        }
+    }
+
     /// Turns on this mode's settings for what runs next (the process-wide precision, cuDNN,
     /// batch columns; cudarc's event tracking for buffers allocated from here on). The composed
     /// path of `f32-generic` is the caller's guard. `F32` is the setting of `check-device`'s
     /// comparisons: strict f32, no cuDNN, one product per image, no per-buffer events.
     pub(super) fn apply(self, dev: &Device) {
         self.precision().set();
-        scfnet_ops::set_cudnn_convolutions(self == Self::Cudnn);
-        scfnet_ops::set_batch_columns(match self {
-            Self::BatchWgrad => BatchColumns::WeightGradient,
-            Self::BatchColumns => BatchColumns::Every,
-            _ => BatchColumns::Off,
-        });
+        self.convolutions().set();
         scfnet_ops::set_cuda_event_tracking(dev, self == Self::F32Events);
     }
 }
