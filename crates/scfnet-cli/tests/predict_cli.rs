@@ -321,13 +321,21 @@ fn cuda_without_the_feature_and_bad_arguments_are_clear_errors() {
         "{}",
         text(&o)
     );
-    // Reduced precision exists only on a GPU: refused by name on the CPU, nothing written.
-    for precision in ["bf16", "tf32", "conv-tf32"] {
+    // Reduced precision and the GPU's other convolution implementations (cuDNN included, before
+    // any loading) exist only on a GPU: refused by name on the CPU, nothing written.
+    for (option, value, refusal) in [
+        ("--precision", "bf16", "only on CUDA GPUs"),
+        ("--precision", "tf32", "only on CUDA GPUs"),
+        ("--precision", "conv-tf32", "only on CUDA GPUs"),
+        ("--convolutions", "cudnn", "CUDA GPUs"),
+        ("--convolutions", "batch-wgrad", "CUDA GPUs"),
+        ("--convolutions", "batch-columns", "CUDA GPUs"),
+    ] {
         let o = scfnet(&[
             "predict",
             "--random-weights",
-            "--precision",
-            precision,
+            option,
+            value,
             "--input",
             s(&img),
             "--output",
@@ -336,34 +344,13 @@ fn cuda_without_the_feature_and_bad_arguments_are_clear_errors() {
         let said = text(&o);
         assert!(
             !o.status.success()
-                && said.contains(&format!("--precision {precision}"))
-                && said.contains("only on CUDA GPUs"),
-            "{said}"
-        );
-        assert!(!out.exists(), "{precision}: {} was written", out.display());
-    }
-    // So do the GPU's other convolution implementations (cuDNN included, before any loading).
-    for convolutions in ["cudnn", "batch-wgrad", "batch-columns"] {
-        let o = scfnet(&[
-            "predict",
-            "--random-weights",
-            "--convolutions",
-            convolutions,
-            "--input",
-            s(&img),
-            "--output",
-            s(&out),
-        ]);
-        let said = text(&o);
-        assert!(
-            !o.status.success()
-                && said.contains(&format!("--convolutions {convolutions}"))
-                && said.contains("CUDA GPUs"),
+                && said.contains(&format!("{option} {value}"))
+                && said.contains(refusal),
             "{said}"
         );
         assert!(
             !out.exists(),
-            "{convolutions}: {} was written",
+            "{option} {value}: {} was written",
             out.display()
         );
     }

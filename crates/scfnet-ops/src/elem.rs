@@ -107,6 +107,15 @@ pub(crate) fn same_type_mut<A: 'static, B: 'static>(v: &mut [A]) -> &mut [B] {
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), v.len()) }
 }
 
+/// The contiguous range `(start, end)` of `layout` in its storage, or an error naming `op`
+/// (the in-place ops' operands).
+pub(crate) fn contiguous_range(op: &str, layout: &Layout) -> Result<(usize, usize)> {
+    match layout.contiguous_offsets() {
+        Some(range) => Ok(range),
+        None => bail!("{op}: operands must be contiguous"),
+    }
+}
+
 /// The contiguous part of `data` that `layout` describes.
 pub(crate) fn contiguous<'a, T>(op: &str, data: &'a [T], layout: &Layout) -> Result<&'a [T]> {
     match layout.contiguous_offsets() {

@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 
 use crate::dispatch::uses_own_kernels;
-use crate::elem::Real;
+use crate::elem::{contiguous_range, Real};
 
 /// `running ← (running·keep + 0) + (batch·weight + 0)`, rounded as candle's composition
 /// (`running * keep + batch * weight`, each product an `affine`) rounds it, so the statistics
@@ -48,13 +48,6 @@ fn update_cpu<T: Real>(r: &mut [T], b: &[T], u: &RunningUpdate) -> Result<()> {
     Ok(())
 }
 
-/// The contiguous range of `layout`, or an error.
-fn range(layout: &Layout) -> Result<(usize, usize)> {
-    layout.contiguous_offsets().ok_or_else(|| {
-        candle_core::Error::Msg("bn-running-update: operands must be contiguous".into())
-    })
-}
-
 impl InplaceOp2 for RunningUpdate {
     fn name(&self) -> &'static str {
         "bn-running-update"
@@ -67,7 +60,10 @@ impl InplaceOp2 for RunningUpdate {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let (r1, r2) = (range(l1)?, range(l2)?);
+        let (r1, r2) = (
+            contiguous_range(self.name(), l1)?,
+            contiguous_range(self.name(), l2)?,
+        );
         match (s1, s2) {
             (CpuStorage::F32(r), CpuStorage::F32(b)) => {
                 update_cpu(&mut r[r1.0..r1.1], &b[r2.0..r2.1], self)
@@ -104,7 +100,8 @@ mod cuda {
     use scfnet_kernels::launch;
     use scfnet_kernels::ptx::BATCH_NORM;
 
-    use super::{range, RunningUpdate};
+    use super::RunningUpdate;
+    use crate::elem::contiguous_range;
     use crate::gpu::{kernel, per_element, view, GpuFloat};
 
     pub(super) fn update<T: GpuFloat>(
@@ -113,7 +110,7 @@ mod cuda {
         u: &RunningUpdate,
     ) -> Result<()> {
         let dev = rs.device().clone();
-        let (start, end) = range(rl)?;
+        let (start, end) = contiguous_range("bn-running-update (cuda)", rl)?;
         let n = end - start;
         let b = view::<T>("bn-running-update", bs, bl)?;
         if b.len() != n {

@@ -7,7 +7,7 @@
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
 
 use crate::dispatch::uses_own_kernels;
-use crate::elem::Real;
+use crate::elem::{contiguous_range, Real};
 
 /// The settings of one update: `g' = g + λ·w` (skipped when `λ = 0`), `v ← μ·v + g'`,
 /// `w ← w − s·v`.
@@ -63,16 +63,10 @@ pub fn sgd_momentum_update_all(params: &mut [SgdParam<'_>]) -> Result<()> {
     let mut on_gpu = Vec::new();
     for p in params.iter_mut() {
         let w = p.weight.as_tensor();
-        let in_place = match p.velocity.as_ref() {
-            Some(v) => {
-                uses_own_kernels(w)
-                    && w.is_contiguous()
-                    && v.is_contiguous()
-                    && v.dtype() == w.dtype()
-            }
-            None => false,
-        };
-        let Some(v) = p.velocity.as_ref().filter(|_| in_place) else {
+        let in_place = p.velocity.as_ref().filter(|v| {
+            uses_own_kernels(w) && w.is_contiguous() && v.is_contiguous() && v.dtype() == w.dtype()
+        });
+        let Some(v) = in_place else {
             let new_v = composed_update(p.weight, p.velocity.as_ref(), p.grad, p.settings)?;
             *p.velocity = Some(new_v);
             continue;
@@ -137,13 +131,6 @@ fn weight_value<T: Real>(w: T, v: T, s: SgdSettings) -> T {
     w - (v * T::from_f64(s.step) + T::ZERO)
 }
 
-/// The contiguous range of `layout`, or an error naming `op`.
-fn range(op: &str, layout: &Layout) -> Result<(usize, usize)> {
-    layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: operands must be contiguous")))
-}
-
 struct VelocityUpdate(SgdSettings);
 struct WeightUpdate(SgdSettings);
 
@@ -162,9 +149,9 @@ impl InplaceOp3 for VelocityUpdate {
         l3: &Layout,
     ) -> Result<()> {
         let (r1, r2, r3) = (
-            range(self.name(), l1)?,
-            range(self.name(), l2)?,
-            range(self.name(), l3)?,
+            contiguous_range(self.name(), l1)?,
+            contiguous_range(self.name(), l2)?,
+            contiguous_range(self.name(), l3)?,
         );
         match (s1, s2, s3) {
             (CpuStorage::F32(v), CpuStorage::F32(g), CpuStorage::F32(w)) => {
@@ -190,7 +177,10 @@ impl InplaceOp2 for WeightUpdate {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<()> {
-        let (r1, r2) = (range(self.name(), l1)?, range(self.name(), l2)?);
+        let (r1, r2) = (
+            contiguous_range(self.name(), l1)?,
+            contiguous_range(self.name(), l2)?,
+        );
         match (s1, s2) {
             (CpuStorage::F32(w), CpuStorage::F32(v)) => {
                 weight_cpu(&mut w[r1.0..r1.1], &v[r2.0..r2.1], self.0)
@@ -239,6 +229,7 @@ mod cuda {
     use scfnet_kernels::ptx::SGD;
 
     use super::SgdSettings;
+    use crate::elem::contiguous_range;
     use crate::gpu::{kernel, GpuFloat};
 
     /// Parameters per launch (`SGD_CHUNK` in `sgd.cu`).
@@ -296,9 +287,7 @@ mod cuda {
         let Storage::Cuda(cs) = &*storage else {
             candle_core::bail!("sgd (cuda): an operand is not on the GPU");
         };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("sgd (cuda): operands must be contiguous");
-        };
+        let (start, end) = contiguous_range("sgd (cuda)", layout)?;
         let stream = dev.cuda_stream();
         let values = cs.as_cuda_slice::<T>()?.slice(start..end);
         let (ptr, _sync) = values.device_ptr(&stream);
