@@ -390,7 +390,7 @@ pub fn run_train(args: TrainArgs) -> Result<ExitCode> {
 pub fn load_teacher(kind: ModelKind, spec: &str, dev: &candle_core::Device) -> Result<Teacher> {
     let path = weight_file(spec)?;
     let vb = scfnet_model::load_weights(kind, &path, &path.display().to_string(), dev)?;
-    Ok(Teacher::new(Scfnet::new(kind, vb)?))
+    Ok(Teacher::new(Scfnet::new(kind, vb)?)?)
 }
 
 /// Runs `scfnet distill`.

@@ -31,15 +31,20 @@ pub struct StepOutcome {
     pub lr: f64,
 }
 
-/// A frozen teacher in eval mode (BatchNorm running statistics, no gradients).
+/// A frozen teacher in eval mode (BatchNorm running statistics, no gradients), its BatchNorms
+/// folded into their convolutions: the inference path, one convolution with bias and activation
+/// per block.
 pub struct Teacher {
     net: Scfnet,
 }
 
 impl Teacher {
-    /// Wraps a network built on fixed weights (e.g. `VarBuilder::from_mmaped_safetensors`).
-    pub fn new(net: Scfnet) -> Self {
-        Self { net }
+    /// Wraps a network built on fixed weights (e.g. `VarBuilder::from_mmaped_safetensors`) and
+    /// folds its BatchNorms ([`Scfnet::fold_batch_norms`]); the maps equal the unfolded
+    /// network's up to f32 rounding. The folded weights sit beside the loaded ones.
+    pub fn new(mut net: Scfnet) -> Result<Self> {
+        net.fold_batch_norms()?;
+        Ok(Self { net })
     }
 
     /// The teacher's `p2` logits for a normalised batch `(B, 3, H, W)`, detached.

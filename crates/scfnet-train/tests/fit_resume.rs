@@ -156,7 +156,7 @@ fn distillation_trains_the_student_on_unlabeled_images() {
     let vb = unsafe {
         candle_nn::VarBuilder::from_mmaped_safetensors(&[&teacher_file], DType::F32, &dev).unwrap()
     };
-    let teacher = Teacher::new(scfnet_model::Scfnet::new(ModelKind::Student, vb).unwrap());
+    let teacher = Teacher::new(scfnet_model::Scfnet::new(ModelKind::Student, vb).unwrap()).unwrap();
     let mut student = Trainer::fresh(
         TrainConfig {
             epochs: 1,
@@ -180,6 +180,65 @@ fn distillation_trains_the_student_on_unlabeled_images() {
     let other = tempfile::tempdir().unwrap();
     let e = fit(&mut fs, unlabeled, None, &mut options(other.path())).unwrap_err();
     assert!(e.to_string().contains("needs masks"), "{e}");
+}
+
+/// The frozen teacher runs folded (each BatchNorm inside its convolution): its `p2` equals the
+/// unfolded network's eval-mode `p2` up to f32 rounding, with running statistics far from their
+/// initial 0 and 1 so that the fold has something to fold.
+#[test]
+fn the_frozen_teacher_gives_the_unfolded_networks_map() {
+    let dev = Device::Cpu;
+    let trainer = Trainer::fresh(
+        TrainConfig {
+            seed: 7,
+            ..config()
+        },
+        &dev,
+        DType::F32,
+    )
+    .unwrap();
+    let mut moved = 0;
+    for (name, var) in trainer.varmap().data().lock().unwrap().iter() {
+        let shape = var.as_tensor().shape().clone();
+        let value = if name.ends_with("mean") {
+            candle_core::Tensor::rand(-0.5f32, 0.5, shape, &dev)
+        } else if name.ends_with("var") || name.ends_with("variance") {
+            candle_core::Tensor::rand(0.3f32, 2.0, shape, &dev)
+        } else {
+            continue;
+        };
+        var.set(&value.unwrap()).unwrap();
+        moved += 1;
+    }
+    assert!(moved > 40, "running statistics found: {moved}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("teacher.safetensors");
+    trainer.varmap().save(&file).unwrap();
+    let net = || {
+        let vb =
+            unsafe { candle_nn::VarBuilder::from_mmaped_safetensors(&[&file], DType::F32, &dev) };
+        scfnet_model::Scfnet::new(ModelKind::Student, vb.unwrap()).unwrap()
+    };
+    let teacher = Teacher::new(net()).unwrap();
+    let x = candle_core::Tensor::randn(0f32, 1.0, (2, 3, 64, 64), &dev).unwrap();
+    let folded = teacher.p2(&x).unwrap();
+    let unfolded = net().side_outputs(&x, false).unwrap().p2;
+    let scale = unfolded.abs().unwrap().max_all().unwrap();
+    let diff = (folded - &unfolded)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
+    let (scale, diff) = (
+        scale.to_scalar::<f32>().unwrap(),
+        diff.to_scalar::<f32>().unwrap(),
+    );
+    assert!(scale > 0.1, "a map to compare: largest logit {scale}");
+    assert!(
+        diff <= 1e-4 * scale,
+        "folded vs unfolded: {diff} (largest logit {scale})"
+    );
 }
 
 #[test]

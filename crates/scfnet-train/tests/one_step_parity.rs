@@ -111,7 +111,7 @@ fn run(file: &str, case_name: &str, kind: ModelKind) {
         }
         (None, Some(want_p2)) => {
             let (vb, _) = synthetic_var_builder(DType::F64, &dev);
-            let teacher = Teacher::new(Scfnet::new(ModelKind::R50, vb).unwrap());
+            let teacher = Teacher::new(Scfnet::new(ModelKind::R50, vb).unwrap()).unwrap();
             let p2 = teacher.p2(&x).unwrap();
             compare("teacher p2", &p2, want_p2, 1e-10);
             trainer.step(&x, Target::Teacher(&p2), 0, 0, r.lr).unwrap()
