@@ -20,6 +20,13 @@ pub struct StepRecord {
     pub parts: [f64; 4],
     /// The `p2` probability map of the fresh network in eval mode, `(B, 1, H, W)` flattened.
     pub eval_map: Vec<f64>,
+    /// The `p2` logits after the step with every BatchNorm folded into its convolution, as
+    /// `scfnet predict` and a frozen teacher run a network, with the running statistics the step
+    /// moved: `(B, 1, H, W)` flattened, or why the folded network failed (kept apart so that a
+    /// failure of that path leaves the step's record). Logits, not probabilities: a fresh
+    /// ResNet-50 in eval mode is far from normalised, its map 0 or 1 at every pixel, and
+    /// saturated maps agree whatever the kernels compute.
+    pub folded_logits: std::result::Result<Vec<f64>, String>,
     /// For every variable (running statistics included), in name order: its name and its change
     /// over the step, flattened.
     pub updates: Vec<(String, Vec<f64>)>,
@@ -85,6 +92,13 @@ pub fn record_step(
         StepLoss::Distillation => Target::Teacher(&target),
     };
     let outcome = trainer.step(&images, target, 0, 0, lr)?;
+    let folded_logits = trainer
+        .net()
+        .folded()
+        .and_then(|net| Ok(net.side_outputs(&images, false)?.p2))
+        .map_err(crate::TrainError::from)
+        .and_then(|p2| to_host(&p2))
+        .map_err(|e| format!("the folded network: {e}"));
     let after = sorted_vars(trainer.varmap());
     let updates = before
         .into_iter()
@@ -99,8 +113,26 @@ pub fn record_step(
         loss: outcome.loss,
         parts: outcome.parts,
         eval_map,
+        folded_logits,
         updates,
     })
+}
+
+/// The largest difference between the folded networks' logits of two records, relative to the
+/// first record's largest logit, or the first error where a folded network failed.
+pub fn folded_logits_difference(
+    a: &StepRecord,
+    b: &StepRecord,
+) -> std::result::Result<f64, String> {
+    let (x, y) = (
+        a.folded_logits.as_ref().map_err(Clone::clone)?,
+        b.folded_logits.as_ref().map_err(Clone::clone)?,
+    );
+    let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    Ok(x.iter()
+        .zip(y)
+        .map(|(p, q)| (p - q).abs() / scale)
+        .fold(0.0, f64::max))
 }
 
 /// The largest difference between two records: `(loss, eval map, update)`, the loss relative to

@@ -1,6 +1,7 @@
 //! One training step of each network with the device-generic ops (what runs on CUDA), forced on
-//! the CPU, against the CPU kernels: the loss, the eval-mode map and every tensor's update
-//! (BatchNorm statistics included).
+//! the CPU, against the CPU kernels: the loss, the eval-mode map, every tensor's update
+//! (BatchNorm statistics included) and the logits of the folded network after the step (what
+//! `scfnet predict` and a frozen teacher run).
 //!
 //! - f64, full supervision: equal to 1e-10 (updates relative to each tensor's largest update).
 //! - f32, distillation: a whole network step amplifies rounding (the R50 teacher's first-layer
@@ -12,7 +13,9 @@
 use candle_core::{DType, Device};
 use scfnet_model::ModelKind;
 use scfnet_ops::force_generic_path;
-use scfnet_train::cross_device::{max_differences, record_step, StepLoss, StepRecord};
+use scfnet_train::cross_device::{
+    folded_logits_difference, max_differences, record_step, StepLoss, StepRecord,
+};
 
 fn both(kind: ModelKind, loss: StepLoss, dtype: DType) -> (StepRecord, StepRecord) {
     let kernels = record_step(kind, loss, &Device::Cpu, dtype, 64, 2, 0.01).unwrap();
@@ -43,6 +46,12 @@ fn check(kind: ModelKind) {
         update <= 1e-10,
         "{kind:?} f64: update of {worst} differs by {update:.1e}"
     );
+    let folded = folded_logits_difference(&k64, &g64).unwrap();
+    eprintln!("{kind:?} f64: folded logits after the step {folded:.1e}");
+    assert!(
+        folded <= 1e-10,
+        "{kind:?} f64: folded logits differ by {folded:.1e}"
+    );
 
     let (r64, _) = both(kind, StepLoss::Distillation, DType::F64);
     let (k32, g32) = both(kind, StepLoss::Distillation, DType::F32);
@@ -62,6 +71,15 @@ fn check(kind: ModelKind) {
             "{kind:?} f32: generic {what} is {g:.1e} from f64, the kernels' {k:.1e}"
         );
     }
+    let (folded_k, folded_g) = (
+        folded_logits_difference(&r64, &k32).unwrap(),
+        folded_logits_difference(&r64, &g32).unwrap(),
+    );
+    eprintln!("{kind:?} f32 vs f64 folded logits: kernels {folded_k:.1e}, generic {folded_g:.1e}");
+    assert!(
+        folded_g <= 10.0 * folded_k + 1e-4,
+        "{kind:?} f32: generic folded logits are {folded_g:.1e} from f64, the kernels' {folded_k:.1e}"
+    );
     let direct = max_differences(&k32, &g32);
     eprintln!(
         "{kind:?} f32 generic vs kernels: update {:.1e} ({})",

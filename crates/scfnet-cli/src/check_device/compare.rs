@@ -9,7 +9,9 @@ use scfnet_model::ModelKind;
 use scfnet_ops::check::{
     evaluate, max_labelled_difference, max_relative_difference, OpCase, UpdateCase,
 };
-use scfnet_train::cross_device::{max_differences, record_step, StepLoss};
+use scfnet_train::cross_device::{
+    folded_logits_difference, max_differences, record_step, StepLoss, StepRecord,
+};
 use serde_json::{json, Value};
 
 use super::CheckDeviceArgs;
@@ -101,7 +103,7 @@ pub(super) fn compare_network(
     // f64: the step itself (any difference beyond rounding is a wrong kernel); f32: the
     // eval map in grey levels and the step as users run it.
     let mut per_dtype = Vec::new();
-    let mut cpu_maps = Vec::new();
+    let mut records_of = Vec::new();
     for dtype in [DType::F64, DType::F32] {
         let step = |d: &Device| {
             record_step(
@@ -117,15 +119,11 @@ pub(super) fn compare_network(
         };
         match step(&Device::Cpu).and_then(|cpu| {
             let on_dev = step(dev)?;
-            Ok((
-                max_differences(&cpu, &on_dev),
-                cpu.eval_map,
-                on_dev.eval_map,
-            ))
+            Ok((max_differences(&cpu, &on_dev), (cpu, on_dev)))
         }) {
-            Ok((d, cpu_map, dev_map)) => {
+            Ok((d, records)) => {
                 per_dtype.push(d);
-                cpu_maps.push((cpu_map, dev_map));
+                records_of.push(records);
             }
             Err(e) => {
                 tracing::error!("{e:#}");
@@ -149,7 +147,7 @@ pub(super) fn compare_network(
     // its mean error is at most twice the CPU's (plus 0.01 grey levels): as accurate as
     // the CPU on the map as a whole. The largest errors are reported beside. The f64
     // maps must agree (1e-6 grey levels): the computation itself is the CPU's.
-    let exact = &cpu_maps[0].0;
+    let exact = &records_of[0].0.eval_map;
     let error = |m: &[f64]| {
         let d: Vec<f64> = m
             .iter()
@@ -159,14 +157,19 @@ pub(super) fn compare_network(
         let largest = d.iter().fold(0.0f64, |a, &b| a.max(b));
         (largest, d.iter().sum::<f64>() / d.len().max(1) as f64)
     };
-    let (cpu_f32_grey, cpu_f32_mean) = error(&cpu_maps[1].0);
-    let (dev_f32_grey, dev_f32_mean) = error(&cpu_maps[1].1);
+    let (cpu_f32_grey, cpu_f32_mean) = error(&records_of[1].0.eval_map);
+    let (dev_f32_grey, dev_f32_mean) = error(&records_of[1].1.eval_map);
     let mean_limit = 2.0 * cpu_f32_mean + 0.01;
-    let ok = loss64 <= args.tolerance
+    let folded = folded_check(&records_of, args.tolerance);
+    if let Err(e) = &folded.verdict {
+        failures.push(format!("{}: {e}", kind.name()));
+    }
+    let step_ok = loss64 <= args.tolerance
         && update64 <= args.tolerance
         && map64 * 255.0 <= 1e-6
         && (grey <= 1.0 || dev_f32_mean <= mean_limit);
-    if !ok {
+    let ok = step_ok && folded.verdict.is_ok();
+    if !step_ok {
         failures.push(format!(
             "{}: f64 loss {loss64:.2e}, f64 update {update64:.2e} ({worst64}), f64 map {:.2e} grey levels, f32 map {grey:.2} grey levels from the CPU's, mean error from exact {dev_f32_mean:.4} (limit {mean_limit:.4})",
             kind.name(), map64 * 255.0
@@ -176,6 +179,11 @@ pub(super) fn compare_network(
         "{:<8} f64 step: loss {loss64:.1e}, update {update64:.1e}, map {:.1e} grey levels; f32: map {grey:.3} grey levels from the CPU's (error from exact, largest / mean: device {dev_f32_grey:.3} / {dev_f32_mean:.4}, CPU {cpu_f32_grey:.3} / {cpu_f32_mean:.4}), loss {loss32:.1e}, update {update32:.1e}",
         kind.name(), map64 * 255.0
     );
+    if folded.verdict.is_ok() {
+        tracing::info!("{}", folded.line);
+    } else {
+        tracing::error!("{}", folded.line);
+    }
     networks.push(json!({
         "model": kind.name(), "side": args.side.get(), "batch": 2,
         "f64_loss_rel_diff": loss64, "f64_update_max_rel_diff": update64,
@@ -187,7 +195,58 @@ pub(super) fn compare_network(
         "device_f32_map_mean_error_grey_levels": dev_f32_mean,
         "f32_map_mean_error_limit_grey_levels": mean_limit, "f32_loss_rel_diff": loss32,
         "f32_update_max_rel_diff": update32, "f32_worst_tensor": worst32,
+        "folded": folded.json,
         "ok": ok, "seconds": t.elapsed().as_secs_f64(),
     }));
     networks
+}
+
+/// What [`folded_check`] decided: its log line, its JSON entry and the reason for a failure.
+struct FoldedCheck {
+    line: String,
+    json: Value,
+    verdict: std::result::Result<(), String>,
+}
+
+/// The logits of the folded networks after the step (the path of `scfnet predict` and of a
+/// frozen teacher), from the `[(CPU, device)]` records of f64 then f32, each difference
+/// relative to the largest logit (a fresh ResNet-50 in eval mode is far from normalised: its
+/// probabilities are 0 or 1 everywhere and would agree whatever the kernels compute): in f64
+/// within `tolerance` of the CPU's; in f32 the device's distance from the CPU's f64 logits at
+/// most 10× the CPU's own f32 distance plus 1e-4 (`generic_path_step.rs`' rule).
+fn folded_check(records: &[(StepRecord, StepRecord)], tolerance: f64) -> FoldedCheck {
+    let run = || -> Result<(f64, f64, f64), String> {
+        let f64_diff = folded_logits_difference(&records[0].0, &records[0].1)?;
+        let cpu32 = folded_logits_difference(&records[0].0, &records[1].0)?;
+        let dev32 = folded_logits_difference(&records[0].0, &records[1].1)?;
+        Ok((f64_diff, cpu32, dev32))
+    };
+    match run() {
+        Ok((f64_diff, cpu32, dev32)) => {
+            let limit = 10.0 * cpu32 + 1e-4;
+            let ok = f64_diff <= tolerance && dev32 <= limit;
+            FoldedCheck {
+                line: format!(
+                    "{:<8} folded, after the step: f64 logits {f64_diff:.1e} from the CPU's; f32 logits from the CPU's f64: device {dev32:.1e}, CPU {cpu32:.1e} (limit {limit:.1e})",
+                    ""
+                ),
+                json: json!({
+                    "f64_logits_max_rel_diff": f64_diff,
+                    "cpu_f32_logits_max_rel_error": cpu32,
+                    "device_f32_logits_max_rel_error": dev32,
+                    "f32_logits_max_rel_error_limit": limit, "ok": ok,
+                }),
+                verdict: if ok {
+                    Ok(())
+                } else {
+                    Err(format!("folded network after the step: f64 logits {f64_diff:.2e} from the CPU's (tolerance {tolerance:.0e}), f32 logits {dev32:.2e} from the CPU's f64 (limit {limit:.2e})"))
+                },
+            }
+        }
+        Err(e) => FoldedCheck {
+            line: format!("{:<8} folded, after the step: {e}", ""),
+            json: json!({"error": e, "ok": false}),
+            verdict: Err(e),
+        },
+    }
 }
