@@ -95,7 +95,7 @@ pub fn record_step(
     let folded_logits = trainer
         .net()
         .folded()
-        .and_then(|net| Ok(net.side_outputs(&images, false)?.p2))
+        .and_then(|net| net.side_outputs(&images, false).map(|s| s.p2))
         .map_err(crate::TrainError::from)
         .and_then(|p2| to_host(&p2))
         .map_err(|e| format!("the folded network: {e}"));

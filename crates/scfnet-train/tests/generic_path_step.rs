@@ -61,25 +61,22 @@ fn check(kind: ModelKind) {
         "{kind:?} f32 vs f64: kernels loss {:.1e} map {:.1e} update {:.1e}; generic loss {:.1e} map {:.1e} update {:.1e} ({})",
         kernel_err.0, kernel_err.1, kernel_err.2, generic_err.0, generic_err.1, generic_err.2, generic_err.3
     );
+    let (folded_k, folded_g) = (
+        folded_logits_difference(&r64, &k32).unwrap(),
+        folded_logits_difference(&r64, &g32).unwrap(),
+    );
+    eprintln!("{kind:?} f32 vs f64 folded logits: kernels {folded_k:.1e}, generic {folded_g:.1e}");
     for (what, k, g) in [
         ("loss", kernel_err.0, generic_err.0),
         ("eval map", kernel_err.1, generic_err.1),
         ("update", kernel_err.2, generic_err.2),
+        ("folded logits", folded_k, folded_g),
     ] {
         assert!(
             g <= 10.0 * k + 1e-4,
             "{kind:?} f32: generic {what} is {g:.1e} from f64, the kernels' {k:.1e}"
         );
     }
-    let (folded_k, folded_g) = (
-        folded_logits_difference(&r64, &k32).unwrap(),
-        folded_logits_difference(&r64, &g32).unwrap(),
-    );
-    eprintln!("{kind:?} f32 vs f64 folded logits: kernels {folded_k:.1e}, generic {folded_g:.1e}");
-    assert!(
-        folded_g <= 10.0 * folded_k + 1e-4,
-        "{kind:?} f32: generic folded logits are {folded_g:.1e} from f64, the kernels' {folded_k:.1e}"
-    );
     let direct = max_differences(&k32, &g32);
     eprintln!(
         "{kind:?} f32 generic vs kernels: update {:.1e} ({})",

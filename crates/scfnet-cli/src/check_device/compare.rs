@@ -160,7 +160,7 @@ pub(super) fn compare_network(
     let (cpu_f32_grey, cpu_f32_mean) = error(&records_of[1].0.eval_map);
     let (dev_f32_grey, dev_f32_mean) = error(&records_of[1].1.eval_map);
     let mean_limit = 2.0 * cpu_f32_mean + 0.01;
-    let folded = folded_check(&records_of, args.tolerance);
+    let folded = folded_check(kind, &records_of, args.tolerance);
     if let Err(e) = &folded.verdict {
         failures.push(format!("{}: {e}", kind.name()));
     }
@@ -214,7 +214,11 @@ struct FoldedCheck {
 /// probabilities are 0 or 1 everywhere and would agree whatever the kernels compute): in f64
 /// within `tolerance` of the CPU's; in f32 the device's distance from the CPU's f64 logits at
 /// most 10× the CPU's own f32 distance plus 1e-4 (`generic_path_step.rs`' rule).
-fn folded_check(records: &[(StepRecord, StepRecord)], tolerance: f64) -> FoldedCheck {
+fn folded_check(
+    kind: ModelKind,
+    records: &[(StepRecord, StepRecord)],
+    tolerance: f64,
+) -> FoldedCheck {
     let run = || -> Result<(f64, f64, f64), String> {
         let f64_diff = folded_logits_difference(&records[0].0, &records[0].1)?;
         let cpu32 = folded_logits_difference(&records[0].0, &records[1].0)?;
@@ -228,7 +232,7 @@ fn folded_check(records: &[(StepRecord, StepRecord)], tolerance: f64) -> FoldedC
             FoldedCheck {
                 line: format!(
                     "{:<8} folded, after the step: f64 logits {f64_diff:.1e} from the CPU's; f32 logits from the CPU's f64: device {dev32:.1e}, CPU {cpu32:.1e} (limit {limit:.1e})",
-                    ""
+                    kind.name()
                 ),
                 json: json!({
                     "f64_logits_max_rel_diff": f64_diff,
@@ -244,7 +248,7 @@ fn folded_check(records: &[(StepRecord, StepRecord)], tolerance: f64) -> FoldedC
             }
         }
         Err(e) => FoldedCheck {
-            line: format!("{:<8} folded, after the step: {e}", ""),
+            line: format!("{:<8} folded, after the step: {e}", kind.name()),
             json: json!({"error": e, "ok": false}),
             verdict: Err(e),
         },

@@ -2,10 +2,9 @@
 //!
 //! Every op of `scfnet-ops` (output and input gradients, f32) and, for each network, one
 //! training step in f64 (loss and every tensor's update: equal up to rounding) and in f32 (the
-//! eval-mode map, within one grey level), and the map of the stepped network with its
+//! eval-mode map, within one grey level), and the logits of the stepped network with its
 //! BatchNorms folded (the path of `predict` and of a frozen teacher), on the device and on the
-//! CPU; with `--bench`, the
-//! student's images/s and training-step times on the device.
+//! CPU; with `--bench`, the student's images/s and training-step times on the device.
 //! Writes one JSON report.
 
 mod bench;
