@@ -1,12 +1,13 @@
 // A host build of depthwise.cu's per-thread bodies (no GPU), against plain references: the
 // forward pass and the input gradient (one thread walks every index; the any-size code and the
 // code compiled for 3×3 and 5×5 filters), and the weight gradient's
-// partial sums, with each block's threads run one after the other (the last thread first, so
-// that thread 0, which writes the block's sum, comes last) and the block reduction emulated:
-// several block widths (narrower and wider than an output row, which the kernel's stepping
-// through its outputs must handle), kernel sizes 1 to 9 (9: two chunks of taps), strides 1 and
-// 2, batch slices 1 to 3. Races, the shuffles of the real reduction and the launch need a GPU
-// (check-device's depthwise cases). CI builds and runs it (scfnet-kernels' test
+// partial sums, launched as blocks whose threads host_cuda.h runs lane against lane through
+// common.cuh's own block reduction (shuffles, shared memory, barriers): block widths of one and
+// three warps (narrower and wider than an output row, which the kernel's stepping through its
+// outputs must handle), kernel sizes 1 to 9 (9: two chunks of taps), strides 1 and 2, batch
+// slices 1 to 3. The GPU's arithmetic, the launch itself and races the emulation's two orders
+// of warps do not expose need a GPU (check-device's depthwise cases). CI builds and runs it
+// (scfnet-kernels' test
 // `host_builds`); by hand, from the repository root:
 //
 //   g++ -std=c++17 -w tests/gpu/host_depthwise.cpp -o /tmp/host_depthwise && /tmp/host_depthwise
@@ -17,8 +18,8 @@ int main() {
   int fails = 0, cases = 0;
   struct G { unsigned k, s, p; } gs[] = {{3, 1, 1}, {3, 2, 1}, {5, 1, 2}, {5, 2, 2}, {1, 1, 0},
                                          {7, 1, 3}, {9, 2, 4}, {3, 1, 0}, {2, 2, 0}};
-  unsigned sizes[][2] = {{9, 7}, {16, 5}, {4, 11}};
-  unsigned widths[] = {1, 4, 32, 37};
+  unsigned sizes[][2] = {{9, 7}, {16, 5}, {4, 11}, {3, 70}};
+  unsigned widths[] = {32, 96};
   const unsigned B = 5, C = 3;
   for (auto hw : sizes)
     for (auto g : gs) {

@@ -2,7 +2,7 @@
 // projection (B, N, 3C) split into heads (B, heads, N, C/heads), scaled, and the gradient back
 // (the other two parts zero), against plain loops, for head widths of 1, 3 and 32, channel counts
 // below and above the block's 32 lanes, and grids smaller than the rows. Every block of the
-// launch's 32 x 8 threads is run, a thread at a time. Races and the launch itself need a GPU
+// launch's 32 x 8 threads is run (host_cuda.h's `launch`). Races and the launch itself need a GPU
 // (check-device's qkv-heads cases). CI builds and runs it (scfnet-kernels' test `host_builds`);
 // by hand, from the repository root:
 //

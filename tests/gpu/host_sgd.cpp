@@ -2,7 +2,8 @@
 // parameters of different lengths (1 to 3,000 values, with and without weight decay, different
 // momenta and steps), against two plain passes per parameter (velocity, then weight: the CPU
 // kernels' order), for grids narrower than the longest parameter (the grid-stride loop) and as
-// wide. Every thread of the launch is run, one at a time; unused chunk entries stay untouched.
+// wide. Every thread of the launch is run (host_cuda.h's `launch`); unused chunk entries stay
+// untouched.
 // The launch itself needs a GPU (check-device's sgd case). CI builds and runs it (scfnet-kernels'
 // test `host_builds`); by hand, from the repository root:
 //
@@ -40,15 +41,7 @@ static int check(unsigned gx) {
     }
     for (size_t i = 0; i < n; ++i) rw[p][i] = rw[p][i] - (rv[p][i] * s + (T)0);
   }
-  blockDim = {256, 1, 1};
-  gridDim = {gx, count, 1};
-  for (unsigned by = 0; by < count; ++by)
-    for (unsigned bx = 0; bx < gx; ++bx)
-      for (unsigned t = 0; t < 256; ++t) {
-        blockIdx = {bx, by, 0};
-        threadIdx = {t, 0, 0};
-        sgd_chunk<T>(c);
-      }
+  launch({gx, count, 1}, {256, 1, 1}, [&] { sgd_chunk<T>(c); });
   int fails = 0;
   for (unsigned p = 0; p < count; ++p)
     if (w[p] != rw[p] || v[p] != rv[p]) {

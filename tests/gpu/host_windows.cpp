@@ -2,8 +2,8 @@
 // plain reference (roll by (-sh, -sw), zero padding to multiples of ws, cut into windows, in
 // that order, as the composed path does), over exact and padded maps, shifts on none, one or
 // both axes, windows larger than the map, and channel counts below, at and above the block's
-// 32 lanes. Every block of the launch's 32 x 8 threads is run, a thread at a time, with a grid
-// smaller than the rows (so the row loop wraps). Races and the launch itself need a GPU
+// 32 lanes. Every block of the launch's 32 x 8 threads is run (host_cuda.h's `launch`), with a
+// grid smaller than the rows (so the row loop wraps). Races and the launch itself need a GPU
 // (check-device's window cases). CI builds and runs it (scfnet-kernels' test `host_builds`);
 // by hand, from the repository root:
 //
