@@ -20,6 +20,11 @@ pub struct StepRecord {
     pub parts: [f64; 4],
     /// The `p2` probability map of the fresh network in eval mode, `(B, 1, H, W)` flattened.
     pub eval_map: Vec<f64>,
+    /// The `p2` logits behind [`StepRecord::eval_map`], `(B, 1, H, W)` flattened: a fresh
+    /// network's running statistics are 0 and 1, so its eval-mode logits are far from
+    /// normalised (a fresh ResNet-50's are hundreds), and the map is 0 or 1 wherever they are
+    /// large; the logits still compare the kernels there.
+    pub eval_logits: Vec<f64>,
     /// The `p2` logits after the step with every BatchNorm folded into its convolution, as
     /// `scfnet predict` and a frozen teacher run a network, with the running statistics the step
     /// moved: `(B, 1, H, W)` flattened, or why the folded network failed (kept apart so that a
@@ -80,9 +85,9 @@ pub fn record_step(
             .flatten_all()?
             .to_vec1::<f64>()?)
     };
-    let eval_map = to_host(&candle_nn::ops::sigmoid(
-        &trainer.net().side_outputs(&images, false)?.p2,
-    )?)?;
+    let eval_p2 = trainer.net().side_outputs(&images, false)?.p2;
+    let eval_logits = to_host(&eval_p2)?;
+    let eval_map = to_host(&candle_nn::ops::sigmoid(&eval_p2)?)?;
     let before: Vec<(String, Vec<f64>)> = sorted_vars(trainer.varmap())
         .into_iter()
         .map(|(name, var)| Ok((name, to_host(var.as_tensor())?)))
@@ -113,26 +118,37 @@ pub fn record_step(
         loss: outcome.loss,
         parts: outcome.parts,
         eval_map,
+        eval_logits,
         folded_logits,
         updates,
     })
 }
 
-/// The largest difference between the folded networks' logits of two records, relative to the
-/// first record's largest logit, or the first error where a folded network failed.
+/// The largest difference between two sets of logits, relative to the first set's largest
+/// logit (so that a network whose logits are large is held to its own scale).
+pub fn logits_difference(x: &[f64], y: &[f64]) -> f64 {
+    let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    x.iter()
+        .zip(y)
+        .map(|(p, q)| (p - q).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
+/// [`logits_difference`] of the fresh networks' eval-mode logits of two records.
+pub fn eval_logits_difference(a: &StepRecord, b: &StepRecord) -> f64 {
+    logits_difference(&a.eval_logits, &b.eval_logits)
+}
+
+/// [`logits_difference`] of the folded networks' logits of two records, or the first error
+/// where a folded network failed.
 pub fn folded_logits_difference(
     a: &StepRecord,
     b: &StepRecord,
 ) -> std::result::Result<f64, String> {
-    let (x, y) = (
+    Ok(logits_difference(
         a.folded_logits.as_ref().map_err(Clone::clone)?,
         b.folded_logits.as_ref().map_err(Clone::clone)?,
-    );
-    let scale = x.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
-    Ok(x.iter()
-        .zip(y)
-        .map(|(p, q)| (p - q).abs() / scale)
-        .fold(0.0, f64::max))
+    ))
 }
 
 /// The largest difference between two records: `(loss, eval map, update)`, the loss relative to

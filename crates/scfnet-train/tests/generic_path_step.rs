@@ -1,5 +1,5 @@
 //! One training step of each network with the device-generic ops (what runs on CUDA), forced on
-//! the CPU, against the CPU kernels: the loss, the eval-mode map, every tensor's update
+//! the CPU, against the CPU kernels: the loss, the eval-mode map and its logits, every tensor's update
 //! (BatchNorm statistics included) and the logits of the folded network after the step (what
 //! `scfnet predict` and a frozen teacher run).
 //!
@@ -14,7 +14,8 @@ use candle_core::{DType, Device};
 use scfnet_model::ModelKind;
 use scfnet_ops::force_generic_path;
 use scfnet_train::cross_device::{
-    folded_logits_difference, max_differences, record_step, StepLoss, StepRecord,
+    eval_logits_difference, folded_logits_difference, max_differences, record_step, StepLoss,
+    StepRecord,
 };
 
 fn both(kind: ModelKind, loss: StepLoss, dtype: DType) -> (StepRecord, StepRecord) {
@@ -47,7 +48,12 @@ fn check(kind: ModelKind) {
         "{kind:?} f64: update of {worst} differs by {update:.1e}"
     );
     let folded = folded_logits_difference(&k64, &g64).unwrap();
-    eprintln!("{kind:?} f64: folded logits after the step {folded:.1e}");
+    let eval = eval_logits_difference(&k64, &g64);
+    eprintln!("{kind:?} f64: eval logits {eval:.1e}, folded logits after the step {folded:.1e}");
+    assert!(
+        eval <= 1e-10,
+        "{kind:?} f64: eval logits differ by {eval:.1e}"
+    );
     assert!(
         folded <= 1e-10,
         "{kind:?} f64: folded logits differ by {folded:.1e}"
@@ -65,10 +71,15 @@ fn check(kind: ModelKind) {
         folded_logits_difference(&r64, &k32).unwrap(),
         folded_logits_difference(&r64, &g32).unwrap(),
     );
-    eprintln!("{kind:?} f32 vs f64 folded logits: kernels {folded_k:.1e}, generic {folded_g:.1e}");
+    let (eval_k, eval_g) = (
+        eval_logits_difference(&r64, &k32),
+        eval_logits_difference(&r64, &g32),
+    );
+    eprintln!("{kind:?} f32 vs f64 logits: eval kernels {eval_k:.1e}, generic {eval_g:.1e}; folded kernels {folded_k:.1e}, generic {folded_g:.1e}");
     for (what, k, g) in [
         ("loss", kernel_err.0, generic_err.0),
         ("eval map", kernel_err.1, generic_err.1),
+        ("eval logits", eval_k, eval_g),
         ("update", kernel_err.2, generic_err.2),
         ("folded logits", folded_k, folded_g),
     ] {

@@ -10,7 +10,8 @@ use scfnet_ops::check::{
     evaluate, max_labelled_difference, max_relative_difference, OpCase, UpdateCase,
 };
 use scfnet_train::cross_device::{
-    folded_logits_difference, max_differences, record_step, StepLoss, StepRecord,
+    eval_logits_difference, folded_logits_difference, max_differences, record_step, StepLoss,
+    StepRecord,
 };
 use serde_json::{json, Value};
 
@@ -160,15 +161,30 @@ pub(super) fn compare_network(
     let (cpu_f32_grey, cpu_f32_mean) = error(&records_of[1].0.eval_map);
     let (dev_f32_grey, dev_f32_mean) = error(&records_of[1].1.eval_map);
     let mean_limit = 2.0 * cpu_f32_mean + 0.01;
-    let folded = folded_check(kind, &records_of, args.tolerance);
-    if let Err(e) = &folded.verdict {
-        failures.push(format!("{}: {e}", kind.name()));
+    let eval = logits_check(
+        kind,
+        "eval mode, fresh",
+        &records_of,
+        args.tolerance,
+        |a, b| Ok(eval_logits_difference(a, b)),
+    );
+    let folded = logits_check(
+        kind,
+        "folded, after the step",
+        &records_of,
+        args.tolerance,
+        folded_logits_difference,
+    );
+    for check in [&eval, &folded] {
+        if let Err(e) = &check.verdict {
+            failures.push(format!("{}: {e}", kind.name()));
+        }
     }
     let step_ok = loss64 <= args.tolerance
         && update64 <= args.tolerance
         && map64 * 255.0 <= 1e-6
         && (grey <= 1.0 || dev_f32_mean <= mean_limit);
-    let ok = step_ok && folded.verdict.is_ok();
+    let ok = step_ok && eval.verdict.is_ok() && folded.verdict.is_ok();
     if !step_ok {
         failures.push(format!(
             "{}: f64 loss {loss64:.2e}, f64 update {update64:.2e} ({worst64}), f64 map {:.2e} grey levels, f32 map {grey:.2} grey levels from the CPU's, mean error from exact {dev_f32_mean:.4} (limit {mean_limit:.4})",
@@ -179,10 +195,12 @@ pub(super) fn compare_network(
         "{:<8} f64 step: loss {loss64:.1e}, update {update64:.1e}, map {:.1e} grey levels; f32: map {grey:.3} grey levels from the CPU's (error from exact, largest / mean: device {dev_f32_grey:.3} / {dev_f32_mean:.4}, CPU {cpu_f32_grey:.3} / {cpu_f32_mean:.4}), loss {loss32:.1e}, update {update32:.1e}",
         kind.name(), map64 * 255.0
     );
-    if folded.verdict.is_ok() {
-        tracing::info!("{}", folded.line);
-    } else {
-        tracing::error!("{}", folded.line);
+    for check in [&eval, &folded] {
+        if check.verdict.is_ok() {
+            tracing::info!("{}", check.line);
+        } else {
+            tracing::error!("{}", check.line);
+        }
     }
     networks.push(json!({
         "model": kind.name(), "side": args.side.get(), "batch": 2,
@@ -195,43 +213,47 @@ pub(super) fn compare_network(
         "device_f32_map_mean_error_grey_levels": dev_f32_mean,
         "f32_map_mean_error_limit_grey_levels": mean_limit, "f32_loss_rel_diff": loss32,
         "f32_update_max_rel_diff": update32, "f32_worst_tensor": worst32,
-        "folded": folded.json,
+        "eval_logits": eval.json, "folded": folded.json,
         "ok": ok, "seconds": t.elapsed().as_secs_f64(),
     }));
     networks
 }
 
-/// What [`folded_check`] decided: its log line, its JSON entry and the reason for a failure.
-struct FoldedCheck {
+/// What [`logits_check`] decided: its log line, its JSON entry and the reason for a failure.
+struct LogitsCheck {
     line: String,
     json: Value,
     verdict: std::result::Result<(), String>,
 }
 
-/// The logits of the folded networks after the step (the path of `scfnet predict` and of a
-/// frozen teacher), from the `[(CPU, device)]` records of f64 then f32, each difference
-/// relative to the largest logit (a fresh ResNet-50 in eval mode is far from normalised: its
-/// probabilities are 0 or 1 everywhere and would agree whatever the kernels compute): in f64
-/// within `tolerance` of the CPU's; in f32 the device's distance from the CPU's f64 logits at
-/// most 10× the CPU's own f32 distance plus 1e-4 (`generic_path_step.rs`' rule).
-fn folded_check(
+/// One set of `p2` logits of the records (`what`: the fresh network in eval mode, or the
+/// network after the step with its BatchNorms folded: the path of `scfnet predict` and of a
+/// frozen teacher), from the `[(CPU, device)]` records of f64 then f32, compared by
+/// `difference` relative to the largest logit (a fresh ResNet-50 in eval mode is far from
+/// normalised: its probabilities are 0 or 1 everywhere and would agree whatever the kernels
+/// compute): in f64 within `tolerance` of the CPU's; in f32 the device's distance from the
+/// CPU's f64 logits at most 10× the CPU's own f32 distance plus 1e-4 (`generic_path_step.rs`'
+/// rule).
+fn logits_check(
     kind: ModelKind,
+    what: &str,
     records: &[(StepRecord, StepRecord)],
     tolerance: f64,
-) -> FoldedCheck {
+    difference: impl Fn(&StepRecord, &StepRecord) -> Result<f64, String>,
+) -> LogitsCheck {
     let run = || -> Result<(f64, f64, f64), String> {
-        let f64_diff = folded_logits_difference(&records[0].0, &records[0].1)?;
-        let cpu32 = folded_logits_difference(&records[0].0, &records[1].0)?;
-        let dev32 = folded_logits_difference(&records[0].0, &records[1].1)?;
+        let f64_diff = difference(&records[0].0, &records[0].1)?;
+        let cpu32 = difference(&records[0].0, &records[1].0)?;
+        let dev32 = difference(&records[0].0, &records[1].1)?;
         Ok((f64_diff, cpu32, dev32))
     };
     match run() {
         Ok((f64_diff, cpu32, dev32)) => {
             let limit = 10.0 * cpu32 + 1e-4;
             let ok = f64_diff <= tolerance && dev32 <= limit;
-            FoldedCheck {
+            LogitsCheck {
                 line: format!(
-                    "{:<8} folded, after the step: f64 logits {f64_diff:.1e} from the CPU's; f32 logits from the CPU's f64: device {dev32:.1e}, CPU {cpu32:.1e} (limit {limit:.1e})",
+                    "{:<8} {what}: f64 logits {f64_diff:.1e} from the CPU's; f32 logits from the CPU's f64: device {dev32:.1e}, CPU {cpu32:.1e} (limit {limit:.1e})",
                     kind.name()
                 ),
                 json: json!({
@@ -243,12 +265,12 @@ fn folded_check(
                 verdict: if ok {
                     Ok(())
                 } else {
-                    Err(format!("folded network after the step: f64 logits {f64_diff:.2e} from the CPU's (tolerance {tolerance:.0e}), f32 logits {dev32:.2e} from the CPU's f64 (limit {limit:.2e})"))
+                    Err(format!("{what} network: f64 logits {f64_diff:.2e} from the CPU's (tolerance {tolerance:.0e}), f32 logits {dev32:.2e} from the CPU's f64 (limit {limit:.2e})"))
                 },
             }
         }
-        Err(e) => FoldedCheck {
-            line: format!("{:<8} folded, after the step: {e}", kind.name()),
+        Err(e) => LogitsCheck {
+            line: format!("{:<8} {what}: {e}", kind.name()),
             json: json!({"error": e, "ok": false}),
             verdict: Err(e),
         },
