@@ -239,28 +239,105 @@ pub fn resize_bilinear(img: &Planar, width: usize, height: usize) -> Planar {
     if img.width == width && img.height == height {
         return img.clone();
     }
+    let mut out = Planar::zeros(width, height, img.channels);
+    let mut rows = out.data.chunks_exact_mut(width * img.channels);
+    for_each_resized_row(img, width, height, |row| {
+        if let Some(dst) = rows.next() {
+            dst.copy_from_slice(row);
+        }
+    });
+    out
+}
+
+/// [`resize_bilinear`] appended to `out` channel-planar, `(C, height, width)`: the same values,
+/// without the interleaved image in between (the loader fills its batch this way).
+pub fn resize_bilinear_chw_into(img: &Planar, width: usize, height: usize, out: &mut Vec<f32>) {
+    let (c, plane) = (img.channels, width * height);
+    let base = out.len();
+    out.resize(base + c * plane, 0.0);
+    let planes = &mut out[base..];
+    let mut y = 0;
+    for_each_resized_row(img, width, height, |row| {
+        for (k, dst) in planes.chunks_exact_mut(plane.max(1)).enumerate() {
+            let dst = &mut dst[y * width..(y + 1) * width];
+            match c {
+                3 => scatter_channel::<3>(row, k, dst),
+                1 => dst.copy_from_slice(row),
+                _ => {
+                    for (d, px) in dst.iter_mut().zip(row.chunks_exact(c)) {
+                        *d = px[k];
+                    }
+                }
+            }
+        }
+        y += 1;
+    });
+}
+
+/// Channel `k` of the interleaved `C`-channel row `row` into `dst`.
+fn scatter_channel<const C: usize>(row: &[f32], k: usize, dst: &mut [f32]) {
+    for (d, px) in dst.iter_mut().zip(row.chunks_exact(C)) {
+        *d = px[k];
+    }
+}
+
+/// One row of `C`-channel pixels `src` resized horizontally along the taps `ax` into `row`:
+/// `p·(1 − fx) + q·fx` for the two source pixels `p`, `q` of each output pixel.
+fn blend_columns<const C: usize>(src: &[f32], ax: &[(usize, usize, f32)], row: &mut [f32]) {
+    for (o, &(x0, x1, fx)) in row.chunks_exact_mut(C).zip(ax) {
+        let (a, b) = (&src[x0 * C..x0 * C + C], &src[x1 * C..x1 * C + C]);
+        for k in 0..C {
+            o[k] = a[k] * (1.0 - fx) + b[k] * fx;
+        }
+    }
+}
+
+/// Calls `emit` with each row of `img` resized to `width × height` (interleaved, `width · C`
+/// values), top to bottom: each source row is resized horizontally once, when an output row
+/// first needs it (two held at a time), then the two rows are blended vertically.
+fn for_each_resized_row(img: &Planar, width: usize, height: usize, mut emit: impl FnMut(&[f32])) {
     let c = img.channels;
+    let src_len = img.width * c;
+    if img.width == width && img.height == height {
+        img.data.chunks_exact(src_len.max(1)).for_each(emit);
+        return;
+    }
     let (ax, ay) = (axis(img.width, width), axis(img.height, height));
-    let mut out = Planar::zeros(width, height, c);
-    let mut row0 = vec![0f32; width * c];
-    let mut row1 = vec![0f32; width * c];
     let horizontal = |y: usize, row: &mut [f32]| {
-        for (x, &(x0, x1, fx)) in ax.iter().enumerate() {
-            let (a, b) = (img.at(y, x0), img.at(y, x1));
-            for k in 0..c {
-                row[x * c + k] = img.data[a + k] * (1.0 - fx) + img.data[b + k] * fx;
+        let src = &img.data[y * src_len..(y + 1) * src_len];
+        match c {
+            3 => blend_columns::<3>(src, &ax, row),
+            1 => blend_columns::<1>(src, &ax, row),
+            _ => {
+                for (o, &(x0, x1, fx)) in row.chunks_exact_mut(c).zip(&ax) {
+                    let (a, b) = (&src[x0 * c..(x0 + 1) * c], &src[x1 * c..(x1 + 1) * c]);
+                    for ((d, &p), &q) in o.iter_mut().zip(a).zip(b) {
+                        *d = p * (1.0 - fx) + q * fx;
+                    }
+                }
             }
         }
     };
-    for (y, &(y0, y1, fy)) in ay.iter().enumerate() {
-        horizontal(y0, &mut row0);
-        horizontal(y1, &mut row1);
-        let dst = &mut out.data[y * width * c..(y + 1) * width * c];
-        for i in 0..width * c {
-            dst[i] = row0[i] * (1.0 - fy) + row1[i] * fy;
+    let mut rows = [vec![0f32; width * c], vec![0f32; width * c]];
+    let mut held = [usize::MAX; 2];
+    let mut line = vec![0f32; width * c];
+    for &(y0, y1, fy) in &ay {
+        for (need, other) in [(y0, y1), (y1, y0)] {
+            if !held.contains(&need) {
+                let slot = usize::from(held[0] == other);
+                horizontal(need, &mut rows[slot]);
+                held[slot] = need;
+            }
         }
+        let (r0, r1) = (
+            &rows[usize::from(held[0] != y0)],
+            &rows[usize::from(held[0] != y1)],
+        );
+        for ((d, &p), &q) in line.iter_mut().zip(r0).zip(r1) {
+            *d = p * (1.0 - fy) + q * fy;
+        }
+        emit(&line);
     }
-    out
 }
 
 /// The 1-D Gaussian kernel OpenCV uses for an odd size `k` and `sigma = 0`: fixed tables up to
@@ -390,6 +467,78 @@ mod tests {
         // Upsampling 2 → 4 in one row: cv2 gives [0, 0.25, 0.75, 1].
         let r = resize_bilinear(&ramp(2, 1), 4, 1);
         assert_eq!(r.data, vec![0.0, 0.25, 0.75, 1.0]);
+    }
+
+    /// The resize as it was written before the rows were held (each output row blending its two
+    /// source rows afresh): the reference of the memoised one, bit for bit.
+    fn resize_row_by_row(img: &Planar, width: usize, height: usize) -> Planar {
+        let c = img.channels;
+        let (ax, ay) = (axis(img.width, width), axis(img.height, height));
+        let mut out = Planar::zeros(width, height, c);
+        let mut row0 = vec![0f32; width * c];
+        let mut row1 = vec![0f32; width * c];
+        let horizontal = |y: usize, row: &mut [f32]| {
+            for (x, &(x0, x1, fx)) in ax.iter().enumerate() {
+                let (a, b) = (img.at(y, x0), img.at(y, x1));
+                for k in 0..c {
+                    row[x * c + k] = img.data[a + k] * (1.0 - fx) + img.data[b + k] * fx;
+                }
+            }
+        };
+        for (y, &(y0, y1, fy)) in ay.iter().enumerate() {
+            horizontal(y0, &mut row0);
+            horizontal(y1, &mut row1);
+            for i in 0..width * c {
+                out.data[y * width * c + i] = row0[i] * (1.0 - fy) + row1[i] * fy;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_held_rows_resize_gives_the_row_by_row_values_in_both_layouts() {
+        let mut cases = 0;
+        for c in [1, 3] {
+            for (iw, ih) in [(1, 1), (7, 5), (40, 33), (351, 300)] {
+                let img = Planar {
+                    width: iw,
+                    height: ih,
+                    channels: c,
+                    data: (0..iw * ih * c)
+                        .map(|i| ((i * 7919) % 1000) as f32 * 0.255 - 3.0)
+                        .collect(),
+                };
+                for (w, h) in [
+                    (1, 1),
+                    (2, 9),
+                    (iw, ih),
+                    (iw * 2 + 1, ih / 2 + 1),
+                    (352, 352),
+                ] {
+                    let want = resize_row_by_row(&img, w, h);
+                    let got = resize_bilinear(&img, w, h);
+                    assert_eq!((got.width, got.height, got.channels), (w, h, c));
+                    let same = |a: &[f32], b: &[f32]| {
+                        a.len() == b.len()
+                            && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+                    };
+                    assert!(same(&got.data, &want.data), "{iw}x{ih}x{c} -> {w}x{h}");
+                    // Channel-planar, after what is already in the buffer.
+                    let mut chw = vec![-1.0; 5];
+                    resize_bilinear_chw_into(&img, w, h, &mut chw);
+                    let planar: Vec<f32> = (0..c)
+                        .flat_map(|k| want.data.iter().skip(k).step_by(c).copied())
+                        .collect();
+                    assert!(
+                        same(&chw[..5], &[-1.0; 5]),
+                        "the buffer's start was overwritten"
+                    );
+                    assert!(same(&chw[5..], &planar), "CHW {iw}x{ih}x{c} -> {w}x{h}");
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 40);
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub mod walk;
 pub use augment::{normalize, Augment, MEAN, STD};
 pub use error::{DataError, Result};
 pub use image_ops::{
-    decode_image, decode_image_bytes, max_pixels, read_mask, read_rgb, resize_bilinear, Planar,
-    DEFAULT_MAX_PIXELS,
+    decode_image, decode_image_bytes, max_pixels, read_mask, read_rgb, resize_bilinear,
+    resize_bilinear_chw_into, Planar, DEFAULT_MAX_PIXELS,
 };
 pub use layout::{Sample, SodDataset, IMAGE_EXTENSIONS};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig, OnError, PAPER_SIZES};

@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor};
 
 use crate::augment::Augment;
 use crate::error::{DataError, Result};
-use crate::image_ops::{read_mask, read_rgb, resize_bilinear, Planar};
+use crate::image_ops::{read_mask, read_rgb, resize_bilinear_chw_into, Planar};
 use crate::layout::{Sample, SodDataset};
 use crate::rng::Rng;
 
@@ -117,14 +117,6 @@ impl Batch {
             .map(|m| Tensor::from_slice(m, (self.len(), 1, self.size, self.size), device))
             .transpose()
             .map_err(Into::into)
-    }
-}
-
-/// Appends a `(H, W, C)` image as `(C, H, W)` to `out`.
-fn push_chw(img: &Planar, out: &mut Vec<f32>) {
-    let hw = img.width * img.height;
-    for c in 0..img.channels {
-        out.extend((0..hw).map(|i| img.data[i * img.channels + c]));
     }
 }
 
@@ -306,9 +298,9 @@ fn build_batch(
         };
         let mut rng = Rng::stream(config.seed, &[TAG_SAMPLE, epoch as u64, pos as u64]);
         let (img, mask) = config.augment.apply(img, mask, &mut rng);
-        push_chw(&resize_bilinear(&img, size, size), &mut batch.images);
+        resize_bilinear_chw_into(&img, size, size, &mut batch.images);
         if let (Some(out), Some(m)) = (batch.masks.as_mut(), mask) {
-            push_chw(&resize_bilinear(&m, size, size), out);
+            resize_bilinear_chw_into(&m, size, size, out);
         }
         batch.stems.push(sample.stem.clone());
     }
