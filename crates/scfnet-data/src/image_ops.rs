@@ -378,23 +378,52 @@ fn reflect101(i: isize, n: usize) -> usize {
 
 /// One 1-D convolution pass with reflect-101 borders, along rows (`vertical = false`) or columns.
 fn convolve_axis(img: &Planar, kernel: &[f32], vertical: bool) -> Planar {
+    if vertical {
+        convolve_columns(img, kernel)
+    } else {
+        convolve_rows(img, kernel)
+    }
+}
+
+/// Each row of `img` convolved with `kernel` along x (borders reflected, `BORDER_REFLECT_101`):
+/// `s = Σ_j kernel[j]·v(x + j − r)`, summed from 0 in tap order.
+fn convolve_rows(img: &Planar, kernel: &[f32]) -> Planar {
     let r = (kernel.len() / 2) as isize;
-    let (w, h, c) = (img.width, img.height, img.channels);
-    let mut out = Planar::zeros(w, h, c);
-    for y in 0..h {
-        for x in 0..w {
-            for ch in 0..c {
-                let mut s = 0f32;
-                for (j, kv) in kernel.iter().enumerate() {
-                    let src = if vertical {
-                        img.at(reflect101(y as isize + j as isize - r, h), x)
-                    } else {
-                        img.at(y, reflect101(x as isize + j as isize - r, w))
-                    };
-                    s += kv * img.data[src + ch];
-                }
-                let i = out.at(y, x) + ch;
-                out.data[i] = s;
+    let (w, c) = (img.width, img.channels);
+    let mut out = Planar::zeros(w, img.height, c);
+    // One row with its reflected borders, so that every tap is a plain read.
+    let mut padded = vec![0f32; (w + 2 * r as usize) * c];
+    for (src, dst) in img
+        .data
+        .chunks_exact((w * c).max(1))
+        .zip(out.data.chunks_exact_mut((w * c).max(1)))
+    {
+        for (p, px) in padded.chunks_exact_mut(c).enumerate() {
+            let x = reflect101(p as isize - r, w);
+            px.copy_from_slice(&src[x * c..(x + 1) * c]);
+        }
+        for (i, d) in dst.iter_mut().enumerate() {
+            let mut s = 0f32;
+            for (j, kv) in kernel.iter().enumerate() {
+                s += kv * padded[i + j * c];
+            }
+            *d = s;
+        }
+    }
+    out
+}
+
+/// Each column of `img` convolved with `kernel` along y (borders reflected), whole rows at a
+/// time: the same sums in the same tap order as [`convolve_rows`].
+fn convolve_columns(img: &Planar, kernel: &[f32]) -> Planar {
+    let r = (kernel.len() / 2) as isize;
+    let (h, row) = (img.height, img.width * img.channels);
+    let mut out = Planar::zeros(img.width, h, img.channels);
+    for (y, dst) in out.data.chunks_exact_mut(row.max(1)).enumerate() {
+        for (j, &kv) in kernel.iter().enumerate() {
+            let sy = reflect101(y as isize + j as isize - r, h);
+            for (d, &v) in dst.iter_mut().zip(&img.data[sy * row..(sy + 1) * row]) {
+                *d += kv * v;
             }
         }
     }
@@ -425,14 +454,13 @@ pub fn crop(img: &Planar, left: usize, top: usize, width: usize, height: usize) 
 
 /// Mirror left–right.
 pub fn flip_horizontal(img: &mut Planar) {
-    let c = img.channels;
-    let row = img.width * c;
-    for line in img.data.chunks_mut(row) {
-        for x in 0..img.width / 2 {
-            let (a, b) = (x * c, (img.width - 1 - x) * c);
-            for k in 0..c {
-                line.swap(a + k, b + k);
-            }
+    let c = img.channels.max(1);
+    for line in img.data.chunks_exact_mut((img.width * c).max(1)) {
+        // Reversing the row reverses the pixels and each pixel's channels; the second pass puts
+        // the channels back in order.
+        line.reverse();
+        if c > 1 {
+            line.chunks_exact_mut(c).for_each(<[f32]>::reverse);
         }
     }
 }
@@ -541,6 +569,63 @@ mod tests {
         assert_eq!(cases, 40);
     }
 
+    /// The blur's passes as they were first written (every tap's index reflected and checked):
+    /// the reference of the padded-row and whole-row passes, bit for bit.
+    fn convolve_tap_by_tap(img: &Planar, kernel: &[f32], vertical: bool) -> Planar {
+        let r = (kernel.len() / 2) as isize;
+        let (w, h, c) = (img.width, img.height, img.channels);
+        let mut out = Planar::zeros(w, h, c);
+        for y in 0..h {
+            for x in 0..w {
+                for ch in 0..c {
+                    let mut s = 0f32;
+                    for (j, kv) in kernel.iter().enumerate() {
+                        let src = if vertical {
+                            img.at(reflect101(y as isize + j as isize - r, h), x)
+                        } else {
+                            img.at(y, reflect101(x as isize + j as isize - r, w))
+                        };
+                        s += kv * img.data[src + ch];
+                    }
+                    let i = out.at(y, x) + ch;
+                    out.data[i] = s;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_blur_passes_give_the_tap_by_tap_values() {
+        for c in [1, 3] {
+            for (w, h) in [(1, 1), (2, 3), (5, 4), (37, 29)] {
+                let img = Planar {
+                    width: w,
+                    height: h,
+                    channels: c,
+                    data: (0..w * h * c)
+                        .map(|i| ((i * 7919) % 1000) as f32 * 0.255 - 3.0)
+                        .collect(),
+                };
+                for k in [3, 5, 7, 9] {
+                    let kernel = gaussian_kernel(k);
+                    for vertical in [false, true] {
+                        let got = convolve_axis(&img, &kernel, vertical);
+                        let want = convolve_tap_by_tap(&img, &kernel, vertical);
+                        assert!(
+                            got.data
+                                .iter()
+                                .zip(&want.data)
+                                .all(|(a, b)| a.to_bits() == b.to_bits())
+                                && got.data.len() == want.data.len(),
+                            "{w}x{h}x{c} k {k} vertical {vertical}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn blur_keeps_constants_and_mass() {
         let img = Planar {
@@ -569,6 +654,16 @@ mod tests {
         assert_eq!(img.data, vec![2.0, 1.0, 0.0, 5.0, 4.0, 3.0]);
         flip_vertical(&mut img);
         assert_eq!(img.data, vec![5.0, 4.0, 3.0, 2.0, 1.0, 0.0]);
+        // Three channels: the pixels trade places, each keeps its channel order.
+        let mut rgb = Planar {
+            width: 3,
+            height: 2,
+            channels: 3,
+            data: (0..18).map(|i| i as f32).collect(),
+        };
+        flip_horizontal(&mut rgb);
+        let want = [6, 7, 8, 3, 4, 5, 0, 1, 2, 15, 16, 17, 12, 13, 14, 9, 10, 11];
+        assert_eq!(rgb.data, want.map(|v| v as f32));
         let c = crop(&ramp(4, 3), 1, 1, 2, 2);
         assert_eq!(c.data, vec![5.0, 6.0, 9.0, 10.0]);
         assert_eq!(reflect101(-2, 5), 2);
