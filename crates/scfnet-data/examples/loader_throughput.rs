@@ -19,7 +19,17 @@ use std::time::Instant;
 
 use scfnet_data::{Loader, LoaderConfig, SodDataset};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let usage = "usage: loader_throughput DATASET [WORKERS] [BATCH] [SIDE]";
     let root = PathBuf::from(args.next().ok_or(usage)?);
@@ -31,9 +41,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let (workers, batch, side) = (number(cores)?, number(128)?, number(352)?);
+    if workers == 0 || side == 0 {
+        return Err(format!("WORKERS and SIDE must be at least 1 ({usage})").into());
+    }
     let dataset = SodDataset::labeled(&root, None)?;
     for sample in dataset.samples() {
-        std::fs::read(&sample.image)?;
+        std::fs::read(&sample.image).map_err(|e| format!("{}: {e}", sample.image.display()))?;
     }
     let config = LoaderConfig {
         batch,
