@@ -2,7 +2,7 @@
 //! (p = 0.1), contrast/brightness, normalisation, random crop, horizontal flip (p = 0.5),
 //! vertical flip (p = 0.2). The image and its mask get the same geometry.
 
-use crate::image_ops::{crop, flip_horizontal, flip_vertical, gaussian_blur, Planar};
+use crate::image_ops::{crop_in_place, flip_horizontal, flip_vertical, gaussian_blur, Planar};
 use crate::rng::Rng;
 
 /// The normalisation of the original code (RGB order; not the ImageNet constants), defined once
@@ -85,8 +85,10 @@ impl Augment {
             let oh = rng.below(rh);
             let ow = rng.below(rw);
             let (ch, cw) = (h - rh, w - rw);
-            img = crop(&img, ow, oh, cw, ch);
-            mask = mask.map(|m| crop(&m, ow, oh, cw, ch));
+            crop_in_place(&mut img, ow, oh, cw, ch);
+            if let Some(m) = mask.as_mut() {
+                crop_in_place(m, ow, oh, cw, ch);
+            }
         }
         if rng.chance(self.hflip_p) {
             flip_horizontal(&mut img);

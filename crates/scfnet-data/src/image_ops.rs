@@ -40,6 +40,8 @@ impl Planar {
         }
     }
 
+    /// Index in `data` of pixel `(y, x)`'s first channel (the tests' plain references).
+    #[cfg(test)]
     fn at(&self, y: usize, x: usize) -> usize {
         (y * self.width + x) * self.channels
     }
@@ -438,18 +440,26 @@ pub fn gaussian_blur(img: &Planar, k: usize) -> Planar {
 
 /// Rows `[top, top + height)` and columns `[left, left + width)`.
 pub fn crop(img: &Planar, left: usize, top: usize, width: usize, height: usize) -> Planar {
+    let mut out = img.clone();
+    crop_in_place(&mut out, left, top, width, height);
+    out.data.shrink_to_fit();
+    out
+}
+
+/// [`crop`] in place: each kept row moved to its place at the front, the rest cut off (no new
+/// image-sized buffer; the augmentation crops every sample this way).
+pub fn crop_in_place(img: &mut Planar, left: usize, top: usize, width: usize, height: usize) {
     let c = img.channels;
-    let mut data = Vec::with_capacity(width * height * c);
-    for y in top..top + height {
-        let a = img.at(y, left);
-        data.extend_from_slice(&img.data[a..a + width * c]);
+    let (from_row, to_row) = (img.width * c, width * c);
+    for y in 0..height {
+        let from = (top + y) * from_row + left * c;
+        // The destination never lies after the source (`to_row ≤ from_row`), so rows already
+        // moved are never overwritten.
+        img.data.copy_within(from..from + to_row, y * to_row);
     }
-    Planar {
-        width,
-        height,
-        channels: c,
-        data,
-    }
+    img.data.truncate(height * to_row);
+    img.width = width;
+    img.height = height;
 }
 
 /// Mirror left–right.
@@ -666,6 +676,17 @@ mod tests {
         assert_eq!(rgb.data, want.map(|v| v as f32));
         let c = crop(&ramp(4, 3), 1, 1, 2, 2);
         assert_eq!(c.data, vec![5.0, 6.0, 9.0, 10.0]);
+        // In place, three channels: rows 1..3, columns 1..3 of a 3 × 3 image.
+        let mut rgb = Planar {
+            width: 3,
+            height: 3,
+            channels: 3,
+            data: (0..27).map(|i| i as f32).collect(),
+        };
+        crop_in_place(&mut rgb, 1, 1, 2, 2);
+        let want = [12, 13, 14, 15, 16, 17, 21, 22, 23, 24, 25, 26];
+        assert_eq!((rgb.width, rgb.height), (2, 2));
+        assert_eq!(rgb.data, want.map(|v| v as f32));
         assert_eq!(reflect101(-2, 5), 2);
         assert_eq!(reflect101(6, 5), 2);
     }
