@@ -262,34 +262,33 @@ pub fn resize_bilinear_chw_into(img: &Planar, width: usize, height: usize, out: 
     for_each_resized_row(img, width, height, |row| {
         for (k, dst) in planes.chunks_exact_mut(plane.max(1)).enumerate() {
             let dst = &mut dst[y * width..(y + 1) * width];
+            // Literal channel counts, so that the inlined loop is compiled for each.
             match c {
-                3 => scatter_channel::<3>(row, k, dst),
+                3 => scatter_channel(3, row, k, dst),
                 1 => dst.copy_from_slice(row),
-                _ => {
-                    for (d, px) in dst.iter_mut().zip(row.chunks_exact(c)) {
-                        *d = px[k];
-                    }
-                }
+                _ => scatter_channel(c, row, k, dst),
             }
         }
         y += 1;
     });
 }
 
-/// Channel `k` of the interleaved `C`-channel row `row` into `dst`.
-fn scatter_channel<const C: usize>(row: &[f32], k: usize, dst: &mut [f32]) {
-    for (d, px) in dst.iter_mut().zip(row.chunks_exact(C)) {
+/// Channel `k` of the interleaved `c`-channel row `row` into `dst`.
+#[inline(always)]
+fn scatter_channel(c: usize, row: &[f32], k: usize, dst: &mut [f32]) {
+    for (d, px) in dst.iter_mut().zip(row.chunks_exact(c)) {
         *d = px[k];
     }
 }
 
-/// One row of `C`-channel pixels `src` resized horizontally along the taps `ax` into `row`:
+/// One row of `c`-channel pixels `src` resized horizontally along the taps `ax` into `row`:
 /// `p·(1 − fx) + q·fx` for the two source pixels `p`, `q` of each output pixel.
-fn blend_columns<const C: usize>(src: &[f32], ax: &[(usize, usize, f32)], row: &mut [f32]) {
-    for (o, &(x0, x1, fx)) in row.chunks_exact_mut(C).zip(ax) {
-        let (a, b) = (&src[x0 * C..x0 * C + C], &src[x1 * C..x1 * C + C]);
-        for k in 0..C {
-            o[k] = a[k] * (1.0 - fx) + b[k] * fx;
+#[inline(always)]
+fn blend_columns(c: usize, src: &[f32], ax: &[(usize, usize, f32)], row: &mut [f32]) {
+    for (o, &(x0, x1, fx)) in row.chunks_exact_mut(c).zip(ax) {
+        let (a, b) = (&src[x0 * c..(x0 + 1) * c], &src[x1 * c..(x1 + 1) * c]);
+        for ((d, &p), &q) in o.iter_mut().zip(a).zip(b) {
+            *d = p * (1.0 - fx) + q * fx;
         }
     }
 }
@@ -307,17 +306,11 @@ fn for_each_resized_row(img: &Planar, width: usize, height: usize, mut emit: imp
     let (ax, ay) = (axis(img.width, width), axis(img.height, height));
     let horizontal = |y: usize, row: &mut [f32]| {
         let src = &img.data[y * src_len..(y + 1) * src_len];
+        // Literal channel counts, so that the inlined loop is compiled for each.
         match c {
-            3 => blend_columns::<3>(src, &ax, row),
-            1 => blend_columns::<1>(src, &ax, row),
-            _ => {
-                for (o, &(x0, x1, fx)) in row.chunks_exact_mut(c).zip(&ax) {
-                    let (a, b) = (&src[x0 * c..(x0 + 1) * c], &src[x1 * c..(x1 + 1) * c]);
-                    for ((d, &p), &q) in o.iter_mut().zip(a).zip(b) {
-                        *d = p * (1.0 - fx) + q * fx;
-                    }
-                }
-            }
+            3 => blend_columns(3, src, &ax, row),
+            1 => blend_columns(1, src, &ax, row),
+            _ => blend_columns(c, src, &ax, row),
         }
     };
     let mut rows = [vec![0f32; width * c], vec![0f32; width * c]];
@@ -378,15 +371,6 @@ fn reflect101(i: isize, n: usize) -> usize {
     i as usize
 }
 
-/// One 1-D convolution pass with reflect-101 borders, along rows (`vertical = false`) or columns.
-fn convolve_axis(img: &Planar, kernel: &[f32], vertical: bool) -> Planar {
-    if vertical {
-        convolve_columns(img, kernel)
-    } else {
-        convolve_rows(img, kernel)
-    }
-}
-
 /// Each row of `img` convolved with `kernel` along x (borders reflected, `BORDER_REFLECT_101`):
 /// `s = Σ_j kernel[j]·v(x + j − r)`, summed from 0 in tap order.
 fn convolve_rows(img: &Planar, kernel: &[f32]) -> Planar {
@@ -435,7 +419,7 @@ fn convolve_columns(img: &Planar, kernel: &[f32]) -> Planar {
 /// Separable Gaussian blur with an odd `k × k` kernel (`cv2.GaussianBlur(img, (k, k), 0)`).
 pub fn gaussian_blur(img: &Planar, k: usize) -> Planar {
     let kernel = gaussian_kernel(k);
-    convolve_axis(&convolve_axis(img, &kernel, false), &kernel, true)
+    convolve_columns(&convolve_rows(img, &kernel), &kernel)
 }
 
 /// Rows `[top, top + height)` and columns `[left, left + width)`.
@@ -507,6 +491,23 @@ mod tests {
         assert_eq!(r.data, vec![0.0, 0.25, 0.75, 1.0]);
     }
 
+    /// A `w × h` image of `c` channels with values in no order (to catch mixed-up indices).
+    fn scrambled(w: usize, h: usize, c: usize) -> Planar {
+        Planar {
+            width: w,
+            height: h,
+            channels: c,
+            data: (0..w * h * c)
+                .map(|i| ((i * 7919) % 1000) as f32 * 0.255 - 3.0)
+                .collect(),
+        }
+    }
+
+    /// Whether `a` and `b` hold the same values bit for bit.
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
     /// The resize as it was written before the rows were held (each output row blending its two
     /// source rows afresh): the reference of the memoised one, bit for bit.
     fn resize_row_by_row(img: &Planar, width: usize, height: usize) -> Planar {
@@ -538,14 +539,7 @@ mod tests {
         let mut cases = 0;
         for c in [1, 3] {
             for (iw, ih) in [(1, 1), (7, 5), (40, 33), (351, 300)] {
-                let img = Planar {
-                    width: iw,
-                    height: ih,
-                    channels: c,
-                    data: (0..iw * ih * c)
-                        .map(|i| ((i * 7919) % 1000) as f32 * 0.255 - 3.0)
-                        .collect(),
-                };
+                let img = scrambled(iw, ih, c);
                 for (w, h) in [
                     (1, 1),
                     (2, 9),
@@ -556,11 +550,7 @@ mod tests {
                     let want = resize_row_by_row(&img, w, h);
                     let got = resize_bilinear(&img, w, h);
                     assert_eq!((got.width, got.height, got.channels), (w, h, c));
-                    let same = |a: &[f32], b: &[f32]| {
-                        a.len() == b.len()
-                            && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-                    };
-                    assert!(same(&got.data, &want.data), "{iw}x{ih}x{c} -> {w}x{h}");
+                    assert!(same_bits(&got.data, &want.data), "{iw}x{ih}x{c} -> {w}x{h}");
                     // Channel-planar, after what is already in the buffer.
                     let mut chw = vec![-1.0; 5];
                     resize_bilinear_chw_into(&img, w, h, &mut chw);
@@ -568,10 +558,13 @@ mod tests {
                         .flat_map(|k| want.data.iter().skip(k).step_by(c).copied())
                         .collect();
                     assert!(
-                        same(&chw[..5], &[-1.0; 5]),
+                        same_bits(&chw[..5], &[-1.0; 5]),
                         "the buffer's start was overwritten"
                     );
-                    assert!(same(&chw[5..], &planar), "CHW {iw}x{ih}x{c} -> {w}x{h}");
+                    assert!(
+                        same_bits(&chw[5..], &planar),
+                        "CHW {iw}x{ih}x{c} -> {w}x{h}"
+                    );
                     cases += 1;
                 }
             }
@@ -609,25 +602,18 @@ mod tests {
     fn the_blur_passes_give_the_tap_by_tap_values() {
         for c in [1, 3] {
             for (w, h) in [(1, 1), (2, 3), (5, 4), (37, 29)] {
-                let img = Planar {
-                    width: w,
-                    height: h,
-                    channels: c,
-                    data: (0..w * h * c)
-                        .map(|i| ((i * 7919) % 1000) as f32 * 0.255 - 3.0)
-                        .collect(),
-                };
+                let img = scrambled(w, h, c);
                 for k in [3, 5, 7, 9] {
                     let kernel = gaussian_kernel(k);
                     for vertical in [false, true] {
-                        let got = convolve_axis(&img, &kernel, vertical);
+                        let got = if vertical {
+                            convolve_columns(&img, &kernel)
+                        } else {
+                            convolve_rows(&img, &kernel)
+                        };
                         let want = convolve_tap_by_tap(&img, &kernel, vertical);
                         assert!(
-                            got.data
-                                .iter()
-                                .zip(&want.data)
-                                .all(|(a, b)| a.to_bits() == b.to_bits())
-                                && got.data.len() == want.data.len(),
+                            same_bits(&got.data, &want.data),
                             "{w}x{h}x{c} k {k} vertical {vertical}"
                         );
                     }
