@@ -242,7 +242,7 @@ pub fn resize_bilinear(img: &Planar, width: usize, height: usize) -> Planar {
         return img.clone();
     }
     let mut out = Planar::zeros(width, height, img.channels);
-    let mut rows = out.data.chunks_exact_mut(width * img.channels);
+    let mut rows = out.data.chunks_exact_mut((width * img.channels).max(1));
     for_each_resized_row(img, width, height, |row| {
         if let Some(dst) = rows.next() {
             dst.copy_from_slice(row);
@@ -299,6 +299,9 @@ fn blend_columns(c: usize, src: &[f32], ax: &[(usize, usize, f32)], row: &mut [f
 fn for_each_resized_row(img: &Planar, width: usize, height: usize, mut emit: impl FnMut(&[f32])) {
     let c = img.channels;
     let src_len = img.width * c;
+    if width * c == 0 {
+        return; // nothing to write (no channels, or no columns)
+    }
     if img.width == width && img.height == height {
         img.data.chunks_exact(src_len.max(1)).for_each(emit);
         return;
@@ -377,6 +380,9 @@ fn convolve_rows(img: &Planar, kernel: &[f32]) -> Planar {
     let r = (kernel.len() / 2) as isize;
     let (w, c) = (img.width, img.channels);
     let mut out = Planar::zeros(w, img.height, c);
+    if w * c == 0 {
+        return out;
+    }
     // One row with its reflected borders, so that every tap is a plain read.
     let mut padded = vec![0f32; (w + 2 * r as usize) * c];
     for (src, dst) in img
@@ -596,6 +602,19 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn images_without_channels_or_columns_resize_and_blur_to_nothing() {
+        let empty = Planar::zeros(4, 3, 0);
+        assert!(resize_bilinear(&empty, 5, 2).data.is_empty());
+        let mut chw = vec![1.0];
+        resize_bilinear_chw_into(&empty, 5, 2, &mut chw);
+        assert_eq!(chw, [1.0]);
+        assert!(gaussian_blur(&empty, 5).data.is_empty());
+        let narrow = Planar::zeros(0, 3, 3);
+        assert!(gaussian_blur(&narrow, 3).data.is_empty());
+        assert!(resize_bilinear(&scrambled(4, 3, 3), 0, 2).data.is_empty());
     }
 
     #[test]
