@@ -164,7 +164,7 @@ fn open_image(path: &Path) -> Result<image::DynamicImage> {
 
 /// Decodes an image file to RGB floats in `[0, 255]`; the error names the file.
 pub fn read_rgb(path: &Path) -> Result<Planar> {
-    let img = open_image(path)?.to_rgb8();
+    let img = open_image(path)?.into_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     Ok(Planar::from_u8(w, h, 3, img.as_raw()))
 }
@@ -177,7 +177,7 @@ pub fn read_mask(path: &Path) -> Result<Planar> {
     let data = match img {
         image::DynamicImage::ImageLuma8(g) => g.into_raw().into_iter().map(f32::from).collect(),
         other => other
-            .to_rgb8()
+            .into_rgb8()
             .pixels()
             .map(|p| (p[0] as f32 + p[1] as f32 + p[2] as f32) / 3.0)
             .collect(),

@@ -6,7 +6,8 @@
 //! - [`Augment`]: the original augmentation chain (blur, contrast/brightness, normalisation, crop,
 //!   flips) (test-time input: `scfnet_model::preprocess`, the one inference path);
 //! - [`Loader`]: seeded, reproducible batches with the per-batch multi-scale resize, prepared by
-//!   worker threads ahead of use;
+//!   worker threads ahead of use, into the host memory of used batches that the consumer gives
+//!   back ([`BatchBuffers`]);
 //! - [`synth`]: a synthetic SOD generator, the embedded default data (no download needed);
 //! - [`walk`]: the one folder walker (links followed once, only regular files).
 
@@ -17,6 +18,7 @@ mod error;
 pub mod image_ops;
 mod layout;
 mod loader;
+mod recycle;
 mod rng;
 pub mod synth;
 mod validate;
@@ -30,6 +32,7 @@ pub use image_ops::{
 };
 pub use layout::{Sample, SodDataset, IMAGE_EXTENSIONS};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig, OnError, PAPER_SIZES};
+pub use recycle::BatchBuffers;
 pub use rng::Rng;
 pub use validate::{validate, ValidationReport};
 

@@ -15,6 +15,7 @@ use crate::augment::Augment;
 use crate::error::{DataError, Result};
 use crate::image_ops::{read_mask, read_rgb, resize_bilinear_chw_into, Planar};
 use crate::layout::{Sample, SodDataset};
+use crate::recycle::BatchBuffers;
 use crate::rng::Rng;
 
 /// The batch-level input sides of the original (`224, 256, 288, 320, 352`).
@@ -151,6 +152,7 @@ fn load_sample(sample: &Sample) -> Result<(Planar, Option<Planar>)> {
 pub struct Loader {
     dataset: Arc<SodDataset>,
     config: LoaderConfig,
+    buffers: BatchBuffers,
 }
 
 impl Loader {
@@ -168,9 +170,12 @@ impl Loader {
         if dataset.is_empty() {
             return Err(DataError::layout(dataset.root(), "no samples"));
         }
+        // Each worker takes one vector of each kind at a time; two more cover the consumer's.
+        let buffers = BatchBuffers::new(config.workers.max(1) + 2);
         Ok(Self {
             dataset: Arc::new(dataset),
             config,
+            buffers,
         })
     }
 
@@ -182,6 +187,12 @@ impl Loader {
     /// The settings.
     pub fn config(&self) -> &LoaderConfig {
         &self.config
+    }
+
+    /// The shelf where a consumer gives back the host values of used batches, for the workers
+    /// to write later batches into (shared by this loader's clones and epochs).
+    pub fn buffers(&self) -> &BatchBuffers {
+        &self.buffers
     }
 
     /// Batches in one epoch.
@@ -208,6 +219,7 @@ impl Loader {
         build_batch(
             &self.dataset,
             &self.config,
+            &self.buffers,
             &self.order(epoch),
             epoch,
             index,
@@ -227,13 +239,17 @@ impl Loader {
         let mut handles = Vec::with_capacity(workers);
         for w in 0..workers {
             let (tx, rx) = sync_channel(self.config.prefetch.max(1));
-            let (dataset, config, order) =
-                (self.dataset.clone(), self.config.clone(), order.clone());
+            let (dataset, config, order, buffers) = (
+                self.dataset.clone(),
+                self.config.clone(),
+                order.clone(),
+                self.buffers.clone(),
+            );
             let spawned = std::thread::Builder::new()
                 .name(format!("scfnet-loader-{w}"))
                 .spawn(move || {
                     for b in (start + w..total).step_by(workers) {
-                        let batch = build_batch(&dataset, &config, &order, epoch, b);
+                        let batch = build_batch(&dataset, &config, &buffers, &order, epoch, b);
                         if tx.send(batch).is_err() {
                             return; // the consumer went away
                         }
@@ -245,6 +261,7 @@ impl Loader {
                     return EpochBatches {
                         receivers: Vec::new(),
                         handles,
+                        buffers: self.buffers.clone(),
                         next: start,
                         start,
                         total,
@@ -257,6 +274,7 @@ impl Loader {
         EpochBatches {
             receivers,
             handles,
+            buffers: self.buffers.clone(),
             next: start,
             start,
             total,
@@ -268,6 +286,7 @@ impl Loader {
 fn build_batch(
     dataset: &SodDataset,
     config: &LoaderConfig,
+    buffers: &BatchBuffers,
     order: &[usize],
     epoch: usize,
     index: usize,
@@ -281,8 +300,8 @@ fn build_batch(
         index,
         size,
         stems: Vec::with_capacity(hi - lo),
-        images: Vec::with_capacity((hi - lo) * 3 * size * size),
-        masks: labeled.then(|| Vec::with_capacity((hi - lo) * size * size)),
+        images: buffers.take_images((hi - lo) * 3 * size * size),
+        masks: labeled.then(|| buffers.take_masks((hi - lo) * size * size)),
         skipped: Vec::new(),
     };
     for (pos, &i) in order.iter().enumerate().take(hi).skip(lo) {
@@ -311,10 +330,18 @@ fn build_batch(
 pub struct EpochBatches {
     receivers: Vec<Receiver<Result<Batch>>>,
     handles: Vec<JoinHandle<()>>,
+    buffers: BatchBuffers,
     next: usize,
     start: usize,
     total: usize,
     failed: Option<DataError>,
+}
+
+impl EpochBatches {
+    /// The loader's shelf for the host values of used batches ([`BatchBuffers::give_back`]).
+    pub fn buffers(&self) -> BatchBuffers {
+        self.buffers.clone()
+    }
 }
 
 impl Iterator for EpochBatches {

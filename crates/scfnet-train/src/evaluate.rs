@@ -30,7 +30,7 @@ pub fn evaluate(
                 sample.image.display()
             ))
         })?;
-        let rgb = decode_image(&sample.image)?.to_rgb8();
+        let rgb = decode_image(&sample.image)?.into_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
         let mask = read_mask(mask_path)?;
         let image = RgbRef {

@@ -3,6 +3,9 @@
 //! copies overlap the steps: a thread writes each batch into page-locked memory as soon as the
 //! loader has it, and the copy of batch `k + 1` is queued on a stream of its own before step
 //! `k`, so the GPU's copy engine moves it while step `k` computes (`scfnet_kernels::upload`).
+//! Either way a batch's host values go back to the loader once copied
+//! ([`scfnet_data::BatchBuffers`]), so that later batches are written into memory already
+//! mapped.
 
 use candle_core::{DType, Device, Tensor};
 use scfnet_data::{Batch, EpochBatches};
@@ -30,6 +33,7 @@ pub(crate) fn feed(
         return Ok(Box::new(cuda::CudaFeed::new(epoch, dev, dtype)?));
     }
     let device = device.clone();
+    let buffers = epoch.buffers();
     Ok(Box::new(epoch.map(move |batch| {
         let mut batch = batch?;
         let tensors = if batch.is_empty() {
@@ -42,15 +46,10 @@ pub(crate) fn feed(
             };
             Some((images, masks))
         };
-        release_host_values(&mut batch);
+        // The tensors hold copies: the loader writes later batches into this memory.
+        buffers.give_back(&mut batch);
         Ok(FedBatch { batch, tensors })
     })))
-}
-
-/// Drops a batch's host values once they are on the device.
-fn release_host_values(batch: &mut Batch) {
-    batch.images = Vec::new();
-    batch.masks = batch.masks.as_ref().map(|_| Vec::new());
 }
 
 #[cfg(feature = "cuda")]
@@ -62,7 +61,7 @@ mod cuda {
     use scfnet_data::{Batch, EpochBatches};
     use scfnet_kernels::upload::{PinnedBuffer, SideUploader, Upload};
 
-    use super::{release_host_values, FedBatch};
+    use super::FedBatch;
     use crate::error::{Result, TrainError};
 
     /// Page-locked buffers in circulation: one being copied to the GPU, one written by the
@@ -134,7 +133,7 @@ mod cuda {
 
         fn start(&self, staged: Staged) -> Result<InFlight> {
             let Staged {
-                mut batch,
+                batch,
                 buffer,
                 masks_at,
             } = staged;
@@ -149,7 +148,6 @@ mod cuda {
                 };
                 Some((images, masks))
             };
-            release_host_values(&mut batch);
             // Back to the staging thread, which waits for these copies before writing again.
             if let Some(free) = &self.free {
                 let _ = free.send(buffer);
@@ -229,8 +227,9 @@ mod cuda {
         free: Receiver<PinnedBuffer>,
         staged: SyncSender<Result<Staged>>,
     ) {
+        let buffers = epoch.buffers();
         for batch in epoch {
-            let item = batch.map_err(TrainError::from).and_then(|batch| {
+            let item = batch.map_err(TrainError::from).and_then(|mut batch| {
                 let mut buffer = free.recv().map_err(|_| {
                     TrainError::Data(scfnet_data::DataError::Worker(
                         "the training loop went away".into(),
@@ -239,6 +238,9 @@ mod cuda {
                 let masks = batch.masks.as_deref().unwrap_or(&[]);
                 let starts = buffer.write(&[&batch.images, masks])?;
                 let masks_at = batch.masks.as_ref().map(|_| starts[1]);
+                // Written to page-locked memory: the loader writes later batches into this
+                // memory (here, not on the training thread, which would unmap it otherwise).
+                buffers.give_back(&mut batch);
                 Ok(Staged {
                     batch,
                     buffer,
