@@ -21,7 +21,8 @@
 #    defaults, if torch and timm import (and the student's step under bf16 autocast, beside
 #    `--precision bf16`); with PROFILE=1 also torch.profiler's kernel tables.
 # 3. One epoch of `scfnet train --device cuda` (student, batch 128 at 352, EPOCH_IMAGES synthetic
-#    images, all cores loading): images/s of the whole loop, to set beside the step alone.
+#    images, the default loader threads): images/s of the whole loop, to set beside the step
+#    alone.
 # 4. `scfnet predict` end to end on a folder of 512 synthetic 300-400 px PNG images, batch 1 and 32.
 # 5. `scfnet sweep --estimate` on the epoch's images (R50, student, distillation at the paper's
 #    recipe, ESTIMATE_STEPS=8 steps each): the projection and the share of time in the steps.
@@ -93,7 +94,7 @@ if fits epoch 60; then
   "$BIN" synth --out "$WORK/epoch" --n "$EPOCH_IMAGES" --min-side 300 --max-side 400 --test-fraction 0 > /dev/null 2>&1
   s=$(date +%s%N)
   "$BIN" train --device "$DEVICE" --model student --data "$WORK/epoch" --out "$WORK/epoch-run" \
-    --epochs 1 --batch "$EPOCH_BATCH" --sizes 352 --workers "$(nproc)" --quiet > "$OUT/epoch.log" 2>&1
+    --epochs 1 --batch "$EPOCH_BATCH" --sizes 352 --quiet > "$OUT/epoch.log" 2>&1
   rc=$?
   echo "epoch rc=$rc ms=$(( ($(date +%s%N) - s) / 1000000 ))" > "$OUT/epoch.txt"
   cp "$WORK/epoch-run/log.jsonl" "$OUT/epoch-log.jsonl" 2>/dev/null
@@ -178,7 +179,16 @@ if epoch:
                              "images_per_s": n * 1e3 / int(epoch[2])}
     # The loop's pace after its first step (start-up, data check and first-use kernel loading
     # excluded): images over wall time, and the same images over the steps' own time.
-    steps = [json.loads(l) for l in read("epoch-log.jsonl").splitlines() if '"wall"' in l]
+    lines = []
+    for l in read("epoch-log.jsonl").splitlines():
+        try:
+            lines.append(json.loads(l))
+        except ValueError:
+            pass  # a line cut short by a kill
+    plans = [l["plan"] for l in lines if "plan" in l]
+    if plans:
+        report["train_epoch"]["loader_threads"] = plans[0].get("loader_threads")
+    steps = [l for l in lines if "wall" in l]
     if len(steps) > 2:
         later = steps[1:]
         images = sum(s["images"] for s in later)

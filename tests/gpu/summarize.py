@@ -144,8 +144,10 @@ def main(path):
     if epoch and "loop_images_per_s" in epoch:
         share = epoch["loop_images_per_s"] / epoch["step_images_per_s"]
         verdict = "met" if share >= 0.9 else "missed"
+        threads = epoch.get("loader_threads", "?")
         lines.append(f"Epoch: loop {epoch['loop_images_per_s']:.0f} img/s, steps alone "
-                     f"{epoch['step_images_per_s']:.0f} img/s: {share:.1%} (target ≥ 90 %: {verdict}).")
+                     f"{epoch['step_images_per_s']:.0f} img/s: {share:.1%} (target ≥ 90 %: {verdict}; "
+                     f"{threads} loader threads).")
     elif epoch:
         lines.append(f"Epoch: {epoch}")
     else:

@@ -260,6 +260,7 @@ pub fn fit(
         batches_per_epoch: per_epoch,
         samples,
         first_step: state.step,
+        loader_threads: loader.config().workers,
     })?;
     let mut progress = Reporter::new(options.progress.as_mut());
     progress.emit(FitEvent::Start {

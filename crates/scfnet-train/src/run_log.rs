@@ -47,6 +47,8 @@ pub struct PlanLine {
     pub samples: usize,
     /// The global step this invocation starts from (0, or a resumed checkpoint's).
     pub first_step: usize,
+    /// Threads of the data loader.
+    pub loader_threads: usize,
 }
 
 /// An open `log.jsonl`, appended to.
@@ -100,14 +102,14 @@ impl RunLog {
     }
 
     /// Logs what this invocation is set to do, before its first step: `{"plan": …}` with the
-    /// epochs, the batches of an epoch, the steps of the whole run, the samples and the step it
-    /// starts from (readers of steps and validations skip it: it has no `step`).
+    /// epochs, the batches of an epoch, the steps of the whole run, the samples, the step it
+    /// starts from and the loader's threads (readers of steps and validations skip it: it has no `step`).
     pub fn plan(&mut self, p: &PlanLine) -> Result<()> {
         self.write(json!({
             "plan": {
                 "epochs": p.epochs, "batches_per_epoch": p.batches_per_epoch,
                 "steps": p.epochs * p.batches_per_epoch, "samples": p.samples,
-                "first_step": p.first_step,
+                "first_step": p.first_step, "loader_threads": p.loader_threads,
             }
         }))
     }
