@@ -3,6 +3,7 @@
 //! - `bench-metrics`: throughput of the metrics crate on synthetic pairs, next to pysodmetrics.
 //! - `bench-backbones`: forward time of ResNet-50, MobileNetV3-Large ×0.5 and Swin-B, next to PyTorch.
 //! - `bench-models`: images/s of the student and the R50 teacher, next to PyTorch.
+//! - `bench-loader`: one epoch of the training loader, next to the authors' data pipeline.
 //! - `bench-predict`: `scfnet predict` on a folder of JPEGs against the network alone, same run.
 //! - `bench-train`: one training step of the student and the R50 teacher, next to PyTorch.
 //! - `demo-data`: regenerates the small demo set shipped in `data/demo`.
@@ -12,6 +13,7 @@
 
 mod alias;
 mod bench_backbones;
+mod bench_loader;
 mod bench_metrics;
 mod bench_models;
 mod bench_predict;
@@ -61,6 +63,10 @@ enum Command {
     /// Images/s of the student and the ResNet-50 teacher (network + sigmoid) at batch 1 and 8,
     /// optionally next to a PyTorch eager re-creation in the same run.
     BenchModels(bench_models::Args),
+    /// One epoch of the training loader (decoding, augmentation, the batch's resize; no
+    /// network) on synthetic JPEGs, optionally next to the authors' own pipeline (their
+    /// lib/dataset.py under Paddle's DataLoader) in the same run.
+    BenchLoader(bench_loader::Args),
     /// Folder throughput of `scfnet predict` (decoding, network, maps, PNGs overlapped) against
     /// the network alone on the same images, alternately in the same run.
     BenchPredict(bench_predict::Args),
@@ -105,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         Command::OnnxParity(a) => onnx_parity::run(a),
         Command::BenchBackbones(a) => bench_backbones::run(a),
         Command::BenchModels(a) => bench_models::run(a),
+        Command::BenchLoader(a) => bench_loader::run(a),
         Command::BenchPredict(a) => bench_predict::run(a),
         Command::BenchServe(a) => bench_serve::run(a),
         Command::BenchTrain(a) => bench_train::run(a),
