@@ -117,15 +117,22 @@ pub fn run(args: Args) -> Result<()> {
         args.images,
         data.display()
     );
-    generate(&data, &config, || {})?;
-    // Every file read once, so that both loaders find them in the page cache.
+    let result = generate(&data, &config, || {})
+        .map_err(anyhow::Error::from)
+        .and_then(|_| read_all(&data))
+        .and_then(|()| rounds(&data, &args));
+    // Removed whether or not the benchmark got through.
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+/// Reads every file of the set once, so that both loaders find them in the page cache.
+fn read_all(data: &Path) -> Result<()> {
     for entry in std::fs::read_dir(data.join("image"))?.chain(std::fs::read_dir(data.join("mask"))?)
     {
         std::fs::read(entry?.path())?;
     }
-    let result = rounds(&data, &args);
-    let _ = std::fs::remove_dir_all(&data);
-    result
+    Ok(())
 }
 
 fn rounds(data: &Path, args: &Args) -> Result<()> {
