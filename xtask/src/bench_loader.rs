@@ -62,7 +62,7 @@ fn time_ours(loader: &Loader, epoch: usize) -> Result<(usize, f64)> {
     Ok((images, start.elapsed().as_secs_f64()))
 }
 
-/// Seconds of one epoch of the authors' pipeline over `data`.
+/// Images and seconds of one epoch of the authors' pipeline over `data`.
 fn time_authors(data: &Path, args: &Args) -> Result<(usize, f64)> {
     let extra = [
         "--data".to_string(),
@@ -82,12 +82,15 @@ fn time_authors(data: &Path, args: &Args) -> Result<(usize, f64)> {
         1,
         &extra,
     )?;
-    let ms = found
-        .iter()
-        .find(|(label, _)| label == "epoch")
-        .map(|(_, ms)| *ms)
-        .context("authors_loader.py printed no `authors epoch: X ms` line")?;
-    Ok((args.images, ms / 1e3))
+    let value = |label: &str| {
+        found
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, v)| *v)
+            .with_context(|| format!("authors_loader.py printed no `authors {label}: …` line"))
+    };
+    // The images its DataLoader delivered, as counted for ours.
+    Ok((value("images")? as usize, value("epoch")? / 1e3))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -103,7 +103,8 @@ impl RunLog {
 
     /// Logs what this invocation is set to do, before its first step: `{"plan": …}` with the
     /// epochs, the batches of an epoch, the steps of the whole run, the samples, the step it
-    /// starts from and the loader's threads (readers of steps and validations skip it: it has no `step`).
+    /// starts from and the loader's threads (readers of steps and validations skip it: it has
+    /// no `step`).
     pub fn plan(&mut self, p: &PlanLine) -> Result<()> {
         self.write(json!({
             "plan": {
