@@ -108,6 +108,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let data: PathBuf =
         std::env::temp_dir().join(format!("scfnet-bench-loader-{}", std::process::id()));
+    if data.symlink_metadata().is_ok() {
+        // Not ours: it is removed at the end, so it must be what this run made.
+        bail!("{} already exists: remove it, or run again", data.display());
+    }
     let config = SynthConfig {
         count: args.images,
         seed: 0,
