@@ -1,10 +1,12 @@
 //! `cargo xtask bench-loader`: epochs of the training loader (decoding, the paper's
 //! augmentation, the batch's resize; no network) under the `scfnet` binary's allocator, next to
 //! the authors' own pipeline (their `lib/dataset.py` under Paddle's `DataLoader`,
-//! `tests/reference/loader/authors_loader.py`) on the same files, rounds alternated.
+//! `tests/reference/loader/authors_loader.py`) on the same files, rounds alternated. With
+//! `--step-ms`, a training loop instead: a consumer taking that long per batch (a GPU's step)
+//! over several epochs, with and without the next epoch prepared ahead.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use scfnet_data::synth::{generate, SynthConfig};
@@ -34,6 +36,17 @@ pub struct Args {
     /// paddlepaddle, opencv-python-headless, numpy and pillow: see tests/reference/loader).
     #[arg(long)]
     python: bool,
+    /// Instead: a consumer that takes this many milliseconds per batch (a training step on a
+    /// GPU), over `--epochs` epochs, timed with and without the next epoch prepared ahead.
+    #[arg(long, conflicts_with = "python")]
+    step_ms: Option<u64>,
+    /// With `--step-ms`: epochs of each timed loop.
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// With `--step-ms`: milliseconds between epochs with no batch asked for (validation,
+    /// checkpoint).
+    #[arg(long, default_value_t = 0)]
+    pause_ms: u64,
 }
 
 /// Our loader over `data`, as `scfnet train` builds it for these settings.
@@ -103,8 +116,13 @@ pub fn run(args: Args) -> Result<()> {
     if !PAPER_SIZES.contains(&args.side) {
         bail!("--side must be one of {PAPER_SIZES:?} (the sides the authors' collate draws)");
     }
-    if args.images == 0 || args.batch == 0 || args.workers == 0 || args.rounds == 0 {
-        bail!("--images, --batch, --workers and --rounds must be at least 1");
+    if args.images == 0
+        || args.batch == 0
+        || args.workers == 0
+        || args.rounds == 0
+        || args.epochs == 0
+    {
+        bail!("--images, --batch, --workers, --rounds and --epochs must be at least 1");
     }
     let data: PathBuf =
         std::env::temp_dir().join(format!("scfnet-bench-loader-{}", std::process::id()));
@@ -127,7 +145,10 @@ pub fn run(args: Args) -> Result<()> {
     let result = generate(&data, &config, || {})
         .map_err(anyhow::Error::from)
         .and_then(|_| read_all(&data))
-        .and_then(|()| rounds(&data, &args));
+        .and_then(|()| match args.step_ms {
+            Some(step_ms) => overlap_rounds(&data, &args, step_ms),
+            None => rounds(&data, &args),
+        });
     // Removed whether or not the benchmark got through.
     let _ = std::fs::remove_dir_all(&data);
     result
@@ -178,5 +199,72 @@ fn rounds(data: &Path, args: &Args) -> Result<()> {
             ours / theirs
         );
     }
+    Ok(())
+}
+
+/// Seconds of `epochs` epochs of `loader` from epoch `first`, each batch held for `step` and
+/// given back, `pause` between epochs; with `ahead`, each epoch but the last prepares the next
+/// (as `scfnet train` does). Also the batches consumed.
+fn time_loop(
+    loader: &Loader,
+    first: usize,
+    epochs: usize,
+    step: Duration,
+    pause: Duration,
+    ahead: bool,
+) -> Result<(usize, f64)> {
+    let start = Instant::now();
+    let mut consumed = 0;
+    for epoch in first..first + epochs {
+        let mut batches = loader.epoch(epoch, 0);
+        if ahead && epoch + 1 < first + epochs {
+            batches = batches.and_prepare_next(loader);
+        }
+        let buffers = batches.buffers();
+        for batch in batches {
+            let mut batch = batch?;
+            std::thread::sleep(step);
+            buffers.give_back(&mut batch);
+            consumed += 1;
+        }
+        std::thread::sleep(pause);
+    }
+    Ok((consumed, start.elapsed().as_secs_f64()))
+}
+
+/// `--step-ms`: the training loop's wall time against the consumer's own (steps and pauses),
+/// with and without the next epoch prepared ahead, alternated.
+fn overlap_rounds(data: &Path, args: &Args, step_ms: u64) -> Result<()> {
+    let (step, pause) = (
+        Duration::from_millis(step_ms),
+        Duration::from_millis(args.pause_ms),
+    );
+    println!(
+        "{} epochs, batch {} at {}x{}, {} workers, a consumer taking {step_ms} ms a batch and \
+         {} ms between epochs; share of the wall time that is the consumer's, per round",
+        args.epochs, args.batch, args.side, args.side, args.workers, args.pause_ms
+    );
+    let loader = our_loader(data, args)?;
+    time_ours(&loader, 0)?; // memory first mapped: not timed
+    let (mut plain, mut ahead) = (Vec::new(), Vec::new());
+    for round in 1..=args.rounds {
+        let mut line = format!("  round {round}:");
+        for (prepared, shares) in [(false, &mut plain), (true, &mut ahead)] {
+            let first = (2 * round + usize::from(prepared)) * args.epochs;
+            let (batches, wall) = time_loop(&loader, first, args.epochs, step, pause, prepared)?;
+            let busy = (step * batches as u32 + pause * args.epochs as u32).as_secs_f64();
+            shares.push(busy / wall);
+            let label = if prepared { "prepared ahead" } else { "plain" };
+            line += &format!(" {label} {wall:.2} s ({:.1} %)", 100.0 * busy / wall);
+        }
+        println!("{line}");
+    }
+    let (plain, ahead) = (median(plain), median(ahead));
+    println!(
+        "the consumer's share of the wall time: {:.1} % plain, {:.1} % with the next epoch \
+         prepared ahead (medians)",
+        100.0 * plain,
+        100.0 * ahead
+    );
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! batches, and a run resumed at batch `b` sees exactly what an uninterrupted run would.
 
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use candle_core::{Device, Tensor};
@@ -153,6 +153,26 @@ pub struct Loader {
     dataset: Arc<SodDataset>,
     config: LoaderConfig,
     buffers: BatchBuffers,
+    prepared: Prepared,
+}
+
+/// An epoch whose workers started ahead of use ([`Loader::prepare`]), shared by the clones of a
+/// loader; dropped (its workers stopped) with the last clone or when another epoch is asked for.
+#[derive(Clone, Default)]
+struct Prepared(Arc<Mutex<Option<EpochBatches>>>);
+
+impl Prepared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<EpochBatches>> {
+        // The slot holds a plain value: a panic elsewhere cannot leave it half-written.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let epoch = self.lock().as_ref().map(|e| e.epoch);
+        f.debug_tuple("Prepared").field(&epoch).finish()
+    }
 }
 
 impl Loader {
@@ -176,6 +196,7 @@ impl Loader {
             dataset: Arc::new(dataset),
             config,
             buffers,
+            prepared: Prepared::default(),
         })
     }
 
@@ -226,8 +247,46 @@ impl Loader {
         )
     }
 
-    /// Batches `start..` of `epoch`, prepared by worker threads ahead of use.
+    /// Batches `start..` of `epoch`, prepared by worker threads ahead of use. An epoch started
+    /// ahead by [`Loader::prepare`] is taken over when `start` is 0; any other prepared epoch is
+    /// dropped.
     pub fn epoch(&self, epoch: usize, start: usize) -> EpochBatches {
+        let prepared = self.prepared.lock().take();
+        match prepared {
+            Some(batches) if batches.epoch == epoch && start == 0 => batches,
+            other => {
+                drop(other); // its workers stop before this epoch's start
+                self.spawn(epoch, start)
+            }
+        }
+    }
+
+    /// Starts the workers of `epoch` (from its first batch) now, for a later
+    /// [`Loader::epoch`]`(epoch, 0)` to take over: its first batches are ready when it is asked
+    /// for. Nothing is done when that epoch is already prepared; any other prepared epoch is
+    /// dropped. The batches are the same as without preparing (they depend only on the seed).
+    pub fn prepare(&self, epoch: usize) {
+        let mut slot = self.prepared.lock();
+        if slot.as_ref().is_some_and(|b| b.epoch == epoch) {
+            return;
+        }
+        let old = slot.take();
+        let mut batches = self.spawn(epoch, 0);
+        batches.prepared_ahead = true;
+        *slot = Some(batches);
+        drop(slot);
+        drop(old); // its workers are joined outside the lock
+    }
+
+    /// True when `epoch` has been prepared and not yet taken over.
+    pub fn is_prepared(&self, epoch: usize) -> bool {
+        self.prepared
+            .lock()
+            .as_ref()
+            .is_some_and(|b| b.epoch == epoch)
+    }
+
+    fn spawn(&self, epoch: usize, start: usize) -> EpochBatches {
         let total = self.batches_per_epoch();
         let workers = self
             .config
@@ -262,10 +321,13 @@ impl Loader {
                         receivers: Vec::new(),
                         handles,
                         buffers: self.buffers.clone(),
+                        epoch,
                         next: start,
                         start,
                         total,
                         failed: Some(DataError::Worker(e.to_string())),
+                        then: None,
+                        prepared_ahead: false,
                     }
                 }
             }
@@ -275,10 +337,13 @@ impl Loader {
             receivers,
             handles,
             buffers: self.buffers.clone(),
+            epoch,
             next: start,
             start,
             total,
             failed: None,
+            then: None,
+            prepared_ahead: false,
         }
     }
 }
@@ -331,16 +396,50 @@ pub struct EpochBatches {
     receivers: Vec<Receiver<Result<Batch>>>,
     handles: Vec<JoinHandle<()>>,
     buffers: BatchBuffers,
+    epoch: usize,
     next: usize,
     start: usize,
     total: usize,
     failed: Option<DataError>,
+    /// The loader that prepares the next epoch once this one's workers are done.
+    then: Option<Loader>,
+    prepared_ahead: bool,
 }
 
 impl EpochBatches {
     /// The loader's shelf for the host values of used batches ([`BatchBuffers::give_back`]).
     pub fn buffers(&self) -> BatchBuffers {
         self.buffers.clone()
+    }
+
+    /// The epoch these batches belong to.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// True when the workers started ahead of use ([`Loader::prepare`]).
+    pub fn was_prepared(&self) -> bool {
+        self.prepared_ahead
+    }
+
+    /// Prepares the next epoch ([`Loader::prepare`]) as soon as one of this epoch's workers has
+    /// built its last batch, and at the latest when the last batch is handed out, so that the
+    /// workers keep loading while the consumer uses the last batches, validates or saves; the
+    /// next [`Loader::epoch`]`(epoch + 1, 0)` then starts with batches ready. For a consumer that
+    /// goes on to the next epoch (otherwise the prepared work is wasted until the loader is
+    /// dropped or another epoch is asked for).
+    pub fn and_prepare_next(mut self, loader: &Loader) -> Self {
+        self.then = Some(loader.clone());
+        self
+    }
+
+    fn prepare_next_when_due(&mut self) {
+        let due = self.next >= self.total || self.handles.iter().any(|h| h.is_finished());
+        if due {
+            if let Some(loader) = self.then.take() {
+                loader.prepare(self.epoch + 1);
+            }
+        }
     }
 }
 
@@ -353,15 +452,16 @@ impl Iterator for EpochBatches {
             return Some(Err(e));
         }
         if self.next >= self.total {
+            self.prepare_next_when_due();
             return None;
         }
         let w = (self.next - self.start) % self.receivers.len();
         self.next += 1;
-        Some(
-            self.receivers[w]
-                .recv()
-                .unwrap_or_else(|_| Err(DataError::Worker("a loader thread panicked".into()))),
-        )
+        let batch = self.receivers[w]
+            .recv()
+            .unwrap_or_else(|_| Err(DataError::Worker("a loader thread panicked".into())));
+        self.prepare_next_when_due();
+        Some(batch)
     }
 }
 

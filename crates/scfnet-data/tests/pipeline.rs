@@ -1,6 +1,6 @@
 //! The data pipeline end to end on a small synthetic set: layout, validation, reproducible
 //! loading with any number of workers, resuming mid-epoch, memory given back by the consumer,
-//! and clear errors on bad files.
+//! the next epoch prepared ahead, and clear errors on bad files.
 
 use std::path::Path;
 
@@ -173,6 +173,47 @@ fn memory_given_back_is_written_over_and_changes_no_batch() {
         "later batches are written into memory given back"
     );
     assert!(recycling.buffers().shelved().0 > 0);
+}
+
+#[test]
+fn a_prepared_epoch_is_taken_over_with_the_same_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path(), 8);
+    let ds = SodDataset::labeled(dir.path(), None).unwrap();
+    let loader = Loader::new(ds.clone(), config(2)).unwrap();
+    let fresh = Loader::new(ds, config(1)).unwrap();
+    let same = |got: Vec<scfnet_data::Batch>, epoch: usize, start: usize| {
+        let want: Vec<_> = fresh.epoch(epoch, start).map(Result::unwrap).collect();
+        assert_eq!(got.len(), want.len(), "epoch {epoch}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!((g.index, g.size, &g.stems), (w.index, w.size, &w.stems));
+            assert!(g.images == w.images && g.masks == w.masks, "epoch {epoch}");
+        }
+    };
+    for epoch in 0..3 {
+        assert_eq!(loader.is_prepared(epoch), epoch > 0, "epoch {epoch}");
+        let batches = loader.epoch(epoch, 0).and_prepare_next(&loader);
+        assert_eq!(batches.epoch(), epoch);
+        assert_eq!(batches.was_prepared(), epoch > 0, "taken over");
+        assert!(!loader.is_prepared(epoch));
+        same(batches.map(Result::unwrap).collect(), epoch, 0);
+        // At the latest when its last batch was handed out.
+        assert!(loader.is_prepared(epoch + 1));
+    }
+    // Resuming inside the prepared epoch drops it and starts where asked.
+    let resumed = loader.epoch(3, 1);
+    assert!(!resumed.was_prepared());
+    same(resumed.map(Result::unwrap).collect(), 3, 1);
+    assert!(!loader.is_prepared(3));
+    // Asking for another epoch drops a prepared one; preparing twice keeps the first.
+    loader.prepare(5);
+    loader.prepare(5);
+    assert!(loader.is_prepared(5));
+    same(loader.epoch(2, 0).map(Result::unwrap).collect(), 2, 0);
+    assert!(!loader.is_prepared(5));
+    // Without `and_prepare_next` nothing is prepared.
+    let _ = loader.epoch(4, 0).count();
+    assert!(!loader.is_prepared(5));
 }
 
 #[test]

@@ -290,7 +290,24 @@ pub fn fit(
             epochs: config.epochs,
         });
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
-        for fed in crate::feed::feed(loader.epoch(epoch, state.batch), &device, dtype)? {
+        let mut batches = loader.epoch(epoch, state.batch);
+        if batches.was_prepared() {
+            tracing::debug!("epoch {epoch}: loading started during the previous one");
+        }
+        // When this run goes on to the next epoch, its loading starts as soon as this epoch's
+        // loader threads are done, overlapping the last steps, validation and the checkpoint.
+        let steps_left_here = per_epoch - state.batch;
+        let goes_on = epoch + 1 < config.epochs
+            && options
+                .stop_after_epochs
+                .is_none_or(|n| epoch + 1 < first_epoch + n)
+            && options
+                .max_steps
+                .is_none_or(|n| first_step + n > state.step + steps_left_here);
+        if goes_on {
+            batches = batches.and_prepare_next(&loader);
+        }
+        for fed in crate::feed::feed(batches, &device, dtype)? {
             let FedBatch { batch, tensors } = fed?;
             state.skipped += batch.skipped.len();
             state.batch = batch.index + 1;
