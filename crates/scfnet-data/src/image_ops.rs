@@ -429,6 +429,10 @@ pub fn gaussian_blur(img: &Planar, k: usize) -> Planar {
 }
 
 /// Rows `[top, top + height)` and columns `[left, left + width)`.
+///
+/// # Panics
+/// When the rectangle does not lie inside the image (as slicing out of bounds does), with a
+/// message giving both.
 pub fn crop(img: &Planar, left: usize, top: usize, width: usize, height: usize) -> Planar {
     let mut out = img.clone();
     crop_in_place(&mut out, left, top, width, height);
@@ -438,7 +442,21 @@ pub fn crop(img: &Planar, left: usize, top: usize, width: usize, height: usize) 
 
 /// [`crop`] in place: each kept row moved to its place at the front, the rest cut off (no new
 /// image-sized buffer; the augmentation crops every sample this way).
+///
+/// # Panics
+/// As [`crop`], before anything is moved.
 pub fn crop_in_place(img: &mut Planar, left: usize, top: usize, width: usize, height: usize) {
+    let inside = left
+        .checked_add(width)
+        .is_some_and(|right| right <= img.width)
+        && top
+            .checked_add(height)
+            .is_some_and(|bottom| bottom <= img.height);
+    assert!(
+        inside,
+        "crop of {width}×{height} at ({left}, {top}) does not lie inside the {}×{} image",
+        img.width, img.height
+    );
     let c = img.channels;
     let (from_row, to_row) = (img.width * c, width * c);
     for y in 0..height {
@@ -694,6 +712,21 @@ mod tests {
         assert_eq!(rgb.data, want.map(|v| v as f32));
         assert_eq!(reflect101(-2, 5), 2);
         assert_eq!(reflect101(6, 5), 2);
+    }
+
+    #[test]
+    fn a_crop_outside_the_image_is_refused_not_wrapped() {
+        // Up to the edges is fine (the whole image, an empty crop at the corner).
+        assert_eq!(crop(&ramp(4, 3), 0, 0, 4, 3).data, ramp(4, 3).data);
+        assert!(crop(&ramp(4, 3), 4, 3, 0, 0).data.is_empty());
+        // One column past the right edge fits in the buffer (it would read the next row's
+        // start), one row past the bottom does not, and sums that overflow: each is refused.
+        for (left, top, w, h) in [(3, 0, 2, 1), (0, 1, 4, 3), (usize::MAX, 0, 2, 1)] {
+            let refused = std::panic::catch_unwind(|| crop(&ramp(4, 3), left, top, w, h));
+            let message = refused.expect_err("refused");
+            let message = message.downcast_ref::<String>().expect("a message");
+            assert!(message.contains("inside the 4×3 image"), "{message}");
+        }
     }
 }
 
