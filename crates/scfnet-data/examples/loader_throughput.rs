@@ -13,7 +13,9 @@
 //! epochs of a run), then times one epoch and prints images/s overall and per worker, and a
 //! checksum of every value of the epoch's batches (the same for any number of workers, and the
 //! same before and after a change that should not move any value). Like the training loop, it
-//! gives each batch's host memory back to the loader when done with it.
+//! gives each batch's host memory back to the loader when done with it. It allocates through
+//! the system allocator; the `scfnet` binary uses mimalloc with freed memory kept mapped, which
+//! is faster here: `cargo xtask bench-loader` times the loader under the binary's allocator.
 
 use std::path::PathBuf;
 use std::time::Instant;
