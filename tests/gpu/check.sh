@@ -23,7 +23,8 @@
 # 3. One epoch of `scfnet train --device cuda` (student, batch 128 at 352, EPOCH_IMAGES synthetic
 #    images, the default loader threads): images/s of the whole loop, to set beside the step
 #    alone.
-# 4. `scfnet predict` end to end on a folder of 512 synthetic 300-400 px PNG images, batch 1 and 32.
+# 4. `scfnet predict` end to end on a folder of 512 synthetic 300-400 px images, batch 1 and 32
+#    (the process's wall time, and the run's own time from its log).
 # 5. `scfnet sweep --estimate` on the epoch's images (R50, student, distillation at the paper's
 #    recipe, ESTIMATE_STEPS=8 steps each): the projection and the share of time in the steps.
 # 6. With KERNEL_PROFILE=path/to/libkernel_profile.so (tests/gpu/build_kernel_profile.sh): one
@@ -172,6 +173,21 @@ report["predict"] = [
     {"batch": int(m[0]), "rc": int(m[1]), "seconds": int(m[2]) / 1e3, "images_per_s": n * 1e3 / int(m[2])}
     for m in re.findall(r"predict b(\d+) rc=(\d+) ms=(\d+)", read("predict.txt"))
 ]
+# What predict itself reports: the run's own time (after the device, the weights and the
+# kernels are loaded), the network's share, its wait for decoded images and the CPU per image;
+# the process's wall time above includes the start-up.
+for p in report["predict"]:
+    text = read(f"predict_b{p['batch']}.log")
+    run = re.search(r"wrote (\d+) maps to .* in ([\d.]+) s \(([\d.]+) images/s\)", text)
+    if run:
+        p["run_seconds"], p["run_images_per_s"] = float(run[2]), float(run[3])
+        p["startup_seconds"] = round(p["seconds"] - p["run_seconds"], 3)
+    net = re.search(r"the network ran ([\d.]+) s .*it waited ([\d.]+) s", text)
+    if net:
+        p["network_seconds"], p["waited_seconds"] = float(net[1]), float(net[2])
+    cpu = re.search(r"CPU time [\d.]+ s \(([\d.]+) ms per image\)", text)
+    if cpu:
+        p["cpu_ms_per_image"] = float(cpu[1])
 epoch = re.search(r"epoch rc=(\d+) ms=(\d+)", read("epoch.txt"))
 if epoch:
     n = int(sys.argv[4])

@@ -140,6 +140,18 @@ def main(path):
                   "| mode | workload | loss | f32 loss | relative difference |",
                   "|---|---|---:|---:|---:|"] + rows + [""]
 
+    for p in report.get("predict") or []:
+        line = (f"Predict b{p['batch']}: {p['images_per_s']:.0f} img/s over the whole process "
+                f"({p['seconds']:.2f} s, rc {p['rc']})")
+        if "run_images_per_s" in p:
+            line += (f"; {p['run_images_per_s']:.0f} img/s in the run itself "
+                     f"(start-up {p['startup_seconds']:.2f} s)")
+        if "network_seconds" in p:
+            line += (f"; the network {p['network_seconds']:.2f} s, waiting for decoded images "
+                     f"{p['waited_seconds']:.2f} s")
+        if "cpu_ms_per_image" in p:
+            line += f"; CPU {p['cpu_ms_per_image']:.2f} ms an image"
+        lines.append(line + ".")
     epoch = report.get("train_epoch")
     if epoch and "loop_images_per_s" in epoch:
         share = epoch["loop_images_per_s"] / epoch["step_images_per_s"]
