@@ -216,10 +216,11 @@ fn time_loop(
     let start = Instant::now();
     let mut consumed = 0;
     for epoch in first..first + epochs {
-        let mut batches = loader.epoch(epoch, 0);
-        if ahead && epoch + 1 < first + epochs {
-            batches = batches.and_prepare_next(loader);
-        }
+        let batches = if ahead && epoch + 1 < first + epochs {
+            loader.epoch_preparing_next(epoch, 0)
+        } else {
+            loader.epoch(epoch, 0)
+        };
         let buffers = batches.buffers();
         for batch in batches {
             let mut batch = batch?;

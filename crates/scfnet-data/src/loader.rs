@@ -261,6 +261,18 @@ impl Loader {
         }
     }
 
+    /// [`Loader::epoch`], and then the next epoch prepared ([`Loader::prepare`]) as soon as one
+    /// of this epoch's workers has built its last batch (at the latest when the last batch is
+    /// handed out): the workers keep loading while the consumer uses the last batches,
+    /// validates or saves, and the next `epoch(epoch + 1, 0)` starts with batches ready. For a
+    /// consumer that goes on to the next epoch (otherwise the prepared work is wasted until the
+    /// loader is dropped or another epoch is asked for).
+    pub fn epoch_preparing_next(&self, epoch: usize, start: usize) -> EpochBatches {
+        let mut batches = self.epoch(epoch, start);
+        batches.then = Some(self.clone());
+        batches
+    }
+
     /// Starts the workers of `epoch` (from its first batch) now, for a later
     /// [`Loader::epoch`]`(epoch, 0)` to take over: its first batches are ready when it is asked
     /// for. Nothing is done when that epoch is already prepared; any other prepared epoch is
@@ -401,7 +413,8 @@ pub struct EpochBatches {
     start: usize,
     total: usize,
     failed: Option<DataError>,
-    /// The loader that prepares the next epoch once this one's workers are done.
+    /// The loader that prepares the next epoch once this one's workers are done
+    /// ([`Loader::epoch_preparing_next`]; never set on an epoch held as prepared, so no cycle).
     then: Option<Loader>,
     prepared_ahead: bool,
 }
@@ -420,17 +433,6 @@ impl EpochBatches {
     /// True when the workers started ahead of use ([`Loader::prepare`]).
     pub fn was_prepared(&self) -> bool {
         self.prepared_ahead
-    }
-
-    /// Prepares the next epoch ([`Loader::prepare`]) as soon as one of this epoch's workers has
-    /// built its last batch, and at the latest when the last batch is handed out, so that the
-    /// workers keep loading while the consumer uses the last batches, validates or saves; the
-    /// next [`Loader::epoch`]`(epoch + 1, 0)` then starts with batches ready. For a consumer that
-    /// goes on to the next epoch (otherwise the prepared work is wasted until the loader is
-    /// dropped or another epoch is asked for).
-    pub fn and_prepare_next(mut self, loader: &Loader) -> Self {
-        self.then = Some(loader.clone());
-        self
     }
 
     fn prepare_next_when_due(&mut self) {

@@ -192,7 +192,7 @@ fn a_prepared_epoch_is_taken_over_with_the_same_batches() {
     };
     for epoch in 0..3 {
         assert_eq!(loader.is_prepared(epoch), epoch > 0, "epoch {epoch}");
-        let batches = loader.epoch(epoch, 0).and_prepare_next(&loader);
+        let batches = loader.epoch_preparing_next(epoch, 0);
         assert_eq!(batches.epoch(), epoch);
         assert_eq!(batches.was_prepared(), epoch > 0, "taken over");
         assert!(!loader.is_prepared(epoch));
@@ -211,7 +211,7 @@ fn a_prepared_epoch_is_taken_over_with_the_same_batches() {
     assert!(loader.is_prepared(5));
     same(loader.epoch(2, 0).map(Result::unwrap).collect(), 2, 0);
     assert!(!loader.is_prepared(5));
-    // Without `and_prepare_next` nothing is prepared.
+    // With `epoch` alone nothing is prepared.
     let _ = loader.epoch(4, 0).count();
     assert!(!loader.is_prepared(5));
 }

@@ -290,10 +290,6 @@ pub fn fit(
             epochs: config.epochs,
         });
         let (mut loss_sum, mut loss_n) = (0.0, 0usize);
-        let mut batches = loader.epoch(epoch, state.batch);
-        if batches.was_prepared() {
-            tracing::debug!("epoch {epoch}: loading started during the previous one");
-        }
         // When this run goes on to the next epoch, its loading starts as soon as this epoch's
         // loader threads are done, overlapping the last steps, validation and the checkpoint.
         let steps_left_here = per_epoch - state.batch;
@@ -304,8 +300,13 @@ pub fn fit(
             && options
                 .max_steps
                 .is_none_or(|n| first_step + n > state.step + steps_left_here);
-        if goes_on {
-            batches = batches.and_prepare_next(&loader);
+        let batches = if goes_on {
+            loader.epoch_preparing_next(epoch, state.batch)
+        } else {
+            loader.epoch(epoch, state.batch)
+        };
+        if batches.was_prepared() {
+            tracing::debug!("epoch {epoch}: loading started during the previous one");
         }
         for fed in crate::feed::feed(batches, &device, dtype)? {
             let FedBatch { batch, tensors } = fed?;
