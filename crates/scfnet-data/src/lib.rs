@@ -7,7 +7,8 @@
 //!   flips) (test-time input: `scfnet_model::preprocess`, the one inference path);
 //! - [`Loader`]: seeded, reproducible batches with the per-batch multi-scale resize, prepared by
 //!   worker threads ahead of use, into the host memory of used batches that the consumer gives
-//!   back ([`BatchBuffers`]);
+//!   back ([`BatchBuffers`]), the next epoch started while the current one ends
+//!   ([`Loader::epoch_preparing_next`]);
 //! - [`synth`]: a synthetic SOD generator, the embedded default data (no download needed);
 //! - [`walk`]: the one folder walker (links followed once, only regular files).
 
