@@ -263,6 +263,31 @@ fn refusals_have_their_status_and_reason() {
     assert_eq!(status, 200);
 }
 
+/// A client still sending a body that was refused before it was read (413 over `--max-body`)
+/// gets the answer, not a connection reset: the server reads and discards the rest before it
+/// closes (without that, the writes below fail with a broken pipe or a reset).
+#[test]
+fn a_refused_upload_still_being_sent_gets_its_answer() {
+    let server = Server::start(&["--max-body", "100000"]);
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(address).unwrap();
+    // Larger than the kernel's buffers on both sides: the writes only finish if the server reads.
+    let body = vec![0u8; 8 << 20];
+    write!(
+        stream,
+        "POST /v1/saliency HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body[..1000]).unwrap();
+    // The server answers and closes its end meanwhile.
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(&body[1000..]).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
 #[test]
 fn a_burst_beyond_the_queue_is_answered_503_with_retry_after() {
     // A queue of one behind a network taking batches of one. The burst must reach the queue
