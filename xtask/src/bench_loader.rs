@@ -37,15 +37,16 @@ pub struct Args {
     #[arg(long)]
     python: bool,
     /// Instead: a consumer that takes this many milliseconds per batch (a training step on a
-    /// GPU), over `--epochs` epochs, timed with and without the next epoch prepared ahead.
-    #[arg(long, conflicts_with = "python")]
+    /// GPU), over `--epochs` epochs, timed with and without the next epoch prepared ahead
+    /// (at most a minute).
+    #[arg(long, conflicts_with = "python", value_parser = clap::value_parser!(u64).range(0..=60_000))]
     step_ms: Option<u64>,
     /// With `--step-ms`: epochs of each timed loop.
     #[arg(long, default_value_t = 3)]
     epochs: usize,
     /// With `--step-ms`: milliseconds between epochs with no batch asked for (validation,
-    /// checkpoint).
-    #[arg(long, default_value_t = 0)]
+    /// checkpoint; at most a minute).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pause_ms: u64,
 }
 

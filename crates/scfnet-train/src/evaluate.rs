@@ -13,18 +13,22 @@ use sod_metrics::{score_pair, Accumulator, DatasetScores, GrayMap, ImageScores, 
 
 use crate::error::{Result, TrainError};
 
-/// Samples decoded together, and scored together, on all cores.
-const CHUNK: usize = 16;
+/// Samples decoded together, and scored together, on all cores (a group's network passes run
+/// between the two).
+const GROUP: usize = 16;
+
+/// Images per network pass on a GPU, where a pass of one image is bound by kernel launches (each
+/// map then within the tolerance of its single-image map, as `scfnet predict --batch` gives). A
+/// pass never spans two groups.
+const GPU_IMAGES_PER_PASS: usize = 16;
 
 /// Images per network pass: one on the CPU (the maps of `scfnet predict`'s default batch, whose
-/// cores the network already fills), sixteen on a GPU, where a pass of one image is bound by
-/// kernel launches (each map then within the tolerance of its single-image map, as `scfnet
-/// predict --batch` gives).
+/// cores the network already fills), [`GPU_IMAGES_PER_PASS`] on a GPU.
 fn images_per_pass(device: &Device) -> usize {
     if device.is_cpu() {
         1
     } else {
-        CHUNK
+        GPU_IMAGES_PER_PASS
     }
 }
 
@@ -58,7 +62,7 @@ fn evaluate_passes(
     // are shared, not changed).
     let net = &net.folded()?;
     let mut acc = Accumulator::new();
-    for chunk in dataset.samples().chunks(CHUNK) {
+    for chunk in dataset.samples().chunks(GROUP) {
         let decoded: Vec<Result<Decoded>> = chunk.par_iter().map(decode).collect();
         // The first failure in the dataset's order.
         let decoded = decoded.into_iter().collect::<Result<Vec<_>>>()?;
@@ -74,7 +78,7 @@ fn evaluate_passes(
             .par_iter()
             .zip(decoded.par_iter())
             .zip(maps.into_par_iter())
-            .map(|((sample, pair), map)| score(sample, pair, map))
+            .map(|((sample, pair), map)| score(&sample.image, pair, map))
             .collect();
         for (sample, scored) in chunk.iter().zip(scored) {
             let (pred, scores) = scored?;
@@ -86,12 +90,14 @@ fn evaluate_passes(
 }
 
 /// A sample's image and mask, decoded.
-struct Decoded {
+struct Decoded<'a> {
     rgb: RgbImage,
     mask: Planar,
+    /// Where the mask was read (named when it does not fit the map).
+    mask_path: &'a Path,
 }
 
-impl Decoded {
+impl Decoded<'_> {
     fn image(&self) -> RgbRef<'_> {
         RgbRef {
             pixels: self.rgb.as_raw(),
@@ -101,42 +107,42 @@ impl Decoded {
     }
 }
 
-fn mask_path(sample: &Sample) -> Result<&Path> {
-    sample.mask.as_deref().ok_or_else(|| {
+fn decode(sample: &Sample) -> Result<Decoded<'_>> {
+    let mask_path = sample.mask.as_deref().ok_or_else(|| {
         TrainError::Config(format!(
             "{}: evaluation needs masks",
             sample.image.display()
         ))
+    })?;
+    let rgb = decode_image(&sample.image)?.into_rgb8();
+    let mask = read_mask(mask_path)?;
+    Ok(Decoded {
+        rgb,
+        mask,
+        mask_path,
     })
 }
 
-fn decode(sample: &Sample) -> Result<Decoded> {
-    let mask_path = mask_path(sample)?;
-    let rgb = decode_image(&sample.image)?.into_rgb8();
-    let mask = read_mask(mask_path)?;
-    Ok(Decoded { rgb, mask })
+/// A decoded mask as the grey map the metrics take (values rounded into 0..=255).
+fn ground_truth(mask: &Planar) -> std::result::Result<GrayMap, sod_metrics::MetricsError> {
+    let grey = mask
+        .data
+        .iter()
+        .map(|v| v.round().clamp(0.0, 255.0) as u8)
+        .collect();
+    GrayMap::new(mask.width, mask.height, grey)
 }
 
-/// The map of `sample` as a grey map, and its scores against the mask.
-fn score(sample: &Sample, pair: &Decoded, map: Vec<u8>) -> Result<(GrayMap, ImageScores)> {
-    let mask_path = mask_path(sample)?;
+/// The map of the image at `image` as a grey map, and its scores against the image's mask.
+fn score(image: &Path, pair: &Decoded, map: Vec<u8>) -> Result<(GrayMap, ImageScores)> {
     let metrics = |path: &Path| {
         let path = path.to_owned();
         move |source| TrainError::Metrics { path, source }
     };
     let (w, h) = (pair.rgb.width() as usize, pair.rgb.height() as usize);
-    let pred = GrayMap::new(w, h, map).map_err(metrics(&sample.image))?;
-    let gt = GrayMap::new(
-        pair.mask.width,
-        pair.mask.height,
-        pair.mask
-            .data
-            .iter()
-            .map(|v| v.round().clamp(0.0, 255.0) as u8)
-            .collect(),
-    )
-    .map_err(metrics(mask_path))?;
-    let scores = score_pair(&SaliencyPair::from_maps(&pred, &gt).map_err(metrics(mask_path))?);
+    let pred = GrayMap::new(w, h, map).map_err(metrics(image))?;
+    let gt = ground_truth(&pair.mask).map_err(metrics(pair.mask_path))?;
+    let scores = score_pair(&SaliencyPair::from_maps(&pred, &gt).map_err(metrics(pair.mask_path))?);
     Ok((pred, scores))
 }
 
@@ -210,13 +216,7 @@ mod tests {
                 .unwrap()
                 .remove(0);
             let pred = GrayMap::new(d.rgb.width() as usize, d.rgb.height() as usize, map).unwrap();
-            let gt = d
-                .mask
-                .data
-                .iter()
-                .map(|v| v.round().clamp(0.0, 255.0) as u8)
-                .collect();
-            let gt = GrayMap::new(d.mask.width, d.mask.height, gt).unwrap();
+            let gt = ground_truth(&d.mask).unwrap();
             acc.add(&pred, &gt).unwrap();
             maps.push(pred);
         }
