@@ -32,6 +32,9 @@
 #    inference b32) through CUPTI, $OUT/kernels_*.tsv.
 # The script keeps to BUDGET_S seconds (540; step 1 at most CHECK_BUDGET_S, 300): a later step
 # that would not fit is skipped and named in the JSON's `skipped`.
+# SCFNET_GENERIC_OPS=FAMILY[,FAMILY…] in the environment runs those ops composed of candle
+# primitives instead of their kernels in every stage (docs/cuda.md): a rerun without a kernel
+# that failed, or a family timed against its composition; the report says so.
 # Everything lands in $OUT/gpu-check.json (plus the raw logs). Exit status: that of step 1.
 # `python3 tests/gpu/summarize.py $OUT/gpu-check.json` prints what the run decides (markdown).
 set -uo pipefail

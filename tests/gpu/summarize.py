@@ -69,6 +69,10 @@ def main(path):
     torch_ms = report.get("torch_ms") or {}
     gpu = " / ".join(report.get("gpu", "?").splitlines())
     lines = [f"# GPU run {path}", "", f"GPU: {gpu}", ""]
+    generic = check.get("generic_ops") or []
+    if generic:
+        lines += [f"**Run with SCFNET_GENERIC_OPS={','.join(generic)}**: these ops ran composed of "
+                  "candle primitives, not their kernels, in every stage.", ""]
 
     failures = check.get("failures")
     if failures is None:

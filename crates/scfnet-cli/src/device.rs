@@ -39,9 +39,15 @@ impl std::fmt::Display for DeviceArg {
     }
 }
 
-/// Opens the device `arg` names. Never falls back to the CPU: a binary built without CUDA, or a
-/// machine where the GPU cannot be opened, is an error that says which and why.
+/// The environment variable naming families of ops that run composed of candle primitives
+/// instead of their kernels, for the whole run (`scfnet_ops::set_generic_ops`; docs/cuda.md).
+pub const GENERIC_OPS_VAR: &str = "SCFNET_GENERIC_OPS";
+
+/// Opens the device `arg` names, with the families of ops that [`GENERIC_OPS_VAR`] names off
+/// their kernels. Never falls back to the CPU: a binary built without CUDA, or a machine where
+/// the GPU cannot be opened, is an error that says which and why.
 pub fn device(arg: DeviceArg) -> Result<Device> {
+    apply_generic_ops(std::env::var_os(GENERIC_OPS_VAR).as_deref())?;
     match arg {
         DeviceArg::Cpu => Ok(Device::Cpu),
         DeviceArg::Cuda(n) => open_cuda(n),
@@ -80,6 +86,29 @@ fn open_cuda(n: usize) -> Result<Device> {
             )
         }
     }
+}
+
+/// Turns the families of ops that `value` (of [`GENERIC_OPS_VAR`]; unset or empty: none) names
+/// off their kernels, and says so once.
+fn apply_generic_ops(value: Option<&std::ffi::OsStr>) -> Result<()> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let Some(text) = value.to_str() else {
+        bail!("{GENERIC_OPS_VAR}: not valid UTF-8");
+    };
+    let families = scfnet_ops::parse_op_families(text)
+        .map_err(|e| anyhow::anyhow!("{GENERIC_OPS_VAR}={text}: {e}"))?;
+    if families != scfnet_ops::generic_ops() {
+        scfnet_ops::set_generic_ops(&families);
+        let names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+        tracing::warn!(
+            "{GENERIC_OPS_VAR}: {} composed of candle primitives instead of their kernels \
+             (slower; the CPU's inference engine is not affected)",
+            names.join(", ")
+        );
+    }
+    Ok(())
 }
 
 #[cfg(not(feature = "cuda"))]

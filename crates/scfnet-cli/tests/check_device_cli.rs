@@ -39,6 +39,46 @@ fn every_op_case_is_compared_and_passes_on_the_cpu() {
         .all(|o| o["ok"] == true && o["max_rel_diff"] == 0.0));
     assert!(v["failures"].as_array().unwrap().is_empty());
     assert!(v["bench"].is_null());
+    assert_eq!(v["generic_ops"], serde_json::json!([]));
+}
+
+#[test]
+fn generic_ops_come_from_the_environment_and_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("ops.json");
+    let run = |value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_scfnet"))
+            .args(["check-device", "--device", "cpu", "--ops-only", "--json"])
+            .arg(&json)
+            .env("SCFNET_GENERIC_OPS", value)
+            .output()
+            .unwrap()
+    };
+    let out = run("depthwise, Batch-Norm");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("SCFNET_GENERIC_OPS: batch_norm, depthwise composed"),
+        "{stderr}"
+    );
+    let v = report(&json);
+    assert_eq!(
+        v["generic_ops"],
+        serde_json::json!(["batch_norm", "depthwise"])
+    );
+    // Both sides composed for those families: the comparisons still pass.
+    assert!(v["failures"].as_array().unwrap().is_empty());
+
+    std::fs::remove_file(&json).unwrap();
+    let out = run("batchnorm");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("SCFNET_GENERIC_OPS=batchnorm: unknown op family `batchnorm`")
+            && stderr.contains("batch_norm, convolution"),
+        "{stderr}"
+    );
+    assert!(!json.exists(), "nothing written");
 }
 
 #[test]

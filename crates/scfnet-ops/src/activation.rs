@@ -4,6 +4,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{map_float, map_float2, Real};
+use crate::generic_ops::OpFamily;
 
 /// The activation after a convolution (and its BatchNorm) in the networks here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,7 +257,7 @@ impl CustomOp2 for ActivationGrad {
 /// shape): `dy` where `y > 0`, else 0 (PyTorch's `threshold_backward`; candle's ReLU, from its
 /// input, passes the gradient at exactly 0 too). For fused ops that keep only the output.
 pub(crate) fn relu_grad_from_output(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    if !uses_own_kernels(y) {
+    if !uses_own_kernels(OpFamily::Activation, y) {
         return dy * y.gt(0.0)?.to_dtype(dy.dtype())?;
     }
     y.contiguous()?
@@ -265,7 +266,7 @@ pub(crate) fn relu_grad_from_output(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
 
 /// Hard-swish `x · clip(x + 3, 0, 6) / 6` (MobileNetV3), differentiable, any shape.
 pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
-    if !uses_own_kernels(x) {
+    if !uses_own_kernels(OpFamily::Activation, x) {
         // x · relu6(x + 3) / 6: the same derivative away from the kinks at ±3.
         return (x * (x + 3.0)?.clamp(0.0, 6.0)?)? / 6.0;
     }
@@ -274,7 +275,7 @@ pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
 
 /// Hard-sigmoid `clip(slope · x + offset, 0, 1)`, differentiable, any shape.
 pub fn hard_sigmoid(x: &Tensor, slope: f64, offset: f64) -> Result<Tensor> {
-    if !uses_own_kernels(x) {
+    if !uses_own_kernels(OpFamily::Activation, x) {
         return x.affine(slope, offset)?.clamp(0.0, 1.0);
     }
     x.contiguous()?

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{dims4, map_float, map_float3, Real};
+use crate::generic_ops::OpFamily;
 
 /// A 2-D BatchNorm layer with learnable scale and shift and running statistics.
 #[derive(Clone, Debug)]
@@ -96,7 +97,7 @@ impl BatchNorm {
     /// (normalisation and activation in one pass each way: one graph node fewer, and the
     /// normalised map is never stored); otherwise the BatchNorm then [`Activation::apply`].
     pub fn forward_t_act(&self, x: &Tensor, act: Activation, train: bool) -> Result<Tensor> {
-        if train && act != Activation::None && uses_own_kernels(x) {
+        if train && act != Activation::None && uses_own_kernels(OpFamily::BatchNorm, x) {
             crate::macs::add_batch_norm(x.elem_count());
             return self.forward_train(x, act);
         }
@@ -117,7 +118,7 @@ impl BatchNorm {
     ) -> Result<Tensor> {
         if train
             && matches!(act, Activation::None | Activation::Relu)
-            && uses_own_kernels(x)
+            && uses_own_kernels(OpFamily::BatchNorm, x)
             && residual.shape() == x.shape()
         {
             crate::macs::add_batch_norm(x.elem_count());
@@ -141,7 +142,7 @@ impl BatchNorm {
 
     fn forward_train(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
         let c = x.dim(1)?;
-        if !uses_own_kernels(x) {
+        if !uses_own_kernels(OpFamily::BatchNorm, x) {
             return act.apply(&self.forward_train_composed(x)?);
         }
         let x = x.contiguous()?;
@@ -202,7 +203,7 @@ impl BatchNorm {
 
     fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
         let c = x.dim(1)?;
-        if uses_own_kernels(x) {
+        if uses_own_kernels(OpFamily::BatchNorm, x) {
             // One fused pass with the running statistics in place of the batch's.
             let x = x.contiguous()?;
             let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use crate::activation::Activation;
 use crate::dispatch::{uses_cpu_kernels, uses_own_kernels};
 use crate::elem::{dims4, map_float2, Real};
+use crate::generic_ops::{is_generic, OpFamily};
 use crate::simd;
 use crate::views::{pad2d, tap};
 
@@ -527,7 +528,7 @@ mod cuda {
 /// Depthwise convolution of `x` `(B, C, H, W)` with `weight` `(C, 1, k, k)`, no bias,
 /// differentiable in both. Output `(B, C, (H + 2p − k)/s + 1, (W + 2p − k)/s + 1)`.
 pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, cfg: DepthwiseConfig) -> Result<Tensor> {
-    let y = if !uses_own_kernels(x) {
+    let y = if !uses_own_kernels(OpFamily::Depthwise, x) {
         depthwise_generic(x, weight, cfg)?
     } else {
         x.contiguous()?
@@ -540,7 +541,8 @@ pub fn depthwise_conv2d(x: &Tensor, weight: &Tensor, cfg: DepthwiseConfig) -> Re
 
 /// `act(depthwise_conv2d(x, weight) + bias)` for inference (BatchNorm folded into `weight`):
 /// on the CPU the bias and activation are applied to each output plane while it is in cache;
-/// elsewhere [`depthwise_conv2d`] then [`crate::add_bias_activate`]. `bias` `(C)` and
+/// elsewhere (or with [`OpFamily::Depthwise`] composed) [`depthwise_conv2d`] then
+/// [`crate::add_bias_activate`]. `bias` `(C)` and
 /// `bias_values` hold the same numbers. No backward.
 pub fn depthwise_conv2d_bias_act(
     x: &Tensor,
@@ -550,7 +552,7 @@ pub fn depthwise_conv2d_bias_act(
     bias_values: &[f64],
     act: Activation,
 ) -> Result<Tensor> {
-    if !uses_cpu_kernels(x) {
+    if !uses_cpu_kernels(x) || is_generic(OpFamily::Depthwise) {
         let y = depthwise_conv2d(x, weight, cfg)?;
         return crate::add_bias_activate(y, bias, bias_values, act);
     }

@@ -6,11 +6,14 @@
 //! On any other device the ops are built from candle primitives that have kernels there and
 //! correct backward passes: matrix products, strided views, element-wise maxima and selections.
 //! [`force_generic_path`] makes every device take the composed path, so that it can be compared
-//! with the CPU kernels on a machine without a GPU.
+//! with the CPU kernels on a machine without a GPU; [`crate::set_generic_ops`] does so for some
+//! families of ops in the whole process.
 
 use std::cell::Cell;
 
 use candle_core::Tensor;
+
+use crate::generic_ops::{is_generic, OpFamily};
 
 thread_local! {
     static FORCE_GENERIC: Cell<bool> = const { Cell::new(false) };
@@ -22,16 +25,20 @@ pub fn uses_cpu_kernels(t: &Tensor) -> bool {
     t.device().is_cpu() && !FORCE_GENERIC.with(Cell::get)
 }
 
-/// Whether an op on `t` runs this crate's own CUDA kernels (from `scfnet-kernels`): a CUDA
-/// tensor in a build with the `cuda` feature, generic path not forced.
-pub fn uses_cuda_kernels(t: &Tensor) -> bool {
-    cfg!(feature = "cuda") && t.device().is_cuda() && !FORCE_GENERIC.with(Cell::get)
+/// Whether an op of `family` on `t` runs this crate's own CUDA kernels (from `scfnet-kernels`):
+/// a CUDA tensor in a build with the `cuda` feature, generic path not forced on this thread nor
+/// for the family ([`crate::set_generic_ops`]).
+pub fn uses_cuda_kernels(family: OpFamily, t: &Tensor) -> bool {
+    cfg!(feature = "cuda")
+        && t.device().is_cuda()
+        && !FORCE_GENERIC.with(Cell::get)
+        && !is_generic(family)
 }
 
-/// Whether an op on `t` runs a kernel of this crate (the CPU's or CUDA's) rather than the
-/// composition of candle primitives.
-pub(crate) fn uses_own_kernels(t: &Tensor) -> bool {
-    uses_cpu_kernels(t) || uses_cuda_kernels(t)
+/// Whether an op of `family` on `t` runs a kernel of this crate (the CPU's or CUDA's) rather
+/// than the composition of candle primitives.
+pub(crate) fn uses_own_kernels(family: OpFamily, t: &Tensor) -> bool {
+    (uses_cpu_kernels(t) && !is_generic(family)) || uses_cuda_kernels(family, t)
 }
 
 /// While alive, every op of this crate called from this thread takes the device-generic path,

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{map_float, map_float2, Real};
+use crate::generic_ops::OpFamily;
 
 /// Elements of a chunk in the CPU kernels (one rayon task each).
 const CHUNK: usize = 1 << 14;
@@ -18,7 +19,7 @@ const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 /// `Φ(x) + x·φ(x)`. On the CPU and CUDA one fused kernel each way; elsewhere (or under
 /// [`crate::force_generic_path`]) the same function from candle's `erf`, whose backward is exact.
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
-    if !uses_own_kernels(x) {
+    if !uses_own_kernels(OpFamily::Gelu, x) {
         return (x * 0.5)? * ((x * std::f64::consts::FRAC_1_SQRT_2)?.erf()? + 1.0)?;
     }
     x.contiguous()?.apply_op1(Gelu)

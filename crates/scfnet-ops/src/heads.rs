@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{map_float, Real};
+use crate::generic_ops::OpFamily;
 
 /// Token rows per rayon task in the CPU kernels.
 const ROWS_PER_TASK: usize = 64;
@@ -34,7 +35,7 @@ pub fn qkv_heads(qkv: &Tensor, part: usize, heads: usize, scale: f64) -> Result<
         part,
         scale,
     };
-    if !uses_own_kernels(qkv) || !matches!(qkv.dtype(), DType::F32 | DType::F64) {
+    if !uses_own_kernels(OpFamily::Heads, qkv) || !matches!(qkv.dtype(), DType::F32 | DType::F64) {
         let h = qkv
             .reshape((b, n, 3, heads, split.c / heads))?
             .permute((2, 0, 3, 1, 4))?

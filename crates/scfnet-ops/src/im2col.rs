@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::{uses_cpu_kernels, uses_own_kernels};
 use crate::elem::{dims4, map_float, Real};
+use crate::generic_ops::OpFamily;
 use crate::macs;
 use crate::views::{pad2d, tap};
 
@@ -505,13 +506,13 @@ fn conv_columns(
     bias: Option<&Tensor>,
     g: ConvGeometry,
 ) -> Result<Tensor> {
-    if !uses_own_kernels(x) {
+    if !uses_own_kernels(OpFamily::Convolution, x) {
         return conv_generic(x, weight, bias, g);
     }
     let (b, c, h, w) = x.dims4()?;
     let (co, ci, kh, kw) = weight.dims4()?;
     #[cfg(feature = "cuda")]
-    if crate::dispatch::uses_cuda_kernels(x) {
+    if crate::dispatch::uses_cuda_kernels(OpFamily::Convolution, x) {
         if ci != c {
             candle_core::bail!(
                 "conv2d: weight {:?} expects {ci} input channels, the input has {c}",

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{map_float3, Real};
+use crate::generic_ops::OpFamily;
 
 /// Rows of a chunk in the CPU kernels: fixed, so that the weight gradient's partial sums (one
 /// per chunk, added in chunk order) do not depend on the number of threads.
@@ -27,7 +28,7 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, eps: f64) 
             x.dims()
         );
     }
-    if !uses_own_kernels(x) {
+    if !uses_own_kernels(OpFamily::LayerNorm, x) {
         return composed(x, weight, bias, eps);
     }
     let zeros;

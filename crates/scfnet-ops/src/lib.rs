@@ -51,7 +51,9 @@
 //! device every op is such a composition (matrix products, strided views, element-wise
 //! selections, all with correct backward passes). [`force_generic_path`] makes the CPU (and
 //! CUDA) take the composed path, which is how the tests compare it with the kernels without a
-//! GPU.
+//! GPU; [`set_generic_ops`] takes chosen families of ops ([`OpFamily`]) off their kernels in
+//! the whole process (a kernel that fails on some GPU, or a family timed against its
+//! composition), the others unchanged.
 //!
 //! Every backward is tested against central finite differences in `f64` and against values
 //! computed by PyTorch (`tests/reference/ops/`).
@@ -74,6 +76,7 @@ mod elem;
 pub mod finite;
 mod gather;
 mod gelu;
+mod generic_ops;
 #[cfg(feature = "cuda")]
 mod gpu;
 mod heads;
@@ -114,6 +117,7 @@ pub use dispatch::{
 pub use finite::{all_finite, all_finite_values, non_finite_names};
 pub use gather::RowGather;
 pub use gelu::gelu_erf;
+pub use generic_ops::{generic_ops, parse_op_families, set_generic_ops, OpFamily, UnknownOpFamily};
 pub use heads::qkv_heads;
 pub use im2col::{conv2d, conv2d_im2col, ConvGeometry};
 pub use layer_norm::layer_norm;

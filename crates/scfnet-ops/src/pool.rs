@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{dims4, map_float, map_float2, Real};
+use crate::generic_ops::OpFamily;
 use crate::views::{pad2d, tap};
 
 /// Kernel, stride and padding of a pooling window, per axis `(h, w)`.
@@ -357,7 +358,7 @@ mod cuda {
 /// first maximum of each window in row-major order, as in PyTorch. Examples: the ResNet stem
 /// (`kernel 3, stride 2, padding 1`) and the boundary loss's same-size pooling ([`max_pool2d_same`]).
 pub fn max_pool2d(x: &Tensor, pool: Pool2d) -> Result<Tensor> {
-    if !uses_own_kernels(x) {
+    if !uses_own_kernels(OpFamily::MaxPool, x) {
         return max_pool_generic(x, pool);
     }
     x.contiguous()?.apply_op1(MaxPool(pool))

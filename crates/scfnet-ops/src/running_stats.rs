@@ -6,13 +6,14 @@ use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{contiguous_range, Real};
+use crate::generic_ops::OpFamily;
 
 /// `running ← (running·keep + 0) + (batch·weight + 0)`, rounded as candle's composition
 /// (`running * keep + batch * weight`, each product an `affine`) rounds it, so the statistics
 /// are bit for bit those of the composition. `batch` `(C)`: the batch's statistic, same dtype.
 pub(crate) fn update_running(running: &Var, batch: &Tensor, keep: f64, weight: f64) -> Result<()> {
     let r = running.as_tensor();
-    if uses_own_kernels(r)
+    if uses_own_kernels(OpFamily::BatchNorm, r)
         && r.is_contiguous()
         && batch.is_contiguous()
         && r.dtype() == batch.dtype()

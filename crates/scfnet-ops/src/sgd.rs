@@ -8,6 +8,7 @@ use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Va
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{contiguous_range, Real};
+use crate::generic_ops::OpFamily;
 
 /// The settings of one update: `g' = g + λ·w` (skipped when `λ = 0`), `v ← μ·v + g'`,
 /// `w ← w − s·v`.
@@ -64,7 +65,10 @@ pub fn sgd_momentum_update_all(params: &mut [SgdParam<'_>]) -> Result<()> {
     for p in params.iter_mut() {
         let w = p.weight.as_tensor();
         let in_place = p.velocity.as_ref().filter(|v| {
-            uses_own_kernels(w) && w.is_contiguous() && v.is_contiguous() && v.dtype() == w.dtype()
+            uses_own_kernels(OpFamily::Sgd, w)
+                && w.is_contiguous()
+                && v.is_contiguous()
+                && v.dtype() == w.dtype()
         });
         let Some(v) = in_place else {
             let new_v = composed_update(p.weight, p.velocity.as_ref(), p.grad, p.settings)?;

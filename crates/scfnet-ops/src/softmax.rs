@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{map_float, map_float2, Real};
+use crate::generic_ops::OpFamily;
 
 /// Rows of a chunk in the CPU kernels (one rayon task each).
 const ROWS_PER_CHUNK: usize = 64;
@@ -17,7 +18,7 @@ const ROWS_PER_CHUNK: usize = 64;
 /// input's precision, the sums in `f64`); elsewhere (or under [`crate::force_generic_path`])
 /// candle-nn's composition.
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    if !uses_own_kernels(x) {
+    if !uses_own_kernels(OpFamily::Softmax, x) {
         return candle_nn::ops::softmax(x, D::Minus1);
     }
     x.contiguous()?.apply_op1(Softmax)

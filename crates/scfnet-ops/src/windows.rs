@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::map_float;
+use crate::generic_ops::OpFamily;
 
 /// Rows of `C` values per rayon task in the CPU kernels.
 const ROWS_PER_TASK: usize = 64;
@@ -116,7 +117,7 @@ impl Geometry {
 /// tokens in row-major order per window). Differentiable; its backward is [`window_merge`].
 pub fn window_partition(x: &Tensor, window: usize, shift: (usize, usize)) -> Result<Tensor> {
     let g = Geometry::new("window-partition", x.dims4()?, window, shift)?;
-    if !uses_own_kernels(x) || !matches!(x.dtype(), DType::F32 | DType::F64) {
+    if !uses_own_kernels(OpFamily::Windows, x) || !matches!(x.dtype(), DType::F32 | DType::F64) {
         return composed_partition(x, g);
     }
     x.contiguous()?.apply_op1(Partition(g))
@@ -141,7 +142,9 @@ pub fn window_merge(
             g.windows_shape().dims()
         );
     }
-    if !uses_own_kernels(windows) || !matches!(windows.dtype(), DType::F32 | DType::F64) {
+    if !uses_own_kernels(OpFamily::Windows, windows)
+        || !matches!(windows.dtype(), DType::F32 | DType::F64)
+    {
         return composed_merge(windows, g);
     }
     windows.contiguous()?.apply_op1(Merge(g))

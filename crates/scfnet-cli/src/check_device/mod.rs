@@ -208,8 +208,9 @@ pub fn run(args: CheckDeviceArgs) -> Result<ExitCode> {
     }
 }
 
-/// The JSON report: the comparisons (`ops`, cuDNN's availability, `networks`), the timings so
-/// far, the failures, and whether the run got to its end (`complete`).
+/// The JSON report: the families of ops run composed (`generic_ops`, from `SCFNET_GENERIC_OPS`),
+/// the comparisons (`ops`, cuDNN's availability, `networks`), the timings so far, the failures,
+/// and whether the run got to its end (`complete`).
 fn report(
     args: &CheckDeviceArgs,
     (ops, cudnn, networks): (&[Value], &Value, &[Value]),
@@ -217,9 +218,14 @@ fn report(
     failures: &[String],
     complete: bool,
 ) -> Value {
+    let generic_ops: Vec<&str> = scfnet_ops::generic_ops()
+        .into_iter()
+        .map(|f| f.name())
+        .collect();
     json!({
         "device": args.device.to_string(),
         "tolerance": args.tolerance,
+        "generic_ops": generic_ops,
         "ops": ops,
         "cudnn": cudnn,
         "networks": networks,
