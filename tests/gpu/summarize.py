@@ -80,6 +80,13 @@ def main(path):
     elif failures:
         lines.append(f"**Failed comparisons ({len(failures)}):**")
         lines += [f"- {f}" for f in failures]
+        in_order = [o["family"] for o in check.get("ops", []) if not o.get("ok") and o.get("family")]
+        if in_order:
+            failed = sorted(set(in_order))
+            lines.append(f"Op families that failed: {', '.join(failed)} (first: {in_order[0]}; an "
+                         "error can leave the CUDA context unusable, so later failures may only "
+                         "echo the first). To measure the rest without them: "
+                         f"`SCFNET_GENERIC_OPS={','.join(failed)} bash tests/gpu/check.sh`.")
     else:
         ops = len(check.get("ops", []))
         nets = len(check.get("networks", []))
@@ -168,6 +175,18 @@ def main(path):
         lines.append(f"Epoch: {epoch}")
     else:
         lines.append("Epoch: not run.")
+    estimate = report.get("estimate")
+    if estimate and estimate.get("runs"):
+        parts = []
+        for r in estimate["runs"]:
+            share = r["step_only_secs"] / r["secs_per_step"] if r.get("secs_per_step") else 0
+            parts.append(f"{r['run']} {r['steps']} steps × {r['secs_per_step']:.3f} s = "
+                         f"{r['projected_secs'] / 3600:.2f} h ({share:.0%} in the steps)")
+        total = sum(r["projected_secs"] for r in estimate["runs"]) / 3600
+        lines.append(f"Sweep estimate (check.sh's short plan, paper recipe): {'; '.join(parts)}; "
+                     f"total {total:.2f} h.")
+    elif estimate:
+        lines.append(f"Sweep estimate: {estimate}")
     skipped = report.get("skipped") or []
     if skipped:
         lines.append(f"Skipped by check.sh's budget: {', '.join(skipped)}.")

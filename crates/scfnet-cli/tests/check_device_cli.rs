@@ -40,6 +40,16 @@ fn every_op_case_is_compared_and_passes_on_the_cpu() {
     assert!(v["failures"].as_array().unwrap().is_empty());
     assert!(v["bench"].is_null());
     assert_eq!(v["generic_ops"], serde_json::json!([]));
+    // Each comparison names the family of kernels it runs (SCFNET_GENERIC_OPS's names).
+    let family_of = |prefix: &str| {
+        ops.iter()
+            .find(|o| o["op"].as_str().unwrap().starts_with(prefix))
+            .map(|o| o["family"].clone())
+            .unwrap()
+    };
+    assert_eq!(family_of("depthwise"), "depthwise");
+    assert_eq!(family_of("sgd"), "sgd");
+    assert!(family_of("resize").is_null());
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::{
     bce_with_logits, conv2d, conv2d_im2col, depthwise_conv2d, gelu_erf, hard_sigmoid_paddle,
     hard_swish, layer_norm, max_pool2d, max_pool2d_same, qkv_heads, resize_bilinear,
     sgd_momentum_update_all, softmax_last_dim, window_merge, window_partition, Activation,
-    ConvGeometry, DepthwiseConfig, Pool2d, SgdParam, SgdSettings,
+    ConvGeometry, DepthwiseConfig, OpFamily, Pool2d, SgdParam, SgdSettings,
 };
 
 /// The function a case evaluates on its inputs (tensors on the device under test).
@@ -21,6 +21,9 @@ pub type CaseFn = Box<dyn Fn(&[Tensor]) -> Result<Tensor> + Send + Sync>;
 pub struct OpCase {
     /// What it is, e.g. `max-pool 3x3/2 pad 1 (ties)`.
     pub name: String,
+    /// The family of kernels it runs (what `SCFNET_GENERIC_OPS` would take off them); `None`
+    /// for an op whose only kernel is the CPU's (the resize, the BCE).
+    pub family: Option<OpFamily>,
     /// The inputs as host values and shapes (converted to the device and dtype under test).
     pub inputs: Vec<(Vec<f64>, Vec<usize>)>,
     /// The call.
@@ -52,12 +55,14 @@ fn tied(shape: &[usize], seed: u64) -> (Vec<f64>, Vec<usize>) {
 }
 
 fn case(
+    family: Option<OpFamily>,
     name: String,
     inputs: Vec<(Vec<f64>, Vec<usize>)>,
     f: impl Fn(&[Tensor]) -> Result<Tensor> + Send + Sync + 'static,
 ) -> OpCase {
     OpCase {
         name,
+        family,
         inputs,
         f: Box::new(f),
     }
@@ -94,6 +99,7 @@ pub fn op_cases() -> Vec<OpCase> {
     ] {
         for ac in [false, true] {
             cases.push(case(
+                None,
                 format!("resize {h}x{w}->{oh}x{ow} align_corners={ac}"),
                 vec![input(&[2, 3, h, w], 1, 2.0)],
                 move |t| resize_bilinear(&t[0], (oh, ow), ac),
@@ -117,11 +123,13 @@ pub fn op_cases() -> Vec<OpCase> {
     {
         let seed = 30 + i as u64;
         cases.push(case(
+            Some(OpFamily::MaxPool),
             format!("max-pool {p:?}"),
             vec![input(&[2, 2, 9, 7], seed, 3.0)],
             move |t| max_pool2d(&t[0], p),
         ));
         cases.push(case(
+            Some(OpFamily::MaxPool),
             format!("max-pool {p:?} (ties)"),
             vec![tied(&[2, 2, 9, 7], seed)],
             move |t| max_pool2d(&t[0], p),
@@ -129,6 +137,7 @@ pub fn op_cases() -> Vec<OpCase> {
     }
     for k in [3, 5] {
         cases.push(case(
+            Some(OpFamily::MaxPool),
             format!("same-size max-pool k={k} (ties)"),
             vec![tied(&[2, 3, 8, 10], 7)],
             move |t| max_pool2d_same(&t[0], k),
@@ -136,6 +145,7 @@ pub fn op_cases() -> Vec<OpCase> {
     }
     for &(k, stride, padding) in &[(3, 1, 1), (3, 2, 1), (5, 2, 2), (5, 1, 2), (3, 1, 0)] {
         cases.push(case(
+            Some(OpFamily::Depthwise),
             format!("depthwise k={k} stride={stride} padding={padding}"),
             vec![input(&[2, 4, 9, 11], 3, 2.0), input(&[4, 1, k, k], 4, 1.0)],
             move |t| depthwise_conv2d(&t[0], &t[1], DepthwiseConfig { stride, padding }),
@@ -157,6 +167,7 @@ pub fn op_cases() -> Vec<OpCase> {
             dilation,
         };
         cases.push(case(
+            Some(OpFamily::Convolution),
             format!("conv2d-im2col {g:?}"),
             vec![
                 input(&[2, 3, 10, 13], 5, 2.0),
@@ -168,6 +179,7 @@ pub fn op_cases() -> Vec<OpCase> {
     }
     for &(k, stride, padding) in &[(7, 2, 3), (1, 2, 0), (3, 1, 1), (4, 4, 0)] {
         cases.push(case(
+            Some(OpFamily::Convolution),
             format!("conv2d module k={k} stride={stride} padding={padding}"),
             vec![
                 input(&[2, 3, 16, 12], 9, 2.0),
@@ -185,15 +197,27 @@ pub fn op_cases() -> Vec<OpCase> {
         ));
     }
     let x = input(&[2, 3, 5, 7], 12, 5.0);
-    cases.push(case("hard-swish".into(), vec![x.clone()], |t| {
-        hard_swish(&t[0])
-    }));
-    cases.push(case("hard-sigmoid (Paddle)".into(), vec![x.clone()], |t| {
-        hard_sigmoid_paddle(&t[0])
-    }));
-    cases.push(case("gelu (erf)".into(), vec![x], |t| gelu_erf(&t[0])));
+    cases.push(case(
+        Some(OpFamily::Activation),
+        "hard-swish".into(),
+        vec![x.clone()],
+        |t| hard_swish(&t[0]),
+    ));
+    cases.push(case(
+        Some(OpFamily::Activation),
+        "hard-sigmoid (Paddle)".into(),
+        vec![x.clone()],
+        |t| hard_sigmoid_paddle(&t[0]),
+    ));
+    cases.push(case(
+        Some(OpFamily::Gelu),
+        "gelu (erf)".into(),
+        vec![x],
+        |t| gelu_erf(&t[0]),
+    ));
     let (t, s) = input(&[2, 1, 6, 6], 14, 0.5);
     cases.push(case(
+        None,
         "bce-with-logits (logits up to ±60)".into(),
         vec![
             input(&[2, 1, 6, 6], 13, 60.0),
@@ -203,6 +227,7 @@ pub fn op_cases() -> Vec<OpCase> {
     ));
     for train in [true, false] {
         cases.push(case(
+            Some(OpFamily::BatchNorm),
             format!("batch-norm train={train}"),
             vec![input(&[3, 4, 5, 6], 15, 3.0)],
             move |t| {
@@ -214,6 +239,7 @@ pub fn op_cases() -> Vec<OpCase> {
     // BatchNorm fused with its activation in training, and with a block's shortcut.
     for act in [Activation::Relu, Activation::HardSwish] {
         cases.push(case(
+            Some(OpFamily::BatchNorm),
             format!("batch-norm train + {act:?}"),
             vec![input(&[3, 4, 5, 6], 16, 3.0)],
             move |t| {
@@ -224,6 +250,7 @@ pub fn op_cases() -> Vec<OpCase> {
     }
     for act in [Activation::None, Activation::Relu] {
         cases.push(case(
+            Some(OpFamily::BatchNorm),
             format!("batch-norm train + residual + {act:?}"),
             vec![input(&[3, 4, 5, 6], 17, 3.0), input(&[3, 4, 5, 6], 18, 1.0)],
             move |t| {
@@ -237,6 +264,7 @@ pub fn op_cases() -> Vec<OpCase> {
         let seed = 40 + 3 * i as u64;
         let (x, s) = input(&[rows, 2, c], seed, 2.0);
         cases.push(case(
+            Some(OpFamily::LayerNorm),
             format!("layer-norm C={c}"),
             vec![
                 (x.iter().map(|v| v + 3.0).collect(), s),
@@ -248,6 +276,7 @@ pub fn op_cases() -> Vec<OpCase> {
     }
     for &(n, scale) in &[(5, 3.0), (49, 8.0), (70, 30.0)] {
         cases.push(case(
+            Some(OpFamily::Softmax),
             format!("softmax N={n} (logits up to ±{scale})"),
             vec![input(&[2, 3, n], 50 + n as u64, scale)],
             |t| softmax_last_dim(&t[0]),
@@ -256,16 +285,19 @@ pub fn op_cases() -> Vec<OpCase> {
     // Swin's windows: exact multiples without a shift; padding on both sides with a shift on
     // both axes (the windows of a 5×7 map in 3×3 windows: 2×3 per image).
     cases.push(case(
+        Some(OpFamily::Windows),
         "window partition 2x2".into(),
         vec![input(&[2, 4, 6, 3], 60, 1.0)],
         |t| window_partition(&t[0], 2, (0, 0)),
     ));
     cases.push(case(
+        Some(OpFamily::Windows),
         "window partition 3x3 shift (1, 2), padded".into(),
         vec![input(&[2, 5, 7, 3], 61, 1.0)],
         |t| window_partition(&t[0], 3, (1, 2)),
     ));
     cases.push(case(
+        Some(OpFamily::Windows),
         "window merge 3x3 shift (1, 2), padded".into(),
         vec![input(&[12, 9, 3], 62, 1.0)],
         |t| window_merge(&t[0], 3, (1, 2), (2, 5, 7)),
@@ -274,6 +306,7 @@ pub fn op_cases() -> Vec<OpCase> {
     for part in 0..3 {
         let scale = if part == 0 { 0.7 } else { 1.0 };
         cases.push(case(
+            Some(OpFamily::Heads),
             format!("qkv heads part {part} (scale {scale})"),
             vec![input(&[2, 5, 18], 63 + part as u64, 1.0)],
             move |t| qkv_heads(&t[0], part, 3, scale),
@@ -287,6 +320,8 @@ pub fn op_cases() -> Vec<OpCase> {
 pub struct UpdateCase {
     /// What it is.
     pub name: String,
+    /// The family of kernels it runs.
+    pub family: OpFamily,
     /// The run: `(label, values)` pairs.
     pub run: UpdateFn,
 }
@@ -300,6 +335,7 @@ pub type UpdateFn = Box<dyn Fn(&Device, DType) -> Result<Vec<(String, Vec<f64>)>
 pub fn update_cases() -> Vec<UpdateCase> {
     vec![UpdateCase {
         name: "sgd momentum (70 parameters, 3 updates)".into(),
+        family: OpFamily::Sgd,
         run: Box::new(sgd_updates),
     }]
 }

@@ -9,6 +9,7 @@ use scfnet_model::ModelKind;
 use scfnet_ops::check::{
     evaluate, max_labelled_difference, max_relative_difference, OpCase, UpdateCase,
 };
+use scfnet_ops::OpFamily;
 use scfnet_train::cross_device::{
     eval_logits_difference, folded_logits_difference, max_differences, record_step, StepLoss,
     StepRecord,
@@ -46,7 +47,8 @@ pub(super) fn compare_op(
         let on_dev = evaluate(case, dev, DType::F32)?;
         Ok(max_relative_difference(&cpu, &on_dev))
     });
-    report(name, difference, tolerance, failures)
+    let family = case.family.map(OpFamily::name);
+    report(name, family, difference, tolerance, failures)
 }
 
 /// The update `case` (f32) on `dev` against the CPU: its JSON entry, failures as
@@ -61,13 +63,21 @@ pub(super) fn compare_update(
         let on_dev = (case.run)(dev, DType::F32)?;
         Ok(max_labelled_difference(&cpu, &on_dev))
     });
-    report(&case.name, difference, tolerance, failures)
+    report(
+        &case.name,
+        Some(case.family.name()),
+        difference,
+        tolerance,
+        failures,
+    )
 }
 
 /// The JSON entry (and log line) of a comparison: its largest difference and where, or its
-/// error; a difference over `tolerance` or an error is added to `failures`.
+/// error, and the family of kernels it runs (`SCFNET_GENERIC_OPS`'s name; null for an op
+/// without CUDA kernels); a difference over `tolerance` or an error is added to `failures`.
 fn report(
     name: &str,
+    family: Option<&str>,
     difference: candle_core::Result<(f64, String)>,
     tolerance: f64,
     failures: &mut Vec<String>,
@@ -79,12 +89,12 @@ fn report(
                 failures.push(format!("op {name}: {at} differs by {err:.2e}"));
             }
             tracing::info!("op {name:<50} max rel diff {err:.2e} ({at})");
-            json!({"op": name, "max_rel_diff": err, "where": at, "ok": ok})
+            json!({"op": name, "family": family, "max_rel_diff": err, "where": at, "ok": ok})
         }
         Err(e) => {
             tracing::error!("op {name}: {e}");
             failures.push(format!("op {name}: {e}"));
-            json!({"op": name, "error": e.to_string(), "ok": false})
+            json!({"op": name, "family": family, "error": e.to_string(), "ok": false})
         }
     }
 }
