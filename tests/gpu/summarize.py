@@ -2,6 +2,7 @@
 """The decisions a GPU run of tests/gpu/check.sh is for, read from its JSON (stdlib only).
 
     python3 tests/gpu/summarize.py docs/gpu/<date>-h200.json > /tmp/summary.md
+    python3 tests/gpu/summarize.py --failed-families check.json   # for check.sh
 
 Prints markdown: the comparisons that failed; for every timing mode, each workload's time and
 its ratio to PyTorch eager of the same run against issue 27's targets (and the bf16 stretch
@@ -50,6 +51,26 @@ def workloads(mode):
     return out
 
 
+def failed_families(check):
+    """The op families to take off their kernels after a check-device report's comparisons: every
+    family with a comparison out of tolerance, and the first family whose comparison raised an
+    error (an error can leave the CUDA context unusable, so the errors after it may only echo
+    it), in the order they ran."""
+    out = []
+    errored = False
+    for o in (check or {}).get("ops", []):
+        if o.get("ok"):
+            continue
+        if "error" in o:
+            if errored:
+                continue
+            errored = True
+        family = o.get("family")
+        if family and family not in out:
+            out.append(family)
+    return out
+
+
 def against_torch(label, ms, torch_ms):
     """The ratio to PyTorch in the target's sense, and whether it meets the target."""
     if label not in torch_ms or label not in TARGETS:
@@ -66,6 +87,9 @@ def main(path):
     report = json.load(open(path))
     check = report.get("check") or {}
     bench = check.get("bench") or {}
+    fallback_bench = ((report.get("fallback") or {}).get("check") or {}).get("bench")
+    if fallback_bench:
+        bench = fallback_bench
     torch_ms = report.get("torch_ms") or {}
     gpu = " / ".join(report.get("gpu", "?").splitlines())
     lines = [f"# GPU run {path}", "", f"GPU: {gpu}", ""]
@@ -80,18 +104,21 @@ def main(path):
     elif failures:
         lines.append(f"**Failed comparisons ({len(failures)}):**")
         lines += [f"- {f}" for f in failures]
-        in_order = [o["family"] for o in check.get("ops", []) if not o.get("ok") and o.get("family")]
-        if in_order:
-            failed = sorted(set(in_order))
-            lines.append(f"Op families that failed: {', '.join(failed)} (first: {in_order[0]}; an "
-                         "error can leave the CUDA context unusable, so later failures may only "
-                         "echo the first). To measure the rest without them: "
-                         f"`SCFNET_GENERIC_OPS={','.join(failed)} bash tests/gpu/check.sh`.")
+        failed = failed_families(check)
+        if failed:
+            lines.append(f"Op families to take off their kernels: {', '.join(failed)} (out of "
+                         "tolerance, and the first that raised an error: an error can leave the "
+                         "CUDA context unusable, so later ones may only echo it).")
     else:
         ops = len(check.get("ops", []))
         nets = len(check.get("networks", []))
         which = "it finished" if check.get("complete") is False else ""
         lines.append(f"Every comparison {which} passed ({ops} op cases, {nets} networks).".replace("  ", " "))
+    fallback = report.get("fallback")
+    if fallback:
+        ran = "its timings below" if fallback_bench else "it left no timings: those below are the first run's"
+        lines.append(f"**check.sh fell back**: SCFNET_GENERIC_OPS={fallback['generic_ops']} for a "
+                     f"second check-device (timings only; {ran}) and every later stage.")
     if check and check.get("complete") is False:
         lines.append("**check-device did not finish** (stopped by check.sh's budget?): what follows "
                      f"is what it wrote before, {len(bench)} timing mode(s).")
@@ -208,6 +235,13 @@ def main(path):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--failed-families":
+        # For check.sh: the families of a check-device report to take off their kernels.
+        try:
+            print(",".join(failed_families(json.load(open(sys.argv[2])))))
+        except (OSError, ValueError):
+            pass
+        sys.exit(0)
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     main(sys.argv[1])
