@@ -121,7 +121,7 @@ def main(path):
                      f"second check-device (timings only; {ran}) and every later stage.")
     if check and check.get("complete") is False:
         lines.append("**check-device did not finish** (stopped by check.sh's budget?): what follows "
-                     f"is what it wrote before, {len(bench)} timing mode(s).")
+                     f"is what it wrote before, {len(check.get('bench') or {})} timing mode(s).")
     errors = [e for m in bench.values() for k in ("inference", "train_step")
               for e in m.get(k, []) if "error" in e]
     lines += [f"- timing failed: {e['what']}: {e['error']}" for e in errors]

@@ -8,9 +8,9 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::activation::Activation;
-use crate::dispatch::{uses_cpu_kernels, uses_own_kernels};
+use crate::dispatch::{uses_cpu_kernels_of, uses_own_kernels};
 use crate::elem::{dims4, map_float2, Real};
-use crate::generic_ops::{is_generic, OpFamily};
+use crate::generic_ops::OpFamily;
 use crate::simd;
 use crate::views::{pad2d, tap};
 
@@ -552,7 +552,7 @@ pub fn depthwise_conv2d_bias_act(
     bias_values: &[f64],
     act: Activation,
 ) -> Result<Tensor> {
-    if !uses_cpu_kernels(x) || is_generic(OpFamily::Depthwise) {
+    if !uses_cpu_kernels_of(OpFamily::Depthwise, x) {
         let y = depthwise_conv2d(x, weight, cfg)?;
         return crate::add_bias_activate(y, bias, bias_values, act);
     }

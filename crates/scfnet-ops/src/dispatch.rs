@@ -35,10 +35,16 @@ pub fn uses_cuda_kernels(family: OpFamily, t: &Tensor) -> bool {
         && !is_generic(family)
 }
 
+/// Whether an op of `family` on `t` runs this crate's CPU kernels: [`uses_cpu_kernels`], and
+/// the family not turned to the composed path ([`crate::set_generic_ops`]).
+pub(crate) fn uses_cpu_kernels_of(family: OpFamily, t: &Tensor) -> bool {
+    uses_cpu_kernels(t) && !is_generic(family)
+}
+
 /// Whether an op of `family` on `t` runs a kernel of this crate (the CPU's or CUDA's) rather
 /// than the composition of candle primitives.
 pub(crate) fn uses_own_kernels(family: OpFamily, t: &Tensor) -> bool {
-    (uses_cpu_kernels(t) && !is_generic(family)) || uses_cuda_kernels(family, t)
+    uses_cpu_kernels_of(family, t) || uses_cuda_kernels(family, t)
 }
 
 /// While alive, every op of this crate called from this thread takes the device-generic path,
