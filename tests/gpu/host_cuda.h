@@ -1,7 +1,7 @@
 // What the host builds of the kernels (tests/gpu/host_*.cpp) share: the CUDA keywords defined
 // away, scfnet-kernels' common.cuh as the GPU compiles it (its real block and warp reductions),
 // and `launch`, which runs a kernel's blocks one after the other with every thread of a block as
-// a fiber (ucontext) on this one OS thread, so that `__syncthreads` and the warp shuffles mean
+// a fiber on this one OS thread, so that `__syncthreads` and the warp shuffles mean
 // what they mean on a GPU:
 //
 // - `__syncthreads()` waits until every thread of the block has reached a barrier;
@@ -44,16 +44,83 @@ struct D3 { unsigned x, y, z; };
 D3 blockIdx{0, 0, 0}, threadIdx{0, 0, 0}, blockDim{1, 1, 1}, gridDim{1, 1, 1};
 
 namespace simt {
+// A fiber's saved context, and the switch between two: on x86-64 Linux a few instructions
+// (callee-saved registers, the stack pointer, the SSE and x87 control words), elsewhere
+// ucontext, whose every switch is also a system call (the signal mask): 80 % of the fake
+// driver's time (tests/gpu/fake_cuda) went there.
+#if defined(__x86_64__) && defined(__linux__)
+extern "C" void simt_switch(void** save_sp, void* to_sp);
+asm(R"(
+  .text
+  .weak simt_switch
+  .hidden simt_switch
+  .type simt_switch, @function
+simt_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size simt_switch, .-simt_switch
+)");
+struct Context {
+  void* sp = nullptr;
+};
+inline void switch_to(Context& from, Context& to) { simt_switch(&from.sp, to.sp); }
+// Prepares `c` to start `fn` on `stack` at the next switch to it: the frame simt_switch pops
+// (control words, six registers, `fn` as the return address) above a null return address
+// for `fn`, which never returns, so that `fn` starts with the stack aligned as after a call.
+inline void prepare(Context& c, char* stack, size_t bytes, void (*fn)()) {
+  void** p = (void**)(((uintptr_t)(stack + bytes)) & ~(uintptr_t)15);
+  *--p = nullptr;
+  *--p = (void*)fn;
+  for (int i = 0; i < 6; ++i) *--p = nullptr;
+  uint64_t control = 0;
+  asm volatile("stmxcsr %0" : "=m"(*(uint32_t*)&control));
+  asm volatile("fnstcw %0" : "=m"(*((uint16_t*)&control + 2)));
+  *--p = (void*)control;
+  c.sp = p;
+}
+#else
+struct Context {
+  ucontext_t context;
+};
+inline void switch_to(Context& from, Context& to) { swapcontext(&from.context, &to.context); }
+inline void prepare(Context& c, char* stack, size_t bytes, void (*fn)()) {
+  getcontext(&c.context);
+  c.context.uc_stack.ss_sp = stack;
+  c.context.uc_stack.ss_size = bytes;
+  c.context.uc_link = nullptr;
+  makecontext(&c.context, fn, 0);
+}
+#endif
+
 enum class State { Ready, AtBarrier, AtShuffle, Done };
 struct Fiber {
-  ucontext_t context;
+  Context context;
   State state;
   D3 thread;
   unsigned long shuffles;  // how many shuffles the thread has made
 };
 std::vector<Fiber> fibers;
 std::vector<std::vector<char>> stacks;
-ucontext_t scheduler;
+Context scheduler;
 int current = -1;  // the running fiber; -1 outside `launch`
 const std::function<void()>* body = nullptr;
 uint64_t exchange[2][32][32];  // [set][warp][lane]: the values a shuffle passes
@@ -72,13 +139,13 @@ unsigned long launches = 0;  // how many `launch` calls have run
 inline void wait(State why) {
   if (current < 0) fail("__syncthreads or a shuffle called outside launch");
   fibers[current].state = why;
-  swapcontext(&fibers[current].context, &scheduler);
+  switch_to(fibers[current].context, scheduler);
 }
 
 inline void entry() {
   (*body)();
   fibers[current].state = State::Done;
-  swapcontext(&fibers[current].context, &scheduler);
+  switch_to(fibers[current].context, scheduler);
 }
 
 inline unsigned linear_thread() {
@@ -114,11 +181,7 @@ inline void run_block() {
                 (unsigned)(i / ((size_t)blockDim.x * blockDim.y))};
     f.state = State::Ready;
     stacks[i].resize(stack_bytes);
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = stacks[i].data();
-    f.context.uc_stack.ss_size = stack_bytes;
-    f.context.uc_link = nullptr;
-    makecontext(&f.context, entry, 0);
+    prepare(f.context, stacks[i].data(), stack_bytes, entry);
   }
   // The order in which warps run ahead: lowest first in even launches, highest first in odd
   // ones (`launches` counts them), so that a warp that overtakes another where the kernel lacks
@@ -136,7 +199,7 @@ inline void run_block() {
         if (fibers[i].state == State::Ready) {
           current = (int)i;
           threadIdx = fibers[i].thread;
-          swapcontext(&scheduler, &fibers[i].context);
+          switch_to(scheduler, fibers[i].context);
           ran = true;
         }
       current = -1;
