@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the fake CUDA libraries (libcuda.so.1, libcublas.so.13, libcurand.so.10,
-# libcudart.so.13) into $FAKE_CUDA (default target/fake-cuda), for running the CUDA build of
+# libcudart.so.13, libcudnn.so.9) into $FAKE_CUDA (default target/fake-cuda), for running the CUDA build of
 # scfnet on a machine without a GPU (docs/cuda.md, "A fake GPU on the CPU"). Needs a C++
 # compiler and the CUDA toolkit's headers that `cargo xtask build-cuda` downloads
 # (target/cuda-toolkit). By hand, from the repository root:
@@ -56,5 +56,6 @@ lib libcuda.so.1 "$here/fake_driver.cpp" "${kflags[@]}" -I"$here"
 ln -sf libcuda.so.1 "$out/libcuda.so"
 lib libcublas.so.13 "$here/fake_cublas.cpp"
 lib libcurand.so.10 "$here/fake_curand.cpp"
+lib libcudnn.so.9 "$here/fake_cudnn.cpp"
 lib libcudart.so.13 "$here/fake_cudart.cpp" -I"$out"
 echo "fake CUDA libraries in $out ($(wc -l < "$out/registry.inc") kernels)"
