@@ -17,7 +17,9 @@
 #          first loss against the same run on the CPU;
 # predict: `predict --device cuda` with the CPU run's weights: its maps against the CPU's;
 # distill: `distill --device cuda` (student from an R50 teacher trained one step on the CPU).
-# Everything lands in $OUT (default target/fake-cuda/check); exit status 1 if a part failed.
+# Everything lands in $OUT (default target/fake-cuda/check); a part run again replaces its own
+# outputs (train, predict and distill share their data: any of them replaces all three's), the
+# others' stay. Exit status 1 if a part failed.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$root"
@@ -28,7 +30,13 @@ export FAKE_CUDA=${FAKE_CUDA:-$root/target/fake-cuda}
 parts=" ${*:-check bench train predict distill} "
 want() { [[ "$parts" == *" $1 "* ]]; }
 bash tests/gpu/fake_cuda/build.sh || exit 1
-rm -rf "$OUT" && mkdir -p "$OUT"
+mkdir -p "$OUT"
+# The outputs of the parts run now go (train, predict and distill share data); the others stay.
+want check && rm -f "$OUT"/check.json "$OUT"/check-device.log
+want bench && rm -f "$OUT"/bench.json "$OUT"/bench.log "$OUT"/bench-losses.log
+if want train || want predict || want distill; then
+  rm -rf "$OUT"/data "$OUT"/train-* "$OUT"/predict-* "$OUT"/maps-* "$OUT"/teacher* "$OUT"/distill* "$OUT"/synth.log
+fi
 export RUST_BACKTRACE=0
 fake() { LD_LIBRARY_PATH="$FAKE_CUDA" "$SCFNET" "$@"; }
 failed=()
