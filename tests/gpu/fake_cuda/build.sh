@@ -16,7 +16,13 @@ binary=${SCFNET:-$root/target/cuda/release/scfnet-stripped}
 cxx=${CXX:-g++}
 flags=(-std=c++17 -w -O1 -g -fPIC)
 [ -f "$include/cuda.h" ] || { echo "build.sh: no cuda.h in $include (run cargo xtask build-cuda first)" >&2; exit 1; }
-mkdir -p "$out"
+# $out is ours alone: a folder this script did not make (no .fake-cuda mark) is refused, not
+# written into.
+if [ -e "$out" ] && [ ! -f "$out/.fake-cuda" ] && [ -n "$(ls -A "$out" 2>/dev/null)" ]; then
+  echo "build.sh: $out exists and was not made by build.sh (no .fake-cuda in it); set FAKE_CUDA" >&2
+  exit 1
+fi
+mkdir -p "$out" && touch "$out/.fake-cuda"
 
 # candle-kernels' sources, from cargo's registry (the version in Cargo.lock), each header made
 # includable twice, our host shim for its compatibility.cuh; the half-precision kernels sit
@@ -32,6 +38,9 @@ cp "$here/candle_compat.cuh" "$out/candle-kernels/compatibility.cuh"
 for k in affine binary cast fill indexing reduce ternary unary; do
   echo "#include \"candle-kernels/$k.cu\"" >> "$out/candle_kernels.inc"
 done
+
+# Every .cu of scfnet-kernels, as its build.rs compiles every one it finds.
+for f in "$root"/crates/scfnet-kernels/src/cuda/*.cu; do echo "#include \"$f\""; done > "$out/scfnet_kernels.inc"
 
 # The kernels' registry: every extern "C" function that kernels.cpp defines.
 kflags=(-I"$include" -I"$include/cccl" -I"$out")

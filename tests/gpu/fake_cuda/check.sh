@@ -30,7 +30,13 @@ export FAKE_CUDA=${FAKE_CUDA:-$root/target/fake-cuda}
 parts=" ${*:-check bench train predict distill} "
 want() { [[ "$parts" == *" $1 "* ]]; }
 bash tests/gpu/fake_cuda/build.sh || exit 1
-mkdir -p "$OUT"
+# $OUT is ours alone: a folder this script did not make (no .fake-cuda-check mark) is refused,
+# so that nothing of a user's is replaced.
+if [ -e "$OUT" ] && [ ! -f "$OUT/.fake-cuda-check" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then
+  echo "check.sh: $OUT exists and was not made by check.sh (no .fake-cuda-check in it); set OUT" >&2
+  exit 1
+fi
+mkdir -p "$OUT" && touch "$OUT/.fake-cuda-check"
 # The outputs of the parts run now go (train, predict and distill share data); the others stay.
 want check && rm -f "$OUT"/check.json "$OUT"/check-device.log
 want bench && rm -f "$OUT"/bench.json "$OUT"/bench.log "$OUT"/bench-losses.log

@@ -8,27 +8,15 @@
 #include <cstdio>
 #include <cstring>
 
+#include "rounding.h"
+
 namespace {
-enum { OP_N = 0, OP_T = 1, OP_C = 2 };
+enum { OP_N = 0 };  // any other operation (T, C) transposes: the data are real
 enum { R_32F = 0, R_64F = 1, R_16F = 2, R_16BF = 14 };
 enum { COMPUTE_32F = 68, COMPUTE_32F_PEDANTIC = 69, COMPUTE_64F = 70, COMPUTE_64F_PEDANTIC = 71,
        COMPUTE_32F_FAST_16F = 74, COMPUTE_32F_FAST_16BF = 75, COMPUTE_32F_FAST_TF32 = 77 };
-const int STATUS_SUCCESS = 0, STATUS_NOT_SUPPORTED = 15, STATUS_INVALID_VALUE = 7;
+const int STATUS_SUCCESS = 0, STATUS_NOT_SUPPORTED = 15;
 int handle_token;
-
-// Rounds the mantissa of `x` to `bits` bits, to nearest, ties to even.
-float round_mantissa(float x, int bits) {
-  if (!std::isfinite(x)) return x;
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  int drop = 23 - bits;
-  uint32_t half = 1u << (drop - 1), mask = (1u << drop) - 1;
-  uint32_t rest = u & mask;
-  u &= ~mask;
-  if (rest > half || (rest == half && (u >> drop) & 1)) u += 1u << drop;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
 
 template <class T>
 void gemm(int ta, int tb, int m, int n, int k, double alpha, const T* a, int lda, long long sa,
@@ -67,9 +55,10 @@ int cublasGemmStridedBatchedEx(void*, int ta, int tb, int m, int n, int k, const
                                const void* a, int at, int lda, long long sa, const void* b, int bt,
                                int ldb, long long sb, const void* beta, void* c, int ct, int ldc,
                                long long sc, int batches, int compute, int) {
-  if (ta == OP_C || tb == OP_C) ta = ta == OP_C ? OP_T : ta, tb = tb == OP_C ? OP_T : tb;
   if (at == R_32F && bt == R_32F && ct == R_32F) {
-    int bits = compute == COMPUTE_32F_FAST_TF32 ? 10 : compute == COMPUTE_32F_FAST_16BF ? 7 : 0;
+    int bits = compute == COMPUTE_32F_FAST_TF32   ? TF32_BITS
+               : compute == COMPUTE_32F_FAST_16BF ? BF16_BITS
+                                                  : 0;
     if (compute != COMPUTE_32F && compute != COMPUTE_32F_PEDANTIC && bits == 0) {
       std::fprintf(stderr, "fake cuBLAS: f32 product with compute type %d not emulated\n", compute);
       return STATUS_NOT_SUPPORTED;
@@ -91,8 +80,6 @@ int cublasDgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const 
                               const double* a, int lda, long long sa, const double* b, int ldb,
                               long long sb, const double* beta, double* c, int ldc, long long sc,
                               int batches) {
-  if (ta == OP_C) ta = OP_T;
-  if (tb == OP_C) tb = OP_T;
   gemm<double>(ta, tb, m, n, k, *alpha, a, lda, sa, b, ldb, sb, *beta, c, ldc, sc, batches, 0);
   return STATUS_SUCCESS;
 }

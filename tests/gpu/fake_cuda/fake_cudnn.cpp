@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "rounding.h"
+
 namespace {
 enum Status { SUCCESS = 0, NOT_INITIALIZED = 1, BAD_PARAM = 3, NOT_SUPPORTED = 9 };
 enum Kind { TENSOR = 1, FILTER = 2, CONVOLUTION = 3 };
@@ -68,17 +70,6 @@ int check(void* xd, void* wd, void* cd, void* yd, Desc** x, Desc** w, Desc** c, 
   return SUCCESS;
 }
 
-float tf32(float v) {
-  if (!std::isfinite(v)) return v;
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  uint32_t rest = u & 0x1fff;
-  u &= ~0x1fffu;
-  if (rest > 0x1000 || (rest == 0x1000 && (u >> 13) & 1)) u += 0x2000;
-  std::memcpy(&v, &u, 4);
-  return v;
-}
-
 enum Pass { FORWARD, BACKWARD_DATA, BACKWARD_FILTER };
 
 // One pass over every (output position, filter tap) pair: forward y += x·w, backward data
@@ -87,7 +78,7 @@ template <class T>
 void convolve(Pass pass, const Desc& X, const Desc& W, const Desc& C, const Desc& Y, double alpha,
               const T* a, const T* b, double beta, T* out) {
   bool round = sizeof(T) == 4 && C.math != FMA_MATH;
-  auto f = [&](T v) { return round ? (double)tf32((float)v) : (double)v; };
+  auto f = [&](T v) { return round ? (double)round_mantissa((float)v, TF32_BITS) : (double)v; };
   long long xn = (long long)X.c * X.h * X.w, yn = (long long)Y.c * Y.h * Y.w;
   long long out_count = pass == FORWARD ? (long long)X.n * yn
                         : pass == BACKWARD_DATA ? (long long)X.n * xn

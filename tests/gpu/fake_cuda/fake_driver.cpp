@@ -10,6 +10,7 @@
 // races between real threads. Built by `build.sh`; see docs/cuda.md.
 #include <cuda.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <map>
@@ -53,7 +54,6 @@ struct Registrar {
 std::mutex lock;  // one launch at a time (the emulated threads share global state)
 std::map<uintptr_t, size_t> allocations;  // device allocations: start → bytes
 std::mutex allocations_lock;
-unsigned long launches = 0;
 bool verbose = getenv("FAKE_CUDA_VERBOSE") != nullptr;
 
 void say(const char* fmt, ...) {
@@ -109,7 +109,7 @@ double now_ms() {
 }
 
 int context_token, module_token, pool_token;
-int streams_made = 0;
+std::atomic<int> streams_made{0};  // streams are made on more than one thread
 
 }  // namespace fake
 
@@ -319,7 +319,6 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
   std::lock_guard<std::mutex> g(fake::lock);
   if (fake::verbose)
     fake::say("%s grid (%u, %u, %u) blocks (%u, %u, %u)", k->name.c_str(), gx, gy, gz, bx, by, bz);
-  ++fake::launches;
   launch({gx, gy, gz}, {bx, by, bz}, [&] { k->invoke(params); });
   return CUDA_SUCCESS;
 }
