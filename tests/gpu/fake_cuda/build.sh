@@ -63,8 +63,8 @@ lib() {  # lib NAME SOURCE [flags...]: a shared library whose symbols carry vers
 }
 lib libcuda.so.1 "$here/fake_driver.cpp" "${kflags[@]}" -I"$here"
 ln -sf libcuda.so.1 "$out/libcuda.so"
-lib libcublas.so.13 "$here/fake_cublas.cpp"
+lib libcublas.so.13 "$here/fake_cublas.cpp" -O3
 lib libcurand.so.10 "$here/fake_curand.cpp"
-lib libcudnn.so.9 "$here/fake_cudnn.cpp"
+lib libcudnn.so.9 "$here/fake_cudnn.cpp" -O3
 lib libcudart.so.13 "$here/fake_cudart.cpp" -I"$out"
 echo "fake CUDA libraries in $out ($(wc -l < "$out/registry.inc") kernels)"

@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#define FAKE_CENSUS_LIBRARY "libcudnn"
+#include "census.h"
 #include "rounding.h"
 
 namespace {
@@ -115,6 +117,9 @@ int run(Pass pass, const void* alpha, void* ad, const void* a, void* bd, const v
   if (st != SUCCESS) return st;
   if (algo != 0) return bad("an algorithm the heuristics did not offer");
   (void)workspace_bytes;
+  census().add("convolution",
+               pass == FORWARD ? "forward" : pass == BACKWARD_DATA ? "backward data" : "backward filter",
+               (uint64_t)x->n * y->c * y->h * y->w * w->c * w->h * w->w);
   if (std::getenv("FAKE_CUDA_VERBOSE"))
     std::fprintf(stderr, "fake cuDNN: %s of (%d, %d, %d, %d) by %d filters %dx%d, %s, math %d\n",
                  pass == FORWARD ? "forward" : pass == BACKWARD_DATA ? "backward data" : "backward filter",

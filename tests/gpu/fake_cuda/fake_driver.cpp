@@ -7,7 +7,8 @@
 // copies outside an allocation, a kernel it has no host build of (named on stderr). New device
 // memory is filled with 0xff bytes (NaN in f32 and f64), so that a kernel that leaves part of
 // its output unwritten shows as a mismatch. What it cannot tell: the GPU's arithmetic, timings,
-// races between real threads. Built by `build.sh`; see docs/cuda.md.
+// races between real threads. With FAKE_CUDA_CENSUS=FILE it counts the calls (`census.h`).
+// Built by `build.sh`; see docs/cuda.md.
 #include <cuda.h>
 
 #include <atomic>
@@ -17,6 +18,10 @@
 #include <mutex>
 #include <string>
 
+#define FAKE_CENSUS_LIBRARY "libcuda"
+#include "census.h"
+// Counts a call of the enclosing driver function (amount: bytes where it moves or allocates some).
+#define COUNT(amount) census().add("call", __func__, (amount))
 #include "kernels.cpp"
 
 namespace fake {
@@ -99,6 +104,35 @@ bool inside(CUdeviceptr p, size_t bytes, const char* what) {
   return false;
 }
 
+CUresult alloc(CUdeviceptr* p, size_t bytes) {
+  void* q = allocate(bytes);
+  if (!q) return CUDA_ERROR_OUT_OF_MEMORY;
+  *p = (CUdeviceptr)q;
+  return CUDA_SUCCESS;
+}
+
+// A copy of `bytes`; `dev_dst` / `dev_src`: the device side(s) to check (0: a host side).
+CUresult copy(void* dst, const void* src, size_t bytes, CUdeviceptr dev_dst, CUdeviceptr dev_src) {
+  if (dev_src && !inside(dev_src, bytes, dev_dst ? "a device copy's source" : "a copy from the device"))
+    return CUDA_ERROR_INVALID_VALUE;
+  if (dev_dst && !inside(dev_dst, bytes, dev_src ? "a device copy's destination" : "a copy to the device"))
+    return CUDA_ERROR_INVALID_VALUE;
+  std::memmove(dst, src, bytes);
+  return CUDA_SUCCESS;
+}
+
+CUresult set8(CUdeviceptr dst, unsigned char v, size_t n) {
+  if (!inside(dst, n, "a memset")) return CUDA_ERROR_INVALID_VALUE;
+  std::memset((void*)dst, v, n);
+  return CUDA_SUCCESS;
+}
+
+CUresult set32(CUdeviceptr dst, unsigned int v, size_t n) {
+  if (!inside(dst, 4 * n, "a memset")) return CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < n; ++i) std::memcpy((char*)dst + 4 * i, &v, 4);
+  return CUDA_SUCCESS;
+}
+
 struct Event {
   double ms = 0.0;
 };
@@ -171,7 +205,7 @@ CUresult cuCtxGetCurrent(CUcontext* c) { *c = (CUcontext)&fake::context_token; r
 CUresult cuCtxPushCurrent(CUcontext) { return CUDA_SUCCESS; }
 CUresult cuCtxPopCurrent(CUcontext* c) { if (c) *c = (CUcontext)&fake::context_token; return CUDA_SUCCESS; }
 CUresult cuCtxGetDevice(CUdevice* d) { *d = 0; return CUDA_SUCCESS; }
-CUresult cuCtxSynchronize() { return CUDA_SUCCESS; }
+CUresult cuCtxSynchronize() { COUNT(0); return CUDA_SUCCESS; }
 CUresult cuCtxSetLimit(CUlimit, size_t) { return CUDA_SUCCESS; }
 CUresult cuCtxGetLimit(size_t* v, CUlimit) { *v = 0; return CUDA_SUCCESS; }
 CUresult cuCtxSetFlags(unsigned int) { return CUDA_SUCCESS; }
@@ -182,47 +216,57 @@ CUresult cuCtxGetStreamPriorityRange(int* least, int* greatest) {
 }
 
 CUresult cuStreamCreate(CUstream* s, unsigned int) {
+  COUNT(0);
   *s = (CUstream)(uintptr_t)(0x1000 + 16 * ++fake::streams_made);
   return CUDA_SUCCESS;
 }
 CUresult cuStreamCreateWithPriority(CUstream* s, unsigned int f, int) { return cuStreamCreate(s, f); }
 CUresult cuStreamDestroy(CUstream) { return CUDA_SUCCESS; }
-CUresult cuStreamSynchronize(CUstream) { return CUDA_SUCCESS; }
-CUresult cuStreamQuery(CUstream) { return CUDA_SUCCESS; }
-CUresult cuStreamWaitEvent(CUstream, CUevent, unsigned int) { return CUDA_SUCCESS; }
+CUresult cuStreamSynchronize(CUstream) { COUNT(0); return CUDA_SUCCESS; }
+CUresult cuStreamQuery(CUstream) { COUNT(0); return CUDA_SUCCESS; }
+CUresult cuStreamWaitEvent(CUstream, CUevent, unsigned int) { COUNT(0); return CUDA_SUCCESS; }
 CUresult cuStreamIsCapturing(CUstream, CUstreamCaptureStatus* s) {
   *s = CU_STREAM_CAPTURE_STATUS_NONE;
   return CUDA_SUCCESS;
 }
 
-CUresult cuEventCreate(CUevent* e, unsigned int) { *e = (CUevent) new fake::Event; return CUDA_SUCCESS; }
-CUresult cuEventDestroy(CUevent e) { delete (fake::Event*)e; return CUDA_SUCCESS; }
-CUresult cuEventRecord(CUevent e, CUstream) { ((fake::Event*)e)->ms = fake::now_ms(); return CUDA_SUCCESS; }
-CUresult cuEventSynchronize(CUevent) { return CUDA_SUCCESS; }
-CUresult cuEventQuery(CUevent) { return CUDA_SUCCESS; }
+CUresult cuEventCreate(CUevent* e, unsigned int) { COUNT(0); *e = (CUevent) new fake::Event; return CUDA_SUCCESS; }
+CUresult cuEventDestroy(CUevent e) { COUNT(0); delete (fake::Event*)e; return CUDA_SUCCESS; }
+CUresult cuEventRecord(CUevent e, CUstream) { COUNT(0); ((fake::Event*)e)->ms = fake::now_ms(); return CUDA_SUCCESS; }
+CUresult cuEventSynchronize(CUevent) { COUNT(0); return CUDA_SUCCESS; }
+CUresult cuEventQuery(CUevent) { COUNT(0); return CUDA_SUCCESS; }
 CUresult cuEventElapsedTime(float* ms, CUevent a, CUevent b) {
   *ms = (float)(((fake::Event*)b)->ms - ((fake::Event*)a)->ms);
   return CUDA_SUCCESS;
 }
 
 CUresult cuMemAlloc(CUdeviceptr* p, size_t bytes) {
-  void* q = fake::allocate(bytes);
-  if (!q) return CUDA_ERROR_OUT_OF_MEMORY;
-  *p = (CUdeviceptr)q;
-  return CUDA_SUCCESS;
+  COUNT(bytes);
+  return fake::alloc(p, bytes);
 }
-CUresult cuMemAllocAsync(CUdeviceptr* p, size_t bytes, CUstream) { return cuMemAlloc(p, bytes); }
-CUresult cuMemAllocFromPoolAsync(CUdeviceptr* p, size_t bytes, CUmemoryPool, CUstream) { return cuMemAlloc(p, bytes); }
-CUresult cuMemFree(CUdeviceptr p) { return fake::release(p); }
-CUresult cuMemFreeAsync(CUdeviceptr p, CUstream) { return fake::release(p); }
+CUresult cuMemAllocAsync(CUdeviceptr* p, size_t bytes, CUstream) {
+  COUNT(bytes);
+  return fake::alloc(p, bytes);
+}
+CUresult cuMemAllocFromPoolAsync(CUdeviceptr* p, size_t bytes, CUmemoryPool, CUstream) {
+  COUNT(bytes);
+  return fake::alloc(p, bytes);
+}
+CUresult cuMemFree(CUdeviceptr p) { COUNT(0); return fake::release(p); }
+CUresult cuMemFreeAsync(CUdeviceptr p, CUstream) { COUNT(0); return fake::release(p); }
 CUresult cuMemHostAlloc(void** p, size_t bytes, unsigned int) {
+  COUNT(bytes);
   *p = std::malloc(bytes ? bytes : 1);
   return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
 }
-CUresult cuMemAllocHost(void** p, size_t bytes) { return cuMemHostAlloc(p, bytes, 0); }
-CUresult cuMemFreeHost(void* p) { std::free(p); return CUDA_SUCCESS; }
-CUresult cuMemHostRegister(void*, size_t, unsigned int) { return CUDA_SUCCESS; }
-CUresult cuMemHostUnregister(void*) { return CUDA_SUCCESS; }
+CUresult cuMemAllocHost(void** p, size_t bytes) {
+  COUNT(bytes);
+  *p = std::malloc(bytes ? bytes : 1);
+  return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+CUresult cuMemFreeHost(void* p) { COUNT(0); std::free(p); return CUDA_SUCCESS; }
+CUresult cuMemHostRegister(void*, size_t bytes, unsigned int) { COUNT(bytes); return CUDA_SUCCESS; }
+CUresult cuMemHostUnregister(void*) { COUNT(0); return CUDA_SUCCESS; }
 CUresult cuDeviceGetDefaultMemPool(CUmemoryPool* pool, CUdevice) {
   *pool = (CUmemoryPool)&fake::pool_token;
   return CUDA_SUCCESS;
@@ -236,43 +280,45 @@ CUresult cuMemPoolGetAttribute(CUmemoryPool, CUmemPool_attribute, void* v) {
 CUresult cuMemPoolTrimTo(CUmemoryPool, size_t) { return CUDA_SUCCESS; }
 
 CUresult cuMemcpyHtoD(CUdeviceptr dst, const void* src, size_t bytes) {
-  if (!fake::inside(dst, bytes, "a copy to the device")) return CUDA_ERROR_INVALID_VALUE;
-  std::memcpy((void*)dst, src, bytes);
-  return CUDA_SUCCESS;
+  COUNT(bytes);
+  return fake::copy((void*)dst, src, bytes, dst, 0);
 }
 CUresult cuMemcpyHtoDAsync(CUdeviceptr dst, const void* src, size_t bytes, CUstream) {
-  return cuMemcpyHtoD(dst, src, bytes);
+  COUNT(bytes);
+  return fake::copy((void*)dst, src, bytes, dst, 0);
 }
 CUresult cuMemcpyDtoH(void* dst, CUdeviceptr src, size_t bytes) {
-  if (!fake::inside(src, bytes, "a copy from the device")) return CUDA_ERROR_INVALID_VALUE;
-  std::memcpy(dst, (const void*)src, bytes);
-  return CUDA_SUCCESS;
+  COUNT(bytes);
+  return fake::copy(dst, (const void*)src, bytes, 0, src);
 }
 CUresult cuMemcpyDtoHAsync(void* dst, CUdeviceptr src, size_t bytes, CUstream) {
-  return cuMemcpyDtoH(dst, src, bytes);
+  COUNT(bytes);
+  return fake::copy(dst, (const void*)src, bytes, 0, src);
 }
 CUresult cuMemcpyDtoD(CUdeviceptr dst, CUdeviceptr src, size_t bytes) {
-  if (!fake::inside(src, bytes, "a device copy's source") ||
-      !fake::inside(dst, bytes, "a device copy's destination"))
-    return CUDA_ERROR_INVALID_VALUE;
-  std::memmove((void*)dst, (const void*)src, bytes);
-  return CUDA_SUCCESS;
+  COUNT(bytes);
+  return fake::copy((void*)dst, (const void*)src, bytes, dst, src);
 }
 CUresult cuMemcpyDtoDAsync(CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream) {
-  return cuMemcpyDtoD(dst, src, bytes);
+  COUNT(bytes);
+  return fake::copy((void*)dst, (const void*)src, bytes, dst, src);
 }
 CUresult cuMemsetD8(CUdeviceptr dst, unsigned char v, size_t n) {
-  if (!fake::inside(dst, n, "a memset")) return CUDA_ERROR_INVALID_VALUE;
-  std::memset((void*)dst, v, n);
-  return CUDA_SUCCESS;
+  COUNT(n);
+  return fake::set8(dst, v, n);
 }
-CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, CUstream) { return cuMemsetD8(dst, v, n); }
+CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char v, size_t n, CUstream) {
+  COUNT(n);
+  return fake::set8(dst, v, n);
+}
 CUresult cuMemsetD32(CUdeviceptr dst, unsigned int v, size_t n) {
-  if (!fake::inside(dst, 4 * n, "a memset")) return CUDA_ERROR_INVALID_VALUE;
-  for (size_t i = 0; i < n; ++i) std::memcpy((char*)dst + 4 * i, &v, 4);
-  return CUDA_SUCCESS;
+  COUNT(4 * n);
+  return fake::set32(dst, v, n);
 }
-CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, CUstream) { return cuMemsetD32(dst, v, n); }
+CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned int v, size_t n, CUstream) {
+  COUNT(4 * n);
+  return fake::set32(dst, v, n);
+}
 CUresult cuPointerGetAttribute(void* data, CUpointer_attribute a, CUdeviceptr p) {
   if (a == CU_POINTER_ATTRIBUTE_CONTEXT) {
     *(CUcontext*)data = (CUcontext)&fake::context_token;
@@ -316,6 +362,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
               k->name.c_str(), gx, gy, gz, bx, by, bz, shared);
     return CUDA_ERROR_INVALID_VALUE;
   }
+  census().add("launch", k->name.c_str(), (uint64_t)gx * gy * gz * threads);
   std::lock_guard<std::mutex> g(fake::lock);
   if (fake::verbose)
     fake::say("%s grid (%u, %u, %u) blocks (%u, %u, %u)", k->name.c_str(), gx, gy, gz, bx, by, bz);
@@ -323,6 +370,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned
   return CUDA_SUCCESS;
 }
 CUresult cuLaunchHostFunc(CUstream, CUhostFn fn, void* data) {
+  COUNT(0);
   fn(data);
   return CUDA_SUCCESS;
 }
