@@ -1,9 +1,10 @@
 // A host build of batch_norm.cu's per-thread bodies (no GPU), against plain references with the
-// CPU kernel's formulas (batch_norm.rs): the batch statistics, the per-channel coefficients and
+// CPU kernel's formulas (batch_norm.rs): the batch statistics (after γ and β in one (4, C)
+// parameter tensor), the per-channel coefficients and
 // the normalisation with each activation (ReLU, hard-swish, none), without and with a residual
 // added before the activation — bit for bit, the same
 // expressions in the same order —, and the backward (dx, dγ, dβ; sums in another order than the
-// reference, so within 1e-12 in double, 1e-5 in float). The block reductions are common.cuh's
+// reference, so within 1e-12 in double, 1e-5 in float; zeros in the statistics' rows). The block reductions are common.cuh's
 // own (`block_sum`: warp shuffles, shared memory, barriers), run lane against lane by
 // host_cuda.h's emulation, with block widths of one, three and eight warps and 1–3 batch
 // slices. The GPU's arithmetic, the launch itself and races the emulation's two orders of
@@ -44,11 +45,14 @@ static int check(const char* type, double tol) {
           for (size_t i = 0; i < n; ++i) x[i] = (T)(std::sin(0.3 * i) * 2 + 0.5 * (i % 3));
           for (size_t i = 0; i < n; ++i) dy[i] = (T)std::cos(0.7 * i);
           for (size_t i = 0; i < 2 * C; ++i) affine[i] = (T)(1.0 + 0.25 * std::sin(i + 1.0));
-          // Statistics.
+          // Statistics, written after γ and β: params = [γ; β; mean; var].
           std::vector<double> part(2 * C * splits, -9);
-          std::vector<T> stats(2 * C, -9);
+          std::vector<T> params(4 * C, -9);
           run_blocks(splits, C, width, [&] { bn_stat_partials<T>(x.data(), part.data(), B, C, hw, splits); });
-          bn_stat_finish<T>(x.data(), part.data(), stats.data(), B, C, hw, splits);
+          bn_stat_finish<T>(x.data(), part.data(), affine.data(), affine.data() + C, params.data(), B, C, hw, splits);
+          const T* stats = params.data() + 2 * C;
+          for (size_t i = 0; i < 2 * C; ++i)
+            if (params[i] != affine[i] && fails++ < 8) printf("%s params row %zu: %g != γ/β %g\n", type, i / C, (double)params[i], (double)affine[i]);
           for (size_t ch = 0; ch < C; ++ch) {
             double s = 0, q = 0;
             for (size_t b = 0; b < B; ++b)
@@ -67,7 +71,7 @@ static int check(const char* type, double tol) {
           }
           // Normalisation (the CPU kernel's rounding: scale and shift rounded to T).
           std::vector<T> coef(2 * C, -9), y(n, -9);
-          bn_coefficients<T>(affine.data(), stats.data(), coef.data(), eps, C);
+          bn_coefficients<T>(affine.data(), stats, coef.data(), eps, C);
           std::vector<T> r(n), yr(n, -9);
           for (size_t i = 0; i < n; ++i) r[i] = (T)std::sin(1.1 * i + 0.2);
           bn_apply<T>(x.data(), coef.data(), nullptr, y.data(), B * C, C, hw, act);
@@ -82,11 +86,9 @@ static int check(const char* type, double tol) {
             if (y[i] != e && fails++ < 8) printf("%s apply act %d: %zu %g != %g\n", type, act, i, (double)y[i], (double)e);
             if (yr[i] != er && fails++ < 8) printf("%s apply + residual act %d: %zu %g != %g\n", type, act, i, (double)yr[i], (double)er);
           }
-          // Backward: params = [γ; β; mean; var].
-          std::vector<T> params(4 * C);
-          for (size_t i = 0; i < 2 * C; ++i) params[i] = affine[i], params[2 * C + i] = stats[i];
+          // Backward, from the params written above: dx, then the gradient of params, (4, C).
           std::vector<double> gpart(2 * C * splits, -9), gcoef(7 * C, -9);
-          std::vector<T> out(n + 2 * C, -9);
+          std::vector<T> out(n + 4 * C, -9);
           run_blocks(splits, C, width, [&] {
             bn_grad_partials<T>(x.data(), dy.data(), params.data(), gpart.data(), eps, B, C, hw, splits, act);
           });
@@ -109,6 +111,8 @@ static int check(const char* type, double tol) {
             auto bad = [&](double a, double e) { return std::fabs(a - e) > tol * (1 + std::fabs(e)); };
             if ((bad((double)out[n + ch], sdx) || bad((double)out[n + C + ch], sd)) && fails++ < 8)
               printf("%s dgamma/dbeta act %d ch %zu: %g %g != %g %g\n", type, act, ch, (double)out[n + ch], (double)out[n + C + ch], sdx, sd);
+            if ((out[n + 2 * C + ch] != (T)0 || out[n + 3 * C + ch] != (T)0) && fails++ < 8)
+              printf("%s the statistics' gradient rows ch %zu: %g %g, not 0\n", type, ch, (double)out[n + 2 * C + ch], (double)out[n + 3 * C + ch]);
             for (size_t b = 0; b < B; ++b)
               for (size_t j = 0; j < hw; ++j) {
                 size_t i = (b * C + ch) * hw + j;

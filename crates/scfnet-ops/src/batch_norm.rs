@@ -5,13 +5,13 @@
 //! (biased variance to normalise, unbiased in the running variance, momentum 0.1);
 //! [`paddle_batch_norm`] keeps Paddle's update instead (biased variance in the running variance).
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, Var};
 use candle_nn::{Init, ModuleT, VarBuilder};
 use rayon::prelude::*;
 
 use crate::activation::Activation;
 use crate::dispatch::uses_own_kernels;
-use crate::elem::{dims4, map_float, map_float3, Real};
+use crate::elem::{dims4, map_float2, map_float3, Real};
 use crate::generic_ops::OpFamily;
 
 /// A 2-D BatchNorm layer with learnable scale and shift and running statistics.
@@ -122,19 +122,12 @@ impl BatchNorm {
             && residual.shape() == x.shape()
         {
             crate::macs::add_batch_norm(x.elem_count());
-            let c = x.dim(1)?;
             let x = x.contiguous()?;
-            let stats = self.batch_statistics(&x)?;
-            let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;
-            let params = Tensor::cat(&[&affine, &stats.to_dtype(x.dtype())?], 0)?;
+            let params = self.batch_params(&x)?;
             return x.apply_op3(
                 &params,
                 &residual.contiguous()?,
-                BnResidual {
-                    eps: self.eps,
-                    channels: c,
-                    act,
-                },
+                BnResidual { eps: self.eps, act },
             );
         }
         act.apply(&(self.forward_t(x, train)? + residual)?)
@@ -146,11 +139,9 @@ impl BatchNorm {
             return act.apply(&self.forward_train_composed(x)?);
         }
         let x = x.contiguous()?;
-        let stats = self.batch_statistics(&x)?;
-        let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;
-        x.apply_op3(
-            &affine,
-            &stats.to_dtype(x.dtype())?,
+        let params = self.batch_params(&x)?;
+        x.apply_op2(
+            &params,
             BnTrain {
                 eps: self.eps,
                 channels: c,
@@ -160,19 +151,27 @@ impl BatchNorm {
         )
     }
 
-    /// The batch mean and biased variance of a contiguous `x`, `(2, C)`, with the running
-    /// statistics updated from them (the kernels' path).
-    fn batch_statistics(&self, x: &Tensor) -> Result<Tensor> {
+    /// `[γ; β; mean; var]`, `(4, C)`, in `x`'s dtype: the scale and shift next to the batch
+    /// mean and biased variance of a contiguous `x`, made by one op whose backward hands rows 0
+    /// and 1 back to γ and β (the kernels' path: no stacking or concatenation, each a launch per
+    /// row on a GPU, either way); the running statistics are updated from rows 2 and 3.
+    fn batch_params(&self, x: &Tensor) -> Result<Tensor> {
         let (b, _, h, w) = x.dims4()?;
         let n = (b * h * w) as f64;
-        let stats = x.detach().apply_op1_no_bwd(&ChannelStats)?;
-        let mean = stats.get(0)?;
-        let var = stats.get(1)?;
+        let dtype = x.dtype();
+        let params = x.detach().apply_op3(
+            &self.weight.to_dtype(dtype)?,
+            &self.bias.to_dtype(dtype)?,
+            BatchParams,
+        )?;
+        let stats = params.detach();
+        let mean = stats.get(2)?;
+        let var = stats.get(3)?;
         let m = self.momentum;
         crate::running_stats::update_running(&self.running_mean, &mean, 1.0 - m, m)?;
         let unbiased = self.variance_weight(n);
         crate::running_stats::update_running(&self.running_var, &var, 1.0 - m, unbiased)?;
-        Ok(stats)
+        Ok(params)
     }
 
     /// The same computation from candle operations (devices without the fused kernel).
@@ -206,18 +205,18 @@ impl BatchNorm {
         if uses_own_kernels(OpFamily::BatchNorm, x) {
             // One fused pass with the running statistics in place of the batch's.
             let x = x.contiguous()?;
-            let affine = Tensor::stack(&[&self.weight, &self.bias], 0)?.to_dtype(x.dtype())?;
-            let stats = Tensor::stack(
+            let params = Tensor::stack(
                 &[
-                    self.running_mean.as_detached_tensor(),
-                    self.running_var.as_detached_tensor(),
+                    &self.weight,
+                    &self.bias,
+                    &self.running_mean.as_detached_tensor(),
+                    &self.running_var.as_detached_tensor(),
                 ],
                 0,
             )?
             .to_dtype(x.dtype())?;
-            return x.apply_op3(
-                &affine,
-                &stats,
+            return x.apply_op2(
+                &params,
                 BnTrain {
                     eps: self.eps,
                     channels: c,
@@ -249,9 +248,11 @@ impl ModuleT for BatchNorm {
     }
 }
 
-/// Per-channel mean and biased variance of a contiguous `(B, C, H, W)` tensor, as `(2, C)`;
-/// sums in f64.
-struct ChannelStats;
+/// Inputs `x` `(B, C, H, W)` (contiguous, no gradient), `γ` and `β` `(C)`: `[γ; β; mean; var]`,
+/// `(4, C)`, the per-channel mean and biased variance of `x` (sums in f64) after γ and β. The
+/// backward passes rows 0 and 1 of the gradient to γ and β; the statistics' rows lead nowhere
+/// (the normalisation's own backward differentiates through them).
+struct BatchParams;
 
 fn channel_stats<T: Real + Into<f64>>(x: &[T], b: usize, c: usize, hw: usize) -> Vec<T> {
     let n = (b * hw) as f64;
@@ -283,32 +284,78 @@ fn channel_stats<T: Real + Into<f64>>(x: &[T], b: usize, c: usize, hw: usize) ->
     out
 }
 
-impl CustomOp1 for ChannelStats {
+impl BatchParams {
+    /// `x`'s `(B, C, H·W)`; an error when γ or β does not hold C values.
+    fn sizes(&self, x: &Layout, gamma: &Layout, beta: &Layout) -> Result<(usize, usize, usize)> {
+        let (b, c, h, w) = dims4(self.name(), x)?;
+        for (what, l) in [("scale", gamma), ("shift", beta)] {
+            if l.shape().elem_count() != c {
+                candle_core::bail!(
+                    "{}: {what} of shape {:?} for {c} channels",
+                    self.name(),
+                    l.shape()
+                );
+            }
+        }
+        Ok((b, c, h * w))
+    }
+}
+
+impl CustomOp3 for BatchParams {
     fn name(&self) -> &'static str {
-        "batch-norm-stats"
+        "batch-norm-params"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (b, c, h, w) = dims4(self.name(), l)?;
-        let out = map_float!(self.name(), s, l, |d| channel_stats(d, b, c, h * w));
-        Ok((out, Shape::from((2, c))))
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, hw) = self.sizes(l1, l2, l3)?;
+        let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, gamma, beta| {
+            let mut params = Vec::with_capacity(4 * c);
+            params.extend_from_slice(gamma);
+            params.extend_from_slice(beta);
+            params.extend(channel_stats(x, b, c, hw));
+            params
+        });
+        Ok((out, Shape::from((4, c))))
     }
 
     #[cfg(feature = "cuda")]
     fn cuda_fwd(
         &self,
-        s: &candle_core::CudaStorage,
-        l: &Layout,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (b, c, h, w) = dims4(self.name(), l)?;
-        let out = cuda::stats(s, l, (b, c, h * w))?;
-        Ok((out, Shape::from((2, c))))
+        let (b, c, hw) = self.sizes(l1, l2, l3)?;
+        let out = cuda::params((s1, l1), (s2, l2), (s3, l3), (b, c, hw))?;
+        Ok((out, Shape::from((4, c))))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _gamma: &Tensor,
+        _beta: &Tensor,
+        _params: &Tensor,
+        dparams: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        Ok((None, Some(dparams.get(0)?), Some(dparams.get(1)?)))
     }
 }
 
-/// `y = act((x − mean) / √(var + ε) · γ + β)` with `stats` = `[mean; var]` and `affine` =
-/// `[γ; β]`, both `(2, C)`: the batch's statistics (training; the backward goes through them)
-/// or the running ones (eval; constants, no activation).
+/// `y = act((x − mean) / √(var + ε) · γ + β)` with `params` = `[γ; β; mean; var]`, `(4, C)`:
+/// the batch's statistics (training, from [`BatchParams`]; the backward goes through them) or
+/// the running ones (eval; constants, no activation).
 struct BnTrain {
     eps: f64,
     channels: usize,
@@ -373,7 +420,8 @@ fn bn_apply<T: Real + Into<f64>>(
     y
 }
 
-/// The gradients of [`BnTrain`], packed: `dx` (B·C·H·W values), then `dγ` and `dβ` (C each).
+/// The gradients of [`BnTrain`], packed: `dx` (B·C·H·W values), then the gradient of its
+/// parameters `[γ; β; mean; var]`: `dγ`, `dβ` and two rows of zeros (C each).
 /// With an activation, `dy` is first multiplied by its derivative at the recomputed
 /// pre-activation `x·scale + shift`.
 fn bn_backward<T: Real + Into<f64>>(
@@ -406,7 +454,7 @@ fn bn_backward<T: Real + Into<f64>>(
             (sd, sdx)
         })
         .collect();
-    let mut out = vec![T::ZERO; x.len() + 2 * c];
+    let mut out = vec![T::ZERO; x.len() + 4 * c];
     let (dx, dparams) = out.split_at_mut(x.len());
     dx.par_chunks_mut(hw).enumerate().for_each(|(i, dst)| {
         let ch = i % c;
@@ -430,7 +478,20 @@ fn bn_backward<T: Real + Into<f64>>(
     out
 }
 
-impl CustomOp3 for BnTrain {
+/// The channels and plane size of an op's input `(B, C, H, W)`; an error naming `op` when its
+/// `params` are not `(4, C)` (`[γ; β; mean; var]`).
+fn param_sizes(op: &str, x: &Layout, params: &Layout) -> Result<(usize, usize)> {
+    let (_, c, h, w) = dims4(op, x)?;
+    if params.shape().elem_count() != 4 * c {
+        candle_core::bail!(
+            "{op}: parameters of shape {:?} for {c} channels (want (4, {c}))",
+            params.shape()
+        );
+    }
+    Ok((c, h * w))
+}
+
+impl CustomOp2 for BnTrain {
     fn name(&self) -> &'static str {
         "batch-norm-train"
     }
@@ -441,12 +502,11 @@ impl CustomOp3 for BnTrain {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (_, c, h, w) = dims4(self.name(), l1)?;
-        let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, affine, stats| {
-            bn_apply(x, affine, stats, None, (c, h * w), self.eps, self.act)
+        let (c, hw) = param_sizes(self.name(), l1, l2)?;
+        let out = map_float2!(self.name(), s1, l1, s2, l2, |x, params| {
+            let (affine, stats) = params.split_at(2 * c);
+            bn_apply(x, affine, stats, None, (c, hw), self.eps, self.act)
         });
         Ok((out, l1.shape().clone()))
     }
@@ -458,71 +518,81 @@ impl CustomOp3 for BnTrain {
         l1: &Layout,
         s2: &candle_core::CudaStorage,
         l2: &Layout,
-        s3: &candle_core::CudaStorage,
-        l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (_, c, h, w) = dims4(self.name(), l1)?;
-        let out = cuda::apply((s1, l1), (s2, l2), (s3, l3), (c, h * w), self.eps, self.act)?;
+        let (c, hw) = param_sizes(self.name(), l1, l2)?;
+        let out = cuda::apply((s1, l1), (s2, l2), None, (c, hw), self.eps, self.act)?;
         Ok((out, l1.shape().clone()))
     }
 
     fn bwd(
         &self,
         x: &Tensor,
-        affine: &Tensor,
-        stats: &Tensor,
+        params: &Tensor,
         _res: &Tensor,
         dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let c = self.channels;
         if !self.batch_stats {
             // Fixed statistics: y = x̂·γ + β with x̂ = (x − mean)·inv, a per-channel affine map.
             let shape = (1, c, 1, 1);
-            let inv = (stats.get(1)? + self.eps)?
+            let inv = (params.get(3)? + self.eps)?
                 .sqrt()?
                 .recip()?
                 .reshape(shape)?;
             let xhat = x
-                .broadcast_sub(&stats.get(0)?.reshape(shape)?)?
+                .broadcast_sub(&params.get(2)?.reshape(shape)?)?
                 .broadcast_mul(&inv)?;
-            let dx = dy.broadcast_mul(&(affine.get(0)?.reshape(shape)? * &inv)?)?;
+            let dx = dy.broadcast_mul(&(params.get(0)?.reshape(shape)? * &inv)?)?;
             let per_channel = |t: Tensor| -> Result<Tensor> { t.sum(0)?.sum(1)?.sum(1) };
             let dgamma = per_channel((dy * xhat)?)?;
             let dbeta = per_channel(dy.clone())?;
-            return Ok((Some(dx), Some(Tensor::stack(&[dgamma, dbeta], 0)?), None));
+            let zeros = dgamma.zeros_like()?;
+            let dparams = Tensor::stack(&[&dgamma, &dbeta, &zeros, &zeros], 0)?;
+            return Ok((Some(dx), Some(dparams)));
         }
-        let params = Tensor::cat(&[affine, stats], 0)?.contiguous()?;
-        let packed = x.apply_op3_no_bwd(
-            &dy.contiguous()?,
-            &params,
-            &BnBackward {
-                eps: self.eps,
-                channels: self.channels,
-                act: self.act,
-            },
-        )?;
-        let n = x.elem_count();
-        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
-        let daffine = packed
-            .narrow(0, n, 2 * self.channels)?
-            .reshape((2, self.channels))?;
-        Ok((Some(dx), Some(daffine), None))
+        let (dx, dparams) = batch_backward(x, &dy.contiguous()?, params, self.eps, self.act)?;
+        Ok((Some(dx), Some(dparams)))
     }
+}
+
+/// The backward of the normalisation with batch statistics: `dx` and the gradient of `params`
+/// `(4, C)` (`[dγ; dβ; 0; 0]`), both views of [`BnBackward`]'s one output, so that no copy or
+/// concatenation is launched for them.
+fn batch_backward(
+    x: &Tensor,
+    dy: &Tensor,
+    params: &Tensor,
+    eps: f64,
+    act: Activation,
+) -> Result<(Tensor, Tensor)> {
+    let c = params.elem_count() / 4;
+    let packed = x.apply_op3_no_bwd(
+        dy,
+        &params.contiguous()?,
+        &BnBackward {
+            eps,
+            channels: c,
+            act,
+        },
+    )?;
+    let n = x.elem_count();
+    let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+    let dparams = packed.narrow(0, n, 4 * c)?.reshape((4, c))?;
+    Ok((dx, dparams))
 }
 
 /// `act(BatchNorm(x) + residual)` in training: inputs `x`, `params` = `[γ; β; mean; var]`
 /// `(4, C)` (the batch statistics), `residual`; `act` none or ReLU.
 struct BnResidual {
     eps: f64,
-    channels: usize,
     act: Activation,
 }
 
 impl BnResidual {
     /// The channels and plane size of the input `(B, C, H, W)`; an error when the residual's
-    /// shape differs.
-    fn sizes(&self, input: &Layout, residual: &Layout) -> Result<(usize, usize)> {
-        let (_, c, h, w) = dims4(self.name(), input)?;
+    /// shape differs or `params` is not `(4, C)`.
+    fn sizes(&self, input: &Layout, params: &Layout, residual: &Layout) -> Result<(usize, usize)> {
+        let sizes = param_sizes(self.name(), input, params)?;
         if residual.shape() != input.shape() {
             candle_core::bail!(
                 "{}: residual {:?} and input {:?} differ in shape",
@@ -531,7 +601,7 @@ impl BnResidual {
                 input.shape()
             );
         }
-        Ok((c, h * w))
+        Ok(sizes)
     }
 }
 
@@ -549,7 +619,7 @@ impl CustomOp3 for BnResidual {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (c, hw) = self.sizes(l1, l3)?;
+        let (c, hw) = self.sizes(l1, l2, l3)?;
         let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, params, r| {
             let (affine, stats) = params.split_at(2 * c);
             bn_apply(x, affine, stats, Some(r), (c, hw), self.eps, self.act)
@@ -567,8 +637,15 @@ impl CustomOp3 for BnResidual {
         s3: &candle_core::CudaStorage,
         l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let (c, hw) = self.sizes(l1, l3)?;
-        let out = cuda::apply_residual((s1, l1), (s2, l2), (s3, l3), (c, hw), self.eps, self.act)?;
+        let (c, hw) = self.sizes(l1, l2, l3)?;
+        let out = cuda::apply(
+            (s1, l1),
+            (s2, l2),
+            Some((s3, l3)),
+            (c, hw),
+            self.eps,
+            self.act,
+        )?;
         Ok((out, l1.shape().clone()))
     }
 
@@ -582,35 +659,18 @@ impl CustomOp3 for BnResidual {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let c = self.channels;
         let g = match self.act {
             Activation::Relu => crate::activation::relu_grad_from_output(y, dy)?,
             _ => dy.contiguous()?,
         };
-        let packed = x.apply_op3_no_bwd(
-            &g,
-            &params.contiguous()?,
-            &BnBackward {
-                eps: self.eps,
-                channels: c,
-                act: Activation::None,
-            },
-        )?;
-        let n = x.elem_count();
-        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
-        // The statistics' rows get no gradient (the backward above goes through them).
-        let dparams = Tensor::cat(
-            &[
-                &packed.narrow(0, n, 2 * c)?.reshape((2, c))?,
-                &Tensor::zeros((2, c), x.dtype(), x.device())?,
-            ],
-            0,
-        )?;
+        let (dx, dparams) = batch_backward(x, &g, params, self.eps, Activation::None)?;
         let dr = residual.track_op().then_some(g);
         Ok((Some(dx), Some(dparams), dr))
     }
 }
 
+/// Inputs `x`, `dy` `(B, C, H, W)` and `params` `(4, C)`: the gradients of the normalisation with
+/// batch statistics, packed as [`bn_backward`] packs them.
 struct BnBackward {
     eps: f64,
     channels: usize,
@@ -635,7 +695,7 @@ impl CustomOp3 for BnBackward {
         let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, dy, params| {
             bn_backward(x, dy, params, (b, c, h * w), self.eps, self.act)
         });
-        Ok((out, Shape::from(b * c * h * w + 2 * self.channels)))
+        Ok((out, Shape::from(b * c * h * w + 4 * self.channels)))
     }
 
     #[cfg(feature = "cuda")]
@@ -657,7 +717,7 @@ impl CustomOp3 for BnBackward {
             self.eps,
             self.act,
         )?;
-        Ok((out, Shape::from(b * c * h * w + 2 * self.channels)))
+        Ok((out, Shape::from(b * c * h * w + 4 * self.channels)))
     }
 }
 
@@ -676,54 +736,42 @@ mod cuda {
 
     const OP: &str = "batch-norm";
 
-    /// Per-channel mean and biased variance, `(2, C)`.
-    pub(super) fn stats(
-        s: &CudaStorage,
-        l: &Layout,
+    /// `[γ; β; mean; biased variance]`, `(4, C)`.
+    pub(super) fn params(
+        x: (&CudaStorage, &Layout),
+        gamma: (&CudaStorage, &Layout),
+        beta: (&CudaStorage, &Layout),
         dims: (usize, usize, usize),
     ) -> Result<CudaStorage> {
-        by_float!("batch-norm stats", s, stats_typed(s, l, dims))
+        by_float!("batch-norm params", x.0, params_typed(x, gamma, beta, dims))
     }
 
-    fn stats_typed<T: GpuFloat>(
-        s: &CudaStorage,
-        l: &Layout,
+    fn params_typed<T: GpuFloat>(
+        (xs, xl): (&CudaStorage, &Layout),
+        (gs, gl): (&CudaStorage, &Layout),
+        (bs, bl): (&CudaStorage, &Layout),
         (b, c, hw): (usize, usize, usize),
     ) -> Result<CudaStorage> {
-        let dev = s.device();
-        let x = view::<T>(OP, s, l)?;
+        let dev = xs.device();
+        let x = view::<T>(OP, xs, xl)?;
+        let (gamma, beta) = (view::<T>(OP, gs, gl)?, view::<T>(OP, bs, bl)?);
         per_plane(OP, 1, hw)?;
         let splits = batch_slices(b, hw);
         let mut part = output::<f64>(dev, 2 * c * splits)?;
         launch!(dev, BATCH_NORM, kernel::<T>("bn_stat_partials"),
             config: blocks((splits, c), 256), args: [&x, &mut part, &b, &c, &hw, &splits]);
-        let mut out = output::<T>(dev, 2 * c)?;
-        launch!(dev, BATCH_NORM, kernel::<T>("bn_stat_finish"),
-            config: per_element(c), args: [&x, &part, &mut out, &b, &c, &hw, &splits]);
-        Ok(wrap(s, out))
+        let mut out = output::<T>(dev, 4 * c)?;
+        launch!(dev, BATCH_NORM, kernel::<T>("bn_stat_finish"), config: per_element(c),
+            args: [&x, &part, &gamma, &beta, &mut out, &b, &c, &hw, &splits]);
+        Ok(wrap(xs, out))
     }
 
-    /// `act(x · scale + shift)` per channel.
+    /// `act(x · scale + shift)` per channel, `act(x · scale + shift + residual)` with a
+    /// residual; `params` = `[γ; β; mean; var]`.
     pub(super) fn apply(
         x: (&CudaStorage, &Layout),
-        affine: (&CudaStorage, &Layout),
-        stats: (&CudaStorage, &Layout),
-        dims: (usize, usize),
-        eps: f64,
-        act: Activation,
-    ) -> Result<CudaStorage> {
-        by_float!(
-            "batch-norm apply",
-            x.0,
-            apply_typed(x, affine, stats, None, dims, eps, act)
-        )
-    }
-
-    /// `act(x · scale + shift + residual)` per channel, `params` = `[γ; β; mean; var]`.
-    pub(super) fn apply_residual(
-        x: (&CudaStorage, &Layout),
         params: (&CudaStorage, &Layout),
-        residual: (&CudaStorage, &Layout),
+        residual: Option<(&CudaStorage, &Layout)>,
         (c, hw): (usize, usize),
         eps: f64,
         act: Activation,
@@ -731,34 +779,21 @@ mod cuda {
         by_float!(
             "batch-norm apply",
             x.0,
-            apply_residual_typed(x, params, residual, (c, hw), eps, act)
+            apply_typed(x, params, residual, (c, hw), eps, act)
         )
     }
 
-    fn apply_residual_typed<T: GpuFloat>(
+    fn apply_typed<T: GpuFloat>(
         x: (&CudaStorage, &Layout),
         (ps, pl): (&CudaStorage, &Layout),
-        residual: (&CudaStorage, &Layout),
+        residual: Option<(&CudaStorage, &Layout)>,
         (c, hw): (usize, usize),
         eps: f64,
         act: Activation,
     ) -> Result<CudaStorage> {
         let params = view::<T>(OP, ps, pl)?;
         let (affine, stats) = (params.slice(0..2 * c), params.slice(2 * c..4 * c));
-        apply_views(x, &affine, &stats, Some(residual), (c, hw), eps, act)
-    }
-
-    fn apply_typed<T: GpuFloat>(
-        x: (&CudaStorage, &Layout),
-        (a_s, al): (&CudaStorage, &Layout),
-        (ss, sl): (&CudaStorage, &Layout),
-        residual: Option<(&CudaStorage, &Layout)>,
-        dims: (usize, usize),
-        eps: f64,
-        act: Activation,
-    ) -> Result<CudaStorage> {
-        let (affine, stats) = (view::<T>(OP, a_s, al)?, view::<T>(OP, ss, sl)?);
-        apply_views(x, &affine, &stats, residual, dims, eps, act)
+        apply_views(x, &affine, &stats, residual, (c, hw), eps, act)
     }
 
     /// The coefficients of every channel (`bn_coefficients`), then the normalisation with the
@@ -795,7 +830,7 @@ mod cuda {
         Ok(wrap(xs, y))
     }
 
-    /// `dx` then `dγ`, `dβ`, packed as the CPU kernel packs them.
+    /// `dx` then `dγ`, `dβ` and two rows of zeros, packed as the CPU kernel packs them.
     pub(super) fn backward(
         x: (&CudaStorage, &Layout),
         dy: (&CudaStorage, &Layout),
@@ -834,7 +869,7 @@ mod cuda {
             args: [&x, &dy, &params, &mut part, &eps, &b, &c, &hw, &splits, &act]);
         // Per channel: dγ, dβ, and the coefficients of the input gradient (7 each).
         let mut coef = output::<f64>(dev, 7 * c)?;
-        let mut out = output::<T>(dev, total + 2 * c)?;
+        let mut out = output::<T>(dev, total + 4 * c)?;
         launch!(dev, BATCH_NORM, kernel::<T>("bn_grad_finish"), config: per_element(c),
             args: [&part, &params, &mut coef, &mut out, &eps, &total, &c, &splits]);
         launch!(dev, BATCH_NORM, kernel::<T>("bn_grad_input"), config: config,

@@ -3,11 +3,11 @@
 # hand, from the repository root, after `cargo xtask build-cuda --strip` (the CPU runs it
 # compares with use the same binary, with the fake libraries loaded and unused):
 #
-#   bash tests/gpu/fake_cuda/check.sh                  # every part (about 25 minutes on 2 cores)
+#   bash tests/gpu/fake_cuda/check.sh                  # every part (about 15 minutes on 2 cores)
 #   bash tests/gpu/fake_cuda/check.sh train predict    # some: check bench train predict distill
 #
 # check:   `check-device --side 64`: every op case (cuDNN's included) and each network's map and
-#          training step against the CPU (about 14 minutes);
+#          training step against the CPU (about 8 minutes);
 # bench:   `check-device --bench-only` at side 64 in every timing mode (f32, tf32, conv-tf32,
 #          cudnn, batch-columns, batch-wgrad, bf16, f32-events, f32-generic), the student's
 #          inference and training step: each mode's code path runs and gives a first-step loss

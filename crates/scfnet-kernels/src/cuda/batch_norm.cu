@@ -50,10 +50,12 @@ __device__ void bn_stat_partials(const T* x, double* part, size_t b, size_t c, u
     }
 }
 
-// stats = [mean; biased variance], (2, C).
+// params = [γ; β; mean; biased variance], (4, C): the scale and shift copied from gamma and
+// beta, (C) each, next to the batch's statistics, so that the normalisation and its backward take
+// one parameter tensor without a concatenation of their own.
 template <typename T>
-__device__ void bn_stat_finish(const T* x, const double* part, T* stats, size_t b, size_t c,
-                               size_t hw, size_t splits) {
+__device__ void bn_stat_finish(const T* x, const double* part, const T* gamma, const T* beta,
+                               T* params, size_t b, size_t c, size_t hw, size_t splits) {
     FOR_EACH_INDEX(ch, c) {
         double s1 = 0.0, s2 = 0.0;
         for (size_t k = 0; k < splits; ++k) {
@@ -62,8 +64,10 @@ __device__ void bn_stat_finish(const T* x, const double* part, T* stats, size_t 
         }
         double n = (double)(b * hw), m = s1 / n;
         double var = s2 / n - m * m;
-        stats[ch] = (T)((double)x[ch * hw] + m);
-        stats[c + ch] = (T)(var > 0.0 ? var : 0.0);
+        params[ch] = gamma[ch];
+        params[c + ch] = beta[ch];
+        params[2 * c + ch] = (T)((double)x[ch * hw] + m);
+        params[3 * c + ch] = (T)(var > 0.0 ? var : 0.0);
     }
 }
 
@@ -128,8 +132,9 @@ __device__ void bn_grad_partials(const T* x, const T* dy, const T* params, doubl
     }
 }
 
-// Per channel, from the slices' partial sums: out[total + ch] = dγ = Σ dy·x̂ and
-// out[total + c + ch] = dβ = Σ dy, and the coefficients bn_grad_input needs, coef[7·ch + …]:
+// Per channel, from the slices' partial sums: out[total + ch] = dγ = Σ dy·x̂,
+// out[total + c + ch] = dβ = Σ dy and 0 in the statistics' rows out[total + 2c + ch],
+// out[total + 3c + ch] (the gradient of the whole (4, C) parameter tensor), and the coefficients bn_grad_input needs, coef[7·ch + …]:
 // mean, inv = 1/√(var + ε), k = γ·inv, a = Σdy/n, m = Σ(dy·x̂)/n (n = B·H·W), and the
 // forward's scale and shift rounded to T (stored as doubles, exactly). Computed once per channel,
 // not per element.
@@ -144,6 +149,8 @@ __device__ void bn_grad_finish(const double* part, const T* params, double* coef
         }
         out[total + ch] = (T)sdx;
         out[total + c + ch] = (T)sd;
+        out[total + 2 * c + ch] = (T)0;
+        out[total + 3 * c + ch] = (T)0;
         double n = (double)(total / c);
         double mean = (double)params[2 * c + ch];
         double inv = 1.0 / sqrt((double)params[3 * c + ch] + eps);
@@ -184,9 +191,10 @@ __device__ void bn_grad_input(const T* x, const T* dy, const double* coef, T* ou
         bn_stat_partials<T>(x, part, b, c, hw, splits);                                         \
     }                                                                                           \
     extern "C" __global__ void bn_stat_finish_##SUFFIX(const T* x, const double* part,          \
-                                                       T* stats, size_t b, size_t c, size_t hw, \
-                                                       size_t splits) {                         \
-        bn_stat_finish<T>(x, part, stats, b, c, hw, splits);                                    \
+                                                       const T* gamma, const T* beta,           \
+                                                       T* params, size_t b, size_t c,           \
+                                                       size_t hw, size_t splits) {              \
+        bn_stat_finish<T>(x, part, gamma, beta, params, b, c, hw, splits);                      \
     }                                                                                           \
     extern "C" __global__ void bn_coefficients_##SUFFIX(const T* affine, const T* stats,      \
                                                         T* coef, double eps, size_t c) {        \
