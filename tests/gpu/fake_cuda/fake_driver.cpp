@@ -70,13 +70,23 @@ void say(const char* fmt, ...) {
   va_end(ap);
 }
 
-void* allocate(size_t bytes) {
+// A device allocation of `bytes`, filled with 0xff (NaN), recorded for the bounds checks.
+CUresult allocate(CUdeviceptr* out, size_t bytes) {
   void* p = std::malloc(bytes ? bytes : 1);
-  if (!p) return nullptr;
+  if (!p) return CUDA_ERROR_OUT_OF_MEMORY;
   std::memset(p, 0xff, bytes);
-  std::lock_guard<std::mutex> g(allocations_lock);
-  allocations[(uintptr_t)p] = bytes;
-  return p;
+  {
+    std::lock_guard<std::mutex> g(allocations_lock);
+    allocations[(uintptr_t)p] = bytes;
+  }
+  *out = (CUdeviceptr)p;
+  return CUDA_SUCCESS;
+}
+
+// Page-locked host memory: ordinary host memory here.
+CUresult host_allocate(void** out, size_t bytes) {
+  *out = std::malloc(bytes ? bytes : 1);
+  return *out ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
 }
 
 CUresult release(CUdeviceptr p) {
@@ -102,13 +112,6 @@ bool inside(CUdeviceptr p, size_t bytes, const char* what) {
   say("%s of %zu bytes at %#llx: outside every device allocation", what, bytes,
       (unsigned long long)p);
   return false;
-}
-
-CUresult alloc(CUdeviceptr* p, size_t bytes) {
-  void* q = allocate(bytes);
-  if (!q) return CUDA_ERROR_OUT_OF_MEMORY;
-  *p = (CUdeviceptr)q;
-  return CUDA_SUCCESS;
 }
 
 // A copy of `bytes`; `dev_dst` / `dev_src`: the device side(s) to check (0: a host side).
@@ -242,27 +245,25 @@ CUresult cuEventElapsedTime(float* ms, CUevent a, CUevent b) {
 
 CUresult cuMemAlloc(CUdeviceptr* p, size_t bytes) {
   COUNT(bytes);
-  return fake::alloc(p, bytes);
+  return fake::allocate(p, bytes);
 }
 CUresult cuMemAllocAsync(CUdeviceptr* p, size_t bytes, CUstream) {
   COUNT(bytes);
-  return fake::alloc(p, bytes);
+  return fake::allocate(p, bytes);
 }
 CUresult cuMemAllocFromPoolAsync(CUdeviceptr* p, size_t bytes, CUmemoryPool, CUstream) {
   COUNT(bytes);
-  return fake::alloc(p, bytes);
+  return fake::allocate(p, bytes);
 }
 CUresult cuMemFree(CUdeviceptr p) { COUNT(0); return fake::release(p); }
 CUresult cuMemFreeAsync(CUdeviceptr p, CUstream) { COUNT(0); return fake::release(p); }
 CUresult cuMemHostAlloc(void** p, size_t bytes, unsigned int) {
   COUNT(bytes);
-  *p = std::malloc(bytes ? bytes : 1);
-  return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+  return fake::host_allocate(p, bytes);
 }
 CUresult cuMemAllocHost(void** p, size_t bytes) {
   COUNT(bytes);
-  *p = std::malloc(bytes ? bytes : 1);
-  return *p ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+  return fake::host_allocate(p, bytes);
 }
 CUresult cuMemFreeHost(void* p) { COUNT(0); std::free(p); return CUDA_SUCCESS; }
 CUresult cuMemHostRegister(void*, size_t bytes, unsigned int) { COUNT(bytes); return CUDA_SUCCESS; }
