@@ -134,7 +134,6 @@ impl BatchNorm {
     }
 
     fn forward_train(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        let c = x.dim(1)?;
         if !uses_own_kernels(OpFamily::BatchNorm, x) {
             return act.apply(&self.forward_train_composed(x)?);
         }
@@ -144,7 +143,6 @@ impl BatchNorm {
             &params,
             BnTrain {
                 eps: self.eps,
-                channels: c,
                 batch_stats: true,
                 act,
             },
@@ -219,7 +217,6 @@ impl BatchNorm {
                 &params,
                 BnTrain {
                     eps: self.eps,
-                    channels: c,
                     batch_stats: false,
                     act: Activation::None,
                 },
@@ -358,7 +355,6 @@ impl CustomOp3 for BatchParams {
 /// the running ones (eval; constants, no activation).
 struct BnTrain {
     eps: f64,
-    channels: usize,
     batch_stats: bool,
     act: Activation,
 }
@@ -531,8 +527,8 @@ impl CustomOp2 for BnTrain {
         _res: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let c = self.channels;
         if !self.batch_stats {
+            let c = params.dim(1)?;
             // Fixed statistics: y = x̂·γ + β with x̂ = (x − mean)·inv, a per-channel affine map.
             let shape = (1, c, 1, 1);
             let inv = (params.get(3)? + self.eps)?
@@ -566,15 +562,7 @@ fn batch_backward(
     act: Activation,
 ) -> Result<(Tensor, Tensor)> {
     let c = params.elem_count() / 4;
-    let packed = x.apply_op3_no_bwd(
-        dy,
-        &params.contiguous()?,
-        &BnBackward {
-            eps,
-            channels: c,
-            act,
-        },
-    )?;
+    let packed = x.apply_op3_no_bwd(dy, &params.contiguous()?, &BnBackward { eps, act })?;
     let n = x.elem_count();
     let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
     let dparams = packed.narrow(0, n, 4 * c)?.reshape((4, c))?;
@@ -673,7 +661,6 @@ impl CustomOp3 for BnResidual {
 /// batch statistics, packed as [`bn_backward`] packs them.
 struct BnBackward {
     eps: f64,
-    channels: usize,
     act: Activation,
 }
 
@@ -692,10 +679,11 @@ impl CustomOp3 for BnBackward {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = dims4(self.name(), l1)?;
+        param_sizes(self.name(), l1, l3)?;
         let out = map_float3!(self.name(), s1, l1, s2, l2, s3, l3, |x, dy, params| {
             bn_backward(x, dy, params, (b, c, h * w), self.eps, self.act)
         });
-        Ok((out, Shape::from(b * c * h * w + 4 * self.channels)))
+        Ok((out, Shape::from(b * c * h * w + 4 * c)))
     }
 
     #[cfg(feature = "cuda")]
@@ -709,6 +697,7 @@ impl CustomOp3 for BnBackward {
         l3: &Layout,
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         let (b, c, h, w) = dims4(self.name(), l1)?;
+        param_sizes(self.name(), l1, l3)?;
         let out = cuda::backward(
             (s1, l1),
             (s2, l2),
@@ -717,7 +706,7 @@ impl CustomOp3 for BnBackward {
             self.eps,
             self.act,
         )?;
-        Ok((out, Shape::from(b * c * h * w + 4 * self.channels)))
+        Ok((out, Shape::from(b * c * h * w + 4 * c)))
     }
 }
 
@@ -726,7 +715,6 @@ impl CustomOp3 for BnBackward {
 #[cfg(feature = "cuda")]
 mod cuda {
     use candle_core::backend::BackendStorage;
-    use candle_core::cuda_backend::cudarc::driver::CudaView;
     use candle_core::{CudaStorage, Layout, Result};
     use scfnet_kernels::ptx::BATCH_NORM;
     use scfnet_kernels::{batch_slices, blocks, launch};
@@ -783,25 +771,11 @@ mod cuda {
         )
     }
 
-    fn apply_typed<T: GpuFloat>(
-        x: (&CudaStorage, &Layout),
-        (ps, pl): (&CudaStorage, &Layout),
-        residual: Option<(&CudaStorage, &Layout)>,
-        (c, hw): (usize, usize),
-        eps: f64,
-        act: Activation,
-    ) -> Result<CudaStorage> {
-        let params = view::<T>(OP, ps, pl)?;
-        let (affine, stats) = (params.slice(0..2 * c), params.slice(2 * c..4 * c));
-        apply_views(x, &affine, &stats, residual, (c, hw), eps, act)
-    }
-
     /// The coefficients of every channel (`bn_coefficients`), then the normalisation with the
     /// activation, adding `residual` when there is one (`bn_apply`, `bn_apply_residual`).
-    fn apply_views<T: GpuFloat>(
+    fn apply_typed<T: GpuFloat>(
         (xs, xl): (&CudaStorage, &Layout),
-        affine: &CudaView<'_, T>,
-        stats: &CudaView<'_, T>,
+        (ps, pl): (&CudaStorage, &Layout),
         residual: Option<(&CudaStorage, &Layout)>,
         (c, hw): (usize, usize),
         eps: f64,
@@ -810,13 +784,15 @@ mod cuda {
         let act = act.code();
         let dev = xs.device();
         let x = view::<T>(OP, xs, xl)?;
+        let params = view::<T>(OP, ps, pl)?;
+        let (affine, stats) = (params.slice(0..2 * c), params.slice(2 * c..4 * c));
         let total = xl.shape().elem_count();
         let planes = total / hw.max(1);
         let config = per_plane(OP, planes, hw)?;
         // Scale and shift per channel, once: no division or square root per element.
         let mut coef = output::<T>(dev, 2 * c)?;
         launch!(dev, BATCH_NORM, kernel::<T>("bn_coefficients"), config: per_element(c),
-            args: [affine, stats, &mut coef, &eps, &c]);
+            args: [&affine, &stats, &mut coef, &eps, &c]);
         let mut y = output::<T>(dev, total)?;
         match residual {
             None => launch!(dev, BATCH_NORM, kernel::<T>("bn_apply"), config: config,
