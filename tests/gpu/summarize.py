@@ -7,10 +7,11 @@
 Prints markdown: the comparisons that failed; for every timing mode, each workload's time and
 its ratio to PyTorch eager of the same run against issue 27's targets (and the bf16 stretch
 target); each opt-in mode (cudnn, batch-wgrad, batch-columns, bf16, f32-events) against the mode
-it is an A/B of; each mode's first-step loss against f32's; the epoch's loop
-against its steps; the stages check.sh skipped; the five slowest native ops of each training
-step in the default mode (else the first). It decides nothing by itself: the numbers it prints come from the
-JSON, the choice of defaults stays with whoever reads them.
+it is an A/B of; each mode's first-step loss against f32's; the epoch's loop against its steps;
+the demo's held-out scores in bf16 against f32's; the stages check.sh skipped; the five slowest
+native ops of each training step in the default mode (else the first). It decides nothing by
+itself: the numbers it prints come from the JSON, the choice of defaults stays with whoever
+reads them.
 """
 import json
 import sys
@@ -35,6 +36,13 @@ AB = {
 DEFAULT_MODE = "conv-tf32"
 # The stretch target: bf16 training of the student at least this many times PyTorch's speed.
 BF16_STRETCH = ("train student b128", 2.0)
+# The stretch target's other half: the demo's scores in bf16 within the noise of f32's. The noise:
+# the sd of the held-out MAE over the seeds 0-3 (README.md, "The demo": a CPU, f32).
+DEMO_SEED_SD_MAE = {
+    "SCFNet-R50 (teacher)": 0.0036,
+    "FS-SCFNet (student)": 0.0118,
+    "KD-SCFNet (student)": 0.0057,
+}
 
 
 def workloads(mode):
@@ -81,6 +89,29 @@ def against_torch(label, ms, torch_ms):
         return f"{ratio:.2f}× speed", "met" if ratio >= limit else f"missed (≥ {limit}×)"
     ratio = ms / torch_ms[label]
     return f"{ratio:.2f}× time", "met" if ratio <= limit else f"missed (≤ {limit}×)"
+
+
+def demo_lines(demo):
+    """The demo's held-out scores in each precision run, bf16's MAE against f32's and the seeds'
+    spread."""
+    if not demo:
+        return ["Demo: not run."]
+    out = []
+    for prec, run in demo.items():
+        out.append(f"Demo {prec}: rc {run['rc']}, {run['seconds']:.0f} s"
+                   + (f"; {run['times']}" if run.get("times") else "") + ".")
+    f32, bf16 = demo.get("f32", {}).get("scores"), demo.get("bf16", {}).get("scores")
+    if f32 and bf16:
+        out += ["", "| demo method | MAE f32 | MAE bf16 | difference | seeds' sd (f32) | within | Sm f32 | Sm bf16 |",
+                "|---|---:|---:|---:|---:|---|---:|---:|"]
+        for method, sd in DEMO_SEED_SD_MAE.items():
+            if method in f32 and method in bf16:
+                a, b = f32[method]["MAE"], bf16[method]["MAE"]
+                mark = "✓" if abs(b - a) <= sd else "✗"
+                out.append(f"| {method} | {a:.4f} | {b:.4f} | {b - a:+.4f} | {sd:.4f} | {mark} "
+                           f"| {f32[method]['Sm']:.4f} | {bf16[method]['Sm']:.4f} |")
+        out.append("")
+    return out
 
 
 def main(path):
@@ -214,6 +245,7 @@ def main(path):
                      f"total {total:.2f} h.")
     elif estimate:
         lines.append(f"Sweep estimate: {estimate}")
+    lines += demo_lines(report.get("demo") or {})
     skipped = report.get("skipped") or []
     if skipped:
         lines.append(f"Skipped by check.sh's budget: {', '.join(skipped)}.")

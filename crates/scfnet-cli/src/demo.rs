@@ -22,6 +22,7 @@ use crate::eval::report::{markdown, terminal, EvalResult};
 use crate::figures::curves::{LearningCurves, RunLog, CURVES_SIZE};
 use crate::figures::grid::{example_grid, Example, MapColumn};
 use crate::figures::write_png;
+use crate::precision::Precision;
 
 /// `scfnet demo`.
 #[derive(Args, Debug, Clone)]
@@ -65,6 +66,10 @@ pub struct DemoArgs {
     /// Where to train.
     #[arg(long, default_value = "cpu", value_parser = DeviceArg::parse)]
     pub device: DeviceArg,
+    /// Matrix products on a GPU, as `train --precision`: f32, conv-tf32 (the default on a GPU),
+    /// tf32 or bf16. The CPU: f32 only.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
 }
 
 /// Share of the labeled images held out for testing.
@@ -298,7 +303,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         args.student_labels
     );
     let dev = device(args.device)?;
-    crate::precision::apply(&dev, None)?;
+    let precision = crate::precision::apply(&dev, args.precision)?;
     let out = &args.out;
     claim_demo_dir(out)?;
     // One demo at a time in a folder.
@@ -463,8 +468,14 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             " (the KD student learns less per step than the FS student, see curves.png; more --student-steps let it catch up: docs/training.md)"
         }
     );
+    // On a GPU the products' precision changes the scores a little: say which it was.
+    let place = if dev.is_cuda() {
+        format!(" (GPU, precision {})", precision.name())
+    } else {
+        String::new()
+    };
     let verdict = format!(
-        "{setting}\nstudent vs baseline: MAE {:.4} vs {:.4}, Sm {:.4} vs {:.4}\n{teacher_line}\n{kd_line}\ntimes: teacher {teacher_secs:.0} s, student {fs_secs:.0} s, distillation {kd_secs:.0} s, total {:.0} s",
+        "{setting}\nstudent vs baseline: MAE {:.4} vs {:.4}, Sm {:.4} vs {:.4}\n{teacher_line}\n{kd_line}\ntimes: teacher {teacher_secs:.0} s, student {fs_secs:.0} s, distillation {kd_secs:.0} s, total {:.0} s{place}",
         fs_s.mae,
         base.mae,
         fs_s.s_measure,

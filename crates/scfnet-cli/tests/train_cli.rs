@@ -369,4 +369,28 @@ fn the_demo_in_miniature_writes_its_table_curves_and_examples() {
         "{err}"
     );
     assert!(!dir.path().join("other/teacher").exists());
+    // Reduced precision on the CPU: refused, naming the option, before the folder is made.
+    let o = scfnet(&[
+        "demo",
+        "--out",
+        s(&dir.path().join("bf16")),
+        "--precision",
+        "bf16",
+        "--images",
+        "10",
+        "--unlabeled",
+        "2",
+        "--student-labels",
+        "2",
+        "--teacher-epochs",
+        "1",
+        "--student-steps",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--precision bf16") && err.contains("CUDA"),
+        "{err}"
+    );
+    assert!(!dir.path().join("bf16").exists());
 }
