@@ -3,7 +3,7 @@
 // synchronisations, cuBLAS products, cuDNN passes) and appends them to FILE when the process
 // exits, one tab-separated line per row: `library kind name calls amount` (amount: threads
 // launched, bytes copied or set, multiply-adds of a product; 0 where it means nothing). Used by
-// census.sh, which runs a command for one and for two training steps and reports the difference.
+// census.py, which runs a command for one and for two training steps and reports the difference.
 // Include it after defining FAKE_CENSUS_LIBRARY (the name written in the rows); everything here
 // has internal linkage, so that each fake library keeps its own rows.
 #pragma once
