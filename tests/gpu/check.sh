@@ -274,12 +274,15 @@ try:
     report["estimate"] = json.loads(read("estimate.json"))
 except ValueError:
     report["estimate"] = None
-torch = {}
+torch, torch_peak = {}, {}
 for f, kind in (("torch_infer.txt", "infer"), ("torch_train.txt", "train"),
                 ("torch_train_swin.txt", "train"), ("torch_train_bf16.txt", "bf16 train")):
-    for label, ms in re.findall(r"torch (\S+ b\d+): ([\d.]+) ms", read(f)):
+    for label, ms, peak in re.findall(r"torch (\S+ b\d+): ([\d.]+) ms(?:, peak ([\d.]+) MiB)?", read(f)):
         torch[kind + " " + label] = float(ms)
+        if peak:
+            torch_peak[kind + " " + label] = float(peak)
 report["torch_ms"] = torch
+report["torch_peak_mib"] = torch_peak
 kernels = {}
 for f in sorted(out.glob("kernels_*.tsv")):
     rows = [line.split("\t") for line in f.read_text().splitlines() if line.count("\t") == 2]

@@ -6,7 +6,7 @@
 
 Prints markdown: the comparisons that failed; for every timing mode, each workload's time and
 its ratio to PyTorch eager of the same run against issue 27's targets (and the bf16 stretch
-target); each opt-in mode (cudnn, batch-wgrad, batch-columns, bf16, f32-events) against the mode
+target), with the most device memory each took beside PyTorch's; each opt-in mode (cudnn, batch-wgrad, batch-columns, bf16, f32-events) against the mode
 it is an A/B of; each mode's first-step loss against f32's; the epoch's loop against its steps;
 the demo's held-out scores in bf16 against f32's; the stages check.sh skipped; the five slowest
 native ops of each training step in the default mode (else the first). It decides nothing by
@@ -122,6 +122,7 @@ def main(path):
     if fallback_bench:
         bench = fallback_bench
     torch_ms = report.get("torch_ms") or {}
+    torch_peak = report.get("torch_peak_mib") or {}
     gpu = " / ".join(report.get("gpu", "?").splitlines())
     lines = [f"# GPU run {path}", "", f"GPU: {gpu}", ""]
     generic = check.get("generic_ops") or []
@@ -159,12 +160,15 @@ def main(path):
     lines.append("")
 
     lines += ["## Timings against PyTorch eager (same run)", "",
-              "| mode | workload | ms | PyTorch ms | ratio | target |", "|---|---|---:|---:|---:|---|"]
+              "| mode | workload | ms | PyTorch ms | ratio | target | peak MiB | PyTorch peak MiB |",
+              "|---|---|---:|---:|---:|---|---:|---:|"]
     for name, mode in bench.items():
-        for label, (ms, _, _) in workloads(mode).items():
+        for label, (ms, _, entry) in workloads(mode).items():
             ratio, verdict = against_torch(label, ms, torch_ms)
             t = f"{torch_ms[label]:.1f}" if label in torch_ms else ""
-            lines.append(f"| {name} | {label} | {ms:.1f} | {t} | {ratio} | {verdict} |")
+            peak = f"{entry['peak_mib']:.0f}" if entry.get("peak_mib") is not None else ""
+            t_peak = f"{torch_peak[label]:.0f}" if label in torch_peak else ""
+            lines.append(f"| {name} | {label} | {ms:.1f} | {t} | {ratio} | {verdict} | {peak} | {t_peak} |")
     lines.append("")
     label, limit = BF16_STRETCH
     bf16 = workloads(bench.get("bf16", {}))

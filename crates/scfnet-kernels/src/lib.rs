@@ -5,7 +5,8 @@
 //!
 //! `cudnn` runs dense convolutions through cuDNN, loaded at run time; `upload` copies host batches to the GPU on a stream of their own (page-locked buffers,
 //! ordered against candle's stream by events), and `keep_freed_memory` /
-//! `set_event_tracking` tune the driver for a training loop.
+//! `set_event_tracking` tune the driver for a training loop; `take_peak_pool_bytes` reads how
+//! much device memory the buffers took at most.
 //!
 //! Without the `cuda` feature the crate holds only [`SOURCES`] and [`Module`] and needs no CUDA
 //! toolkit.
@@ -26,7 +27,11 @@ pub struct Module {
 #[cfg(feature = "cuda")]
 pub mod cudnn;
 #[cfg(feature = "cuda")]
+mod memory_pool;
+#[cfg(feature = "cuda")]
 pub mod upload;
+#[cfg(feature = "cuda")]
+pub use memory_pool::{keep_freed_memory, take_peak_pool_bytes};
 
 /// The PTX of each `src/cuda/*.cu`, as a [`Module`] named after the file in capitals.
 #[cfg(feature = "cuda")]
@@ -101,34 +106,6 @@ pub fn row_slices(rows: usize) -> usize {
 /// idle when planes are small.
 pub fn batch_slices(batch: usize, plane: usize) -> usize {
     (batch * plane).div_ceil(8192).clamp(1, batch.clamp(1, 128))
-}
-
-/// Keeps freed device memory in the stream-ordered pool of `dev`'s GPU instead of returning it to
-/// the driver at every synchronisation (the pool's default release threshold is 0): a training
-/// loop then allocates the same buffers step after step without driver calls.
-#[cfg(feature = "cuda")]
-pub fn keep_freed_memory(dev: &candle_core::CudaDevice) -> candle_core::Result<()> {
-    use driver::sys;
-    let stream = dev.cuda_stream();
-    let ctx = stream.context();
-    ctx.bind_to_thread().w()?;
-    let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
-    let mut threshold: u64 = u64::MAX;
-    // SAFETY: `pool` is written by the driver for a device of a live context, and the attribute
-    // takes a pointer to a u64, as passed.
-    unsafe {
-        sys::cuDeviceGetDefaultMemPool(&mut pool, ctx.cu_device())
-            .result()
-            .w()?;
-        sys::cuMemPoolSetAttribute(
-            pool,
-            sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
-            (&mut threshold as *mut u64).cast(),
-        )
-        .result()
-        .w()?;
-    }
-    Ok(())
 }
 
 /// Turns cudarc's event tracking of new device buffers on or off for `dev`'s GPU. With it on

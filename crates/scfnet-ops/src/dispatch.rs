@@ -84,6 +84,19 @@ pub fn prepare_device(device: &candle_core::Device) -> candle_core::Result<()> {
     Ok(())
 }
 
+/// The most bytes of device memory a CUDA `device`'s buffers took at once since the last call
+/// (or since the device was opened), then counting again from now: `Ok(None)` on other devices
+/// or without the `cuda` feature. What it counts and leaves out:
+/// `scfnet_kernels::take_peak_pool_bytes`. A host query, no synchronisation.
+pub fn take_peak_device_memory(device: &candle_core::Device) -> candle_core::Result<Option<u64>> {
+    #[cfg(feature = "cuda")]
+    if let candle_core::Device::Cuda(dev) = device {
+        return scfnet_kernels::take_peak_pool_bytes(dev).map(Some);
+    }
+    let _ = device;
+    Ok(None)
+}
+
 /// Turns cudarc's per-buffer event tracking on or off for a CUDA `device` (off after
 /// [`prepare_device`]; on is cudarc's default, kept as the reference of an A/B timing). Affects
 /// buffers allocated afterwards. Nothing to do on other devices or without the `cuda` feature.

@@ -111,8 +111,8 @@ pub use bias_act::add_bias_activate;
 pub use constants::cached_constant;
 pub use depthwise::{depthwise_conv2d, depthwise_conv2d_bias_act, DepthwiseConfig};
 pub use dispatch::{
-    force_generic_path, prepare_device, set_cuda_event_tracking, uses_cpu_kernels,
-    uses_cuda_kernels, GenericPathGuard,
+    force_generic_path, prepare_device, set_cuda_event_tracking, take_peak_device_memory,
+    uses_cpu_kernels, uses_cuda_kernels, GenericPathGuard,
 };
 pub use finite::{all_finite, all_finite_values, non_finite_names};
 pub use gather::RowGather;

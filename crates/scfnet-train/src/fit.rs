@@ -398,9 +398,10 @@ pub fn fit(
         state.batch = 0;
         checkpoint_dir = checkpoint::save(out, trainer, &state)?;
         progress.note(format!(
-            "epoch {}/{} done: mean loss {last_epoch_loss:.4}",
+            "epoch {}/{} done: mean loss {last_epoch_loss:.4}{}",
             epoch + 1,
-            config.epochs
+            config.epochs,
+            peak_memory_text(&device)
         ));
     }
     progress.emit(FitEvent::End);
@@ -418,4 +419,25 @@ pub fn fit(
         validation,
         checkpoint: checkpoint_dir,
     })
+}
+
+/// `", peak GPU memory N GiB"` (or `MiB` under 1 GiB): the most device memory the run's buffers
+/// took at once since the last call (this epoch, with its validation and checkpoint), or nothing
+/// where the device keeps no count (the CPU) or the driver would not say (logged, never fatal).
+fn peak_memory_text(device: &Device) -> String {
+    match scfnet_ops::take_peak_device_memory(device) {
+        Ok(Some(bytes)) if bytes < 1 << 30 => format!(
+            ", peak GPU memory {:.0} MiB",
+            bytes as f64 / (1u64 << 20) as f64
+        ),
+        Ok(Some(bytes)) => format!(
+            ", peak GPU memory {:.1} GiB",
+            bytes as f64 / (1u64 << 30) as f64
+        ),
+        Ok(None) => String::new(),
+        Err(e) => {
+            tracing::debug!("peak GPU memory: {e}");
+            String::new()
+        }
+    }
 }

@@ -11,12 +11,14 @@
 # bench:   `check-device --bench-only` at side 64 in every timing mode (f32, tf32, conv-tf32,
 #          cudnn, batch-columns, batch-wgrad, bf16, f32-events, f32-generic), the student's
 #          inference and training step: each mode's code path runs and gives a first-step loss
-#          near f32's (the timings are the emulation's, not a GPU's); BENCH_TRAIN=
+#          near f32's (the timings are the emulation's, not a GPU's) and records the device memory
+#          it took at most (the fake pool's count); BENCH_TRAIN=
 #          student:2,r50:1,swinb:1@64 adds the teachers (about 2 minutes a mode more);
 # train:   `train --device cuda --precision f32` (student, 3 steps at 64, synthetic data): its
 #          first loss against the same run on the CPU;
 # predict: `predict --device cuda` with the CPU run's weights: its maps against the CPU's;
-# distill: `distill --device cuda` (student from an R50 teacher trained one step on the CPU).
+# distill: `distill --device cuda` (student from an R50 teacher trained one step on the CPU), one
+#          epoch, which ends with the device memory it took at most.
 # Everything lands in $OUT (default target/fake-cuda/check); a part run again replaces its own
 # outputs (train, predict and distill share their data: any of them replaces all three's), the
 # others' stay. Exit status 1 if a part failed.
@@ -70,6 +72,21 @@ for mode, runs in bench.items():
         print("%-14s %-8s first loss %.6f (%.1e from f32)" % (mode, s["model"], s["first_loss"], d))
 sys.exit(0 if worst < 1e-2 else 1)
 '
+# Every timing records the most device memory it took: at least the student'"'"'s weights and their
+# momentum (2 × 0.8 M f32 values, 6 MiB) in a training step, more than nothing in inference.
+bench_peaks='
+import json, sys
+bench = json.load(open(sys.argv[1]))["bench"]
+bad = []
+for mode, runs in bench.items():
+    for kind, floor in (("inference", 0.0), ("train_step", 6.0)):
+        for s in runs[kind]:
+            peak = s.get("peak_mib")
+            print("%-14s %-10s %-8s b%-3d peak %s MiB" % (mode, kind, s["model"], s["batch"], peak))
+            if not isinstance(peak, (int, float)) or not peak > floor:
+                bad.append((mode, kind, s["model"]))
+sys.exit(1 if bad else 0)
+'
 train_losses='
 import json, sys
 cpu, gpu = ([json.loads(l)["loss"] for l in open(p) if "\"loss\"" in l] for p in sys.argv[1:3])
@@ -100,6 +117,7 @@ if want bench; then
     --bench-modes f32,tf32,conv-tf32,cudnn,batch-columns,batch-wgrad,bf16,f32-events,f32-generic \
     --json "$OUT/bench.json"
   stage bench-losses "$PY" -c "$bench_losses" "$OUT/bench.json"
+  stage bench-peaks "$PY" -c "$bench_peaks" "$OUT/bench.json"
 fi
 if want train || want predict || want distill; then
   fake synth --out "$OUT/data" --n 24 --seed 3 --min-side 80 --max-side 120 > "$OUT/synth.log" 2>&1
@@ -125,7 +143,9 @@ if want distill; then
     --sizes 64 --test-size 64 --epochs 1 --max-steps 1 --out "$OUT/teacher"
   stage distill-cuda fake distill --device cuda --teacher r50 \
     --teacher-weights "$OUT/teacher/model.safetensors" --data "$OUT/data" --batch 4 --sizes 64 \
-    --test-size 64 --epochs 1 --max-steps 2 --out "$OUT/distill"
+    --test-size 64 --epochs 1 --out "$OUT/distill"
+  # A whole epoch: its closing line says how much device memory it took.
+  stage distill-peak grep -E "epoch 1/1 done: .*, peak GPU memory [0-9.]+ (MiB|GiB)" "$OUT/distill-cuda.log"
 fi
 
 if [ ${#failed[@]} -gt 0 ]; then

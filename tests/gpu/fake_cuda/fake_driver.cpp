@@ -59,6 +59,9 @@ struct Registrar {
 std::mutex lock;  // one launch at a time (the emulated threads share global state)
 std::map<uintptr_t, size_t> allocations;  // device allocations: start → bytes
 std::mutex allocations_lock;
+// The pool's statistics (every device allocation counts as the pool's here): bytes in use now,
+// and the most in use at once since the high watermark's last reset.
+size_t used_now = 0, used_high = 0;
 bool verbose = getenv("FAKE_CUDA_VERBOSE") != nullptr;
 
 void say(const char* fmt, ...) {
@@ -78,6 +81,8 @@ CUresult allocate(CUdeviceptr* out, size_t bytes) {
   {
     std::lock_guard<std::mutex> g(allocations_lock);
     allocations[(uintptr_t)p] = bytes;
+    used_now += bytes;
+    if (used_now > used_high) used_high = used_now;
   }
   *out = (CUdeviceptr)p;
   return CUDA_SUCCESS;
@@ -96,6 +101,7 @@ CUresult release(CUdeviceptr p) {
     say("free of %#llx, which is no allocation", (unsigned long long)p);
     return CUDA_ERROR_INVALID_VALUE;
   }
+  used_now -= it->second;
   allocations.erase(it);
   std::free((void*)p);
   return CUDA_SUCCESS;
@@ -273,9 +279,23 @@ CUresult cuDeviceGetDefaultMemPool(CUmemoryPool* pool, CUdevice) {
   return CUDA_SUCCESS;
 }
 CUresult cuDeviceGetMemPool(CUmemoryPool* pool, CUdevice d) { return cuDeviceGetDefaultMemPool(pool, d); }
-CUresult cuMemPoolSetAttribute(CUmemoryPool, CUmemPool_attribute, void*) { return CUDA_SUCCESS; }
-CUresult cuMemPoolGetAttribute(CUmemoryPool, CUmemPool_attribute, void* v) {
-  std::memset(v, 0, 8);
+// As the driver: the high watermark can only be reset, by setting it to zero (to what is in use).
+CUresult cuMemPoolSetAttribute(CUmemoryPool, CUmemPool_attribute a, void* v) {
+  if (a == CU_MEMPOOL_ATTR_USED_MEM_HIGH) {
+    if (*(const uint64_t*)v != 0) return CUDA_ERROR_INVALID_VALUE;
+    std::lock_guard<std::mutex> g(fake::allocations_lock);
+    fake::used_high = fake::used_now;
+  }
+  return CUDA_SUCCESS;
+}
+CUresult cuMemPoolGetAttribute(CUmemoryPool, CUmemPool_attribute a, void* v) {
+  uint64_t value = 0;
+  {
+    std::lock_guard<std::mutex> g(fake::allocations_lock);
+    if (a == CU_MEMPOOL_ATTR_USED_MEM_CURRENT) value = fake::used_now;
+    if (a == CU_MEMPOOL_ATTR_USED_MEM_HIGH) value = fake::used_high;
+  }
+  std::memcpy(v, &value, 8);
   return CUDA_SUCCESS;
 }
 CUresult cuMemPoolTrimTo(CUmemoryPool, size_t) { return CUDA_SUCCESS; }

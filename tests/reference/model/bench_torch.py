@@ -91,6 +91,14 @@ def build(kind):
     return SCFNet(bb, bb.feature_info.channels(), 64)
 
 
+def peak_text(dev):
+    """`, peak N MiB` on a GPU: the most memory PyTorch's tensors took at once since the last
+    `torch.cuda.reset_peak_memory_stats` (beside `scfnet check-device`'s `peak_mib`); else nothing."""
+    if dev.type != "cuda":
+        return ""
+    return f", peak {torch.cuda.max_memory_allocated(dev) / 2**20:.0f} MiB"
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=2)
@@ -111,6 +119,8 @@ def main():
         m = build(kind).eval().to(dev)
         for batch in map(int, a.batches.split(",")):
             x = torch.randn(batch, 3, a.size, a.size, device=dev)
+            if dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(dev)
             with torch.no_grad():
                 torch.sigmoid(m.prediction(x)).cpu()
                 best = float("inf")
@@ -119,7 +129,8 @@ def main():
                     t = time.perf_counter()
                     torch.sigmoid(m.prediction(x)).cpu()
                     best = min(best, time.perf_counter() - t)
-            print(f"torch {kind} b{batch}: {best * 1e3:.1f} ms")
+            print(f"torch {kind} b{batch}: {best * 1e3:.1f} ms{peak_text(dev)}")
+            del x
 
 
 if __name__ == "__main__":

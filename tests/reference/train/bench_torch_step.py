@@ -4,7 +4,8 @@
 
 The eager re-creation of tests/reference/model/bench_torch.py in train mode: forward, the
 deep-supervision Dice + boundary Dice loss (band 13), backward, SGD with momentum 0.9 and weight
-decay 5e-4. Student at batch 16, R50 at batch 4 (`--runs`). Prints `torch NAME bB: X ms`.
+decay 5e-4. Student at batch 16, R50 at batch 4 (`--runs`). Prints `torch NAME bB: X ms` (on a
+GPU with `, peak N MiB`: PyTorch's most memory in use, from the model's creation on).
 `--device cuda` times it on a GPU (tests/gpu/check.sh); `--autocast bf16` runs the forward pass
 and the loss under `torch.autocast` in bf16 (f32 master weights; bf16 needs no loss scaling).
 """
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
-from bench_torch import build  # noqa: E402
+from bench_torch import build, peak_text  # noqa: E402
 
 
 def dice(a, b):
@@ -62,6 +63,8 @@ def main():
         kind, batch = run.split(":")
         batch, _, side = batch.partition("@")
         batch, size = int(batch), int(side or a.size)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
         m = build(kind).train().to(dev)
         opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         x = torch.randn(batch, 3, size, size, device=dev)
@@ -82,7 +85,7 @@ def main():
             sync()
             if i > 0:
                 best = min(best, time.perf_counter() - t)
-        print(f"torch {kind} b{batch}: {best * 1e3:.1f} ms", flush=True)
+        print(f"torch {kind} b{batch}: {best * 1e3:.1f} ms{peak_text(dev)}", flush=True)
         if a.profile:
             from torch.profiler import ProfilerActivity, profile
 
@@ -98,6 +101,8 @@ def main():
                 except Exception:  # noqa: BLE001 - the key's name changed across versions
                     continue
             Path(f"{a.profile}_{kind}.txt").write_text(table or "no table")
+        # Nothing of this run counts in the next one's peak.
+        del m, opt, x, mask, step
 
 
 if __name__ == "__main__":

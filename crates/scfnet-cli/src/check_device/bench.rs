@@ -44,24 +44,49 @@ fn profiled(dev: &Device, f: impl FnOnce() -> Result<()>) -> Result<Value> {
     Ok(json!({"total_ms": total * 1e3, "unlisted_ms": (total - listed) * 1e3, "ops": ops}))
 }
 
+/// The most MiB of device memory in use at once since the last call ([`scfnet_ops::take_peak_device_memory`]);
+/// `None` where the device keeps no count (the CPU) or the driver would not say (a warning: the
+/// timings do not depend on it).
+fn take_peak_mib(dev: &Device) -> Option<f64> {
+    match scfnet_ops::take_peak_device_memory(dev) {
+        Ok(bytes) => bytes.map(|b| b as f64 / (1u64 << 20) as f64),
+        Err(e) => {
+            tracing::warn!("peak device memory: {e}");
+            None
+        }
+    }
+}
+
+/// `", peak N MiB"` for a log line, or nothing.
+fn peak_text(peak_mib: Option<f64>) -> String {
+    peak_mib.map_or(String::new(), |m| format!(", peak {m:.0} MiB"))
+}
+
 /// The student's inference images/s at batch `b` (maps brought to the host).
 fn bench_inference(args: &CheckDeviceArgs, dev: &Device, net: &Scfnet, b: usize) -> Result<Value> {
     let s = args.bench_size.get();
     let x = Tensor::randn(0f32, 1.0, (b, 3, s, s), dev)?;
+    take_peak_mib(dev);
     let mut run = || {
         let p = candle_nn::ops::sigmoid(&net.side_outputs(&x, false)?.p2)?;
         p.to_device(&Device::Cpu)?;
         Ok(())
     };
     let secs = best_seconds(dev, args.repeat, &mut run)?;
-    tracing::info!("student inference b{b}: {:.1} images/s", b as f64 / secs);
+    let peak_mib = take_peak_mib(dev);
+    tracing::info!(
+        "student inference b{b}: {:.1} images/s{}",
+        b as f64 / secs,
+        peak_text(peak_mib)
+    );
     let profile = if args.no_breakdown {
         Value::Null
     } else {
         profiled(dev, run)?
     };
     Ok(json!({"model": "student", "batch": b, "size": s,
-              "seconds": secs, "images_per_s": b as f64 / secs, "profile": profile}))
+              "seconds": secs, "images_per_s": b as f64 / secs, "peak_mib": peak_mib,
+              "profile": profile}))
 }
 
 /// A `--train` spec, `MODEL:BATCH` or `MODEL:BATCH@SIDE` (default side: `default_side`).
@@ -114,6 +139,8 @@ fn bench_train_step(
     (kind, batch, side): (ModelKind, usize, InputSide),
 ) -> Result<Value> {
     let s = side.get();
+    // The step's peak includes the weights, the optimiser's state and the batch.
+    take_peak_mib(dev);
     let config = TrainConfig {
         batch,
         sizes: vec![side],
@@ -131,15 +158,17 @@ fn bench_train_step(
         first_loss.get_or_insert(outcome.loss);
         Ok(())
     })?;
+    let peak_mib = take_peak_mib(dev);
     if args.no_breakdown {
         tracing::info!(
-            "{} training step b{batch}: {:.1} ms",
+            "{} training step b{batch}: {:.1} ms{}",
             kind.name(),
-            secs * 1e3
+            secs * 1e3,
+            peak_text(peak_mib)
         );
         return Ok(
             json!({"model": kind.name(), "batch": batch, "size": s, "seconds": secs,
-                  "first_loss": first_loss}),
+                  "first_loss": first_loss, "peak_mib": peak_mib}),
         );
     }
     // Where the time goes: the train-mode forward alone, then with the loss; the rest of the
@@ -158,16 +187,17 @@ fn bench_train_step(
         Ok(())
     })?;
     tracing::info!(
-        "{} training step b{batch}: {:.1} ms (forward {:.1}, loss {:.1}, backward + update {:.1})",
+        "{} training step b{batch}: {:.1} ms (forward {:.1}, loss {:.1}, backward + update {:.1}){}",
         kind.name(),
         secs * 1e3,
         forward * 1e3,
         (with_loss - forward) * 1e3,
-        (secs - with_loss) * 1e3
+        (secs - with_loss) * 1e3,
+        peak_text(peak_mib)
     );
     Ok(
         json!({"model": kind.name(), "batch": batch, "size": s, "seconds": secs,
-              "first_loss": first_loss,
+              "first_loss": first_loss, "peak_mib": peak_mib,
               "forward_seconds": forward, "forward_and_loss_seconds": with_loss,
               "profile": profile}),
     )
