@@ -392,10 +392,15 @@ fn the_tiny_profile_runs_end_to_end() {
         }
     }
     // The design's claim (docs/training.md): the teacher beats the student that had only the few
-    // labels on both sets (measured margin: about a third of its MAE), and the distilled student
-    // beats it over the two sets together (7 % of its mean MAE on 2026-12-05). One seed's order of
-    // the two students on one set is within run-to-run variation: a change of rounding alone
-    // moved the supervised student on test-a from 0.064 to 0.048 (docs/training.md).
+    // labels on both sets (measured margin: about a third of its MAE). The distilled student
+    // learns the teacher's maps: they end closer to the teacher's than the supervised student's
+    // do (mean difference over both sets, 2-core Xeon, 2026-12-07: KD 0.0433, FS 0.0508). Its
+    // MAE against the ground truth lands in the supervised student's band, not reliably below
+    // it at one seed: 7 % better over the two sets on an AMD EPYC (2026-12-05), 1 % worse on
+    // a Xeon with AVX-512 (0.0546 against 0.0539, 2026-12-07; the same code, the matrix
+    // products rounded differently). The order of the two over four seeds is the demo's, in
+    // docs/training.md; here the distilled student may trail by at most 15 %, far less than
+    // a student that failed to learn would.
     let mae = |r: usize, set: &str| runs[r]["scores"][set]["MAE"].as_f64().unwrap();
     let mean = |r: usize| (mae(r, "test-a") + mae(r, "test-b")) / 2.0;
     for set in ["test-a", "test-b"] {
@@ -404,7 +409,28 @@ fn the_tiny_profile_runs_end_to_end() {
             "teacher vs FS on {set}:\n{results}"
         );
     }
-    assert!(mean(2) < mean(1), "KD vs FS over both sets:\n{results}");
+    let to_teacher = |run: &str| {
+        ["test-a", "test-b"]
+            .iter()
+            .map(|set| disagreement(&out, run, "teacher-R50", set))
+            .sum::<f64>()
+            / 2.0
+    };
+    let (fs_off, kd_off) = (to_teacher("FS-student"), to_teacher("KD-student"));
+    println!(
+        "maps' mean difference from the teacher's: FS {fs_off:.4}, KD {kd_off:.4}; \
+         mean MAE FS {:.4}, KD {:.4}",
+        mean(1),
+        mean(2)
+    );
+    assert!(
+        kd_off < fs_off,
+        "KD's maps not closer to the teacher's than FS's ({kd_off:.4} vs {fs_off:.4}):\n{results}"
+    );
+    assert!(
+        mean(2) < 1.15 * mean(1),
+        "KD over 15 % behind FS over both sets:\n{results}"
+    );
     for (picture, size) in [
         ("curves.png", Some(crate::figures::curves::CURVES_SIZE)),
         ("examples-test-a.png", None),
@@ -426,6 +452,30 @@ fn the_tiny_profile_runs_end_to_end() {
         "{}",
         runs[1]
     );
+}
+
+/// The mean absolute difference, in [0, 1], between two runs' maps of one test set
+/// (`maps/RUN/SET/*.png` of a sweep's `out`; the same file names, the same sizes).
+fn disagreement(out: &Path, run: &str, other: &str, set: &str) -> f64 {
+    let dir = |r: &str| out.join("maps").join(r).join(set);
+    let (mut sum, mut pixels) = (0.0, 0usize);
+    for entry in std::fs::read_dir(dir(run)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "png") {
+            continue; // the stage's completion mark
+        }
+        let a = image::open(&path).unwrap().into_luma8();
+        let b = image::open(dir(other).join(path.file_name().unwrap()))
+            .unwrap()
+            .into_luma8();
+        assert_eq!(a.dimensions(), b.dimensions(), "{}", path.display());
+        for (x, y) in a.pixels().zip(b.pixels()) {
+            sum += (f64::from(x[0]) - f64::from(y[0])).abs() / 255.0;
+        }
+        pixels += a.len();
+    }
+    assert!(pixels > 0, "no maps of {run} on {set}");
+    sum / pixels as f64
 }
 
 #[test]
