@@ -6,6 +6,8 @@
 #   bash tests/gpu/fake_cuda/check.sh                  # every part (about 15 minutes on 2 cores)
 #   bash tests/gpu/fake_cuda/check.sh train predict    # some: check bench train predict distill
 #
+# The checks of the outputs run in python3 ($PYTHON); predict's comparison of maps needs numpy and
+# Pillow (`pip install numpy pillow`).
 # check:   `check-device --side 64`: every op case (cuDNN's included) and each network's map and
 #          training step against the CPU (about 8 minutes);
 # bench:   `check-device --bench-only` at side 64 in every timing mode (f32, tf32, conv-tf32,
