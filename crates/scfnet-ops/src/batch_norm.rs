@@ -13,6 +13,7 @@ use crate::activation::Activation;
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{dims4, map_float2, map_float3, Real};
 use crate::generic_ops::OpFamily;
+use crate::par_vec::par_filled;
 
 /// A 2-D BatchNorm layer with learnable scale and shift and running statistics.
 #[derive(Clone, Debug)]
@@ -388,32 +389,28 @@ fn bn_apply<T: Real + Into<f64>>(
     act: Activation,
 ) -> Vec<T> {
     let coef = coefficients(affine, stats, c, eps);
-    let mut y = vec![T::ZERO; x.len()];
-    y.par_chunks_mut(hw)
-        .zip(x.par_chunks(hw))
-        .enumerate()
-        .for_each(|(i, (dst, src))| {
-            let (s, t, _) = coef[i % c];
-            match (residual, act) {
-                (None, Activation::None) => {
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d = v * s + t;
-                    }
-                }
-                (None, _) => {
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d = act.value(v * s + t);
-                    }
-                }
-                (Some(r), _) => {
-                    let r = &r[i * hw..(i + 1) * hw];
-                    for ((d, &v), &rv) in dst.iter_mut().zip(src).zip(r) {
-                        *d = act.value((v * s + t) + rv);
-                    }
+    par_filled(x.len(), hw, |i, dst| {
+        let src = &x[i * hw..][..dst.len()];
+        let (s, t, _) = coef[i % c];
+        match (residual, act) {
+            (None, Activation::None) => {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v * s + t;
                 }
             }
-        });
-    y
+            (None, _) => {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = act.value(v * s + t);
+                }
+            }
+            (Some(r), _) => {
+                let r = &r[i * hw..(i + 1) * hw];
+                for ((d, &v), &rv) in dst.iter_mut().zip(src).zip(r) {
+                    *d = act.value((v * s + t) + rv);
+                }
+            }
+        }
+    })
 }
 
 /// The gradients of [`BnTrain`], packed: `dx` (B·C·H·W values), then the gradient of its

@@ -11,6 +11,7 @@ use crate::activation::Activation;
 use crate::dispatch::{uses_cpu_kernels_of, uses_own_kernels};
 use crate::elem::{dims4, map_float2, Real};
 use crate::generic_ops::OpFamily;
+use crate::par_vec::par_filled;
 use crate::simd;
 use crate::views::{pad2d, tap};
 
@@ -204,31 +205,27 @@ fn plane<T: Real>(
 /// Gradient of the input: scatter of the output gradient through the taps.
 fn grad_input<T: Real>(gout: &[T], wt: &[T], g: Geometry, channels: usize) -> Vec<T> {
     let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
-    let mut out = vec![T::ZERO; gout.len() / plane_out * plane_in];
-    out.par_chunks_mut(plane_in)
-        .enumerate()
-        .for_each(|(i, dst)| {
-            let go = &gout[i * plane_out..(i + 1) * plane_out];
-            let filt = &wt[(i % channels) * kk..(i % channels + 1) * kk];
-            for ky in 0..g.k {
-                for y in 0..g.oh {
-                    let Some(r) = g.input_row(y, ky) else {
-                        continue;
-                    };
-                    let (grow, drow) = (
-                        &go[y * g.ow..(y + 1) * g.ow],
-                        &mut dst[r * g.w..(r + 1) * g.w],
-                    );
-                    for kx in 0..g.k {
-                        let wv = filt[ky * g.k + kx];
-                        for xo in g.valid_x(kx) {
-                            drow[xo * g.stride + kx - g.pad] += wv * grow[xo];
-                        }
+    par_filled(gout.len() / plane_out * plane_in, plane_in, |i, dst| {
+        let go = &gout[i * plane_out..(i + 1) * plane_out];
+        let filt = &wt[(i % channels) * kk..(i % channels + 1) * kk];
+        for ky in 0..g.k {
+            for y in 0..g.oh {
+                let Some(r) = g.input_row(y, ky) else {
+                    continue;
+                };
+                let (grow, drow) = (
+                    &go[y * g.ow..(y + 1) * g.ow],
+                    &mut dst[r * g.w..(r + 1) * g.w],
+                );
+                for kx in 0..g.k {
+                    let wv = filt[ky * g.k + kx];
+                    for xo in g.valid_x(kx) {
+                        drow[xo * g.stride + kx - g.pad] += wv * grow[xo];
                     }
                 }
             }
-        });
-    out
+        }
+    })
 }
 
 /// Gradient of the weights: per channel, the correlation of input and output gradient summed

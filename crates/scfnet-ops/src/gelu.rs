@@ -3,11 +3,11 @@
 //! whose backward is eight element-wise passes, with `1/√(2π)` rounded to 0.398942.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{map_float, map_float2, Real};
 use crate::generic_ops::OpFamily;
+use crate::par_vec::par_filled;
 
 /// Elements of a chunk in the CPU kernels (one rayon task each).
 const CHUNK: usize = 1 << 14;
@@ -35,27 +35,21 @@ fn derivative(x: f64) -> f64 {
 }
 
 fn forward<T: Real + Into<f64>>(x: &[T]) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(d, s)| {
-            for (o, &v) in d.iter_mut().zip(s) {
-                *o = T::from_f64(value(v.into()));
-            }
-        });
-    y
+    par_filled(x.len(), CHUNK, |i, d| {
+        let s = &x[i * CHUNK..][..d.len()];
+        for (o, &v) in d.iter_mut().zip(s) {
+            *o = T::from_f64(value(v.into()));
+        }
+    })
 }
 
 fn backward<T: Real + Into<f64>>(x: &[T], g: &[T]) -> Vec<T> {
-    let mut dx = vec![T::ZERO; x.len()];
-    dx.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(g.par_chunks(CHUNK)))
-        .for_each(|(d, (xs, gs))| {
-            for ((o, &v), &gv) in d.iter_mut().zip(xs).zip(gs) {
-                *o = T::from_f64(gv.into() * derivative(v.into()));
-            }
-        });
-    dx
+    par_filled(x.len(), CHUNK, |i, d| {
+        let (xs, gs) = (&x[i * CHUNK..][..d.len()], &g[i * CHUNK..][..d.len()]);
+        for ((o, &v), &gv) in d.iter_mut().zip(xs).zip(gs) {
+            *o = T::from_f64(gv.into() * derivative(v.into()));
+        }
+    })
 }
 
 struct Gelu;

@@ -7,12 +7,12 @@
 //! candle's matmul; the column op has a backward (columns back to the image), so the layer trains.
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::dispatch::{uses_cpu_kernels, uses_own_kernels};
 use crate::elem::{dims4, map_float, Real};
 use crate::generic_ops::OpFamily;
 use crate::macs;
+use crate::par_vec::par_filled;
 use crate::views::{pad2d, tap};
 
 /// Geometry of a 2-D convolution window.
@@ -117,16 +117,12 @@ fn im2col<T: Real>(
     g: ConvGeometry,
 ) -> Vec<T> {
     let sizes = ColumnSizes::new(x.len() / (c * h * w), c, g, (h, w));
-    let mut out = vec![T::ZERO; sizes.len()];
-    out.par_chunks_mut(sizes.plane)
-        .enumerate()
-        .for_each(|(run, dst)| {
-            let (b, ci, tap) = layout.source(sizes, run);
-            let p = b * c + ci;
-            let src = &x[p * h * w..(p + 1) * h * w];
-            fill_tap(src, dst, (tap / g.kernel, tap % g.kernel), (h, w), g);
-        });
-    out
+    par_filled(sizes.len(), sizes.plane, |run, dst| {
+        let (b, ci, tap) = layout.source(sizes, run);
+        let p = b * c + ci;
+        let src = &x[p * h * w..(p + 1) * h * w];
+        fill_tap(src, dst, (tap / g.kernel, tap % g.kernel), (h, w), g);
+    })
 }
 
 /// Adjoint of [`im2col`]: sums the columns of `layout` back onto `(B, C, H, W)`.
@@ -144,8 +140,7 @@ fn col2im<T: Real>(
         ..one
     };
     let plane = sizes.plane;
-    let mut out = vec![T::ZERO; sizes.images * c * h * w];
-    out.par_chunks_mut(h * w).enumerate().for_each(|(p, dst)| {
+    par_filled(sizes.images * c * h * w, h * w, |p, dst| {
         for tap in 0..sizes.taps {
             let start = layout.run(sizes, (p / c, p % c, tap)) * plane;
             add_tap(
@@ -156,8 +151,7 @@ fn col2im<T: Real>(
                 g,
             );
         }
-    });
-    out
+    })
 }
 
 /// The sizes of a batch's columns: `images` images of `channels` channels, `taps = k·k` taps

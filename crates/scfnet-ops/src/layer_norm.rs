@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{map_float3, Real};
 use crate::generic_ops::OpFamily;
+use crate::par_vec::par_filled;
 
 /// Rows of a chunk in the CPU kernels: fixed, so that the weight gradient's partial sums (one
 /// per chunk, added in chunk order) do not depend on the number of threads.
@@ -78,18 +79,16 @@ fn row_statistics<T: Real + Into<f64>>(row: &[T], eps: f64) -> (f64, f64) {
 /// `y = (x − μ)·r·γ + β` row by row (`r = 1/√(σ² + ε)`).
 fn forward<T: Real + Into<f64>>(x: &[T], weight: &[T], bias: &[T], eps: f64) -> Vec<T> {
     let c = weight.len();
-    let mut y = vec![T::ZERO; x.len()];
-    y.par_chunks_mut(c * ROWS_PER_CHUNK)
-        .zip(x.par_chunks(c * ROWS_PER_CHUNK))
-        .for_each(|(dst, src)| {
-            for (yr, xr) in dst.chunks_mut(c).zip(src.chunks(c)) {
-                let (mean, r) = row_statistics(xr, eps);
-                for (j, (d, &v)) in yr.iter_mut().zip(xr).enumerate() {
-                    *d = T::from_f64((v.into() - mean) * r * weight[j].into() + bias[j].into());
-                }
+    let chunk = c * ROWS_PER_CHUNK;
+    par_filled(x.len(), chunk, |i, dst| {
+        let src = &x[i * chunk..][..dst.len()];
+        for (yr, xr) in dst.chunks_mut(c).zip(src.chunks(c)) {
+            let (mean, r) = row_statistics(xr, eps);
+            for (j, (d, &v)) in yr.iter_mut().zip(xr).enumerate() {
+                *d = T::from_f64((v.into() - mean) * r * weight[j].into() + bias[j].into());
             }
-        });
-    y
+        }
+    })
 }
 
 /// The gradients of [`forward`] for the output gradient `dy`, packed: `dx` (as many values as

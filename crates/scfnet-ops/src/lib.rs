@@ -87,6 +87,7 @@ mod loss;
 pub mod macs;
 
 mod out_ptr;
+mod par_vec;
 mod pool;
 mod precision;
 pub mod profile;

@@ -1,11 +1,11 @@
 //! Differentiable 2-D max-pooling with any kernel, stride and padding (PyTorch semantics).
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{dims4, map_float, map_float2, Real};
 use crate::generic_ops::OpFamily;
+use crate::par_vec::par_filled;
 use crate::views::{pad2d, tap};
 
 /// Kernel, stride and padding of a pooling window, per axis `(h, w)`.
@@ -158,33 +158,27 @@ fn sliding_first_max<T: Real>(
 fn pool_forward<T: Real>(p: &Pool2d, x: &[T], h: usize, w: usize) -> Vec<T> {
     let (oh, ow) = p.output_size(h, w);
     let planes = x.len() / (h * w);
-    let mut out = vec![T::ZERO; planes * oh * ow];
-    out.par_chunks_mut(oh * ow)
-        .zip(x.par_chunks(h * w))
-        .for_each(|(dst, plane)| {
-            let mut idx = vec![0usize; oh * ow];
-            p.argmax(plane, h, w, &mut idx);
-            for (d, &i) in dst.iter_mut().zip(&idx) {
-                *d = plane[i];
-            }
-        });
-    out
+    par_filled(planes * oh * ow, oh * ow, |n, dst| {
+        let plane = &x[n * h * w..(n + 1) * h * w];
+        let mut idx = vec![0usize; oh * ow];
+        p.argmax(plane, h, w, &mut idx);
+        for (d, &i) in dst.iter_mut().zip(&idx) {
+            *d = plane[i];
+        }
+    })
 }
 
 fn pool_backward<T: Real>(p: &Pool2d, x: &[T], grad: &[T], h: usize, w: usize) -> Vec<T> {
     let (oh, ow) = p.output_size(h, w);
-    let mut out = vec![T::ZERO; x.len()];
-    out.par_chunks_mut(h * w)
-        .zip(x.par_chunks(h * w))
-        .zip(grad.par_chunks(oh * ow))
-        .for_each(|((dst, plane), g)| {
-            let mut idx = vec![0usize; oh * ow];
-            p.argmax(plane, h, w, &mut idx);
-            for (&i, &gv) in idx.iter().zip(g) {
-                dst[i] += gv;
-            }
-        });
-    out
+    par_filled(x.len(), h * w, |n, dst| {
+        let plane = &x[n * h * w..(n + 1) * h * w];
+        let g = &grad[n * oh * ow..(n + 1) * oh * ow];
+        let mut idx = vec![0usize; oh * ow];
+        p.argmax(plane, h, w, &mut idx);
+        for (&i, &gv) in idx.iter().zip(g) {
+            dst[i] += gv;
+        }
+    })
 }
 
 struct MaxPool(Pool2d);

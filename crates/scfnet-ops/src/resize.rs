@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use crate::constants::cached_constant;
 use crate::dispatch::uses_cpu_kernels;
 use crate::elem::{dims4, map_float, Real};
+use crate::par_vec::par_filled;
 use crate::resize_columns::ColumnTaps;
 
 /// One output coordinate's two source indices and weights.
@@ -230,21 +231,18 @@ fn resize_planes_adjoint<T: Real>(
     let ys = taps::<T>(ih, oh, align_corners);
     let xs = taps::<T>(iw, ow, align_corners);
     let planes = grad.len() / (oh * ow);
-    let mut out = vec![T::ZERO; planes * ih * iw];
-    out.par_chunks_mut(ih * iw)
-        .zip(grad.par_chunks(oh * ow))
-        .for_each(|(dst, g)| {
-            for (oy, ty) in ys.iter().enumerate() {
-                for (ox, tx) in xs.iter().enumerate() {
-                    let v = g[oy * ow + ox];
-                    dst[ty.i0 * iw + tx.i0] += ty.w0 * tx.w0 * v;
-                    dst[ty.i0 * iw + tx.i1] += ty.w0 * tx.w1 * v;
-                    dst[ty.i1 * iw + tx.i0] += ty.w1 * tx.w0 * v;
-                    dst[ty.i1 * iw + tx.i1] += ty.w1 * tx.w1 * v;
-                }
+    par_filled(planes * ih * iw, ih * iw, |p, dst| {
+        let g = &grad[p * oh * ow..(p + 1) * oh * ow];
+        for (oy, ty) in ys.iter().enumerate() {
+            for (ox, tx) in xs.iter().enumerate() {
+                let v = g[oy * ow + ox];
+                dst[ty.i0 * iw + tx.i0] += ty.w0 * tx.w0 * v;
+                dst[ty.i0 * iw + tx.i1] += ty.w0 * tx.w1 * v;
+                dst[ty.i1 * iw + tx.i0] += ty.w1 * tx.w0 * v;
+                dst[ty.i1 * iw + tx.i1] += ty.w1 * tx.w1 * v;
             }
-        });
-    out
+        }
+    })
 }
 
 /// The `(out_len, in_len)` interpolation matrix of one axis: row `d` holds the weights of output

@@ -1,10 +1,11 @@
 //! The SGD-with-momentum update of parameters in place: on the CPU two passes per parameter
-//! (velocity, weight), on CUDA one launch per chunk of 64 parameters, instead of seven candle
-//! operations and their buffers per parameter and step (hundreds of parameters in a teacher).
-//! The same roundings as the composition, in the same order, so the
-//! weights are bit for bit those of the composed update.
+//! (velocity, weight; large parameters in parallel chunks), on CUDA one launch per chunk of 64
+//! parameters, instead of seven candle operations and their buffers per parameter and step
+//! (hundreds of parameters in a teacher). The same roundings as the composition, in the same
+//! order, so the weights are bit for bit those of the composed update.
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, Var};
+use rayon::prelude::*;
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{contiguous_range, Real};
@@ -197,6 +198,11 @@ impl InplaceOp2 for WeightUpdate {
     }
 }
 
+/// Values per work item of the CPU passes; a parameter of at most this many values is updated on
+/// the calling thread (a parallel loop costs more than it saves there). Each value's update is
+/// independent of the others, so the split changes no bit.
+const CPU_CHUNK: usize = 1 << 14;
+
 fn velocity_cpu<T: Real>(v: &mut [T], g: &[T], w: &[T], s: SgdSettings) -> Result<()> {
     if v.len() != g.len() || v.len() != w.len() {
         candle_core::bail!(
@@ -206,8 +212,17 @@ fn velocity_cpu<T: Real>(v: &mut [T], g: &[T], w: &[T], s: SgdSettings) -> Resul
             w.len()
         );
     }
-    for ((vi, &gi), &wi) in v.iter_mut().zip(g).zip(w) {
-        *vi = velocity_value(*vi, gi, wi, s);
+    let pass = |(v, (g, w)): (&mut [T], (&[T], &[T]))| {
+        for ((vi, &gi), &wi) in v.iter_mut().zip(g).zip(w) {
+            *vi = velocity_value(*vi, gi, wi, s);
+        }
+    };
+    if v.len() <= CPU_CHUNK {
+        pass((v, (g, w)));
+    } else {
+        v.par_chunks_mut(CPU_CHUNK)
+            .zip(g.par_chunks(CPU_CHUNK).zip(w.par_chunks(CPU_CHUNK)))
+            .for_each(pass);
     }
     Ok(())
 }
@@ -216,8 +231,17 @@ fn weight_cpu<T: Real>(w: &mut [T], v: &[T], s: SgdSettings) -> Result<()> {
     if w.len() != v.len() {
         candle_core::bail!("sgd-weight: {} weights, {} velocities", w.len(), v.len());
     }
-    for (wi, &vi) in w.iter_mut().zip(v) {
-        *wi = weight_value(*wi, vi, s);
+    let pass = |(w, v): (&mut [T], &[T])| {
+        for (wi, &vi) in w.iter_mut().zip(v) {
+            *wi = weight_value(*wi, vi, s);
+        }
+    };
+    if w.len() <= CPU_CHUNK {
+        pass((w, v));
+    } else {
+        w.par_chunks_mut(CPU_CHUNK)
+            .zip(v.par_chunks(CPU_CHUNK))
+            .for_each(pass);
     }
     Ok(())
 }

@@ -4,11 +4,11 @@
 //! `(B·windows, heads, N, N)`.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, D};
-use rayon::prelude::*;
 
 use crate::dispatch::uses_own_kernels;
 use crate::elem::{map_float, map_float2, Real};
 use crate::generic_ops::OpFamily;
+use crate::par_vec::par_filled;
 
 /// Rows of a chunk in the CPU kernels (one rayon task each).
 const ROWS_PER_CHUNK: usize = 64;
@@ -38,32 +38,27 @@ fn softmax_row<T: Real + Into<f64>>(x: &[T], y: &mut [T]) {
 }
 
 fn forward<T: Real + Into<f64>>(x: &[T], n: usize) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
-    y.par_chunks_mut(n * ROWS_PER_CHUNK)
-        .zip(x.par_chunks(n * ROWS_PER_CHUNK))
-        .for_each(|(dst, src)| {
-            for (yr, xr) in dst.chunks_mut(n).zip(src.chunks(n)) {
-                softmax_row(xr, yr);
-            }
-        });
-    y
+    let chunk = n * ROWS_PER_CHUNK;
+    par_filled(x.len(), chunk, |i, dst| {
+        let src = &x[i * chunk..][..dst.len()];
+        for (yr, xr) in dst.chunks_mut(n).zip(src.chunks(n)) {
+            softmax_row(xr, yr);
+        }
+    })
 }
 
 /// `dx = y·(g − Σ g·y)` row by row, from the output `y` and its gradient `g`.
 fn backward<T: Real + Into<f64>>(y: &[T], g: &[T], n: usize) -> Vec<T> {
-    let mut dx = vec![T::ZERO; y.len()];
-    dx.par_chunks_mut(n * ROWS_PER_CHUNK)
-        .zip(y.par_chunks(n * ROWS_PER_CHUNK))
-        .zip(g.par_chunks(n * ROWS_PER_CHUNK))
-        .for_each(|((dst, ys), gs)| {
-            for ((dr, yr), gr) in dst.chunks_mut(n).zip(ys.chunks(n)).zip(gs.chunks(n)) {
-                let dot: f64 = yr.iter().zip(gr).map(|(&a, &b)| a.into() * b.into()).sum();
-                for ((d, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
-                    *d = T::from_f64(yv.into() * (gv.into() - dot));
-                }
+    let chunk = n * ROWS_PER_CHUNK;
+    par_filled(y.len(), chunk, |i, dst| {
+        let (ys, gs) = (&y[i * chunk..][..dst.len()], &g[i * chunk..][..dst.len()]);
+        for ((dr, yr), gr) in dst.chunks_mut(n).zip(ys.chunks(n)).zip(gs.chunks(n)) {
+            let dot: f64 = yr.iter().zip(gr).map(|(&a, &b)| a.into() * b.into()).sum();
+            for ((d, &yv), &gv) in dr.iter_mut().zip(yr).zip(gr) {
+                *d = T::from_f64(yv.into() * (gv.into() - dot));
             }
-        });
-    dx
+        }
+    })
 }
 
 /// The length of the last axis of `layout`, refusing an empty one.

@@ -466,6 +466,67 @@ fn candle_stores_a_first_gradient_without_a_zero_fill() {
     assert_eq!(max_diff(gt, &c.t().unwrap()), 0.0);
 }
 
+/// `lhs · rhs` written out in f64, for `(B, M, K)` by `(B, K, N)` (a batch of 1 in `rhs` is
+/// shared by every batch of `lhs`).
+fn naive_matmul(lhs: &Tensor, rhs: &Tensor) -> Vec<f64> {
+    let (rb, _, n) = rhs.dims3().unwrap();
+    let l = lhs.to_dtype(DType::F64).unwrap().to_vec3::<f64>().unwrap();
+    let r = rhs.to_dtype(DType::F64).unwrap().to_vec3::<f64>().unwrap();
+    let mut out = Vec::new();
+    for (bi, rows) in l.iter().enumerate() {
+        let rr = &r[if rb == 1 { 0 } else { bi }];
+        for row in rows {
+            for j in 0..n {
+                out.push(row.iter().zip(rr).map(|(a, rt)| a * rt[j]).sum());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn candle_matmul_writes_every_value_of_its_unfilled_output() {
+    // Our candle-core patch, part 5 (vendor/README.md): the CPU matrix product's output is not
+    // filled with zeros before gemm writes it. Every value must still be written: an empty inner
+    // dimension (K = 0) gives zeros, a batch folded into the rows (a shared right operand), a
+    // batched and a transposed operand give the product. Before each product a buffer of NaN of
+    // the output's size is freed, so that a value gemm failed to write would likely be NaN.
+    let cases: [(&[usize], &[usize], bool); 6] = [
+        (&[1, 5, 0], &[1, 0, 7], false),
+        (&[3, 4, 0], &[3, 0, 2], false),
+        (&[1, 9, 6], &[1, 6, 11], false),
+        (&[4, 9, 6], &[1, 6, 11], false),
+        (&[4, 33, 17], &[4, 17, 65], false),
+        (&[2, 8, 5], &[2, 12, 5], true),
+    ];
+    for (ls, rs, transpose) in cases {
+        let lhs = ramp(ls).sin().unwrap();
+        let rhs = ramp(rs).cos().unwrap();
+        let rhs = if transpose {
+            rhs.transpose(1, 2).unwrap()
+        } else {
+            rhs
+        };
+        let (b, m, _) = lhs.dims3().unwrap();
+        let n = rhs.dim(2).unwrap();
+        drop(Tensor::full(f32::NAN, (b, m, n), &Device::Cpu).unwrap());
+        let got = if rs[0] == 1 && ls[0] > 1 {
+            lhs.broadcast_matmul(&rhs.squeeze(0).unwrap()).unwrap()
+        } else {
+            lhs.matmul(&rhs).unwrap()
+        };
+        let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want = naive_matmul(&lhs, &rhs);
+        assert_eq!(got.len(), want.len(), "{ls:?} x {rs:?}");
+        for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "{ls:?} x {rs:?} (transposed: {transpose}): value {i} is {g}, not {w}"
+            );
+        }
+    }
+}
+
 #[test]
 fn candle_computes_no_gradient_for_operands_that_need_none() {
     // Our candle-core patch, part 3 (vendor/README.md): the contributions of a product, a matrix

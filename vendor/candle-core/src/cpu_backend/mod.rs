@@ -1478,7 +1478,11 @@ impl Map2 for MatMul {
         let dst_rs = dst_strides[0];
         let dst_cs = dst_strides[1];
 
-        let mut dst = vec![T::zero(); b * m * n];
+        // Not filled first: gemm with `read_dst = false` (and alpha = 0) writes every value of
+        // each (m, n) block without reading it, k = 0 included (scfnet-rs patch).
+        let len = b * m * n;
+        let mut dst: Vec<T> = Vec::with_capacity(len);
+        let dst_start = dst.as_mut_ptr();
         let num_threads = crate::utils::get_num_threads();
         let parallelism = if num_threads > 1 {
             Parallelism::Rayon(num_threads)
@@ -1502,13 +1506,12 @@ impl Map2 for MatMul {
         for step in 0..b {
             let lhs_p = &lhs[step * a_skip..];
             let rhs_p = &rhs[step * b_skip..];
-            let dst_p = &mut dst[step * c_skip..];
             unsafe {
                 gemm(
                     /* m: usize = */ m,
                     /* n: usize = */ n,
                     /* k: usize = */ k,
-                    /* dst: *mut T = */ dst_p.as_mut_ptr(),
+                    /* dst: *mut T = */ dst_start.add(step * c_skip),
                     /* dst_cs: isize = */ dst_cs as isize,
                     /* dst_rs: isize = */ dst_rs as isize,
                     /* read_dst: bool = */ false,
@@ -1527,6 +1530,8 @@ impl Map2 for MatMul {
                 )
             }
         }
+        // SAFETY: the loop wrote all b·m·n values (the b blocks of m·n tile the capacity).
+        unsafe { dst.set_len(len) };
         Ok(dst)
     }
 
