@@ -203,6 +203,18 @@ impl InplaceOp2 for WeightUpdate {
 /// independent of the others, so the split changes no bit.
 const CPU_CHUNK: usize = 1 << 14;
 
+/// Runs `pass(start, values)` over `out` in chunks of [`CPU_CHUNK`] values, in parallel (on the
+/// calling thread when `out` is one chunk); `start` is the chunk's first index in `out`.
+fn in_chunks<T: Send>(out: &mut [T], pass: impl Fn(usize, &mut [T]) + Send + Sync) {
+    if out.len() <= CPU_CHUNK {
+        pass(0, out);
+    } else {
+        out.par_chunks_mut(CPU_CHUNK)
+            .enumerate()
+            .for_each(|(i, chunk)| pass(i * CPU_CHUNK, chunk));
+    }
+}
+
 fn velocity_cpu<T: Real>(v: &mut [T], g: &[T], w: &[T], s: SgdSettings) -> Result<()> {
     if v.len() != g.len() || v.len() != w.len() {
         candle_core::bail!(
@@ -212,18 +224,11 @@ fn velocity_cpu<T: Real>(v: &mut [T], g: &[T], w: &[T], s: SgdSettings) -> Resul
             w.len()
         );
     }
-    let pass = |(v, (g, w)): (&mut [T], (&[T], &[T]))| {
-        for ((vi, &gi), &wi) in v.iter_mut().zip(g).zip(w) {
+    in_chunks(v, |start, v| {
+        for ((vi, &gi), &wi) in v.iter_mut().zip(&g[start..]).zip(&w[start..]) {
             *vi = velocity_value(*vi, gi, wi, s);
         }
-    };
-    if v.len() <= CPU_CHUNK {
-        pass((v, (g, w)));
-    } else {
-        v.par_chunks_mut(CPU_CHUNK)
-            .zip(g.par_chunks(CPU_CHUNK).zip(w.par_chunks(CPU_CHUNK)))
-            .for_each(pass);
-    }
+    });
     Ok(())
 }
 
@@ -231,18 +236,11 @@ fn weight_cpu<T: Real>(w: &mut [T], v: &[T], s: SgdSettings) -> Result<()> {
     if w.len() != v.len() {
         candle_core::bail!("sgd-weight: {} weights, {} velocities", w.len(), v.len());
     }
-    let pass = |(w, v): (&mut [T], &[T])| {
-        for (wi, &vi) in w.iter_mut().zip(v) {
+    in_chunks(w, |start, w| {
+        for (wi, &vi) in w.iter_mut().zip(&v[start..]) {
             *wi = weight_value(*wi, vi, s);
         }
-    };
-    if w.len() <= CPU_CHUNK {
-        pass((w, v));
-    } else {
-        w.par_chunks_mut(CPU_CHUNK)
-            .zip(v.par_chunks(CPU_CHUNK))
-            .for_each(pass);
-    }
+    });
     Ok(())
 }
 
