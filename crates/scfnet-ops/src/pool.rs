@@ -6,6 +6,7 @@ use crate::dispatch::uses_own_kernels;
 use crate::elem::{dims4, map_float, map_float2, Real};
 use crate::generic_ops::OpFamily;
 use crate::par_vec::par_filled;
+use crate::simd;
 use crate::views::{pad2d, tap};
 
 /// Kernel, stride and padding of a pooling window, per axis `(h, w)`.
@@ -41,27 +42,44 @@ impl Pool2d {
         if h + 2 * ph < kh || w + 2 * pw < kw {
             candle_core::bail!("max-pool2d: input {h}x{w} is smaller than the window {self:?}");
         }
+        if h.checked_mul(w).is_none_or(|n| n > u32::MAX as usize) {
+            candle_core::bail!(
+                "max-pool2d: a {h}x{w} plane has more values than 32-bit indices reach"
+            );
+        }
         Ok(())
     }
 
     /// For each output pixel of one plane, the flat index of the window's maximum: the first
-    /// one in row-major order; a NaN wins (PyTorch's rule).
-    fn argmax<T: Real>(&self, plane: &[T], h: usize, w: usize, out: &mut [usize]) {
+    /// one in row-major order; a NaN wins (PyTorch's rule). The plane holds at most `u32::MAX`
+    /// values ([`Pool2d::check`]). With `wide`, the one-dimensional stride-1 windows run
+    /// [`keep_greater`] compiled for AVX2 (the caller checked [`simd::wide`]).
+    fn argmax<T: Real>(&self, plane: &[T], h: usize, w: usize, out: &mut [u32], wide: bool) {
         let (oh, ow) = self.output_size(h, w);
-        // One-dimensional stride-1 windows (the separable same-size pool): a sliding maximum,
-        // O(1) a pixel whatever the kernel. NaNs take the general path below.
-        if self.stride == (1, 1) && !plane.iter().any(|v| v.is_nan()) {
+        // One-dimensional stride-1 windows (the separable same-size pool): the window swept
+        // offset by offset, each offset one vectorised pass over contiguous values.
+        if self.stride == (1, 1) {
             if self.kernel.0 == 1 && self.padding.0 == 0 {
+                let mut best_v = vec![T::NEG_INFINITY; ow];
                 for y in 0..h {
-                    sliding_first_max(plane, y * w, 1, w, self.kernel.1, self.padding.1, |o, i| {
-                        out[y * ow + o] = i
-                    });
+                    let row = &plane[y * w..(y + 1) * w];
+                    let dst = &mut out[y * ow..(y + 1) * ow];
+                    let base = (y * w) as u32;
+                    row_first_max(
+                        row,
+                        base,
+                        self.kernel.1,
+                        self.padding.1,
+                        &mut best_v,
+                        dst,
+                        wide,
+                    );
                 }
                 return;
             }
             if self.kernel.1 == 1 && self.padding.1 == 0 {
-                // Down the columns, a whole row at a time (contiguous, vectorisable): the first
-                // row holding each column's maximum wins.
+                // Down the columns, a whole row at a time: the first row holding each column's
+                // maximum wins.
                 let (k, p) = (self.kernel.0, self.padding.0);
                 let mut best_v = vec![T::ZERO; w];
                 for o in 0..oh {
@@ -70,16 +88,11 @@ impl Pool2d {
                     let dst = &mut out[o * ow..o * ow + w];
                     best_v.copy_from_slice(&plane[lo * w..lo * w + w]);
                     for (x, d) in dst.iter_mut().enumerate() {
-                        *d = lo * w + x;
+                        *d = (lo * w + x) as u32;
                     }
                     for y in lo + 1..hi {
                         let row = &plane[y * w..y * w + w];
-                        for (x, (&v, b)) in row.iter().zip(best_v.iter_mut()).enumerate() {
-                            if v > *b {
-                                *b = v;
-                                dst[x] = y * w + x;
-                            }
-                        }
+                        keep_greater(row, (y * w) as u32, &mut best_v, dst, wide);
                     }
                 }
                 return;
@@ -92,14 +105,14 @@ impl Pool2d {
                 let x_start = (ox * self.stride.1) as isize - self.padding.1 as isize;
                 let xs =
                     x_start.max(0) as usize..((x_start + self.kernel.1 as isize) as usize).min(w);
-                let mut best = ys.start * w + xs.start;
+                let mut best = (ys.start * w + xs.start) as u32;
                 let mut best_v = T::NEG_INFINITY;
                 let mut first = true;
                 for y in ys.clone() {
                     for x in xs.clone() {
                         let v = plane[y * w + x];
                         if first || v > best_v || v.is_nan() {
-                            best = y * w + x;
+                            best = (y * w + x) as u32;
                             best_v = v;
                             first = false;
                             if v.is_nan() {
@@ -117,66 +130,108 @@ impl Pool2d {
     }
 }
 
-/// Sliding-window first maximum along one row of `n` values `plane[start + i·step]`, window `k`,
-/// `-inf` padding `p` each side, stride 1: calls `emit(output position, flat index of the first
-/// maximum)` for every output. A monotonic queue keeps candidates with non-increasing values;
-/// equal values keep their order, so the front is the earliest maximum.
-fn sliding_first_max<T: Real>(
-    plane: &[T],
-    start: usize,
-    step: usize,
-    n: usize,
+/// One row's stride-1 window maxima: for each of the `dst.len()` outputs of a `k`-wide window
+/// with `-inf` padding `p` each side, the flat index (`base` + position in `row`) of the window's
+/// first maximum. The window is swept offset by offset, each offset one pass over contiguous
+/// slices ([`keep_greater`]); a strictly greater value is needed to move, so the leftmost maximum
+/// (or the leftmost NaN) stays. `k` passes a row: for the boundary loss's windows (3 to 13) far
+/// faster than a sliding queue's branches. `best_v` is scratch of at least `dst.len()` values.
+fn row_first_max<T: Real>(
+    row: &[T],
+    base: u32,
     k: usize,
     p: usize,
-    mut emit: impl FnMut(usize, usize),
+    best_v: &mut [T],
+    dst: &mut [u32],
+    wide: bool,
 ) {
-    let n_out = n + 2 * p + 1 - k;
-    let mut queue = std::collections::VecDeque::with_capacity(k);
-    let mut next = 0usize; // next position to enqueue
-    for o in 0..n_out {
-        let lo = o.saturating_sub(p);
-        let hi = (o + k - p).min(n); // exclusive
-        while next < hi {
-            let v = plane[start + next * step];
-            while queue
-                .back()
-                .is_some_and(|&j: &usize| plane[start + j * step] < v)
-            {
-                queue.pop_back();
-            }
-            queue.push_back(next);
-            next += 1;
+    let (n, n_out) = (row.len(), dst.len());
+    let best_v = &mut best_v[..n_out];
+    // Every window starts at its first real position, with a value any real one beats.
+    for (o, (b, d)) in best_v.iter_mut().zip(dst.iter_mut()).enumerate() {
+        *b = T::NEG_INFINITY;
+        *d = base + o.saturating_sub(p) as u32;
+    }
+    for off in 0..k {
+        // Output `o` sees `row[o + off − p]` when that position is inside the row.
+        let o_start = p.saturating_sub(off);
+        let o_end = n_out.min((n + p).saturating_sub(off));
+        if o_start >= o_end {
+            continue;
         }
-        while queue.front().is_some_and(|&j| j < lo) {
-            queue.pop_front();
-        }
-        let best = *queue.front().expect("a window holds at least one value");
-        emit(o, start + best * step);
+        let s_start = o_start + off - p;
+        keep_greater(
+            &row[s_start..s_start + (o_end - o_start)],
+            base + s_start as u32,
+            &mut best_v[o_start..o_end],
+            &mut dst[o_start..o_end],
+            wide,
+        );
+    }
+}
+
+/// Element by element: where `values[i]` is strictly greater than `best[i]`, or a NaN where
+/// `best[i]` is none, it becomes the best and `index[i]` becomes `first + i` (so the first
+/// maximum, or the first NaN, of the values swept stays). With `wide` (the caller checked [`simd::wide`]) the same
+/// loop compiled for AVX2: eight comparisons and blends at a time.
+#[inline]
+fn keep_greater<T: Real>(values: &[T], first: u32, best: &mut [T], index: &mut [u32], wide: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: the caller checked with `simd::wide` that the CPU has AVX2.
+        unsafe { keep_greater_wide(values, first, best, index) };
+        return;
+    }
+    let _ = wide;
+    keep_greater_lanes(values, first, best, index)
+}
+
+/// [`keep_greater_lanes`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn keep_greater_wide<T: Real>(values: &[T], first: u32, best: &mut [T], index: &mut [u32]) {
+    keep_greater_lanes(values, first, best, index)
+}
+
+/// The loop of [`keep_greater`], written as selections without branches so that it vectorises.
+#[inline(always)]
+fn keep_greater_lanes<T: Real>(values: &[T], first: u32, best: &mut [T], index: &mut [u32]) {
+    let n = values.len().min(best.len()).min(index.len());
+    let (values, best, index) = (&values[..n], &mut best[..n], &mut index[..n]);
+    for i in 0..n {
+        let (v, b, d) = (values[i], best[i], index[i]);
+        // `&` and `!` rather than `&&`: no branch. A NaN is the only value unequal to itself.
+        #[allow(clippy::eq_op)]
+        let take = (v > b) | ((v != v) & (b == b));
+        best[i] = if take { v } else { b };
+        index[i] = if take { first + i as u32 } else { d };
     }
 }
 
 fn pool_forward<T: Real>(p: &Pool2d, x: &[T], h: usize, w: usize) -> Vec<T> {
     let (oh, ow) = p.output_size(h, w);
     let planes = x.len() / (h * w);
+    let wide = simd::wide();
     par_filled(planes * oh * ow, oh * ow, |n, dst| {
         let plane = &x[n * h * w..(n + 1) * h * w];
-        let mut idx = vec![0usize; oh * ow];
-        p.argmax(plane, h, w, &mut idx);
+        let mut idx = vec![0u32; oh * ow];
+        p.argmax(plane, h, w, &mut idx, wide);
         for (d, &i) in dst.iter_mut().zip(&idx) {
-            *d = plane[i];
+            *d = plane[i as usize];
         }
     })
 }
 
 fn pool_backward<T: Real>(p: &Pool2d, x: &[T], grad: &[T], h: usize, w: usize) -> Vec<T> {
     let (oh, ow) = p.output_size(h, w);
+    let wide = simd::wide();
     par_filled(x.len(), h * w, |n, dst| {
         let plane = &x[n * h * w..(n + 1) * h * w];
         let g = &grad[n * oh * ow..(n + 1) * oh * ow];
-        let mut idx = vec![0usize; oh * ow];
-        p.argmax(plane, h, w, &mut idx);
+        let mut idx = vec![0u32; oh * ow];
+        p.argmax(plane, h, w, &mut idx, wide);
         for (&i, &gv) in idx.iter().zip(g) {
-            dst[i] += gv;
+            dst[i as usize] += gv;
         }
     })
 }
@@ -233,6 +288,7 @@ impl CustomOp2 for MaxPoolGrad {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (_, _, h, w) = dims4(self.name(), l1)?;
+        self.0.check(h, w)?;
         let out = map_float2!(self.name(), s1, l1, s2, l2, |x, g| pool_backward(
             &self.0, x, g, h, w
         ));

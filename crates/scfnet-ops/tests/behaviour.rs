@@ -155,6 +155,81 @@ fn max_pool_gradient_goes_to_the_first_maximum() {
     assert_eq!(g, [1.0, 0.0, 0.0, 0.0]);
 }
 
+/// Output values (NaN as `None`) and the input gradient of `pool` on `x` with a gradient of
+/// ones flowing back.
+fn pooled_and_gradient(
+    x: &Tensor,
+    pool: impl Fn(&Tensor) -> Tensor,
+) -> (Vec<Option<f64>>, Vec<f64>) {
+    let x = Var::from_tensor(x).unwrap();
+    let y = pool(x.as_tensor());
+    let values = values_f64(&y)
+        .into_iter()
+        .map(|v| (!v.is_nan()).then_some(v))
+        .collect();
+    // The gradient of a sum of NaNs is still ones: backward never reads the values.
+    let g = y.sum_all().unwrap().backward().unwrap();
+    (values, values_f64(g.get(x.as_tensor()).unwrap()))
+}
+
+#[test]
+fn max_pool_nan_wins_and_the_first_nan_takes_the_gradient() {
+    let nan = f32::NAN;
+    let row = [1.0, nan, 3.0, nan, 2.0, 0.0];
+    // Windows of 3 with one -inf padding each side, along a row and down a column.
+    let along_row = Pool2d {
+        kernel: (1, 3),
+        stride: (1, 1),
+        padding: (0, 1),
+    };
+    let down_column = Pool2d {
+        kernel: (3, 1),
+        stride: (1, 1),
+        padding: (1, 0),
+    };
+    // Windows [pad 1 NaN] [1 NaN 3] [NaN 3 NaN] [3 NaN 2] [NaN 2 0] [2 0 pad]: the first NaN of
+    // a window wins, so position 1 collects three gradients, position 3 two, position 4 one.
+    let want_values = vec![None, None, None, None, None, Some(2.0)];
+    let want_grad = vec![0.0, 3.0, 0.0, 2.0, 1.0, 0.0];
+    for (shape, pool) in [((1, 1, 1, 6), along_row), ((1, 1, 6, 1), down_column)] {
+        let x = Tensor::new(&row, &Device::Cpu)
+            .unwrap()
+            .reshape(shape)
+            .unwrap();
+        let (values, grad) = pooled_and_gradient(&x, |t| max_pool2d(t, pool).unwrap());
+        assert_eq!(values, want_values, "{pool:?}");
+        assert_eq!(grad, want_grad, "{pool:?}");
+    }
+}
+
+#[test]
+fn separable_same_pooling_picks_the_window_pixel_of_a_square_pool_nans_and_ties_included() {
+    // Values on a coarse grid (many ties) with NaNs sprinkled in; a 13-wide plane, as the
+    // boundary loss's widest band.
+    let (h, w) = (11, 13);
+    let data: Vec<f32> = (0..2 * h * w)
+        .map(|i| match (i * 37) % 29 {
+            0 => f32::NAN,
+            r => (r % 4) as f32,
+        })
+        .collect();
+    let x = Tensor::from_vec(data, (1, 2, h, w), &Device::Cpu).unwrap();
+    for k in [3, 5, 13] {
+        let square = Pool2d {
+            kernel: (k, k),
+            stride: (1, 1),
+            padding: (k / 2, k / 2),
+        };
+        let separable = pooled_and_gradient(&x, |t| max_pool2d_same(t, k).unwrap());
+        let direct = pooled_and_gradient(&x, |t| max_pool2d(t, square).unwrap());
+        assert!(
+            separable.0.iter().any(Option::is_none),
+            "k={k}: some window holds a NaN"
+        );
+        assert_eq!(separable, direct, "k={k}");
+    }
+}
+
 #[test]
 fn bce_stays_finite_for_extreme_logits() {
     let x = Var::new(&[1000f32, -1000.0, 20.0, -110.0, 0.0], &Device::Cpu).unwrap();
