@@ -205,36 +205,75 @@ fn plane<T: Real>(
 /// Gradient of the input: scatter of the output gradient through the taps.
 fn grad_input<T: Real>(gout: &[T], wt: &[T], g: Geometry, channels: usize) -> Vec<T> {
     let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
+    let wide = simd::wide();
     par_filled(gout.len() / plane_out * plane_in, plane_in, |i, dst| {
         let go = &gout[i * plane_out..(i + 1) * plane_out];
         let filt = &wt[(i % channels) * kk..(i % channels + 1) * kk];
-        for ky in 0..g.k {
-            for y in 0..g.oh {
-                let Some(r) = g.input_row(y, ky) else {
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            // SAFETY: `simd::wide` checked that the CPU has AVX2 and FMA.
+            unsafe { grad_input_plane_wide(go, filt, dst, g) };
+            return;
+        }
+        let _ = wide;
+        grad_input_plane(go, filt, dst, g);
+    })
+}
+
+/// One plane of [`grad_input`]: `dst[r][x·s + kx − p] += w[ky][kx] · gout[y][x]`, by kernel
+/// row, output row, kernel column, then output column (each input value receives its terms in
+/// that order; `dst` starts at zero).
+#[inline(always)]
+fn grad_input_plane<T: Real>(go: &[T], filt: &[T], dst: &mut [T], g: Geometry) {
+    for ky in 0..g.k {
+        for y in 0..g.oh {
+            let Some(r) = g.input_row(y, ky) else {
+                continue;
+            };
+            let (grow, drow) = (
+                &go[y * g.ow..(y + 1) * g.ow],
+                &mut dst[r * g.w..(r + 1) * g.w],
+            );
+            for kx in 0..g.k {
+                let wv = filt[ky * g.k + kx];
+                let xs = g.valid_x(kx);
+                if xs.is_empty() {
                     continue;
-                };
-                let (grow, drow) = (
-                    &go[y * g.ow..(y + 1) * g.ow],
-                    &mut dst[r * g.w..(r + 1) * g.w],
-                );
-                for kx in 0..g.k {
-                    let wv = filt[ky * g.k + kx];
-                    for xo in g.valid_x(kx) {
+                }
+                if g.stride == 1 {
+                    // Contiguous on both sides: one vectorised pass.
+                    let d = &mut drow[xs.start + kx - g.pad..xs.end + kx - g.pad];
+                    for (d, &gv) in d.iter_mut().zip(&grow[xs]) {
+                        *d += wv * gv;
+                    }
+                } else {
+                    for xo in xs {
                         drow[xo * g.stride + kx - g.pad] += wv * grow[xo];
                     }
                 }
             }
         }
-    })
+    }
+}
+
+/// [`grad_input_plane`] compiled for AVX2 and FMA (the same arithmetic, eight lanes at a time).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn grad_input_plane_wide<T: Real>(go: &[T], filt: &[T], dst: &mut [T], g: Geometry) {
+    grad_input_plane(go, filt, dst, g)
 }
 
 /// Gradient of the weights: per channel, the correlation of input and output gradient summed
-/// over the batch (in batch order, so the result is deterministic).
+/// over the batch (in batch order, so the result is deterministic). Each tap's sum runs over the
+/// output rows, then columns, in order, as one chain of additions; the `k` taps of a kernel row
+/// are carried side by side ([`tap_row_sums`]) so that their chains overlap in the CPU instead
+/// of waiting on each other, each still in its own order (the same sums to the last bit).
 fn grad_weight<T: Real>(x: &[T], gout: &[T], g: Geometry, channels: usize) -> Vec<T> {
     let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     let batch = x.len() / plane_in / channels;
     let mut out = vec![T::ZERO; channels * kk];
     out.par_chunks_mut(kk).enumerate().for_each(|(c, gw)| {
+        let mut acc = vec![T::ZERO; g.k];
         for b in 0..batch {
             let i = b * channels + c;
             let (src, go) = (
@@ -242,24 +281,79 @@ fn grad_weight<T: Real>(x: &[T], gout: &[T], g: Geometry, channels: usize) -> Ve
                 &gout[i * plane_out..(i + 1) * plane_out],
             );
             for ky in 0..g.k {
-                for kx in 0..g.k {
-                    let mut acc = T::ZERO;
-                    for y in 0..g.oh {
-                        let Some(r) = g.input_row(y, ky) else {
-                            continue;
-                        };
-                        let (row, grow) =
-                            (&src[r * g.w..(r + 1) * g.w], &go[y * g.ow..(y + 1) * g.ow]);
-                        for xo in g.valid_x(kx) {
-                            acc += grow[xo] * row[xo * g.stride + kx - g.pad];
+                acc.fill(T::ZERO);
+                match g.k {
+                    3 => tap_row_sums::<T, 3>(src, go, g, ky, (&mut acc[..]).try_into().unwrap()),
+                    5 => tap_row_sums::<T, 5>(src, go, g, ky, (&mut acc[..]).try_into().unwrap()),
+                    7 => tap_row_sums::<T, 7>(src, go, g, ky, (&mut acc[..]).try_into().unwrap()),
+                    _ => {
+                        for (kx, a) in acc.iter_mut().enumerate() {
+                            for_tap(src, go, g, ky, kx, a);
                         }
                     }
-                    gw[ky * g.k + kx] += acc;
+                }
+                for (kx, a) in acc.iter().enumerate() {
+                    gw[ky * g.k + kx] += *a;
                 }
             }
         }
     });
     out
+}
+
+/// One tap's chain: `acc += gout[y][x] · in[y·s + ky − p][x·s + kx − p]` over the output rows,
+/// then columns, in order (taps outside the input add nothing).
+fn for_tap<T: Real>(src: &[T], go: &[T], g: Geometry, ky: usize, kx: usize, acc: &mut T) {
+    for y in 0..g.oh {
+        let Some(r) = g.input_row(y, ky) else {
+            continue;
+        };
+        let (row, grow) = (&src[r * g.w..(r + 1) * g.w], &go[y * g.ow..(y + 1) * g.ow]);
+        for xo in g.valid_x(kx) {
+            *acc += grow[xo] * row[xo * g.stride + kx - g.pad];
+        }
+    }
+}
+
+/// The `K` chains of kernel row `ky` ([`for_tap`] for `kx = 0..K`) at once. Per output row,
+/// each tap first takes its columns left of those every tap reaches, then all taps advance
+/// together over the shared columns, then each takes its columns on the right: every chain
+/// still adds its terms in the order of [`for_tap`].
+fn tap_row_sums<T: Real, const K: usize>(
+    src: &[T],
+    go: &[T],
+    g: Geometry,
+    ky: usize,
+    acc: &mut [T; K],
+) {
+    // The shared columns: from the first one tap 0 reaches to the last one tap K − 1 reaches.
+    let shared_lo = g.valid_x(0).start;
+    let shared_hi = g.valid_x(K - 1).end.max(shared_lo);
+    let ranges: [std::ops::Range<usize>; K] = std::array::from_fn(|kx| g.valid_x(kx));
+    for y in 0..g.oh {
+        let Some(r) = g.input_row(y, ky) else {
+            continue;
+        };
+        let (row, grow) = (&src[r * g.w..(r + 1) * g.w], &go[y * g.ow..(y + 1) * g.ow]);
+        for (kx, a) in acc.iter_mut().enumerate() {
+            for xo in ranges[kx].start..ranges[kx].end.min(shared_lo) {
+                *a += grow[xo] * row[xo * g.stride + kx - g.pad];
+            }
+        }
+        for xo in shared_lo..shared_hi {
+            let gv = grow[xo];
+            // Tap 0 reaches column `xo`, so `xo·s ≥ p`.
+            let taps = &row[xo * g.stride - g.pad..][..K];
+            for (a, &v) in acc.iter_mut().zip(taps) {
+                *a += gv * v;
+            }
+        }
+        for (kx, a) in acc.iter_mut().enumerate() {
+            for xo in ranges[kx].start.max(shared_hi)..ranges[kx].end {
+                *a += grow[xo] * row[xo * g.stride + kx - g.pad];
+            }
+        }
+    }
 }
 
 /// Checks shapes and returns the geometry and channel count.
@@ -590,4 +684,97 @@ fn depthwise_generic(x: &Tensor, weight: &Tensor, cfg: DepthwiseConfig) -> Resul
         }
     }
     Ok(sum.expect("the kernel holds at least one tap"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The weight gradient computed one tap's chain at a time ([`for_tap`] alone), the order
+    /// [`grad_weight`] promises to keep.
+    fn grad_weight_tap_by_tap(x: &[f32], gout: &[f32], g: Geometry, channels: usize) -> Vec<f32> {
+        let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
+        let batch = x.len() / plane_in / channels;
+        let mut out = vec![0f32; channels * kk];
+        for c in 0..channels {
+            for b in 0..batch {
+                let i = b * channels + c;
+                let src = &x[i * plane_in..(i + 1) * plane_in];
+                let go = &gout[i * plane_out..(i + 1) * plane_out];
+                for ky in 0..g.k {
+                    for kx in 0..g.k {
+                        let mut acc = 0f32;
+                        for_tap(src, go, g, ky, kx, &mut acc);
+                        out[c * kk + ky * g.k + kx] += acc;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The input gradient one value at a time, in the order [`grad_input_plane`] promises.
+    fn grad_input_one_by_one(gout: &[f32], wt: &[f32], g: Geometry, channels: usize) -> Vec<f32> {
+        let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
+        let planes = gout.len() / plane_out;
+        let mut out = vec![0f32; planes * plane_in];
+        for i in 0..planes {
+            let filt = &wt[(i % channels) * kk..][..kk];
+            for ky in 0..g.k {
+                for y in 0..g.oh {
+                    let Some(r) = g.input_row(y, ky) else {
+                        continue;
+                    };
+                    for kx in 0..g.k {
+                        for xo in g.valid_x(kx) {
+                            out[i * plane_in + r * g.w + xo * g.stride + kx - g.pad] +=
+                                filt[ky * g.k + kx] * gout[i * plane_out + y * g.ow + xo];
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Values whose sums round differently in another order.
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n as u32)
+            .map(|i| {
+                let v = (i.wrapping_mul(2_654_435_761) ^ seed).wrapping_mul(40_503) >> 8;
+                (v as f32 / (1 << 24) as f32 - 0.5) * (1.0 + (i % 7) as f32 * 1e3)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_gradients_keep_their_order_of_additions_to_the_last_bit() {
+        let mut cases = 0;
+        for k in [1, 2, 3, 4, 5, 7] {
+            for stride in [1, 2] {
+                for padding in 0..=k / 2 {
+                    // Planes wider and narrower than the kernel (no shared columns at all).
+                    for (h, w) in [(9, 13), (6, 3), (k.max(2), k.max(2))] {
+                        let Ok(g) = Geometry::new(h, w, k, DepthwiseConfig { stride, padding })
+                        else {
+                            continue;
+                        };
+                        let (batch, channels) = (2, 3);
+                        let x = values(batch * channels * h * w, 1);
+                        let gout = values(batch * channels * g.oh * g.ow, 2);
+                        let want = grad_weight_tap_by_tap(&x, &gout, g, channels);
+                        let got = grad_weight(&x, &gout, g, channels);
+                        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&got), bits(&want), "weights {g:?}");
+                        let wt = values(channels * k * k, 3);
+                        let want = grad_input_one_by_one(&gout, &wt, g, channels);
+                        let got = grad_input(&gout, &wt, g, channels);
+                        assert_eq!(bits(&got), bits(&want), "input {g:?}");
+                        cases += 1;
+                    }
+                }
+            }
+        }
+        assert!(cases > 60, "{cases} geometries");
+    }
 }
