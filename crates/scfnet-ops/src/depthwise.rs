@@ -288,7 +288,7 @@ fn grad_weight<T: Real>(x: &[T], gout: &[T], g: Geometry, channels: usize) -> Ve
                     7 => tap_row_sums::<T, 7>(src, go, g, ky, (&mut acc[..]).try_into().unwrap()),
                     _ => {
                         for (kx, a) in acc.iter_mut().enumerate() {
-                            for_tap(src, go, g, ky, kx, a);
+                            tap_sum(src, go, g, ky, kx, a);
                         }
                     }
                 }
@@ -303,7 +303,7 @@ fn grad_weight<T: Real>(x: &[T], gout: &[T], g: Geometry, channels: usize) -> Ve
 
 /// One tap's chain: `acc += gout[y][x] · in[y·s + ky − p][x·s + kx − p]` over the output rows,
 /// then columns, in order (taps outside the input add nothing).
-fn for_tap<T: Real>(src: &[T], go: &[T], g: Geometry, ky: usize, kx: usize, acc: &mut T) {
+fn tap_sum<T: Real>(src: &[T], go: &[T], g: Geometry, ky: usize, kx: usize, acc: &mut T) {
     for y in 0..g.oh {
         let Some(r) = g.input_row(y, ky) else {
             continue;
@@ -315,10 +315,10 @@ fn for_tap<T: Real>(src: &[T], go: &[T], g: Geometry, ky: usize, kx: usize, acc:
     }
 }
 
-/// The `K` chains of kernel row `ky` ([`for_tap`] for `kx = 0..K`) at once. Per output row,
+/// The `K` chains of kernel row `ky` ([`tap_sum`] for `kx = 0..K`) at once. Per output row,
 /// each tap first takes its columns left of those every tap reaches, then all taps advance
 /// together over the shared columns, then each takes its columns on the right: every chain
-/// still adds its terms in the order of [`for_tap`].
+/// still adds its terms in the order of [`tap_sum`].
 fn tap_row_sums<T: Real, const K: usize>(
     src: &[T],
     go: &[T],
@@ -690,7 +690,7 @@ fn depthwise_generic(x: &Tensor, weight: &Tensor, cfg: DepthwiseConfig) -> Resul
 mod tests {
     use super::*;
 
-    /// The weight gradient computed one tap's chain at a time ([`for_tap`] alone), the order
+    /// The weight gradient computed one tap's chain at a time ([`tap_sum`] alone), the order
     /// [`grad_weight`] promises to keep.
     fn grad_weight_tap_by_tap(x: &[f32], gout: &[f32], g: Geometry, channels: usize) -> Vec<f32> {
         let (plane_in, plane_out, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
@@ -704,7 +704,7 @@ mod tests {
                 for ky in 0..g.k {
                     for kx in 0..g.k {
                         let mut acc = 0f32;
-                        for_tap(src, go, g, ky, kx, &mut acc);
+                        tap_sum(src, go, g, ky, kx, &mut acc);
                         out[c * kk + ky * g.k + kx] += acc;
                     }
                 }

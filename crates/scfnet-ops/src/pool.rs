@@ -172,8 +172,8 @@ fn row_first_max<T: Real>(
 
 /// Element by element: where `values[i]` is strictly greater than `best[i]`, or a NaN where
 /// `best[i]` is none, it becomes the best and `index[i]` becomes `first + i` (so the first
-/// maximum, or the first NaN, of the values swept stays). With `wide` (the caller checked [`simd::wide`]) the same
-/// loop compiled for AVX2: eight comparisons and blends at a time.
+/// maximum, or the first NaN, of the values swept stays). With `wide` (the caller checked
+/// [`simd::wide`]) the same loop compiled for AVX2: eight comparisons and blends at a time.
 #[inline]
 fn keep_greater<T: Real>(values: &[T], first: u32, best: &mut [T], index: &mut [u32], wide: bool) {
     #[cfg(target_arch = "x86_64")]
